@@ -1,0 +1,192 @@
+"""tcplab's command line. One error handler at the top turns exceptions into one
+line and an exit code: 0 pass, 1 an expectation failed, 2 bad input or usage,
+3 the lab could not judge, 130 interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from tcplab import __version__
+from tcplab.errors import EXIT_INPUT, ScenarioError, TcplabError
+
+EXIT_INTERRUPTED = 130
+
+
+def _console(no_color: bool, stderr: bool = False) -> Console:
+    # --no-color means plain text: no colours, no bold, no spinner, no cursor moves.
+    plain = {"color_system": None, "force_terminal": False} if no_color else {}
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False, **plain)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 110  # a pipe or a CI log: room for the whole ladder
+    return console
+
+
+def _load_all(paths) -> list:
+    from tcplab.scenario import discover, load_scenario
+
+    files = discover(paths)
+    if not files:
+        raise ScenarioError(" ".join(map(str, paths)), None, "", "no scenario files found")
+    return [load_scenario(f) for f in files]
+
+
+def _check_sysctls_exist(scenarios) -> None:
+    """A sysctl this kernel lacks is the scenario's mistake (exit 2), found before any
+    namespace exists."""
+    for sc in scenarios:
+        for host, values in sc.sysctls.items():
+            for name in values:
+                if not os.path.exists("/proc/sys/" + name.replace(".", "/")):
+                    raise ScenarioError(sc.path, _line_of(sc.path, name),
+                                        f"hosts.{host}.sysctls.{name}",
+                                        f"this kernel ({os.uname().release}) has no such sysctl")
+
+
+def _line_of(path: str, needle: str) -> int | None:
+    try:
+        for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+            if needle in line:
+                return i
+    except OSError:
+        pass
+    return None
+
+
+def _install_signal_handlers() -> None:
+    from tcplab.runner import CANCEL
+
+    def handler(signum, _frame):
+        if CANCEL.is_set():  # a second Ctrl-C: the user really means it
+            raise KeyboardInterrupt
+        CANCEL.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tcplab")
+def cli() -> None:
+    """Break TCP handshakes and teardowns on a real Linux kernel and watch what it does."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "json_path", type=click.Path(), help="Write the result JSON here "
+              "(a directory when several scenarios run).")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Scenarios to run side by side.")
+@click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
+def run(paths, json_path, jobs, no_color) -> None:
+    """Run scenario files (or folders of them) and judge what the kernel did."""
+    from tcplab.render.live import LiveView, QuietView, print_verdict, summary_table
+    from tcplab.runner import CANCEL, run_scenario
+
+    scenarios = _load_all(paths)
+    _check_sysctls_exist(scenarios)
+    console = _console(no_color)
+    _install_signal_handlers()
+
+    def one(sc):
+        view = LiveView(console) if jobs == 1 else QuietView()
+        try:
+            result = run_scenario(sc, view)
+        finally:
+            view.finish()
+        print_verdict(console, result)
+        if jobs == 1:
+            console.print()
+        _write_json(result, json_path, len(scenarios) > 1)
+        return result
+
+    if jobs == 1:
+        results = [one(sc) for sc in scenarios if not CANCEL.is_set()]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(one, scenarios))
+    if len(results) > 1:
+        console.print(summary_table(results))
+    if CANCEL.is_set():
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(max((r.exit_code for r in results), default=0, key=_severity))
+
+
+def _severity(code: int) -> int:
+    return {0: 0, 1: 1, 3: 2}.get(code, 3)
+
+
+def _write_json(result, json_path, many: bool) -> None:
+    if not json_path:
+        return
+    path = Path(json_path)
+    if many:
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / f"{result.scenario.name}.json"
+    path.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def validate(paths) -> None:
+    """Check scenario files without running them (no root needed)."""
+    for sc in _load_all(paths):
+        click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
+
+
+@cli.command()
+@click.option("--no-color", is_flag=True)
+def doctor(no_color) -> None:
+    """Say what this machine has and lacks for the lab, and how to fix it."""
+    from rich.table import Table
+
+    from tcplab.lab.preflight import findings
+
+    console = _console(no_color)
+    table = Table(title="tcplab doctor")
+    for col in ("check", "status", "detail", "fix"):
+        table.add_column(col)
+    found = findings()
+    for f in found:
+        status = "ok" if f.ok else ("MISSING" if f.fatal else "degraded")
+        table.add_row(f.name, status, f.detail, f.fix)
+    console.print(table)
+    sys.exit(0 if all(f.ok or not f.fatal for f in found) else 3)
+
+
+@cli.command()
+def clean() -> None:
+    """Remove what killed runs left behind (never a live run's lab)."""
+    from tcplab.lab.clean import clean_dead_runs
+
+    for line in clean_dead_runs():
+        click.echo(line)
+
+
+def main() -> None:
+    traceback = "--traceback" in sys.argv
+    if traceback:
+        sys.argv.remove("--traceback")
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_INPUT)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except TcplabError as e:
+        if traceback:
+            raise
+        click.echo(f"tcplab: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,111 @@
+"""The Record: one timeline of past-tense events on one clock.
+
+Times are seconds since scenario start (`t`), taken from CLOCK_MONOTONIC in every
+process of the lab (tracefs runs with trace_clock=mono), so they compare directly.
+The JSON shape of each event is a contract (result JSON, `events` list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tcplab.core.segments import flag_string
+
+DELIVERED, DROPPED, DELAYED = "delivered", "dropped", "delayed"
+
+
+@dataclass(frozen=True)
+class SegmentSeen:
+    """A segment reached the router (t) and met its fate; t_out is when it left
+    the router (None if dropped). A delayed segment has fate 'delayed' and t_out."""
+
+    t: float
+    name: str
+    nth: int
+    sender: str
+    flags: int
+    seq: int
+    ack: int
+    length: int
+    fate: str
+    retransmission: bool
+    conn: int
+    t_out: float | None = None
+    src: str = ""
+    dst: str = ""
+    sport: int = 0
+    dport: int = 0
+    fault: str | None = None  # which fault rule decided the fate, e.g. "drop syn nth=all"
+    kind: str = field(default="segment", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["from"] = d.pop("sender")
+        d["len"] = d.pop("length")
+        d["flags"] = flag_string(self.flags)
+        return d
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """A socket on `host` moved from one TCP state to another. Kernel names without
+    the TCP_ prefix: SYN_SENT, ESTABLISHED, TIME_WAIT. `source` is 'tracepoint' or
+    'inet_diag' (polling sees request sockets and timewait sockets the tracepoint misses)."""
+
+    t: float
+    host: str
+    old: str
+    new: str
+    source: str
+    laddr: str = ""
+    lport: int = 0
+    raddr: str = ""
+    rport: int = 0
+    kind: str = field(default="state", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["from"] = d.pop("old")
+        d["to"] = d.pop("new")
+        return d
+
+
+@dataclass(frozen=True)
+class AppCalled:
+    """An application step on `host` started at t, ended at t_end with result 'ok' or
+    an errno name (ETIMEDOUT). t_end is None when it never returned before the run ended."""
+
+    t: float
+    host: str
+    call: str
+    arg: Any
+    result: str | None
+    t_end: float | None
+    detail: str = ""
+    kind: str = field(default="app", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class KernelNoted:
+    """A tracepoint that says why: tcp_retransmit_skb, tcp_retransmit_synack,
+    tcp_send_reset, tcp_receive_reset."""
+
+    t: float
+    host: str
+    event: str
+    detail: str
+    kind: str = field(default="kernel", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Event = SegmentSeen | StateChanged | AppCalled | KernelNoted
+
+
+def sort_events(events: list[Event]) -> list[Event]:
+    return sorted(events, key=lambda e: e.t)

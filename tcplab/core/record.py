@@ -1,0 +1,154 @@
+"""Turning what the lab's processes reported into one Record, and reading it back.
+
+Pure: messages come in as dicts with a CLOCK_MONOTONIC `mono`; the Record holds
+events with `t` relative to the scenario start t0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from tcplab.core.events import AppCalled, Event, KernelNoted, SegmentSeen, StateChanged
+
+# States the sock:inet_sock_set_state tracepoint never reports (request sockets and
+# timewait minisockets); inet_diag polling fills them in (LINUX-TCP.md section 9).
+TRACEPOINT_BLIND = frozenset({"SYN_RECV", "TIME_WAIT"})
+# A full socket handing over to a timewait minisocket shows FIN_WAIT2->CLOSE or
+# CLOSING->CLOSE on the tracepoint although the connection lives on.
+HANDOVER_FROM = frozenset({"FIN_WAIT2", "CLOSING"})
+
+
+@dataclass
+class Record:
+    t0: float
+    segments: list[SegmentSeen] = field(default_factory=list)
+    apps: list[AppCalled] = field(default_factory=list)
+    kernel: list[KernelNoted] = field(default_factory=list)
+    tracepoint_states: list[StateChanged] = field(default_factory=list)
+    diag_states: list[StateChanged] = field(default_factory=list)
+    have_tracepoint: bool = True
+    alive_at_end: set = field(default_factory=set)  # (host, 4-tuple) diag saw at the end
+    _delayed: dict[int, int] = field(default_factory=dict)  # hook id -> index in segments
+    _open_calls: dict[str, tuple[float, str, object]] = field(default_factory=dict)
+
+    def t(self, mono: float | None) -> float | None:
+        return None if mono is None else round(mono - self.t0, 6)
+
+    # -- feeding ------------------------------------------------------------------
+    def add_segment(self, m: dict) -> SegmentSeen:
+        seg = SegmentSeen(
+            t=self.t(m["mono"]), name=m["name"], nth=m["nth"], sender=m["sender"],
+            flags=m["flags"], seq=m["seq"], ack=m["ack"], length=m["length"],
+            fate=m["fate"], retransmission=m["retransmission"], conn=m["conn"],
+            t_out=self.t(m["mono_out"]), src=m["src"], dst=m["dst"], sport=m["sport"],
+            dport=m["dport"], fault=m.get("fault"))
+        if seg.fate == "delayed":
+            self._delayed[m["id"]] = len(self.segments)
+        self.segments.append(seg)
+        return seg
+
+    def release(self, m: dict) -> SegmentSeen | None:
+        i = self._delayed.pop(m["id"], None)
+        if i is None:
+            return None
+        self.segments[i] = dataclasses.replace(self.segments[i], t_out=self.t(m["mono"]))
+        return self.segments[i]
+
+    def app_started(self, host: str, m: dict) -> None:
+        self._open_calls[host] = (m["mono"], m["call"], m.get("arg"))
+
+    def app_finished(self, host: str, m: dict) -> AppCalled:
+        self._open_calls.pop(host, None)
+        call = AppCalled(t=self.t(m["mono"]), host=host, call=m["call"], arg=m.get("arg"),
+                         result=m["result"], t_end=self.t(m["mono_end"]),
+                         detail=m.get("detail", ""))
+        self.apps.append(call)
+        return call
+
+    def close_open_calls(self) -> None:
+        """Calls still blocked when the run ended are recorded with no result."""
+        for host, (mono, call, arg) in sorted(self._open_calls.items()):
+            self.apps.append(AppCalled(t=self.t(mono), host=host, call=call, arg=arg,
+                                       result=None, t_end=None, detail="still blocked"))
+        self._open_calls.clear()
+
+    def add_diag(self, host: str, m: dict) -> StateChanged:
+        ev = StateChanged(t=self.t(m["mono"]), host=host, old=m["old"], new=m["new"],
+                          source="inet_diag", laddr=m["laddr"], lport=m["lport"],
+                          raddr=m["raddr"], rport=m["rport"])
+        self.diag_states.append(ev)
+        return ev
+
+    # -- reading ------------------------------------------------------------------
+    def states(self) -> list[StateChanged]:
+        return merge_states(self.tracepoint_states, self.diag_states, self.have_tracepoint,
+                            self.alive_at_end)
+
+    def events(self) -> list[Event]:
+        return sorted([*self.segments, *self.apps, *self.kernel, *self.states()],
+                      key=lambda e: e.t)
+
+    def sent_by(self, host: str, name: str) -> list[SegmentSeen]:
+        """Occurrences of `name` from `host` on the first connection that has any."""
+        mine = [s for s in self.segments if s.sender == host and s.name == name]
+        if not mine:
+            return []
+        first = mine[0].conn
+        return [s for s in mine if s.conn == first]
+
+    def state_sequence(self, host: str) -> tuple[list[str], list[StateChanged]]:
+        """States of the host's first connection socket (listeners left out), in
+        order, repeats folded: e.g. [SYN_SENT, ESTABLISHED, FIN_WAIT1, ...]."""
+        evs = [e for e in self.states() if e.host == host and e.rport != 0]
+        if not evs:
+            return [], []
+        key = _tuple(evs[0])
+        seq: list[str] = []
+        proof: list[StateChanged] = []
+        for e in evs:
+            if _tuple(e) == key and (not seq or seq[-1] != e.new):
+                seq.append(e.new)
+                proof.append(e)
+        return seq, proof
+
+
+def _tuple(e: StateChanged) -> tuple:
+    return (e.laddr, e.lport, e.raddr, e.rport)
+
+
+def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
+                 have_tracepoint: bool, alive_at_end: set | frozenset = frozenset()
+                 ) -> list[StateChanged]:
+    """One state history from two sources. The tracepoint is exact for full sockets;
+    inet_diag adds what it cannot see. Without tracefs, inet_diag is all there is."""
+    if not have_tracepoint:
+        return sorted(diag, key=lambda e: e.t)
+    handovers = set()
+    kept = []
+    for e in tracepoint:
+        if e.new == "CLOSE" and e.old in HANDOVER_FROM and _lives_on(e, diag, alive_at_end):
+            handovers.add((e.host, _tuple(e)))
+            continue
+        kept.append(e)
+    for e in diag:
+        if (e.new in TRACEPOINT_BLIND or (e.new == "CLOSE" and e.old in TRACEPOINT_BLIND)
+                or (e.new == "CLOSE" and (e.host, _tuple(e)) in handovers)):
+            kept.append(e)
+    return sorted(kept, key=lambda e: e.t)
+
+
+def _lives_on(e: StateChanged, diag: list[StateChanged], alive_at_end: set) -> bool:
+    """Did the connection outlive the tracepoint's CLOSE as a timewait socket? Then
+    diag shows it in TIME_WAIT afterwards, or sees it vanish well after (an RST'd
+    socket vanishes within a poll or two), or it was still there when the run ended."""
+    if (e.host, _tuple(e)) in alive_at_end:
+        return True
+    for d in diag:
+        if d.host != e.host or _tuple(d) != _tuple(e):
+            continue
+        if d.new == "TIME_WAIT" and d.t >= e.t - 0.001:
+            return True
+        if d.new == "CLOSE" and d.old in ("FIN_WAIT2", "TIME_WAIT") and d.t > e.t + 0.2:
+            return True
+    return False

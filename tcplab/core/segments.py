@@ -1,0 +1,180 @@
+"""Segment vocabulary: the names a fault or an expectation uses for a TCP segment.
+
+Everything that decides what a segment *is* lives in this module (h11's `_state.py`
+habit): the name table, the aliases, which side can send which name, and the
+classifier that turns raw headers into a named, counted occurrence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Flag bits as in the TCP header (RFC 9293 section 3.1).
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
+                 (ECE, "E"), (CWR, "C"))
+
+CLIENT, SERVER = "client", "server"
+
+# name -> (aliases, who can send it, does it occupy sequence space, description)
+VOCABULARY: dict[str, tuple[tuple[str, ...], frozenset[str], bool, str]] = {
+    "syn": (("handshake-1",), frozenset({CLIENT}), True, "client's SYN"),
+    "syn-ack": (("handshake-2",), frozenset({SERVER}), True, "server's SYN-ACK"),
+    "ack": (("handshake-3",), frozenset({CLIENT}), False,
+            "client's pure ACK completing the handshake"),
+    "fin": (("teardown-1",), frozenset({CLIENT, SERVER}), True,
+            "first FIN, from whichever side closes first"),
+    "fin-ack": (("teardown-2",), frozenset({CLIENT, SERVER}), False,
+                "pure ACK of the first FIN"),
+    "peer-fin": (("teardown-3",), frozenset({CLIENT, SERVER}), True,
+                 "the second FIN, from the passive closer"),
+    "last-ack": (("teardown-4",), frozenset({CLIENT, SERVER}), False,
+                 "ACK of the second FIN"),
+    "data": ((), frozenset({CLIENT, SERVER}), True, "segment with payload"),
+    "data-ack": ((), frozenset({CLIENT, SERVER}), False,
+                 "any other pure ACK (of data, a window update, a keepalive answer)"),
+    "rst": ((), frozenset({CLIENT, SERVER}), False, "any RST"),
+}
+
+ALIASES: dict[str, str] = {a: name for name, (aliases, *_rest) in VOCABULARY.items()
+                           for a in aliases}
+
+
+def canonical_name(name: str) -> str | None:
+    """'handshake-2' -> 'syn-ack'; unknown names -> None."""
+    if name in VOCABULARY:
+        return name
+    return ALIASES.get(name)
+
+
+def senders(name: str) -> frozenset[str]:
+    return VOCABULARY[name][1]
+
+
+def flag_string(flags: int) -> str:
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "."
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The header fields of one IPv4 TCP segment, as the router saw it."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    flags: int
+    seq: int
+    ack: int
+    length: int  # payload bytes
+
+    @property
+    def seq_space(self) -> int:
+        """Sequence numbers the segment occupies (SYN and FIN count one each)."""
+        return self.length + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A segment with its name, occurrence number and direction."""
+
+    segment: Segment
+    name: str
+    nth: int  # 1 = first occurrence of this name on this connection (per direction)
+    sender: str  # CLIENT or SERVER
+    retransmission: bool  # same name, same sequence number as an earlier occurrence
+    conn: int  # connection number within the run, from 1
+
+
+@dataclass
+class _Connection:
+    """What the classifier remembers about one connection (4-tuple + ISN)."""
+
+    number: int
+    client_isn: int | None = None
+    server_isn: int | None = None
+    first_fin: tuple[str, int] | None = None  # (sender, sequence number right after FIN)
+    peer_fin: tuple[str, int] | None = None
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    seqs: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+
+
+def _name(conn: _Connection, seg: Segment, sender: str) -> str:
+    """The classification table, in the order the checks must happen."""
+    f = seg.flags
+    if f & RST:
+        return "rst"
+    if f & SYN:
+        return "syn-ack" if f & ACK else "syn"
+    if f & FIN:
+        first = conn.first_fin
+        return "fin" if first is None or first[0] == sender else "peer-fin"
+    if seg.length > 0:
+        return "data"
+    # A pure ACK: what does it acknowledge?
+    if conn.peer_fin and conn.peer_fin[0] != sender and _covers(seg.ack, conn.peer_fin[1]):
+        return "last-ack"
+    if conn.first_fin and conn.first_fin[0] != sender and _covers(seg.ack, conn.first_fin[1]):
+        return "fin-ack"
+    if (sender == CLIENT and conn.server_isn is not None and conn.first_fin is None
+            and seg.ack == (conn.server_isn + 1) & 0xFFFFFFFF
+            and conn.client_isn is not None and seg.seq == (conn.client_isn + 1) & 0xFFFFFFFF):
+        return "ack"
+    return "data-ack"
+
+
+def _covers(ack: int, seq_after: int) -> bool:
+    """ack acknowledges everything before seq_after (modulo 2^32)."""
+    return ((ack - seq_after) & 0xFFFFFFFF) < 0x80000000
+
+
+class Classifier:
+    """Names segments and counts occurrences per connection and name.
+
+    Pure: feed it segments in the order the router saw them. `client_addrs` are
+    the addresses on the client side of the router; everything else is the server.
+    """
+
+    def __init__(self, client_addrs: frozenset[str] | set[str]):
+        self.client_addrs = frozenset(client_addrs)
+        self._conns: dict[tuple, _Connection] = {}
+        self._next = 1
+
+    def _connection(self, seg: Segment, sender: str) -> _Connection:
+        key = ((seg.src, seg.sport, seg.dst, seg.dport) if sender == CLIENT
+               else (seg.dst, seg.dport, seg.src, seg.sport))
+        conn = self._conns.get(key)
+        fresh_syn = seg.flags & SYN and not seg.flags & ACK
+        if conn is None or (fresh_syn and conn.client_isn is not None
+                            and seg.seq != conn.client_isn and conn.first_fin is not None):
+            # A new SYN with another ISN after a close: the 4-tuple is reused.
+            conn = _Connection(number=self._next)
+            self._next += 1
+            self._conns[key] = conn
+        return conn
+
+    def classify(self, seg: Segment) -> Classified:
+        sender = CLIENT if seg.src in self.client_addrs else SERVER
+        conn = self._connection(seg, sender)
+        name = _name(conn, seg, sender)
+        self._learn(conn, seg, sender, name)
+        key = (sender, name)
+        nth = conn.counts.get(key, 0) + 1
+        conn.counts[key] = nth
+        seen = conn.seqs.setdefault(key, set())
+        # Only segments that occupy sequence space can be retransmitted; a repeated
+        # pure ACK is a new answer to something, not a retransmission.
+        retrans = VOCABULARY[name][2] and seg.seq in seen
+        seen.add(seg.seq)
+        return Classified(seg, name, nth, sender, bool(retrans), conn.number)
+
+    @staticmethod
+    def _learn(conn: _Connection, seg: Segment, sender: str, name: str) -> None:
+        if name == "syn" and conn.client_isn is None:
+            conn.client_isn = seg.seq
+        elif name == "syn-ack" and conn.server_isn is None:
+            conn.server_isn = seg.seq
+        elif name == "fin" and conn.first_fin is None:
+            conn.first_fin = (sender, (seg.seq + seg.seq_space) & 0xFFFFFFFF)
+        elif name == "peer-fin" and conn.peer_fin is None:
+            conn.peer_fin = (sender, (seg.seq + seg.seq_space) & 0xFFFFFFFF)

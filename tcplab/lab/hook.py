@@ -1,0 +1,150 @@
+"""The router's NFQUEUE hook: a child process in the router namespace.
+
+    python -m tcplab.lab.hook      (config as one JSON line on stdin)
+
+It installs `-j NFQUEUE --queue-bypass` in a chain of its own at the top of FORWARD,
+binds the queue, says `ready`, and then for every forwarded TCP segment: parse ->
+classify -> decide -> apply. Delayed segments are retained and released from the
+main loop; the callback never sleeps. With --queue-bypass, traffic flows unhooked if
+this process dies, and the runner then calls the run an error (it never black-holes).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import select
+import subprocess
+import sys
+import time
+
+from tcplab.core.packet import parse_ipv4_tcp
+from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.scenario import Fault
+from tcplab.core.segments import Classifier
+from tcplab.lab import child
+
+CHAIN = "TCPLAB"
+
+
+def install_rules(queue: int) -> str:
+    """Put our chain first in FORWARD. Returns the iptables flavour that worked:
+    the nft-backed one needs nft_compat + xt_NFQUEUE, the legacy one ip_tables."""
+    errors = []
+    for binary in ("iptables", "iptables-nft", "iptables-legacy"):
+        cmds = [[binary, "-w", "-N", CHAIN],
+                [binary, "-w", "-A", CHAIN, "-p", "tcp", "-j", "NFQUEUE",
+                 "--queue-num", str(queue), "--queue-bypass"],
+                [binary, "-w", "-I", "FORWARD", "1", "-j", CHAIN]]
+        try:
+            for cmd in cmds:
+                subprocess.run(cmd, check=True, capture_output=True, text=True)
+            return binary
+        except FileNotFoundError:
+            errors.append(f"{binary}: not installed")
+        except subprocess.CalledProcessError as e:
+            errors.append(f"{binary}: {e.stderr.strip() or e.returncode}")
+            subprocess.run([binary, "-w", "-F", CHAIN], capture_output=True)
+            subprocess.run([binary, "-w", "-X", CHAIN], capture_output=True)
+    raise SystemExit("cannot install the NFQUEUE rule: " + "; ".join(errors))
+
+
+def queue_stats(queue: int) -> dict:
+    """Counters from /proc/net/netfilter/nfnetlink_queue (per namespace): packets the
+    kernel dropped because the queue or the socket overflowed."""
+    try:
+        with open("/proc/net/netfilter/nfnetlink_queue") as f:
+            for line in f:
+                cols = line.split()
+                if cols and int(cols[0]) == queue:
+                    return {"queue_total": int(cols[2]), "queue_dropped": int(cols[5]),
+                            "user_dropped": int(cols[6]), "id_sequence": int(cols[7])}
+    except (OSError, ValueError, IndexError):
+        pass
+    return {}
+
+
+class Hook:
+    def __init__(self, faults: list[Fault], client_addrs: list[str]):
+        self.faults = tuple(faults)
+        self.classifier = Classifier(set(client_addrs))
+        self.held: list[tuple[float, int, object]] = []  # (release at, id, packet)
+        self._ids = itertools.count(1)
+
+    def on_packet(self, pkt) -> None:
+        now = time.monotonic()
+        seg = parse_ipv4_tcp(pkt.get_payload())
+        if seg is None:
+            pkt.accept()
+            return
+        seen = self.classifier.classify(seg)
+        verdict = decide(self.faults, seen)
+        self.apply(pkt, seen, verdict, now)
+
+    def apply(self, pkt, seen, verdict, now: float) -> None:
+        ident = next(self._ids)
+        fate, mono_out = "delivered", now
+        if verdict.action == DROP:
+            pkt.drop()
+            fate, mono_out = "dropped", None
+        elif verdict.action == DELAY:
+            pkt.retain()
+            mono_out = now + verdict.delay
+            heapq.heappush(self.held, (mono_out, ident, pkt))
+            fate = "delayed"
+        else:
+            pkt.accept()
+        s = seen.segment
+        child.emit("segment", mono=now, id=ident, name=seen.name, nth=seen.nth,
+                   sender=seen.sender, flags=s.flags, seq=s.seq, ack=s.ack, length=s.length,
+                   fate=fate, retransmission=seen.retransmission, conn=seen.conn,
+                   mono_out=mono_out, src=s.src, dst=s.dst, sport=s.sport, dport=s.dport,
+                   fault=verdict.fault.describe() if verdict.fault else None)
+
+    def release_due(self, now: float) -> None:
+        while self.held and self.held[0][0] <= now:
+            _, ident, pkt = heapq.heappop(self.held)
+            pkt.accept()
+            child.emit("released", id=ident)
+
+    def release_all(self) -> None:
+        self.release_due(float("inf"))
+
+    def next_timeout(self, now: float, idle: float = 0.5) -> float:
+        return max(0.0, min(idle, self.held[0][0] - now)) if self.held else idle
+
+
+def main() -> None:
+    config = child.read_config()
+    child.enter_netns(config["netns"])
+    child.write_sysctls(config.get("sysctls", {}))
+    from netfilterqueue import NetfilterQueue
+
+    faults = [Fault(**{**f, "nth": tuple(f["nth"]) if f["nth"] is not None else None})
+              for f in config["faults"]]
+    hook = Hook(faults, config["client_addrs"])
+    nfq = NetfilterQueue()
+    nfq.bind(config["queue"], hook.on_packet)
+    flavour = install_rules(config["queue"])
+    child.emit("ready", iptables=flavour, pid=os.getpid())
+    fd = nfq.get_fd()
+    stdin = sys.stdin.fileno()
+    try:
+        while True:
+            ready, _, _ = select.select([fd, stdin], [], [], hook.next_timeout(time.monotonic()))
+            if fd in ready:
+                nfq.run(block=False)
+            hook.release_due(time.monotonic())
+            if stdin in ready:
+                line = os.read(stdin, 4096)
+                if not line or b"stop" in line:
+                    break
+    finally:
+        hook.release_all()
+        child.emit("stats", **queue_stats(config["queue"]))
+        nfq.unbind()
+
+
+if __name__ == "__main__":
+    main()

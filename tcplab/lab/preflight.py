@@ -1,0 +1,109 @@
+"""What the lab needs from this machine, checked before anything is set up.
+
+Each probe returns a Finding; `tcplab doctor` prints them all, `require()` raises the
+first fatal one as a LabError (exit 3) with the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from tcplab.errors import LabError
+
+TRACEFS = "/sys/kernel/tracing"
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    fatal: bool = True  # False: the lab still works, with less
+
+
+def root() -> Finding:
+    ok = os.geteuid() == 0
+    return Finding("root", ok, "running as root" if ok else f"uid {os.geteuid()}",
+                   "run as root (sudo tcplab ...)")
+
+
+def iptables() -> Finding:
+    path = shutil.which("iptables")
+    if not path:
+        return Finding("iptables", False, "iptables not found",
+                       "apt-get install iptables (or: sudo ./lab setup)")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
+    return Finding("iptables", out.returncode == 0, (out.stdout or out.stderr).strip())
+
+
+def nfqueue() -> Finding:
+    """nfnetlink_queue must be loadable; the iptables NFQUEUE target (xt_NFQUEUE)
+    is what the hook uses, since native nft `queue` is missing on some kernels."""
+    def present() -> bool:
+        return (os.path.exists("/proc/net/netfilter/nfnetlink_queue")
+                or os.path.exists("/sys/module/nfnetlink_queue"))
+
+    if not present() and shutil.which("modprobe"):
+        subprocess.run(["modprobe", "nfnetlink_queue"], capture_output=True)
+    ok = present()
+    fix = "modprobe nfnetlink_queue (kernel needs CONFIG_NETFILTER_NETLINK_QUEUE)"
+    try:
+        import netfilterqueue  # noqa: F401
+    except ImportError as e:
+        return Finding("nfnetlink_queue", False, f"python binding missing: {e}",
+                       "pip install NetfilterQueue (needs libnetfilter-queue-dev, gcc)")
+    return Finding("nfnetlink_queue", ok, "module loaded" if ok else "module not available",
+                   "" if ok else fix)
+
+
+def tracefs() -> Finding:
+    if not os.path.isdir(f"{TRACEFS}/instances"):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True)
+    ok = os.path.isdir(f"{TRACEFS}/events/sock/inet_sock_set_state")
+    return Finding("tracefs", ok,
+                   "sock:inet_sock_set_state available" if ok else
+                   "tracefs or the inet_sock_set_state tracepoint is missing; "
+                   "states will come from inet_diag polling only",
+                   "" if ok else f"mount -t tracefs nodev {TRACEFS}", fatal=False)
+
+
+def netns() -> Finding:
+    ok = os.path.exists("/proc/self/ns/net")
+    return Finding("network namespaces", ok, "supported" if ok else "no /proc/self/ns/net",
+                   "a kernel with CONFIG_NET_NS")
+
+
+def kernel() -> Finding:
+    return Finding("kernel", True, platform.release(), fatal=False)
+
+
+def sysctls(names: set[str]) -> Finding:
+    """A sysctl this kernel does not have: name it. Its presence in the root
+    namespace's /proc/sys is only read here, never written."""
+    missing = sorted(n for n in names if not os.path.exists("/proc/sys/" + n.replace(".", "/")))
+    if missing:
+        return Finding("sysctls", False, "not on this kernel: " + ", ".join(missing),
+                       f"remove them from the scenario or use a kernel that has them "
+                       f"(this is {platform.release()})")
+    return Finding("sysctls", True, f"{len(names)} requested, all present")
+
+
+def findings(sysctl_names: set[str] = frozenset()) -> list[Finding]:
+    found = [root(), netns(), iptables(), nfqueue(), tracefs(), kernel()]
+    if sysctl_names:
+        found.append(sysctls(set(sysctl_names)))
+    return found
+
+
+def require(sysctl_names: set[str] = frozenset()) -> list[Finding]:
+    """Raise for the first fatal problem; return the findings (incl. warnings)."""
+    found = findings(sysctl_names)
+    for f in found:
+        if f.fatal and not f.ok:
+            raise LabError(f"{f.name}: {f.detail}", f.fix or None)
+    return found

@@ -1,0 +1,154 @@
+"""client -- router -- server: the lab's network as data (plan) and as namespaces (build).
+
+Every interface is created inside a namespace of ours (veth add in the client or
+server namespace with its peer placed straight into the router's), so the root
+namespace never sees one. Deleting the three namespaces removes every interface,
+route, rule and sysctl the run made: cleanup is complete by construction.
+
+Each run owns a slot 0..255 (an atomic mkdir under /run/tcplab/slots, with the owner's
+pid) that gives it unique namespace names, addresses and an NFQUEUE number, so runs
+go side by side and `tcplab clean` can tell a dead run's leftovers from a live run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tcplab.errors import LabError
+
+STATE_DIR = Path(os.environ.get("TCPLAB_STATE_DIR", "/run/tcplab"))
+PREFIX = "tl-"
+SLOTS = 256
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_id: str
+    slot: int
+    client_ns: str
+    router_ns: str
+    server_ns: str
+    client_addr: str
+    router_client_addr: str
+    server_addr: str
+    router_server_addr: str
+    queue: int
+    prefixlen: int = 24
+
+    @property
+    def namespaces(self) -> tuple[str, str, str]:
+        return (self.client_ns, self.router_ns, self.server_ns)
+
+    @property
+    def addr_to_host(self) -> dict[str, str]:
+        return {self.client_addr: "client", self.server_addr: "server",
+                self.router_client_addr: "router", self.router_server_addr: "router"}
+
+
+def plan(slot: int, run_id: str) -> Plan:
+    """198.18.0.0/15 is reserved for network benchmark tests (RFC 2544): client side
+    198.18.<slot>.0/24, server side 198.19.<slot>.0/24."""
+    base = f"{PREFIX}{run_id}"
+    return Plan(run_id=run_id, slot=slot, client_ns=f"{base}-c", router_ns=f"{base}-r",
+                server_ns=f"{base}-s", client_addr=f"198.18.{slot}.2",
+                router_client_addr=f"198.18.{slot}.1", server_addr=f"198.19.{slot}.2",
+                router_server_addr=f"198.19.{slot}.1", queue=slot)
+
+
+def claim_slot() -> Plan:
+    """Take a free slot; a slot whose owner process is gone is taken over."""
+    slots = STATE_DIR / "slots"
+    slots.mkdir(parents=True, exist_ok=True)
+    start = secrets.randbelow(SLOTS)
+    for i in range(SLOTS):
+        slot = (start + i) % SLOTS
+        d = slots / str(slot)
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        p = plan(slot, f"{secrets.token_hex(2)}{slot:02x}")
+        (d / "owner.json").write_text(json.dumps(
+            {"pid": os.getpid(), "start": _proc_start(os.getpid()), "run_id": p.run_id,
+             "namespaces": list(p.namespaces), "created": time.time()}))
+        return p
+    raise LabError(f"all {SLOTS} lab slots are in use", fix="tcplab clean")
+
+
+def release_slot(p: Plan) -> None:
+    shutil.rmtree(STATE_DIR / "slots" / str(p.slot), ignore_errors=True)
+
+
+def _proc_start(pid: int) -> str | None:
+    """Process start time, so a recycled pid is not taken for the owner."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_alive(owner: dict) -> bool:
+    pid = owner.get("pid")
+    return bool(pid) and _proc_start(pid) is not None and _proc_start(pid) == owner.get("start")
+
+
+def build(p: Plan) -> None:
+    from pyroute2 import NetNS, netns
+
+    for name in p.namespaces:
+        netns.create(name)
+    with NetNS(p.client_ns, flags=0) as ns:
+        ns.link("add", ifname="eth0", kind="veth",
+                peer={"ifname": "to-client", "net_ns_fd": p.router_ns})
+    with NetNS(p.server_ns, flags=0) as ns:
+        ns.link("add", ifname="eth0", kind="veth",
+                peer={"ifname": "to-server", "net_ns_fd": p.router_ns})
+    _configure(p.client_ns, {"eth0": p.client_addr}, gateway=p.router_client_addr,
+               prefixlen=p.prefixlen)
+    _configure(p.server_ns, {"eth0": p.server_addr}, gateway=p.router_server_addr,
+               prefixlen=p.prefixlen)
+    _configure(p.router_ns, {"to-client": p.router_client_addr,
+                             "to-server": p.router_server_addr}, gateway=None,
+               prefixlen=p.prefixlen)
+
+
+def _configure(ns_name: str, addrs: dict[str, str], gateway: str | None,
+               prefixlen: int) -> None:
+    from pyroute2 import NetNS
+
+    with NetNS(ns_name, flags=0) as ns:
+        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        for ifname, addr in addrs.items():
+            idx = ns.link_lookup(ifname=ifname)[0]
+            ns.addr("add", index=idx, address=addr, prefixlen=prefixlen)
+            ns.link("set", index=idx, state="up")
+        if gateway:
+            ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+
+
+def destroy(p: Plan) -> list[str]:
+    """Remove the run's namespaces; returns the ones that could not be removed."""
+    from pyroute2 import netns
+
+    failed = []
+    existing = set(netns.listnetns())
+    for name in p.namespaces:
+        if name in existing:
+            try:
+                netns.remove(name)
+            except OSError:
+                failed.append(name)
+    return failed
+
+
+def lab_namespaces() -> list[str]:
+    from pyroute2 import netns
+
+    return sorted(n for n in netns.listnetns() if n.startswith(PREFIX))

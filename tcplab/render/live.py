@@ -1,0 +1,148 @@
+"""Views the runner reports to: the live ladder for one scenario at a time, and a
+quiet one-line-per-scenario view for parallel runs. Also the verdict block and the
+summary table, shared by `run` and (later) `show`."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tcplab.core.check import Check
+from tcplab.render.ladder import Ladder
+
+HEARTBEAT = 10.0
+REORDER = 0.3  # seconds of silence before a plain-text "still running" line
+
+
+class LiveView:
+    """Prints each event as a ladder line the moment it happens. On a terminal a
+    status line shows the elapsed time and what is blocked; in a pipe, a heartbeat
+    line every 10 s of silence does the same job, so a 131 s run never looks hung."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.ladder = Ladder(console.width)
+        self._pending: list = []  # (t, order, Text): a short reorder buffer
+        self.status = None
+        self.timeout = 0.0
+        self._last_output = time.monotonic()
+
+    def started(self, scenario, plan) -> None:
+        c = self.console
+        c.print(Text(f"▶ {scenario.name}", style="bold"), Text(f"({scenario.path})", style="dim"))
+        c.print(Text(scenario.summary, style="italic"))
+        if scenario.faults:
+            c.print(Text("faults: " + "; ".join(f.describe() for f in scenario.faults),
+                         style="yellow"))
+        c.print(Text(f"lab {plan.run_id}: client {plan.client_addr} ⇄ router ⇄ server "
+                     f"{plan.server_addr}, queue {plan.queue}", style="dim"))
+        c.print(self.ladder.header())
+        self.timeout = scenario.timeout
+        if c.is_terminal:
+            self.status = c.status("starting…")
+            self.status.start()
+
+    def _print(self, line) -> None:
+        if line is not None:
+            self.console.print(line, overflow="crop", no_wrap=True)
+            self._last_output = time.monotonic()
+
+    def _queue(self, t: float, line) -> None:
+        """Tracepoint records reach us a little after the segments they caused, so lines
+        wait REORDER seconds and come out in time order."""
+        if line is not None:
+            self._pending.append((t, len(self._pending), line))
+
+    def _flush(self, upto: float) -> None:
+        ready = sorted(p for p in self._pending if p[0] <= upto)
+        self._pending = [p for p in self._pending if p[0] > upto]
+        for _t, _n, line in ready:
+            self._print(line)
+
+    def event(self, ev) -> None:
+        t = ev.t_end if getattr(ev, "kind", "") == "app" and ev.t_end is not None else ev.t
+        self._queue(t, self.ladder.line(ev))
+
+    def call_started(self, t, host, call, arg) -> None:
+        self._queue(t, self.ladder.call_started(t, host, call, arg))
+
+    def tick(self, t: float, waiting: str) -> None:
+        self._flush(t - REORDER)
+        text = f"t={t:.1f}s of at most {self.timeout:g}s" + (f" — {waiting}" if waiting else "")
+        if self.status is not None:
+            self.status.update(text)
+        elif time.monotonic() - self._last_output >= HEARTBEAT:
+            self._print(Text(f"{'…':>8} still running: {text}", style="dim"))
+
+    def note(self, text: str) -> None:
+        self._print(Text(f"note: {text}", style="yellow"))
+
+    def finish(self) -> None:
+        self._flush(float("inf"))
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+class QuietView:
+    def started(self, scenario, plan): pass
+    def event(self, ev): pass
+    def call_started(self, t, host, call, arg): pass
+    def tick(self, t, waiting): pass
+    def note(self, text): pass
+    def finish(self): pass
+
+
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
+
+
+def format_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f} s"
+    return str(v)
+
+
+def check_line(c: Check) -> Text:
+    mark = Text("  ✓ " if c.passed else "  ✗ ", style="green" if c.passed else "bold red")
+    body = f"{c.name}: "
+    if c.passed:
+        body += f"{format_value(c.actual)}"
+        if c.tolerance is not None:
+            body += f" (expected {format_value(c.expected)} ± {c.tolerance:.3f} s)"
+    else:
+        body += f"expected {format_value(c.expected)}, got {format_value(c.actual)}"
+        if c.tolerance is not None:
+            body += f", tolerance {c.tolerance:.3f} s"
+        if c.line:
+            body += f" [scenario line {c.line}]"
+        if c.evidence:
+            body += f"\n      proof: {c.evidence}"
+    return mark + Text(body)
+
+
+def print_verdict(console: Console, result) -> None:
+    style = VERDICT_STYLE.get(result.verdict, "")
+    console.print(Text(f"{result.verdict.upper()} ", style=style) +
+                  Text(f"{result.scenario.name} in {result.duration:.1f} s "
+                       f"(kernel {result.kernel})"))
+    for c in result.checks:
+        console.print(check_line(c))
+    for e in result.errors:
+        console.print(Text(f"  error: {e}", style="yellow"))
+    for n in result.notes:
+        console.print(Text(f"  note: {n}", style="dim"))
+
+
+def summary_table(results) -> Table:
+    table = Table(title="tcplab summary")
+    for col in ("scenario", "claims", "verdict", "checks", "time"):
+        table.add_column(col)
+    for r in results:
+        passed = sum(c.passed for c in r.checks)
+        table.add_row(r.scenario.name, ",".join(r.scenario.claims),
+                      Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")),
+                      f"{passed}/{len(r.checks)}", f"{r.duration:.1f} s")
+    return table

@@ -1,0 +1,305 @@
+"""The one place that joins the lab (namespaces, hook, agents, tracefs) and the core
+(record, checker). Everything it builds is torn down in `finally`, whatever happens.
+"""
+
+from __future__ import annotations
+
+import platform
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tcplab.core.check import Check, check_scenario, verdict
+from tcplab.core.events import Event
+from tcplab.core.record import Record
+from tcplab.core.scenario import Scenario
+from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
+from tcplab.lab import preflight, topology
+from tcplab.lab.procs import Child
+
+READY_TIMEOUT = 15.0
+# Set by the CLI's SIGINT/SIGTERM handler: every run stops at its next loop turn and
+# tears down in its own `finally` (threads cannot be interrupted any other way).
+CANCEL = threading.Event()
+
+
+class Interrupted(LabError):
+    exit_code = 130
+
+
+class View(Protocol):
+    """What the runner tells whoever watches (the live ladder, or nothing)."""
+
+    def started(self, scenario: Scenario, plan: topology.Plan) -> None: ...
+    def event(self, ev: Event) -> None: ...
+    def call_started(self, t: float, host: str, call: str, arg) -> None: ...
+    def tick(self, t: float, waiting: str) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class NullView:
+    def started(self, scenario, plan): pass
+    def event(self, ev): pass
+    def call_started(self, t, host, call, arg): pass
+    def tick(self, t, waiting): pass
+    def note(self, text): pass
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    verdict: str
+    checks: list[Check] = field(default_factory=list)
+    record: Record | None = None
+    sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    kernel: str = field(default_factory=platform.release)
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(self.verdict, EXIT_ERROR)
+
+    def to_json(self) -> dict:
+        events = self.record.events() if self.record else []
+        return {"scenario": self.scenario.name, "file": self.scenario.path,
+                "claims": list(self.scenario.claims), "verdict": self.verdict,
+                "kernel": self.kernel, "sysctls": self.sysctls,
+                "checks": [c.to_json() for c in self.checks], "errors": self.errors,
+                "notes": self.notes, "duration": round(self.duration, 3),
+                "events": [e.to_json() for e in events]}
+
+
+class _Run:
+    """One scenario on one fresh topology."""
+
+    def __init__(self, scenario: Scenario, view: View):
+        self.sc, self.view = scenario, view
+        self.inbox: queue.Queue = queue.Queue()
+        self.children: dict[str, Child] = {}
+        self.result = RunResult(scenario, "error")
+        self.record: Record | None = None
+        self.trace = None
+        self.done: set[str] = set()
+        self.stopping = False
+        self.hook_stats: dict = {}
+        self._trace_count = 0
+
+    # -- set-up -----------------------------------------------------------------------
+    def start(self, plan: topology.Plan) -> None:
+        topology.build(plan)
+        self.view.started(self.sc, plan)
+        self._start_trace(plan)
+        router_sysctls = {"net.ipv4.ip_forward": "1", **self.sc.sysctls.get("router", {})}
+        self._spawn("router", "tcplab.lab.hook", {
+            "netns": plan.router_ns, "queue": plan.queue, "sysctls": router_sysctls,
+            "client_addrs": [plan.client_addr],
+            "faults": [f.__dict__ for f in self.sc.faults]})
+        self.result.sysctls["router"] = router_sysctls
+        for host, ns, addr, peer in (("server", plan.server_ns, plan.server_addr,
+                                      plan.client_addr),
+                                     ("client", plan.client_ns, plan.client_addr,
+                                      plan.server_addr)):
+            self._spawn(host, "tcplab.lab.app", {
+                "netns": ns, "addr": addr, "peer_addr": peer,
+                "sysctls": self.sc.sysctls.get(host, {}),
+                "steps": [[s.call, s.arg] for s in self.sc.apps[host]]})
+        ready = self._wait_ready({"router", "server", "client"})
+        for role in ("server", "client"):
+            self.result.sysctls[role] = ready[role].get("sysctls", {})
+
+    def _start_trace(self, plan: topology.Plan) -> None:
+        from tcplab.lab.tracefs import TraceSession
+
+        try:
+            self.trace = TraceSession(f"tcplab-{plan.run_id}")
+            self.trace.__enter__()
+        except LabError as e:
+            self.trace = None
+            self.result.notes.append(f"no tracepoints ({e}); states come from inet_diag only")
+            self.view.note(self.result.notes[-1])
+
+    def _spawn(self, role: str, module: str, config: dict) -> None:
+        self.children[role] = Child(role, module, config, self.inbox)
+
+    def _wait_ready(self, roles: set[str]) -> dict[str, dict]:
+        """Each child says `ready` once it has entered its namespace and set its
+        sysctls (and, for the hook, bound the queue and installed its rule)."""
+        ready: dict[str, dict] = {}
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and set(ready) != roles:
+            if CANCEL.is_set():
+                raise Interrupted("interrupted during set-up")
+            try:
+                who, msg = self.inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if msg["kind"] == "ready":
+                ready[who] = msg
+            elif msg["kind"] == "exited":
+                raise LabError(f"could not start the lab: {self.children[who].why_dead()}")
+        for role in roles - set(ready):
+            raise LabError(f"{role} did not become ready within {READY_TIMEOUT:.0f} s "
+                           f"({' | '.join(self.children[role].stderr_lines[-3:])})")
+        return ready
+
+    # -- the run ----------------------------------------------------------------------
+    def run(self, plan: topology.Plan) -> None:
+        self.record = rec = Record(t0=time.monotonic())
+        rec.have_tracepoint = self.trace is not None
+        self.children["server"].send("go")
+        client_go = not any(s.call == "listen" for s in self.sc.apps["server"])
+        if client_go:
+            self.children["client"].send("go")
+        settle_from = None
+        while True:
+            now = time.monotonic()
+            t = now - rec.t0
+            if CANCEL.is_set():
+                raise Interrupted(f"interrupted at t={t:.1f}s")
+            if t > self.sc.timeout:
+                self.result.notes.append(f"timeout: stopped after {self.sc.timeout:g} s")
+                break
+            if self.done >= {"client", "server"}:
+                settle_from = settle_from or now
+                if now - settle_from >= self.sc.settle:
+                    break
+            self._pump(plan, timeout=0.05)
+            if not client_go and self._server_listening():
+                self.children["client"].send("go")
+                client_go = True
+            self.view.tick(time.monotonic() - rec.t0, self._waiting())
+
+    def _server_listening(self) -> bool:
+        return any(c.host == "server" and c.call == "listen" for c in self.record.apps) or \
+            "server" in self.done
+
+    def _waiting(self) -> str:
+        open_calls = self.record._open_calls
+        return ", ".join(f"{h} {c}() blocked since t={m - self.record.t0:.1f}s"
+                         for h, (m, c, _a) in sorted(open_calls.items()))
+
+    def _pump(self, plan: topology.Plan, timeout: float) -> None:
+        try:
+            who, msg = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            who = None
+        while who is not None:
+            self._handle(who, msg)
+            try:
+                who, msg = self.inbox.get_nowait()
+            except queue.Empty:
+                who = None
+        self._pump_trace(plan)
+
+    def _handle(self, who: str, msg: dict) -> None:
+        rec, kind = self.record, msg["kind"]
+        if kind == "segment":
+            if not self.stopping:  # the apps' exit closes sockets: not the scenario's
+                self.view.event(rec.add_segment(msg))
+        elif kind == "released":
+            rec.release(msg)
+        elif kind == "app-start":
+            rec.app_started(who, msg)
+            self.view.call_started(rec.t(msg["mono"]), who, msg["call"], msg.get("arg"))
+        elif kind == "app":
+            self.view.event(rec.app_finished(who, msg))
+        elif kind == "diag":
+            ev = rec.add_diag(who, msg)
+            if ev.new in ("SYN_RECV", "TIME_WAIT") or self.trace is None:
+                self.view.event(ev)
+        elif kind == "done":
+            self.done.add(who)
+        elif kind == "alive":
+            rec.alive_at_end |= {(who, tuple(s)) for s in msg["sockets"]}
+        elif kind == "stats":
+            self.hook_stats = msg
+        elif kind == "exited" and not self.stopping:
+            raise LabError(f"lab process died during the run: {self.children[who].why_dead()}")
+
+    def _pump_trace(self, plan: topology.Plan, final: bool = False) -> None:
+        """Tracepoint records become events. to_events needs the whole batch (it
+        attributes ports across records), so the record is rebuilt from all of them
+        and the view gets only the ones it has not shown yet."""
+        if self.trace is None:
+            return
+        from tcplab.lab.tracefs import to_events
+
+        records = self.trace.records()
+        if len(records) == self._trace_count and not final:
+            return
+        self._trace_count = len(records)
+        evs = to_events(records, plan.addr_to_host, self.record.t0)
+        states = [e for e in evs if e.kind == "state"]
+        kernel = [e for e in evs if e.kind != "state"]
+        for ev in sorted(states[len(self.record.tracepoint_states):] +
+                         kernel[len(self.record.kernel):], key=lambda e: e.t):
+            self.view.event(ev)
+        self.record.tracepoint_states, self.record.kernel = states, kernel
+
+    # -- tear-down --------------------------------------------------------------------
+    def stop(self, plan: topology.Plan) -> None:
+        """Apps first (their sockets close after observation stops), the hook last, so
+        no segment of the run ever passes unhooked."""
+        self.stopping = True
+        if self.trace is not None:
+            self.trace.__exit__(None, None, None)  # stops reading, removes the instance
+            if self.record is not None:
+                self._pump_trace(plan, final=True)
+        for role in ("client", "server", "router"):
+            if role in self.children:
+                self.children[role].stop()
+        if self.record is not None:
+            try:
+                while True:
+                    self._handle(*self.inbox.get_nowait())
+            except queue.Empty:
+                pass
+            self.record.close_open_calls()
+
+
+def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
+    view = view or NullView()
+    started = time.monotonic()
+    run = _Run(scenario, view)
+    plan = None
+    try:
+        preflight.require()
+        if CANCEL.is_set():
+            raise Interrupted("interrupted before set-up")
+        plan = topology.claim_slot()
+        run.start(plan)
+        run.run(plan)
+    except LabError as e:
+        run.result.errors.append(str(e))
+    finally:
+        if plan is not None:
+            try:
+                run.stop(plan)
+            except LabError as e:
+                run.result.errors.append(str(e))
+            finally:
+                topology.destroy(plan)
+                topology.release_slot(plan)
+    return _judge(run, time.monotonic() - started)
+
+
+def _judge(run: _Run, duration: float) -> RunResult:
+    res = run.result
+    res.record, res.duration = run.record, duration
+    stats = run.hook_stats
+    if stats.get("queue_dropped") or stats.get("user_dropped"):
+        res.errors.append(f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
+                          f"queued, {stats.get('user_dropped')} undeliverable): the hook "
+                          "fell behind, so the record is incomplete")
+    if run.sc.expect.model:
+        res.errors.append("expect.model: the kernel model is not available in this version")
+    if run.record is not None and not res.errors:
+        res.checks = check_scenario(run.sc, run.record)
+    res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)
+    if res.verdict == "error" and not res.errors:
+        res.errors.append("the scenario has no expectations to judge")
+    return res

@@ -1,0 +1,173 @@
+"""The two state observers on the kernel: one handshake and teardown between two
+namespaces, watched by a TraceSession and by a DiagPoller in the server namespace.
+
+The server's INPUT chain drops every non-SYN segment for the first 1.3 s, so the
+client is ESTABLISHED at once while the server holds a request sock (SYN_RECV) that
+only inet_diag shows; its SYN-ACK retransmit at 1 s is a tcp_retransmit_synack. Then
+the client's data completes the handshake, the server closes first and its socket
+ends in TIME_WAIT, which again only inet_diag shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from tcplab.core.events import KernelNoted, StateChanged
+from tcplab.lab.tracefs import TraceSession, leftover_instances, to_events
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, tracefs)"),
+    pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables"),
+]
+
+RUN = f"tlt-{os.getpid()}"
+CLIENT_NS, SERVER_NS = f"{RUN}-c", f"{RUN}-s"
+CLIENT_IP, SERVER_IP, PORT = "198.18.250.1", "198.18.250.2", 8080
+HOLD_ACK = ["INPUT", "-p", "tcp", "--dport", str(PORT), "!", "--syn", "-j", "DROP"]
+
+SERVER = f"""
+import socket
+s = socket.socket(); s.bind(({SERVER_IP!r}, {PORT})); s.listen(8); print("ready", flush=True)
+c, _ = s.accept(); c.recv(10); c.close(); s.close()
+"""
+CLIENT = f"""
+import socket, sys
+c = socket.socket(); c.connect(({SERVER_IP!r}, {PORT}))
+print("connected", c.getsockname()[1], flush=True)
+sys.stdin.readline(); c.sendall(b"hi"); c.recv(10); c.close()
+"""
+POLLER = """
+import json, sys
+from tcplab.lab.diag import DiagPoller
+seen = []
+with DiagPoller(seen.append):
+    print("polling", flush=True)
+    sys.stdin.read()
+print(json.dumps(seen))
+"""
+
+
+def in_ns(ns: str, code: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def expect(proc: subprocess.Popen, word: str, timeout: float = 5.0) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    assert line.startswith(word), f"expected {word!r} within {timeout} s, got {line!r}"
+    return line
+
+
+def iptables(ns: str, *args: str) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, "iptables", *args], check=True)
+
+
+@contextmanager
+def two_namespaces():
+    """Client and server namespaces joined by a veth created inside them (the root
+    namespace never holds an interface, not even for a moment)."""
+    from pyroute2 import NetNS, netns
+
+    try:
+        for ns in (CLIENT_NS, SERVER_NS):
+            netns.create(ns)
+        with NetNS(CLIENT_NS) as ipr:
+            ipr.link("add", ifname="veth0", kind="veth",
+                     peer={"ifname": "veth0", "net_ns_fd": SERVER_NS})
+        for ns, addr in ((CLIENT_NS, CLIENT_IP), (SERVER_NS, SERVER_IP)):
+            with NetNS(ns) as ipr:
+                (veth,) = ipr.link_lookup(ifname="veth0")
+                ipr.addr("add", index=veth, address=addr, prefixlen=30)
+                for index in (veth, *ipr.link_lookup(ifname="lo")):
+                    ipr.link("set", index=index, state="up")
+        yield
+    finally:
+        for ns in (CLIENT_NS, SERVER_NS):
+            if ns in netns.listnetns():
+                netns.remove(ns)
+
+
+def run_exchange(procs: list) -> tuple[float, int, list[dict]]:
+    """The exchange described at the top; returns t0, the client port, diag changes."""
+    iptables(SERVER_NS, "-A", *HOLD_ACK)
+    poller = in_ns(SERVER_NS, POLLER)
+    procs.append(poller)
+    expect(poller, "polling")
+    server = in_ns(SERVER_NS, SERVER)
+    procs.append(server)
+    expect(server, "ready")
+    t0 = time.monotonic()
+    client = in_ns(CLIENT_NS, CLIENT)
+    procs.append(client)
+    client_port = int(expect(client, "connected").split()[1])
+    time.sleep(1.3)  # past the SYN-ACK retransmit at 1 s, whose ACK is dropped too
+    iptables(SERVER_NS, "-D", *HOLD_ACK)
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    assert client.wait(5) == 0 and server.wait(5) == 0
+    time.sleep(0.1)  # a few polls of the server's TIME_WAIT
+    out, _ = poller.communicate(timeout=5)
+    return t0, client_port, json.loads(out.splitlines()[-1])
+
+
+def test_tracepoint_and_inet_diag_see_their_states():
+    procs: list[subprocess.Popen] = []
+    with two_namespaces(), TraceSession(f"{RUN}-trace") as trace:
+        assert trace.missing == []
+        try:
+            t0, port, diag = run_exchange(procs)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    records = trace.records()
+    from pyroute2 import netns
+
+    assert leftover_instances(RUN) == []
+    assert not {CLIENT_NS, SERVER_NS} & set(netns.listnetns())
+    assert trace.lost == 0
+
+    events = to_events(records, {CLIENT_IP: "client", SERVER_IP: "server"}, t0)
+
+    def states(host, **where):
+        return [e for e in events if isinstance(e, StateChanged) and e.host == host
+                and all(getattr(e, k) == v for k, v in where.items())]
+
+    client = states("client", lport=port)
+    assert [(e.old, e.new) for e in client[:2]] == [("CLOSE", "SYN_SENT"),
+                                                    ("SYN_SENT", "ESTABLISHED")]
+    child = states("server", rport=port)
+    assert [(e.old, e.new) for e in child[:2]] == [("LISTEN", "SYN_RECV"),
+                                                   ("SYN_RECV", "ESTABLISHED")]
+    # The tracepoint shows the server's child only when the handshake completes, after
+    # the drop rule went at 1.3 s, and never shows TIME_WAIT.
+    assert child[0].t > 1.3, f"child appeared at {child[0].t:.3f} s, expected after 1.3 s"
+    assert all(e.new != "TIME_WAIT" for e in events if isinstance(e, StateChanged))
+    synacks = [e.t for e in events if isinstance(e, KernelNoted)
+               and e.host == "server" and e.event == "tcp_retransmit_synack"]
+    assert synacks and 0.95 <= synacks[0] <= 1.3, f"SYN-ACK retransmits at {synacks}"
+
+    conn = [d for d in diag if (d["laddr"], d["lport"], d["raddr"], d["rport"])
+            == (SERVER_IP, PORT, CLIENT_IP, port)]
+    seen = [d["new"] for d in conn]
+    # Polling misses short states (the server's ESTABLISHED lasts microseconds here), but
+    # the request sock lived 1.3 s and the timewait minisocket outlives the test.
+    assert seen[0] == "SYN_RECV" and seen[-1] == "TIME_WAIT", f"inet_diag saw {seen}"
+    # One clock: the request sock was polled between the client's SYN_SENT and the
+    # server child's tracepoint, long before the latter.
+    syn_recv_t = conn[0]["mono"] - t0
+    assert client[0].t <= syn_recv_t < 0.2, f"request sock seen at {syn_recv_t:.3f} s"
+    assert ("CLOSE", "LISTEN") in [(d["old"], d["new"]) for d in diag if d["rport"] == 0]
