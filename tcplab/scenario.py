@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import errno
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -75,19 +75,14 @@ def _found(node: Node) -> str:
     """What the file has at `node`, for 'expected X, found Y'."""
     if not isinstance(node, ScalarNode):
         return "a mapping" if isinstance(node, MappingNode) else "a list"
-    value = _value(node)
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, str):
-        return f"the string {_show(value)}"
-    raw = _show(node.value)[1:-1]
-    if isinstance(value, bool):
-        return f"the boolean {raw}"
-    if isinstance(value, (int, float)):
-        return f"the number {raw}"
+    value, raw = _value(node), _show(node.value)
+    if value is None or isinstance(value, str):
+        return "nothing (null)" if value is None else f"the string {_show(value)}"
+    if value is not _NOT_PLAIN:
+        return f"the {'boolean' if isinstance(value, bool) else 'number'} {raw[1:-1]}"
     if node.tag.startswith(_TAG):  # a timestamp, binary, set, ... or a bad !!int
-        return f"the {node.tag.removeprefix(_TAG)} {_show(node.value)}"
-    return f"{_show(node.value)} tagged {_show(node.tag)}"
+        return f"the {node.tag.removeprefix(_TAG)} {raw}"
+    return f"{raw} tagged {_show(node.tag)}"
 
 
 def _line(node: Node) -> int:
@@ -116,9 +111,35 @@ def _covers(drop: Fault, later: Fault) -> bool:
             and (drop.nth is None or (later.nth is not None and set(later.nth) <= set(drop.nth))))
 
 
-# --- the reader -----------------------------------------------------------------------------
+# --- the reader -----------------------------------------------------------------------
 
 Entries = dict[str, tuple[Node, Node]]  # key -> (key node, value node), in file order
+
+
+class _Map:
+    """A checked mapping: value nodes by key, and each key's dotted path and line."""
+
+    def __init__(self, key: str, entries: Entries):
+        self.key, self.entries = key, entries
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def node(self, name: str) -> Node:
+        return self.entries[name][1]
+
+    def path(self, name: str) -> str:
+        return _join(self.key, name)
+
+    def line(self, name: str) -> int:
+        return _line(self.entries[name][0])
+
+    def get(self, name: str, parse: Callable[..., Any], default: Any = None, **kw: Any) -> Any:
+        """parse(value node, key path, **kw) if the key is there, else the default."""
+        return parse(self.node(name), self.path(name), **kw) if name in self else default
 
 
 class _Reader:
@@ -126,7 +147,6 @@ class _Reader:
 
     def __init__(self, path: str):
         self.path = path
-        self.seen: dict[int, Entries] = {}  # id(mapping node) -> entries: merges stay linear
 
     def fail(self, where: Node | int, key: str, message: str) -> NoReturn:
         raise ScenarioError(self.path, where if isinstance(where, int) else _line(where), key,
@@ -134,56 +154,50 @@ class _Reader:
 
     # generic shapes
 
-    def entries(self, node: Node, key: str, inside: frozenset[int] = frozenset()) -> Entries:
-        """A mapping's entries. Duplicate keys are errors (PyYAML would silently keep the
-        last); merge keys (<<: *anchor) are expanded, the mapping's own keys winning."""
+    def entries(self, node: Node, key: str) -> Entries:
+        """A mapping's entries. Duplicate keys are errors: PyYAML would silently keep the
+        last one, and a scenario that says two things is wrong."""
         if not isinstance(node, MappingNode):
             self.fail(node, key, f"expected a mapping, found {_found(node)}")
-        if id(node) in inside:
-            self.fail(node, key, "a merge key (<<) includes the mapping it is part of")
-        if id(node) in self.seen:
-            return self.seen[id(node)]
-        own: Entries = {}
-        merged: Entries = {}
+        found: Entries = {}
         for knode, vnode in node.value:
-            if knode.tag == _TAG + "merge":
-                for source in vnode.value if isinstance(vnode, SequenceNode) else [vnode]:
-                    for name, pair in self.entries(source, key, inside | {id(node)}).items():
-                        merged.setdefault(name, pair)
-            elif not isinstance(knode, ScalarNode):
+            if knode.tag == _TAG + "merge":  # expanding them would need cycle and blow-up guards
+                self.fail(knode, key, "merge keys (<<) are not supported; alias a whole "
+                                      "mapping or list instead")
+            if not isinstance(knode, ScalarNode):
                 self.fail(knode, key, f"expected a name as key, found {_found(knode)}")
-            elif knode.value in own:
+            if knode.value in found:
                 self.fail(knode, _join(key, knode.value),
-                          f"duplicate key (first given at line {_line(own[knode.value][0])})")
-            else:
-                own[knode.value] = (knode, vnode)
-        self.seen[id(node)] = merged | own
-        return merged | own
-
-    def mapping(self, node: Node, key: str, allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> Entries:
-        found = self.entries(node, key)
-        for name, (knode, _) in found.items():
-            if name not in allowed:
-                listed = ", ".join(a for a in allowed if a != "$schema")
-                self.fail(knode, _join(key, name), f"unknown key {_show(name)}"
-                                                   f"{_hint(name, allowed)} (expected one of: {listed})")
-        for name in required:
-            if name not in found:
-                self.fail(node, _join(key, name), "missing")
+                          f"duplicate key (first given at line {_line(found[knode.value][0])})")
+            found[knode.value] = (knode, vnode)
         return found
 
-    def seq(self, node: Node, key: str, nonempty: bool = False) -> list[Node]:
+    def mapping(self, node: Node, key: str, allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> _Map:
+        found = _Map(key, self.entries(node, key))
+        for name in found:
+            if name not in allowed:
+                listed = ", ".join(a for a in allowed if a != "$schema")
+                self.fail(found.line(name), found.path(name), f"unknown key {_show(name)}"
+                          f"{_hint(name, allowed)} (expected one of: {listed})")
+        for name in required:
+            if name not in found:
+                self.fail(node, found.path(name), "missing")
+        return found
+
+    def items(self, node: Node, key: str, nonempty: bool = False) -> list[tuple[Node, str]]:
+        """A list's items, each with its key path."""
         if not isinstance(node, SequenceNode):
             self.fail(node, key, f"expected a list, found {_found(node)}")
         if nonempty and not node.value:
             self.fail(node, key, "expected a non-empty list, found an empty one")
-        return node.value
+        return [(item, f"{key}[{i}]") for i, item in enumerate(node.value)]
 
-    def string(self, node: Node, key: str, what: str, one_line: bool = False) -> str:
+    def string(self, node: Node, key: str, what: str, blank: bool = True,
+               one_line: bool = False) -> str:
         value = _value(node)
-        if not isinstance(value, str) or (one_line and (
-                not value.strip() or any(c in value for c in "\r\n\0"))):
+        if (not isinstance(value, str) or (not blank and not value.strip())
+                or (one_line and any(c in value for c in "\r\n\0"))):
             self.fail(node, key, f"expected {what}, found {_found(node)}")
         return value
 
@@ -221,6 +235,15 @@ class _Reader:
                                  f"found {_show(node.value)[1:-1]}")
         return seconds
 
+    def durations(self, node: Node, key: str) -> tuple[float, ...]:
+        return tuple(self.duration(item, ikey) for item, ikey in self.items(node, key))
+
+    def percent(self, node: Node, key: str) -> float:
+        try:
+            return parse_percent(_value(node))
+        except (ValueError, OverflowError):
+            self.fail(node, key, f"expected a percentage such as 12.5%, found {_found(node)}")
+
     def segment(self, name: str, where: Node, key: str) -> str:
         canonical = canonical_name(name)
         if canonical is None:
@@ -236,64 +259,58 @@ class _Reader:
             self.fail(root, "", "expected a mapping of scenario keys (scenario, summary, apps, "
                                 f"...) at the top level, found {_found(root)}")
         top = self.mapping(root, "", _TOP_KEYS, required=("scenario", "summary", "apps"))
-        v = {name: pair[1] for name, pair in top.items()}
-        name = self.string(v["scenario"], "scenario", "a one-line scenario name", one_line=True)
-        summary = self.string(v["summary"], "summary", "a summary")
-        if not summary.strip():
-            self.fail(v["summary"], "summary", "expected a summary, found an empty string")
-        claims = self.claims(v["claims"]) if "claims" in v else ()
-        sysctls = self.hosts(v["hosts"]) if "hosts" in v else {host: {} for host in HOSTS}
+        name = top.get("scenario", self.string, what="a one-line scenario name", blank=False,
+                       one_line=True)
+        summary = top.get("summary", self.string, what="a summary", blank=False)
+        claims = top.get("claims", self.claims, ())
+        sysctls = top.get("hosts", self.hosts, {host: {} for host in HOSTS})
         # The timeout comes before the rest: a delay's `by` and `gives_up_after` must fit in it.
-        timeout = (self.duration(v["timeout"], "timeout", positive=True, limit=3600)
-                   if "timeout" in v else 60.0)
-        settle = self.duration(v["settle"], "settle", limit=600) if "settle" in v else 1.0
-        apps = self.apps(v["apps"])
+        timeout = top.get("timeout", self.duration, 60.0, positive=True, limit=3600)
+        settle = top.get("settle", self.duration, 1.0, limit=600)
+        apps = top.get("apps", self.apps)
         return Scenario(
             path=self.path, name=name, summary=summary.strip(), claims=claims, sysctls=sysctls,
-            apps=apps, faults=self.faults(v["faults"], timeout) if "faults" in v else (),
-            expect=self.expect(v["expect"], apps, timeout) if "expect" in v else Expect(),
+            apps=apps, faults=top.get("faults", self.faults, (), timeout=timeout),
+            expect=top.get("expect", self.expect, Expect(), apps=apps, timeout=timeout),
             timeout=timeout, settle=settle)
 
-    def claims(self, node: Node) -> tuple[str, ...]:
+    def claims(self, node: Node, key: str) -> tuple[str, ...]:
         ids: list[str] = []
-        for i, item in enumerate(self.seq(node, "claims")):
-            what = "a claim ID such as H2, T8 or F1 (see CLAIMS.md)"
-            if not _CLAIM.fullmatch(claim := self.string(item, f"claims[{i}]", what)):
-                self.fail(item, f"claims[{i}]", f"expected {what}, found {_found(item)}")
+        what = "a claim ID such as H2, T8 or F1 (see CLAIMS.md)"
+        for item, ikey in self.items(node, key):
+            if not _CLAIM.fullmatch(claim := self.string(item, ikey, what)):
+                self.fail(item, ikey, f"expected {what}, found {_found(item)}")
             if claim in ids:
-                self.fail(item, f"claims[{i}]", f"{claim} is listed twice")
+                self.fail(item, ikey, f"{claim} is listed twice")
             ids.append(claim)
         return tuple(ids)
 
-    def hosts(self, node: Node) -> dict[str, dict[str, str]]:
-        result: dict[str, dict[str, str]] = {host: {} for host in HOSTS}
-        for host, (_, hnode) in self.mapping(node, "hosts", HOSTS).items():
-            settings = self.mapping(hnode, f"hosts.{host}", ("sysctls",))
-            if "sysctls" in settings:
-                result[host] = self.sysctls(settings["sysctls"][1], f"hosts.{host}.sysctls")
+    def hosts(self, node: Node, key: str) -> dict[str, dict[str, str]]:
+        hosts, result = self.mapping(node, key, HOSTS), {host: {} for host in HOSTS}
+        for host in hosts:
+            settings = self.mapping(hosts.node(host), hosts.path(host), ("sysctls",))
+            result[host] = settings.get("sysctls", self.sysctls, {})
         return result
 
     def sysctls(self, node: Node, key: str) -> dict[str, str]:
         result = {}
         for name, (knode, vnode) in self.entries(node, key).items():
             if not _SYSCTL.fullmatch(name):
-                self.fail(knode, _join(key, name), "expected a per-namespace sysctl name such as "
-                                                  "net.ipv4.tcp_syn_retries (only net.* can "
-                                                  "differ per host)")
+                self.fail(knode, _join(key, name), "expected a per-namespace sysctl name such "
+                          "as net.ipv4.tcp_syn_retries (only net.* can differ per host)")
             value = _value(vnode)
-            if type(value) is not int:  # written to /proc/sys as text; one line of it
+            if type(value) is not int:  # written to /proc/sys as text: one line of it
                 value = self.string(vnode, _join(key, name), "an integer or a one-line string",
-                                    one_line=True)
+                                    blank=False, one_line=True)
             result[name] = str(value)
         return result
 
-    def apps(self, node: Node) -> dict[str, tuple[Step, ...]]:
-        found = self.mapping(node, "apps", APP_HOSTS, required=APP_HOSTS)
-        return {host: self.steps(found[host][1], f"apps.{host}", host) for host in APP_HOSTS}
+    def apps(self, node: Node, key: str) -> dict[str, tuple[Step, ...]]:
+        found = self.mapping(node, key, APP_HOSTS, required=APP_HOSTS)
+        return {host: found.get(host, self.steps, host=host) for host in APP_HOSTS}
 
     def steps(self, node: Node, key: str, host: str) -> tuple[Step, ...]:
-        steps = tuple(self.step(item, f"{key}[{i}]")
-                      for i, item in enumerate(self.seq(node, key, nonempty=True)))
+        steps = tuple(self.step(item, ikey) for item, ikey in self.items(node, key, True))
         # The lab has one listener (the server) and one connecting side (the client); a
         # call on a socket that cannot exist yet would only fail with EBADF at run time.
         listened = connected = False
@@ -319,8 +336,8 @@ class _Reader:
         if isinstance(node, MappingNode):
             found = self.entries(node, key)
             if len(found) != 1:
-                self.fail(node, key, f"expected one call per step, found {len(found)} keys"
-                                     f" ({', '.join(map(_show, found))}); give each call its own list item")
+                self.fail(node, key, f"expected one call per step, found {len(found)} keys "
+                          f"({', '.join(map(_show, found))}); give each call its own list item")
             ((call, (where, arg)),) = found.items()
         elif isinstance(_value(node), str):
             call, where, arg = node.value, node, None
@@ -339,44 +356,41 @@ class _Reader:
             self.fail(arg, f"{key}.{call}", f"{call} takes no argument, found {_found(arg)}")
         return Step(call, parse(self, arg, f"{key}.{call}"), _line(node))
 
-    def faults(self, node: Node, timeout: float) -> tuple[Fault, ...]:
+    def faults(self, node: Node, key: str, timeout: float) -> tuple[Fault, ...]:
         faults: list[Fault] = []
-        for i, item in enumerate(self.seq(node, "faults")):
-            fault = self.fault(item, f"faults[{i}]", timeout)
+        for item, ikey in self.items(node, key):
+            fault = self.fault(item, ikey, timeout)
             # A fault that can never act is a mistake in the scenario, not a harmless no-op.
             for earlier in faults:
                 if dataclasses.replace(fault, line=earlier.line) == earlier:
-                    self.fail(item, f"faults[{i}]", f"the same fault as the one at line "
-                                                    f"{earlier.line}")
+                    self.fail(item, ikey, f"the same fault as the one at line {earlier.line}")
                 if _covers(earlier, fault):
-                    self.fail(item, f"faults[{i}]", f"can never match: the fault at line "
-                                                    f"{earlier.line} ({earlier.describe()}) "
-                                                    "drops every segment it could see")
+                    self.fail(item, ikey, f"can never match: the fault at line {earlier.line} "
+                                          f"({earlier.describe()}) drops every segment it could see")
             faults.append(fault)
         return tuple(faults)
 
     def fault(self, node: Node, key: str, timeout: float) -> Fault:
-        found = self.mapping(node, key, ("drop", "delay", "nth", "from", "by"))
-        actions = [a for a in ("drop", "delay") if a in found]
+        f = self.mapping(node, key, ("drop", "delay", "nth", "from", "by"))
+        actions = [a for a in ("drop", "delay") if a in f]
         if len(actions) != 1:
             self.fail(node, key, "expected exactly one of drop: NAME or delay: NAME, found "
                                  + ("both" if actions else "neither"))
-        action, v = actions[0], {name: pair[1] for name, pair in found.items()}
-        name = self.string(v[action], f"{key}.{action}", "a segment name such as syn")
-        segment = self.segment(name, v[action], f"{key}.{action}")
-        nth = self.nth(v["nth"], f"{key}.nth") if "nth" in v else None
-        sender = self.choice(v["from"], f"{key}.from", APP_HOSTS) if "from" in v else None
+        action = actions[0]
+        name = f.get(action, self.string, what="a segment name such as syn")
+        segment = self.segment(name, f.node(action), f.path(action))
+        sender = f.get("from", self.choice, choices=APP_HOSTS)
         if sender and sender not in senders(segment):
             only = " and ".join(sorted(senders(segment)))
-            self.fail(v["from"], f"{key}.from", f"{segment} is only sent by the {only}, so a "
-                                                f"fault on it from the {sender} can never match")
-        if action == "drop" and "by" in v:
-            self.fail(found["by"][0], f"{key}.by", "by is for delay only; a drop has no delay")
-        if action == "delay" and "by" not in v:
-            self.fail(node, f"{key}.by", "missing (a delay needs by: DURATION, e.g. by: 500ms)")
-        by = (self.duration(v["by"], f"{key}.by", positive=True, limit=timeout, below=True,
-                            why=" (the timeout)") if "by" in v else 0.0)
-        return Fault(action, segment, nth, sender, by, _line(node))
+            self.fail(f.node("from"), f.path("from"), f"{segment} is only sent by the {only}, "
+                      f"so a fault on it from the {sender} can never match")
+        if action == "drop" and "by" in f:
+            self.fail(f.line("by"), f.path("by"), "by is for delay only; a drop has no delay")
+        if action == "delay" and "by" not in f:
+            self.fail(node, f.path("by"), "missing (a delay needs by: DURATION, e.g. by: 500ms)")
+        by = f.get("by", self.duration, 0.0, positive=True, limit=timeout, below=True,
+                   why=" (the timeout)")
+        return Fault(action, segment, f.get("nth", self.nth), sender, by, _line(node))
 
     def nth(self, node: Node, key: str) -> tuple[int, ...] | None:
         if _value(node) == "all":
@@ -385,55 +399,47 @@ class _Reader:
             what = "all, an occurrence number from 1 to 1000 or a list of them"
             return (self.integer(node, key, 1, 1000, what),)
         numbers: list[int] = []
-        for i, item in enumerate(self.seq(node, key, nonempty=True)):
-            if (n := self.integer(item, f"{key}[{i}]", 1, 1000)) in numbers:
-                self.fail(item, f"{key}[{i}]", f"occurrence {n} is listed twice")
+        for item, ikey in self.items(node, key, nonempty=True):
+            if (n := self.integer(item, ikey, 1, 1000)) in numbers:
+                self.fail(item, ikey, f"occurrence {n} is listed twice")
             numbers.append(n)
         return tuple(sorted(numbers))
 
-    def expect(self, node: Node, apps: dict[str, tuple[Step, ...]], timeout: float) -> Expect:
-        found = self.mapping(node, "expect", ("client", "server", "model", "tolerance"))
-        v = {name: pair[1] for name, pair in found.items()}
+    def expect(self, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
+               timeout: float) -> Expect:
+        e = self.mapping(node, key, ("client", "server", "model", "tolerance"))
         return Expect(
-            hosts={host: self.host_expect(v[host], f"expect.{host}", host, apps[host], timeout)
-                   for host in APP_HOSTS if host in v},
-            model=self.choice(v["model"], "expect.model", ("linux",)) if "model" in v else None,
-            tolerance=self.tolerance(v["tolerance"]) if "tolerance" in v else Tolerance())
+            hosts={host: e.get(host, self.host_expect, steps=apps[host], timeout=timeout)
+                   for host in APP_HOSTS if host in e},
+            model=e.get("model", self.choice, choices=("linux",)),
+            tolerance=e.get("tolerance", self.tolerance, Tolerance()))
 
-    def tolerance(self, node: Node) -> Tolerance:
-        v = {name: pair[1] for name, pair in
-             self.mapping(node, "expect.tolerance", ("abs", "rel")).items()}
-        rel = Tolerance().rel
-        if "rel" in v:
-            try:
-                rel = parse_percent(_value(v["rel"]))
-            except (ValueError, OverflowError):
-                self.fail(v["rel"], "expect.tolerance.rel",
-                          f"expected a percentage such as 12.5%, found {_found(v['rel'])}")
-        absolute = (self.duration(v["abs"], "expect.tolerance.abs") if "abs" in v
-                    else Tolerance().abs)
-        return Tolerance(abs=absolute, rel=rel)
+    def tolerance(self, node: Node, key: str) -> Tolerance:
+        t, default = self.mapping(node, key, ("abs", "rel")), Tolerance()
+        return Tolerance(abs=t.get("abs", self.duration, default.abs),
+                         rel=t.get("rel", self.percent, default.rel))
 
-    def host_expect(self, node: Node, key: str, host: str, steps: tuple[Step, ...],
+    def host_expect(self, node: Node, key: str, steps: tuple[Step, ...],
                     timeout: float) -> HostExpect:
-        found = self.mapping(node, key, _HOST_EXPECT_KEYS)
-        lines = {name: _line(knode) for name, (knode, _) in found.items()}
-        v = {name: pair[1] for name, pair in found.items()}
+        h = self.mapping(node, key, _HOST_EXPECT_KEYS)
+        host = key.rpartition(".")[2]
+        lines = {name: h.line(name) for name in h}
         calls = {}
-        for call in (name for name in found if name in _EXPECTABLE_CALLS):
+        for call in (name for name in h if name in _EXPECTABLE_CALLS):
             if not any(step.call == call for step in steps):
-                self.fail(found[call][0], f"{key}.{call}",
+                self.fail(h.line(call), h.path(call),
                           f"can never match: apps.{host} has no {call} step")
-            calls[call] = self.result(v[call], f"{key}.{call}")
-        retransmits, sends = (
-            self.per_segment(v[label], key, label, host, lines, parse) if label in v else {}
-            for label, parse in (("retransmits", self.timing),
-                                 ("sends", lambda n, k, _line: self.integer(n, k, 0))))
-        gives_up = (self.duration(v["gives_up_after"], f"{key}.gives_up_after", limit=timeout,
-                                  below=True, why=" (the timeout stops the run first)")
-                    if "gives_up_after" in v else None)
-        states = self.states(v["states"], f"{key}.states") if "states" in v else None
-        return HostExpect(calls, retransmits, sends, gives_up, states, lines)
+            calls[call] = h.get(call, self.result)
+        return HostExpect(
+            calls=calls,
+            retransmits=h.get("retransmits", self.per_segment, {}, host=host, lines=lines,
+                              each=self.timing),
+            sends=h.get("sends", self.per_segment, {}, host=host, lines=lines,
+                        each=lambda n, k, line: self.integer(n, k, 0)),
+            gives_up_after=h.get("gives_up_after", self.duration, limit=timeout, below=True,
+                                 why=" (the timeout stops the run first)"),
+            states=h.get("states", self.states),
+            lines=lines)
 
     def result(self, node: Node, key: str) -> str:
         what = "ok or an errno name such as ETIMEDOUT"
@@ -446,13 +452,13 @@ class _Reader:
                 else _hint(text, ("ok", *sorted(_ERRNO_NAMES))))
         self.fail(node, key, f"expected {what}, found {_found(node)}{hint}")
 
-    def per_segment(self, node: Node, key: str, label: str, host: str, lines: dict[str, int],
-                    parse: Callable[[Node, str, int], Any]) -> dict[str, Any]:
+    def per_segment(self, node: Node, key: str, host: str, lines: dict[str, int],
+                    each: Callable[[Node, str, int], Any]) -> dict[str, Any]:
         """`retransmits:` and `sends:` map segment names to something. The host must be
         able to send that segment, or the expectation could never be met."""
-        result: dict[str, Any] = {}
-        for name, (knode, vnode) in self.entries(node, f"{key}.{label}").items():
-            skey = _join(f"{key}.{label}", name)
+        label, result = key.rpartition(".")[2], {}
+        for name, (knode, vnode) in self.entries(node, key).items():
+            skey = _join(key, name)
             segment = self.segment(name, knode, skey)
             if host not in senders(segment):
                 self.fail(knode, skey, f"can never match: the {host} never sends {segment}")
@@ -460,41 +466,39 @@ class _Reader:
                 self.fail(knode, skey, f"{name} is another name for {segment}, given at line "
                                        f"{lines[f'{label}.{segment}']}")
             lines[f"{label}.{segment}"] = _line(knode)
-            result[segment] = parse(vnode, skey, _line(knode))
+            result[segment] = each(vnode, skey, _line(knode))
         return result
 
     def timing(self, node: Node, key: str, line: int) -> Timing:
-        found = self.mapping(node, key, ("intervals", "offsets", "count"))
-        if not found:
+        t = self.mapping(node, key, ("intervals", "offsets", "count"))
+        if not t.entries:
             self.fail(node, key, "expected at least one of intervals, offsets, count")
-        lists = {name: tuple(self.duration(item, f"{key}.{name}[{i}]")
-                             for i, item in enumerate(self.seq(found[name][1], f"{key}.{name}")))
-                 for name in ("intervals", "offsets") if name in found}
-        offsets = lists.get("offsets", ())
-        for i in range(1, len(offsets)):
-            if offsets[i] < offsets[i - 1]:
-                item = found["offsets"][1].value[i]
-                self.fail(item, f"{key}.offsets[{i}]", "offsets are times since the first send "
-                                                      f"and cannot decrease, found {_show(item.value)[1:-1]}")
-        count = self.integer(found["count"][1], f"{key}.count", 0) if "count" in found else None
-        said = [f"{len(values)} {name}" for name, values in lists.items()]
-        if len({len(values) for values in lists.values()} | {count} - {None}) > 1:
-            last = "count" if count is not None else "offsets"  # blame the last one given
-            said += [f"count {count}"] if count is not None else []
-            self.fail(found[last][1], f"{key}.{last}",
-                      f"intervals, offsets and count must agree, found {', '.join(said)}")
-        return Timing(lists.get("intervals"), lists.get("offsets"), count, line)
+        intervals = t.get("intervals", self.durations)
+        offsets = t.get("offsets", self.durations)
+        for i, (item, ikey) in enumerate(self.items(t.node("offsets"), t.path("offsets"))
+                                         if offsets else []):
+            if i and offsets[i] < offsets[i - 1]:
+                self.fail(item, ikey, "offsets are times since the first send and cannot "
+                                      f"decrease, found {_show(item.value)[1:-1]}")
+        count = t.get("count", self.integer, lo=0)
+        sizes = {name: len(v) for name, v in (("intervals", intervals), ("offsets", offsets))
+                 if v is not None} | ({"count": count} if count is not None else {})
+        if len(set(sizes.values())) > 1:
+            last = list(sizes)[-1]  # blame the last one the format lists
+            said = ", ".join(f"{name} {size}" for name, size in sizes.items())
+            self.fail(t.node(last), t.path(last), f"intervals, offsets and count must agree in "
+                                                  f"length, found {said}")
+        return Timing(intervals, offsets, count, line)
 
     def states(self, node: Node, key: str) -> tuple[str, ...]:
         names = []
-        for i, item in enumerate(self.seq(node, key, nonempty=True)):
-            text = self.string(item, f"{key}[{i}]", "a TCP state name such as SYN_SENT")
+        for item, ikey in self.items(node, key, nonempty=True):
+            text = self.string(item, ikey, "a TCP state name such as SYN_SENT")
             name = text.strip().upper().replace("-", "_").removeprefix("TCP_")
             name = _STATE_ALIASES.get(name, name)
             if name not in _STATES:
-                self.fail(item, f"{key}[{i}]", f"unknown TCP state {_show(text)}"
-                                               f"{_hint(name, _STATES)} (expected one of: "
-                                               f"{', '.join(_STATES)})")
+                self.fail(item, ikey, f"unknown TCP state {_show(text)}{_hint(name, _STATES)} "
+                                      f"(expected one of: {', '.join(_STATES)})")
             names.append(name)
         return tuple(names)
 
@@ -569,13 +573,11 @@ def load_scenario(path: str | Path) -> Scenario:
     shown = str(path)
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(shown, None, "", "no such file or directory") from None
-    except IsADirectoryError:
-        raise ScenarioError(shown, None, "", "is a directory, expected a scenario file") from None
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        raise ScenarioError(shown, None, "", f"cannot read: {getattr(e, 'strerror', None) or e}"
-                            ) from None
+        why = {errno.ENOENT: "no such file or directory",
+               errno.EISDIR: "is a directory, expected a scenario file"}.get(
+            getattr(e, "errno", None), f"cannot read: {getattr(e, 'strerror', None) or e}")
+        raise ScenarioError(shown, None, "", why) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

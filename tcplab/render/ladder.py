@@ -12,7 +12,7 @@ from rich.text import Text
 from tcplab.core.events import AppCalled, Event, KernelNoted, SegmentSeen, StateChanged
 from tcplab.core.segments import flag_string
 
-T_W, SIDE_W = 9, 26
+T_W, SIDE_W = 9, 30
 MIN_WIDTH = 100  # narrower consoles get a cropped ladder rather than a wrapped one
 STYLE = {"delivered": "green", "dropped": "bold red", "delayed": "yellow"}
 
@@ -37,7 +37,7 @@ class Ladder:
             return self._side(ev.t, ev.host, f"{ev.new}", "bold" if ev.source == "tracepoint"
                               else "italic", f"{ev.old}→" if ev.old != "CLOSE" else "")
         if isinstance(ev, AppCalled):
-            took = f" ({ev.t_end - ev.t:.3f} s)" if ev.t_end is not None else ""
+            took = f" {ev.t_end - ev.t:.3f}s" if ev.t_end is not None else ""
             style = "green" if ev.result == "ok" else "bold red"
             return self._side(ev.t_end if ev.t_end is not None else ev.t, ev.host,
                               f"{ev.call}() → {ev.result or 'blocked'}{took}", style)
@@ -90,10 +90,16 @@ class Ladder:
         line.append(" " * SIDE_W)
         body = self.net_w - 2
         if s.fate == "dropped":
-            arrow = (label + "✕ dropped").center(body, "─") if s.sender == "client" else \
-                ("dropped ✕" + label).center(body, "─")
-        elif s.fate == "delayed":
-            held = f"⧗ {s.t_out - s.t:.3f}s" if s.t_out is not None else "⧗"
+            # The arrow stops where the segment died, two thirds of the way across.
+            reach = max(len(label) + 3, body * 2 // 3)
+            if s.sender == "client":
+                line.append(("──" + label).ljust(reach, "─") + "✕ dropped", style=style)
+            else:
+                text = "dropped ✕" + label.rjust(reach, "─") + "──"
+                line.append(text.rjust(self.net_w), style=style)
+            return line
+        if s.fate == "delayed":
+            held = f"⧗{s.t_out - s.t:.3f}s " if s.t_out is not None else "⧗ "
             arrow = (label + held).center(body, "─")
         else:
             arrow = label.center(body, "─")

@@ -1,0 +1,51 @@
+"""The CLI's contract without root: exit codes and one-line errors (subprocess, so the
+top-level error handler is what is tested)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tcplab(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "tcplab", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=60)
+
+
+def test_validate_all_shipped_scenarios():
+    proc = tcplab("validate", "scenarios")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("ok ") == len(list((ROOT / "scenarios").rglob("*.yaml")))
+
+
+def test_bad_scenario_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenario: x\nsummary: y\napps:\n  server: [listen: 8080]\n"
+                   "  client: [connect: 'server:8080']\nfaults:\n  - drop: synack\n")
+    for command in ("validate", "run"):
+        proc = tcplab(command, str(bad))
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert f"{bad}:7: faults[0].drop:" in lines[0] and "synack" in lines[0]
+
+
+def test_missing_file_is_exit_2(tmp_path):
+    proc = tcplab("run", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_usage_error_is_exit_2():
+    assert tcplab("run").returncode == 2
+    assert tcplab("frobnicate").returncode == 2
+
+
+def test_unknown_sysctl_is_the_scenarios_mistake(tmp_path):
+    bad = tmp_path / "sysctl.yaml"
+    bad.write_text("scenario: x\nsummary: y\nhosts:\n  client:\n    sysctls:\n"
+                   "      net.ipv4.tcp_no_such_knob: 1\napps:\n  server: [listen: 8080]\n"
+                   "  client: [connect: 'server:8080']\nexpect:\n  client: {connect: ok}\n")
+    proc = tcplab("run", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:6: hosts.client.sysctls.net.ipv4.tcp_no_such_knob:" in proc.stderr
