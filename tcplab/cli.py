@@ -156,7 +156,7 @@ def doctor(no_color) -> None:
     found = findings()
     for f in found:
         status = "ok" if f.ok else ("MISSING" if f.fatal else "degraded")
-        table.add_row(f.name, status, f.detail, f.fix)
+        table.add_row(f.name, status, f.detail, "" if f.ok else f.fix)
     console.print(table)
     sys.exit(0 if all(f.ok or not f.fatal for f in found) else 3)
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from tcplab.core.check import Check, check_scenario, verdict
 from tcplab.core.events import Event
-from tcplab.core.record import Record
+from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario
 from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
 from tcplab.lab import preflight, topology
@@ -209,7 +209,7 @@ class _Run:
             self.view.event(rec.app_finished(who, msg))
         elif kind == "diag":
             ev = rec.add_diag(who, msg)
-            if ev.new in ("SYN_RECV", "TIME_WAIT") or self.trace is None:
+            if blind_spot(ev) or self.trace is None:
                 self.view.event(ev)
         elif kind == "done":
             self.done.add(who)

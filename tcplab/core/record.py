@@ -132,10 +132,15 @@ def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
             continue
         kept.append(e)
     for e in diag:
-        if (e.new in TRACEPOINT_BLIND or (e.new == "CLOSE" and e.old in TRACEPOINT_BLIND)
-                or (e.new == "CLOSE" and (e.host, _tuple(e)) in handovers)):
+        if blind_spot(e) or (e.new == "CLOSE" and (e.host, _tuple(e)) in handovers):
             kept.append(e)
     return sorted(kept, key=lambda e: e.t)
+
+
+def blind_spot(e: StateChanged) -> bool:
+    """A diag change the tracepoint cannot report: into or out of a request or
+    timewait socket's state."""
+    return e.new in TRACEPOINT_BLIND or (e.new == "CLOSE" and e.old in TRACEPOINT_BLIND)
 
 
 def _lives_on(e: StateChanged, diag: list[StateChanged], alive_at_end: set) -> bool:
