@@ -58,6 +58,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     duration: float = 0.0
     kernel: str = field(default_factory=platform.release)
+    lab: dict = field(default_factory=dict)  # run id, namespaces, addresses
 
     @property
     def exit_code(self) -> int:
@@ -69,7 +70,7 @@ class RunResult:
                 "claims": list(self.scenario.claims), "verdict": self.verdict,
                 "kernel": self.kernel, "sysctls": self.sysctls,
                 "checks": [c.to_json() for c in self.checks], "errors": self.errors,
-                "notes": self.notes, "duration": round(self.duration, 3),
+                "notes": self.notes, "duration": round(self.duration, 3), "lab": self.lab,
                 "events": [e.to_json() for e in events]}
 
 
@@ -271,6 +272,9 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
         if CANCEL.is_set():
             raise Interrupted("interrupted before set-up")
         plan = topology.claim_slot()
+        run.result.lab = {"run_id": plan.run_id, "namespaces": list(plan.namespaces),
+                          "client": plan.client_addr, "server": plan.server_addr,
+                          "queue": plan.queue, "tracefs_instance": f"tcplab-{plan.run_id}"}
         run.start(plan)
         run.run(plan)
     except LabError as e:

@@ -12,6 +12,7 @@ import os
 import signal
 from pathlib import Path
 
+from tcplab.errors import LabError
 from tcplab.lab import topology
 
 NETNS_DIR = Path("/run/netns")
@@ -90,6 +91,11 @@ def clean_dead_runs() -> list[str]:
             said.append(_remove_namespace(name))
     for inst in leftover_instances("tcplab-"):
         if inst.removeprefix("tcplab-") not in live_ids:
-            remove_instance(inst)
-            said.append(f"removed tracefs instance {inst}")
+            try:
+                remove_instance(inst)
+                said.append(f"removed tracefs instance {inst}")
+            except LabError:
+                # Still open by a reader: a live run this machine's /run cannot see
+                # (another mount namespace or chroot). Busy means alive; leave it.
+                said.append(f"left tracefs instance {inst}: in use by a live run")
     return said or ["nothing to clean"]

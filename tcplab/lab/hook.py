@@ -65,6 +65,31 @@ def queue_stats(queue: int) -> dict:
     return {}
 
 
+SO_TIMESTAMP = 29  # asm-generic/socket.h; not exported by Python's socket module
+
+
+def enable_kernel_timestamps():
+    """skb->tstamp is filled on receive only while some socket asks for timestamps;
+    this one asks for as long as the hook lives, so NFQUEUE hands us the time the
+    router's kernel received each segment, not the later time our callback ran."""
+    import socket
+
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    keeper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+    return keeper
+
+
+def arrival(pkt) -> float:
+    """The kernel's receive time on CLOCK_MONOTONIC (the stamp is CLOCK_REALTIME);
+    the callback's own time when the kernel gave none."""
+    now = time.monotonic()
+    stamp = pkt.get_timestamp()
+    if not stamp:
+        return now
+    kernel = stamp - (time.time() - now)
+    return kernel if 0 <= now - kernel < 1.0 else now
+
+
 class Hook:
     def __init__(self, faults: list[Fault], client_addrs: list[str]):
         self.faults = tuple(faults)
@@ -73,7 +98,7 @@ class Hook:
         self._ids = itertools.count(1)
 
     def on_packet(self, pkt) -> None:
-        now = time.monotonic()
+        now = arrival(pkt)
         seg = parse_ipv4_tcp(pkt.get_payload())
         if seg is None:
             pkt.accept()
@@ -91,7 +116,7 @@ class Hook:
         elif verdict.action == DELAY:
             pkt.retain()
             mono_out = now + verdict.delay
-            heapq.heappush(self.held, (mono_out, ident, pkt))
+            heapq.heappush(self.held, (mono_out, ident, pkt))  # released by main loop
             fate = "delayed"
         else:
             pkt.accept()
@@ -124,6 +149,7 @@ def main() -> None:
     faults = [Fault(**{**f, "nth": tuple(f["nth"]) if f["nth"] is not None else None})
               for f in config["faults"]]
     hook = Hook(faults, config["client_addrs"])
+    keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
     nfq.bind(config["queue"], hook.on_packet)
     flavour = install_rules(config["queue"])

@@ -158,7 +158,10 @@ def test_tracepoint_and_inet_diag_see_their_states():
     assert all(e.new != "TIME_WAIT" for e in events if isinstance(e, StateChanged))
     synacks = [e.t for e in events if isinstance(e, KernelNoted)
                and e.host == "server" and e.event == "tcp_retransmit_synack"]
-    assert synacks and 0.95 <= synacks[0] <= 1.3, f"SYN-ACK retransmits at {synacks}"
+    # The request's SYN-ACK timer: 1 s after the SYN, late by up to one 4 ms jiffy plus
+    # timer-wheel slack.
+    after_syn = [round(t - client[0].t, 3) for t in synacks]
+    assert after_syn and 1.0 <= after_syn[0] <= 1.05, f"SYN-ACK retransmits at +{after_syn} s"
 
     conn = [d for d in diag if (d["laddr"], d["lport"], d["raddr"], d["rport"])
             == (SERVER_IP, PORT, CLIENT_IP, port)]
@@ -166,8 +169,8 @@ def test_tracepoint_and_inet_diag_see_their_states():
     # Polling misses short states (the server's ESTABLISHED lasts microseconds here), but
     # the request sock lived 1.3 s and the timewait minisocket outlives the test.
     assert seen[0] == "SYN_RECV" and seen[-1] == "TIME_WAIT", f"inet_diag saw {seen}"
-    # One clock: the request sock was polled between the client's SYN_SENT and the
-    # server child's tracepoint, long before the latter.
-    syn_recv_t = conn[0]["mono"] - t0
-    assert client[0].t <= syn_recv_t < 0.2, f"request sock seen at {syn_recv_t:.3f} s"
+    # One clock: the request sock was polled within a few 5 ms polls after the client's
+    # SYN_SENT tracepoint, more than a second before the server child's.
+    seen_after = conn[0]["mono"] - t0 - client[0].t
+    assert 0 <= seen_after < 0.1, f"request sock polled {seen_after:.3f} s after SYN_SENT"
     assert ("CLOSE", "LISTEN") in [(d["old"], d["new"]) for d in diag if d["rport"] == 0]

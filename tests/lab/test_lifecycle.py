@@ -1,0 +1,114 @@
+"""Exit paths on the real kernel: Ctrl-C mid-run, a hook that dies, a runner killed
+with SIGKILL and `tcplab clean` next to a live run. Each leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ROOT / "scenarios" / "handshake" / "syn-lost-fast.yaml"  # ~9 s, a blocked connect()
+
+
+def start_run(json_path: Path, scenario: Path = FAST) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tcplab", "run", "--no-color",
+                             "--json", str(json_path), str(scenario)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def lab_namespaces() -> set[str]:
+    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    return {n for n in names if n.startswith("tl-")}
+
+
+def children_of(pid: int, module: str) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and module.encode() in cmd:
+            found.append(int(entry))
+    return found
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def assert_clean(before: set[str], *results: Path) -> None:
+    """No namespace appeared for good, and the runs' own tracefs instances are gone
+    (other instances may belong to someone else's run on this machine)."""
+    assert lab_namespaces() - before == set()
+    for path in results:
+        lab = json.loads(path.read_text())["lab"]
+        assert not os.path.exists(f"/sys/kernel/tracing/instances/{lab['tracefs_instance']}")
+        assert not set(lab["namespaces"]) & lab_namespaces()
+
+
+def test_sigint_mid_run_tears_everything_down(tmp_path):
+    before = lab_namespaces()
+    proc = start_run(tmp_path / "r.json")
+    wait_for(lambda: children_of(proc.pid, "tcplab.lab.hook"))
+    time.sleep(1.5)  # mid-run: the SYN is being retransmitted
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["verdict"] == "error" and "interrupted" in " ".join(res["errors"])
+    assert_clean(before, tmp_path / "r.json")
+
+
+def test_dead_hook_is_an_error_not_a_verdict(tmp_path):
+    before = lab_namespaces()
+    proc = start_run(tmp_path / "r.json")
+    (hook,) = wait_for(lambda: children_of(proc.pid, "tcplab.lab.hook"))
+    time.sleep(1.0)
+    os.kill(hook, signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, out + err
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["verdict"] == "error" and res["checks"] == []
+    assert "router exited" in " ".join(res["errors"])
+    assert_clean(before, tmp_path / "r.json")
+
+
+def test_clean_removes_a_killed_run_and_spares_a_live_one(tmp_path):
+    before = lab_namespaces()
+    live = start_run(tmp_path / "live.json")
+    wait_for(lambda: children_of(live.pid, "tcplab.lab.hook"))
+    live_ns = wait_for(lambda: lab_namespaces() - before)
+    doomed = start_run(tmp_path / "doomed.json")
+    wait_for(lambda: children_of(doomed.pid, "tcplab.lab.hook"))
+    doomed_ns = wait_for(lambda: lab_namespaces() - before - live_ns)
+    os.kill(doomed.pid, signal.SIGKILL)  # no finally runs: its namespaces stay
+    doomed.communicate(timeout=10)
+    assert doomed_ns <= lab_namespaces()
+
+    clean = subprocess.run([sys.executable, "-m", "tcplab", "clean"], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60)
+    assert clean.returncode == 0, clean.stderr
+    assert not doomed_ns & lab_namespaces(), clean.stdout
+    assert live_ns <= lab_namespaces(), "clean touched a live run"
+
+    out, err = live.communicate(timeout=60)
+    assert live.returncode == 0, out + err  # the live run was not disturbed
+    assert_clean(before, tmp_path / "live.json")
