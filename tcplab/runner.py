@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import queue
 import threading
@@ -116,6 +117,8 @@ class _Run:
         from tcplab.lab.tracefs import TraceSession
 
         try:
+            if os.environ.get("TCPLAB_TRACEFS") == "off":  # to test the fallback
+                raise LabError("tracefs disabled by TCPLAB_TRACEFS=off")
             self.trace = TraceSession(f"tcplab-{plan.run_id}")
             self.trace.__enter__()
         except LabError as e:

@@ -112,3 +112,20 @@ def test_clean_removes_a_killed_run_and_spares_a_live_one(tmp_path):
     out, err = live.communicate(timeout=60)
     assert live.returncode == 0, out + err  # the live run was not disturbed
     assert_clean(before, tmp_path / "live.json")
+
+
+def test_without_tracefs_states_come_from_inet_diag(tmp_path):
+    """Where tracefs cannot be had the run still judges, from inet_diag alone, and
+    says so. SYN_SENT lasts seconds here, long enough for polling to see it."""
+    env = {**os.environ, "TCPLAB_TRACEFS": "off"}
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color", "--json",
+                           str(tmp_path / "r.json"), str(FAST)], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=60)
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "inet_diag only" in " ".join(res["notes"])
+    client = [e for e in res["events"] if e["kind"] == "state" and e["host"] == "client"]
+    assert [e["to"] for e in client] == ["SYN_SENT", "CLOSE"]
+    assert {e["source"] for e in client} == {"inet_diag"}
+    gone = client[-1]["t"]
+    assert 7.0 <= gone <= 7.9, gone  # 7 s give-up + timer lateness + one poll
