@@ -4,20 +4,36 @@ sock:inet_sock_set_state covers full sockets only: a listener's request sock (SY
 and the timewait minisocket (TIME_WAIT, or its FIN_WAIT2 substate) never produce an
 event. inet_diag dumps both, so each namespace is polled and the differences between
 dumps become state changes. Polling also stands in for the tracepoint where tracefs is
-missing. The dump runs in the network namespace of the process that opens the socket.
+missing. The dump runs in the network namespace of the process (thread) that opens the
+socket.
+
+A dump is one request on a plain NETLINK_SOCK_DIAG socket and a loop over the replies.
+pyroute2 encodes the request (`inet_diag_req`), but the replies are read with `struct`:
+pyroute2's DiagSocket spends ~0.8 ms of CPU per dump in its asyncio machinery, and even
+decoding replies with its `inet_diag_msg` class costs several times what the kernel
+does (a dict per message, every header field and attribute decoded), while this module
+needs five fields of a fixed-layout header (struct inet_diag_msg, include/uapi/linux/
+inet_diag.h) that has not changed since it was introduced. bench/diag_poll.py measures
+all three; tests/unit/test_diag_tracker.py checks the `struct` decoding against
+pyroute2's on messages pyroute2 encodes.
 
 `DiagTracker` is pure (now is passed in); `DiagPoller` is the thread around it.
 """
 
 from __future__ import annotations
 
+import errno
+import itertools
+import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyroute2 import DiagSocket
+from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+from pyroute2.netlink.diag import NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, inet_diag_req
 
 from tcplab.errors import LabError
 
@@ -37,13 +53,94 @@ STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FI
 # timewait minisockets.
 REQUEST_STATES = 0xFFFFFFFF & ~(1 << 13)
 
+# Seconds between dumps. A dump costs ~0.1 ms of CPU with a handful of sockets
+# (bench/diag_poll.py), so polling every 5 ms keeps a poller near 2% of a CPU, and a
+# change is seen at most 5 ms (plus a dump and the thread's wake-up) after it happened.
+DEFAULT_INTERVAL = 0.005
 
-def dump_tcp(diag_socket: DiagSocket) -> list[Sock]:
-    """All IPv4 TCP sockets of this network namespace, in every state."""
-    msgs = diag_socket.get_sock_stats(family=socket.AF_INET, protocol=socket.IPPROTO_TCP,
-                                      states=REQUEST_STATES)
-    return [(m["idiag_src"], m["idiag_sport"], m["idiag_dst"], m["idiag_dport"],
-             STATES.get(m["idiag_state"], str(m["idiag_state"]))) for m in msgs]
+# struct nlmsghdr: length, type, flags, sequence number, port id (host byte order).
+_NLMSGHDR = struct.Struct("=IHHII")
+# The start of struct inet_diag_msg after the nlmsghdr: family, state, timer, retrans,
+# then struct inet_diag_sockid: sport and dport (big-endian), src[4] and dst[4] (__be32,
+# an IPv4 address in the first word). The rest (if, cookie, expires, queues, uid, inode)
+# and the attributes that follow are not needed.
+_INET_DIAG_MSG = struct.Struct("!BBxxHH4s12x4s")
+_ERRNO = struct.Struct("=i")  # NLMSG_ERROR's payload starts with -errno, as may DONE's
+_MIN_ERROR = _NLMSGHDR.size + _ERRNO.size
+_MIN_DIAG_MSG = _NLMSGHDR.size + _INET_DIAG_MSG.size
+_RECV_SIZE = 65536  # the kernel fills a dump skb up to 32 KiB
+
+
+def _request(seq: int) -> bytes:
+    """The dump request, encoded by pyroute2: every IPv4 TCP socket in REQUEST_STATES."""
+    req = inet_diag_req()
+    req["header"] = {"type": SOCK_DIAG_BY_FAMILY, "flags": NLM_F_REQUEST | NLM_F_DUMP,
+                     "sequence_number": seq, "pid": 0}
+    req["sdiag_family"] = socket.AF_INET
+    req["sdiag_protocol"] = socket.IPPROTO_TCP
+    req["idiag_ext"] = 0
+    req["idiag_states"] = REQUEST_STATES
+    req["idiag_sport"] = req["idiag_dport"] = 0
+    req.encode()
+    return bytes(req.data)
+
+
+_REQUEST = bytearray(_request(0))  # a template: dump_tcp writes each dump's seq into it
+
+
+def open_diag_socket() -> socket.socket:
+    """A NETLINK_SOCK_DIAG socket in the network namespace of the calling thread."""
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                         NETLINK_SOCK_DIAG)
+
+
+_counter = itertools.count(1)  # one sequence for all sockets is enough
+
+
+def _next_seq() -> int:
+    return next(_counter) & 0xFFFFFFFF
+
+
+def dump_tcp(sock: socket.socket) -> list[Sock]:
+    """All IPv4 TCP sockets of the namespace `sock` (from open_diag_socket) belongs to,
+    in every state but bound-only. Raises OSError if the kernel refuses the dump."""
+    seq = _next_seq()
+    request = bytearray(_REQUEST)
+    _NLMSGHDR.pack_into(request, 0, len(request), SOCK_DIAG_BY_FAMILY,
+                        NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+    sock.send(request)
+    buf = bytearray(_RECV_SIZE)
+    unpack_hdr, unpack_msg = _NLMSGHDR.unpack_from, _INET_DIAG_MSG.unpack_from
+    ntoa = socket.inet_ntoa
+    sockets: list[Sock] = []
+    while True:
+        # MSG_TRUNC: the kernel returns the datagram's real length, so a too-small
+        # buffer shows instead of silently losing messages.
+        n = sock.recv_into(buf, 0, socket.MSG_TRUNC)
+        if n > _RECV_SIZE:
+            raise OSError(errno.EMSGSIZE, f"inet_diag reply of {n} bytes was truncated")
+        offset = 0
+        while offset + _NLMSGHDR.size <= n:
+            length, kind, _flags, msg_seq, _pid = unpack_hdr(buf, offset)
+            if length < _NLMSGHDR.size or offset + length > n:
+                raise OSError(errno.EBADMSG, f"bad netlink message length {length}")
+            body = offset + _NLMSGHDR.size
+            offset += (length + 3) & ~3
+            if msg_seq != seq:  # left over from a dump an exception abandoned
+                continue
+            if kind == NLMSG_DONE or kind == NLMSG_ERROR:
+                code = _ERRNO.unpack_from(buf, body)[0] if length >= _MIN_ERROR else 0
+                if code < 0:
+                    raise OSError(-code, f"inet_diag: {os.strerror(-code)}")
+                if kind == NLMSG_DONE:
+                    return sockets
+                continue  # an ACK (error 0); the dump goes on
+            if kind != SOCK_DIAG_BY_FAMILY:
+                continue
+            if length < _MIN_DIAG_MSG:
+                raise OSError(errno.EBADMSG, f"short inet_diag_msg ({length} bytes)")
+            _family, state, sport, dport, src, dst = unpack_msg(buf, body)
+            sockets.append((ntoa(src), sport, ntoa(dst), dport, STATES.get(state, str(state))))
 
 
 class DiagTracker:
@@ -56,10 +153,13 @@ class DiagTracker:
 
     def update(self, now: float, sockets: Iterable[Sock]) -> list[dict[str, Any]]:
         current = {(la, lp, ra, rp): state for la, lp, ra, rp, state in sockets}
-        changes = [self._change(now, key, self._known.get(key, "CLOSE"), state)
-                   for key, state in current.items() if self._known.get(key) != state]
+        known = self._known
+        if current == known:  # the usual poll: nothing moved
+            return []
+        changes = [self._change(now, key, known.get(key, "CLOSE"), state)
+                   for key, state in current.items() if known.get(key) != state]
         changes += [self._change(now, key, state, "CLOSE")
-                    for key, state in self._known.items() if key not in current]
+                    for key, state in known.items() if key not in current]
         self._known = current
         return changes
 
@@ -78,20 +178,20 @@ class DiagPoller:
     `callback`. "mono" is time.monotonic() when the dump returned: the change happened
     at most one interval plus one dump earlier."""
 
-    def __init__(self, callback: Callable[[dict[str, Any]], None], interval: float = 0.005):
+    def __init__(self, callback: Callable[[dict[str, Any]], None],
+                 interval: float = DEFAULT_INTERVAL):
         self.callback, self.interval = callback, interval
         self.error: BaseException | None = None
         self._tracker = DiagTracker()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._socket: DiagSocket | None = None
+        self._socket: socket.socket | None = None
 
     def start(self) -> None:
         # Opened here, not in the thread, so a failure is raised to the caller; the
-        # socket belongs to the namespace of the process that opens it.
+        # socket belongs to the namespace of the thread that opens it.
         try:
-            self._socket = DiagSocket()
-            self._socket.bind()
+            self._socket = open_diag_socket()
             dump_tcp(self._socket)
         except Exception as e:
             if self._socket is not None:
@@ -124,6 +224,7 @@ class DiagPoller:
         self._thread.join()
         self._thread = None
         self._socket.close()
+        self._socket = None
         if self.error is not None:
             raise LabError(f"inet_diag polling failed: {self.error}")
 

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from tcplab.core.check import Check
 from tcplab.render.ladder import Ladder
+from tcplab.runner import NullView
 
 HEARTBEAT = 10.0
 REORDER = 0.3  # seconds of silence before a plain-text "still running" line
@@ -87,13 +88,11 @@ class LiveView:
             self.status = None
 
 
-class QuietView:
-    def started(self, scenario, plan): pass
-    def event(self, ev): pass
-    def call_started(self, t, host, call, arg): pass
-    def tick(self, t, waiting): pass
-    def note(self, text): pass
-    def finish(self): pass
+class QuietView(NullView):
+    """For runs side by side: nothing while running, the verdict at the end."""
+
+    def finish(self) -> None:
+        pass
 
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}

@@ -129,3 +129,4 @@ def test_without_tracefs_states_come_from_inet_diag(tmp_path):
     assert {e["source"] for e in client} == {"inet_diag"}
     gone = client[-1]["t"]
     assert 7.0 <= gone <= 7.9, gone  # 7 s give-up + timer lateness + one poll
+

@@ -49,3 +49,25 @@ def test_unknown_sysctl_is_the_scenarios_mistake(tmp_path):
     proc = tcplab("run", str(bad))
     assert proc.returncode == 2
     assert f"{bad}:6: hosts.client.sysctls.net.ipv4.tcp_no_such_knob:" in proc.stderr
+
+
+def test_not_root_is_exit_3_before_anything_is_set_up(monkeypatch, capsys):
+    """Preflight stops a non-root run with the fix, before any namespace exists."""
+    import os
+
+    import pytest
+
+    from tcplab import cli
+    from tcplab.lab import topology
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    claimed = []
+    monkeypatch.setattr(topology, "claim_slot", lambda: claimed.append(1))
+    monkeypatch.setattr(sys, "argv", ["tcplab", "run", "--no-color",
+                                      str(ROOT / "scenarios/handshake/normal.yaml")])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    out = capsys.readouterr().out
+    assert exit_.value.code == 3
+    assert "root: uid 1000" in out and "sudo" in out
+    assert claimed == []
