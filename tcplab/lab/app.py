@@ -17,6 +17,7 @@ import threading
 import time
 
 from tcplab.lab import child
+from tcplab.lab.diag import DEFAULT_INTERVAL
 
 # Sysctls the result records for every host (what the kernel model needs).
 REPORTED_SYSCTLS = (
@@ -104,7 +105,7 @@ def run_step(app: App, call: str, arg) -> None:
                result=result, detail=detail)
 
 
-def start_diag(interval: float) -> object | None:
+def start_diag(interval: float):
     """inet_diag polling for what the tracepoint cannot show (request and timewait
     sockets). Its events go to the runner like everything else."""
     from tcplab.lab.diag import DiagPoller
@@ -119,7 +120,7 @@ def main() -> None:
     child.enter_netns(config["netns"])
     child.write_sysctls(config.get("sysctls", {}))
     in_force = {name: child.read_sysctl(name) for name in REPORTED_SYSCTLS}
-    poller = start_diag(config.get("diag_interval", 0.005))
+    poller = start_diag(config.get("diag_interval", DEFAULT_INTERVAL))
     child.emit("ready", sysctls={k: v for k, v in in_force.items() if v is not None})
     app = App(config["addr"], config["peer_addr"])
     go = threading.Event()

@@ -9,13 +9,14 @@ socket.
 
 A dump is one request on a plain NETLINK_SOCK_DIAG socket and a loop over the replies.
 pyroute2 encodes the request (`inet_diag_req`), but the replies are read with `struct`:
-pyroute2's DiagSocket spends ~0.8 ms of CPU per dump in its asyncio machinery, and even
-decoding replies with its `inet_diag_msg` class costs several times what the kernel
-does (a dict per message, every header field and attribute decoded), while this module
-needs five fields of a fixed-layout header (struct inet_diag_msg, include/uapi/linux/
-inet_diag.h) that has not changed since it was introduced. bench/diag_poll.py measures
-all three; tests/unit/test_diag_tracker.py checks the `struct` decoding against
-pyroute2's on messages pyroute2 encodes.
+pyroute2's DiagSocket spends ~0.6-0.9 ms of CPU per dump, mostly in its asyncio
+machinery, and even on a plain socket its `inet_diag_msg` class decodes a message in
+~40 us (a dict per message, every header field and attribute): ~0.2 ms for five
+sockets, where reading them with struct takes ~10 us. This module needs five fields of
+a fixed-layout header (struct inet_diag_msg, include/uapi/linux/inet_diag.h) that has not
+changed since it was introduced. bench/diag_poll.py measures all three;
+tests/unit/test_diag_tracker.py checks the `struct` decoding against pyroute2's on
+messages pyroute2 encodes.
 
 `DiagTracker` is pure (now is passed in); `DiagPoller` is the thread around it.
 """
@@ -53,10 +54,14 @@ STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FI
 # timewait minisockets.
 REQUEST_STATES = 0xFFFFFFFF & ~(1 << 13)
 
-# Seconds between dumps. A dump costs ~0.1 ms of CPU with a handful of sockets
-# (bench/diag_poll.py), so polling every 5 ms keeps a poller near 2% of a CPU, and a
-# change is seen at most 5 ms (plus a dump and the thread's wake-up) after it happened.
-DEFAULT_INTERVAL = 0.005
+# Seconds between dumps: a change is seen at most one interval, one dump and one wake-up
+# (~9 ms in all) after it happened, and a poller costs ~2.5% of a CPU when its namespace
+# has a TCP hash of its own (bench/diag_poll.py, 2-core VM; 5 ms costs ~3%, 10 ms ~2%).
+# The dump's floor is the kernel's: it walks every bucket of the TCP hash, and a
+# namespace sharing the initial namespace's (net.ipv4.tcp_child_ehash_entries = 0 where
+# it was created; here 262144 buckets, ~0.25 ms hot, ~0.5 ms cold) makes a poller cost
+# ~6.5% at this interval, against ~17% at 5 ms through pyroute2's DiagSocket.
+DEFAULT_INTERVAL = 0.008
 
 # struct nlmsghdr: length, type, flags, sequence number, port id (host byte order).
 _NLMSGHDR = struct.Struct("=IHHII")

@@ -47,19 +47,41 @@ print("connected", c.getsockname()[1], flush=True)
 sys.stdin.readline(); c.sendall(b"hi"); c.recv(10); c.close()
 """
 POLLER = """
-import json, sys
-from tcplab.lab.diag import DiagPoller
+import json, socket, sys
+from pyroute2 import DiagSocket
+from tcplab.lab.diag import REQUEST_STATES, STATES, DiagPoller, dump_tcp, open_diag_socket
 seen = []
-with DiagPoller(seen.append):
+with DiagPoller(seen.append) as poller:
     print("polling", flush=True)
     sys.stdin.read()
-print(json.dumps(seen))
+    known = poller.known()
+# The same dump read by dump_tcp and by pyroute2's DiagSocket, back to back.
+ds = DiagSocket()
+ds.bind()
+with open_diag_socket() as sock:
+    ours = dump_tcp(sock)
+theirs = [(m["idiag_src"], m["idiag_sport"], m["idiag_dst"], m["idiag_dport"],
+           STATES[m["idiag_state"]])
+          for m in ds.get_sock_stats(family=socket.AF_INET, protocol=socket.IPPROTO_TCP,
+                                     states=REQUEST_STATES)]
+ds.close()
+print(json.dumps({"seen": seen, "known": known, "ours": ours, "theirs": theirs}))
 """
+
+
+# Enter the namespace with setns() and exec the command, as the lab's own children do.
+# (`ip netns exec` also remounts /sys, which fails inside a chroot.)
+_ENTER = ("import os, sys; from tcplab.lab.child import enter_netns; "
+          "enter_netns(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def ns_argv(ns: str, *argv: str) -> list[str]:
+    return [sys.executable, "-c", _ENTER, ns, *argv]
 
 
 def in_ns(ns: str, code: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code], env=env,
+    return subprocess.Popen(ns_argv(ns, sys.executable, "-c", code), env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -71,7 +93,8 @@ def expect(proc: subprocess.Popen, word: str, timeout: float = 5.0) -> str:
 
 
 def iptables(ns: str, *args: str) -> None:
-    subprocess.run(["ip", "netns", "exec", ns, "iptables", *args], check=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    subprocess.run(ns_argv(ns, "iptables", *args), check=True, env=env)
 
 
 @contextmanager
@@ -99,8 +122,9 @@ def two_namespaces():
                 netns.remove(ns)
 
 
-def run_exchange(procs: list) -> tuple[float, int, list[dict]]:
-    """The exchange described at the top; returns t0, the client port, diag changes."""
+def run_exchange(procs: list) -> tuple[float, int, dict]:
+    """The exchange described at the top; returns t0, the client port, and what the
+    poller printed: its changes, known() at the end, and a last dump read two ways."""
     iptables(SERVER_NS, "-A", *HOLD_ACK)
     poller = in_ns(SERVER_NS, POLLER)
     procs.append(poller)
@@ -127,7 +151,7 @@ def test_tracepoint_and_inet_diag_see_their_states():
     with two_namespaces(), TraceSession(f"{RUN}-trace") as trace:
         assert trace.missing == []
         try:
-            t0, port, diag = run_exchange(procs)
+            t0, port, polled = run_exchange(procs)
         finally:
             for proc in procs:
                 if proc.poll() is None:
@@ -163,14 +187,20 @@ def test_tracepoint_and_inet_diag_see_their_states():
     after_syn = [round(t - client[0].t, 3) for t in synacks]
     assert after_syn and 1.0 <= after_syn[0] <= 1.05, f"SYN-ACK retransmits at +{after_syn} s"
 
+    diag = polled["seen"]
     conn = [d for d in diag if (d["laddr"], d["lport"], d["raddr"], d["rport"])
             == (SERVER_IP, PORT, CLIENT_IP, port)]
     seen = [d["new"] for d in conn]
     # Polling misses short states (the server's ESTABLISHED lasts microseconds here), but
     # the request sock lived 1.3 s and the timewait minisocket outlives the test.
     assert seen[0] == "SYN_RECV" and seen[-1] == "TIME_WAIT", f"inet_diag saw {seen}"
-    # One clock: the request sock was polled within a few 5 ms polls after the client's
+    # One clock: the request sock was polled within a few polls after the client's
     # SYN_SENT tracepoint, more than a second before the server child's.
     seen_after = conn[0]["mono"] - t0 - client[0].t
     assert 0 <= seen_after < 0.1, f"request sock polled {seen_after:.3f} s after SYN_SENT"
     assert ("CLOSE", "LISTEN") in [(d["old"], d["new"]) for d in diag if d["rport"] == 0]
+    # The timewait socket is all the server namespace holds at the end: known() has it,
+    # and dump_tcp reads the kernel's messages as pyroute2 does.
+    timewait = [SERVER_IP, PORT, CLIENT_IP, port]
+    assert polled["known"] == [timewait]
+    assert polled["ours"] == polled["theirs"] == [[*timewait, "TIME_WAIT"]]
