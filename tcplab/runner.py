@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import queue
@@ -99,7 +100,7 @@ class _Run:
         self._spawn("router", "tcplab.lab.hook", {
             "netns": plan.router_ns, "queue": plan.queue, "sysctls": router_sysctls,
             "client_addrs": [plan.client_addr],
-            "faults": [f.__dict__ for f in self.sc.faults]})
+            "faults": [dataclasses.asdict(f) for f in self.sc.faults]})
         self.result.sysctls["router"] = router_sysctls
         for host, ns, addr, peer in (("server", plan.server_ns, plan.server_addr,
                                       plan.client_addr),
@@ -120,7 +121,6 @@ class _Run:
             if os.environ.get("TCPLAB_TRACEFS") == "off":  # to test the fallback
                 raise LabError("tracefs disabled by TCPLAB_TRACEFS=off")
             self.trace = TraceSession(f"tcplab-{plan.run_id}")
-            self.trace.__enter__()
         except LabError as e:
             self.trace = None
             self.result.notes.append(f"no tracepoints ({e}); states come from inet_diag only")
@@ -182,9 +182,8 @@ class _Run:
             "server" in self.done
 
     def _waiting(self) -> str:
-        open_calls = self.record._open_calls
-        return ", ".join(f"{h} {c}() blocked since t={m - self.record.t0:.1f}s"
-                         for h, (m, c, _a) in sorted(open_calls.items()))
+        return ", ".join(f"{host} {call}() blocked since t={t:.1f}s"
+                         for host, call, t in self.record.open_calls())
 
     def _pump(self, plan: topology.Plan, timeout: float) -> None:
         try:
@@ -250,7 +249,10 @@ class _Run:
         no segment of the run ever passes unhooked."""
         self.stopping = True
         if self.trace is not None:
-            self.trace.__exit__(None, None, None)  # stops reading, removes the instance
+            try:
+                self.trace.stop()  # stops reading, removes the instance
+            except LabError as e:  # the reader died: judge nothing, but stop the rest
+                self.result.errors.append(str(e))
             if self.record is not None:
                 self._pump_trace(plan, final=True)
         for role in ("client", "server", "router"):
@@ -302,6 +304,9 @@ def _judge(run: _Run, duration: float) -> RunResult:
         res.errors.append(f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
                           f"queued, {stats.get('user_dropped')} undeliverable): the hook "
                           "fell behind, so the record is incomplete")
+    if run.trace is not None and run.trace.lost:
+        res.errors.append(f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
+                          "lost): the state record is incomplete")
     if run.sc.expect.model:
         res.errors.append("expect.model: the kernel model is not available in this version")
     if run.record is not None and not res.errors:

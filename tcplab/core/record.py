@@ -66,6 +66,11 @@ class Record:
         self.apps.append(call)
         return call
 
+    def open_calls(self) -> list[tuple[str, str, float]]:
+        """(host, call, t started) of every call still blocked."""
+        return [(host, call, self.t(mono)) for host, (mono, call, _arg)
+                in sorted(self._open_calls.items())]
+
     def close_open_calls(self) -> None:
         """Calls still blocked when the run ended are recorded with no result."""
         for host, (mono, call, arg) in sorted(self._open_calls.items()):

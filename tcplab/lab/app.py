@@ -28,6 +28,7 @@ REPORTED_SYSCTLS = (
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_early_retrans", "net.ipv4.tcp_timestamps",
     "net.ipv4.tcp_max_syn_backlog", "net.core.somaxconn", "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_ehash_entries",  # > 0: the namespace has a TCP hash of its own
 )
 
 _SHUT = {"rd": socket.SHUT_RD, "wr": socket.SHUT_WR, "rdwr": socket.SHUT_RDWR}

@@ -16,6 +16,8 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,10 +102,9 @@ def owner_alive(owner: dict) -> bool:
 
 
 def build(p: Plan) -> None:
-    from pyroute2 import NetNS, netns
+    from pyroute2 import NetNS
 
-    for name in p.namespaces:
-        netns.create(name)
+    create_namespaces(p.namespaces)
     with NetNS(p.client_ns, flags=0) as ns:
         ns.link("add", ifname="eth0", kind="veth",
                 peer={"ifname": "to-client", "net_ns_fd": p.router_ns})
@@ -117,6 +118,14 @@ def build(p: Plan) -> None:
     _configure(p.router_ns, {"to-client": p.router_client_addr,
                              "to-server": p.router_server_addr}, gateway=None,
                prefixlen=p.prefixlen)
+
+
+def create_namespaces(names: tuple[str, ...]) -> None:
+    """Each with a small TCP hash of its own (see tcplab/lab/mkns.py for why)."""
+    proc = subprocess.run([sys.executable, "-m", "tcplab.lab.mkns", *names],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LabError(f"cannot create network namespaces: {proc.stderr.strip()[-300:]}")
 
 
 def _configure(ns_name: str, addrs: dict[str, str], gateway: str | None,

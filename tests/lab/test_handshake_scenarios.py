@@ -168,6 +168,14 @@ def test_delay_synack_connect_takes_the_delay(catalogue):
     assert abs(connect["t_end"] - connect["t"] - 1.5) < 0.05
 
 
+def test_lab_hosts_have_their_own_tcp_hash(catalogue):
+    """tcplab.lab.mkns gives each namespace a small TCP hash (a negative value would
+    mean it shares the root namespace's)."""
+    res = result(catalogue, "handshake-normal")
+    for host in ("client", "server"):
+        assert 0 < int(res["sysctls"][host]["net.ipv4.tcp_ehash_entries"]) <= 1024
+
+
 def test_json_contract(catalogue):
     res = result(catalogue, "syn-lost-fast")
     assert {"scenario", "verdict", "kernel", "sysctls", "checks", "events"} <= res.keys()
