@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tcplab.core.check import Check, check_scenario, verdict
+from tcplab.core.check import Check, check_model, check_scenario, verdict
+from tcplab.core.model import HostParams, Kernel, predict_handshake
 from tcplab.core.events import Event
 from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario
@@ -61,6 +62,7 @@ class RunResult:
     duration: float = 0.0
     kernel: str = field(default_factory=platform.release)
     lab: dict = field(default_factory=dict)  # run id, namespaces, addresses
+    model: dict | None = None  # the kernel model's prediction, when expect.model asks
 
     @property
     def exit_code(self) -> int:
@@ -73,6 +75,7 @@ class RunResult:
                 "kernel": self.kernel, "sysctls": self.sysctls,
                 "checks": [c.to_json() for c in self.checks], "errors": self.errors,
                 "notes": self.notes, "duration": round(self.duration, 3), "lab": self.lab,
+                "model": self.model,
                 "events": [e.to_json() for e in events]}
 
 
@@ -296,6 +299,44 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
     return _judge(run, time.monotonic() - started)
 
 
+def _predict(sc: Scenario, res: RunResult):
+    """The kernel model's prediction for this kernel and the sysctls in force."""
+    hz = preflight.kernel_hz()
+    if hz is None:
+        hz = 250
+        res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
+    kernel = Kernel.from_release(res.kernel, hz)
+    client_steps = sc.apps["client"]
+    port = next(s.arg[1] for s in client_steps if s.call == "connect")
+    prediction = predict_handshake(
+        kernel, HostParams.from_sysctls(kernel, res.sysctls.get("client", {})),
+        HostParams.from_sysctls(kernel, res.sysctls.get("server", {})), sc.faults,
+        listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
+        data_after_connect=_data_after_connect(client_steps), until=sc.timeout)
+    res.model = {"kernel": kernel.name(), "segments": [
+        {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth, "fate": p.fate,
+         "cause": p.cause, "late_by_up_to": round(p.slack, 4)} for p in prediction.segments],
+        "calls": {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
+                  for (h, c), (r, _s, e) in prediction.calls.items()}}
+    return prediction
+
+
+def _data_after_connect(steps) -> float | None:
+    """How long after connect() returns the client sends its first data, if its steps
+    say so plainly (connect, then sleeps, then send)."""
+    after, started = 0.0, False
+    for step in steps:
+        if step.call == "connect":
+            started = True
+        elif started and step.call == "sleep":
+            after += step.arg
+        elif started and step.call == "send":
+            return after
+        elif started:
+            return None
+    return None
+
+
 def _judge(run: _Run, duration: float) -> RunResult:
     res = run.result
     res.record, res.duration = run.record, duration
@@ -307,10 +348,10 @@ def _judge(run: _Run, duration: float) -> RunResult:
     if run.trace is not None and run.trace.lost:
         res.errors.append(f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
                           "lost): the state record is incomplete")
-    if run.sc.expect.model:
-        res.errors.append("expect.model: the kernel model is not available in this version")
     if run.record is not None and not res.errors:
         res.checks = check_scenario(run.sc, run.record)
+        if run.sc.expect.model == "linux":
+            res.checks += check_model(_predict(run.sc, res), run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)
     if res.verdict == "error" and not res.errors:
         res.errors.append("the scenario has no expectations to judge")

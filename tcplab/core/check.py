@@ -141,3 +141,89 @@ def verdict(checks: list[Check]) -> str:
     if not checks:
         return "error"
     return "pass" if all(c.passed for c in checks) else "fail"
+
+
+# -- the kernel model ------------------------------------------------------------------
+
+MODEL_NAMES = ("syn", "syn-ack", "ack", "rst")
+MODEL_SLOP = 0.010  # scheduling and NFQUEUE noise on top of the modelled timer lateness
+
+
+def check_model(prediction, record: Record) -> list[Check]:
+    """The run against the kernel model: the count of every handshake segment each
+    side sent, each one's time since the client's first SYN within [nominal, nominal +
+    modelled timer lateness], the connect() result and time, and when the server
+    dropped a half-open request."""
+    origin = record.sent_by("client", "syn")
+    if not origin:
+        return [Check("model: client syn", False, "a SYN", "no SYN seen")]
+    t0 = origin[0].t
+    checks: list[Check] = []
+    for sender in ("client", "server"):
+        for name in MODEL_NAMES:
+            checks += _model_segments(prediction, record, sender, name, t0)
+    checks += _model_connect(prediction, record)
+    checks += _model_request(prediction, record, t0)
+    return checks
+
+
+def _window(nominal: float, slack: float) -> tuple[float, float]:
+    return nominal - MODEL_SLOP, nominal + slack + MODEL_SLOP
+
+
+def _model_segments(pred, record: Record, sender: str, name: str, t0: float) -> list[Check]:
+    want = pred.of(sender, name)
+    seen = record.sent_by(sender, name)
+    label = f"model: {sender} {name}"
+    if not want and not seen:
+        return []
+    out = [Check(f"{label} count", len(seen) == len(want), len(want), len(seen),
+                 evidence=describe_segment(seen[-1]) if seen else "")]
+    for p, s in zip(want, seen):
+        lo, hi = _window(p.t, p.slack)
+        got = round(s.t - t0, 6)
+        out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
+                         round(hi - p.t, 4), describe_segment(s)))
+    return out
+
+
+def _model_connect(pred, record: Record) -> list[Check]:
+    want = pred.calls.get(("client", "connect"))
+    made = [c for c in record.apps if c.host == "client" and c.call == "connect"]
+    if want is None or not made:
+        return []
+    result, start, end = want
+    c = made[0]
+    out = [Check("model: client connect()", c.result == result, result,
+                 c.result or "still blocked", evidence=describe_call(c))]
+    if c.t_end is not None:
+        slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + \
+            pred.kernel.slack(end - max((s.t for s in pred.segments if s.t < end),
+                                        default=0.0))
+        lo, hi = _window(end - start, slack)
+        got = round(c.t_end - c.t, 6)
+        out.append(Check("model: client connect() returns after", lo <= got <= hi,
+                         round(end - start, 4), got, round(hi - (end - start), 4),
+                         describe_call(c)))
+    return out
+
+
+def _model_request(pred, record: Record, t0: float) -> list[Check]:
+    want = pred.calls.get(("server", "request"))
+    if want is None:
+        return []
+    dropped_at = want[2]
+    gone = [e for e in record.states() if e.host == "server" and e.old == "SYN_RECV"
+            and e.new == "CLOSE"]
+    synacks = pred.of("server", "syn-ack")
+    last = max((s.t for s in synacks), default=0.0)
+    slack = max((s.slack for s in synacks), default=0.0) + \
+        pred.kernel.slack(dropped_at - last) + 0.05  # + one inet_diag poll, loaded
+    if not gone:
+        return [Check("model: server drops the request at", False, dropped_at,
+                      "never seen", slack)]
+    got = round(gone[0].t - t0, 6)
+    lo, hi = _window(dropped_at, slack)
+    return [Check("model: server drops the request at", lo <= got <= hi, dropped_at, got,
+                  round(hi - dropped_at, 4),
+                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})")]

@@ -107,3 +107,19 @@ def require(sysctl_names: set[str] = frozenset()) -> list[Finding]:
         if f.fatal and not f.ok:
             raise LabError(f"{f.name}: {f.detail}", f.fix or None)
     return found
+
+
+def kernel_hz() -> int | None:
+    """CONFIG_HZ of the running kernel, for the model's timer-wheel granularity."""
+    import gzip
+
+    for path, opener in (("/proc/config.gz", gzip.open),
+                         (f"/boot/config-{platform.release()}", open)):
+        try:
+            with opener(path, "rt") as f:
+                for line in f:
+                    if line.startswith("CONFIG_HZ="):
+                        return int(line.split("=", 1)[1])
+        except (OSError, ValueError):
+            continue
+    return None

@@ -165,11 +165,13 @@ def leftover_instances(prefix: str, root: str = TRACEFS) -> list[str]:
 
 
 def remove_instance(name: str, root: str = TRACEFS) -> None:
-    """Disable the instance's events and remove it. The kernel refuses (EBUSY) while a
-    process still holds one of its files open, e.g. a live run reading trace_pipe."""
+    """Remove the instance (its events go with it). The kernel refuses (EBUSY) while a
+    process still holds one of its files open, e.g. a live run reading trace_pipe —
+    and then nothing was changed: events are deliberately not disabled first, since
+    that would silently blind a live run that `clean` cannot see (another chroot or
+    mount namespace has its own /run)."""
     path = f"{root}/instances/{name}"
     try:
-        _write(f"{path}/events/enable", "0")
         os.rmdir(path)
     except FileNotFoundError:
         pass

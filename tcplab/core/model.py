@@ -1,0 +1,312 @@
+"""What this kernel should do: the Linux handshake timers as pure code.
+
+Rules from ../shared/docs/LINUX-TCP.md rows 1-3 and 8b, checked on 6.18 by the
+scenarios in scenarios/handshake (docs/kernel-notes.md has the numbers):
+
+- SYN (tcp_connect, tcp_retransmit_timer, tcp_write_timeout): the first timeout is
+  TCP_TIMEOUT_INIT (1 s). The first L+1 waits stay at 1 s (L = tcp_syn_linear_timeouts,
+  from 6.5), then each doubles, capped at rto_max (tcp_rto_max_ms from 6.15, else
+  120 s). At each expiry the connection is aborted when N+L retransmissions were made
+  (N = tcp_syn_retries) or when the time since the first SYN reached the model
+  timeout of tcp_model_timeout(): (2^(N+1) - 1) s while N <= log2(rto_max/1 s), else
+  (2^(t+1) - 1) s + (N - t) * rto_max with t = log2(rto_max/1 s).
+- SYN-ACK (reqsk_timer_handler): retransmitted at 1, 3, 7, ... s while num_timeout <
+  tcp_synack_retries; the request is dropped silently at the next expiry. A SYN
+  retransmission reaching the request draws an immediate SYN-ACK (at most one per
+  tcp_invalid_ratelimit) and re-arms the timer to now + 2^num_timeout s.
+- An ESTABLISHED client answers each SYN-ACK with an ACK (out-of-window answers at
+  most one per tcp_invalid_ratelimit); the server's request becomes a full socket on
+  the first segment that acknowledges its SYN (the ACK, or data).
+- No listener: RST+ACK at once; connect() fails with ECONNREFUSED.
+
+Timer lateness is modelled, not hidden in a tolerance: the kernel's timer wheel puts
+a timer of delay d into the level whose granularity is 8^n jiffies and rounds its
+expiry up to that granularity (kernel/time/timer.c), so a timer fires in
+[d, d + granularity(d) + 1 jiffy).
+
+`predict_handshake` simulates both ends with the scenario's faults, using the same
+Classifier and rule matching as the router's hook, so it names and counts segments
+exactly as the Record does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+
+from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.scenario import Fault
+from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
+
+TCP_TIMEOUT_INIT = 1.0
+TCP_RTO_MAX = 120.0
+TRANSIT = 0.0002  # one way through the router's hook; a timer due at the same moment fires first
+LVL_CLK_SHIFT, LVL_BITS = 3, 6  # kernel/time/timer.c
+
+
+@dataclass(frozen=True)
+class Kernel:
+    version: tuple[int, int]
+    hz: int = 250
+
+    @classmethod
+    def from_release(cls, release: str, hz: int = 250) -> Kernel:
+        m = re.match(r"(\d+)\.(\d+)", release)
+        return cls((int(m[1]), int(m[2])) if m else (0, 0), hz)
+
+    @property
+    def linear_timeouts(self) -> bool:
+        return self.version >= (6, 5)
+
+    @property
+    def rto_max_sysctl(self) -> bool:
+        return self.version >= (6, 15)
+
+    def name(self) -> str:
+        return f"Linux {self.version[0]}.{self.version[1]} (HZ={self.hz})"
+
+    def slack(self, delay: float) -> float:
+        """How late a timer of this delay can fire: its wheel level's granularity
+        plus one jiffy for the tick that runs it."""
+        jiffies = max(1, math.ceil(delay * self.hz))
+        level = 0  # LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
+        while jiffies >= ((1 << LVL_BITS) - 1) << (LVL_CLK_SHIFT * level):
+            level += 1
+        return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz
+
+
+def _int(sysctls: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(str(sysctls.get(name, default)).split()[0])
+    except (ValueError, IndexError):
+        return default
+
+
+@dataclass(frozen=True)
+class HostParams:
+    """The sysctls a host's handshake depends on, as the kernel would use them."""
+
+    syn_retries: int = 6
+    synack_retries: int = 5
+    syn_linear_timeouts: int = 4
+    rto_max: float = TCP_RTO_MAX
+    invalid_ratelimit: float = 0.5
+
+    @classmethod
+    def from_sysctls(cls, kernel: Kernel, s: dict[str, str]) -> HostParams:
+        return cls(
+            syn_retries=_int(s, "net.ipv4.tcp_syn_retries", 6),
+            synack_retries=_int(s, "net.ipv4.tcp_synack_retries", 5),
+            syn_linear_timeouts=(_int(s, "net.ipv4.tcp_syn_linear_timeouts", 4)
+                                 if kernel.linear_timeouts else 0),
+            rto_max=(_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
+                     if kernel.rto_max_sysctl else TCP_RTO_MAX),
+            invalid_ratelimit=_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0)
+
+
+# -- the client's SYN timer -------------------------------------------------------------
+
+def syn_wait(p: HostParams, k: int) -> float:
+    """The wait before SYN retransmission k (1-based) or the expiry after it."""
+    doublings = max(0, k - 1 - p.syn_linear_timeouts)
+    return min(TCP_TIMEOUT_INIT * 2 ** doublings, p.rto_max)
+
+
+def syn_time_limit(p: HostParams) -> float:
+    """tcp_model_timeout() for SYN_SENT: the time-based abort, from the first SYN."""
+    thresh = int(math.log2(p.rto_max / TCP_TIMEOUT_INIT)) if p.rto_max >= 1 else 0
+    n = p.syn_retries
+    if n <= thresh:
+        return ((2 << n) - 1) * TCP_TIMEOUT_INIT
+    return ((2 << thresh) - 1) * TCP_TIMEOUT_INIT + (n - thresh) * p.rto_max
+
+
+def syn_gives_up(p: HostParams, retransmits_done: int, elapsed: float) -> bool:
+    return retransmits_done >= p.syn_retries + p.syn_linear_timeouts or \
+        elapsed >= syn_time_limit(p) - 1e-9
+
+
+def syn_schedule(p: HostParams) -> tuple[list[float], float]:
+    """Nominal SYN retransmission offsets from the first SYN, and the give-up time,
+    when no answer ever comes."""
+    offsets, t, k = [], 0.0, 0
+    while True:
+        t += syn_wait(p, k + 1)
+        if syn_gives_up(p, k, t):
+            return offsets, t
+        offsets.append(t)
+        k += 1
+
+
+def synack_schedule(p: HostParams) -> tuple[list[float], float]:
+    """Nominal timer-driven SYN-ACK retransmission offsets and the request's death,
+    when nothing from the client reaches the request."""
+    offsets = [float(2 ** (i + 1) - 1) for i in range(p.synack_retries)]
+    return offsets, float(2 ** (p.synack_retries + 1) - 1)
+
+
+# -- the handshake simulator ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PredictedSegment:
+    t: float
+    sender: str
+    name: str
+    nth: int
+    fate: str
+    cause: str  # "timer", "answer", "first"
+    slack: float  # how much later than t the kernel may send it (timer lateness, summed)
+
+
+@dataclass
+class Prediction:
+    kernel: Kernel
+    segments: list[PredictedSegment] = field(default_factory=list)
+    calls: dict[tuple[str, str], tuple[str, float, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    horizon: float = 0.0  # the model says nothing about what happens after this
+
+    def of(self, sender: str, name: str) -> list[PredictedSegment]:
+        return [s for s in self.segments if s.sender == sender and s.name == name]
+
+
+C_ADDR, S_ADDR, C_PORT = "10.0.0.1", "10.0.0.2", 40000  # model-internal, never on a wire
+X, Y = 1000, 5000
+
+
+class _Sim:
+    def __init__(self, kernel: Kernel, client: HostParams, server: HostParams,
+                 faults: tuple[Fault, ...], listens: bool, port: int):
+        self.k, self.cp, self.sp = kernel, client, server
+        self.faults, self.listens, self.port = faults, listens, port
+        self.clf = Classifier({C_ADDR})
+        self.q: list = []
+        self.seq = itertools.count()
+        self.pred = Prediction(kernel)
+        self.client_state = "CLOSE"
+        self.syn_retrans, self.syn_slack, self.client_oow_at = 0, 0.0, -1e9
+        self.req = None  # server request: {"num_timeout", "timer_gen", "last_oow", "slack"}
+        self.server_child = False
+        self.data_after_connect: float | None = None
+
+    def at(self, t: float, what: str, *args) -> None:
+        heapq.heappush(self.q, (t, next(self.seq), what, args))
+
+    def send(self, t: float, sender: str, flags: int, seq: int, ack: int, cause: str,
+             slack: float, length: int = 0) -> None:
+        src, dst = (C_ADDR, S_ADDR) if sender == "client" else (S_ADDR, C_ADDR)
+        sport, dport = (C_PORT, self.port) if sender == "client" else (self.port, C_PORT)
+        seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, length))
+        verdict = decide(self.faults, seen)
+        fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
+        self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
+                                                   cause, slack))
+        if fate != "dropped":
+            self.at(t + TRANSIT + verdict.delay, "arrive", sender, flags, length, slack)
+
+    # client ---------------------------------------------------------------------------
+    def connect(self, t: float) -> None:
+        self.client_state, self.t_connect = "SYN_SENT", t
+        self.send(t, "client", SYN, X, 0, "first", 0.0)
+        self.at(t + syn_wait(self.cp, 1), "syn_timer", 1)
+
+    def syn_timer(self, t: float, k: int) -> None:
+        if self.client_state != "SYN_SENT":
+            return
+        self.syn_slack += self.k.slack(syn_wait(self.cp, k))
+        if syn_gives_up(self.cp, self.syn_retrans, t - self.t_connect):
+            self.client_state = "CLOSE"
+            self.pred.calls[("client", "connect")] = ("ETIMEDOUT", self.t_connect, t)
+            return
+        self.syn_retrans += 1
+        self.send(t, "client", SYN, X, 0, "timer", self.syn_slack)
+        self.at(t + syn_wait(self.cp, k + 1), "syn_timer", k + 1)
+
+    def client_gets(self, t: float, flags: int, slack: float) -> None:
+        if flags & RST and self.client_state == "SYN_SENT":
+            self.client_state = "CLOSE"
+            self.pred.calls[("client", "connect")] = ("ECONNREFUSED", self.t_connect, t)
+        elif flags & SYN and flags & ACK:
+            if self.client_state == "SYN_SENT":
+                self.client_state = "ESTABLISHED"
+                self.pred.calls[("client", "connect")] = ("ok", self.t_connect, t)
+                self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
+                if self.data_after_connect is not None:
+                    self.at(t + self.data_after_connect, "client_data", slack)
+            elif self.client_state == "ESTABLISHED" and \
+                    t - self.client_oow_at >= self.cp.invalid_ratelimit:
+                self.client_oow_at = t
+                self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
+
+    # server ---------------------------------------------------------------------------
+    def server_gets(self, t: float, flags: int, length: int, slack: float) -> None:
+        if flags & SYN and not flags & ACK:
+            if not self.listens:
+                self.send(t, "server", RST | ACK, 0, X + 1, "answer", slack)
+            elif self.req is None and not self.server_child:
+                self.req = {"num_timeout": 0, "gen": 0, "last_oow": -1e9, "slack": slack}
+                self.send(t, "server", SYN | ACK, Y, X + 1, "answer", slack)
+                self.at(t + TCP_TIMEOUT_INIT, "req_timer", 0)
+            elif self.req is not None:
+                # tcp_check_req(): a retransmitted SYN for a live request.
+                if t - self.req["last_oow"] >= self.sp.invalid_ratelimit:
+                    self.req["last_oow"] = t
+                    self.send(t, "server", SYN | ACK, Y, X + 1, "answer", slack)
+                self.req["gen"] += 1
+                self.at(t + TCP_TIMEOUT_INIT * 2 ** self.req["num_timeout"], "req_timer",
+                        self.req["gen"])
+        elif flags & ACK and self.req is not None:
+            self.req, self.server_child = None, True  # the ACK or data completes it
+
+    def req_timer(self, t: float, gen: int) -> None:
+        req = self.req
+        if req is None or gen != req["gen"]:
+            return
+        req["slack"] += self.k.slack(TCP_TIMEOUT_INIT * 2 ** req["num_timeout"])
+        if req["num_timeout"] >= self.sp.synack_retries:
+            self.req = None
+            self.pred.calls[("server", "request")] = ("dropped", 0.0, t)
+            return
+        req["num_timeout"] += 1
+        self.send(t, "server", SYN | ACK, Y, X + 1, "timer", req["slack"])
+        self.at(t + TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], "req_timer", gen)
+
+    def run(self, until: float) -> Prediction:
+        self.at(0.0, "connect")
+        while self.q:
+            t, _, what, args = heapq.heappop(self.q)
+            if t > until:
+                break
+            if what == "connect":
+                self.connect(t)
+            elif what == "syn_timer":
+                self.syn_timer(t, *args)
+            elif what == "req_timer":
+                self.req_timer(t, *args)
+            elif what == "arrive":
+                sender, flags, length, slack = args
+                if sender == "client":
+                    self.server_gets(t, flags, length, slack)
+                else:
+                    self.client_gets(t, flags, slack)
+            elif what == "client_data":
+                if self.client_state == "ESTABLISHED":
+                    self.send(t, "client", ACK, X + 1, Y + 1, "first", args[0], length=1)
+        self.pred.horizon = until
+        return self.pred
+
+
+def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
+                      faults: tuple[Fault, ...], listens: bool, port: int = 8080,
+                      data_after_connect: float | None = None,
+                      until: float = 600.0) -> Prediction:
+    """Segments, connect() result and the server request's fate for one connection
+    attempt at t=0, with the scenario's faults applied as the router would. If the
+    client sends data `data_after_connect` seconds after connect() returns, that first
+    data segment is modelled too (it can complete the handshake: claim H7)."""
+    sim = _Sim(kernel, client, server, faults, listens, port)
+    sim.data_after_connect = data_after_connect
+    return sim.run(until)

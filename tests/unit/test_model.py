@@ -1,0 +1,116 @@
+"""The kernel model's predictions, pinned for Linux 6.1 (no linear timeouts, no
+tcp_rto_max_ms) and 6.18 (both), against LINUX-TCP.md and this lab's measurements."""
+
+import pytest
+
+from tcplab.core.model import (HostParams, Kernel, predict_handshake, syn_schedule,
+                               syn_time_limit, synack_schedule)
+from tcplab.core.scenario import Fault
+
+K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
+
+
+def params(kernel, **sysctls):
+    return HostParams.from_sysctls(kernel, {f"net.ipv4.{k}": str(v) for k, v in sysctls.items()})
+
+
+def test_defaults_6_18_linear_then_doubling_131s():
+    assert syn_schedule(params(K618)) == ([1, 2, 3, 4, 5, 7, 11, 19, 35, 67], 131)
+
+
+def test_defaults_6_1_textbook_doubling_127s():
+    # 6.1 has no tcp_syn_linear_timeouts: the sysctl value is ignored if present.
+    assert syn_schedule(params(K61, tcp_syn_linear_timeouts=4)) == ([1, 3, 7, 15, 31, 63], 127)
+
+
+def test_documents_schedule_with_syn_retries_5():
+    """Claim H2's 1+2+4+8+16+32 = 63 s, on either kernel once linear timeouts are off."""
+    for k in (K61, K618):
+        assert syn_schedule(params(k, tcp_syn_retries=5, tcp_syn_linear_timeouts=0)) == (
+            [1, 3, 7, 15, 31], 63)
+
+
+@pytest.mark.parametrize("retries,offsets,give_up", [
+    (3, [1, 2, 3, 4, 5, 7, 11], 19),  # LINUX-TCP row 1: TCP_SYNCNT 3 -> 7 retransmits, 19.3 s
+    (2, [1, 2, 3, 4, 5], 7),          # the time limit (7 s) wins over N+L
+    (1, [1, 2], 3),
+    # N+L = 12 retransmits come before the 367 s time limit (127 + 2 * 120 s) would;
+    # derived from the row 1 rule, not measured.
+    (8, [1, 2, 3, 4, 5, 7, 11, 19, 35, 67, 131, 251], 371),
+])
+def test_syn_count_and_time_limits_6_18(retries, offsets, give_up):
+    assert syn_schedule(params(K618, tcp_syn_retries=retries)) == (offsets, give_up)
+
+
+def test_rto_max_caps_spacing_and_the_time_limit_on_6_18_only():
+    assert syn_schedule(params(K618, tcp_rto_max_ms=1000)) == ([1, 2, 3, 4, 5, 6], 7)
+    assert syn_time_limit(params(K61, tcp_rto_max_ms=1000)) == 127
+
+
+def test_synack_schedule():
+    assert synack_schedule(params(K618)) == ([1, 3, 7, 15, 31], 63)
+    assert synack_schedule(params(K61, tcp_synack_retries=2)) == ([1, 3], 7)
+
+
+@pytest.mark.parametrize("delay,slack", [(0.2, 0.008), (1, 0.036), (2, 0.036), (4, 0.26),
+                                         (16, 0.26), (32, 2.052), (64, 2.052)])
+def test_timer_wheel_lateness_at_hz_250(delay, slack):
+    assert K618.slack(delay) == pytest.approx(slack)
+
+
+def names(pred, sender, name):
+    return [(round(s.t, 3), s.fate) for s in pred.of(sender, name)]
+
+
+def test_simulated_syn_lost_matches_the_schedule():
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("drop", "syn"),), True)
+    assert [t for t, _ in names(p, "client", "syn")] == [0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67]
+    assert p.calls[("client", "connect")][::2] == ("ETIMEDOUT", 131)
+    assert p.of("server", "syn-ack") == []
+
+
+def test_simulated_synack_lost_with_retransmitted_syns_dropped():
+    faults = (Fault("drop", "syn-ack"), Fault("drop", "syn", nth=tuple(range(2, 13))))
+    c = params(K618, tcp_syn_retries=5, tcp_syn_linear_timeouts=0)
+    p = predict_handshake(K618, c, params(K618), faults, True)
+    assert [round(t) for t, _ in names(p, "server", "syn-ack")] == [0, 1, 3, 7, 15, 31]
+    assert p.calls[("server", "request")][2] == pytest.approx(63, abs=0.01)
+    assert p.calls[("client", "connect")][0] == "ETIMEDOUT"
+
+
+def test_simulated_synack_lost_syns_reach_the_request():
+    """Each retransmitted SYN that reaches the request draws a SYN-ACK and re-arms the
+    timer (LINUX-TCP row 2): the server sends more SYN-ACKs than its own timer would."""
+    c = params(K61)  # 6.1 defaults: SYNs at 1, 3, 7, 15, 31, 63 s
+    p = predict_handshake(K61, c, params(K61), (Fault("drop", "syn-ack"),), True)
+    assert len(p.of("server", "syn-ack")) > 6
+    assert all(s.fate == "dropped" for s in p.of("server", "syn-ack"))
+
+
+def test_simulated_ack_lost_answers_every_synack():
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("drop", "ack"),), True)
+    acks = [round(t) for t, _ in names(p, "client", "ack")]
+    assert acks == [0, 1, 3, 7, 15, 31]
+    assert p.calls[("server", "request")][2] == pytest.approx(63, abs=0.01)
+    assert p.calls[("client", "connect")][0] == "ok"
+
+
+def test_simulated_delayed_synack_draws_timer_and_syn_triggered_answers():
+    p = predict_handshake(K618, params(K618), params(K618),
+                          (Fault("delay", "syn-ack", by=1.5),), True)
+    assert len(p.of("server", "syn-ack")) == 3
+    assert [round(t, 1) for t, _ in names(p, "client", "ack")] == [1.5, 2.5]
+    assert p.calls[("client", "connect")][2] == pytest.approx(1.5, abs=0.01)
+
+
+def test_no_listener_is_refused():
+    p = predict_handshake(K618, params(K618), params(K618), (), listens=False)
+    assert [s.name for s in p.segments] == ["syn", "rst"]
+    assert p.calls[("client", "connect")][0] == "ECONNREFUSED"
+
+
+def test_data_completes_the_handshake_when_the_ack_is_lost():
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("drop", "ack", nth=(1,)),),
+                          True, data_after_connect=0.1)
+    assert len(p.of("server", "syn-ack")) == 1  # no retransmit: data arrived first
+    assert ("server", "request") not in p.calls
