@@ -39,25 +39,21 @@ def _load_all(paths) -> list:
 
 
 def _check_sysctls_exist(scenarios) -> None:
-    """A sysctl this kernel lacks is the scenario's mistake (exit 2), found before any
-    namespace exists."""
+    """A sysctl this kernel lacks (or that cannot be written) is the scenario's mistake
+    (exit 2), found before any namespace exists. The root namespace's /proc/sys is only
+    looked at here: per-namespace sysctls exist in every namespace or in none."""
     for sc in scenarios:
         for host, values in sc.sysctls.items():
             for name in values:
-                if not os.path.exists("/proc/sys/" + name.replace(".", "/")):
-                    raise ScenarioError(sc.path, _line_of(sc.path, name),
-                                        f"hosts.{host}.sysctls.{name}",
-                                        f"this kernel ({os.uname().release}) has no such sysctl")
-
-
-def _line_of(path: str, needle: str) -> int | None:
-    try:
-        for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-            if needle in line:
-                return i
-    except OSError:
-        pass
-    return None
+                key = f"hosts.{host}.sysctls.{name}"
+                path = "/proc/sys/" + name.replace(".", "/")
+                why = None
+                if not os.path.isfile(path):
+                    why = f"this kernel ({os.uname().release}) has no such sysctl"
+                elif not os.stat(path).st_mode & 0o222:
+                    why = "read-only: the kernel reports it but does not let it be set"
+                if why:
+                    raise ScenarioError(sc.path, sc.lines.get(key), key, why)
 
 
 def _install_signal_handlers() -> None:

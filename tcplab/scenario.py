@@ -42,6 +42,7 @@ _STATES = ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1"
 _STATE_ALIASES = {"CLOSED": "CLOSE", "SYN_RCVD": "SYN_RECV", "SYN_RECEIVED": "SYN_RECV",
                   "FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2"}
 _MAX_SEND = 16 * 1024 * 1024
+MAX_FILE = 1024 * 1024
 
 # --- scalars and messages ---------------------------------------------------------------
 
@@ -102,13 +103,14 @@ def _hint(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
-def _covers(drop: Fault, later: Fault) -> bool:
-    """Does the earlier fault `drop` remove every segment `later` could ever act on?"""
+def _covers(earlier: Fault, later: Fault) -> bool:
+    """Does the earlier fault decide every segment `later` could ever act on? The first
+    matching fault decides, so a drop or a delay of all of them leaves nothing."""
     def sides(f: Fault) -> frozenset[str]:
         return frozenset({f.sender}) if f.sender else senders(f.segment)
-    return (drop.action == "drop" and drop.segment == later.segment
-            and sides(later) <= sides(drop)
-            and (drop.nth is None or (later.nth is not None and set(later.nth) <= set(drop.nth))))
+    return (earlier.segment == later.segment and sides(later) <= sides(earlier)
+            and (earlier.nth is None or (later.nth is not None
+                                         and set(later.nth) <= set(earlier.nth))))
 
 
 # --- the reader -----------------------------------------------------------------------
@@ -147,6 +149,7 @@ class _Reader:
 
     def __init__(self, path: str):
         self.path = path
+        self.lines: dict[str, int] = {}  # dotted key -> line, for checks made after loading
 
     def fail(self, where: Node | int, key: str, message: str) -> NoReturn:
         raise ScenarioError(self.path, where if isinstance(where, int) else _line(where), key,
@@ -272,7 +275,7 @@ class _Reader:
             path=self.path, name=name, summary=summary.strip(), claims=claims, sysctls=sysctls,
             apps=apps, faults=top.get("faults", self.faults, (), timeout=timeout),
             expect=top.get("expect", self.expect, Expect(), apps=apps, timeout=timeout),
-            timeout=timeout, settle=settle)
+            timeout=timeout, settle=settle, lines=dict(self.lines))
 
     def claims(self, node: Node, key: str) -> tuple[str, ...]:
         ids: list[str] = []
@@ -303,6 +306,7 @@ class _Reader:
                 value = self.string(vnode, _join(key, name), "an integer or a one-line string",
                                     blank=False, one_line=True)
             result[name] = str(value)
+            self.lines[_join(key, name)] = _line(knode)
         return result
 
     def apps(self, node: Node, key: str) -> dict[str, tuple[Step, ...]]:
@@ -366,7 +370,8 @@ class _Reader:
                     self.fail(item, ikey, f"the same fault as the one at line {earlier.line}")
                 if _covers(earlier, fault):
                     self.fail(item, ikey, f"can never match: the fault at line {earlier.line} "
-                                          f"({earlier.describe()}) drops every segment it could see")
+                                          f"({earlier.describe()}) decides first for every "
+                                          "segment it could see")
             faults.append(fault)
         return tuple(faults)
 
@@ -572,7 +577,11 @@ def load_text(text: str, path: str) -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     shown = str(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:  # bounded: /dev/zero is not a scenario
+            data = f.read(MAX_FILE + 1)
+        if len(data) > MAX_FILE:
+            raise ScenarioError(shown, None, "", f"larger than {MAX_FILE // 1024} KiB: "
+                                                 "not a scenario file")
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         why = {errno.ENOENT: "no such file or directory",
                errno.EISDIR: "is a directory, expected a scenario file"}.get(

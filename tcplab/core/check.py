@@ -146,7 +146,16 @@ def verdict(checks: list[Check]) -> str:
 # -- the kernel model ------------------------------------------------------------------
 
 MODEL_NAMES = ("syn", "syn-ack", "ack", "rst")
-MODEL_SLOP = 0.010  # scheduling and NFQUEUE noise on top of the modelled timer lateness
+MODEL_SLOP = 0.010  # scheduling noise on top of the modelled timer lateness
+
+
+def forwarding_slop(record: Record) -> float:
+    """The hook is a userspace hop: under load a segment can wait milliseconds in the
+    queue, and an answer's time includes its question's wait. So the model's window
+    also widens by twice the slowest forwarding this run measured (t_out - t)."""
+    waits = [s.t_out - s.t for s in record.segments
+             if s.fate == "delivered" and s.t_out is not None]
+    return MODEL_SLOP + 2 * max(waits, default=0.0)
 
 
 def check_model(prediction, record: Record) -> list[Check]:
@@ -158,20 +167,22 @@ def check_model(prediction, record: Record) -> list[Check]:
     if not origin:
         return [Check("model: client syn", False, "a SYN", "no SYN seen")]
     t0 = origin[0].t
+    slop = forwarding_slop(record)
     checks: list[Check] = []
     for sender in ("client", "server"):
         for name in MODEL_NAMES:
-            checks += _model_segments(prediction, record, sender, name, t0)
-    checks += _model_connect(prediction, record)
-    checks += _model_request(prediction, record, t0)
+            checks += _model_segments(prediction, record, sender, name, t0, slop)
+    checks += _model_connect(prediction, record, slop)
+    checks += _model_request(prediction, record, t0, slop)
     return checks
 
 
-def _window(nominal: float, slack: float) -> tuple[float, float]:
-    return nominal - MODEL_SLOP, nominal + slack + MODEL_SLOP
+def _window(nominal: float, slack: float, slop: float) -> tuple[float, float]:
+    return nominal - MODEL_SLOP, nominal + slack + slop
 
 
-def _model_segments(pred, record: Record, sender: str, name: str, t0: float) -> list[Check]:
+def _model_segments(pred, record: Record, sender: str, name: str, t0: float,
+                    slop: float) -> list[Check]:
     want = pred.of(sender, name)
     seen = record.sent_by(sender, name)
     label = f"model: {sender} {name}"
@@ -180,14 +191,14 @@ def _model_segments(pred, record: Record, sender: str, name: str, t0: float) -> 
     out = [Check(f"{label} count", len(seen) == len(want), len(want), len(seen),
                  evidence=describe_segment(seen[-1]) if seen else "")]
     for p, s in zip(want, seen):
-        lo, hi = _window(p.t, p.slack)
+        lo, hi = _window(p.t, p.slack, slop)
         got = round(s.t - t0, 6)
         out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
                          round(hi - p.t, 4), describe_segment(s)))
     return out
 
 
-def _model_connect(pred, record: Record) -> list[Check]:
+def _model_connect(pred, record: Record, slop: float) -> list[Check]:
     want = pred.calls.get(("client", "connect"))
     made = [c for c in record.apps if c.host == "client" and c.call == "connect"]
     if want is None or not made:
@@ -200,7 +211,7 @@ def _model_connect(pred, record: Record) -> list[Check]:
         slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + \
             pred.kernel.slack(end - max((s.t for s in pred.segments if s.t < end),
                                         default=0.0))
-        lo, hi = _window(end - start, slack)
+        lo, hi = _window(end - start, slack, slop)
         got = round(c.t_end - c.t, 6)
         out.append(Check("model: client connect() returns after", lo <= got <= hi,
                          round(end - start, 4), got, round(hi - (end - start), 4),
@@ -208,7 +219,7 @@ def _model_connect(pred, record: Record) -> list[Check]:
     return out
 
 
-def _model_request(pred, record: Record, t0: float) -> list[Check]:
+def _model_request(pred, record: Record, t0: float, slop: float) -> list[Check]:
     want = pred.calls.get(("server", "request"))
     if want is None:
         return []
@@ -223,7 +234,7 @@ def _model_request(pred, record: Record, t0: float) -> list[Check]:
         return [Check("model: server drops the request at", False, dropped_at,
                       "never seen", slack)]
     got = round(gone[0].t - t0, 6)
-    lo, hi = _window(dropped_at, slack)
+    lo, hi = _window(dropped_at, slack, slop)
     return [Check("model: server drops the request at", lo <= got <= hi, dropped_at, got,
                   round(hi - dropped_at, 4),
                   f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})")]

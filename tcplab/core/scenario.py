@@ -107,3 +107,4 @@ class Scenario:
     expect: Expect
     timeout: float  # the whole run is stopped after this long
     settle: float = 1.0  # keep observing this long after both apps finished
+    lines: dict[str, int] = field(default_factory=dict, compare=False)  # key -> line

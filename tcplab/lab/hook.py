@@ -120,6 +120,7 @@ class Hook:
             fate = "delayed"
         else:
             pkt.accept()
+            mono_out = time.monotonic()  # the verdict: later than `now` by the hook's own wait
         s = seen.segment
         child.emit("segment", mono=now, id=ident, name=seen.name, nth=seen.nth,
                    sender=seen.sender, flags=s.flags, seq=s.seq, ack=s.ack, length=s.length,
