@@ -1,0 +1,136 @@
+"""The Vagrantfile and the kernel-matrix workflow, checked where no VM can boot.
+
+`vagrant validate` (Debian's vagrant, installed by `./lab test` through
+`scripts/setup.sh --test`) loads the Vagrantfile as Vagrant would and checks every
+setting outside the provider blocks; `check-jsonschema` (the [test] extra) checks the
+workflow against the GitHub workflow schema it carries, offline. A missing tool fails
+the test under CI (CI=true) and skips it elsewhere, with the reason. Each check is also
+shown to catch a broken copy, so a green result is not a vacuous one.
+
+What these cannot show: that the boxes boot, and that the lab passes inside them. That
+is the workflow's own job, on a runner with nested virtualisation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VAGRANTFILE = ROOT / "Vagrantfile"
+WORKFLOW = ROOT / ".github" / "workflows" / "vagrant.yml"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def tool(name: str, installed_by: str) -> str:
+    """The tool's path; when it is missing, a failure under CI and a skip elsewhere."""
+    beside_python = Path(sys.executable).parent / name  # the venv's bin, not on PATH
+    path = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} is not installed ({installed_by} installs it)"
+    if in_ci():
+        pytest.fail(f"{reason}: CI must run this check, not skip it", pytrace=False)
+    pytest.skip(reason)
+
+
+def vagrant_validate(vagrantfile_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`vagrant validate --ignore-provider`: everything but the provider blocks, without
+    VirtualBox or libvirt installed. Vagrant's home and the machine state (.vagrant/) go
+    to tmp_path, so the checkout and ~/.vagrant.d are left alone."""
+    vagrant = tool("vagrant", "`sudo ./lab test` (scripts/setup.sh --test)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAGRANT_", "TCPLAB_BOX"))}
+    env |= {"VAGRANT_CWD": str(vagrantfile_dir), "VAGRANT_HOME": str(tmp_path / "home"),
+            "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"), "VAGRANT_CHECKPOINT_DISABLE": "1"}
+    return subprocess.run([vagrant, "validate", "--ignore-provider", "--no-color"],
+                          cwd=vagrantfile_dir, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def check_workflow(path: Path) -> subprocess.CompletedProcess:
+    exe = tool("check-jsonschema", "the [test] extra of pyproject.toml")
+    return subprocess.run([exe, "--builtin-schema", "vendor.github-workflows", str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def machines() -> list[str]:
+    return re.findall(r'config\.vm\.define\s+"([\w-]+)"', VAGRANTFILE.read_text())
+
+
+# --- the Vagrantfile ---------------------------------------------------------------------
+
+def test_vagrantfile_validates(tmp_path):
+    had_state = (ROOT / ".vagrant").exists()
+    proc = vagrant_validate(ROOT, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validated successfully" in proc.stdout
+    assert (ROOT / ".vagrant").exists() == had_state, "validate left .vagrant/ in the checkout"
+
+
+def test_vagrant_validate_catches_a_mistake(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    text = VAGRANTFILE.read_text()
+    assert "m.vm.hostname" in text
+    (broken / "Vagrantfile").write_text(text.replace("m.vm.hostname", "m.vm.hostnme", 1))
+    proc = vagrant_validate(broken, tmp_path)
+    assert proc.returncode != 0
+    assert "hostnme" in proc.stdout + proc.stderr
+
+
+def test_vagrantfile_defines_both_kernels_both_providers_one_setup_script():
+    text = VAGRANTFILE.read_text()
+    assert machines() == ["debian12", "recent"]
+    for provider in ("virtualbox", "libvirt"):
+        assert f'config.vm.provider "{provider}"' in text
+    # Provisioned by the README's own set-up script, and by no install recipe of its own.
+    assert re.findall(r'inline:\s*"([^"]*)"', text) == ["bash /vagrant/scripts/setup.sh"]
+    assert "pip install" not in text
+    assert 'synced_folder ".", "/vagrant"' in text
+
+
+def test_readme_names_only_machines_the_vagrantfile_defines():
+    named = set(re.findall(r"vagrant (?:up|ssh|halt|destroy|reload|rsync(?:-auto)?|provision)"
+                           r" ([a-z][\w-]*)", (ROOT / "README.md").read_text()))
+    assert {"debian12", "recent"} <= named
+    assert named <= set(machines())
+
+
+# --- the workflow ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_matches_the_github_schema(path):
+    proc = check_workflow(path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflow_schema_check_catches_a_mistake(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:", 1))
+    proc = check_workflow(broken)
+    assert proc.returncode != 0
+    assert "runs_on" in proc.stdout + proc.stderr
+
+
+def test_workflow_boots_every_machine_and_runs_the_readme_commands():
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    vm = flow["jobs"]["vm"]
+    assert vm["strategy"]["matrix"]["box"] == machines()
+    assert vm["strategy"]["fail-fast"] is False
+    runs = "\n".join(step.get("run", "") for step in vm["steps"])
+    assert 'vagrant up "$BOX"' in runs
+    assert "cd /vagrant && sudo ./lab test" in runs
+    assert "--json" in runs
+    uploads = [s for s in vm["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["if"] == "${{ always() }}"
