@@ -24,10 +24,12 @@ class Check:
     tolerance: float | None = None
     evidence: str = ""
     line: int = 0
+    one_sided: bool = False  # the model's windows: the kernel may be late, never early
 
     def to_json(self) -> dict:
         return {"name": self.name, "passed": self.passed, "expected": self.expected,
                 "actual": self.actual, "tolerance": self.tolerance,
+                "window": "late" if self.one_sided else "both",
                 "evidence": self.evidence, "line": self.line}
 
 
@@ -194,7 +196,7 @@ def _model_segments(pred, record: Record, sender: str, name: str, t0: float,
         lo, hi = _window(p.t, p.slack, slop)
         got = round(s.t - t0, 6)
         out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
-                         round(hi - p.t, 4), describe_segment(s)))
+                         round(hi - p.t, 4), describe_segment(s), one_sided=True))
     return out
 
 
@@ -215,7 +217,7 @@ def _model_connect(pred, record: Record, slop: float) -> list[Check]:
         got = round(c.t_end - c.t, 6)
         out.append(Check("model: client connect() returns after", lo <= got <= hi,
                          round(end - start, 4), got, round(hi - (end - start), 4),
-                         describe_call(c)))
+                         describe_call(c), one_sided=True))
     return out
 
 
@@ -237,4 +239,4 @@ def _model_request(pred, record: Record, t0: float, slop: float) -> list[Check]:
     lo, hi = _window(dropped_at, slack, slop)
     return [Check("model: server drops the request at", lo <= got <= hi, dropped_at, got,
                   round(hi - dropped_at, 4),
-                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})")]
+                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})", one_sided=True)]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tcplab.core.check import MODEL_SLOP as MODEL_EARLY
 from tcplab.core.check import Check
 from tcplab.render.ladder import Ladder
 from tcplab.runner import NullView
@@ -107,14 +108,16 @@ def format_value(v) -> str:
 def check_line(c: Check) -> Text:
     mark = Text("  ✓ " if c.passed else "  ✗ ", style="green" if c.passed else "bold red")
     body = f"{c.name}: "
+    window = (f"-{MODEL_EARLY * 1000:.0f} ms/+{c.tolerance:.3f} s" if c.one_sided
+              else f"± {c.tolerance:.3f} s") if c.tolerance is not None else ""
     if c.passed:
         body += f"{format_value(c.actual)}"
-        if c.tolerance is not None:
-            body += f" (expected {format_value(c.expected)} ± {c.tolerance:.3f} s)"
+        if window:
+            body += f" (expected {format_value(c.expected)} {window})"
     else:
         body += f"expected {format_value(c.expected)}, got {format_value(c.actual)}"
-        if c.tolerance is not None:
-            body += f", tolerance {c.tolerance:.3f} s"
+        if window:
+            body += f", tolerance {window}"
         if c.line:
             body += f" [scenario line {c.line}]"
         if c.evidence:
