@@ -80,18 +80,24 @@ def cli() -> None:
               "(a directory when several scenarios run).")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Scenarios to run side by side.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="Run each scenario N times; report verdict counts and the spread of "
+                   "every checked timing.")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
-def run(paths, json_path, jobs, no_color) -> None:
+def run(paths, json_path, jobs, repeat, no_color) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
-    from tcplab.render.live import LiveView, QuietView, print_verdict, summary_table
+    from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
+                                    summary_table)
     from tcplab.runner import CANCEL, run_scenario
 
     scenarios = _load_all(paths)
     _check_sysctls_exist(scenarios)
     console = _console(no_color)
     _install_signal_handlers()
+    runs = [(sc, i) for sc in scenarios for i in range(1, repeat + 1)]
 
-    def one(sc):
+    def one(job):
+        sc, i = job
         view = LiveView(console) if jobs == 1 else QuietView()
         try:
             result = run_scenario(sc, view)
@@ -100,16 +106,19 @@ def run(paths, json_path, jobs, no_color) -> None:
         print_verdict(console, result)
         if jobs == 1:
             console.print()
-        _write_json(result, json_path, len(scenarios) > 1)
+        _write_json(result, json_path, len(runs) > 1, f".{i}" if repeat > 1 else "")
         return result
 
     if jobs == 1:
-        results = [one(sc) for sc in scenarios if not CANCEL.is_set()]
+        results = [one(job) for job in runs if not CANCEL.is_set()]
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(one, scenarios))
+            results = list(pool.map(one, runs))
     if len(results) > 1:
         console.print(summary_table(results))
+    if repeat > 1:
+        for table in repeat_tables(results):
+            console.print(table)
     if CANCEL.is_set():
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(max((r.exit_code for r in results), default=0, key=_severity))
@@ -119,13 +128,13 @@ def _severity(code: int) -> int:
     return {0: 0, 1: 1, 3: 2}.get(code, 3)
 
 
-def _write_json(result, json_path, many: bool) -> None:
+def _write_json(result, json_path, many: bool, suffix: str = "") -> None:
     if not json_path:
         return
     path = Path(json_path)
     if many:
         path.mkdir(parents=True, exist_ok=True)
-        path = path / f"{result.scenario.name}.json"
+        path = path / f"{result.scenario.name}{suffix}.json"
     path.write_text(json.dumps(result.to_json(), indent=1) + "\n")
 
 

@@ -148,3 +148,37 @@ def summary_table(results) -> Table:
                       Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")),
                       f"{passed}/{len(r.checks)}", f"{r.duration:.1f} s")
     return table
+
+
+def repeat_tables(results) -> list[Table]:
+    """For `run --repeat N`: per scenario, how often each verdict came out (more than
+    one verdict is a flip) and the spread of every checked timing."""
+    import statistics
+    from collections import Counter, defaultdict
+
+    by_name: dict[str, list] = defaultdict(list)
+    for r in results:
+        by_name[r.scenario.name].append(r)
+    tables = []
+    for name, runs in by_name.items():
+        verdicts = Counter(r.verdict for r in runs)
+        flips = "no flips" if len(verdicts) == 1 else "VERDICT FLIPS"
+        table = Table(title=f"{name}: {len(runs)} runs, "
+                            f"{', '.join(f'{v} {n}' for v, n in verdicts.items())} ({flips})")
+        for col in ("check", "expected", "min", "median", "max", "failed"):
+            table.add_column(col)
+        timings: dict[str, list] = defaultdict(list)
+        failed: Counter = Counter()
+        expected: dict[str, object] = {}
+        for r in runs:
+            for c in r.checks:
+                failed[c.name] += not c.passed
+                if isinstance(c.actual, (int, float)) and c.tolerance is not None:
+                    timings[c.name].append(c.actual)
+                    expected[c.name] = c.expected
+        for check, values in timings.items():
+            table.add_row(check, format_value(expected[check]), format_value(min(values)),
+                          format_value(statistics.median(values)), format_value(max(values)),
+                          str(failed[check]))
+        tables.append(table)
+    return tables
