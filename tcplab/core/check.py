@@ -153,10 +153,12 @@ MODEL_SLOP = 0.010  # scheduling noise on top of the modelled timer lateness
 
 def forwarding_slop(record: Record) -> float:
     """The hook is a userspace hop: under load a segment can wait milliseconds in the
-    queue, and an answer's time includes its question's wait. So the model's window
-    also widens by twice the slowest forwarding this run measured (t_out - t)."""
+    queue (or a held one be released late), and an answer's time includes its
+    question's wait. So the model's window also widens by twice the slowest forwarding
+    this run measured: t_out - t, or for a held segment how late its release came."""
     waits = [s.t_out - s.t for s in record.segments
              if s.fate == "delivered" and s.t_out is not None]
+    waits += [s.held_late for s in record.segments if s.held_late is not None]
     return MODEL_SLOP + 2 * max(waits, default=0.0)
 
 

@@ -37,6 +37,7 @@ class SegmentSeen:
     sport: int = 0
     dport: int = 0
     fault: str | None = None  # which fault rule decided the fate, e.g. "drop syn nth=all"
+    held_late: float | None = None  # a delayed segment: released this much after it was due
     kind: str = field(default="segment", init=False)
 
     def to_json(self) -> dict[str, Any]:

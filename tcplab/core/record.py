@@ -52,7 +52,11 @@ class Record:
         i = self._delayed.pop(m["id"], None)
         if i is None:
             return None
-        self.segments[i] = dataclasses.replace(self.segments[i], t_out=self.t(m["mono"]))
+        due = self.segments[i].t_out
+        released = self.t(m["mono"])
+        self.segments[i] = dataclasses.replace(
+            self.segments[i], t_out=released,
+            held_late=round(released - due, 6) if due is not None else None)
         return self.segments[i]
 
     def app_started(self, host: str, m: dict) -> None:

@@ -119,8 +119,8 @@ class Hook:
             heapq.heappush(self.held, (mono_out, ident, pkt))  # released by main loop
             fate = "delayed"
         else:
-            pkt.accept()
             mono_out = time.monotonic()  # the verdict: later than `now` by the hook's own wait
+            pkt.accept()
         s = seen.segment
         child.emit("segment", mono=now, id=ident, name=seen.name, nth=seen.nth,
                    sender=seen.sender, flags=s.flags, seq=s.seq, ack=s.ack, length=s.length,
@@ -131,8 +131,8 @@ class Hook:
     def release_due(self, now: float) -> None:
         while self.held and self.held[0][0] <= now:
             _, ident, pkt = heapq.heappop(self.held)
+            child.emit("released", id=ident)  # stamped before the verdict, like apply()
             pkt.accept()
-            child.emit("released", id=ident)
 
     def release_all(self) -> None:
         self.release_due(float("inf"))

@@ -163,10 +163,11 @@ def test_ack_lost_request_dies_silently_at_63s(catalogue):
     gone = [e for e in server if e["from"] == "SYN_RECV" and e["to"] == "CLOSE"]
     assert gone and 63.0 <= gone[0]["t"] <= 65.5, gone
     assert not segments(res, "rst")
-    # The client's ACKs answer the SYN-ACKs: each follows one within 50 ms.
-    synacks = [s["t_out"] for s in segments(res, "syn-ack", "server")]
+    # The client's ACKs answer the SYN-ACKs: each follows one (both times are the
+    # router kernel's receive stamps) within 100 ms, however loaded the machine.
+    synacks = [s["t"] for s in segments(res, "syn-ack", "server")]
     for ack in segments(res, "ack", "client"):
-        assert any(0 <= ack["t"] - t <= 0.05 for t in synacks), ack
+        assert any(0 <= ack["t"] - t <= 0.1 for t in synacks), ack
 
 
 def test_ack_lost_then_data_server_established_on_data(catalogue):
