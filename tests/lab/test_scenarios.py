@@ -1,4 +1,4 @@
-"""Every handshake scenario, run for real (root, namespaces, NFQUEUE, tracefs), side by
+"""Every handshake (and teardown) scenario, run for real (root, namespaces, NFQUEUE, tracefs), side by
 side through the CLI exactly as a user runs it. Beyond each scenario's own verdict,
 these tests read the result JSON for what the kernel actually did, with tolerances
 stated here, and check that the run left nothing behind.
@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL = sorted((ROOT / "scenarios" / "handshake").glob("*.yaml"))
+ALL = sorted((ROOT / "scenarios").glob("*/*.yaml"))
 
 
 def runnable_here(path: Path) -> str | None:
@@ -102,7 +102,7 @@ def failed_checks(res):
 @pytest.mark.parametrize("name", ["handshake-normal", "syn-lost", "syn-lost-modern",
                                   "syn-lost-fast", "synack-lost", "synack-lost-fast",
                                   "ack-lost", "ack-lost-fast", "ack-lost-then-data",
-                                  "no-listener", "delay-synack"])
+                                  "no-listener", "delay-synack", "teardown-normal"])
 def test_scenario_passes_on_this_kernel(catalogue, name):
     res = result(catalogue, name)
     assert res["verdict"] == "pass", failed_checks(res)
@@ -200,6 +200,17 @@ def test_lab_hosts_have_their_own_tcp_hash(catalogue):
     res = result(catalogue, "handshake-normal")
     for host in ("client", "server"):
         assert 0 < int(res["sysctls"][host]["net.ipv4.tcp_ehash_entries"]) <= 1024
+
+
+def test_teardown_each_fin_takes_one_sequence_number(catalogue):
+    """T1: the FIN's ACK acknowledges fin.seq + 1, and the last ACK peer_fin.seq + 1."""
+    res = result(catalogue, "teardown-normal")
+    (fin,), (fin_ack,) = segments(res, "fin", "client"), segments(res, "fin-ack", "server")
+    (peer_fin,), (last,) = segments(res, "peer-fin", "server"), segments(res, "last-ack", "client")
+    assert fin_ack["ack"] == (fin["seq"] + 1) % 2**32
+    assert last["ack"] == (peer_fin["seq"] + 1) % 2**32 and last["seq"] == fin_ack["ack"]
+    tw = [e for e in states(res, "client") if e["to"] == "TIME_WAIT"]
+    assert tw and tw[0]["source"] == "inet_diag"  # the tracepoint never shows TIME_WAIT
 
 
 def test_json_contract(catalogue):
