@@ -172,6 +172,7 @@ def check_model(prediction, record: Record) -> list[Check]:
         return [Check("model: client syn", False, "a SYN", "no SYN seen")]
     t0 = origin[0].t
     slop = forwarding_slop(record)
+    prediction = _closest(prediction, record)
     checks: list[Check] = []
     for sender in ("client", "server"):
         for name in MODEL_NAMES:
@@ -179,6 +180,15 @@ def check_model(prediction, record: Record) -> list[Check]:
     checks += _model_connect(prediction, record, slop)
     checks += _model_request(prediction, record, t0, slop)
     return checks
+
+
+def _closest(prediction, record: Record):
+    """Where the model foresees a tie the kernel may break either way, judge the run
+    against the outcome whose segment counts it matches best (the first on a draw)."""
+    def score(p) -> int:
+        return sum(len(p.of(sender, name)) == len(record.sent_by(sender, name))
+                   for sender in ("client", "server") for name in MODEL_NAMES)
+    return max([prediction, *prediction.alternatives], key=score)
 
 
 def _window(nominal: float, slack: float, slop: float) -> tuple[float, float]:

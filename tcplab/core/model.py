@@ -43,7 +43,7 @@ from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 
 TCP_TIMEOUT_INIT = 1.0
 TCP_RTO_MAX = 120.0
-TRANSIT = 0.0002  # one way through the router's hook; a timer due at the same moment fires first
+TRANSIT = 0.0002  # one way through the router's hook
 LVL_CLK_SHIFT, LVL_BITS = 3, 6  # kernel/time/timer.c
 
 
@@ -168,6 +168,7 @@ class Prediction:
     calls: dict[tuple[str, str], tuple[str, float, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     horizon: float = 0.0  # the model says nothing about what happens after this
+    alternatives: list[Prediction] = field(default_factory=list)  # other orders of a tie
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         return [s for s in self.segments if s.sender == sender and s.name == name]
@@ -178,8 +179,17 @@ X, Y = 1000, 5000
 
 
 class _Sim:
+    """One way the handshake can unfold. `packets_first` breaks ties between a timer
+    and a segment arriving at the same nominal moment: a client SYN timer and a server
+    request timer started together both expire at 1 s, in the same timer-wheel bucket,
+    and which one the kernel runs first decides how many SYN-ACKs go out (seen both
+    ways on 6.18: 3 SYN-ACKs in most runs of delay-synack, 2 in one of twenty)."""
+
     def __init__(self, kernel: Kernel, client: HostParams, server: HostParams,
-                 faults: tuple[Fault, ...], listens: bool, port: int):
+                 faults: tuple[Fault, ...], listens: bool, port: int,
+                 packets_first: bool = False):
+        self.transit = 0.0 if packets_first else TRANSIT
+        self.packets_first = packets_first
         self.k, self.cp, self.sp = kernel, client, server
         self.faults, self.listens, self.port = faults, listens, port
         self.clf = Classifier({C_ADDR})
@@ -193,7 +203,8 @@ class _Sim:
         self.data_after_connect: float | None = None
 
     def at(self, t: float, what: str, *args) -> None:
-        heapq.heappush(self.q, (t, next(self.seq), what, args))
+        first = (what == "arrive") == self.packets_first  # who wins a tie
+        heapq.heappush(self.q, (round(t, 9), 0 if first else 1, next(self.seq), what, args))
 
     def send(self, t: float, sender: str, flags: int, seq: int, ack: int, cause: str,
              slack: float, length: int = 0) -> None:
@@ -205,7 +216,7 @@ class _Sim:
         self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
                                                    cause, slack))
         if fate != "dropped":
-            self.at(t + TRANSIT + verdict.delay, "arrive", sender, flags, length, slack)
+            self.at(t + self.transit + verdict.delay, "arrive", sender, flags, length, slack)
 
     # client ---------------------------------------------------------------------------
     def connect(self, t: float) -> None:
@@ -277,7 +288,7 @@ class _Sim:
     def run(self, until: float) -> Prediction:
         self.at(0.0, "connect")
         while self.q:
-            t, _, what, args = heapq.heappop(self.q)
+            t, _, _, what, args = heapq.heappop(self.q)
             if t > until:
                 break
             if what == "connect":
@@ -306,7 +317,23 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
     """Segments, connect() result and the server request's fate for one connection
     attempt at t=0, with the scenario's faults applied as the router would. If the
     client sends data `data_after_connect` seconds after connect() returns, that first
-    data segment is modelled too (it can complete the handshake: claim H7)."""
-    sim = _Sim(kernel, client, server, faults, listens, port)
-    sim.data_after_connect = data_after_connect
-    return sim.run(until)
+    data segment is modelled too (it can complete the handshake: claim H7).
+
+    Where a timer and an arriving segment tie, both orders are simulated; when they
+    lead to different outcomes, the other one is in `alternatives`."""
+    outcomes = []
+    for packets_first in (False, True):
+        sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
+        sim.data_after_connect = data_after_connect
+        outcomes.append(sim.run(until))
+    main, other = outcomes
+    if _shape(other) != _shape(main):
+        main.alternatives.append(other)
+        main.notes.append("a timer and a segment are due at the same moment; the kernel "
+                          "may run either first, and the outcomes differ")
+    return main
+
+
+def _shape(p: Prediction) -> tuple:
+    return tuple((s.sender, s.name, s.fate) for s in p.segments), tuple(
+        sorted((k, v[0]) for k, v in p.calls.items()))

@@ -114,3 +114,29 @@ def test_data_completes_the_handshake_when_the_ack_is_lost():
                           True, data_after_connect=0.1)
     assert len(p.of("server", "syn-ack")) == 1  # no retransmit: data arrived first
     assert ("server", "request") not in p.calls
+
+
+def test_a_tie_between_timer_and_segment_yields_both_outcomes():
+    """delay-synack on 6.18: the request timer and the retransmitted SYN are both due
+    at 1 s. Timer first: 3 SYN-ACKs (seen 19 of 20 runs); SYN first: the SYN re-arms
+    the timer to 2 s and the handshake completes at 1.5 s, so 2 (seen once)."""
+    p = predict_handshake(K618, params(K618), params(K618),
+                          (Fault("delay", "syn-ack", by=1.5),), True)
+    assert len(p.of("server", "syn-ack")) == 3
+    (other,) = p.alternatives
+    assert len(other.of("server", "syn-ack")) == 2
+
+
+def test_the_checker_judges_against_the_outcome_the_run_took():
+    from tcplab.core.check import _closest
+    from tcplab.core.record import Record
+
+    p = predict_handshake(K618, params(K618), params(K618),
+                          (Fault("delay", "syn-ack", by=1.5),), True)
+
+    class Seen:  # what the Record answers for counts: two SYN-ACKs, as in the rare order
+        def sent_by(self, sender, name):
+            return [None] * len(p.alternatives[0].of(sender, name))
+
+    assert _closest(p, Seen()) is p.alternatives[0]
+    assert _closest(p, Record(t0=0)) is p  # nothing matches: the first outcome
