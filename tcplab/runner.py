@@ -249,25 +249,35 @@ class _Run:
     # -- tear-down --------------------------------------------------------------------
     def stop(self, plan: topology.Plan) -> None:
         """Apps first (their sockets close after observation stops), the hook last, so
-        no segment of the run ever passes unhooked."""
+        no segment of the run ever passes unhooked. Every step runs whatever the one
+        before it did: a failure is recorded (the run becomes an error), not raised."""
         self.stopping = True
-        if self.trace is not None:
-            try:
-                self.trace.stop()  # stops reading, removes the instance
-            except LabError as e:  # the reader died: judge nothing, but stop the rest
-                self.result.errors.append(str(e))
-            if self.record is not None:
-                self._pump_trace(plan, final=True)
+        self._guard("stopping tracefs", self._stop_trace, plan)
         for role in ("client", "server", "router"):
             if role in self.children:
-                self.children[role].stop()
+                self._guard(f"stopping the {role} process", self.children[role].stop)
         if self.record is not None:
-            try:
-                while True:
-                    self._handle(*self.inbox.get_nowait())
-            except queue.Empty:
-                pass
+            self._guard("reading the last messages", self._drain)
             self.record.close_open_calls()
+
+    def _guard(self, what: str, step, *args) -> None:
+        try:
+            step(*args)
+        except Exception as e:  # noqa: BLE001 - teardown must go on; the run says error
+            self.result.errors.append(f"{what}: {e}")
+
+    def _stop_trace(self, plan: topology.Plan) -> None:
+        if self.trace is not None:
+            self.trace.stop()  # stops reading, removes the instance
+            if self.record is not None:
+                self._pump_trace(plan, final=True)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._handle(*self.inbox.get_nowait())
+        except queue.Empty:
+            pass
 
 
 def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
@@ -291,10 +301,10 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
         if plan is not None:
             try:
                 run.stop(plan)
-            except LabError as e:
-                run.result.errors.append(str(e))
             finally:
-                topology.destroy(plan)
+                left = topology.destroy(plan)
+                if left:
+                    run.result.errors.append(f"could not remove {', '.join(left)}")
                 topology.release_slot(plan)
     return _judge(run, time.monotonic() - started)
 

@@ -10,6 +10,7 @@ of it. Tracepoints are global: the instance sees every namespace on the machine,
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import select

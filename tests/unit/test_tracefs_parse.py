@@ -184,3 +184,29 @@ def test_wildcard_listener_port_shared_outside_the_lab_is_left_out():
     events = to_events(parsed(WILDCARD_LISTENER) + [parse_trace_line(foreign)], HOSTS, 0.0)
     assert [e for e in events if getattr(e, "laddr", "") == "0.0.0.0"] == []
     assert all("0.0.0.0:8092" not in getattr(e, "detail", "") for e in events)
+
+
+def test_own_instance_removal_waits_out_a_transient_ebusy(monkeypatch):
+    """A process forked by a parallel run holds a copy of our trace_pipe fd until it
+    execs: rmdir says EBUSY for a moment. Our own session retries; clean does not."""
+    import errno as errno_
+    import os
+
+    from tcplab.errors import LabError
+    from tcplab.lab import tracefs
+
+    calls = []
+
+    def rmdir(path):
+        calls.append(path)
+        if len(calls) < 3:
+            raise OSError(errno_.EBUSY, "Device or resource busy")
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    tracefs.remove_instance("tcplab-x", "/t", patience=1.0)
+    assert calls == ["/t/instances/tcplab-x"] * 3
+    calls.clear()
+    import pytest
+    with pytest.raises(LabError, match="busy"):
+        tracefs.remove_instance("tcplab-x", "/t")  # no patience: one try
+    assert len(calls) == 1
