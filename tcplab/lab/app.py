@@ -147,5 +147,6 @@ def main() -> None:
     child.emit("alive", sockets=[list(key) for key in poller.known()])
     child.emit("stopped")
 
+
 if __name__ == "__main__":
     main()
