@@ -83,8 +83,13 @@ def cli() -> None:
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run each scenario N times; report verdict counts and the spread of "
                    "every checked timing.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Write JUnit XML here: one testcase per check.")
+@click.option("--mermaid", "mermaid_path", type=click.Path(),
+              help="Write the ladder as a Mermaid sequenceDiagram here (a directory when "
+                   "several scenarios run).")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
-def run(paths, json_path, jobs, repeat, no_color) -> None:
+def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, no_color) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
     from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
                                     summary_table)
@@ -106,7 +111,9 @@ def run(paths, json_path, jobs, repeat, no_color) -> None:
         print_verdict(console, result)
         if jobs == 1:
             console.print()
-        _write_json(result, json_path, len(runs) > 1, f".{i}" if repeat > 1 else "")
+        suffix = f".{i}" if repeat > 1 else ""
+        _write_json(result, json_path, len(runs) > 1, suffix)
+        _write_mermaid(result.to_json(), mermaid_path, len(runs) > 1, suffix)
         return result
 
     if jobs == 1:
@@ -114,6 +121,10 @@ def run(paths, json_path, jobs, repeat, no_color) -> None:
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(one, runs))
+    if junit_path:
+        from tcplab.render.export import junit
+
+        Path(junit_path).write_text(junit([r.to_json() for r in results]))
     if len(results) > 1:
         console.print(summary_table(results))
     if repeat > 1:
@@ -136,6 +147,64 @@ def _write_json(result, json_path, many: bool, suffix: str = "") -> None:
         path.mkdir(parents=True, exist_ok=True)
         path = path / f"{result.scenario.name}{suffix}.json"
     path.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+
+
+def _write_mermaid(res: dict, path, many: bool, suffix: str = "") -> None:
+    if not path:
+        return
+    from tcplab.render.export import mermaid
+
+    target = Path(path)
+    if many:
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / f"{res['scenario']}{suffix}.mmd"
+    target.write_text(mermaid(res))
+
+
+@cli.command()
+@click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False))
+@click.option("--mermaid", "mermaid_path", type=click.Path(dir_okay=False))
+@click.option("--no-color", is_flag=True)
+def show(result_json, junit_path, mermaid_path, no_color) -> None:
+    """Re-render a saved run (from run --json): the ladder and the verdict."""
+    from tcplab.core.events import event_from_json
+    from tcplab.render.ladder import Ladder
+    from tcplab.render.live import print_verdict
+
+    try:
+        res = json.loads(Path(result_json).read_text())
+        events = [event_from_json(e) for e in res["events"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ScenarioError(result_json, None, "", f"not a tcplab result JSON ({e})") from None
+    console = _console(no_color)
+    ladder = Ladder(console.width)
+    console.print(f"{res['scenario']} ({res.get('file', '')}), kernel {res['kernel']}")
+    console.print(ladder.header())
+    for ev in events:
+        line = ladder.line(ev) if ev is not None else None
+        if line is not None:
+            console.print(line, overflow="crop", no_wrap=True)
+    print_verdict(console, res)
+    if junit_path:
+        from tcplab.render.export import junit
+
+        Path(junit_path).write_text(junit([res]))
+    _write_mermaid(res, mermaid_path, False)
+    sys.exit({"pass": 0, "fail": 1}.get(res["verdict"], 3))
+
+
+@cli.command()
+@click.argument("scenario_path", type=click.Path())
+@click.option("--no-color", is_flag=True)
+def explain(scenario_path, no_color) -> None:
+    """Say what a scenario tests and what the kernel model predicts, without running
+    it (no root needed)."""
+    from tcplab.render.explain import explain_scenario
+
+    console = _console(no_color)
+    for sc in _load_all([scenario_path]):
+        explain_scenario(console, sc)
 
 
 @cli.command()

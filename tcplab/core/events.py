@@ -7,7 +7,7 @@ The JSON shape of each event is a contract (result JSON, `events` list).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tcplab.core.segments import flag_string
@@ -110,3 +110,28 @@ Event = SegmentSeen | StateChanged | AppCalled | KernelNoted
 
 def sort_events(events: list[Event]) -> list[Event]:
     return sorted(events, key=lambda e: e.t)
+
+
+def event_from_json(d: dict) -> Event | None:
+    """The inverse of to_json, for re-rendering a saved run (`tcplab show`)."""
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind == "segment":
+        from tcplab.core.segments import _FLAG_LETTERS
+        letters = d.pop("flags", "")
+        flags = sum(bit for bit, letter in _FLAG_LETTERS if letter in letters)
+        d["sender"], d["length"], d["flags"] = d.pop("from"), d.pop("len"), flags
+        return SegmentSeen(**_known(SegmentSeen, d))
+    if kind == "state":
+        d["old"], d["new"] = d.pop("from"), d.pop("to")
+        return StateChanged(**_known(StateChanged, d))
+    if kind == "app":
+        return AppCalled(**_known(AppCalled, d))
+    if kind == "kernel":
+        return KernelNoted(**_known(KernelNoted, d))
+    return None
+
+
+def _known(cls, d: dict) -> dict:
+    names = {f.name for f in fields(cls) if f.init}
+    return {k: v for k, v in d.items() if k in names}

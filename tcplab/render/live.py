@@ -126,16 +126,29 @@ def check_line(c: Check) -> Text:
 
 
 def print_verdict(console: Console, result) -> None:
-    style = VERDICT_STYLE.get(result.verdict, "")
-    console.print(Text(f"{result.verdict.upper()} ", style=style) +
-                  Text(f"{result.scenario.name} in {result.duration:.1f} s "
-                       f"(kernel {result.kernel})"))
-    for c in result.checks:
+    """A RunResult, or a saved result JSON (dict) for `tcplab show`."""
+    if isinstance(result, dict):
+        name, verdict, duration, kernel = (result["scenario"], result["verdict"],
+                                           result.get("duration", 0.0), result["kernel"])
+        checks = [Check(**{k: v for k, v in c.items() if k in _CHECK_FIELDS},
+                        one_sided=c.get("window") == "late") for c in result["checks"]]
+        errors, notes = result.get("errors", []), result.get("notes", [])
+    else:
+        name, verdict, duration, kernel = (result.scenario.name, result.verdict,
+                                           result.duration, result.kernel)
+        checks, errors, notes = result.checks, result.errors, result.notes
+    style = VERDICT_STYLE.get(verdict, "")
+    console.print(Text(f"{verdict.upper()} ", style=style) +
+                  Text(f"{name} in {duration:.1f} s (kernel {kernel})"))
+    for c in checks:
         console.print(check_line(c))
-    for e in result.errors:
+    for e in errors:
         console.print(Text(f"  error: {e}", style="yellow"))
-    for n in result.notes:
+    for n in notes:
         console.print(Text(f"  note: {n}", style="dim"))
+
+
+_CHECK_FIELDS = ("name", "passed", "expected", "actual", "tolerance", "evidence", "line")
 
 
 def summary_table(results) -> Table:

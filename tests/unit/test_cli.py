@@ -71,3 +71,14 @@ def test_not_root_is_exit_3_before_anything_is_set_up(monkeypatch, capsys):
     assert exit_.value.code == 3
     assert "root: uid 1000" in out and "sudo" in out
     assert claimed == []
+
+
+def test_explain_shows_claim_faults_and_the_models_prediction():
+    proc = tcplab("explain", "--no-color", "scenarios/handshake/syn-lost.yaml")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "claim: H2" in out and "fault: drop syn nth=all" in out
+    assert "expected (client syn intervals): 1, 2, 4, 8, 16 s" in out
+    # tcp_syn_retries=5 with linear timeouts off: the model agrees with the documents
+    # (on kernels that have the sysctl; the model ignores it before 6.5).
+    assert "connect() → ETIMEDOUT at t=63.000 s" in out

@@ -1,0 +1,73 @@
+"""`tcplab explain`: what a scenario claims, what it breaks, what it expects, and what
+the kernel model predicts for this kernel — before anything runs (no root)."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tcplab.core.model import HostParams, Kernel, predict_handshake
+from tcplab.core.scenario import Scenario
+
+
+def claim_line(path: str) -> str:
+    try:
+        first = Path(path).read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+    return first.lstrip("# ").strip() if first.startswith("#") else ""
+
+
+def predict(sc: Scenario, release: str, hz: int):
+    """The model for a scenario, with the kernel's per-namespace defaults (constants a
+    new namespace starts with) overridden by the scenario's sysctls."""
+    kernel = Kernel.from_release(release, hz)
+    port = next((s.arg[1] for s in sc.apps["client"] if s.call == "connect"), 8080)
+    from tcplab.runner import _data_after_connect
+
+    return predict_handshake(
+        kernel, HostParams.from_sysctls(kernel, sc.sysctls.get("client", {})),
+        HostParams.from_sysctls(kernel, sc.sysctls.get("server", {})), sc.faults,
+        listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
+        data_after_connect=_data_after_connect(sc.apps["client"]), until=sc.timeout)
+
+
+def explain_scenario(console: Console, sc: Scenario) -> None:
+    from tcplab.lab.preflight import kernel_hz
+
+    console.print(Text(f"{sc.name}", style="bold") + Text(f"  ({sc.path})", style="dim"))
+    claim = claim_line(sc.path)
+    if claim:
+        console.print(Text(f"claim: {claim}", style="italic"))
+    console.print(f"claims: {', '.join(sc.claims) or '—'}")
+    console.print(sc.summary)
+    for host, values in sc.sysctls.items():
+        if values:
+            console.print(f"{host} sysctls: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    for f in sc.faults:
+        console.print(Text(f"fault: {f.describe()}", style="yellow"))
+    for host, exp in sc.expect.hosts.items():
+        for name, timing in exp.retransmits.items():
+            shown = timing.intervals or timing.offsets
+            what = "intervals" if timing.intervals else "offsets"
+            console.print(f"expected ({host} {name} {what}): {', '.join(f'{x:g}' for x in shown or ())} s")
+        if exp.gives_up_after is not None:
+            console.print(f"expected ({host} gives up after): {exp.gives_up_after:g} s")
+    release, hz = platform.release(), kernel_hz() or 250
+    pred = predict(sc, release, hz)
+    table = Table(title=f"kernel model for {pred.kernel.name()}: what this kernel should do")
+    for col in ("t (s)", "from", "segment", "fate", "why", "late by up to"):
+        table.add_column(col)
+    for p in pred.segments:
+        table.add_row(f"{p.t:.3f}", p.sender, f"{p.name} #{p.nth}", p.fate, p.cause,
+                      f"{p.slack:.3f} s")
+    console.print(table)
+    for (host, call), (result, start, end) in pred.calls.items():
+        what = f"{call}() → {result}" if call != "request" else "request dropped"
+        console.print(f"model: {host} {what} at t={end:.3f} s")
+    for note in pred.notes:
+        console.print(Text(f"model: {note}", style="dim"))

@@ -1,0 +1,76 @@
+"""Exports of a run for other consumers: JUnit XML for CI systems, a Mermaid
+sequenceDiagram for GitHub markdown. Pure functions of the result JSON (the contract),
+so a saved run exports the same as a live one."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+MERMAID_ARROW = {"delivered": "->>", "delayed": "-)", "dropped": "-x"}
+
+
+def junit(results: list[dict]) -> str:
+    """One <testsuite> per scenario, one <testcase> per check; a failed check is a
+    <failure> with expected, actual and tolerance; a run that could not judge is an
+    <error>."""
+    suites = ET.Element("testsuites", name="tcplab")
+    for res in results:
+        checks = res.get("checks", [])
+        failures = sum(not c["passed"] for c in checks)
+        errors = 1 if res["verdict"] == "error" else 0
+        suite = ET.SubElement(suites, "testsuite", name=res["scenario"],
+                              tests=str(len(checks) + errors), failures=str(failures),
+                              errors=str(errors), time=f"{res.get('duration', 0):.3f}")
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="kernel", value=res.get("kernel", ""))
+        ET.SubElement(props, "property", name="claims", value=",".join(res.get("claims", [])))
+        for c in checks:
+            case = ET.SubElement(suite, "testcase", classname=res["scenario"], name=c["name"])
+            if not c["passed"]:
+                tol = f", tolerance {c['tolerance']}" if c.get("tolerance") is not None else ""
+                msg = f"expected {c['expected']}, got {c['actual']}{tol}"
+                failure = ET.SubElement(case, "failure", message=msg, type="expectation")
+                failure.text = msg + (f"\nproof: {c['evidence']}" if c.get("evidence") else "")
+        if errors:
+            case = ET.SubElement(suite, "testcase", classname=res["scenario"], name="lab")
+            err = ET.SubElement(case, "error", message="; ".join(res.get("errors", [])),
+                                type="lab")
+            err.text = "\n".join(res.get("errors", []))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    # Mermaid treats ';' and '#' specially in messages; keep labels plain.
+    return text.replace(";", ",").replace("#", "no. ")
+
+
+def mermaid(res: dict) -> str:
+    """The ladder as a Mermaid sequenceDiagram: segments as arrows between client,
+    router and server (dropped ones end at the router with an x), state changes and
+    calls as notes."""
+    lines = ["sequenceDiagram", "    participant C as client", "    participant R as router",
+             "    participant S as server"]
+    side = {"client": "C", "server": "S"}
+    # A call is drawn when it returned; everything else when it happened.
+    def when(e: dict) -> float:
+        return e["t_end"] if e["kind"] == "app" and e.get("t_end") is not None else e["t"]
+    for e in sorted(res.get("events", []), key=when):
+        t = f"{e['t']:.3f}s"
+        if e["kind"] == "segment":
+            src, dst = side[e["from"]], side["server" if e["from"] == "client" else "client"]
+            label = _mermaid_text(f"{t} {e['name']} #{e['nth']} [{e['flags']}]"
+                                  + (" retransmission" if e["retransmission"] else ""))
+            if e["fate"] == "dropped":
+                lines.append(f"    {src}-x{'R'}: {label} (dropped)")
+            else:
+                lines.append(f"    {src}->>R: {label}")
+                held = f" held {e['t_out'] - e['t']:.3f}s" if e["fate"] == "delayed" else ""
+                lines.append(f"    R{MERMAID_ARROW[e['fate']]}{dst}: {label}{held}")
+        elif e["kind"] == "state":
+            lines.append(f"    Note over {side.get(e['host'], 'R')}: "
+                         + _mermaid_text(f"{t} {e['from']} to {e['to']} ({e['source']})"))
+        elif e["kind"] == "app" and e.get("t_end") is not None:
+            lines.append(f"    Note over {side[e['host']]}: "
+                         + _mermaid_text(f"{e['t_end']:.3f}s {e['call']}() {e['result']}"))
+    return "\n".join(lines) + "\n"
