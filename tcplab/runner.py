@@ -93,6 +93,7 @@ class _Run:
         self.stopping = False
         self.hook_stats: dict = {}
         self._trace_count = 0
+        self.prediction = None  # the kernel model, for the live "next expected" line
 
     # -- set-up -----------------------------------------------------------------------
     def start(self, plan: topology.Plan) -> None:
@@ -116,6 +117,7 @@ class _Run:
         ready = self._wait_ready({"router", "server", "client"})
         for role in ("server", "client"):
             self.result.sysctls[role] = ready[role].get("sysctls", {})
+        self.prediction = _predict(self.sc, self.result)
 
     def _start_trace(self, plan: topology.Plan) -> None:
         from tcplab.lab.tracefs import TraceSession
@@ -185,8 +187,23 @@ class _Run:
             "server" in self.done
 
     def _waiting(self) -> str:
-        return ", ".join(f"{host} {call}() blocked since t={t:.1f}s"
-                         for host, call, t in self.record.open_calls())
+        """What the run is waiting for: blocked calls, and the next event the kernel
+        model expects ("next: client syn #4 at t≈3.0 s"), so a long backoff never looks
+        hung."""
+        now = time.monotonic() - self.record.t0
+        parts = [f"{host} {call}() blocked {now - t:.1f}s"
+                 for host, call, t in self.record.open_calls()]
+        syns = self.record.sent_by("client", "syn")
+        if self.prediction is not None and syns:
+            origin = syns[0].t
+            upcoming = [(origin + p.t, f"{p.sender} {p.name} #{p.nth}")
+                        for p in self.prediction.segments if origin + p.t > now]
+            upcoming += [(origin + end, f"{host} {call}() {result}") for (host, call), (
+                result, _start, end) in self.prediction.calls.items() if origin + end > now]
+            if upcoming:
+                at, what = min(upcoming)
+                parts.append(f"next: {what} ≈{at:.1f}s")
+        return " · ".join(parts)
 
     def _pump(self, plan: topology.Plan, timeout: float) -> None:
         try:
@@ -361,7 +378,7 @@ def _judge(run: _Run, duration: float) -> RunResult:
     if run.record is not None and not res.errors:
         res.checks = check_scenario(run.sc, run.record)
         if run.sc.expect.model == "linux":
-            res.checks += check_model(_predict(run.sc, res), run.record)
+            res.checks += check_model(run.prediction or _predict(run.sc, res), run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)
     if res.verdict == "error" and not res.errors:
         res.errors.append("the scenario has no expectations to judge")

@@ -73,7 +73,7 @@ class LiveView:
 
     def tick(self, t: float, waiting: str) -> None:
         self._flush(t - REORDER)
-        text = f"t={t:.1f}s of at most {self.timeout:g}s" + (f" — {waiting}" if waiting else "")
+        text = f"t={t:.1f}s/{self.timeout:g}s" + (f" · {waiting}" if waiting else "")
         if self.status is not None:
             self.status.update(text)
         elif time.monotonic() - self._last_output >= HEARTBEAT:
