@@ -88,8 +88,12 @@ def cli() -> None:
 @click.option("--mermaid", "mermaid_path", type=click.Path(),
               help="Write the ladder as a Mermaid sequenceDiagram here (a directory when "
                    "several scenarios run).")
+@click.option("--pcap", "pcap_path", type=click.Path(),
+              help="Write a pcapng of the segments as sent and as delivered, with comments "
+                   "(a directory when several scenarios run).")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
-def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, no_color) -> None:
+def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
+        no_color) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
     from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
                                     summary_table)
@@ -114,6 +118,7 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, no_color) -> N
         suffix = f".{i}" if repeat > 1 else ""
         _write_json(result, json_path, len(runs) > 1, suffix)
         _write_mermaid(result.to_json(), mermaid_path, len(runs) > 1, suffix)
+        _write_pcap(result.to_json(), pcap_path, len(runs) > 1, suffix)
         return result
 
     if jobs == 1:
@@ -161,12 +166,25 @@ def _write_mermaid(res: dict, path, many: bool, suffix: str = "") -> None:
     target.write_text(mermaid(res))
 
 
+def _write_pcap(res: dict, path, many: bool, suffix: str = "") -> None:
+    if not path:
+        return
+    from tcplab.render.export import pcap
+
+    target = Path(path)
+    if many:
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / f"{res['scenario']}{suffix}.pcapng"
+    pcap(res, target)
+
+
 @cli.command()
 @click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False))
 @click.option("--mermaid", "mermaid_path", type=click.Path(dir_okay=False))
+@click.option("--pcap", "pcap_path", type=click.Path(dir_okay=False))
 @click.option("--no-color", is_flag=True)
-def show(result_json, junit_path, mermaid_path, no_color) -> None:
+def show(result_json, junit_path, mermaid_path, pcap_path, no_color) -> None:
     """Re-render a saved run (from run --json): the ladder and the verdict."""
     from tcplab.core.events import event_from_json
     from tcplab.render.ladder import Ladder
@@ -191,6 +209,7 @@ def show(result_json, junit_path, mermaid_path, no_color) -> None:
 
         Path(junit_path).write_text(junit([res]))
     _write_mermaid(res, mermaid_path, False)
+    _write_pcap(res, pcap_path, False)
     sys.exit({"pass": 0, "fail": 1}.get(res["verdict"], 3))
 
 

@@ -76,6 +76,7 @@ class RunResult:
                 "checks": [c.to_json() for c in self.checks], "errors": self.errors,
                 "notes": self.notes, "duration": round(self.duration, 3), "lab": self.lab,
                 "model": self.model,
+                "started": self.record.wall0 if self.record else None,
                 "events": [e.to_json() for e in events]}
 
 
@@ -157,7 +158,7 @@ class _Run:
 
     # -- the run ----------------------------------------------------------------------
     def run(self, plan: topology.Plan) -> None:
-        self.record = rec = Record(t0=time.monotonic())
+        self.record = rec = Record(t0=time.monotonic(), wall0=time.time())
         rec.have_tracepoint = self.trace is not None
         self.children["server"].send("go")
         client_go = not any(s.call == "listen" for s in self.sc.apps["server"])

@@ -38,6 +38,8 @@ class SegmentSeen:
     dport: int = 0
     fault: str | None = None  # which fault rule decided the fate, e.g. "drop syn nth=all"
     held_late: float | None = None  # a delayed segment: released this much after it was due
+    raw: str = ""  # the IPv4 packet as the router saw it (hex, first 256 bytes), for pcaps
+    wire_len: int = 0  # the packet's full length
     kind: str = field(default="segment", init=False)
 
     def to_json(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ HANDOVER_FROM = frozenset({"FIN_WAIT2", "CLOSING"})
 @dataclass
 class Record:
     t0: float
+    wall0: float = 0.0  # wall-clock time at t0 (pcap timestamps need one)
     segments: list[SegmentSeen] = field(default_factory=list)
     apps: list[AppCalled] = field(default_factory=list)
     kernel: list[KernelNoted] = field(default_factory=list)
@@ -42,7 +43,8 @@ class Record:
             flags=m["flags"], seq=m["seq"], ack=m["ack"], length=m["length"],
             fate=m["fate"], retransmission=m["retransmission"], conn=m["conn"],
             t_out=self.t(m["mono_out"]), src=m["src"], dst=m["dst"], sport=m["sport"],
-            dport=m["dport"], fault=m.get("fault"))
+            dport=m["dport"], fault=m.get("fault"), raw=m.get("raw", ""),
+            wire_len=m.get("wire_len", 0))
         if seg.fate == "delayed":
             self._delayed[m["id"]] = len(self.segments)
         self.segments.append(seg)

@@ -26,6 +26,7 @@ from tcplab.core.segments import Classifier
 from tcplab.lab import child
 
 CHAIN = "TCPLAB"
+RAW_MAX = 256  # bytes of each packet kept for the pcap: all headers, a little payload
 
 
 def install_rules(queue: int) -> str:
@@ -99,15 +100,16 @@ class Hook:
 
     def on_packet(self, pkt) -> None:
         now = arrival(pkt)
-        seg = parse_ipv4_tcp(pkt.get_payload())
+        packet = pkt.get_payload()
+        seg = parse_ipv4_tcp(packet)
         if seg is None:
             pkt.accept()
             return
         seen = self.classifier.classify(seg)
         verdict = decide(self.faults, seen)
-        self.apply(pkt, seen, verdict, now)
+        self.apply(pkt, seen, verdict, now, packet)
 
-    def apply(self, pkt, seen, verdict, now: float) -> None:
+    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"") -> None:
         ident = next(self._ids)
         fate, mono_out = "delivered", now
         if verdict.action == DROP:
@@ -126,7 +128,8 @@ class Hook:
                    sender=seen.sender, flags=s.flags, seq=s.seq, ack=s.ack, length=s.length,
                    fate=fate, retransmission=seen.retransmission, conn=seen.conn,
                    mono_out=mono_out, src=s.src, dst=s.dst, sport=s.sport, dport=s.dport,
-                   fault=verdict.fault.describe() if verdict.fault else None)
+                   fault=verdict.fault.describe() if verdict.fault else None,
+                   raw=packet[:RAW_MAX].hex(), wire_len=len(packet))
 
     def release_due(self, now: float) -> None:
         while self.held and self.held[0][0] <= now:

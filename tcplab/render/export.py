@@ -74,3 +74,31 @@ def mermaid(res: dict) -> str:
             lines.append(f"    Note over {side[e['host']]}: "
                          + _mermaid_text(f"{e['t_end']:.3f}s {e['call']}() {e['result']}"))
     return "\n".join(lines) + "\n"
+
+
+def pcap(res: dict, path) -> int:
+    """pcapng of every segment as the router saw it arrive and, unless dropped, as it
+    left (a held one at its release), each with a comment naming the segment and its
+    fate. Returns the number of packets written."""
+    from scapy.layers.inet import IP
+    from scapy.utils import PcapNgWriter
+
+    base = res.get("started") or 0.0
+    written = []
+    for e in res.get("events", []):
+        if e["kind"] != "segment" or not e.get("raw"):
+            continue
+        name = f"{e['name']} #{e['nth']} from {e['from']}"
+        fate = e["fate"] + (f" by {e['fault']}" if e.get("fault") else "")
+        written.append((e["t"], bytes.fromhex(e["raw"]), f"{name}: sent ({fate})"))
+        if e["fate"] != "dropped" and e.get("t_out") is not None:
+            how = "released" if e["fate"] == "delayed" else "delivered"
+            written.append((e["t_out"], bytes.fromhex(e["raw"]), f"{name}: {how}"))
+    writer = PcapNgWriter(str(path))
+    for t, raw, comment in sorted(written, key=lambda w: w[0]):
+        packet = IP(raw)
+        packet.time = base + t
+        packet.comments = [comment.encode()]
+        writer.write(packet)
+    writer.close()
+    return len(written)

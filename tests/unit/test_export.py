@@ -70,3 +70,25 @@ def test_mermaid_is_a_sequence_diagram():
     assert "    C-xR: 0.001s syn no. 1 [S] (dropped)" in body
     assert any(x.startswith("    R-)C: 1.020s syn-ack") and "held 1.500s" in x for x in body)
     assert not any(";" in x or "#" in x for x in body)  # Mermaid statement/entity syntax
+
+
+def test_pcap_has_sent_and_delivered_copies_with_comments(tmp_path):
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import PcapNgReader
+
+    from tcplab.render.export import pcap
+
+    raw = bytes(IP(src="198.18.1.2", dst="198.19.1.2") / TCP(flags="S", seq=5)).hex()
+    res = result()
+    res["started"] = 1_700_000_000.0
+    for e in res["events"]:
+        if e["kind"] == "segment":
+            e["raw"] = raw
+    n = pcap(res, tmp_path / "r.pcapng")
+    packets = list(PcapNgReader(str(tmp_path / "r.pcapng")))
+    assert n == len(packets) == 5  # dropped: 1 copy; delivered and delayed: 2 each
+    comments = [p.comments[0].decode() for p in packets]
+    assert comments[0] == "syn #1 from client: sent (dropped by drop syn nth=all)"
+    assert "syn-ack #1 from server: released" in comments
+    assert [float(p.time) for p in packets] == sorted(float(p.time) for p in packets)
+    assert abs(float(packets[-1].time) - (1_700_000_000.0 + 2.52)) < 1e-3
