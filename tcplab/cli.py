@@ -144,38 +144,34 @@ def _severity(code: int) -> int:
     return {0: 0, 1: 1, 3: 2}.get(code, 3)
 
 
-def _write_json(result, json_path, many: bool, suffix: str = "") -> None:
-    if not json_path:
-        return
-    path = Path(json_path)
+def _output_path(path, name: str, suffix: str, ext: str, many: bool) -> Path:
+    """The file an output goes to: PATH itself, or PATH/<scenario><suffix><ext> when
+    several runs write outputs of the same kind."""
+    target = Path(path)
     if many:
-        path.mkdir(parents=True, exist_ok=True)
-        path = path / f"{result.scenario.name}{suffix}.json"
-    path.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / f"{name}{suffix}{ext}"
+    return target
+
+
+def _write_json(result, json_path, many: bool, suffix: str = "") -> None:
+    if json_path:
+        _output_path(json_path, result.scenario.name, suffix, ".json", many).write_text(
+            json.dumps(result.to_json(), indent=1) + "\n")
 
 
 def _write_mermaid(res: dict, path, many: bool, suffix: str = "") -> None:
-    if not path:
-        return
-    from tcplab.render.export import mermaid
+    if path:
+        from tcplab.render.export import mermaid
 
-    target = Path(path)
-    if many:
-        target.mkdir(parents=True, exist_ok=True)
-        target = target / f"{res['scenario']}{suffix}.mmd"
-    target.write_text(mermaid(res))
+        _output_path(path, res["scenario"], suffix, ".mmd", many).write_text(mermaid(res))
 
 
 def _write_pcap(res: dict, path, many: bool, suffix: str = "") -> None:
-    if not path:
-        return
-    from tcplab.render.export import pcap
+    if path:
+        from tcplab.render.export import pcap
 
-    target = Path(path)
-    if many:
-        target.mkdir(parents=True, exist_ok=True)
-        target = target / f"{res['scenario']}{suffix}.pcapng"
-    pcap(res, target)
+        pcap(res, _output_path(path, res["scenario"], suffix, ".pcapng", many))
 
 
 @cli.command()
