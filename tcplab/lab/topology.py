@@ -16,9 +16,12 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,14 +104,43 @@ def owner_alive(owner: dict) -> bool:
     return bool(pid) and _proc_start(pid) is not None and _proc_start(pid) == owner.get("start")
 
 
-def build(p: Plan) -> None:
+# pyroute2's NetNS opens its netlink socket in a forked copy of this process and ends
+# the copy with SIGTERM. The copy inherited the CLI's SIGINT/SIGTERM handler, which
+# after a first Ctrl-C raises KeyboardInterrupt: instead of exiting, the copy ran the
+# runner's own code on (teardown, the CLI, a pool thread's next job) and the runner
+# waited for it forever (docs/robustness.md). So the helper ignores both signals: it
+# exits by itself in milliseconds, and pyroute2 SIGKILLs one that does not answer.
+_opening = threading.local()
+
+
+def _quiet_netns_helper() -> None:
+    if getattr(_opening, "netns", False):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+os.register_at_fork(after_in_child=_quiet_netns_helper)
+
+
+@contextmanager
+def _netns(name: str):
     from pyroute2 import NetNS
 
+    _opening.netns = True
+    try:
+        ns = NetNS(name, flags=0)
+    finally:
+        _opening.netns = False
+    with ns:
+        yield ns
+
+
+def build(p: Plan) -> None:
     create_namespaces(p.namespaces)
-    with NetNS(p.client_ns, flags=0) as ns:
+    with _netns(p.client_ns) as ns:
         ns.link("add", ifname="eth0", kind="veth",
                 peer={"ifname": "to-client", "net_ns_fd": p.router_ns})
-    with NetNS(p.server_ns, flags=0) as ns:
+    with _netns(p.server_ns) as ns:
         ns.link("add", ifname="eth0", kind="veth",
                 peer={"ifname": "to-server", "net_ns_fd": p.router_ns})
     _configure(p.client_ns, {"eth0": p.client_addr}, gateway=p.router_client_addr,
@@ -130,9 +162,7 @@ def create_namespaces(names: tuple[str, ...]) -> None:
 
 def _configure(ns_name: str, addrs: dict[str, str], gateway: str | None,
                prefixlen: int) -> None:
-    from pyroute2 import NetNS
-
-    with NetNS(ns_name, flags=0) as ns:
+    with _netns(ns_name) as ns:
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         for ifname, addr in addrs.items():
             idx = ns.link_lookup(ifname=ifname)[0]
