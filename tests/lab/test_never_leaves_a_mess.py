@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pytest
 
+from labhelpers import lab_processes, ns_output
 from tcplab.lab import topology
 
 pytestmark = pytest.mark.root
@@ -157,15 +158,7 @@ def processes_with(marker: str) -> list[str]:
 
 
 def lab_module_processes() -> set[str]:
-    found = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "tcplab.lab." in cmd:
-            found.add(f"{pid}: {cmd.strip()}")
-    return found
+    return set(lab_processes())
 
 
 @dataclass
@@ -535,8 +528,7 @@ class Runner:
         the hook is bound and the scenario's traffic is on."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
-            out = _out("ip", "netns", "exec", plan.router_ns, "cat",
-                       "/proc/net/netfilter/nfnetlink_queue")
+            out = ns_output(plan.router_ns, "cat", "/proc/net/netfilter/nfnetlink_queue")
             for cols in (line.split() for line in out.splitlines()):
                 if len(cols) > 7 and cols[0] == str(plan.queue) and int(cols[7]) >= packets:
                     return

@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from labhelpers import ns_argv
 
 from tcplab.core.events import KernelNoted, StateChanged
 from tcplab.lab.tracefs import TraceSession, leftover_instances, to_events
@@ -67,16 +68,6 @@ theirs = [(m["idiag_src"], m["idiag_sport"], m["idiag_dst"], m["idiag_dport"],
 ds.close()
 print(json.dumps({"seen": seen, "known": known, "ours": ours, "theirs": theirs}))
 """
-
-
-# Enter the namespace with setns() and exec the command, as the lab's own children do.
-# (`ip netns exec` also remounts /sys, which fails inside a chroot.)
-_ENTER = ("import os, sys; from tcplab.lab.child import enter_netns; "
-          "enter_netns(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])")
-
-
-def ns_argv(ns: str, *argv: str) -> list[str]:
-    return [sys.executable, "-c", _ENTER, ns, *argv]
 
 
 def in_ns(ns: str, code: str) -> subprocess.Popen:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from labhelpers import lab_processes
 
 pytestmark = pytest.mark.root
 
@@ -242,14 +243,3 @@ def test_nothing_left_behind(catalogue):
         assert not set(res["lab"]["namespaces"]) & set(after["netns"].split())
     assert lab_processes() == []
 
-
-def lab_processes() -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "tcplab.lab." in cmd:
-            found.append(f"{pid}: {cmd}")
-    return found
