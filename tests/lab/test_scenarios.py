@@ -6,99 +6,11 @@ stated here, and check that the run left nothing behind.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from labhelpers import lab_processes
+from labhelpers import calls, failed_checks, lab_processes, result, segments, states, strip_counters
 
 pytestmark = pytest.mark.root
-
-ROOT = Path(__file__).resolve().parents[2]
-ALL = sorted((ROOT / "scenarios").glob("*/*.yaml"))
-
-
-def runnable_here(path: Path) -> str | None:
-    """Why a scenario cannot run on this kernel, or None. On Linux < 6.5 (the Debian 12
-    VM) there is no tcp_syn_linear_timeouts: scenarios pinning it are rejected (exit 2),
-    and syn-lost-modern's expectations describe the >= 6.5 defaults."""
-    from tcplab.scenario import load_scenario
-
-    sc = load_scenario(path)
-    for values in sc.sysctls.values():
-        for name in values:
-            if not os.path.exists("/proc/sys/" + name.replace(".", "/")):
-                return f"this kernel has no {name}"
-    if sc.name == "syn-lost-modern" and not os.path.exists(
-            "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"):
-        return "describes the defaults of Linux >= 6.5"
-    return None
-
-
-SCENARIOS = [p for p in ALL if runnable_here(p) is None]
-
-
-def root_snapshot() -> dict[str, str]:
-    """What the root namespace looks like to someone who fears we touched it."""
-    def out(*cmd):
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True).stdout
-        except FileNotFoundError:
-            return f"{cmd[0]} missing"
-    return {"iptables": out("iptables-save"), "nft": out("nft", "list", "ruleset"),
-            "links": out("ip", "-o", "link", "show"), "netns": out("ip", "netns", "list"),
-            "tracefs": " ".join(sorted(os.listdir("/sys/kernel/tracing/instances")))
-            if os.path.isdir("/sys/kernel/tracing/instances") else ""}
-
-
-def strip_counters(text: str) -> str:
-    # iptables-save prints packet counters and a timestamp that change on their own.
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-
-
-@pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
-    """Runs every handshake scenario once, in parallel, and returns their results."""
-    before = root_snapshot()
-    out = tmp_path_factory.mktemp("results")
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--jobs", str(len(SCENARIOS)),
-                           "--json", str(out), "--no-color", *map(str, SCENARIOS)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    results = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
-    return {"proc": proc, "results": results, "before": before, "after": root_snapshot()}
-
-
-def result(catalogue, name):
-    path = next((p for p in ALL if p.stem == name or f"scenario: {name}\n" in p.read_text()),
-                None)
-    why = runnable_here(path) if path else None
-    if why:
-        pytest.skip(f"{name}: {why}")
-    res = catalogue["results"].get(name)
-    assert res is not None, f"no result for {name}:\n{catalogue['proc'].stdout[-3000:]}"
-    return res
-
-
-def segments(res, name=None, sender=None):
-    return [e for e in res["events"] if e["kind"] == "segment"
-            and (name is None or e["name"] == name) and (sender is None or e["from"] == sender)]
-
-
-def calls(res, host, call):
-    return [e for e in res["events"] if e["kind"] == "app" and e["host"] == host
-            and e["call"] == call]
-
-
-def states(res, host):
-    return [e for e in res["events"] if e["kind"] == "state" and e["host"] == host]
-
-
-def failed_checks(res):
-    return [c for c in res["checks"] if not c["passed"]] or res["errors"]
-
 
 @pytest.mark.parametrize("name", ["handshake-normal", "syn-lost", "syn-lost-modern",
                                   "syn-lost-fast", "synack-lost", "synack-lost-fast",
