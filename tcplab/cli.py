@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -91,9 +92,15 @@ def cli() -> None:
 @click.option("--pcap", "pcap_path", type=click.Path(),
               help="Write a pcapng of the segments as sent and as delivered, with comments "
                    "(a directory when several scenarios run).")
+@click.option("--svg", "svg_path", type=click.Path(),
+              help="Write the ladder as an SVG picture here (a directory when several "
+                   "scenarios run).")
+@click.option("--html", "html_path", type=click.Path(),
+              help="Write a self-contained HTML page (the picture and the checks) here (a "
+                   "directory when several scenarios run).")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
 def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
-        no_color) -> None:
+        svg_path, html_path, no_color) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
     from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
                                     summary_table)
@@ -119,13 +126,13 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
         _write_json(result, json_path, len(runs) > 1, suffix)
         _write_mermaid(result.to_json(), mermaid_path, len(runs) > 1, suffix)
         _write_pcap(result.to_json(), pcap_path, len(runs) > 1, suffix)
+        _write_pictures(result.to_json(), svg_path, html_path, len(runs) > 1, suffix)
         return result
 
     if jobs == 1:
         results = [one(job) for job in runs if not CANCEL.is_set()]
     else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(one, runs))
+        results = _side_by_side(one, runs, jobs, lambda job: job[0].timeout)
     if junit_path:
         from tcplab.render.export import junit
 
@@ -146,9 +153,10 @@ def _severity(code: int) -> int:
 
 def _output_path(path, name: str, suffix: str, ext: str, many: bool) -> Path:
     """The file an output goes to: PATH itself, or PATH/<scenario><suffix><ext> when
-    several runs write outputs of the same kind."""
+    several runs write outputs of the same kind or PATH is a directory (an existing
+    one, or one written with a trailing slash)."""
     target = Path(path)
-    if many:
+    if many or target.is_dir() or str(path).endswith("/"):
         target.mkdir(parents=True, exist_ok=True)
         target = target / f"{name}{suffix}{ext}"
     return target
@@ -174,13 +182,26 @@ def _write_pcap(res: dict, path, many: bool, suffix: str = "") -> None:
         pcap(res, _output_path(path, res["scenario"], suffix, ".pcapng", many))
 
 
+def _write_pictures(res: dict, svg_path, html_path, many: bool, suffix: str = "") -> None:
+    from tcplab.render.picture import html_page, svg
+
+    if svg_path:
+        _output_path(svg_path, res["scenario"], suffix, ".svg", many).write_text(svg(res))
+    if html_path:
+        _output_path(html_path, res["scenario"], suffix, ".html", many).write_text(
+            html_page(res))
+
+
 @cli.command()
 @click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False))
 @click.option("--mermaid", "mermaid_path", type=click.Path(dir_okay=False))
 @click.option("--pcap", "pcap_path", type=click.Path(dir_okay=False))
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False))
 @click.option("--no-color", is_flag=True)
-def show(result_json, junit_path, mermaid_path, pcap_path, no_color) -> None:
+def show(result_json, junit_path, mermaid_path, pcap_path, svg_path, html_path,
+         no_color) -> None:
     """Re-render a saved run (from run --json): the ladder and the verdict."""
     from tcplab.core.events import event_from_json
     from tcplab.render.ladder import Ladder
@@ -206,6 +227,7 @@ def show(result_json, junit_path, mermaid_path, pcap_path, no_color) -> None:
         Path(junit_path).write_text(junit([res]))
     _write_mermaid(res, mermaid_path, False)
     _write_pcap(res, pcap_path, False)
+    _write_pictures(res, svg_path, html_path, False)
     sys.exit({"pass": 0, "fail": 1}.get(res["verdict"], 3))
 
 
@@ -231,18 +253,31 @@ def validate(paths) -> None:
 
 
 @cli.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files, built from the loader's tables (for
+    editors and CI; schema/scenario.schema.json is this output)."""
+    from tcplab.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--no-color", is_flag=True)
-def doctor(no_color) -> None:
-    """Say what this machine has and lacks for the lab, and how to fix it."""
+def doctor(paths, no_color) -> None:
+    """Say what this machine has and lacks for the lab, and how to fix it; with
+    scenario files, also whether this kernel has every sysctl they set."""
     from rich.table import Table
 
     from tcplab.lab.preflight import findings
 
+    wanted = {name for sc in (_load_all(paths) if paths else [])
+              for values in sc.sysctls.values() for name in values}
     console = _console(no_color)
     table = Table(title="tcplab doctor")
     for col in ("check", "status", "detail", "fix"):
         table.add_column(col)
-    found = findings()
+    found = findings(wanted)
     for f in found:
         status = "ok" if f.ok else ("MISSING" if f.fatal else "degraded")
         table.add_row(f.name, status, f.detail, "" if f.ok else f.fix)
@@ -257,6 +292,177 @@ def clean() -> None:
 
     for line in clean_dead_runs():
         click.echo(line)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--jobs", "-j", default=0, type=click.IntRange(0, 64),
+              help="Scenarios side by side (default: all of them).")
+@click.option("--results", "results_dir", type=click.Path(exists=True, file_okay=False),
+              help="Build the report from saved run JSONs (run --json DIR) instead of "
+                   "running the catalogue.")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False),
+              help="Keep each run's result JSON in this directory.")
+@click.option("--out", "out_md", default="docs/claims.md", show_default=True,
+              type=click.Path(dir_okay=False), help="The Markdown report.")
+@click.option("--json", "out_json", default="docs/claims.json", show_default=True,
+              type=click.Path(dir_okay=False), help="The same report as JSON.")
+@click.option("--note", default="", help="A sentence about where the results come from, "
+              "printed in the report (with --results).")
+@click.option("--no-color", is_flag=True)
+def claims(paths, jobs, results_dir, keep_dir, out_md, out_json, note, no_color) -> None:
+    """Run the catalogue and write the claims report: documents, model and kernel side
+    by side for every claim (default: scenarios/)."""
+    from tcplab.claims import build_report, render_markdown
+    from tcplab.lab.preflight import kernel_hz
+
+    scenarios = _load_all(paths or ["scenarios"])
+    console = _console(no_color)
+    started = time.monotonic()
+    if results_dir:
+        results = _saved_results(Path(results_dir))
+        source = note or f"{len(results)} saved runs from {results_dir}"
+    else:
+        results = _run_catalogue(scenarios, jobs or len(scenarios), console, keep_dir)
+        source = (f"one run of {len(results)} scenarios side by side "
+                  f"(--jobs {jobs or len(scenarios)}), {time.monotonic() - started:.0f} s "
+                  "in all" + (f"; {note}" if note else ""))
+    report = build_report(results, {sc.name: (sc.claims, sc.sysctls) for sc in scenarios},
+                          kernel=(results[0]["kernel"] if results else os.uname().release),
+                          hz=kernel_hz(), version=__version__, source=source)
+    Path(out_md).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_md).write_text(render_markdown(report))
+    Path(out_json).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    console.print(_claims_table(report))
+    console.print(f"wrote {out_md} and {out_json}")
+    sys.exit(0 if all(c["verdict"] in ("pass", "no scenario", "not run")
+                      for c in report["claims"]) else 1)
+
+
+def _saved_results(folder: Path) -> list[dict]:
+    results = []
+    for file in sorted(folder.glob("*.json")):
+        try:
+            res = json.loads(file.read_text())
+            if isinstance(res, dict) and "verdict" in res and "claims" in res:
+                results.append(res)
+        except (OSError, ValueError):
+            raise ScenarioError(str(file), None, "", "not a tcplab result JSON") from None
+    return results
+
+
+def _run_catalogue(scenarios, jobs: int, console, keep_dir) -> list[dict]:
+    """Every scenario once, side by side, each verdict printed as it comes."""
+    from tcplab.render.live import QuietView, print_verdict
+    from tcplab.runner import CANCEL, run_scenario
+
+    _check_sysctls_exist(scenarios)
+    _install_signal_handlers()
+
+    def one(sc):
+        result = run_scenario(sc, QuietView())
+        print_verdict(console, result)
+        _write_json(result, keep_dir, True)
+        return result.to_json()
+
+    results = _side_by_side(one, scenarios, jobs, lambda sc: sc.timeout)
+    if CANCEL.is_set():
+        sys.exit(EXIT_INTERRUPTED)
+    return results
+
+
+def _side_by_side(fn, items: list, jobs: int, length) -> list:
+    """fn over items, `jobs` at a time, results in the items' order. The longest
+    (by `length`, the scenario's timeout) start first: a catalogue then takes about as
+    long as its longest scenario, instead of that one starting last behind the rest."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {i: pool.submit(fn, items[i])
+                   for i in sorted(range(len(items)), key=lambda i: -length(items[i]))}
+        return [futures[i].result() for i in range(len(items))]
+
+
+def _claims_table(report: dict):
+    from rich.table import Table
+
+    table = Table(title=f"claims on Linux {report['kernel']}")
+    for col in ("claim", "verdict", "scenarios"):
+        table.add_column(col)
+    for c in report["claims"]:
+        table.add_row(c["id"], c["verdict"], ", ".join(c["scenarios"]) or "—")
+    return table
+
+
+@cli.command(name="list")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--claims", "by_claim", is_flag=True,
+              help="One row per documented claim: its scenarios and whether they pass.")
+@click.option("--report", "report_json", default="docs/claims.json", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="The claims report whose verdicts to show (from `tcplab claims`).")
+@click.option("--no-color", is_flag=True)
+def list_(paths, by_claim, report_json, no_color) -> None:
+    """List the scenarios (default: scenarios/), or with --claims which claims have a
+    passing scenario and which do not (no root needed)."""
+    from rich.table import Table
+
+    from tcplab.claims import CLAIMS
+
+    scenarios = _load_all(paths or ["scenarios"])
+    console = _console(no_color)
+    if not by_claim:
+        table = Table(title="scenarios")
+        for col in ("scenario", "file", "claims", "timeout"):
+            table.add_column(col)
+        for sc in scenarios:
+            table.add_row(sc.name, sc.path, ", ".join(sc.claims), f"{sc.timeout:g}s")
+        console.print(table)
+        return
+    verdicts, source = {}, "no report yet: run `tcplab claims`"
+    try:
+        report = json.loads(Path(report_json).read_text())
+        verdicts = {c["id"]: c["verdict"] for c in report["claims"]}
+        source = f"verdicts from {report_json} (Linux {report['kernel']}, {report['generated']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    table = Table(title="claims", caption=source)
+    for col in ("claim", "scenarios", "status"):
+        table.add_column(col)
+    for claim in CLAIMS:
+        names = [sc.name for sc in scenarios if claim.id in sc.claims]
+        status = ("no scenario" if not names
+                  else verdicts.get(claim.id, "not run") if verdicts else "has a scenario")
+        table.add_row(claim.id, ", ".join(names) or "—", status)
+    console.print(table)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--slow", default=0.0, type=click.FloatRange(0, 4),
+              help="Hold every segment FACTOR x 0.1 s in the router, so the ladder unfolds "
+                   "at a pace people can follow (at most 4: a longer hold would reach the "
+                   "kernel's 1 s retransmission timeout).", metavar="FACTOR")
+@click.option("--no-pause", is_flag=True, help="Do not wait for Enter between scenarios.")
+@click.option("--all", "all_", is_flag=True,
+              help="Include the scenarios that run longer than a minute.")
+@click.option("--no-color", is_flag=True)
+def demo(paths, slow, no_pause, all_, no_color) -> None:
+    """A guided tour for a classroom: each claim explained, then run with the live
+    ladder and judged (default: scenarios/handshake and scenarios/teardown)."""
+    from tcplab.demo import default_paths, tour
+    from tcplab.lab import preflight
+    from tcplab.render.live import summary_table
+    from tcplab.runner import CANCEL
+
+    scenarios = _load_all(paths or default_paths())
+    preflight.require()  # not root, no netns: say so before the first explanation
+    console = _console(no_color)
+    _install_signal_handlers()
+    results = tour(console, scenarios, slow, not no_pause, all_)
+    if len(results) > 1:
+        console.print(summary_table(results))
+    if CANCEL.is_set():
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(max((r.exit_code for r in results), default=0, key=_severity))
 
 
 def main() -> None:

@@ -10,17 +10,21 @@ import platform
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tcplab.core.check import Check, check_model, check_scenario, verdict
 from tcplab.core.model import HostParams, Kernel, predict_handshake
+from tcplab.core.model_teardown import teardown_for, teardown_hints
+from tcplab.core import model_established
 from tcplab.core.events import Event
 from tcplab.core.record import Record, blind_spot
-from tcplab.core.scenario import Scenario
+from tcplab.core.scenario import Scenario, all_steps, step_to_wire
 from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
-from tcplab.lab import preflight, topology
+from tcplab.lab import fault_config, preflight, topology
 from tcplab.lab.procs import Child
+from tcplab.lab.sockets import client_side
 
 READY_TIMEOUT = 15.0
 # Set by the CLI's SIGINT/SIGTERM handler: every run stops at its next loop turn and
@@ -104,8 +108,11 @@ class _Run:
         router_sysctls = {"net.ipv4.ip_forward": "1", **self.sc.sysctls.get("router", {})}
         self._spawn("router", "tcplab.lab.hook", {
             "netns": plan.router_ns, "queue": plan.queue, "sysctls": router_sysctls,
-            "client_addrs": [plan.client_addr],
-            "faults": [dataclasses.asdict(f) for f in self.sc.faults]})
+            # The whole client side: a flood's spoofed sources are client addresses too.
+            "client_addrs": client_side(plan.client_addr, plan.prefixlen,
+                                        plan.router_client_addr),
+            "faults": [dataclasses.asdict(f) for f in self.sc.faults],
+            **fault_config.for_hook(self.sc, plan)})
         self.result.sysctls["router"] = router_sysctls
         for host, ns, addr, peer in (("server", plan.server_ns, plan.server_addr,
                                       plan.client_addr),
@@ -114,7 +121,8 @@ class _Run:
             self._spawn(host, "tcplab.lab.app", {
                 "netns": ns, "addr": addr, "peer_addr": peer,
                 "sysctls": self.sc.sysctls.get(host, {}),
-                "steps": [[s.call, s.arg] for s in self.sc.apps[host]]})
+                "steps": [step_to_wire(s) for s in self.sc.apps[host]],
+                **fault_config.for_agent(self.sc, host)})
         ready = self._wait_ready({"router", "server", "client"})
         for role in ("server", "client"):
             self.result.sysctls[role] = ready[role].get("sysctls", {})
@@ -166,7 +174,7 @@ class _Run:
         self.children["server"].send("go")
         client_go = not any(s.call == "listen" for s in self.sc.apps["server"])
         if client_go:
-            self.children["client"].send("go")
+            self._client_go()
         settle_from = None
         while True:
             now = time.monotonic()
@@ -182,9 +190,19 @@ class _Run:
                     break
             self._pump(plan, timeout=0.05)
             if not client_go and self._server_listening():
-                self.children["client"].send("go")
+                self._client_go()
                 client_go = True
             self.view.tick(time.monotonic() - rec.t0, self._waiting())
+
+    def _client_go(self) -> None:
+        """The client starts once the server listens, and the timed faults (`at:`)
+        count from this moment, when both applications run: on a loaded machine the
+        listen can take a second to be reported, and a crash `at: 1s` counted from the
+        server's start struck before the client had even connected."""
+        clock = repr(time.monotonic())
+        self.children["client"].send(f"go {clock}")
+        self.children["router"].send(f"go {clock}")
+        self.children["server"].send(f"clock {clock}")
 
     def _server_listening(self) -> bool:
         return any(c.host == "server" and c.call == "listen" for c in self.record.apps) or \
@@ -204,6 +222,7 @@ class _Run:
                         for p in self.prediction.segments if origin + p.t > now]
             upcoming += [(origin + end, f"{host} {call}() {result}") for (host, call), (
                 result, _start, end) in self.prediction.calls.items() if origin + end > now]
+            upcoming += teardown_hints(self.prediction.teardown, origin, now)
             if upcoming:
                 at, what = min(upcoming)
                 parts.append(f"next: {what} ≈{at:.1f}s")
@@ -238,6 +257,10 @@ class _Run:
             ev = rec.add_diag(who, msg)
             if blind_spot(ev) or self.trace is None:
                 self.view.event(ev)
+        elif kind in ("fault", "app-exit"):
+            self.view.event(rec.add_fault(who, msg))
+        elif kind == "lab-error":  # a fault the lab could not carry out: no verdict
+            self.result.errors.append(msg["message"])
         elif kind == "done":
             self.done.add(who)
         elif kind == "alive":
@@ -273,6 +296,8 @@ class _Run:
         no segment of the run ever passes unhooked. Every step runs whatever the one
         before it did: a failure is recorded (the run becomes an error), not raised."""
         self.stopping = True
+        if self.record is not None:
+            self.record.t_stop = self.record.t(time.monotonic())
         self._guard("stopping tracefs", self._stop_trace, plan)
         for role in ("client", "server", "router"):
             if role in self.children:
@@ -301,6 +326,27 @@ class _Run:
             pass
 
 
+# Set-up is CPU-bound (namespaces, and three Python processes importing what they need)
+# and a run's clock starts right after it. Side by side, a catalogue sets up a few runs
+# at a time, so that neither a set-up's readiness deadline nor the timing of the runs
+# already going suffers: 50 set-ups at once on 2 cores left 6 agents not ready after
+# 15 s and delayed other runs' apps by more than a second; two at a time still kept
+# both cores busy, and a running scenario's RTO timer fired 52 ms late. One core is
+# left to the runs.
+SETUP_SLOTS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
+
+
+@contextmanager
+def _setting_up():
+    while not SETUP_SLOTS.acquire(timeout=0.1):
+        if CANCEL.is_set():
+            raise Interrupted("interrupted before set-up")
+    try:
+        yield
+    finally:
+        SETUP_SLOTS.release()
+
+
 def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
     view = view or NullView()
     started = time.monotonic()
@@ -314,7 +360,8 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
         run.result.lab = {"run_id": plan.run_id, "namespaces": list(plan.namespaces),
                           "client": plan.client_addr, "server": plan.server_addr,
                           "queue": plan.queue, "tracefs_instance": f"tcplab-{plan.run_id}"}
-        run.start(plan)
+        with _setting_up():
+            run.start(plan)
         run.run(plan)
     except LabError as e:
         run.result.errors.append(str(e))
@@ -338,18 +385,42 @@ def _predict(sc: Scenario, res: RunResult):
         res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
     kernel = Kernel.from_release(res.kernel, hz)
     client_steps = sc.apps["client"]
-    port = next(s.arg[1] for s in client_steps if s.call == "connect")
+    port = next(s.arg[1] for s in all_steps(client_steps) if s.call == "connect")
     prediction = predict_handshake(
-        kernel, HostParams.from_sysctls(kernel, res.sysctls.get("client", {})),
+        kernel, HostParams.from_sysctls(kernel, _with_syncnt(res.sysctls.get("client", {}),
+                                                             client_steps)),
         HostParams.from_sysctls(kernel, res.sysctls.get("server", {})), sc.faults,
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
         data_after_connect=_data_after_connect(client_steps), until=sc.timeout)
+    model_established.extend(prediction, kernel, sc, res.sysctls)  # a peer gone silent
     res.model = {"kernel": kernel.name(), "segments": [
         {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth, "fate": p.fate,
          "cause": p.cause, "late_by_up_to": round(p.slack, 4)} for p in prediction.segments],
         "calls": {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
                   for (h, c), (r, _s, e) in prediction.calls.items()}}
+    _predict_teardown(sc, res, prediction)
     return prediction
+
+
+def _predict_teardown(sc: Scenario, res: RunResult, prediction, record=None) -> None:
+    """The teardown part (core/model_teardown.py); with the record, from the RTT the
+    handshake measured and the side that closed first."""
+    connected = prediction.calls.get(("client", "connect"), ("ok",))[0] == "ok"
+    prediction.teardown = teardown_for(sc, prediction.kernel, res.sysctls, record) \
+        if connected else None
+    if prediction.teardown is not None and res.model is not None:
+        res.model["teardown"] = prediction.teardown.to_json()
+
+
+def _with_syncnt(sysctls: dict[str, str], steps) -> dict[str, str]:
+    """TCP_SYNCNT set before the first connect is that socket's tcp_syn_retries."""
+    syncnt = None
+    for step in all_steps(steps):
+        if step.call == "connect":
+            break
+        if step.call == "syncnt":
+            syncnt = step.arg
+    return sysctls if syncnt is None else {**sysctls, "net.ipv4.tcp_syn_retries": str(syncnt)}
 
 
 def _data_after_connect(steps) -> float | None:
@@ -382,7 +453,9 @@ def _judge(run: _Run, duration: float) -> RunResult:
     if run.record is not None and not res.errors:
         res.checks = check_scenario(run.sc, run.record)
         if run.sc.expect.model == "linux":
-            res.checks += check_model(run.prediction or _predict(run.sc, res), run.record)
+            prediction = run.prediction or _predict(run.sc, res)
+            _predict_teardown(run.sc, res, prediction, run.record)
+            res.checks += check_model(prediction, run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)
     if res.verdict == "error" and not res.errors:
         res.errors.append("the scenario has no expectations to judge")

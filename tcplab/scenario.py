@@ -21,7 +21,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tcplab.core.scenario import (APP_HOSTS, HOSTS, STEP_CALLS, Expect, Fault, HostExpect,
-                                  Scenario, Step, Timing, Tolerance)
+                                  Lasting, Repeat, Scenario, Step, Timing, Tolerance, all_steps)
+from tcplab import scenario_faults
+from tcplab.core.faults import Forge, HostFault
 from tcplab.core.segments import ALIASES, VOCABULARY, canonical_name, senders
 from tcplab.errors import ScenarioError
 from tcplab.units import parse_duration, parse_percent
@@ -30,8 +32,19 @@ __all__ = ["discover", "load_scenario", "load_text"]
 
 _TOP_KEYS = ("scenario", "summary", "claims", "hosts", "apps", "faults", "expect", "timeout",
              "settle", "$schema")  # $schema: for editors, ignored
-_EXPECTABLE_CALLS = tuple(c for c in STEP_CALLS if c != "sleep")
-_HOST_EXPECT_KEYS = _EXPECTABLE_CALLS + ("retransmits", "sends", "gives_up_after", "states")
+_EXPECTABLE_CALLS = tuple(c for c in STEP_CALLS if c not in ("sleep", "repeat"))
+_HOST_EXPECT_KEYS = _EXPECTABLE_CALLS + ("retransmits", "sends", "gives_up_after", "states",
+                                          "sockets", "lasts", "returns_after", "largest")
+# Key tables of the nested mappings; tcplab/schema.py builds the JSON Schema from them too.
+_HOST_KEYS = ("sysctls",)
+_FAULT_ACTIONS = ("drop", "delay", "duplicate", "strip-mss")
+_FAULT_KEYS = _FAULT_ACTIONS + ("nth", "from", "by")
+_EXPECT_KEYS = APP_HOSTS + ("model", "tolerance")
+_MODELS = ("linux",)
+_TOLERANCE_KEYS = ("abs", "rel")
+_TIMING_KEYS = ("intervals", "offsets", "count")
+_LASTING_KEYS = ("at_least",)  # lasts: {STATE: {at_least: DURATION}}
+_SHUTDOWN_HOWS = ("wr", "rd", "rdwr")
 _CLAIM = re.compile(r"[HTF][0-9]+")
 _SYSCTL = re.compile(r"net\.[a-z0-9_.\-]+")  # only net.* sysctls are per network namespace
 _CONNECT = re.compile(r"([A-Za-z0-9_.\-]+):([0-9]+)")
@@ -271,11 +284,14 @@ class _Reader:
         timeout = top.get("timeout", self.duration, 60.0, positive=True, limit=3600)
         settle = top.get("settle", self.duration, 1.0, limit=600)
         apps = top.get("apps", self.apps)
+        faults = top.get("faults", self.faults, (), timeout=timeout)
         return Scenario(
             path=self.path, name=name, summary=summary.strip(), claims=claims, sysctls=sysctls,
-            apps=apps, faults=top.get("faults", self.faults, (), timeout=timeout),
+            apps=apps, faults=tuple(f for f in faults if isinstance(f, Fault)),
             expect=top.get("expect", self.expect, Expect(), apps=apps, timeout=timeout),
-            timeout=timeout, settle=settle, lines=dict(self.lines))
+            timeout=timeout, settle=settle, lines=dict(self.lines),
+            host_faults=tuple(f for f in faults if isinstance(f, HostFault)),
+            forges=tuple(f for f in faults if isinstance(f, Forge)))
 
     def claims(self, node: Node, key: str) -> tuple[str, ...]:
         ids: list[str] = []
@@ -291,7 +307,7 @@ class _Reader:
     def hosts(self, node: Node, key: str) -> dict[str, dict[str, str]]:
         hosts, result = self.mapping(node, key, HOSTS), {host: {} for host in HOSTS}
         for host in hosts:
-            settings = self.mapping(hosts.node(host), hosts.path(host), ("sysctls",))
+            settings = self.mapping(hosts.node(host), hosts.path(host), _HOST_KEYS)
             result[host] = settings.get("sysctls", self.sysctls, {})
         return result
 
@@ -315,25 +331,37 @@ class _Reader:
 
     def steps(self, node: Node, key: str, host: str) -> tuple[Step, ...]:
         steps = tuple(self.step(item, ikey) for item, ikey in self.items(node, key, True))
-        # The lab has one listener (the server) and one connecting side (the client); a
-        # call on a socket that cannot exist yet would only fail with EBADF at run time.
-        listened = connected = False
+        self.check_order(steps, key, host, listened=False)
+        if host == "client" and not any(s.call == "connect" for s in all_steps(steps)):
+            self.fail(node, key, "the client needs a connect step, e.g. connect: server:8080")
+        return steps
+
+    def check_order(self, steps: tuple[Step, ...], key: str, host: str, listened: bool) -> None:
+        """The lab has one listener (the server); the client connects to the server, and
+        the server to the client only for a simultaneous open. A call on a socket that
+        cannot exist yet would only fail with EBADF at run time."""
+        connected = False
         for i, step in enumerate(steps):
             where, skey = step.line, f"{key}[{i}].{step.call}"
             if step.call == "listen" and host != "server":
                 self.fail(where, skey, "only the server can listen")
-            if step.call == "connect" and host != "client":
-                self.fail(where, skey, "only the client can connect")
+            if step.call == "connect" and step.arg[0] == host:
+                self.fail(where, skey, f"the {host} cannot connect to itself; connect to "
+                                       f"{'server' if host == 'client' else 'client'}:PORT")
             if step.call == "accept" and not listened:
                 self.fail(where, skey, "accept needs an earlier listen in the same list")
             if step.call in ("send", "recv", "close", "shutdown") and not connected:
                 first = "connect" if host == "client" else "accept"
-                self.fail(where, skey, f"{step.call} needs a connection: put {first} before it")
+                self.fail(where, skey, f"{step.call} needs a connection: put {first} before it"
+                                       + (" (each repeat iteration has its own socket)"
+                                          if "repeat" in key else ""))
+            if step.call == "flood" and host != "client":
+                self.fail(where, skey, "only the client floods (its spoofed sources are "
+                                       "addresses of the client's subnet)")
+            if isinstance(step.arg, Repeat):
+                self.check_order(step.arg.steps, f"{skey}.steps", host, listened)
             listened = listened or step.call == "listen"
             connected = connected or step.call in ("connect", "accept")
-        if host == "client" and not any(step.call == "connect" for step in steps):
-            self.fail(node, key, "the client needs a connect step, e.g. connect: server:8080")
-        return steps
 
     def step(self, node: Node, key: str) -> Step:
         """`accept` (a bare name) or `listen: 8080` (a one-key mapping)."""
@@ -362,10 +390,14 @@ class _Reader:
 
     def faults(self, node: Node, key: str, timeout: float) -> tuple[Fault, ...]:
         faults: list[Fault] = []
-        for item, ikey in self.items(node, key):
+        items = self.items(node, key)
+        for item, ikey in items:
+            if action := scenario_faults.action_of(item):  # link-down, crash, ..., forge
+                faults.append(scenario_faults.parse(self, item, ikey, timeout, action))
+                continue
             fault = self.fault(item, ikey, timeout)
             # A fault that can never act is a mistake in the scenario, not a harmless no-op.
-            for earlier in faults:
+            for earlier in (f for f in faults if isinstance(f, Fault)):
                 if dataclasses.replace(fault, line=earlier.line) == earlier:
                     self.fail(item, ikey, f"the same fault as the one at line {earlier.line}")
                 if _covers(earlier, fault):
@@ -373,14 +405,18 @@ class _Reader:
                                           f"({earlier.describe()}) decides first for every "
                                           "segment it could see")
             faults.append(fault)
+        scenario_faults.check_all(self, items, faults)
         return tuple(faults)
 
     def fault(self, node: Node, key: str, timeout: float) -> Fault:
-        f = self.mapping(node, key, ("drop", "delay", "nth", "from", "by"))
-        actions = [a for a in ("drop", "delay") if a in f]
+        f = self.mapping(node, key, _FAULT_KEYS)
+        actions = [a for a in _FAULT_ACTIONS if a in f]
         if len(actions) != 1:
-            self.fail(node, key, "expected exactly one of drop: NAME or delay: NAME, found "
-                                 + ("both" if actions else "neither"))
+            self.fail(node, key, "expected exactly one of drop: NAME, delay: NAME, "
+                                 "duplicate: NAME, strip-mss: NAME (or link-down, crash, "
+                                 "reboot, kill: HOST, forge: KIND), found "
+                                 + (f"both ({' and '.join(actions)})" if actions
+                                    else "neither"))
         action = actions[0]
         name = f.get(action, self.string, what="a segment name such as syn")
         segment = self.segment(name, f.node(action), f.path(action))
@@ -389,12 +425,16 @@ class _Reader:
             only = " and ".join(sorted(senders(segment)))
             self.fail(f.node("from"), f.path("from"), f"{segment} is only sent by the {only}, "
                       f"so a fault on it from the {sender} can never match")
-        if action == "drop" and "by" in f:
-            self.fail(f.line("by"), f.path("by"), "by is for delay only; a drop has no delay")
+        if action in ("drop", "strip-mss") and "by" in f:
+            self.fail(f.line("by"), f.path("by"), f"by is for delay only (and a duplicate's "
+                                                  f"copy); a {action} has no delay")
+        if action == "strip-mss" and segment not in ("syn", "syn-ack"):
+            self.fail(f.node(action), f.path(action), "only syn and syn-ack carry the MSS "
+                                                      f"option, found {segment}")
         if action == "delay" and "by" not in f:
             self.fail(node, f.path("by"), "missing (a delay needs by: DURATION, e.g. by: 500ms)")
-        by = f.get("by", self.duration, 0.0, positive=True, limit=timeout, below=True,
-                   why=" (the timeout)")
+        by = f.get("by", self.duration, 0.0, positive=action == "delay", limit=timeout,
+                   below=True, why=" (the timeout)")
         return Fault(action, segment, f.get("nth", self.nth), sender, by, _line(node))
 
     def nth(self, node: Node, key: str) -> tuple[int, ...] | None:
@@ -412,15 +452,15 @@ class _Reader:
 
     def expect(self, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
                timeout: float) -> Expect:
-        e = self.mapping(node, key, ("client", "server", "model", "tolerance"))
+        e = self.mapping(node, key, _EXPECT_KEYS)
         return Expect(
             hosts={host: e.get(host, self.host_expect, steps=apps[host], timeout=timeout)
                    for host in APP_HOSTS if host in e},
-            model=e.get("model", self.choice, choices=("linux",)),
+            model=e.get("model", self.choice, choices=_MODELS),
             tolerance=e.get("tolerance", self.tolerance, Tolerance()))
 
     def tolerance(self, node: Node, key: str) -> Tolerance:
-        t, default = self.mapping(node, key, ("abs", "rel")), Tolerance()
+        t, default = self.mapping(node, key, _TOLERANCE_KEYS), Tolerance()
         return Tolerance(abs=t.get("abs", self.duration, default.abs),
                          rel=t.get("rel", self.percent, default.rel))
 
@@ -431,20 +471,39 @@ class _Reader:
         lines = {name: h.line(name) for name in h}
         calls = {}
         for call in (name for name in h if name in _EXPECTABLE_CALLS):
-            if not any(step.call == call for step in steps):
+            if not any(step.call == call for step in all_steps(steps)):
                 self.fail(h.line(call), h.path(call),
                           f"can never match: apps.{host} has no {call} step")
-            calls[call] = h.get(call, self.result)
+            calls[call] = h.get(call, self.call_results)
         return HostExpect(
             calls=calls,
             retransmits=h.get("retransmits", self.per_segment, {}, host=host, lines=lines,
                               each=self.timing),
             sends=h.get("sends", self.per_segment, {}, host=host, lines=lines,
                         each=lambda n, k, line: self.integer(n, k, 0)),
+            largest=h.get("largest", self.per_segment, {}, host=host, lines=lines,
+                          each=lambda n, k, line: self.integer(n, k, 0, 65535)),
             gives_up_after=h.get("gives_up_after", self.duration, limit=timeout, below=True,
                                  why=" (the timeout stops the run first)"),
             states=h.get("states", self.states),
+            sockets=h.get("sockets", self.state_counts, {}),
+            lasts=h.get("lasts", self.lastings, {}, timeout=timeout),
+            returns_after=h.get("returns_after", self.returns_after, {}, host=host,
+                                steps=steps),
             lines=lines)
+
+    def call_results(self, node: Node, key: str) -> str | dict[str, int]:
+        """`connect: ok` (every connect) or `connect: {ok: 10, EADDRNOTAVAIL: 5}` (how
+        many calls ended each way; repeated calls)."""
+        if not isinstance(node, MappingNode):
+            return self.result(node, key)
+        counts: dict[str, int] = {}
+        for name, (knode, vnode) in self.entries(node, key).items():
+            result = self.result(knode, _join(key, name))
+            counts[result] = self.integer(vnode, _join(key, name), 0)
+        if not counts:
+            self.fail(node, key, "expected at least one RESULT: COUNT, e.g. {ok: 3}")
+        return counts
 
     def result(self, node: Node, key: str) -> str:
         what = "ok or an errno name such as ETIMEDOUT"
@@ -475,7 +534,7 @@ class _Reader:
         return result
 
     def timing(self, node: Node, key: str, line: int) -> Timing:
-        t = self.mapping(node, key, ("intervals", "offsets", "count"))
+        t = self.mapping(node, key, _TIMING_KEYS)
         if not t.entries:
             self.fail(node, key, "expected at least one of intervals, offsets, count")
         intervals = t.get("intervals", self.durations)
@@ -496,16 +555,75 @@ class _Reader:
         return Timing(intervals, offsets, count, line)
 
     def states(self, node: Node, key: str) -> tuple[str, ...]:
-        names = []
-        for item, ikey in self.items(node, key, nonempty=True):
-            text = self.string(item, ikey, "a TCP state name such as SYN_SENT")
-            name = text.strip().upper().replace("-", "_").removeprefix("TCP_")
-            name = _STATE_ALIASES.get(name, name)
-            if name not in _STATES:
-                self.fail(item, ikey, f"unknown TCP state {_show(text)}{_hint(name, _STATES)} "
-                                      f"(expected one of: {', '.join(_STATES)})")
-            names.append(name)
-        return tuple(names)
+        return tuple(self.state(item, ikey) for item, ikey in self.items(node, key, True))
+
+    def state(self, node: Node, key: str, text: str | None = None) -> str:
+        if text is None:
+            text = self.string(node, key, "a TCP state name such as SYN_SENT")
+        name = text.strip().upper().replace("-", "_").removeprefix("TCP_")
+        name = _STATE_ALIASES.get(name, name)
+        if name not in _STATES:
+            self.fail(node, key, f"unknown TCP state {_show(text)}{_hint(name, _STATES)} "
+                                 f"(expected one of: {', '.join(_STATES)})")
+        return name
+
+    def per_state(self, node: Node, key: str, each: Callable[[Node, str, str], Any]
+                  ) -> dict[str, Any]:
+        """`sockets:` and `lasts:` map state names to something. CLOSE is where a socket
+        is gone: it cannot be counted, and a stay in it never ends."""
+        result: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        for text, (knode, vnode) in self.entries(node, key).items():
+            skey = _join(key, text)
+            name = self.state(knode, skey, text)
+            if name == "CLOSE":
+                self.fail(knode, skey, "can never match: CLOSE means the socket is gone, so "
+                                       "it is never counted and never left")
+            if name in result:
+                self.fail(knode, skey, f"{text} is another name for {name}, given at line "
+                                       f"{lines[name]}")
+            lines[name] = _line(knode)
+            result[name] = each(vnode, skey, name)
+        return result
+
+    def state_counts(self, node: Node, key: str) -> dict[str, int]:
+        return self.per_state(node, key, lambda n, k, _state: self.integer(n, k, 0))
+
+    def lastings(self, node: Node, key: str, timeout: float) -> dict[str, Lasting]:
+        def lasting(n: Node, k: str, _state: str) -> Lasting:
+            why = " (the timeout stops the run first)"
+            if _value(n) == "forever":
+                return Lasting(forever=True, line=_line(n))
+            if isinstance(n, MappingNode):
+                m = self.mapping(n, k, _LASTING_KEYS, required=_LASTING_KEYS)
+                return Lasting(at_least=m.get("at_least", self.duration, limit=timeout,
+                                              below=True, why=why), line=_line(n))
+            try:
+                parse_duration(_value(n))
+            except (ValueError, OverflowError):
+                self.fail(n, k, "expected a duration such as 60s, forever, or {at_least: "
+                                f"DURATION}}, found {_found(n)}")
+            return Lasting(seconds=self.duration(n, k, limit=timeout, below=True, why=why),
+                           line=_line(n))
+        return self.per_state(node, key, lasting)
+
+    def returns_after(self, node: Node, key: str, host: str, steps: tuple[Step, ...]
+                      ) -> dict[str, str]:
+        """CALL: SEGMENT, the call returns once that segment from the peer arrived."""
+        peer = "server" if host == "client" else "client"
+        result = {}
+        for call, (knode, vnode) in self.entries(node, key).items():
+            ckey = _join(key, call)
+            if not any(step.call == call for step in all_steps(steps)):
+                self.fail(knode, ckey, f"can never match: apps.{host} has no "
+                                       f"{_show(call)[1:-1]} step")
+            segment = self.segment(self.string(vnode, ckey, "a segment name such as syn-ack"),
+                                   vnode, ckey)
+            if peer not in senders(segment):
+                self.fail(vnode, ckey, f"can never match: the {peer} never sends {segment}, "
+                                       f"so the {host} never receives it")
+            result[call] = segment
+        return result
 
 
 # --- step arguments: one parser per call ----------------------------------------------------
@@ -514,11 +632,14 @@ def _connect(r: _Reader, node: Node, key: str) -> tuple[str, int]:
     what = "server:PORT such as server:8080"
     if not (match := _CONNECT.fullmatch(r.string(node, key, what))):
         r.fail(node, key, f"expected {what}, found {_found(node)}")
-    if match[1] != "server":  # addresses are the lab's business; the name is all we need
-        r.fail(node, key, f"only the server can be connected to, found {_show(match[1])}")
+    # Addresses are the lab's business; the name is all we need. The server connects to
+    # the client only for a simultaneous open (steps() checks who connects to whom).
+    if match[1] not in APP_HOSTS:
+        r.fail(node, key, f"expected server:PORT (or client:PORT from the server), found "
+                          f"{_show(match[1])}")
     if not 1 <= int(match[2]) <= 65535:
         r.fail(node, key, f"expected a port number from 1 to 65535, found {match[2]}")
-    return ("server", int(match[2]))
+    return (match[1], int(match[2]))
 
 
 def _send(r: _Reader, node: Node, key: str) -> int | str:
@@ -529,16 +650,98 @@ def _send(r: _Reader, node: Node, key: str) -> int | str:
 
 # call -> (argument parser, or None when it takes none; may the argument be left out;
 #          an example for messages)
+def _port(r: _Reader, node: Node, key: str) -> int:
+    return r.integer(node, key, 1, 65535, "a port number from 1 to 65535")
+
+
+_LISTEN_KEYS = ("port", "backlog")  # the mapping forms' keys (tcplab/schema.py reads them)
+
+
+def _listen(r: _Reader, node: Node, key: str) -> int | dict[str, int]:
+    if not isinstance(node, MappingNode):
+        return _port(r, node, key)
+    m = r.mapping(node, key, _LISTEN_KEYS, required=("port",))
+    # listen(2) takes any int; the kernel caps it at net.core.somaxconn.
+    return {"port": m.get("port", lambda n, k: _port(r, n, k)),
+            "backlog": m.get("backlog", r.integer, 128, lo=0, hi=65535)}
+
+
+def _whole_seconds(r: _Reader, node: Node, key: str, hi: int) -> int:
+    """TCP_KEEPIDLE and TCP_KEEPINTVL are whole seconds from 1 to 32767."""
+    seconds = r.duration(node, key)
+    if seconds != int(seconds) or not 1 <= seconds <= hi:
+        r.fail(node, key, f"expected whole seconds from 1s to {hi}s (the kernel takes "
+                          f"seconds), found {_show(node.value)[1:-1]}")
+    return int(seconds)
+
+
+_KEEPALIVE_KEYS = ("idle", "interval", "count")
+
+
+def _keepalive(r: _Reader, node: Node, key: str) -> bool | dict[str, int | None]:
+    if _value(node) is True:  # `on`, `yes`, `true`: SO_KEEPALIVE with the sysctls
+        return True
+    if not isinstance(node, MappingNode):
+        r.fail(node, key, f"expected on or a mapping of idle, interval, count, found "
+                          f"{_found(node)}")
+    k = r.mapping(node, key, _KEEPALIVE_KEYS)
+    return {"idle": k.get("idle", lambda n, key: _whole_seconds(r, n, key, 32767)),
+            "interval": k.get("interval", lambda n, key: _whole_seconds(r, n, key, 32767)),
+            "count": k.get("count", r.integer, lo=1, hi=127)}
+
+
+# Steps a repeat cannot hold, and why.
+_NOT_REPEATED = {"listen": "one listener per port: put listen before the repeat",
+                 "repeat": "repeats do not nest",
+                 "flood": "one flood step sends as many SYNs as asked: raise syns instead"}
+
+
+_REPEAT_KEYS = ("times", "parallel", "steps")
+
+
+def _repeat(r: _Reader, node: Node, key: str) -> Repeat:
+    m = r.mapping(node, key, _REPEAT_KEYS, required=("times", "steps"))
+    parallel = m.get("parallel", lambda n, k: _value(n), False)
+    if type(parallel) is not bool:
+        r.fail(m.node("parallel"), m.path("parallel"), f"expected true or false, found "
+                                                       f"{_found(m.node('parallel'))}")
+    steps = tuple(r.step(item, ikey) for item, ikey in r.items(m.node("steps"),
+                                                                 m.path("steps"), True))
+    for i, step in enumerate(steps):
+        if step.call in _NOT_REPEATED:
+            r.fail(step.line, f"{m.path('steps')}[{i}].{step.call}",
+                   f"{step.call} cannot be inside a repeat ({_NOT_REPEATED[step.call]})")
+    # 1000 threads or sockets is already far beyond what a lab run needs.
+    return Repeat(m.get("times", r.integer, lo=1, hi=1000), parallel, steps)
+
+
+_FLOOD_KEYS = ("syns", "port")
+
+
+def _flood(r: _Reader, node: Node, key: str) -> dict[str, int]:
+    m = r.mapping(node, key, _FLOOD_KEYS, required=_FLOOD_KEYS)
+    return {"syns": m.get("syns", r.integer, lo=1, hi=10000),
+            "port": m.get("port", lambda n, k: _port(r, n, k))}
+
+
 _STEP_ARGS: dict[str, tuple[Callable[[_Reader, Node, str], Any] | None, bool, str]] = {
-    "listen": (lambda r, n, k: r.integer(n, k, 1, 65535, "a port number from 1 to 65535"),
-               False, "listen: 8080"),
+    "listen": (_listen, False, "listen: 8080"),
     "accept": (None, True, "accept"),
     "connect": (_connect, False, "connect: server:8080"),
     "send": (_send, False, "send: 1000"),
     "recv": (lambda r, n, k: r.integer(n, k, 1), True, "recv: 1000"),
     "sleep": (lambda r, n, k: r.duration(n, k), False, "sleep: 2s"),
     "close": (None, True, "close"),
-    "shutdown": (lambda r, n, k: r.choice(n, k, ("wr", "rd", "rdwr")), False, "shutdown: wr"),
+    "shutdown": (lambda r, n, k: r.choice(n, k, _SHUTDOWN_HOWS), False, "shutdown: wr"),
+    "bind": (_port, False, "bind: 40000"),
+    "linger": (lambda r, n, k: r.integer(n, k, 0, 3600, "whole seconds from 0 to 3600"),
+               False, "linger: 0"),
+    "keepalive": (_keepalive, False, "keepalive: {idle: 2s, interval: 1s, count: 3}"),
+    "syncnt": (lambda r, n, k: r.integer(n, k, 1, 127), False, "syncnt: 2"),
+    "rcvtimeo": (lambda r, n, k: r.duration(n, k, positive=True), False, "rcvtimeo: 2s"),
+    "repeat": (_repeat, False, "repeat: {times: 3, steps: [connect: server:8080]}"),
+    "flood": (_flood, False, "flood: {syns: 500, port: 8080}"),
+    "netstat": (None, True, "netstat"),
 }
 assert tuple(_STEP_ARGS) == STEP_CALLS
 

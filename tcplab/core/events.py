@@ -40,6 +40,10 @@ class SegmentSeen:
     held_late: float | None = None  # a delayed segment: released this much after it was due
     raw: str = ""  # the IPv4 packet as the router saw it (hex, first 256 bytes), for pcaps
     wire_len: int = 0  # the packet's full length
+    # Made by the router, not sent by `sender` (a duplicate's copy, a forged RST, a stale
+    # SYN): it carries the sender's addresses, and counts as no send of the sender's.
+    injected: bool = False
+    raw_out: str = ""  # the packet as it left the router, when a fault rewrote it (strip-mss)
     kind: str = field(default="segment", init=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +90,10 @@ class AppCalled:
     result: str | None
     t_end: float | None
     detail: str = ""
+    iteration: int | None = None  # which iteration of a `repeat` (from 1), if any
+    lport: int | None = None  # the socket's ports after the call, to tell iterations apart
+    rport: int | None = None
+    counters: dict[str, int] | None = None  # `netstat`: the namespace's TcpExt counters
     kind: str = field(default="app", init=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +115,24 @@ class KernelNoted:
         return asdict(self)
 
 
-Event = SegmentSeen | StateChanged | AppCalled | KernelNoted
+@dataclass(frozen=True)
+class FaultActed:
+    """A time-window fault acted (tcplab/core/faults.py): a link went down or up, a host
+    went silent or came back, an application was killed, a host's sockets destroyed;
+    or an application process ended (action 'app-exit')."""
+
+    t: float
+    host: str
+    action: str  # link-down | crash | reboot | kill | forge | app-exit
+    what: str
+    fault: str = ""
+    kind: str = field(default="fault", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Event = SegmentSeen | StateChanged | AppCalled | KernelNoted | FaultActed
 
 
 def sort_events(events: list[Event]) -> list[Event]:
@@ -131,6 +156,8 @@ def event_from_json(d: dict) -> Event | None:
         return AppCalled(**_known(AppCalled, d))
     if kind == "kernel":
         return KernelNoted(**_known(KernelNoted, d))
+    if kind == "fault":
+        return FaultActed(**_known(FaultActed, d))
     return None
 
 

@@ -169,6 +169,8 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     horizon: float = 0.0  # the model says nothing about what happens after this
     alternatives: list[Prediction] = field(default_factory=list)  # other orders of a tie
+    teardown: object | None = None  # core/model_teardown.py's TeardownPrediction, if any
+    established: list = field(default_factory=list)  # core/model_established.py's Bursts
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         return [s for s in self.segments if s.sender == sender and s.name == name]
@@ -216,7 +218,9 @@ class _Sim:
         self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
                                                    cause, slack))
         if fate != "dropped":
-            self.at(t + self.transit + verdict.delay, "arrive", sender, flags, length, slack)
+            # (a duplicate's `by` is its copy's lag; the copy is not modelled)
+            held = verdict.delay if verdict.action == DELAY else 0.0
+            self.at(t + self.transit + held, "arrive", sender, flags, length, slack)
 
     # client ---------------------------------------------------------------------------
     def connect(self, t: float) -> None:

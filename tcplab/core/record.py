@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from tcplab.core.events import AppCalled, Event, KernelNoted, SegmentSeen, StateChanged
+from tcplab.core.events import (AppCalled, Event, FaultActed, KernelNoted, SegmentSeen,
+                                StateChanged)
 
 # States the sock:inet_sock_set_state tracepoint never reports (request sockets and
 # timewait minisockets); inet_diag polling fills them in (LINUX-TCP.md section 9).
@@ -28,10 +29,14 @@ class Record:
     kernel: list[KernelNoted] = field(default_factory=list)
     tracepoint_states: list[StateChanged] = field(default_factory=list)
     diag_states: list[StateChanged] = field(default_factory=list)
+    faults: list[FaultActed] = field(default_factory=list)  # link-down, crash, kill, ...
     have_tracepoint: bool = True
     alive_at_end: set = field(default_factory=set)  # (host, 4-tuple) diag saw at the end
+    t_stop: float | None = None  # when observation stopped: a state still held then lasts on
     _delayed: dict[int, int] = field(default_factory=dict)  # hook id -> index in segments
-    _open_calls: dict[str, tuple[float, str, object]] = field(default_factory=dict)
+    # (host, repeat iteration or None) -> (mono, call, arg): parallel iterations each
+    # have a call open at the same time.
+    _open_calls: dict[tuple, tuple[float, str, object]] = field(default_factory=dict)
 
     def t(self, mono: float | None) -> float | None:
         return None if mono is None else round(mono - self.t0, 6)
@@ -44,7 +49,8 @@ class Record:
             fate=m["fate"], retransmission=m["retransmission"], conn=m["conn"],
             t_out=self.t(m["mono_out"]), src=m["src"], dst=m["dst"], sport=m["sport"],
             dport=m["dport"], fault=m.get("fault"), raw=m.get("raw", ""),
-            wire_len=m.get("wire_len", 0))
+            wire_len=m.get("wire_len", 0), injected=m.get("injected", False),
+            raw_out=m.get("raw_out", ""))
         if seg.fate == "delayed":
             self._delayed[m["id"]] = len(self.segments)
         self.segments.append(seg)
@@ -62,27 +68,41 @@ class Record:
         return self.segments[i]
 
     def app_started(self, host: str, m: dict) -> None:
-        self._open_calls[host] = (m["mono"], m["call"], m.get("arg"))
+        self._open_calls[(host, m.get("iteration"))] = (m["mono"], m["call"], m.get("arg"))
 
     def app_finished(self, host: str, m: dict) -> AppCalled:
-        self._open_calls.pop(host, None)
+        self._open_calls.pop((host, m.get("iteration")), None)
         call = AppCalled(t=self.t(m["mono"]), host=host, call=m["call"], arg=m.get("arg"),
                          result=m["result"], t_end=self.t(m["mono_end"]),
-                         detail=m.get("detail", ""))
+                         detail=m.get("detail", ""), iteration=m.get("iteration"),
+                         lport=m.get("lport"), rport=m.get("rport"),
+                         counters=m.get("counters"))
         self.apps.append(call)
         return call
 
     def open_calls(self) -> list[tuple[str, str, float]]:
         """(host, call, t started) of every call still blocked."""
-        return [(host, call, self.t(mono)) for host, (mono, call, _arg)
-                in sorted(self._open_calls.items())]
+        return [(host, call, self.t(mono)) for (host, _i), (mono, call, _arg)
+                in sorted(self._open_calls.items(), key=_open_key)]
 
     def close_open_calls(self) -> None:
         """Calls still blocked when the run ended are recorded with no result."""
-        for host, (mono, call, arg) in sorted(self._open_calls.items()):
+        for (host, i), (mono, call, arg) in sorted(self._open_calls.items(), key=_open_key):
             self.apps.append(AppCalled(t=self.t(mono), host=host, call=call, arg=arg,
-                                       result=None, t_end=None, detail="still blocked"))
+                                       result=None, t_end=None, detail="still blocked",
+                                       iteration=i))
         self._open_calls.clear()
+
+    def add_fault(self, who: str, m: dict) -> FaultActed:
+        """A fault acted (the hook or an agent says so), or an application ended."""
+        if m["kind"] == "app-exit":
+            ev = FaultActed(self.t(m["mono"]), who, "app-exit",
+                            f"app ended: {m['how']}")
+        else:
+            ev = FaultActed(self.t(m["mono"]), m.get("host", who), m["action"], m["what"],
+                            m.get("fault", ""))
+        self.faults.append(ev)
+        return ev
 
     def add_diag(self, host: str, m: dict) -> StateChanged:
         ev = StateChanged(t=self.t(m["mono"]), host=host, old=m["old"], new=m["new"],
@@ -97,12 +117,13 @@ class Record:
                             self.alive_at_end)
 
     def events(self) -> list[Event]:
-        return sorted([*self.segments, *self.apps, *self.kernel, *self.states()],
+        return sorted([*self.segments, *self.apps, *self.kernel, *self.states(), *self.faults],
                       key=lambda e: e.t)
 
     def sent_by(self, host: str, name: str) -> list[SegmentSeen]:
         """Occurrences of `name` from `host` on the first connection that has any."""
-        mine = [s for s in self.segments if s.sender == host and s.name == name]
+        mine = [s for s in self.segments if s.sender == host and s.name == name
+                and not s.injected]  # the router's copies and forgeries are not the host's
         if not mine:
             return []
         first = mine[0].conn
@@ -122,6 +143,11 @@ class Record:
                 seq.append(e.new)
                 proof.append(e)
         return seq, proof
+
+
+def _open_key(item) -> tuple:
+    (host, iteration), _call = item
+    return (host, iteration or 0)
 
 
 def _tuple(e: StateChanged) -> tuple:

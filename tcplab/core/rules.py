@@ -11,12 +11,15 @@ from tcplab.core.scenario import Fault
 from tcplab.core.segments import Classified
 
 ACCEPT, DROP, DELAY = "accept", "drop", "delay"
+# Delivered, and then: a copy follows (after the fault's `by`); or delivered without
+# its MSS option (the option's bytes become NOPs).
+DUPLICATE, STRIP_MSS = "duplicate", "strip-mss"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # ACCEPT | DROP | DELAY
-    delay: float = 0.0
+    action: str  # ACCEPT | DROP | DELAY | DUPLICATE | STRIP_MSS
+    delay: float = 0.0  # DELAY: how long it is held; DUPLICATE: how much later the copy goes
     fault: Fault | None = None
 
 
@@ -33,5 +36,5 @@ def decide(faults: tuple[Fault, ...] | list[Fault], seg: Classified) -> Verdict:
     """The first fault that matches wins (scenario order), as in a firewall."""
     for fault in faults:
         if matches(fault, seg):
-            return Verdict(DROP if fault.action == "drop" else DELAY, fault.by, fault)
+            return Verdict(fault.action, fault.by, fault)
     return PASS

@@ -12,16 +12,27 @@ HOSTS = ("client", "router", "server")
 APP_HOSTS = ("client", "server")
 
 # App step calls and the argument each takes (documented in docs/scenario-format.md).
-#   listen: PORT          -> int
+#   listen: PORT          -> int, or {"port": int, "backlog": int}
 #   accept                -> None
-#   connect: server:PORT  -> ("server", int)
+#   connect: HOST:PORT    -> ("server", int) from the client, ("client", int) from the server
 #   send: BYTES           -> int (that many bytes) or str (those bytes, UTF-8)
 #   recv                  -> None (one recv() of up to 64 KiB) or int (read until that
 #                            many bytes or EOF)
 #   sleep: DURATION       -> float seconds
 #   close                 -> None
 #   shutdown: wr|rd|rdwr  -> "wr" | "rd" | "rdwr"
-STEP_CALLS = ("listen", "accept", "connect", "send", "recv", "sleep", "close", "shutdown")
+#   bind: PORT            -> int (the next socket's local port)
+#   linger: SECONDS       -> int (SO_LINGER on; 0: close() sends RST)
+#   keepalive: on|{...}   -> True, or {"idle": int|None, "interval": int|None, "count": int|None}
+#   syncnt: N             -> int (TCP_SYNCNT)
+#   rcvtimeo: DURATION    -> float seconds (SO_RCVTIMEO)
+#   repeat: {...}         -> Repeat
+#   flood: {syns, port}   -> {"syns": int, "port": int} (raw SYNs from spoofed lab addresses)
+#   netstat               -> None (reads the namespace's TcpExt counters)
+STEP_CALLS = ("listen", "accept", "connect", "send", "recv", "sleep", "close", "shutdown",
+              "bind", "linger", "keepalive", "syncnt", "rcvtimeo", "repeat", "flood", "netstat")
+# Steps that set an option on the current socket (or the next one, if none yet).
+OPTION_CALLS = ("linger", "keepalive", "syncnt", "rcvtimeo")
 
 
 @dataclass(frozen=True)
@@ -32,11 +43,38 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """`repeat:`: the steps `times` times, each iteration on a socket of its own; with
+    `parallel`, all iterations at once, each in its own thread."""
+
+    times: int
+    parallel: bool
+    steps: tuple[Step, ...]
+
+    def to_wire(self) -> dict:
+        return {"times": self.times, "parallel": self.parallel,
+                "steps": [step_to_wire(s) for s in self.steps]}
+
+
+def step_to_wire(step: Step) -> list:
+    """[call, arg] as the app agent gets it (JSON)."""
+    return [step.call, step.arg.to_wire() if isinstance(step.arg, Repeat) else step.arg]
+
+
+def all_steps(steps: tuple[Step, ...]):
+    """Every step, those inside a repeat included, in file order."""
+    for step in steps:
+        yield step
+        if isinstance(step.arg, Repeat):
+            yield from all_steps(step.arg.steps)
+
+
+@dataclass(frozen=True)
 class Fault:
     """drop or delay the segments called `segment` (canonical vocabulary name).
     nth None means all occurrences; sender None means either side."""
 
-    action: str  # "drop" | "delay"
+    action: str  # "drop" | "delay" | "duplicate" (by: the copy's lag) | "strip-mss"
     segment: str
     nth: tuple[int, ...] | None = None
     sender: str | None = None
@@ -69,12 +107,30 @@ class Timing:
 
 @dataclass(frozen=True)
 class HostExpect:
-    calls: dict[str, str] = field(default_factory=dict)  # call -> "ok" | errno name
+    # call -> "ok" | errno name (every such call), or {result: how many calls}
+    calls: dict[str, str | dict[str, int]] = field(default_factory=dict)
     retransmits: dict[str, Timing] = field(default_factory=dict)  # segment name -> timing
     sends: dict[str, int] = field(default_factory=dict)  # segment name -> total count
+    largest: dict[str, int] = field(default_factory=dict)  # segment name -> max payload bytes
     gives_up_after: float | None = None  # seconds from the failing call's start to its end
     states: tuple[str, ...] | None = None  # TCP states of the connection socket, in order
+    # Teardown expectations (docs/scenario-format.md; checked by core/check_states.py):
+    sockets: dict[str, int] = field(default_factory=dict)  # state -> most at one moment
+    lasts: dict[str, Lasting] = field(default_factory=dict)  # state -> its first stay
+    returns_after: dict[str, str] = field(default_factory=dict)  # call -> segment it awaits
     lines: dict[str, int] = field(default_factory=dict)  # key -> line, for messages
+
+
+@dataclass(frozen=True)
+class Lasting:
+    """How long the first connection socket's first stay in a state lasts: `seconds`
+    within the tolerance, at least `at_least` seconds (ended or not), or `forever`:
+    still in that state when the run ended."""
+
+    seconds: float | None = None
+    at_least: float | None = None
+    forever: bool = False
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,3 +164,7 @@ class Scenario:
     timeout: float  # the whole run is stopped after this long
     settle: float = 1.0  # keep observing this long after both apps finished
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # key -> line
+    # Time-window faults (link-down, crash, reboot, kill) and forged segments:
+    # tcplab.core.faults.HostFault and Forge.
+    host_faults: tuple = ()
+    forges: tuple = ()

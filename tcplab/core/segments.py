@@ -32,7 +32,12 @@ VOCABULARY: dict[str, tuple[tuple[str, ...], frozenset[str], bool, str]] = {
                  "ACK of the second FIN"),
     "data": ((), frozenset({CLIENT, SERVER}), True, "segment with payload"),
     "data-ack": ((), frozenset({CLIENT, SERVER}), False,
-                 "any other pure ACK (of data, a window update, a keepalive answer)"),
+                 "any other pure ACK (of data, a window update)"),
+    "keepalive": ((), frozenset({CLIENT, SERVER}), False,
+                  "a keepalive (or zero-window) probe: a bare ACK with seq one below what "
+                  "its sender has sent"),
+    "keepalive-ack": ((), frozenset({CLIENT, SERVER}), False,
+                      "the pure ACK answering a keepalive probe"),
     "rst": ((), frozenset({CLIENT, SERVER}), False, "any RST"),
 }
 
@@ -95,6 +100,9 @@ class _Connection:
     server_isn: int | None = None
     first_fin: tuple[str, int] | None = None  # (sender, sequence number right after FIN)
     peer_fin: tuple[str, int] | None = None
+    simultaneous: bool = False  # both sides sent a bare SYN: a simultaneous open (RFC 9293 3.5)
+    snd_nxt: dict[str, int] = field(default_factory=dict)  # sender -> end of what it sent
+    probe: dict[str, int] = field(default_factory=dict)  # prober -> the ack answering it
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     seqs: dict[tuple[str, str], set[int]] = field(default_factory=dict)
 
@@ -109,6 +117,11 @@ def _name(conn: _Connection, seg: Segment, sender: str) -> str:
     if f & FIN:
         first = conn.first_fin
         return "fin" if first is None or first[0] == sender else "peer-fin"
+    if _is_probe(conn, seg, sender):
+        return "keepalive"
+    other = SERVER if sender == CLIENT else CLIENT
+    if seg.length == 0 and conn.probe.get(other) == seg.ack:
+        return "keepalive-ack"
     if seg.length > 0:
         return "data"
     # A pure ACK: what does it acknowledge?
@@ -120,7 +133,23 @@ def _name(conn: _Connection, seg: Segment, sender: str) -> str:
             and seg.ack == (conn.server_isn + 1) & 0xFFFFFFFF
             and conn.client_isn is not None and seg.seq == (conn.client_isn + 1) & 0xFFFFFFFF):
         return "ack"
+    # In a simultaneous open each side ACKs the other's SYN-ACK: the server's ACK is the
+    # mirror image of the client's and gets the same name.
+    if (sender == SERVER and conn.simultaneous and conn.first_fin is None
+            and conn.server_isn is not None and conn.client_isn is not None
+            and seg.seq == (conn.server_isn + 1) & 0xFFFFFFFF
+            and seg.ack == (conn.client_isn + 1) & 0xFFFFFFFF):
+        return "ack"
     return "data-ack"
+
+
+def _is_probe(conn: _Connection, seg: Segment, sender: str) -> bool:
+    """tcp_xmit_probe_skb() (keepalive, zero-window probe): a bare ACK with seq =
+    snd_una - 1, out of the peer's window, so the peer must answer. No other bare ACK
+    sits one below what its sender has sent. (Stacks that add one old byte are not
+    recognised: at the router that looks like a 1-byte retransmission.)"""
+    nxt = conn.snd_nxt.get(sender)
+    return nxt is not None and seg.length == 0 and seg.seq == (nxt - 1) & 0xFFFFFFFF
 
 
 def _covers(ack: int, seq_after: int) -> bool:
@@ -158,6 +187,7 @@ class Classifier:
         conn = self._connection(seg, sender)
         name = _name(conn, seg, sender)
         self._learn(conn, seg, sender, name)
+        self._track(conn, seg, sender, name)
         key = (sender, name)
         nth = conn.counts.get(key, 0) + 1
         conn.counts[key] = nth
@@ -169,10 +199,34 @@ class Classifier:
         return Classified(seg, name, nth, sender, bool(retrans), conn.number)
 
     @staticmethod
+    def _track(conn: _Connection, seg: Segment, sender: str, name: str) -> None:
+        """What each side has sent, and an unanswered probe: enough to tell a
+        keepalive and its answer from other bare ACKs."""
+        other = SERVER if sender == CLIENT else CLIENT
+        conn.probe.pop(other, None)  # anything from the peer ends the wait for an answer
+        if name == "keepalive":
+            conn.probe[sender] = (seg.seq + 1) & 0xFFFFFFFF
+        if name == "rst":
+            return
+        end = (seg.seq + seg.seq_space) & 0xFFFFFFFF
+        if sender not in conn.snd_nxt or _covers(end, conn.snd_nxt[sender]):
+            conn.snd_nxt[sender] = end
+
+    @staticmethod
     def _learn(conn: _Connection, seg: Segment, sender: str, name: str) -> None:
-        if name == "syn" and conn.client_isn is None:
+        # A bare SYN from the server (simultaneous open) carries the server's ISN, as a
+        # SYN-ACK from the client carries the client's.
+        if name == "syn" and sender == SERVER:
+            conn.simultaneous = True
+            conn.server_isn = seg.seq if conn.server_isn is None else conn.server_isn
+        elif name == "syn" and conn.client_isn is None:
             conn.client_isn = seg.seq
-        elif name == "syn-ack" and conn.server_isn is None:
+        elif name == "syn-ack" and sender == CLIENT:
+            conn.client_isn = seg.seq if conn.client_isn is None else conn.client_isn
+        elif name == "syn-ack" and conn.server_isn is None and (
+                conn.client_isn is None or seg.ack == (conn.client_isn + 1) & 0xFFFFFFFF):
+            # Only a SYN-ACK of the client's own SYN: one answering an old duplicate SYN
+            # (RFC 9293 3.5, forge: stale-syn) carries an ISN the handshake never uses.
             conn.server_isn = seg.seq
         elif name == "fin" and conn.first_fin is None:
             conn.first_fin = (sender, (seg.seq + seg.seq_space) & 0xFFFFFFFF)

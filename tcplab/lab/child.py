@@ -9,6 +9,7 @@ entered the namespace first can touch only that namespace, never the root one.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -52,5 +53,28 @@ def emit(kind: str, **fields) -> None:
         sys.stdout.flush()
 
 
+def emit_line(line: str) -> None:
+    """A line another process already encoded (the app agent relays its application)."""
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def read_config() -> dict:
     return json.loads(sys.stdin.readline())
+
+
+# The lab's own processes must not be what a run measures. The router hook is a
+# userspace hop for every segment, and the apps' calls are timed by the app: on a
+# loaded machine (a catalogue side by side on two cores) a normal-priority hook waited
+# for the CPU long enough to stretch the handshake RTT from 0.4 ms to 32 ms, and so the
+# kernel's RTO from 0.204 s to 0.232 s. A higher priority keeps both out of the way;
+# they sleep nearly all the time, so they take nothing from anyone.
+HOOK_NICE, APP_NICE = -10, -5
+
+
+def raise_priority(nice: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:  # not root or not allowed: the run still works, with more jitter
+        pass

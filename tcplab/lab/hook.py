@@ -109,7 +109,7 @@ class Hook:
         verdict = decide(self.faults, seen)
         self.apply(pkt, seen, verdict, now, packet)
 
-    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"") -> None:
+    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"", **extra) -> None:
         ident = next(self._ids)
         fate, mono_out = "delivered", now
         if verdict.action == DROP:
@@ -129,7 +129,7 @@ class Hook:
                    fate=fate, retransmission=seen.retransmission, conn=seen.conn,
                    mono_out=mono_out, src=s.src, dst=s.dst, sport=s.sport, dport=s.dport,
                    fault=verdict.fault.describe() if verdict.fault else None,
-                   raw=packet[:RAW_MAX].hex(), wire_len=len(packet))
+                   raw=packet[:RAW_MAX].hex(), wire_len=len(packet), **extra)
 
     def release_due(self, now: float) -> None:
         while self.held and self.held[0][0] <= now:
@@ -152,11 +152,15 @@ def main() -> None:
 
     faults = [Fault(**{**f, "nth": tuple(f["nth"]) if f["nth"] is not None else None})
               for f in config["faults"]]
-    hook = Hook(faults, config["client_addrs"])
+    from tcplab.lab import hook_faults  # link-down, crash, duplicate, forge, ...
+
+    hook = hook_faults.make_hook(config, faults) or Hook(faults, config["client_addrs"])
+    child.raise_priority(child.HOOK_NICE)  # after the imports: those are set-up, not forwarding
     keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
     nfq.bind(config["queue"], hook.on_packet)
     flavour = install_rules(config["queue"])
+    hook_faults.install(hook, flavour, config["queue"])
     child.emit("ready", iptables=flavour, pid=os.getpid())
     fd = nfq.get_fd()
     stdin = sys.stdin.fileno()
@@ -170,6 +174,8 @@ def main() -> None:
                 line = os.read(stdin, 4096)
                 if not line or b"stop" in line:
                     break
+                for command in line.decode(errors="replace").splitlines():
+                    getattr(hook, "command", lambda _line: None)(command)  # go T0
     finally:
         hook.release_all()
         child.emit("stats", **queue_stats(config["queue"]))

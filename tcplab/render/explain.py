@@ -11,7 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tcplab.core.model import HostParams, Kernel, predict_handshake
-from tcplab.core.scenario import Scenario
+from tcplab.core.model_teardown import teardown_for
+from tcplab.core import model_established
+from tcplab.core.scenario import Scenario, all_steps
 
 
 def claim_line(path: str) -> str:
@@ -26,14 +28,17 @@ def predict(sc: Scenario, release: str, hz: int):
     """The model for a scenario, with the kernel's per-namespace defaults (constants a
     new namespace starts with) overridden by the scenario's sysctls."""
     kernel = Kernel.from_release(release, hz)
-    port = next((s.arg[1] for s in sc.apps["client"] if s.call == "connect"), 8080)
+    port = next((s.arg[1] for s in all_steps(sc.apps["client"]) if s.call == "connect"), 8080)
     from tcplab.runner import _data_after_connect
 
-    return predict_handshake(
+    pred = predict_handshake(
         kernel, HostParams.from_sysctls(kernel, sc.sysctls.get("client", {})),
         HostParams.from_sysctls(kernel, sc.sysctls.get("server", {})), sc.faults,
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
         data_after_connect=_data_after_connect(sc.apps["client"]), until=sc.timeout)
+    model_established.extend(pred, kernel, sc, sc.sysctls)  # a peer gone silent
+    pred.teardown = teardown_for(sc, kernel, sc.sysctls)  # FINs, FIN_WAIT2, TIME_WAIT
+    return pred
 
 
 def explain_scenario(console: Console, sc: Scenario) -> None:
@@ -48,7 +53,7 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
     for host, values in sc.sysctls.items():
         if values:
             console.print(f"{host} sysctls: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-    for f in sc.faults:
+    for f in (*sc.faults, *sc.host_faults, *sc.forges):
         console.print(Text(f"fault: {f.describe()}", style="yellow"))
     for host, exp in sc.expect.hosts.items():
         for name, timing in exp.retransmits.items():
@@ -69,5 +74,21 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
     for (host, call), (result, start, end) in pred.calls.items():
         what = f"{call}() → {result}" if call != "request" else "request dropped"
         console.print(f"model: {host} {what} at t={end:.3f} s")
+    if pred.teardown is not None:
+        _explain_teardown(console, pred.teardown)
     for note in pred.notes:
         console.print(Text(f"model: {note}", style="dim"))
+
+
+def _explain_teardown(console: Console, td) -> None:
+    """The teardown model's segments and states (t = 0: the connection exists)."""
+    table = Table(title="teardown (t from when the connection exists)")
+    for col in ("t (s)", "host", "segment or state", "fate", "why", "late by up to"):
+        table.add_column(col)
+    rows = [(p.t, p.sender, f"{p.name} #{p.nth}", p.fate, p.cause, p.slack)
+            for p in td.segments]
+    rows += [(s.t, host, s.state, "", s.cause, s.slack)
+             for host, states in td.states.items() for s in states]
+    for t, host, what, fate, why, slack in sorted(rows, key=lambda r: r[0]):
+        table.add_row(f"{t:.3f}", host, what, fate, why, f"{slack:.3f} s")
+    console.print(table)

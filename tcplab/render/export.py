@@ -61,7 +61,9 @@ def mermaid(res: dict) -> str:
             src, dst = side[e["from"]], side["server" if e["from"] == "client" else "client"]
             label = _mermaid_text(f"{t} {e['name']} #{e['nth']} [{e['flags']}]"
                                   + (" retransmission" if e["retransmission"] else ""))
-            if e["fate"] == "dropped":
+            if e.get("injected"):  # made by the router: it only leaves the router
+                lines.append(f"    R->>{dst}: {label} (injected by the router: {e['fault']})")
+            elif e["fate"] == "dropped":
                 lines.append(f"    {src}-x{'R'}: {label} (dropped)")
             else:
                 lines.append(f"    {src}->>R: {label}")
@@ -70,6 +72,8 @@ def mermaid(res: dict) -> str:
         elif e["kind"] == "state":
             lines.append(f"    Note over {side.get(e['host'], 'R')}: "
                          + _mermaid_text(f"{t} {e['from']} to {e['to']} ({e['source']})"))
+        elif e["kind"] == "fault":
+            lines.append("    Note over R: " + _mermaid_text(f"{t} {e['host']}: {e['what']}"))
         elif e["kind"] == "app" and e.get("t_end") is not None:
             lines.append(f"    Note over {side[e['host']]}: "
                          + _mermaid_text(f"{e['t_end']:.3f}s {e['call']}() {e['result']}"))
@@ -90,10 +94,16 @@ def pcap(res: dict, path) -> int:
             continue
         name = f"{e['name']} #{e['nth']} from {e['from']}"
         fate = e["fate"] + (f" by {e['fault']}" if e.get("fault") else "")
+        if e.get("injected"):  # made by the router: it only ever left it
+            written.append((e["t"], bytes.fromhex(e["raw"]),
+                            f"{e['name']} injected by the router ({e.get('fault')})"))
+            continue
         written.append((e["t"], bytes.fromhex(e["raw"]), f"{name}: sent ({fate})"))
         if e["fate"] != "dropped" and e.get("t_out") is not None:
             how = "released" if e["fate"] == "delayed" else "delivered"
-            written.append((e["t_out"], bytes.fromhex(e["raw"]), f"{name}: {how}"))
+            out = e.get("raw_out") or e["raw"]  # rewritten by the fault (strip-mss)?
+            written.append((e["t_out"], bytes.fromhex(out), f"{name}: {how}"
+                            + (" as rewritten" if e.get("raw_out") else "")))
     writer = PcapNgWriter(str(path))
     for t, raw, comment in sorted(written, key=lambda w: w[0]):
         packet = IP(raw)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tcplab.core.events import AppCalled, Event, KernelNoted, SegmentSeen, StateChanged
+from tcplab.core.events import (AppCalled, Event, FaultActed, KernelNoted, SegmentSeen,
+                                StateChanged)
 from tcplab.core.segments import flag_string
 
 T_W, SIDE_W = 9, 30
@@ -41,6 +42,8 @@ class Ladder:
             style = "green" if ev.result == "ok" else "bold red"
             return self._side(ev.t_end if ev.t_end is not None else ev.t, ev.host,
                               f"{ev.call}() → {ev.result or 'blocked'}{took}", style)
+        if isinstance(ev, FaultActed):  # drawn in the network column: the lab did it
+            return self._side(ev.t, "router", f"⚡ {ev.host} {ev.what}", "bold yellow")
         if isinstance(ev, KernelNoted):
             return None
         return None
@@ -67,7 +70,8 @@ class Ladder:
         return line
 
     def _rel(self, s: SegmentSeen) -> tuple[int, int]:
-        mine = self._isn.setdefault((s.conn, s.sender), s.seq) if s.flags & 0x02 else \
+        mine = self._isn.setdefault((s.conn, s.sender), s.seq) if (
+            s.flags & 0x02 and not s.injected) else \
             self._isn.get((s.conn, s.sender), s.seq)
         other = "server" if s.sender == "client" else "client"
         theirs = self._isn.get((s.conn, other))
@@ -85,6 +89,8 @@ class Ladder:
         label += " "
         if s.retransmission:
             label = label.replace(f"#{s.nth}", f"#{s.nth}↻")
+        if s.injected:  # made by the router: a duplicate's copy, a forged segment
+            label = label.replace(f" {s.name} #{s.nth}", f" ⊕{s.name} (router)")
         style = STYLE.get(s.fate, "")
         line = self._time(s.t)
         line.append(" " * SIDE_W)

@@ -36,9 +36,10 @@ class LiveView:
         c = self.console
         c.print(Text(f"▶ {scenario.name}", style="bold"), Text(f"({scenario.path})", style="dim"))
         c.print(Text(scenario.summary, style="italic"))
-        if scenario.faults:
-            c.print(Text("faults: " + "; ".join(f.describe() for f in scenario.faults),
-                         style="yellow"))
+        every = (*scenario.faults, *getattr(scenario, "host_faults", ()),
+                 *getattr(scenario, "forges", ()))
+        if every:
+            c.print(Text("faults: " + "; ".join(f.describe() for f in every), style="yellow"))
         c.print(Text(f"lab {plan.run_id}: client {plan.client_addr} ⇄ router ⇄ server "
                      f"{plan.server_addr}, queue {plan.queue}", style="dim"))
         c.print(self.ladder.header())

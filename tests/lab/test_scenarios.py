@@ -6,17 +6,22 @@ stated here, and check that the run left nothing behind.
 
 from __future__ import annotations
 
-
 import pytest
-from labhelpers import calls, failed_checks, lab_processes, result, segments, states, strip_counters
+from labhelpers import (ALL, calls, failed_checks, lab_processes, result, segments, states,
+                        strip_counters)
 
 pytestmark = pytest.mark.root
 
-@pytest.mark.parametrize("name", ["handshake-normal", "syn-lost", "syn-lost-modern",
-                                  "syn-lost-fast", "synack-lost", "synack-lost-fast",
-                                  "ack-lost", "ack-lost-fast", "ack-lost-then-data",
-                                  "no-listener", "delay-synack", "teardown-normal"])
+def _names():
+    from tcplab.scenario import load_scenario
+
+    return [load_scenario(path).name for path in ALL]
+
+
+@pytest.mark.parametrize("name", _names())
 def test_scenario_passes_on_this_kernel(catalogue, name):
+    """Every scenario file, each claim's evidence: the verdict of its own checks (and
+    the model's) on this kernel."""
     res = result(catalogue, name)
     assert res["verdict"] == "pass", failed_checks(res)
     assert res["checks"], "a pass needs checks"

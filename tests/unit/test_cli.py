@@ -82,3 +82,31 @@ def test_explain_shows_claim_faults_and_the_models_prediction():
     # tcp_syn_retries=5 with linear timeouts off: the model agrees with the documents
     # (on kernels that have the sysctl; the model ignores it before 6.5).
     assert "connect() → ETIMEDOUT at t=63.000 s" in out
+
+
+def test_doctor_names_a_sysctl_this_kernel_lacks(tmp_path):
+    """`tcplab doctor SCENARIO` shows every finding at once, the scenario's sysctls too."""
+    sc = tmp_path / "nosuch.yaml"
+    sc.write_text("scenario: x\nsummary: y\nhosts:\n  client:\n    sysctls:\n"
+                  "      net.ipv4.tcp_no_such_thing: 1\napps:\n  server: [listen: 8080]\n"
+                  "  client: [connect: 'server:8080']\n")
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "doctor", "--no-color", str(sc)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={"COLUMNS": "250", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "sysctls" in line)
+    assert "net.ipv4.tcp_no_such_thing" in row and "MISSING" in row
+    for check in ("root", "iptables", "nfnetlink_queue", "tracefs", "kernel"):
+        assert check in proc.stdout
+
+
+def test_one_run_into_a_directory_gets_a_named_file(tmp_path):
+    """--json DIR/ (or an existing DIR) for a single run names the file in it, as for
+    many runs, instead of failing with IsADirectoryError."""
+    from tcplab.cli import _output_path
+
+    assert _output_path(tmp_path, "syn-lost", "", ".json", False) == tmp_path / "syn-lost.json"
+    fresh = tmp_path / "new"
+    assert _output_path(f"{fresh}/", "x", ".2", ".svg", False) == fresh / "x.2.svg"
+    assert fresh.is_dir()
+    assert _output_path(tmp_path / "r.json", "x", "", ".json", False) == tmp_path / "r.json"

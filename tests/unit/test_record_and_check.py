@@ -123,3 +123,38 @@ def test_state_sequence_folds_repeats_and_skips_listeners():
     seq, proof = rec.state_sequence("server")
     assert seq == ["SYN_RECV", "ESTABLISHED"]
     assert proof[0].source == "inet_diag"
+
+
+def test_model_judges_the_kernels_moment_not_the_apps_wakeup():
+    """A loaded machine wakes the connecting thread late: the kernel gave up on time
+    (tracepoint SYN_SENT -> CLOSE), the app saw ETIMEDOUT 0.5 s later. The model's
+    "returns after" judges the kernel and names the wake-up delay; without the
+    tracepoint the app's return is all there is, and 0.5 s late fails."""
+    from tcplab.core.check import check_model
+    from tcplab.core.model import HostParams, Kernel, predict_handshake
+
+    kernel = Kernel.from_release("6.18.0", 250)
+    params = HostParams.from_sysctls(kernel, {"net.ipv4.tcp_syn_retries": "2",
+                                              "net.ipv4.tcp_syn_linear_timeouts": "0"})
+    from tcplab.core.scenario import Fault
+
+    pred = predict_handshake(kernel, params, HostParams.from_sysctls(kernel, {}),
+                             (Fault("drop", "syn"),), listens=True)
+    result, _start, end = pred.calls[("client", "connect")]
+    assert result == "ETIMEDOUT" and end > 6.9
+    times = [s.t for s in pred.segments if s.sender == "client" and s.name == "syn"]
+
+    def returns_after(rec):
+        (check,) = [c for c in check_model(pred, rec)
+                    if c.name == "model: client connect() returns after"]
+        return check
+
+    late_app = syn_lost_record(times, end + 0.5)
+    late_app.tracepoint_states[-1] = StateChanged(end, "client", "SYN_SENT", "CLOSE",
+                                                  "tracepoint", C, 40000, S, 8080)
+    check = returns_after(late_app)
+    assert check.passed and check.actual == round(end, 6)
+    assert "the app woke 500.0 ms later" in check.evidence
+    no_tracepoint = syn_lost_record(times, end + 0.5)
+    no_tracepoint.tracepoint_states.clear()
+    assert not returns_after(no_tracepoint).passed

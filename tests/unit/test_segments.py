@@ -86,3 +86,22 @@ def test_vocabulary_aliases_and_senders():
                                         (RST | ACK, "RA"), (0, ".")])
 def test_flag_string(flags, text):
     assert flag_string(flags) == text
+
+
+def test_simultaneous_open_names_both_sides_alike():
+    # RFC 9293 figure 8, as seen by a router between the two (H13): the SYNs cross, each
+    # side answers with a SYN-ACK carrying its own ISN again, then each ACKs the other's
+    # SYN-ACK. Whichever SYN the router sees first, both ACKs are the handshake's `ack`.
+    for first_syn in ([c2s(SYN, X), s2c(SYN, Y)], [s2c(SYN, Y), c2s(SYN, X)]):
+        segs = first_syn + [s2c(SYN | ACK, Y, X + 1), c2s(SYN | ACK, X, Y + 1),
+                            c2s(ACK, X + 1, Y + 1), s2c(ACK, Y + 1, X + 1)]
+        got = sorted(names(segs))
+        assert got == [("ack", 1, "client", False), ("ack", 1, "server", False),
+                       ("syn", 1, "client", False), ("syn", 1, "server", False),
+                       ("syn-ack", 1, "client", False), ("syn-ack", 1, "server", False)]
+
+
+def test_server_ack_without_simultaneous_open_stays_data_ack():
+    # A keepalive answer before any data has the same numbers as a handshake ACK would:
+    # outside a simultaneous open it is not one.
+    assert names(handshake() + [s2c(ACK, Y + 1, X + 1)])[-1] == ("data-ack", 1, "server", False)

@@ -1,0 +1,162 @@
+"""Checks on how long states last, how many sockets share one, and when a call
+returns relative to the segments (expect keys `lasts`, `sockets`, `returns_after`;
+docs/scenario-format.md). Pure, like core/check.py, which calls `check_host`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcplab.core.events import StateChanged
+from tcplab.core.record import HANDOVER_FROM, Record
+from tcplab.core.scenario import HostExpect, Lasting, Tolerance
+
+# A call cannot return before the segment that releases it reached the host; the
+# router's t_out is stamped a little after the kernel forwarded it, and one-sided
+# windows allow 10 ms of such noise everywhere (check.MODEL_SLOP, the renderers).
+EARLY_SLOP = 0.010
+
+
+@dataclass(frozen=True)
+class Stay:
+    """One stay of a socket in a state: from `start` to `end` (None: still in it when
+    observation stopped), with the state events that prove both ends."""
+
+    state: str
+    start: float
+    end: float | None
+    enter: StateChanged
+    leave: StateChanged | None
+
+    def describe(self) -> str:
+        text = _event(self.enter, self.start)
+        return text + (f" .. {_event(self.leave, self.end)}" if self.leave else
+                       " .. still in it when the run ended")
+
+
+def _event(e: StateChanged, t: float) -> str:
+    exact = " (tracepoint handover)" if t != e.t else ""
+    return f"t={t:.3f}s {e.old}->{e.new} ({e.source}){exact}"
+
+
+def stays(record: Record, host: str) -> list[Stay]:
+    """The stays of the host's first connection socket, in order (record.state_sequence)."""
+    seq, proof = record.state_sequence(host)
+    times = [_exact(record, e) for e in proof]
+    return [Stay(state, times[i], times[i + 1] if i + 1 < len(proof) else None, proof[i],
+                 proof[i + 1] if i + 1 < len(proof) else None)
+            for i, state in enumerate(seq)]
+
+
+def _exact(record: Record, e: StateChanged) -> float:
+    """inet_diag sees a socket become a TIME_WAIT minisocket up to one poll late; the
+    tracepoint's FIN_WAIT2|CLOSING->CLOSE at the handover (tcp_time_wait()) is the exact
+    moment, so a change into TIME_WAIT takes that time when there is one."""
+    if e.source != "inet_diag" or e.new != "TIME_WAIT":
+        return e.t
+    key = (e.laddr, e.lport, e.raddr, e.rport)
+    handovers = [x.t for x in record.tracepoint_states
+                 if x.host == e.host and (x.laddr, x.lport, x.raddr, x.rport) == key
+                 and x.new == "CLOSE" and x.old in HANDOVER_FROM and x.t <= e.t]
+    return max(handovers, default=e.t)
+
+
+def observed_until(record: Record) -> float:
+    return record.t_stop if record.t_stop is not None else max(
+        (e.t for e in record.events()), default=0.0)
+
+
+def most_sockets(record: Record, host: str, state: str) -> tuple[int, float | None]:
+    """The most sockets of `host` in `state` at one moment, and the first moment it
+    was reached. Each socket (4-tuple, listeners included) is in the state it last
+    changed to, in the merged record of tracepoint and inet_diag."""
+    now: dict[tuple, str] = {}
+    best, when = 0, None
+    for e in record.states():
+        if e.host != host:
+            continue
+        now[(e.laddr, e.lport, e.raddr, e.rport)] = e.new
+        count = sum(1 for s in now.values() if s == state)
+        if count > best:
+            best, when = count, e.t
+    return best, when
+
+
+def check_host(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> list:
+    checks = []
+    for state, want in exp.sockets.items():
+        checks.append(_sockets(host, state, want, record, exp.lines.get("sockets", 0)))
+    if exp.lasts:
+        mine = stays(record, host)
+        for state, want in exp.lasts.items():
+            checks.append(_lasts(host, state, want, mine, record, tol))
+    for call, segment in exp.returns_after.items():
+        checks.append(_returns_after(host, call, segment, record, tol,
+                                     exp.lines.get("returns_after", 0)))
+    return checks
+
+
+def _sockets(host: str, state: str, want: int, record: Record, line: int):
+    from tcplab.core.check import Check
+
+    got, when = most_sockets(record, host, state)
+    proof = (f"{got} at once at t={when:.3f}s (tracepoint and inet_diag, per 4-tuple)"
+             if when is not None else f"no {host} socket was ever in {state}")
+    return Check(f"{host} sockets in {state} at once", got == want, want, got,
+                 evidence=proof, line=line)
+
+
+def _lasts(host: str, state: str, want: Lasting, mine: list[Stay], record: Record,
+           tol: Tolerance):
+    from tcplab.core.check import Check
+
+    name = f"{host} {state} lasts"
+    stay = next((s for s in mine if s.state == state), None)
+    expected = (want.seconds if want.seconds is not None else
+                f"at least {want.at_least:g} s" if want.at_least is not None else
+                "until the run ended")
+    if stay is None:
+        seen = " -> ".join(s.state for s in mine) or "no states"
+        return Check(name, False, expected, f"never in {state} ({seen})", line=want.line)
+    length = round((stay.end if stay.end is not None else observed_until(record))
+                   - stay.start, 6)
+    actual = length if stay.end is not None else \
+        f"{length:g} s so far, still in it when the run ended"
+    if want.forever:
+        return Check(name, stay.end is None, expected, actual, evidence=stay.describe(),
+                     line=want.line)
+    if want.at_least is not None:
+        return Check(name, length >= want.at_least, expected, actual,
+                     evidence=stay.describe(), line=want.line)
+    allowed = tol.allowed(want.seconds)
+    passed = stay.end is not None and abs(length - want.seconds) <= allowed
+    return Check(name, passed, want.seconds, actual, allowed, stay.describe(), want.line)
+
+
+def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tolerance,
+                   line: int):
+    """The call returns once `segment` from the peer reached this host: not before it
+    left the router, and within the tolerance of the time it took to arrive."""
+    from tcplab.core.check import Check, describe_call, describe_segment
+
+    name = f"{host} {call}() returns after {segment}"
+    made = [c for c in record.apps if c.host == host and c.call == call]
+    peer = "server" if host == "client" else "client"
+    arrived = [s for s in record.sent_by(peer, segment) if s.t_out is not None]
+    if not made or made[0].t_end is None:
+        return Check(name, False, f"returns after {segment}",
+                     "never called" if not made else "still blocked when the run ended",
+                     evidence=describe_call(made[0]) if made else "", line=line)
+    c = made[0]
+    if not arrived:
+        return Check(name, False, f"returns after {segment}",
+                     f"returned at t={c.t_end:.3f}s, but no {segment} reached the {host}",
+                     evidence=describe_call(c), line=line)
+    s = arrived[0]
+    wait = max(s.t_out, c.t) - c.t
+    allowed = tol.allowed(wait)
+    took = round(c.t_end - c.t, 6)
+    passed = wait - EARLY_SLOP <= took <= wait + allowed
+    return Check(name, passed, round(wait, 6), took, allowed,
+                 f"{describe_segment(s)}, out at t={s.t_out:.3f}s; {describe_call(c)}", line,
+                 one_sided=True)

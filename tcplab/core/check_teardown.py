@@ -1,0 +1,118 @@
+"""The run against the teardown model (core/model_teardown.py). Pure; core/check.py's
+check_model calls `check_teardown` when the prediction has a teardown part.
+
+What is compared, and from which anchor (the apps' sleeps are Python's, a few ms off,
+so each FIN chain is timed from its own first FIN, and states by their durations):
+- how many segments of each teardown name each side sent;
+- each retransmitted FIN's time since that side's first FIN, within [nominal - 10 ms,
+  nominal + modelled timer lateness + forwarding slop];
+- each host's states after ESTABLISHED, in order, up to where observation stopped;
+- how long each state lasts that a timer ends (FIN_WAIT1 or LAST_ACK given up,
+  FIN_WAIT2 after tcp_fin_time(), TIME_WAIT), or that it outlasts the run.
+"""
+
+from __future__ import annotations
+
+from tcplab.core.check_states import Stay, observed_until, stays
+from tcplab.core.model_teardown import TEARDOWN_NAMES, PredictedState, TeardownPrediction
+from tcplab.core.record import Record
+
+MODEL_SLOP = 0.010
+DIAG_SLOP = 0.05  # a state end seen only by inet_diag polling, on a loaded machine
+CHAINS = ("fin", "peer-fin")
+
+
+def check_teardown(pred: TeardownPrediction, record: Record, slop: float) -> list:
+    checks = []
+    for sender in ("client", "server"):
+        for name in TEARDOWN_NAMES:
+            checks += _segments(pred, record, sender, name, slop)
+    end = observed_until(record)
+    offset = _offset(pred, record)
+    for host in ("client", "server"):
+        checks += _states(pred.states.get(host, []), host, record, end, offset, slop)
+    return checks
+
+
+def _offset(pred: TeardownPrediction, record: Record) -> float | None:
+    """Record time minus model time, from the first FIN (None: no FIN seen or foreseen)."""
+    seen = [s for s in record.segments if s.name == "fin"]
+    want = [s for s in pred.segments if s.name == "fin"]
+    return seen[0].t - want[0].t if seen and want else None
+
+
+def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
+              slop: float) -> list:
+    from tcplab.core.check import Check, describe_segment
+
+    want, seen = pred.of(sender, name), record.sent_by(sender, name)
+    maybe = [s for s in pred.maybe if s.sender == sender and s.name == name]
+    if not want and not seen:
+        return []
+    label = f"model: {sender} {name}"
+    count = len(want) if not maybe else f"{len(want)} to {len(want) + len(maybe)}"
+    out = [Check(f"{label} count", len(want) <= len(seen) <= len(want) + len(maybe), count,
+                 len(seen), evidence=describe_segment(seen[-1]) if seen else "")]
+    if name not in CHAINS or not want or not seen:
+        return out
+    for p, s in list(zip(want, seen))[1:]:
+        nominal = p.t - want[0].t
+        lo, hi = nominal - MODEL_SLOP, nominal + (p.slack - want[0].slack) + slop
+        got = round(s.t - seen[0].t, 6)
+        out.append(Check(f"{label} #{p.nth} after #1", lo <= got <= hi, round(nominal, 4),
+                         got, round(hi - nominal, 4), describe_segment(s), one_sided=True))
+    return out
+
+
+def _teardown_stays(record: Record, host: str) -> list[Stay]:
+    mine = stays(record, host)
+    last = max((i for i, s in enumerate(mine) if s.state == "ESTABLISHED"), default=None)
+    return mine[last + 1:] if last is not None else []
+
+
+def _states(want: list[PredictedState], host: str, record: Record, end: float,
+            offset: float | None, slop: float) -> list:
+    from tcplab.core.check import Check
+
+    seen = _teardown_stays(record, host)
+    if not want and not seen:
+        return []
+    names = [s.state for s in seen]
+    # Predicted changes up to where observation stopped; one due within the window
+    # around the end may or may not have been seen.
+    def upto(limit: float) -> list[str]:
+        return [p.state for p in want if offset is None or p.t + offset <= limit]
+    window = max((p.slack for p in want), default=0.0) + slop + DIAG_SLOP
+    short, long = upto(end - window), upto(end + window)
+    ok = names in (short, long) or (names[:len(short)] == short and names == long[:len(names)])
+    out = [Check(f"model: {host} states after ESTABLISHED", ok, long, names,
+                 evidence="; ".join(s.describe() for s in seen))]
+    for i, p in enumerate(want):
+        if p.state == "CLOSE":
+            continue
+        nxt = want[i + 1] if i + 1 < len(want) else None
+        stay = next((s for s in seen if s.state == p.state), None)
+        if stay is None:
+            continue  # the sequence check above already says so
+        if nxt is None:  # nothing ends it before the run does (or ever)
+            got = "still in it when the run ended" if stay.end is None else \
+                round(stay.end - stay.start, 6)
+            out.append(Check(f"model: {host} {p.state} lasts", stay.end is None,
+                             "past the end of the run", got, evidence=stay.describe()))
+            continue
+        if nxt.cause != "timer":
+            continue  # ended by a segment: the segment checks time it
+        nominal = nxt.t - p.t
+        lo = nominal - p.slack - MODEL_SLOP
+        hi = nominal + nxt.slack + slop + DIAG_SLOP
+        if stay.end is None:
+            due = (nxt.t + offset) if offset is not None else None
+            passed = due is not None and due + nxt.slack + slop > end
+            out.append(Check(f"model: {host} {p.state} lasts", passed, round(nominal, 4),
+                             "still in it when the run ended", round(hi - nominal, 4),
+                             stay.describe(), one_sided=True))
+            continue
+        got = round(stay.end - stay.start, 6)
+        out.append(Check(f"model: {host} {p.state} lasts", lo <= got <= hi, round(nominal, 4),
+                         got, round(hi - nominal, 4), stay.describe(), one_sided=True))
+    return out

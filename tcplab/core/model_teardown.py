@@ -1,0 +1,459 @@
+"""What this kernel does when a connection closes: the Linux teardown timers as pure code.
+
+Rules from ../shared/docs/LINUX-TCP.md rows 4-8a, checked on 6.18 by the scenarios in
+scenarios/teardown (numbers in docs/kernel-notes.md, rules in docs/kernel-model.md):
+
+- RTO (tcp_rtt_estimator, __tcp_set_rto): after one RTT sample m, srtt = m and
+  rttvar = max(2m, tcp_rto_min), so the RTO is m + max(2m, rto_min), rounded up to
+  jiffies: 0.204 s on a LAN at HZ=250.
+- A FIN that is not acknowledged (FIN_WAIT1, CLOSING, LAST_ACK): one tail loss probe
+  after min(2 srtt + rto_min, RTO) = RTO (tcp_schedule_loss_probe, when
+  tcp_early_retrans is 3 or 4), then RTO retransmissions, the wait doubling each time
+  and capped at rto_max: offsets R, 2R, 4R, 8R, ... from the first FIN.
+- Giving up (tcp_write_timeout, retransmits_timed_out): at an RTO expiry, once the time
+  since the first RTO retransmission (retrans_stamp; the probe does not set it) reaches
+  tcp_model_timeout(boundary, TCP_RTO_MIN = 200 ms, whatever tcp_rto_min_us says):
+  (2^(b+1) - 1) * 0.2 s up to b = log2(rto_max / 0.2 s), rto_max for each one beyond.
+  b = tcp_orphan_retries for an orphan (close()d; 0 means 8 while the RTO is below
+  rto_max), tcp_retries2 when the application still holds the socket. The socket is
+  destroyed silently: no RST.
+- FIN_WAIT2 after close(): tcp_fin_time() = max(tcp_fin_timeout, 3.5 RTO), kept by a
+  timewait minisocket in substate FIN_WAIT2; then it is gone and a late FIN gets an RST.
+  After shutdown(SHUT_WR) the socket is not orphaned and FIN_WAIT2 has no timer.
+- A FIN that arrives with the ACK of ours in one segment: the ACK moves FIN_WAIT1 to
+  FIN_WAIT2, then the FIN moves it on to TIME_WAIT at once (tcp_rcv_state_process, then
+  tcp_fin): FIN_WAIT2 lasts no time at all.
+- A FIN in FIN_WAIT1 without the ACK of ours: CLOSING, and an ACK at once (tcp_fin).
+- TIME_WAIT lasts TCP_TIMEWAIT_LEN (60 s, a constant); every retransmitted FIN restarts
+  it and is ACKed, not rate-limited (tcp_timewait_state_process; tcp_oow_rate_limited
+  skips segments that occupy sequence space).
+- The passive side ACKs a first FIN with a delayed ACK (up to TCP_DELACK_MIN, 40 ms);
+  when the application close()s as its recv() returns EOF, the FIN carries that ACK
+  (a three-way close). Every retransmitted FIN is ACKed at once.
+
+`predict_teardown` simulates both ends from the moment the connection exists (t = 0)
+through the apps' steps, with the scenario's faults applied by the same Classifier and
+rule matching as the router's hook.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import itertools
+import math
+from dataclasses import dataclass, field
+
+from tcplab.core.model import (C_ADDR, C_PORT, S_ADDR, TCP_RTO_MAX, TRANSIT, X, Y, Kernel,
+                               PredictedSegment, _int)
+from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.scenario import Fault, Step
+from tcplab.core.segments import ACK, FIN, RST, SYN, Classifier, Segment
+
+TCP_RTO_MIN = 0.2  # the base of the time-based limit (retransmits_timed_out)
+TCP_TIMEWAIT_LEN = 60.0
+TCP_DELACK_MIN = 0.04  # a delayed ACK may wait this long (HZ/25)
+TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
+
+
+class Unsupported(Exception):
+    """The apps do something the teardown model does not cover (data, repeats, ...)."""
+
+
+@dataclass(frozen=True)
+class TeardownParams:
+    """The sysctls a host's teardown depends on, as the kernel would use them."""
+
+    orphan_retries: int = 0
+    retries2: int = 15
+    fin_timeout: float = 60.0
+    rto_min: float = 0.2
+    rto_max: float = TCP_RTO_MAX
+    tlp: bool = True  # tcp_early_retrans 3 or 4
+
+    @classmethod
+    def from_sysctls(cls, kernel: Kernel, s: dict[str, str]) -> TeardownParams:
+        return cls(
+            orphan_retries=_int(s, "net.ipv4.tcp_orphan_retries", 0),
+            retries2=_int(s, "net.ipv4.tcp_retries2", 15),
+            fin_timeout=float(_int(s, "net.ipv4.tcp_fin_timeout", 60)),
+            rto_min=_int(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6,
+            rto_max=(_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
+                     if kernel.rto_max_sysctl else TCP_RTO_MAX),
+            tlp=_int(s, "net.ipv4.tcp_early_retrans", 3) in (3, 4))
+
+
+def rto_after_handshake(kernel: Kernel, p: TeardownParams, rtt: float) -> float:
+    """The RTO after one RTT sample (tcp_rtt_estimator, __tcp_set_rto), in jiffies."""
+    rto = rtt + max(2 * rtt, p.rto_min)
+    return min(math.ceil(rto * kernel.hz - 1e-9) / kernel.hz, p.rto_max)
+
+
+def model_timeout(boundary: int, rto_max: float) -> float:
+    """tcp_model_timeout() with rto_base TCP_RTO_MIN: the time-based retry limit."""
+    thresh = int(math.log2(rto_max / TCP_RTO_MIN)) if rto_max >= TCP_RTO_MIN else 0
+    if boundary <= thresh:
+        return ((2 << boundary) - 1) * TCP_RTO_MIN
+    return ((2 << thresh) - 1) * TCP_RTO_MIN + (boundary - thresh) * rto_max
+
+
+def retry_limit(p: TeardownParams, orphaned: bool, rto_now: float) -> float:
+    """How long after the first RTO retransmission an unanswered FIN is given up."""
+    if not orphaned:
+        return model_timeout(p.retries2, p.rto_max)
+    retries = p.orphan_retries
+    if retries == 0 and rto_now < p.rto_max:  # tcp_orphan_retries(): "alive"
+        retries = 8
+    return model_timeout(retries, p.rto_max)
+
+
+def fin_schedule(p: TeardownParams, rto: float, orphaned: bool) -> tuple[list[float], float]:
+    """Offsets of the retransmissions of a FIN that is never acknowledged (the probe
+    first), and when the socket is destroyed, from the first FIN."""
+    offsets, t, first_rto = [], 0.0, None
+    if p.tlp:
+        t += rto
+        offsets.append(t)
+    k = 0
+    while True:
+        t += min(rto * 2 ** k, p.rto_max)
+        backed_off = min(rto * 2 ** k, p.rto_max)
+        if first_rto is not None and t - first_rto >= retry_limit(p, orphaned, backed_off) - 1e-9:
+            return offsets, t
+        first_rto = t if first_rto is None else first_rto
+        offsets.append(t)
+        k += 1
+
+
+def fin_time(p: TeardownParams, rto: float) -> float:
+    """tcp_fin_time(): how long an orphan stays in FIN_WAIT2."""
+    return max(p.fin_timeout, 3.5 * rto)
+
+
+# -- the simulator ----------------------------------------------------------------------
+
+@dataclass
+class PredictedState:
+    t: float
+    state: str
+    slack: float  # how much later than t the kernel may get there
+    cause: str  # "segment", "app", "timer"
+
+
+@dataclass
+class TeardownPrediction:
+    segments: list[PredictedSegment] = field(default_factory=list)
+    states: dict[str, list[PredictedState]] = field(default_factory=dict)
+    rto: dict[str, float] = field(default_factory=dict)
+    horizon: float = 0.0
+    # Segments the kernel may or may not send: a delayed ACK racing the app's close()
+    # right after recv() returned EOF (seen both ways on 6.18 under load).
+    maybe: list[PredictedSegment] = field(default_factory=list)
+
+    def of(self, sender: str, name: str) -> list[PredictedSegment]:
+        return [s for s in self.segments if s.sender == sender and s.name == name]
+
+    def to_json(self) -> dict:
+        return {"rto": {h: round(r, 4) for h, r in self.rto.items()},
+                "segments": [{"t": round(s.t, 4), "from": s.sender, "name": s.name,
+                              "nth": s.nth, "fate": s.fate, "cause": s.cause,
+                              "late_by_up_to": round(s.slack, 4)} for s in self.segments],
+                "may_also_send": [{"from": s.sender, "name": s.name, "fate": s.fate}
+                                  for s in self.maybe],
+                "states": {h: [{"t": round(s.t, 4), "state": s.state, "cause": s.cause,
+                                "late_by_up_to": round(s.slack, 4)} for s in v]
+                           for h, v in self.states.items()}}
+
+
+class _Host:
+    def __init__(self, name: str, p: TeardownParams, rto: float, steps: list[Step]):
+        self.name, self.p, self.rto, self.steps = name, p, rto, steps
+        self.state = "ESTABLISHED"
+        self.next_step = 0
+        self.waiting_eof = False
+        self.orphaned = False
+        self.fin_sent = self.fin_acked = self.got_fin = False
+        self.ack_pending = False
+        self.timer_gen = 0  # the FIN's retransmission timer
+        self.tw_gen = 0  # the timewait (or FIN_WAIT2) timer
+        self.rto_count = 0
+        self.first_rto: float | None = None
+        self.slack = 0.0  # timer lateness along this host's FIN chain
+        self.snd = X + 1 if name == "client" else Y + 1  # FIN's sequence number
+
+
+class _Sim:
+    def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
+                 rto: dict[str, float], steps: dict[str, list[Step]],
+                 faults: tuple[Fault, ...], port: int, first_closer: str | None):
+        self.k, self.faults, self.port = kernel, faults, port
+        self.hosts = {h: _Host(h, params[h], rto[h], steps[h]) for h in ("client", "server")}
+        self.first_closer = first_closer
+        self.clf = Classifier({C_ADDR})
+        self._prime()
+        self.q: list = []
+        self.order = itertools.count()
+        self.pred = TeardownPrediction(states={h: [] for h in self.hosts}, rto=dict(rto))
+
+    def _prime(self) -> None:
+        """The handshake, so the classifier names the teardown as the hook will."""
+        for src, flags, seq, ack in ((C_ADDR, SYN, X, 0), (S_ADDR, SYN | ACK, Y, X + 1),
+                                     (C_ADDR, ACK, X + 1, Y + 1)):
+            dst = S_ADDR if src == C_ADDR else C_ADDR
+            sport, dport = (C_PORT, self.port) if src == C_ADDR else (self.port, C_PORT)
+            self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
+
+    def at(self, t: float, prio: int, what: str, *args) -> None:
+        heapq.heappush(self.q, (round(t, 9), prio, next(self.order), what, args))
+
+    def peer(self, h: _Host) -> _Host:
+        return self.hosts["server" if h.name == "client" else "client"]
+
+    def set_state(self, t: float, h: _Host, state: str, slack: float, cause: str) -> None:
+        if h.state != state:
+            h.state = state
+            self.pred.states[h.name].append(PredictedState(t, state, slack, cause))
+
+    def send(self, t: float, h: _Host, flags: int, cause: str, slack: float) -> None:
+        other = self.peer(h)
+        seq = h.snd + (1 if h.fin_sent and not flags & FIN else 0)
+        ack = other.snd + (1 if h.got_fin else 0)
+        if flags & RST:
+            seq, ack = ack, 0  # tcp_v4_send_reset() for a segment with ACK: seq = its ack
+        src, dst = (C_ADDR, S_ADDR) if h.name == "client" else (S_ADDR, C_ADDR)
+        sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
+        seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
+        verdict = decide(self.faults, seen)
+        fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
+        self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
+                                                   cause, slack))
+        if fate != "dropped":
+            held = verdict.delay if verdict.action == DELAY else 0.0
+            self.at(t + TRANSIT + held, 1, "arrive", other.name, flags, seq, ack, slack)
+
+    # the applications -------------------------------------------------------------
+    def step(self, t: float, h: _Host) -> None:
+        while h.next_step < len(h.steps):
+            s = h.steps[h.next_step]
+            h.next_step += 1
+            if s.call == "sleep":
+                self.at(t + s.arg, 0, "step", h.name)
+                return
+            if s.call == "recv":
+                if not h.got_fin:
+                    h.waiting_eof = True
+                    return
+            elif s.call == "close":
+                self.close(t, h, orphan=True)
+            elif s.call == "shutdown":
+                if s.arg in ("wr", "rdwr"):
+                    self.close(t, h, orphan=False)
+            else:
+                raise Unsupported(f"{h.name} {s.call}")
+
+    def close(self, t: float, h: _Host, orphan: bool) -> None:
+        h.orphaned = h.orphaned or orphan
+        if h.state == "CLOSE_WAIT" and h.ack_pending:
+            self.maybe_ack(t, h)
+        if h.state in ("ESTABLISHED", "CLOSE_WAIT"):
+            self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK",
+                           h.slack, "app")
+            h.fin_sent, h.ack_pending = True, False  # the FIN carries any pending ACK
+            self.send(t, h, FIN | ACK, "first", h.slack)
+            self.arm(t, h, "tlp" if h.p.tlp else "rto", h.rto)
+        elif h.state == "FIN_WAIT2" and orphan:
+            self.fin_wait2_timer(t, h, h.slack)
+
+    def maybe_ack(self, t: float, h: _Host) -> None:
+        """The delayed ACK of the peer's FIN may still leave before this FIN: named and
+        judged as the hook would, without counting it (a copy of the classifier)."""
+        src, dst = (C_ADDR, S_ADDR) if h.name == "client" else (S_ADDR, C_ADDR)
+        sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
+        seg = Segment(src, sport, dst, dport, ACK, h.snd, self.peer(h).snd + 1, 0)
+        seen = copy.deepcopy(self.clf).classify(seg)
+        fate = {DROP: "dropped", DELAY: "delayed"}.get(decide(self.faults, seen).action,
+                                                       "delivered")
+        self.pred.maybe.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
+                                                "answer", h.slack + TCP_DELACK_MIN))
+
+    # timers -------------------------------------------------------------------------
+    def arm(self, t: float, h: _Host, kind: str, wait: float) -> None:
+        h.timer_gen += 1
+        self.at(t + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
+
+    def fin_timer(self, t: float, h: _Host, gen: int, kind: str, wait: float) -> None:
+        if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE":
+            return
+        h.slack += self.k.slack(wait)
+        if kind == "tlp":
+            self.send(t, h, FIN | ACK, "probe", h.slack)
+            self.arm(t, h, "rto", h.rto)
+            return
+        backed_off = min(h.rto * 2 ** h.rto_count, h.p.rto_max)
+        if h.first_rto is not None and \
+                t - h.first_rto >= retry_limit(h.p, h.orphaned, backed_off) - 1e-9:
+            self.set_state(t, h, "CLOSE", h.slack, "timer")  # tcp_write_err(): no RST
+            return
+        h.first_rto = t if h.first_rto is None else h.first_rto
+        h.rto_count += 1
+        self.send(t, h, FIN | ACK, "timer", h.slack)
+        self.arm(t, h, "rto", min(h.rto * 2 ** h.rto_count, h.p.rto_max))
+
+    def fin_wait2_timer(self, t: float, h: _Host, slack: float) -> None:
+        tmo = fin_time(h.p, h.rto)
+        h.tw_gen += 1
+        self.at(t + tmo, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(tmo))
+
+    def time_wait(self, t: float, h: _Host, slack: float) -> None:
+        self.set_state(t, h, "TIME_WAIT", slack, "segment")
+        h.tw_gen += 1
+        self.at(t + TCP_TIMEWAIT_LEN, 2, "tw_timer", h.name, h.tw_gen,
+                slack + self.k.slack(TCP_TIMEWAIT_LEN))
+
+    def tw_timer(self, t: float, h: _Host, gen: int, slack: float) -> None:
+        if gen == h.tw_gen and h.state in ("FIN_WAIT2", "TIME_WAIT"):
+            self.set_state(t, h, "CLOSE", slack, "timer")
+
+    # segments -----------------------------------------------------------------------
+    def arrive(self, t: float, h: _Host, flags: int, seq: int, ack: int, slack: float) -> None:
+        if h.state == "CLOSE":
+            if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
+                self.send(t, h, RST, "answer", slack)
+            return
+        if flags & RST:
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return
+        if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:
+            h.fin_acked = True
+            h.timer_gen += 1
+            if h.state == "FIN_WAIT1":
+                self.set_state(t, h, "FIN_WAIT2", slack, "segment")
+                if h.orphaned and not flags & FIN:
+                    self.fin_wait2_timer(t, h, slack)
+            elif h.state == "CLOSING":
+                self.time_wait(t, h, slack)
+            elif h.state == "LAST_ACK":
+                self.set_state(t, h, "CLOSE", slack, "segment")
+                return
+        if not flags & FIN:
+            return
+        if h.got_fin:  # a retransmitted FIN
+            if h.state == "TIME_WAIT":
+                self.time_wait(t, h, slack)  # restarts the 60 s
+            self.send(t, h, ACK, "answer", slack)
+            return
+        h.got_fin = True
+        if h.state == "ESTABLISHED":
+            self.set_state(t, h, "CLOSE_WAIT", slack, "segment")
+            h.ack_pending = True
+            self.at(t, 3, "delayed_ack", h.name, slack)
+            if h.waiting_eof:
+                h.waiting_eof = False
+                self.at(t, 0, "step", h.name)
+        elif h.state == "FIN_WAIT1":
+            self.set_state(t, h, "CLOSING", slack, "segment")
+            self.send(t, h, ACK, "answer", slack)
+        elif h.state == "FIN_WAIT2":
+            self.send(t, h, ACK, "answer", slack)
+            self.time_wait(t, h, slack)
+
+    def delayed_ack(self, t: float, h: _Host, slack: float) -> None:
+        if h.ack_pending:
+            h.ack_pending = False
+            self.send(t, h, ACK, "answer", slack + TCP_DELACK_MIN)
+
+    def run(self, until: float) -> TeardownPrediction:
+        for name in ("client", "server"):
+            # Both apps start their steps as the connection exists; where both close at
+            # the same nominal moment, `first_closer` (what the run showed) goes first.
+            self.at(0.0 if name == (self.first_closer or "client") else 1e-6, 0, "step", name)
+        while self.q:
+            t, _prio, _n, what, args = heapq.heappop(self.q)
+            if t > until:
+                break
+            h = self.hosts[args[0]]
+            if what == "step":
+                self.step(t, h)
+            elif what == "arrive":
+                self.arrive(t, h, *args[1:])
+            elif what == "fin_timer":
+                self.fin_timer(t, h, *args[1:])
+            elif what == "tw_timer":
+                self.tw_timer(t, h, *args[1:])
+            elif what == "delayed_ack":
+                self.delayed_ack(t, h, *args[1:])
+        self.pred.horizon = until
+        return self.pred
+
+
+def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
+                     rtt: dict[str, float], steps: dict[str, list[Step]],
+                     faults: tuple[Fault, ...], port: int = 8080,
+                     first_closer: str | None = None,
+                     until: float = 600.0) -> TeardownPrediction:
+    """Segments and states of the teardown, from the moment the connection exists
+    (t = 0), given each host's steps after its connect() or accept()."""
+    rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
+    return _Sim(kernel, params, rto, steps, faults, port, first_closer).run(until)
+
+
+# -- from a scenario --------------------------------------------------------------------
+
+def steps_after_connection(steps: tuple[Step, ...], opener: str) -> list[Step] | None:
+    """The steps after the connection exists (after connect or accept), or None when
+    there is no such step, or more than one connection."""
+    calls = [s.call for s in steps]
+    if calls.count(opener) != 1 or any(not isinstance(s.call, str) or s.call == "repeat"
+                                       for s in steps):
+        return None
+    return list(steps[calls.index(opener) + 1:])
+
+
+def handshake_rtt(record) -> dict[str, float]:
+    """Each side's first RTT sample, as the router saw the handshake: the client's from
+    its SYN to the SYN-ACK's arrival, the server's from its SYN-ACK to the ACK's."""
+    out = {}
+    for host, ask, answer in (("client", "syn", "syn-ack"), ("server", "syn-ack", "ack")):
+        other = "server" if host == "client" else "client"
+        q, a = record.sent_by(host, ask), record.sent_by(other, answer)
+        if q and a and a[0].t_out is not None:
+            out[host] = max(a[0].t_out - q[-1].t, 0.0)
+    return out
+
+
+def first_closer(record) -> str | None:
+    fins = [s for s in record.segments if s.name == "fin"]
+    return fins[0].sender if fins else None
+
+
+def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+                 record=None) -> TeardownPrediction | None:
+    """The teardown prediction for a scenario whose apps close a connection, or None
+    when they do not (or do something the model does not cover)."""
+    client = steps_after_connection(sc.apps["client"], "connect")
+    server = steps_after_connection(sc.apps["server"], "accept")
+    if client is None or server is None or not any(
+            s.call in ("close", "shutdown") for s in client + server):
+        return None
+    port = next(s.arg[1] for s in sc.apps["client"] if s.call == "connect")
+    params = {h: TeardownParams.from_sysctls(kernel, sysctls.get(h, {}))
+              for h in ("client", "server")}
+    rtt = handshake_rtt(record) if record is not None else {}
+    try:
+        return predict_teardown(kernel, params, rtt, {"client": client, "server": server},
+                                sc.faults, port, first_closer(record) if record else None,
+                                until=sc.timeout)
+    except Unsupported:
+        return None
+
+
+def teardown_hints(pred: TeardownPrediction | None, origin: float,
+                   now: float) -> list[tuple[float, str]]:
+    """What the teardown model expects next, for the live status line: segments and
+    state changes (the model's t = 0 is about the client's first SYN)."""
+    if pred is None:
+        return []
+    out = [(origin + p.t, f"{p.sender} {p.name} #{p.nth}") for p in pred.segments]
+    out += [(origin + s.t, f"{host} {s.state}") for host, states in pred.states.items()
+            for s in states]
+    return [(t, what) for t, what in out if t > now]
