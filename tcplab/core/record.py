@@ -168,10 +168,22 @@ def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
             handovers.add((e.host, _tuple(e)))
             continue
         kept.append(e)
+    # When the tracepoint saw a request's child leave SYN_RECV (the handshake's last
+    # ACK), the request existed before that moment, however late the poll that saw
+    # it was stamped: a loaded poller thread can take the time well after its dump
+    # returned, and the record must not show SYN_RECV after ESTABLISHED.
+    established = {}
+    for e in tracepoint:
+        if e.old == "SYN_RECV":
+            established.setdefault((e.host, _tuple(e)), e.t)
     for e in diag:
         if blind_spot(e) or (e.new == "CLOSE" and (e.host, _tuple(e)) in handovers):
+            child = established.get((e.host, _tuple(e)))
+            if e.new == "SYN_RECV" and child is not None and e.t > child:
+                e = dataclasses.replace(e, t=child)
             kept.append(e)
-    return sorted(kept, key=lambda e: e.t)
+    # Sorted by time; at a tie a request's SYN_RECV comes before its child's change.
+    return sorted(kept, key=lambda e: (e.t, e.new != "SYN_RECV"))
 
 
 def blind_spot(e: StateChanged) -> bool:

@@ -94,6 +94,20 @@ def test_merge_keeps_diag_only_for_what_the_tracepoint_cannot_see():
         ("SYN_RECV", "tracepoint"), ("ESTABLISHED", "tracepoint"), ("SYN_RECV", "inet_diag")]
 
 
+def test_a_late_stamped_request_never_follows_its_established_child():
+    """A loaded poller stamped the request it saw 40 ms after the tracepoint's
+    ESTABLISHED for the same connection: the request existed before it."""
+    tp = [_st(1.000, "server", "SYN_RECV", "ESTABLISHED", "tracepoint"),
+          _st(2.000, "server", "ESTABLISHED", "CLOSE_WAIT", "tracepoint")]
+    diag = [_st(1.040, "server", "CLOSE", "SYN_RECV", "inet_diag"),
+            _st(1.500, "server", "CLOSE", "SYN_RECV", "inet_diag", lport=40001)]
+    merged = merge_states(tp, diag, have_tracepoint=True)
+    assert [(e.t, e.new, e.lport) for e in merged] == [
+        (1.0, "SYN_RECV", 40000), (1.0, "ESTABLISHED", 40000),
+        (1.5, "SYN_RECV", 40001),  # another connection's request: left where it was
+        (2.0, "CLOSE_WAIT", 40000)]
+
+
 def test_timewait_handover_close_is_hidden_and_time_wait_shown():
     tp = [_st(1.0, "client", "FIN_WAIT1", "FIN_WAIT2", "tracepoint"),
           _st(1.1, "client", "FIN_WAIT2", "CLOSE", "tracepoint")]
