@@ -105,9 +105,11 @@ class Hook:
         if seg is None:
             pkt.accept()
             return
-        seen = self.classifier.classify(seg)
-        verdict = decide(self.faults, seen)
-        self.apply(pkt, seen, verdict, now, packet)
+        self.on_classified(pkt, self.classifier.classify(seg), now, packet)
+
+    def on_classified(self, pkt, seen, now: float, packet: bytes) -> None:
+        """decide -> apply; the hook with host faults (hook_faults.py) decides more."""
+        self.apply(pkt, seen, decide(self.faults, seen), now, packet)
 
     def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"", **extra) -> None:
         ident = next(self._ids)

@@ -119,13 +119,7 @@ class FaultHook(Hook):
         if pkt.hook == NF_INET_LOCAL_OUT:
             self.on_icmp(pkt)
             return
-        now = arrival(pkt)
-        packet = pkt.get_payload()
-        seg = parse_ipv4_tcp(packet)
-        if seg is None:
-            pkt.accept()
-            return
-        self.on_classified(pkt, self.classifier.classify(seg), now, packet)
+        super().on_packet(pkt)  # parse, classify, then this class's on_classified
 
     def on_prerouting(self, pkt) -> None:
         """Toward a host whose link is down: record it as the link-down's drop, and let
