@@ -24,6 +24,21 @@ def ns_output(ns: str, *argv: str) -> str:
                           env=env).stdout
 
 
+def children_of(pid: int, module: str) -> list[int]:
+    """The processes whose parent is `pid` and whose command line names `module`."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and module.encode() in cmd:
+            found.append(int(entry))
+    return found
+
+
 def lab_processes() -> list[str]:
     """Processes running one of tcplab's lab modules (hook, app agents)."""
     found = []

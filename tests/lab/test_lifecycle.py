@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labhelpers import children_of
 
 pytestmark = pytest.mark.root
 
@@ -28,20 +29,6 @@ def start_run(json_path: Path, scenario: Path = FAST) -> subprocess.Popen:
 def lab_namespaces() -> set[str]:
     names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     return {n for n in names if n.startswith("tl-")}
-
-
-def children_of(pid: int, module: str) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and module.encode() in cmd:
-            found.append(int(entry))
-    return found
 
 
 def wait_for(predicate, timeout: float = 15.0):

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from labhelpers import lab_processes, ns_output
+from labhelpers import children_of, lab_processes, ns_output
 from tcplab.lab import topology
 
 pytestmark = pytest.mark.root
@@ -509,15 +509,8 @@ class Runner:
     def child(self, module: str) -> int:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.proc.poll() is None:
-            for entry in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid and \
-                        module.encode() in cmd:
-                    return int(entry)
+            for pid in children_of(self.proc.pid, module):
+                return pid
             time.sleep(0.05)
         raise AssertionError(f"no {module} child appeared:\n{self.output[-3000:]}")
 
