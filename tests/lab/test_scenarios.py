@@ -72,14 +72,22 @@ def test_modern_defaults_give_up_near_131s(catalogue):
 
 
 def test_ack_lost_request_dies_silently_at_63s(catalogue):
-    """H5/H6: SYN_RECV is seen by inet_diag only, and the request vanishes at
-    63 s (+ timer lateness up to 2.048 s, + one poll) without an RST."""
+    """H5/H6: SYN_RECV is seen by inet_diag only, and the request vanishes 63 s
+    after the first SYN-ACK without an RST. Each of the six request timers (1 ... 32 s)
+    is re-armed when the one before fires, so the timer wheel's lateness adds up:
+    Kernel.slack() of each (2.9 s at HZ=250), plus 0.1 s for a poll on a loaded machine
+    (a 65.63 s vanish was seen with 50 runs side by side)."""
+    from tcplab.core.model import Kernel
+
     res = result(catalogue, "ack-lost")
     server = states(res, "server")
     recv = [e for e in server if e["to"] == "SYN_RECV"]
     assert recv and recv[0]["source"] in ("inet_diag", "tracepoint")
     gone = [e for e in server if e["from"] == "SYN_RECV" and e["to"] == "CLOSE"]
-    assert gone and 63.0 <= gone[0]["t"] <= 65.5, gone
+    first = segments(res, "syn-ack", "server")[0]["t"]
+    kernel = Kernel.from_release(res["kernel"], 250)
+    late = sum(kernel.slack(t) for t in (1, 2, 4, 8, 16, 32)) + 0.1
+    assert gone and 63.0 <= gone[0]["t"] - first <= 63.0 + late, (gone, first, late)
     assert not segments(res, "rst")
     # The client's ACKs answer the SYN-ACKs: each follows one (both times are the
     # router kernel's receive stamps) within 100 ms, however loaded the machine.
