@@ -104,10 +104,12 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
     """Run scenario files (or folders of them) and judge what the kernel did."""
     from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
                                     summary_table)
+    from tcplab.lab import preflight
     from tcplab.runner import CANCEL, run_scenario
 
     scenarios = _load_all(paths)
     _check_sysctls_exist(scenarios)
+    preflight.require()  # one line and exit 3 for this machine's lack, not one per run
     console = _console(no_color)
     _install_signal_handlers()
     runs = [(sc, i) for sc in scenarios for i in range(1, repeat + 1)]

@@ -134,14 +134,15 @@ class _Run:
     def _start_trace(self, plan: topology.Plan) -> None:
         from tcplab.lab.tracefs import TraceSession
 
-        try:
-            if os.environ.get("TCPLAB_TRACEFS") == "off":  # to test the fallback
-                raise LabError("tracefs disabled by TCPLAB_TRACEFS=off")
-            self.trace = TraceSession(f"tcplab-{plan.run_id}")
-        except LabError as e:
+        if preflight.polling_only():  # the user's choice, stated in the result
             self.trace = None
-            self.result.notes.append(f"no tracepoints ({e}); states come from inet_diag only")
+            self.result.notes.append("no tracepoints (TCPLAB_TRACEFS=off); states come "
+                                     "from inet_diag only")
             self.view.note(self.result.notes[-1])
+            return
+        # Preflight found the tracepoint; failing now (an instance that cannot be made)
+        # leaves the state record incomplete: the run cannot judge, LabError -> error.
+        self.trace = TraceSession(f"tcplab-{plan.run_id}")
 
     def _spawn(self, role: str, module: str, config: dict) -> None:
         self.children[role] = Child(role, module, config, self.inbox)

@@ -36,7 +36,7 @@ def iptables() -> Finding:
     path = shutil.which("iptables")
     if not path:
         return Finding("iptables", False, "iptables not found",
-                       "apt-get install iptables (or: sudo ./lab setup)")
+                       "apt-get install iptables (scripts/setup.sh installs it)")
     out = subprocess.run([path, "--version"], capture_output=True, text=True)
     return Finding("iptables", out.returncode == 0, (out.stdout or out.stderr).strip())
 
@@ -61,15 +61,37 @@ def nfqueue() -> Finding:
                    "" if ok else fix)
 
 
-def tracefs() -> Finding:
-    if not os.path.isdir(f"{TRACEFS}/instances"):
-        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True)
-    ok = os.path.isdir(f"{TRACEFS}/events/sock/inet_sock_set_state")
+def polling_only() -> bool:
+    """The user chose to run without tracepoints (TCPLAB_TRACEFS=off): states then come
+    from inet_diag polling, which can miss a state that lasts less than a poll."""
+    return os.environ.get("TCPLAB_TRACEFS") == "off"
+
+
+def tracefs(root: str = TRACEFS) -> Finding:
+    """The state record's clock and completeness come from the sock:inet_sock_set_state
+    tracepoint, so without it the lab cannot judge states exactly: fatal, unless the
+    user asked for polling only."""
+    if polling_only():
+        return Finding("tracefs", False, "off (TCPLAB_TRACEFS=off): states come from "
+                       "inet_diag polling only, and short states may be missed",
+                       "unset TCPLAB_TRACEFS", fatal=False)
+    if not os.path.isdir(f"{root}/instances"):
+        try:
+            subprocess.run(["mount", "-t", "tracefs", "nodev", root], capture_output=True,
+                           timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            pass  # judged just below
+    if not os.path.isdir(f"{root}/instances"):
+        return Finding("tracefs", False, f"not mounted at {root}, and mounting it failed",
+                       f"mount -t tracefs nodev {root} (the kernel needs CONFIG_FTRACE); "
+                       "or run with TCPLAB_TRACEFS=off to take states from inet_diag "
+                       "polling only")
+    ok = os.path.isdir(f"{root}/events/sock/inet_sock_set_state")
     return Finding("tracefs", ok,
                    "sock:inet_sock_set_state available" if ok else
-                   "tracefs or the inet_sock_set_state tracepoint is missing; "
-                   "states will come from inet_diag polling only",
-                   "" if ok else f"mount -t tracefs nodev {TRACEFS}", fatal=False)
+                   "this kernel has no sock:inet_sock_set_state tracepoint",
+                   "" if ok else "a kernel with CONFIG_TRACEPOINTS (4.16 or later); or run "
+                   "with TCPLAB_TRACEFS=off to take states from inet_diag polling only")
 
 
 def netns() -> Finding:

@@ -67,7 +67,7 @@ def test_not_root_is_exit_3_before_anything_is_set_up(monkeypatch, capsys):
                                       str(ROOT / "scenarios/handshake/normal.yaml")])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # one line, before any output of a run
     assert exit_.value.code == 3
     assert "root: uid 1000" in out and "sudo" in out
     assert claimed == []
