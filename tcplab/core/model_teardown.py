@@ -48,12 +48,18 @@ from tcplab.core.model import (C_ADDR, C_PORT, S_ADDR, TCP_RTO_MAX, TRANSIT, X, 
                                PredictedSegment, _int)
 from tcplab.core.rules import DELAY, DROP, decide
 from tcplab.core.scenario import Fault, Step
-from tcplab.core.segments import ACK, FIN, RST, SYN, Classifier, Segment
+from tcplab.core.faults import silencing
+from tcplab.core.segments import ACK, FIN, PSH, RST, SYN, Classifier, Segment
 
 TCP_RTO_MIN = 0.2  # the base of the time-based limit (retransmits_timed_out)
 TCP_TIMEWAIT_LEN = 60.0
 TCP_DELACK_MIN = 0.04  # a delayed ACK may wait this long (HZ/25)
 TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
+MSS = 1448  # a 1500-byte MTU less the IP and TCP headers and the timestamp option
+TCP_INIT_CWND = 10  # segments sent before the first ACK comes back (RFC 6928)
+# tcp_need_reset(): the states in which an abort (SO_LINGER 0, unread data, a socket
+# destroyed) tells the peer with an RST.
+NEED_RESET = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV")
 
 
 class Unsupported(Exception):
@@ -70,6 +76,7 @@ class TeardownParams:
     rto_min: float = 0.2
     rto_max: float = TCP_RTO_MAX
     tlp: bool = True  # tcp_early_retrans 3 or 4
+    timewait: bool = True  # tcp_max_tw_buckets > 0: inet_twsk_alloc() can succeed
 
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict[str, str]) -> TeardownParams:
@@ -80,7 +87,8 @@ class TeardownParams:
             rto_min=_int(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6,
             rto_max=(_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
                      if kernel.rto_max_sysctl else TCP_RTO_MAX),
-            tlp=_int(s, "net.ipv4.tcp_early_retrans", 3) in (3, 4))
+            tlp=_int(s, "net.ipv4.tcp_early_retrans", 3) in (3, 4),
+            timewait=_int(s, "net.ipv4.tcp_max_tw_buckets", 1) > 0)
 
 
 def rto_after_handshake(kernel: Kernel, p: TeardownParams, rtt: float) -> float:
@@ -170,7 +178,11 @@ class _Host:
         self.name, self.p, self.rto, self.steps = name, p, rto, steps
         self.state = "ESTABLISHED"
         self.next_step = 0
-        self.waiting_eof = False
+        self.waiting = False  # in recv(): for data, the peer's FIN or an RST
+        self.recv_gen = 0  # the SO_RCVTIMEO timer of the recv() waiting now
+        self.rcvtimeo: float | None = None
+        self.linger0 = False  # SO_LINGER {on, 0}: close() aborts with an RST
+        self.gone = False  # the application was killed (or its host rebooted)
         self.orphaned = False
         self.fin_sent = self.fin_acked = self.got_fin = False
         self.ack_pending = False
@@ -179,14 +191,21 @@ class _Host:
         self.rto_count = 0
         self.first_rto: float | None = None
         self.slack = 0.0  # timer lateness along this host's FIN chain
-        self.snd = X + 1 if name == "client" else Y + 1  # FIN's sequence number
+        # Sequence space: snd is where this host's FIN goes (after all its data), rcv
+        # what it expects next from the peer (its rcv_nxt); unread, bytes not yet read.
+        self.snd = X + 1 if name == "client" else Y + 1
+        self.rcv = Y + 1 if name == "client" else X + 1
+        self.unread = 0
+        self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
 
 
 class _Sim:
     def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
                  rto: dict[str, float], steps: dict[str, list[Step]],
-                 faults: tuple[Fault, ...], port: int, first_closer: str | None):
+                 faults: tuple[Fault, ...], port: int, first_closer: str | None,
+                 host_faults: tuple = ()):
         self.k, self.faults, self.port = kernel, faults, port
+        self.host_faults = host_faults
         self.hosts = {h: _Host(h, params[h], rto[h], steps[h]) for h in ("client", "server")}
         self.first_closer = first_closer
         self.clf = Classifier({C_ADDR})
@@ -214,44 +233,122 @@ class _Sim:
             h.state = state
             self.pred.states[h.name].append(PredictedState(t, state, slack, cause))
 
-    def send(self, t: float, h: _Host, flags: int, cause: str, slack: float) -> None:
+    def send(self, t: float, h: _Host, flags: int, cause: str, slack: float,
+             length: int = 0, seq: int | None = None, ack: int | None = None) -> str:
         other = self.peer(h)
-        seq = h.snd + (1 if h.fin_sent and not flags & FIN else 0)
-        ack = other.snd + (1 if h.got_fin else 0)
-        if flags & RST:
-            seq, ack = ack, 0  # tcp_v4_send_reset() for a segment with ACK: seq = its ack
+        if seq is None:
+            seq = h.snd + (1 if h.fin_sent and not flags & FIN else 0)
+        ack = h.rcv if ack is None else ack
         src, dst = (C_ADDR, S_ADDR) if h.name == "client" else (S_ADDR, C_ADDR)
         sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
-        seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
+        seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, length))
         verdict = decide(self.faults, seen)
         fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
+        if silencing(self.host_faults, h.name, other.name, t) is not None:
+            fate = "dropped"  # a crashed or rebooting host: the hook drops it
+        elif any(f.action == "link-down" and f.in_force(t) for f in self.host_faults):
+            # What the router answers then (ICMP) is core/model_established.py's.
+            raise Unsupported("a segment while a link is down")
         self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                    cause, slack))
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
-            self.at(t + TRANSIT + held, 1, "arrive", other.name, flags, seq, ack, slack)
+            self.at(t + TRANSIT + held, 1, "arrive", other.name, flags, seq, ack, slack,
+                    length)
+        return fate
+
+    def answer_rst(self, t: float, h: _Host, ack: int, slack: float) -> None:
+        """tcp_v4_send_reset() for a segment with ACK: seq = that segment's ack."""
+        self.send(t, h, RST, "answer", slack, seq=ack, ack=0)
+
+    def abort(self, t: float, h: _Host, cause: str) -> None:
+        """tcp_disconnect() / tcp_abort(): CLOSE at once, and an RST where
+        tcp_need_reset() says the peer must hear of it."""
+        if h.state == "CLOSE":
+            return
+        if h.state in NEED_RESET:  # tcp_send_active_reset(): seq = snd_nxt
+            self.send(t, h, RST | ACK, "app", h.slack)
+        h.timer_gen += 1
+        h.tw_gen += 1
+        self.set_state(t, h, "CLOSE", h.slack, cause)
+        self.wake(t, h)
 
     # the applications -------------------------------------------------------------
     def step(self, t: float, h: _Host) -> None:
-        while h.next_step < len(h.steps):
+        while h.next_step < len(h.steps) and not h.gone:
             s = h.steps[h.next_step]
             h.next_step += 1
             if s.call == "sleep":
                 self.at(t + s.arg, 0, "step", h.name)
                 return
             if s.call == "recv":
-                if not h.got_fin:
-                    h.waiting_eof = True
+                if h.unread:
+                    h.unread = 0
+                elif not h.got_fin and h.state != "CLOSE":
+                    h.waiting = True
+                    h.recv_gen += 1
+                    if h.rcvtimeo is not None:  # SO_RCVTIMEO: EAGAIN when it runs out
+                        self.at(t + h.rcvtimeo, 0, "recv_timeout", h.name, h.recv_gen)
+                    return
+            elif s.call == "send":
+                self.send_data(t, h, len(s.arg.encode()) if isinstance(s.arg, str) else s.arg)
+                if h.unsent:  # blocked for the send buffer until ACKs (or an RST) come
+                    h.waiting = True
                     return
             elif s.call == "close":
                 self.close(t, h, orphan=True)
             elif s.call == "shutdown":
                 if s.arg in ("wr", "rdwr"):
                     self.close(t, h, orphan=False)
-            else:
+            elif s.call == "linger":
+                h.linger0 = s.arg == 0
+            elif s.call == "rcvtimeo":
+                h.rcvtimeo = s.arg
+            elif s.call != "netstat":  # reading counters sends nothing
                 raise Unsupported(f"{h.name} {s.call}")
 
+    def wake(self, t: float, h: _Host) -> None:
+        """Data, the peer's FIN or an RST ends a recv() that waits."""
+        if h.waiting and not h.gone:
+            h.waiting = False
+            h.recv_gen += 1
+            self.at(t, 0, "step", h.name)
+
+    def recv_timeout(self, t: float, h: _Host, gen: int) -> None:
+        if h.waiting and gen == h.recv_gen:
+            self.wake(t, h)
+
+    def send_data(self, t: float, h: _Host, n: int) -> None:
+        """send(): nothing on the wire once this side sent its FIN or the socket is
+        gone (EPIPE); else the bytes in MSS-sized segments, as many as the initial
+        window allows before an ACK comes back."""
+        if h.fin_sent or h.state == "CLOSE" or n <= 0:
+            return
+        segments = math.ceil(n / MSS)
+        for i in range(min(segments, TCP_INIT_CWND)):
+            size = min(MSS, n - i * MSS)
+            fate = self.send(t, h, ACK | PSH, "app", h.slack, length=size)
+            if fate == "dropped":  # its retransmission is core/model_established.py's
+                raise Unsupported(f"{h.name} data dropped")
+            h.snd += size
+        h.unsent = max(0, n - TCP_INIT_CWND * MSS)
+
+    def host_fault(self, t: float, h: _Host, action: str) -> None:
+        """kill: the application dies and its kernel closes the socket as close() would.
+        reboot: the same, then the socket is destroyed (SOCK_DESTROY -> tcp_abort) while
+        the host is silent, so its FIN and RST go nowhere; afterwards nothing owns the
+        connection."""
+        h.gone, h.waiting = True, False
+        self.close(t, h, orphan=True)  # the application dies first (appproc.py)
+        if action == "reboot":
+            self.abort(t, h, "fault")
+
     def close(self, t: float, h: _Host, orphan: bool) -> None:
+        if orphan and (h.unread or h.linger0):
+            # tcp_close(): unread data is lost, so the peer must know (RST); SO_LINGER
+            # {on, 0} asks for the same (tcp_disconnect)
+            self.abort(t, h, "app")
+            return
         h.orphaned = h.orphaned or orphan
         if h.state == "CLOSE_WAIT" and h.ack_pending:
             self.maybe_ack(t, h)
@@ -301,10 +398,20 @@ class _Sim:
 
     def fin_wait2_timer(self, t: float, h: _Host, slack: float) -> None:
         tmo = fin_time(h.p, h.rto)
+        if not h.p.timewait and tmo <= TCP_TIMEWAIT_LEN:
+            # the FIN_WAIT2 minisocket (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)) cannot
+            # be had either: closed at once
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return
         h.tw_gen += 1
         self.at(t + tmo, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(tmo))
 
     def time_wait(self, t: float, h: _Host, slack: float) -> None:
+        if not h.p.timewait:
+            # tcp_time_wait(): inet_twsk_alloc() refuses (tcp_max_tw_buckets = 0,
+            # TCPTimeWaitOverflow), and the socket is closed without one
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return
         self.set_state(t, h, "TIME_WAIT", slack, "segment")
         h.tw_gen += 1
         self.at(t + TCP_TIMEWAIT_LEN, 2, "tw_timer", h.name, h.tw_gen,
@@ -315,26 +422,31 @@ class _Sim:
             self.set_state(t, h, "CLOSE", slack, "timer")
 
     # segments -----------------------------------------------------------------------
-    def arrive(self, t: float, h: _Host, flags: int, seq: int, ack: int, slack: float) -> None:
+    def arrive(self, t: float, h: _Host, flags: int, seq: int, ack: int, slack: float,
+               length: int = 0) -> None:
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
-                self.send(t, h, RST, "answer", slack)
+                self.answer_rst(t, h, ack, slack)
             return
         if flags & RST:
             self.set_state(t, h, "CLOSE", slack, "segment")
+            h.timer_gen += 1
+            self.wake(t, h)  # recv() fails: ECONNRESET (EPIPE in CLOSE_WAIT)
             return
         if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:
             h.fin_acked = True
             h.timer_gen += 1
             if h.state == "FIN_WAIT1":
                 self.set_state(t, h, "FIN_WAIT2", slack, "segment")
-                if h.orphaned and not flags & FIN:
+                if h.orphaned and not flags & FIN and not length:
                     self.fin_wait2_timer(t, h, slack)
             elif h.state == "CLOSING":
                 self.time_wait(t, h, slack)
             elif h.state == "LAST_ACK":
                 self.set_state(t, h, "CLOSE", slack, "segment")
                 return
+        if length and self.data(t, h, seq, ack, length, slack):
+            return
         if not flags & FIN:
             return
         if h.got_fin:  # a retransmitted FIN
@@ -343,19 +455,40 @@ class _Sim:
             self.send(t, h, ACK, "answer", slack)
             return
         h.got_fin = True
+        h.rcv = seq + length + 1
         if h.state == "ESTABLISHED":
             self.set_state(t, h, "CLOSE_WAIT", slack, "segment")
             h.ack_pending = True
             self.at(t, 3, "delayed_ack", h.name, slack)
-            if h.waiting_eof:
-                h.waiting_eof = False
-                self.at(t, 0, "step", h.name)
+            self.wake(t, h)
         elif h.state == "FIN_WAIT1":
             self.set_state(t, h, "CLOSING", slack, "segment")
             self.send(t, h, ACK, "answer", slack)
         elif h.state == "FIN_WAIT2":
             self.send(t, h, ACK, "answer", slack)
             self.time_wait(t, h, slack)
+
+    def data(self, t: float, h: _Host, seq: int, ack: int, length: int,
+             slack: float) -> bool:
+        """A segment with payload; True when it ended the connection."""
+        if h.orphaned and h.state in ("FIN_WAIT1", "FIN_WAIT2"):
+            # close() shut the receiving side: new data aborts the connection
+            # (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,
+            # tcp_timewait_state_process -> TCP_TW_RST)
+            self.answer_rst(t, h, ack, slack)
+            h.timer_gen += 1
+            h.tw_gen += 1
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return True
+        if h.state not in ("ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2"):
+            raise Unsupported(f"data reaching {h.name} in {h.state}")
+        if self.peer(h).unsent:
+            raise Unsupported("bulk data beyond the initial window")
+        h.rcv = max(h.rcv, seq + length)
+        h.unread += length
+        self.send(t, h, ACK, "answer", slack)  # early in a connection: quick ACKs
+        self.wake(t, h)
+        return False
 
     def delayed_ack(self, t: float, h: _Host, slack: float) -> None:
         if h.ack_pending:
@@ -367,13 +500,17 @@ class _Sim:
             # Both apps start their steps as the connection exists; where both close at
             # the same nominal moment, `first_closer` (what the run showed) goes first.
             self.at(0.0 if name == (self.first_closer or "client") else 1e-6, 0, "step", name)
+        for f in self.host_faults:
+            if f.action in ("kill", "reboot"):
+                self.at(f.at, 0, "host_fault", f.host, f.action)
         while self.q:
             t, _prio, _n, what, args = heapq.heappop(self.q)
             if t > until:
                 break
             h = self.hosts[args[0]]
             if what == "step":
-                self.step(t, h)
+                if not h.gone:
+                    self.step(t, h)
             elif what == "arrive":
                 self.arrive(t, h, *args[1:])
             elif what == "fin_timer":
@@ -382,6 +519,10 @@ class _Sim:
                 self.tw_timer(t, h, *args[1:])
             elif what == "delayed_ack":
                 self.delayed_ack(t, h, *args[1:])
+            elif what == "recv_timeout":
+                self.recv_timeout(t, h, *args[1:])
+            elif what == "host_fault":
+                self.host_fault(t, h, *args[1:])
         self.pred.horizon = until
         return self.pred
 
@@ -390,23 +531,30 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
                      rtt: dict[str, float], steps: dict[str, list[Step]],
                      faults: tuple[Fault, ...], port: int = 8080,
                      first_closer: str | None = None,
-                     until: float = 600.0) -> TeardownPrediction:
+                     until: float = 600.0, host_faults: tuple = ()) -> TeardownPrediction:
     """Segments and states of the teardown, from the moment the connection exists
-    (t = 0), given each host's steps after its connect() or accept()."""
+    (t = 0, taken as the apps' start: the handshake's millisecond is below what the
+    timed faults resolve), given each host's steps after its connect() or accept()."""
     rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
-    return _Sim(kernel, params, rto, steps, faults, port, first_closer).run(until)
+    return _Sim(kernel, params, rto, steps, faults, port, first_closer,
+                host_faults).run(until)
 
 
 # -- from a scenario --------------------------------------------------------------------
 
+SOCKET_OPTIONS = ("linger", "rcvtimeo")  # set before connect(), they still apply after
+
+
 def steps_after_connection(steps: tuple[Step, ...], opener: str) -> list[Step] | None:
-    """The steps after the connection exists (after connect or accept), or None when
-    there is no such step, or more than one connection."""
+    """The steps after the connection exists (after connect or accept), with the socket
+    options set before it, or None when there is no such step, or more than one
+    connection."""
     calls = [s.call for s in steps]
     if calls.count(opener) != 1 or any(not isinstance(s.call, str) or s.call == "repeat"
                                        for s in steps):
         return None
-    return list(steps[calls.index(opener) + 1:])
+    at = calls.index(opener)
+    return [s for s in steps[:at] if s.call in SOCKET_OPTIONS] + list(steps[at + 1:])
 
 
 def handshake_rtt(record) -> dict[str, float]:
@@ -426,14 +574,22 @@ def first_closer(record) -> str | None:
     return fins[0].sender if fins else None
 
 
+# What ends (or could end) a connection on its own: the teardown model's part.
+ENDINGS = ("close", "shutdown")
+HOST_FAULT_ENDINGS = ("kill", "reboot", "link-down")
+
+
 def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
                  record=None) -> TeardownPrediction | None:
-    """The teardown prediction for a scenario whose apps close a connection, or None
-    when they do not (or do something the model does not cover)."""
+    """The teardown prediction for a scenario whose apps close a connection, or whose
+    host faults could end it (a killed app, a rebooted or cut-off host), or None when
+    neither happens (or the apps do something the model does not cover)."""
     client = steps_after_connection(sc.apps["client"], "connect")
     server = steps_after_connection(sc.apps["server"], "accept")
-    if client is None or server is None or not any(
-            s.call in ("close", "shutdown") for s in client + server):
+    faults = getattr(sc, "host_faults", ())
+    if client is None or server is None or not (
+            any(s.call in ENDINGS for s in client + server)
+            or any(f.action in HOST_FAULT_ENDINGS for f in faults)):
         return None
     port = next(s.arg[1] for s in sc.apps["client"] if s.call == "connect")
     params = {h: TeardownParams.from_sysctls(kernel, sysctls.get(h, {}))
@@ -442,7 +598,7 @@ def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     try:
         return predict_teardown(kernel, params, rtt, {"client": client, "server": server},
                                 sc.faults, port, first_closer(record) if record else None,
-                                until=sc.timeout)
+                                until=sc.timeout, host_faults=faults)
     except Unsupported:
         return None
 

@@ -27,7 +27,8 @@ REPORTED_SYSCTLS = (
     "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_abort_on_overflow",
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_early_retrans", "net.ipv4.tcp_timestamps",
-    "net.ipv4.tcp_max_syn_backlog", "net.core.somaxconn", "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_max_tw_buckets", "net.core.somaxconn",
+    "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_ehash_entries",  # > 0: the namespace has a TCP hash of its own
 )
 

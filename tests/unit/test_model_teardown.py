@@ -6,6 +6,7 @@ import pytest
 from tcplab.core.model import Kernel
 from tcplab.core.model_teardown import (TeardownParams, fin_schedule, fin_time, model_timeout,
                                         predict_teardown, rto_after_handshake, teardown_for)
+from tcplab.core.faults import HostFault
 from tcplab.core.scenario import Fault, Step
 from tcplab.scenario import load_text
 
@@ -74,10 +75,12 @@ def steps(text):
     return [Step(*part) for part in text]
 
 
-def predict(client, server, faults=(), kernel=K618, sysctls=None, until=600.0):
+def predict(client, server, faults=(), kernel=K618, sysctls=None, until=600.0,
+            host_faults=()):
     p = {h: params(kernel, **(sysctls or {}).get(h, {})) for h in ("client", "server")}
     return predict_teardown(kernel, p, {"client": 0.0005, "server": 0.0005},
-                            {"client": client, "server": server}, tuple(faults), until=until)
+                            {"client": client, "server": server}, tuple(faults), until=until,
+                            host_faults=tuple(host_faults))
 
 
 def states(pred, host):
@@ -170,7 +173,10 @@ apps:
 def test_scenarios_the_model_does_not_cover():
     k = K618
     assert teardown_for(load_text(SCENARIO.format("recv"), "x"), k, {}) is not None
-    assert teardown_for(load_text(SCENARIO.format("send: 10"), "x"), k, {}) is None
+    # Data the peer accepts beyond the initial window needs ACK clocking: not modelled.
+    bulk = SCENARIO.format("send: 100000").replace("close]", "sleep: 1s, close]")
+    assert teardown_for(load_text(bulk, "x"), k, {}) is None
+    assert teardown_for(load_text(SCENARIO.format("keepalive: on"), "x"), k, {}) is None
     no_close = SCENARIO.format("recv").replace(", close]", ", sleep: 1s]")
     assert teardown_for(load_text(no_close, "x"), k, {}) is None
 
@@ -197,3 +203,126 @@ def test_live_hints_name_the_next_segments_and_states():
     assert {"server peer-fin #1", "server LAST_ACK", "client TIME_WAIT"} <= set(soon)
     assert (pytest.approx(65.3, abs=1e-3), "client CLOSE") in hints
     assert teardown_hints(None, 0.0, 0.0) == []
+
+
+# -- aborts, killed and rebooted hosts, data after close (F2, F5, F6, F8, T9) -----------
+
+def segs(pred):
+    return [(s.sender, s.name, s.fate) for s in pred.segments]
+
+
+@pytest.mark.parametrize("kernel", [K61, K618])
+def test_a_killed_app_closes_like_close_and_the_peer_finishes_the_four_way_close(kernel):
+    """F5: kill -9 at 1 s: its kernel sends the FIN; the client's recv() sees EOF and it
+    closes; the orphaned server ends in TIME_WAIT (LINUX-TCP row 9)."""
+    pred = predict(steps([("recv",), ("close",), ("sleep", 1.0)]), steps([("sleep", 5.0)]),
+                   kernel=kernel, host_faults=[HostFault("kill", "server", 1.0)])
+    assert segs(pred) == [("server", "fin", "delivered"), ("client", "peer-fin", "delivered"),
+                          ("server", "last-ack", "delivered")]
+    assert pred.segments[0].t == pytest.approx(1.0)
+    assert [s for _t, s in states(pred, "server")] == ["FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+                                                       "CLOSE"]
+    assert [s for _t, s in states(pred, "client")] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
+    assert states(pred, "server")[-1][0] == pytest.approx(61.0, abs=0.01)
+
+
+def test_data_to_a_closed_apps_socket_is_answered_with_rst():
+    """F6: after the kill the server's socket is an orphan in FIN_WAIT2 (its receive
+    side shut by close()): the client's 100 bytes at 2 s abort it with an RST, which
+    closes the client's CLOSE_WAIT socket before its own close()."""
+    pred = predict(steps([("sleep", 2.0), ("send", 100), ("sleep", 0.3), ("close",)]),
+                   steps([("sleep", 5.0)]), host_faults=[HostFault("kill", "server", 1.0)])
+    assert segs(pred) == [("server", "fin", "delivered"), ("client", "fin-ack", "delivered"),
+                          ("client", "data", "delivered"), ("server", "rst", "delivered")]
+    assert pred.of("server", "rst")[0].t == pytest.approx(2.0, abs=0.001)
+    assert [s for _t, s in states(pred, "server")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
+    assert [s for _t, s in states(pred, "client")] == ["CLOSE_WAIT", "CLOSE"]
+    assert not pred.of("client", "peer-fin")  # close() of a CLOSE socket sends nothing
+
+
+def test_a_rebooted_host_says_nothing_then_answers_data_with_rst():
+    """F2: the app dies and its socket is destroyed while the host is silent: its FIN
+    and RST are dropped at the router; the client's data at 4 s meets no socket."""
+    pred = predict(steps([("sleep", 4.0), ("send", 100), ("recv",)]), steps([("sleep", 6.0)]),
+                   host_faults=[HostFault("reboot", "server", 1.0, 3.0)])
+    assert segs(pred) == [("server", "fin", "dropped"), ("server", "rst", "dropped"),
+                          ("client", "data", "delivered"), ("server", "rst", "delivered")]
+    assert states(pred, "server") == [(1.0, "FIN_WAIT1"), (1.0, "CLOSE")]
+    assert [s for _t, s in states(pred, "client")] == ["CLOSE"]
+    assert states(pred, "client")[0][0] == pytest.approx(4.0, abs=0.001)
+
+
+def test_linger_zero_close_sends_rst_and_skips_time_wait():
+    """T9: SO_LINGER {on, 0}: close() is tcp_disconnect(): an RST, CLOSE at once on
+    both sides, no FIN from anyone."""
+    pred = predict(steps([("linger", 0), ("sleep", 0.1), ("close",), ("sleep", 0.5)]),
+                   steps([("recv",), ("sleep", 0.5)]))
+    assert segs(pred) == [("client", "rst", "delivered")]
+    assert states(pred, "client") == [(0.1, "CLOSE")]
+    assert [s for _t, s in states(pred, "server")] == ["CLOSE"]
+    # SO_LINGER with a timeout is an ordinary close.
+    pred = predict(steps([("linger", 5), ("close",)]), steps([("recv",), ("close",)]))
+    assert [s.name for s in pred.segments] == ["fin", "peer-fin", "last-ack"]
+
+
+def test_unread_data_at_close_aborts_with_rst():
+    """tcp_close(): bytes the application never read make close() send an RST."""
+    pred = predict(steps([("send", 10), ("sleep", 1.0)]),
+                   steps([("sleep", 0.5), ("close",)]))
+    assert [(s.sender, s.name) for s in pred.segments] == [
+        ("client", "data"), ("server", "data-ack"), ("server", "rst")]
+    assert states(pred, "server") == [(0.5, "CLOSE")]
+
+
+def test_without_timewait_buckets_the_closer_closes_and_resets_a_late_fin():
+    """T9: tcp_max_tw_buckets=0: tcp_time_wait() gets no minisocket and closes; the
+    server's retransmitted FIN (its last ACK was dropped) meets no socket: RST."""
+    pred = predict(steps([("shutdown", "wr"), ("recv",), ("sleep", 1.5)]),
+                   steps([("recv",), ("close",), ("sleep", 2.0)]),
+                   [Fault("drop", "last-ack")],
+                   sysctls={"client": {"tcp_max_tw_buckets": 0}})
+    assert [s for _t, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
+    assert [s for _t, s in states(pred, "server")] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
+    assert [(s.sender, s.name, s.fate) for s in pred.segments][-2:] == [
+        ("server", "peer-fin", "delivered"), ("client", "rst", "delivered")]
+    assert pred.of("server", "peer-fin")[1].t == pytest.approx(R, abs=0.002)  # the probe
+    # An orphan cannot park in FIN_WAIT2 either: closed as the ACK of its FIN arrives.
+    pred = predict(steps([("close",), ("sleep", 1.0)]), steps([("sleep", 2.0)]),
+                   sysctls={"client": {"tcp_max_tw_buckets": 0}})
+    assert [s for _t, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
+    assert states(pred, "client")[-1][0] == pytest.approx(states(pred, "client")[1][0])
+
+
+def test_writing_to_a_peer_that_closed_draws_one_rst_per_segment():
+    """F8: the client timed out its recv() (SO_RCVTIMEO 1 s) and closed; the server's
+    1 MB at 2 s leaves as the initial window, 10 segments. The first aborts the orphan
+    (FIN_WAIT2 minisocket), the other nine find no socket: ten RSTs. send() is blocked
+    for the send buffer when the first RST arrives; the next send sends nothing."""
+    pred = predict(steps([("rcvtimeo", 1.0), ("send", "request"), ("recv",), ("close",),
+                          ("sleep", 2.0)]),
+                   steps([("recv",), ("sleep", 2.0), ("send", 1_000_000), ("send", 1000)]))
+    assert pred.of("client", "fin")[0].t == pytest.approx(1.0, abs=0.001)
+    assert len(pred.of("server", "data")) == 10 and len(pred.of("client", "rst")) == 10
+    assert [s for _t, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
+    assert [s for _t, s in states(pred, "server")] == ["CLOSE_WAIT", "CLOSE"]
+    assert states(pred, "server")[-1][0] == pytest.approx(2.0, abs=0.001)
+
+
+def test_what_the_teardown_leaves_to_the_established_model():
+    """Dropped data (its RTO chain) and segments while a link is down (ICMP) are
+    core/model_established.py's: the teardown model declines them."""
+    from tcplab.core.model_teardown import Unsupported
+
+    with pytest.raises(Unsupported):
+        predict(steps([("sleep", 1.5), ("send", 100), ("recv",)]), steps([("sleep", 9.0)]),
+                host_faults=[HostFault("crash", "server", 1.0)])
+    with pytest.raises(Unsupported):
+        predict(steps([("sleep", 1.5), ("send", 100), ("recv",)]), steps([("sleep", 9.0)]),
+                host_faults=[HostFault("link-down", "server", 1.0, 3.0)])
+    # A link down and up while nobody sends: nothing happens (F4).
+    pred = predict(steps([("sleep", 4.0), ("send", 100), ("recv",)]),
+                   steps([("recv",), ("send", 100), ("sleep", 0.5)]),
+                   host_faults=[HostFault("link-down", "server", 1.0, 3.0)])
+    assert [(s.sender, s.name) for s in pred.segments] == [
+        ("client", "data"), ("server", "data-ack"), ("server", "data"), ("client", "data-ack")]
+    assert pred.states == {"client": [], "server": []}
