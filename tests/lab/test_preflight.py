@@ -93,3 +93,20 @@ def test_no_iptables_stops_the_run_before_set_up():
     line, = proc.stderr.strip().splitlines()
     assert line.startswith("tcplab: iptables: iptables not found (fix: apt-get install")
     assert after == before
+
+
+def test_nfqueue_binding_missing_stops_the_run_before_set_up(tmp_path):
+    """The kernel side (nfnetlink_queue) is built into this kernel and cannot be taken
+    away; the Python side can: a `netfilterqueue` first on the path that fails to
+    import, as on a machine where the binding was never built."""
+    shadow = tmp_path / "netfilterqueue"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text(
+        "raise ImportError('libnetfilter_queue.so.1: cannot open shared object file')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc, before, after = _run_normal([], env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    line, = proc.stderr.strip().splitlines()
+    assert line.startswith("tcplab: nfnetlink_queue: python binding missing")
+    assert "pip install NetfilterQueue" in line
+    assert after == before
