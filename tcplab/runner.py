@@ -18,6 +18,7 @@ from tcplab.core.check import Check, check_model, check_scenario, verdict
 from tcplab.core.model import HostParams, Kernel, predict_handshake
 from tcplab.core.model_teardown import teardown_for, teardown_hints
 from tcplab.core import model_established
+from tcplab.core import model_flood
 from tcplab.core.events import Event
 from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario, all_steps, step_to_wire
@@ -392,13 +393,21 @@ def _predict(sc: Scenario, res: RunResult):
                                                              client_steps)),
         HostParams.from_sysctls(kernel, res.sysctls.get("server", {})), sc.faults,
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
-        data_after_connect=_data_after_connect(client_steps), until=sc.timeout)
+        data_after_connect=_data_after_connect(client_steps), until=sc.timeout,
+        server_connects=any(s.call == "connect" for s in all_steps(sc.apps["server"])),
+        stale_syn=any(f.kind == "stale-syn" for f in sc.forges))
     model_established.extend(prediction, kernel, sc, res.sysctls)  # a peer gone silent
     res.model = {"kernel": kernel.name(), "segments": [
         {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth, "fate": p.fate,
-         "cause": p.cause, "late_by_up_to": round(p.slack, 4)} for p in prediction.segments],
+         "cause": p.cause, "late_by_up_to": round(p.slack, 4),
+         **({"clock": p.clock} if p.clock != "client" else {})} for p in prediction.segments],
         "calls": {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
                   for (h, c), (r, _s, e) in prediction.calls.items()}}
+    if prediction.states:  # core/model_open.py, the stale SYN: the hosts' states
+        res.model["states"] = {host: [{"t": round(c.t, 4), "state": c.state, **(
+            {"maybe": c.maybe} if c.maybe else {})} for c in changes]
+            for host, changes in prediction.states.items()}
+    model_flood.extend(prediction, kernel, sc, res)  # a SYN flood before the connect (H11)
     _predict_teardown(sc, res, prediction)
     return prediction
 

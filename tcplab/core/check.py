@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcplab.core import check_states
+from tcplab.core.check_opening import check_opening_states
 from tcplab.core.check_teardown import check_teardown
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
 from tcplab.core.record import Record
@@ -205,10 +206,17 @@ def check_model(prediction, record: Record) -> list[Check]:
     side sent, each one's time since the client's first SYN within [nominal, nominal +
     modelled timer lateness], the connect() result and time, and when the server
     dropped a half-open request."""
+    from tcplab.core import check_flood  # (it imports this module)
+    if check_flood.applies(prediction):  # a SYN flood first (H11): judged apart
+        return check_flood.check(prediction, record)
     origin = record.sent_by("client", "syn")
     if not origin:
         return [Check("model: client syn", False, "a SYN", "no SYN seen")]
     t0 = origin[0].t
+    # A simultaneous open's segments count from the first SYN of the host whose
+    # connect() started their chain (PredictedSegment.clock).
+    server_syn = record.sent_by("server", "syn")
+    origins = {"client": t0, **({"server": server_syn[0].t} if server_syn else {})}
     slop = forwarding_slop(record)
     teardown = prediction.teardown  # core/model_teardown.py; it counts the RSTs then
     from tcplab.core import check_established  # (it imports this module)
@@ -217,9 +225,10 @@ def check_model(prediction, record: Record) -> list[Check]:
     checks: list[Check] = []
     for sender in ("client", "server"):
         for name in MODEL_NAMES if teardown is None else MODEL_NAMES[:-1]:
-            checks += _model_segments(prediction, record, sender, name, t0, slop)
+            checks += _model_segments(prediction, record, sender, name, origins, slop)
     checks += _model_connect(prediction, record, slop)
     checks += _model_request(prediction, record, t0, slop)
+    checks += check_opening_states(prediction, record)
     if teardown is not None:
         checks += check_teardown(teardown, record, slop)
     return checks + checks_after
@@ -238,8 +247,8 @@ def _window(nominal: float, slack: float, slop: float) -> tuple[float, float]:
     return nominal - MODEL_SLOP, nominal + slack + slop
 
 
-def _model_segments(pred, record: Record, sender: str, name: str, t0: float,
-                    slop: float) -> list[Check]:
+def _model_segments(pred, record: Record, sender: str, name: str,
+                    origins: dict[str, float], slop: float) -> list[Check]:
     want = pred.of(sender, name)
     seen = record.sent_by(sender, name)
     label = f"model: {sender} {name}"
@@ -249,20 +258,25 @@ def _model_segments(pred, record: Record, sender: str, name: str, t0: float,
                  evidence=describe_segment(seen[-1]) if seen else "")]
     for p, s in zip(want, seen):
         lo, hi = _window(p.t, p.slack, slop)
-        got = round(s.t - t0, 6)
+        got = round(s.t - origins.get(p.clock, origins["client"]), 6)
         out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
                          round(hi - p.t, 4), describe_segment(s), one_sided=True))
     return out
 
 
 def _model_connect(pred, record: Record, slop: float) -> list[Check]:
-    want = pred.calls.get(("client", "connect"))
-    made = [c for c in record.apps if c.host == "client" and c.call == "connect"]
+    return [c for host in ("client", "server")  # the server: a simultaneous open
+            for c in _model_connect_of(host, pred, record, slop)]
+
+
+def _model_connect_of(host: str, pred, record: Record, slop: float) -> list[Check]:
+    want = pred.calls.get((host, "connect"))
+    made = [c for c in record.apps if c.host == host and c.call == "connect"]
     if want is None or not made:
         return []
     result, start, end = want
     c = made[0]
-    out = [Check("model: client connect()", c.result == result, result,
+    out = [Check(f"model: {host} connect()", c.result == result, result,
                  c.result or "still blocked", evidence=describe_call(c))]
     if c.t_end is not None:
         slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + \
@@ -275,21 +289,23 @@ def _model_connect(pred, record: Record, slop: float) -> list[Check]:
         # wake-up delay is shown beside it.
         kernel = _left_syn_sent(record, c)
         got = round((kernel.t if kernel else c.t_end) - c.t, 6)
-        proof = describe_call(c) + (f"; the kernel: SYN_SENT -> {kernel.new} at "
+        proof = describe_call(c) + (f"; the kernel: {kernel.old} -> {kernel.new} at "
                                     f"t={kernel.t:.3f}s, the app woke "
                                     f"{(c.t_end - kernel.t) * 1000:.1f} ms later"
                                     if kernel else "")
-        out.append(Check("model: client connect() returns after", lo <= got <= hi,
+        out.append(Check(f"model: {host} connect() returns after", lo <= got <= hi,
                          round(end - start, 4), got, round(hi - (end - start), 4),
                          proof, one_sided=True))
     return out
 
 
 def _left_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
-    """The tracepoint's change of the connecting socket out of SYN_SENT (to ESTABLISHED,
-    or to CLOSE when the kernel gives up), within the call's time."""
+    """The tracepoint's change that ends connect(): the connecting socket out of
+    SYN_SENT (or SYN_RECV, in a simultaneous open) to ESTABLISHED, or to CLOSE when the
+    kernel gives up, within the call's time."""
     for e in record.states():
-        if (e.host == call.host and e.source == "tracepoint" and e.old == "SYN_SENT"
+        if (e.host == call.host and e.source == "tracepoint"
+                and e.old in ("SYN_SENT", "SYN_RECV") and e.new != "SYN_RECV"
                 and call.t <= e.t <= call.t_end
                 and (call.lport is None or e.lport == call.lport)):
             return e

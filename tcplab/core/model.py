@@ -18,6 +18,15 @@ scenarios in scenarios/handshake (docs/kernel-notes.md has the numbers):
   most one per tcp_invalid_ratelimit); the server's request becomes a full socket on
   the first segment that acknowledges its SYN (the ACK, or data).
 - No listener: RST+ACK at once; connect() fails with ECONNREFUSED.
+- An old SYN (forge: stale-syn, claim H14; the router's part as tcplab/lab/hook_faults.py
+  plays it): the server answers it like any SYN; the client in SYN_SENT finds the
+  SYN-ACK acknowledging nothing it sent (tcp_rcv_synsent_state_process(),
+  reset_and_undo) and answers with an RST, seq = that ack, re-arming its SYN timer to
+  TCP_TIMEOUT_MIN (2 jiffies) while no SYN was retransmitted; the RST at the request's
+  rcv_nxt drops the request unanswered (tcp_check_req(), embryonic_reset); a SYN of
+  another ISN reaching a live request is out of its window and draws a bare ACK (at
+  most one per tcp_invalid_ratelimit). Each host's states are predicted too.
+- A simultaneous open (the server connect()s too, claim H13): core/model_open.py.
 
 Timer lateness is modelled, not hidden in a tolerance: the kernel's timer wheel puts
 a timer of delay d into the level whose granularity is 8^n jiffies and rounds its
@@ -31,13 +40,14 @@ exactly as the Record does.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
 import re
 from dataclasses import dataclass, field
 
-from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.rules import DELAY, DROP, Verdict, decide
 from tcplab.core.scenario import Fault
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 
@@ -64,6 +74,20 @@ class Kernel:
     @property
     def rto_max_sysctl(self) -> bool:
         return self.version >= (6, 15)
+
+    @property
+    def synack_in_syn_recv(self) -> bool:
+        """From 6.11 (23e89e8ee7be, "tcp: Don't drop SYN+ACK for simultaneous
+        connect()", with the dup ACK kept by "tcp: process the 3rd ACK with sk_socket
+        for TFO/MPTCP"), tcp_validate_incoming() lets the peer's SYN-ACK through to an
+        active-open socket in SYN_RECV: it completes the handshake and draws an ACK.
+        Before, it drew a challenge ACK (RFC 5961 4.2) and was dropped."""
+        return self.version >= (6, 11)
+
+    @property
+    def timeout_min(self) -> float:
+        """TCP_TIMEOUT_MIN: 2 jiffies."""
+        return 2 / self.hz
 
     def name(self) -> str:
         return f"Linux {self.version[0]}.{self.version[1]} (HZ={self.hz})"
@@ -159,6 +183,22 @@ class PredictedSegment:
     fate: str
     cause: str  # "timer", "answer", "first"
     slack: float  # how much later than t the kernel may send it (timer lateness, summed)
+    # Whose connect() the chain of causes leading to it starts from: its time counts
+    # from that host's first SYN (the server's own only in a simultaneous open).
+    clock: str = "client"
+    injected: bool = False  # made up by the router (forge: stale-syn), not sent by `sender`
+
+
+@dataclass(frozen=True)
+class PredictedChange:
+    """A state change of a host's connection in the handshake (socket or request)."""
+
+    t: float
+    state: str
+    clock: str = "client"
+    # A request socket too short-lived for inet_diag's polling to be sure to see (the
+    # tracepoint never does): the changes sharing this label are seen together or not.
+    maybe: str = ""
 
 
 @dataclass
@@ -171,13 +211,24 @@ class Prediction:
     alternatives: list[Prediction] = field(default_factory=list)  # other orders of a tie
     teardown: object | None = None  # core/model_teardown.py's TeardownPrediction, if any
     established: list = field(default_factory=list)  # core/model_established.py's Bursts
+    # host -> its connection's state changes, where the opening is modelled state by
+    # state (a simultaneous open, a stale SYN); empty: not predicted
+    states: dict[str, list[PredictedChange]] = field(default_factory=dict)
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
-        return [s for s in self.segments if s.sender == sender and s.name == name]
+        """What `sender` itself sent of that name (the router's forgeries left out, as
+        Record.sent_by leaves them out)."""
+        return [s for s in self.segments if s.sender == sender and s.name == name
+                and not s.injected]
 
 
 C_ADDR, S_ADDR, C_PORT = "10.0.0.1", "10.0.0.2", 40000  # model-internal, never on a wire
 X, Y = 1000, 5000
+# forge: stale-syn, as tcplab/lab/hook_faults.py does it (tests/unit/test_model_open.py
+# checks the two agree): the old SYN's ISN lies 2^28 behind the real one, and the real
+# SYN is held until the client's RST has passed the router, at most 0.5 s.
+STALE_ISN_BACK, STALE_HOLD = 0x10000000, 0.5
+Y_OLD = Y - 12187  # the server's ISN for the old SYN's request: another, earlier one
 
 
 class _Sim:
@@ -200,13 +251,23 @@ class _Sim:
         self.pred = Prediction(kernel)
         self.client_state = "CLOSE"
         self.syn_retrans, self.syn_slack, self.client_oow_at = 0, 0.0, -1e9
-        self.req = None  # server request: {"num_timeout", "timer_gen", "last_oow", "slack"}
+        self.syn_gen = 0  # the SYN timer's arming: an unacceptable ACK re-arms it
+        # server request: {"isn", "snt", "num_timeout", "gen", "last_oow", "slack", "maybe"}
+        self.req = None
         self.server_child = False
         self.data_after_connect: float | None = None
+        self.stale_syn = False  # forge: stale-syn
+        self.held = None  # the real SYN while the router holds it (False once released)
+        self.track_states = False  # fill pred.states (the openings modelled state by state)
 
     def at(self, t: float, what: str, *args) -> None:
         first = (what == "arrive") == self.packets_first  # who wins a tie
         heapq.heappush(self.q, (round(t, 9), 0 if first else 1, next(self.seq), what, args))
+
+    def change(self, host: str, t: float, state: str, maybe: str = "") -> None:
+        if self.track_states:
+            self.pred.states.setdefault(host, []).append(PredictedChange(t, state,
+                                                                         maybe=maybe))
 
     def send(self, t: float, sender: str, flags: int, seq: int, ack: int, cause: str,
              slack: float, length: int = 0) -> None:
@@ -214,39 +275,83 @@ class _Sim:
         sport, dport = (C_PORT, self.port) if sender == "client" else (self.port, C_PORT)
         seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, length))
         verdict = decide(self.faults, seen)
+        hold = (self.stale_syn and self.held is None and seen.sender == "client"
+                and seen.name == "syn" and seen.nth == 1)
+        if hold:  # FaultHook.decide(): the stale-syn hold comes before any other fault
+            verdict = Verdict(DELAY, STALE_HOLD)
         fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
         self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
                                                    cause, slack))
-        if fate != "dropped":
+        if hold:
+            self.forge_stale_syn(t, seq, slack)
+            self.held = (sender, flags, length, slack, seq, ack)
+            self.at(t + STALE_HOLD, "release")
+        elif fate != "dropped":
             # (a duplicate's `by` is its copy's lag; the copy is not modelled)
             held = verdict.delay if verdict.action == DELAY else 0.0
-            self.at(t + self.transit + held, "arrive", sender, flags, length, slack)
+            self.at(t + self.transit + held, "arrive", sender, flags, length, slack, seq,
+                    ack)
+            if self.held and sender == "client" and flags & RST:
+                self.at(t, "release")  # FaultHook.release_stale(): the client refused
+
+    # the router's stale SYN ---------------------------------------------------------
+    def forge_stale_syn(self, t: float, seq: int, slack: float) -> None:
+        """FaultHook.send_stale_syn(): ahead of the client's first SYN, the same SYN with
+        an ISN 2^28 behind. The router makes it up (the classifier never sees it)."""
+        self.pred.segments.append(PredictedSegment(t, "client", "syn", 0, "delivered",
+                                                   "forged by the router", slack,
+                                                   injected=True))
+        self.at(t + self.transit, "arrive", "client", SYN, 0, slack,
+                (seq - STALE_ISN_BACK) & 0xFFFFFFFF, 0)
+
+    def release(self, t: float) -> None:
+        if self.held:
+            sender, flags, length, slack, seq, ack = self.held
+            self.held = False
+            self.at(t + self.transit, "arrive", sender, flags, length, slack, seq, ack)
 
     # client ---------------------------------------------------------------------------
     def connect(self, t: float) -> None:
         self.client_state, self.t_connect = "SYN_SENT", t
+        self.change("client", t, "SYN_SENT")
         self.send(t, "client", SYN, X, 0, "first", 0.0)
-        self.at(t + syn_wait(self.cp, 1), "syn_timer", 1)
+        self.at(t + syn_wait(self.cp, 1), "syn_timer", 1, self.syn_gen, syn_wait(self.cp, 1))
 
-    def syn_timer(self, t: float, k: int) -> None:
-        if self.client_state != "SYN_SENT":
+    def syn_timer(self, t: float, k: int, gen: int, wait: float) -> None:
+        if self.client_state != "SYN_SENT" or gen != self.syn_gen:
             return
-        self.syn_slack += self.k.slack(syn_wait(self.cp, k))
+        self.syn_slack += self.k.slack(wait)
         if syn_gives_up(self.cp, self.syn_retrans, t - self.t_connect):
             self.client_state = "CLOSE"
+            self.change("client", t, "CLOSE")
             self.pred.calls[("client", "connect")] = ("ETIMEDOUT", self.t_connect, t)
             return
         self.syn_retrans += 1
         self.send(t, "client", SYN, X, 0, "timer", self.syn_slack)
-        self.at(t + syn_wait(self.cp, k + 1), "syn_timer", k + 1)
+        wait = syn_wait(self.cp, k + 1)
+        self.at(t + wait, "syn_timer", k + 1, gen, wait)
 
-    def client_gets(self, t: float, flags: int, slack: float) -> None:
-        if flags & RST and self.client_state == "SYN_SENT":
+    def client_gets(self, t: float, flags: int, slack: float, ack: int) -> None:
+        if self.client_state == "SYN_SENT" and flags & ACK and ack != X + 1:
+            # tcp_rcv_synsent_state_process(): it acknowledges nothing we sent (an answer
+            # to an old SYN): reset_and_undo, an RST with seq = its ack
+            # (tcp_v4_send_reset(); none to an RST), and while no SYN has been
+            # retransmitted the SYN timer is re-armed to TCP_TIMEOUT_MIN.
+            if not flags & RST:
+                self.send(t, "client", RST, ack, 0, "answer", slack)
+            if self.syn_retrans == 0:
+                self.syn_gen += 1
+                self.syn_slack = slack
+                self.at(t + self.k.timeout_min, "syn_timer", 1, self.syn_gen,
+                        self.k.timeout_min)
+        elif flags & RST and self.client_state == "SYN_SENT":
             self.client_state = "CLOSE"
+            self.change("client", t, "CLOSE")
             self.pred.calls[("client", "connect")] = ("ECONNREFUSED", self.t_connect, t)
         elif flags & SYN and flags & ACK:
             if self.client_state == "SYN_SENT":
                 self.client_state = "ESTABLISHED"
+                self.change("client", t, "ESTABLISHED")
                 self.pred.calls[("client", "connect")] = ("ok", self.t_connect, t)
                 self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
                 if self.data_after_connect is not None:
@@ -257,24 +362,40 @@ class _Sim:
                 self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
 
     # server ---------------------------------------------------------------------------
-    def server_gets(self, t: float, flags: int, length: int, slack: float) -> None:
-        if flags & SYN and not flags & ACK:
+    def server_gets(self, t: float, flags: int, length: int, slack: float, seq: int) -> None:
+        req = self.req
+        if flags & RST:
+            # tcp_check_req(): an RST at the request's rcv_nxt drops it, unanswered
+            # (embryonic_reset, inet_csk_reqsk_queue_drop()); others are out of window.
+            if req is not None and seq == req["isn"] + 1:
+                self.req = None
+                self.change("server", t, "CLOSE", req["maybe"])
+        elif flags & SYN and not flags & ACK:
             if not self.listens:
-                self.send(t, "server", RST | ACK, 0, X + 1, "answer", slack)
-            elif self.req is None and not self.server_child:
-                self.req = {"num_timeout": 0, "gen": 0, "last_oow": -1e9, "slack": slack}
-                self.send(t, "server", SYN | ACK, Y, X + 1, "answer", slack)
+                self.send(t, "server", RST | ACK, 0, seq + 1, "answer", slack)
+            elif req is None and not self.server_child:
+                maybe = "" if seq == X else "the old SYN's request"
+                self.req = {"isn": seq, "snt": Y if seq == X else Y_OLD, "num_timeout": 0,
+                            "gen": 0, "last_oow": -1e9, "slack": slack, "maybe": maybe}
+                self.change("server", t, "SYN_RECV", maybe)
+                self.send(t, "server", SYN | ACK, self.req["snt"], seq + 1, "answer", slack)
                 self.at(t + TCP_TIMEOUT_INIT, "req_timer", 0)
-            elif self.req is not None:
+            elif req is not None and seq == req["isn"]:
                 # tcp_check_req(): a retransmitted SYN for a live request.
-                if t - self.req["last_oow"] >= self.sp.invalid_ratelimit:
-                    self.req["last_oow"] = t
-                    self.send(t, "server", SYN | ACK, Y, X + 1, "answer", slack)
-                self.req["gen"] += 1
-                self.at(t + TCP_TIMEOUT_INIT * 2 ** self.req["num_timeout"], "req_timer",
-                        self.req["gen"])
-        elif flags & ACK and self.req is not None:
+                if t - req["last_oow"] >= self.sp.invalid_ratelimit:
+                    req["last_oow"] = t
+                    self.send(t, "server", SYN | ACK, req["snt"], seq + 1, "answer", slack)
+                req["gen"] += 1
+                self.at(t + TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], "req_timer",
+                        req["gen"])
+            elif req is not None and t - req["last_oow"] >= self.sp.invalid_ratelimit:
+                # tcp_check_req(): another ISN is out of the request's window: an ACK
+                # (at most one per tcp_invalid_ratelimit), and the SYN is dropped.
+                req["last_oow"] = t
+                self.send(t, "server", ACK, req["snt"] + 1, req["isn"] + 1, "answer", slack)
+        elif flags & ACK and req is not None:
             self.req, self.server_child = None, True  # the ACK or data completes it
+            self.change("server", t, "ESTABLISHED")
 
     def req_timer(self, t: float, gen: int) -> None:
         req = self.req
@@ -283,10 +404,11 @@ class _Sim:
         req["slack"] += self.k.slack(TCP_TIMEOUT_INIT * 2 ** req["num_timeout"])
         if req["num_timeout"] >= self.sp.synack_retries:
             self.req = None
+            self.change("server", t, "CLOSE", req["maybe"])
             self.pred.calls[("server", "request")] = ("dropped", 0.0, t)
             return
         req["num_timeout"] += 1
-        self.send(t, "server", SYN | ACK, Y, X + 1, "timer", req["slack"])
+        self.send(t, "server", SYN | ACK, req["snt"], req["isn"] + 1, "timer", req["slack"])
         self.at(t + TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], "req_timer", gen)
 
     def run(self, until: float) -> Prediction:
@@ -301,34 +423,67 @@ class _Sim:
                 self.syn_timer(t, *args)
             elif what == "req_timer":
                 self.req_timer(t, *args)
+            elif what == "release":
+                self.release(t)
             elif what == "arrive":
-                sender, flags, length, slack = args
+                sender, flags, length, slack, seq, ack = args
                 if sender == "client":
-                    self.server_gets(t, flags, length, slack)
+                    self.server_gets(t, flags, length, slack, seq)
                 else:
-                    self.client_gets(t, flags, slack)
+                    self.client_gets(t, flags, slack, ack)
             elif what == "client_data":
                 if self.client_state == "ESTABLISHED":
                     self.send(t, "client", ACK, X + 1, Y + 1, "first", args[0], length=1)
         self.pred.horizon = until
+        self.pred.states = {h: _surely_seen(c, until) for h, c in self.pred.states.items()}
         return self.pred
+
+
+DIAG_SURE = 0.1  # inet_diag polls every 8 ms: a request living this long is surely seen
+
+
+def _surely_seen(changes: list[PredictedChange], until: float) -> list[PredictedChange]:
+    """A request marked `maybe` is surely seen, and so is its end, when it lives at
+    least DIAG_SURE and no other request of the same 4-tuple follows within DIAG_SURE
+    of its end (the poll would see the 4-tuple in SYN_RECV throughout)."""
+    out = list(changes)
+    for label in {c.maybe for c in changes if c.maybe}:
+        mine = [i for i, c in enumerate(changes) if c.maybe == label]
+        start, last = changes[mine[0]].t, mine[-1]
+        end = changes[last].t if changes[last].state == "CLOSE" else until
+        nxt = changes[last + 1].t if last + 1 < len(changes) else None
+        if end - start >= DIAG_SURE and (nxt is None or nxt - end >= DIAG_SURE):
+            for i in mine:
+                out[i] = dataclasses.replace(changes[i], maybe="")
+    return out
 
 
 def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
                       faults: tuple[Fault, ...], listens: bool, port: int = 8080,
                       data_after_connect: float | None = None,
-                      until: float = 600.0) -> Prediction:
+                      until: float = 600.0, server_connects: bool = False,
+                      stale_syn: bool = False) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
     attempt at t=0, with the scenario's faults applied as the router would. If the
     client sends data `data_after_connect` seconds after connect() returns, that first
     data segment is modelled too (it can complete the handshake: claim H7).
 
+    `server_connects`: nobody listens, the server connect()s to the client at the same
+    moment (a simultaneous open, core/model_open.py). `stale_syn`: the router's forge
+    stale-syn sends an old SYN ahead of the client's first. Both predict each host's
+    states too.
+
     Where a timer and an arriving segment tie, both orders are simulated; when they
     lead to different outcomes, the other one is in `alternatives`."""
+    if server_connects:
+        from tcplab.core.model_open import predict_simultaneous_open
+
+        return predict_simultaneous_open(kernel, client, server, faults, port, until)
     outcomes = []
     for packets_first in (False, True):
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
         sim.data_after_connect = data_after_connect
+        sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
     main, other = outcomes
     if _shape(other) != _shape(main):

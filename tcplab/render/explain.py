@@ -35,7 +35,9 @@ def predict(sc: Scenario, release: str, hz: int):
         kernel, HostParams.from_sysctls(kernel, sc.sysctls.get("client", {})),
         HostParams.from_sysctls(kernel, sc.sysctls.get("server", {})), sc.faults,
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
-        data_after_connect=_data_after_connect(sc.apps["client"]), until=sc.timeout)
+        data_after_connect=_data_after_connect(sc.apps["client"]), until=sc.timeout,
+        server_connects=any(s.call == "connect" for s in all_steps(sc.apps["server"])),
+        stale_syn=any(f.kind == "stale-syn" for f in sc.forges))
     model_established.extend(pred, kernel, sc, sc.sysctls)  # a peer gone silent
     pred.teardown = teardown_for(sc, kernel, sc.sysctls)  # FINs, FIN_WAIT2, TIME_WAIT
     return pred
