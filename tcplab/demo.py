@@ -93,8 +93,9 @@ def not_slowable(sc: Scenario, hold: float) -> str | None:
     on a round trip or an RTO, move with the holds; and where the kernel model says
     the holds change which segments are sent, the scenario would test something else."""
     if getattr(sc, "forges", ()) or getattr(sc, "host_faults", ()):
-        # Seen on 6.18: stale-syn, slowed, sends its SYN twice (the exchange the real
-        # SYN waits for outlasts the 1 s SYN timer); host faults act at fixed times.
+        # Seen on 6.18: stale-syn, slowed, sends its SYN twice: its RST re-arms the SYN
+        # timer to TCP_TIMEOUT_MIN (8 ms at HZ=250, core/model.py), which the held real
+        # SYN-ACK outlasts; host faults act at fixed times.
         return ("its forged segments and host faults are timed against exchanges the "
                 "holds would stretch")
     for host, exp in sc.expect.hosts.items():

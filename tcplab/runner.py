@@ -379,12 +379,14 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
     return _judge(run, time.monotonic() - started)
 
 
-def _predict(sc: Scenario, res: RunResult):
-    """The kernel model's prediction for this kernel and the sysctls in force."""
+def _predict(sc: Scenario, res: RunResult, server_at: float | None = None):
+    """The kernel model's prediction for this kernel and the sysctls in force (in a
+    simultaneous open, with the server's first SYN `server_at` after the client's)."""
     hz = preflight.kernel_hz()
     if hz is None:
         hz = 250
-        res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
+        if not any(n.startswith("CONFIG_HZ unknown") for n in res.notes):
+            res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
     kernel = Kernel.from_release(res.kernel, hz)
     client_steps = sc.apps["client"]
     port = next(s.arg[1] for s in all_steps(client_steps) if s.call == "connect")
@@ -395,7 +397,7 @@ def _predict(sc: Scenario, res: RunResult):
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
         data_after_connect=_data_after_connect(client_steps), until=sc.timeout,
         server_connects=any(s.call == "connect" for s in all_steps(sc.apps["server"])),
-        stale_syn=any(f.kind == "stale-syn" for f in sc.forges))
+        stale_syn=any(f.kind == "stale-syn" for f in sc.forges), server_at=server_at)
     model_established.extend(prediction, kernel, sc, res.sysctls)  # a peer gone silent
     res.model = {"kernel": kernel.name(), "segments": [
         {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth, "fate": p.fate,
@@ -420,6 +422,15 @@ def _predict_teardown(sc: Scenario, res: RunResult, prediction, record=None) -> 
         if connected else None
     if prediction.teardown is not None and res.model is not None:
         res.model["teardown"] = prediction.teardown.to_json()
+
+
+def _server_start(sc: Scenario, record: Record) -> float | None:
+    """In a simultaneous open, when the server's first SYN left relative to the
+    client's, as the router saw them: the apps' start, not the kernel's doing."""
+    if not any(s.call == "connect" for s in all_steps(sc.apps["server"])):
+        return None
+    client, server = record.sent_by("client", "syn"), record.sent_by("server", "syn")
+    return server[0].t - client[0].t if client and server else None
 
 
 def _with_syncnt(sysctls: dict[str, str], steps) -> dict[str, str]:
@@ -463,7 +474,9 @@ def _judge(run: _Run, duration: float) -> RunResult:
     if run.record is not None and not res.errors:
         res.checks = check_scenario(run.sc, run.record)
         if run.sc.expect.model == "linux":
-            prediction = run.prediction or _predict(run.sc, res)
+            server_at = _server_start(run.sc, run.record)
+            prediction = _predict(run.sc, res, server_at) if server_at is not None \
+                else run.prediction or _predict(run.sc, res)
             _predict_teardown(run.sc, res, prediction, run.record)
             res.checks += check_model(prediction, run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)

@@ -462,14 +462,16 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
                       faults: tuple[Fault, ...], listens: bool, port: int = 8080,
                       data_after_connect: float | None = None,
                       until: float = 600.0, server_connects: bool = False,
-                      stale_syn: bool = False) -> Prediction:
+                      stale_syn: bool = False,
+                      server_at: float | None = None) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
     attempt at t=0, with the scenario's faults applied as the router would. If the
     client sends data `data_after_connect` seconds after connect() returns, that first
     data segment is modelled too (it can complete the handshake: claim H7).
 
     `server_connects`: nobody listens, the server connect()s to the client at the same
-    moment (a simultaneous open, core/model_open.py). `stale_syn`: the router's forge
+    moment, or `server_at` seconds after the client (a simultaneous open,
+    core/model_open.py). `stale_syn`: the router's forge
     stale-syn sends an old SYN ahead of the client's first. Both predict each host's
     states too.
 
@@ -478,7 +480,8 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
     if server_connects:
         from tcplab.core.model_open import predict_simultaneous_open
 
-        return predict_simultaneous_open(kernel, client, server, faults, port, until)
+        return predict_simultaneous_open(kernel, client, server, faults, port, until,
+                                         server_at)
     outcomes = []
     for packets_first in (False, True):
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)

@@ -63,7 +63,8 @@ NEED_RESET = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV")
 
 
 class Unsupported(Exception):
-    """The apps do something the teardown model does not cover (data, repeats, ...)."""
+    """The apps do something the teardown model does not cover (repeats, dropped data,
+    segments while a link is down, ...)."""
 
 
 @dataclass(frozen=True)

@@ -75,13 +75,9 @@ def tracefs(root: str = TRACEFS) -> Finding:
         return Finding("tracefs", False, "off (TCPLAB_TRACEFS=off): states come from "
                        "inet_diag polling only, and short states may be missed",
                        "unset TCPLAB_TRACEFS", fatal=False)
-    if not os.path.isdir(f"{root}/instances"):
-        try:
-            subprocess.run(["mount", "-t", "tracefs", "nodev", root], capture_output=True,
-                           timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            pass  # judged just below
-    if not os.path.isdir(f"{root}/instances"):
+    from tcplab.lab.tracefs import mounted
+
+    if not mounted(root):
         return Finding("tracefs", False, f"not mounted at {root}, and mounting it failed",
                        f"mount -t tracefs nodev {root} (the kernel needs CONFIG_FTRACE); "
                        "or run with TCPLAB_TRACEFS=off to take states from inet_diag "

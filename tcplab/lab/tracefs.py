@@ -144,18 +144,23 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def _mount_tracefs(root: str) -> None:
-    """Mount tracefs if a minimal host left it unmounted (no network state changes)."""
+def mounted(root: str = TRACEFS) -> bool:
+    """Mount tracefs if a minimal host left it unmounted (no network state changes);
+    whether it is there now. Preflight asks this before a run, TraceSession again."""
     if not os.path.isdir(f"{root}/instances"):
         try:
             subprocess.run(["mount", "-t", "tracefs", "nodev", root], capture_output=True,
                            timeout=10)
         except (OSError, subprocess.SubprocessError):
             pass  # judged just below
-    if not os.path.isdir(f"{root}/instances"):
+    return os.path.isdir(f"{root}/instances")
+
+
+def _mount_tracefs(root: str) -> None:
+    if not mounted(root):
         raise LabError(f"tracefs is not available at {root}",
                        f"run as root on a kernel with CONFIG_FTRACE and mount it (mount -t "
-                       f"tracefs nodev {root}); without it states come from inet_diag only")
+                       f"tracefs nodev {root})")
 
 
 def leftover_instances(prefix: str, root: str = TRACEFS) -> list[str]:

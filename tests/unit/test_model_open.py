@@ -66,6 +66,27 @@ def test_618_crossed_syns_each_answered_from_syn_sent_then_the_synacks_complete_
     assert all(s.slack == 0 for s in p.segments)  # no timer: nothing can be late
 
 
+@pytest.mark.parametrize("kernel", [K61, K618])
+def test_a_server_syn_15ms_early_completes_the_client_one_chain_sooner(kernel):
+    """Seen in a catalogue run on 6.18: the server's SYN left 15 ms before the client's.
+    The client then reaches ESTABLISHED on the server's ACK (the server completed on
+    the client's SYN-ACK, answering the server's SYN), 285.6 ms after its own SYN, not
+    on the server's SYN-ACK 300 ms after it. Judged with the offset the record shows."""
+    p = predict_handshake(kernel, params(kernel), params(kernel), CROSS, listens=False,
+                          port=40001, until=10.0, server_connects=True, server_at=-0.015)
+    assert {s.clock for s in p.segments} == {"client"}  # one clock: the client's
+    assert p.calls[("client", "connect")] == ("ok", 0.0, pytest.approx(0.2856))
+    # The server: on the client's SYN-ACK from 6.11; before, that SYN-ACK is dropped
+    # with a challenge ACK and the server completes on the client's ACK, 15 ms later.
+    server_done = 0.2854 if kernel.synack_in_syn_recv else 0.3006
+    assert p.calls[("server", "connect")] == ("ok", -0.015, pytest.approx(server_done))
+    assert states(p, "client") == [(0.0, "SYN_SENT"), (0.1852, "SYN_RECV"),
+                                   (0.2856, "ESTABLISHED")]
+    assert [(s.sender, s.name) for s in p.segments] == [
+        ("server", "syn"), ("client", "syn"), ("client", "syn-ack"), ("server", "syn-ack"),
+        ("server", "ack"), ("client", "ack")]
+
+
 def test_61_drops_the_synack_in_syn_recv_with_a_challenge_ack_that_completes_the_peer():
     """Before 6.11 tcp_validate_incoming() answers the SYN-ACK in SYN_RECV with a
     challenge ACK (RFC 5961 4.2): the same segments on the wire, but each side reaches
