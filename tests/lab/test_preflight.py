@@ -22,16 +22,28 @@ from test_bad_input_sets_nothing_up import snapshot
 pytestmark = pytest.mark.root
 
 NORMAL = ROOT / "scenarios" / "handshake" / "normal.yaml"
-NO_TRACEFS = "mount -t tmpfs -o ro tcplab-test-no-tracefs /sys/kernel && exec \"$@\""
+# In the new mount namespace, the mount that holds /sys/kernel is made private first, so
+# that the tmpfs cannot propagate back to the real one. Not `unshare --propagation
+# private`: that remounts "/" and fails in a chroot (a clean-machine check), where "/"
+# is no mount point.
+NO_TRACEFS = """
+mp=$(findmnt -n -o TARGET -T /sys/kernel) && mount --make-rprivate "$mp" || exit 97
+mount -t tmpfs -o ro tcplab-test-no-tracefs /sys/kernel || exit 98
+exec "$@"
+"""
 
 
 def without_tracefs(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    if not shutil.which("unshare"):
-        pytest.skip("unshare (util-linux) is missing")
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+    if not shutil.which("unshare") or not shutil.which("findmnt"):
+        pytest.skip("unshare or findmnt (util-linux) is missing")
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "unchanged", "sh", "-c",
                            NO_TRACEFS, "sh", sys.executable, "-m", "tcplab", *argv],
                           capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env=env or os.environ.copy())
+    if proc.returncode == 97:
+        pytest.skip(f"no private copy of the mount holding /sys/kernel: {proc.stderr[-200:]}")
+    assert proc.returncode != 98, f"could not hide tracefs: {proc.stderr}"
+    return proc
 
 
 def test_tracefs_not_mountable_stops_the_run_before_set_up():
