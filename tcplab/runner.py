@@ -396,7 +396,7 @@ def _predict(sc: Scenario, res: RunResult, server_at: float | None = None):
         HostParams.from_sysctls(kernel, res.sysctls.get("server", {})), sc.faults,
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
         data_after_connect=_data_after_connect(client_steps), until=sc.timeout,
-        server_connects=any(s.call == "connect" for s in all_steps(sc.apps["server"])),
+        server_connects=_server_connects(sc),
         stale_syn=any(f.kind == "stale-syn" for f in sc.forges), server_at=server_at)
     model_established.extend(prediction, kernel, sc, res.sysctls)  # a peer gone silent
     res.model = {"kernel": kernel.name(), "segments": [
@@ -424,10 +424,15 @@ def _predict_teardown(sc: Scenario, res: RunResult, prediction, record=None) -> 
         res.model["teardown"] = prediction.teardown.to_json()
 
 
+def _server_connects(sc: Scenario) -> bool:
+    """Nobody listens; both apps connect(): a simultaneous open (core/model_open.py)."""
+    return any(s.call == "connect" for s in all_steps(sc.apps["server"]))
+
+
 def _server_start(sc: Scenario, record: Record) -> float | None:
     """In a simultaneous open, when the server's first SYN left relative to the
     client's, as the router saw them: the apps' start, not the kernel's doing."""
-    if not any(s.call == "connect" for s in all_steps(sc.apps["server"])):
+    if not _server_connects(sc):
         return None
     client, server = record.sent_by("client", "syn"), record.sent_by("server", "syn")
     return server[0].t - client[0].t if client and server else None

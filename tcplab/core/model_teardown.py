@@ -234,15 +234,19 @@ class _Sim:
             h.state = state
             self.pred.states[h.name].append(PredictedState(t, state, slack, cause))
 
+    def segment(self, h: _Host, flags: int, seq: int, ack: int, length: int = 0) -> Segment:
+        """What `h` sends, addressed as the hook sees it."""
+        if h.name == "client":
+            return Segment(C_ADDR, C_PORT, S_ADDR, self.port, flags, seq, ack, length)
+        return Segment(S_ADDR, self.port, C_ADDR, C_PORT, flags, seq, ack, length)
+
     def send(self, t: float, h: _Host, flags: int, cause: str, slack: float,
              length: int = 0, seq: int | None = None, ack: int | None = None) -> str:
         other = self.peer(h)
         if seq is None:
             seq = h.snd + (1 if h.fin_sent and not flags & FIN else 0)
         ack = h.rcv if ack is None else ack
-        src, dst = (C_ADDR, S_ADDR) if h.name == "client" else (S_ADDR, C_ADDR)
-        sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
-        seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, length))
+        seen = self.clf.classify(self.segment(h, flags, seq, ack, length))
         verdict = decide(self.faults, seen)
         fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
         if silencing(self.host_faults, h.name, other.name, t) is not None:
@@ -365,10 +369,8 @@ class _Sim:
     def maybe_ack(self, t: float, h: _Host) -> None:
         """The delayed ACK of the peer's FIN may still leave before this FIN: named and
         judged as the hook would, without counting it (a copy of the classifier)."""
-        src, dst = (C_ADDR, S_ADDR) if h.name == "client" else (S_ADDR, C_ADDR)
-        sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
-        seg = Segment(src, sport, dst, dport, ACK, h.snd, self.peer(h).snd + 1, 0)
-        seen = copy.deepcopy(self.clf).classify(seg)
+        seen = copy.deepcopy(self.clf).classify(self.segment(h, ACK, h.snd,
+                                                             self.peer(h).snd + 1))
         fate = {DROP: "dropped", DELAY: "delayed"}.get(decide(self.faults, seen).action,
                                                        "delivered")
         self.pred.maybe.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
