@@ -479,6 +479,12 @@ class _Sim:
             # (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,
             # tcp_timewait_state_process -> TCP_TW_RST)
             self.answer_rst(t, h, ack, slack)
+            # The sender's tail loss probe (2 srtt + 2 jiffies, ~10 ms on a LAN) races
+            # the RSTs' way back through the router: when they come later (a loaded
+            # hook, seen in a catalogue run), the probe is one more segment to a closed
+            # socket, and one more RST.
+            self.pred.maybe.append(PredictedSegment(t, h.name, "rst", 0, "delivered",
+                                                    "answer", slack))
             h.timer_gen += 1
             h.tw_gen += 1
             self.set_state(t, h, "CLOSE", slack, "segment")

@@ -303,6 +303,8 @@ def test_writing_to_a_peer_that_closed_draws_one_rst_per_segment():
                    steps([("recv",), ("sleep", 2.0), ("send", 1_000_000), ("send", 1000)]))
     assert pred.of("client", "fin")[0].t == pytest.approx(1.0, abs=0.001)
     assert len(pred.of("server", "data")) == 10 and len(pred.of("client", "rst")) == 10
+    # ... and an eleventh if the server's tail loss probe beats the RSTs back
+    assert [(m.sender, m.name) for m in pred.maybe] == [("client", "rst")]
     assert [s for _t, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
     assert [s for _t, s in states(pred, "server")] == ["CLOSE_WAIT", "CLOSE"]
     assert states(pred, "server")[-1][0] == pytest.approx(2.0, abs=0.001)
