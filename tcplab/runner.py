@@ -82,6 +82,7 @@ class RunResult:
                 "notes": self.notes, "duration": round(self.duration, 3), "lab": self.lab,
                 "model": self.model,
                 "started": self.record.wall0 if self.record else None,
+                "observation": self.record.observation() if self.record else None,
                 "events": [e.to_json() for e in events]}
 
 
@@ -465,6 +466,39 @@ def _data_after_connect(steps) -> float | None:
     return None
 
 
+def rejudge(sc: Scenario, saved: dict) -> RunResult:
+    """A saved run judged again by today's checks and model: the record, the kernel and
+    the sysctls from the result JSON, the scenario from its file. For triage (a model
+    change replayed on many recorded runs) and for regression tests on real records."""
+    res = RunResult(sc, "error", sysctls=saved.get("sysctls", {}),
+                    kernel=saved.get("kernel", platform.release()),
+                    notes=[n for n in saved.get("notes", []) if n.startswith("CONFIG_HZ")])
+    res.record, res.duration = Record.from_json(saved), saved.get("duration", 0.0)
+    res.errors = list(saved.get("errors", []))
+    if not res.errors:
+        _judge_record(sc, res, None, res.record)
+    res.verdict = "error" if res.errors else verdict(res.checks)
+    if res.verdict == "error" and not res.errors:
+        res.errors.append(_nothing_judged(res))
+    return res
+
+
+def _judge_record(sc: Scenario, res: RunResult, prediction, record: Record) -> None:
+    res.checks = check_scenario(sc, record)
+    if sc.expect.model == "linux":
+        server_at = _server_start(sc, record)
+        prediction = _predict(sc, res, server_at) if server_at is not None \
+            else prediction or _predict(sc, res)
+        _predict_teardown(sc, res, prediction, record)
+        res.checks += check_model(prediction, record)
+
+
+def _nothing_judged(res: RunResult) -> str:
+    abstained = [c.actual for c in res.checks if not c.judged]
+    return ("not judged: " + "; ".join(abstained) if abstained
+            else "the scenario has no expectations to judge")
+
+
 def _judge(run: _Run, duration: float) -> RunResult:
     res = run.result
     res.record, res.duration = run.record, duration
@@ -477,14 +511,8 @@ def _judge(run: _Run, duration: float) -> RunResult:
         res.errors.append(f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
                           "lost): the state record is incomplete")
     if run.record is not None and not res.errors:
-        res.checks = check_scenario(run.sc, run.record)
-        if run.sc.expect.model == "linux":
-            server_at = _server_start(run.sc, run.record)
-            prediction = _predict(run.sc, res, server_at) if server_at is not None \
-                else run.prediction or _predict(run.sc, res)
-            _predict_teardown(run.sc, res, prediction, run.record)
-            res.checks += check_model(prediction, run.record)
+        _judge_record(run.sc, res, run.prediction, run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)
     if res.verdict == "error" and not res.errors:
-        res.errors.append("the scenario has no expectations to judge")
+        res.errors.append(_nothing_judged(res))
     return res

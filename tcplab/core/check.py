@@ -28,12 +28,21 @@ class Check:
     evidence: str = ""
     line: int = 0
     one_sided: bool = False  # the model's windows: the kernel may be late, never early
+    # False: the lab could not judge this (not modelled, or the run too loaded to
+    # order its events): shown as "not judged: why", never a pass and never a fail.
+    judged: bool = True
 
     def to_json(self) -> dict:
         return {"name": self.name, "passed": self.passed, "expected": self.expected,
                 "actual": self.actual, "tolerance": self.tolerance,
                 "window": "late" if self.one_sided else "both",
-                "evidence": self.evidence, "line": self.line}
+                "evidence": self.evidence, "line": self.line, "judged": self.judged}
+
+
+def not_judged(what: str, why: str, evidence: str = "") -> Check:
+    """An abstention: `what` the model leaves unjudged, and why."""
+    return Check(f"model: not judged: {what}", True, "", why, evidence=evidence,
+                 judged=False)
 
 
 def describe_segment(s: SegmentSeen) -> str:
@@ -179,9 +188,12 @@ def _states(host: str, exp: HostExpect, record: Record) -> Check:
 
 
 def verdict(checks: list[Check]) -> str:
-    if not checks:
+    """pass, fail, or error when nothing could be judged (no checks, or every one an
+    abstention)."""
+    judged = [c for c in checks if c.judged]
+    if not judged:
         return "error"
-    return "pass" if all(c.passed for c in checks) else "fail"
+    return "pass" if all(c.passed for c in judged) else "fail"
 
 
 # -- the kernel model ------------------------------------------------------------------

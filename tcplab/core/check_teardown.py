@@ -14,7 +14,8 @@ so each FIN chain is timed from its own first FIN, and states by their durations
 from __future__ import annotations
 
 from tcplab.core.check_states import Stay, observed_until, stays
-from tcplab.core.model_teardown import TEARDOWN_NAMES, PredictedState, TeardownPrediction
+from tcplab.core.model_teardown import (RACE_CAP, TEARDOWN_NAMES, PredictedState,
+                                        TeardownPrediction)
 from tcplab.core.record import Record
 
 MODEL_SLOP = 0.010
@@ -23,6 +24,16 @@ CHAINS = ("fin", "peer-fin")
 
 
 def check_teardown(pred: TeardownPrediction, record: Record, slop: float) -> list:
+    from tcplab.core.check import not_judged
+
+    if pred.unsupported:
+        return [not_judged("teardown", pred.unsupported)]
+    pred, race_note = _order(pred, record)
+    if pred.races and pred.race_bound > RACE_CAP:
+        return [not_judged("teardown", f"an app call and a segment met within "
+                           f"{pred.race_bound * 1000:.0f} ms, the stamps' uncertainty in "
+                           f"this run (over {RACE_CAP * 1000:.0f} ms: too loaded to order "
+                           "them)", race_note)]
     checks = []
     for sender in ("client", "server"):
         for name in TEARDOWN_NAMES:
@@ -30,8 +41,40 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: float) -> lis
     end = observed_until(record)
     offset = _offset(pred, record)
     for host in ("client", "server"):
-        checks += _states(pred.states.get(host, []), host, record, end, offset, slop)
+        checks += _states(pred.states.get(host, []), host, record, end, offset, slop,
+                          race_note)
+    if pred.unmodelled_orders and not all(c.passed for c in checks):
+        # The run did not take the modelled order(s); it may have taken one the model
+        # does not cover.
+        return [not_judged("teardown", "the run matches no modelled order of a race, "
+                           f"and another order is not modelled ({pred.unmodelled_orders[0]})",
+                           race_note)]
     return checks
+
+
+def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction, str]:
+    """Where an app call and a segment reached a host too close to order (a race), the
+    model has every order's outcome: the run is judged against the one it matches best
+    (teardown segment counts, then each host's states), and the checks say so."""
+    if not pred.races:
+        return pred, ""
+    def score(p: TeardownPrediction) -> tuple:
+        counts = sum(len(p.of(h, n)) == len(record.sent_by(h, n))
+                     for h in ("client", "server") for n in TEARDOWN_NAMES)
+        states = sum([x.state for x in p.states.get(h, [])] ==
+                     [s.state for s in _teardown_stays(record, h)][:len(p.states.get(h, []))]
+                     for h in ("client", "server"))
+        return (counts + states,)
+    best = max([pred, *pred.alternatives], key=score)
+    ways = "; ".join(
+        f"the {r.host}'s {r.call}() {'after' if after else 'before'} {r.what} "
+        f"({abs(r.call_t - r.arrival_t) * 1000:.2f} ms apart)"
+        for r, after in zip(pred.races, best.orders or pred.orders))
+    n = 1 + len(pred.alternatives)
+    note = (f"race: {n} orders modelled, judged as {ways}" if n > 1 else
+            f"race, one outcome whichever way: {ways}")
+    best.races, best.unmodelled_orders = pred.races, pred.unmodelled_orders
+    return best, note
 
 
 def _offset(pred: TeardownPrediction, record: Record) -> float | None:
@@ -71,7 +114,7 @@ def _teardown_stays(record: Record, host: str) -> list[Stay]:
 
 
 def _states(want: list[PredictedState], host: str, record: Record, end: float,
-            offset: float | None, slop: float) -> list:
+            offset: float | None, slop: float, race_note: str = "") -> list:
     from tcplab.core.check import Check
 
     seen = _teardown_stays(record, host)
@@ -85,8 +128,9 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
     window = max((p.slack for p in want), default=0.0) + slop + DIAG_SLOP
     short, long = upto(end - window), upto(end + window)
     ok = names in (short, long) or (names[:len(short)] == short and names == long[:len(names)])
+    proof = "; ".join(s.describe() for s in seen)
     out = [Check(f"model: {host} states after ESTABLISHED", ok, long, names,
-                 evidence="; ".join(s.describe() for s in seen))]
+                 evidence=f"{proof} ({race_note})" if race_note else proof)]
     for i, p in enumerate(want):
         if p.state == "CLOSE":
             continue

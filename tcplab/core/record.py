@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from tcplab.core.events import (AppCalled, Event, FaultActed, KernelNoted, SegmentSeen,
-                                StateChanged)
+                                StateChanged, event_from_json)
 
 # States the sock:inet_sock_set_state tracepoint never reports (request sockets and
 # timewait minisockets); inet_diag polling fills them in (LINUX-TCP.md section 9).
@@ -37,6 +37,36 @@ class Record:
     # (host, repeat iteration or None) -> (mono, call, arg): parallel iterations each
     # have a call open at the same time.
     _open_calls: dict[tuple, tuple[float, str, object]] = field(default_factory=dict)
+
+    def observation(self) -> dict:
+        """What the result JSON keeps besides the events, so that a saved run can be
+        judged again (Record.from_json)."""
+        return {"have_tracepoint": self.have_tracepoint, "t_stop": self.t_stop,
+                "alive_at_end": sorted([host, list(four)] for host, four in self.alive_at_end)}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> Record:
+        """The Record of a saved run (its result JSON). Runs saved before the
+        `observation` key existed stop observing at their last event."""
+        obs = saved.get("observation") or {}
+        rec = cls(t0=0.0, wall0=saved.get("started") or 0.0,
+                  have_tracepoint=obs.get("have_tracepoint", True),
+                  t_stop=obs.get("t_stop"),
+                  alive_at_end={(h, tuple(f)) for h, f in obs.get("alive_at_end", [])})
+        for d in saved.get("events", []):
+            ev = event_from_json(d)
+            if isinstance(ev, SegmentSeen):
+                rec.segments.append(ev)
+            elif isinstance(ev, AppCalled):
+                rec.apps.append(ev)
+            elif isinstance(ev, KernelNoted):
+                rec.kernel.append(ev)
+            elif isinstance(ev, FaultActed):
+                rec.faults.append(ev)
+            elif isinstance(ev, StateChanged):
+                (rec.tracepoint_states if ev.source == "tracepoint"
+                 else rec.diag_states).append(ev)
+        return rec
 
     def t(self, mono: float | None) -> float | None:
         return None if mono is None else round(mono - self.t0, 6)

@@ -76,7 +76,10 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
     for (host, call), (result, start, end) in pred.calls.items():
         what = f"{call}() → {result}" if call != "request" else "request dropped"
         console.print(f"model: {host} {what} at t={end:.3f} s")
-    if pred.teardown is not None:
+    if pred.teardown is not None and pred.teardown.unsupported:
+        console.print(Text(f"model: the teardown is not modelled: {pred.teardown.unsupported}",
+                           style="yellow"))
+    elif pred.teardown is not None:
         _explain_teardown(console, pred.teardown)
     for note in pred.notes:
         console.print(Text(f"model: {note}", style="dim"))

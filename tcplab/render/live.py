@@ -107,6 +107,9 @@ def format_value(v) -> str:
 
 
 def check_line(c: Check) -> Text:
+    if not c.judged:  # an abstention: neither a pass nor a fail
+        return Text("  – ", style="yellow") + Text(f"{c.name}: {c.actual}") + (
+            Text(f"\n      ({c.evidence})", style="dim") if c.evidence else Text(""))
     mark = Text("  ✓ " if c.passed else "  ✗ ", style="green" if c.passed else "bold red")
     body = f"{c.name}: "
     window = (f"-{MODEL_EARLY * 1000:.0f} ms/+{c.tolerance:.3f} s" if c.one_sided
@@ -132,6 +135,7 @@ def print_verdict(console: Console, result) -> None:
         name, verdict, duration, kernel = (result["scenario"], result["verdict"],
                                            result.get("duration", 0.0), result["kernel"])
         checks = [Check(**{k: v for k, v in c.items() if k in _CHECK_FIELDS},
+                        judged=c.get("judged", True),
                         one_sided=c.get("window") == "late") for c in result["checks"]]
         errors, notes = result.get("errors", []), result.get("notes", [])
     else:

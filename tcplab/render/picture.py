@@ -237,7 +237,7 @@ def _check_text(c: dict) -> str:
 
     check = Check(**{k: c[k] for k in ("name", "passed", "expected", "actual", "tolerance",
                                        "evidence", "line") if k in c},
-                  one_sided=c.get("window") == "late")
+                  one_sided=c.get("window") == "late", judged=c.get("judged", True))
     return check_line(check).plain.strip()
 
 
