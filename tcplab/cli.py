@@ -17,6 +17,7 @@ from rich.console import Console
 
 from tcplab import __version__
 from tcplab.errors import EXIT_INPUT, ScenarioError, TcplabError
+from tcplab.generate import KINDS  # stdlib only: cheap to import for the option's choices
 
 EXIT_INTERRUPTED = 130
 
@@ -285,6 +286,54 @@ def doctor(paths, no_color) -> None:
         table.add_row(f.name, status, f.detail, "" if f.ok else f.fix)
     console.print(table)
     sys.exit(0 if all(f.ok or not f.fatal for f in found) else 3)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--seed", type=int, help="The first seed (required to generate).")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 100000),
+              help="How many files: seeds SEED .. SEED+COUNT-1.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="The folder for gen-<seed>.yaml (required to generate).")
+@click.option("--kind", default="any", show_default=True,
+              type=click.Choice(KINDS),
+              help="Which phase the faults and schedules aim at.")
+@click.option("--fast", is_flag=True, help="Only scenarios with a timeout of 10 s or less.")
+@click.option("--linear-timeouts/--no-linear-timeouts", default=None,
+              help="May the files pin tcp_syn_linear_timeouts (default: whether this "
+                   "kernel has it).")
+@click.pass_context
+def generate(ctx, seed, count, out_dir, kind, fast, linear_timeouts) -> None:
+    """Write seeded, reproducible scenarios judged by the kernel model only (no root
+    needed); `tcplab generate tally DIR` counts the verdicts of their runs."""
+    from click.core import ParameterSource
+
+    from tcplab.generate import has_linear_timeouts, write_scenarios
+
+    given = [p for p in ctx.params if ctx.get_parameter_source(p) != ParameterSource.DEFAULT]
+    if ctx.invoked_subcommand:
+        if given:
+            option = next(p.opts[0] for p in ctx.command.params if p.name == given[0])
+            raise click.UsageError(f"{option} is for generating, not for "
+                                   f"{ctx.invoked_subcommand}")
+        return
+    if seed is None or out_dir is None:
+        raise click.UsageError("generating needs --seed and --out")
+    linear = has_linear_timeouts() if linear_timeouts is None else linear_timeouts
+    written = write_scenarios(seed, count, Path(out_dir), kind, fast, linear)
+    click.echo(f"wrote {len(written)} scenario{'s' * (len(written) != 1)} to {out_dir}: "
+               f"gen-{seed}.yaml .. gen-{seed + count - 1}.yaml")
+
+
+@generate.command()
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The same table as JSON.")
+def tally(results_dir, as_json) -> None:
+    """Count the verdicts, failing checks, abstentions (`not judged`) and failing seeds
+    of a bulk run's result JSONs (run --json DIR/)."""
+    from tcplab.tally import lines, load_results, tally as count
+
+    table = count(load_results(Path(results_dir)))
+    click.echo(json.dumps(table, indent=1) if as_json else "\n".join(lines(table)))
 
 
 @cli.command()
