@@ -16,12 +16,13 @@ from typing import Protocol
 
 from tcplab.core.check import Check, check_model, check_scenario, verdict
 from tcplab.core.model import HostParams, Kernel, predict_handshake
-from tcplab.core.model_teardown import teardown_for, teardown_hints
+from tcplab.core.model_teardown import gone_at, teardown_for, teardown_hints
 from tcplab.core import model_established
 from tcplab.core import model_flood
 from tcplab.core.events import Event
 from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario, all_steps, step_to_wire
+from tcplab.core.segments import FIN
 from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
 from tcplab.lab import fault_config, preflight, topology
 from tcplab.lab.procs import Child
@@ -380,7 +381,8 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
     return _judge(run, time.monotonic() - started)
 
 
-def _predict(sc: Scenario, res: RunResult, server_at: float | None = None):
+def _predict(sc: Scenario, res: RunResult, server_at: float | None = None,
+             record: Record | None = None, client_gone_at: float | None = None):
     """The kernel model's prediction for this kernel and the sysctls in force (in a
     simultaneous open, with the server's first SYN `server_at` after the client's)."""
     hz = preflight.kernel_hz()
@@ -396,7 +398,8 @@ def _predict(sc: Scenario, res: RunResult, server_at: float | None = None):
                                                              client_steps)),
         HostParams.from_sysctls(kernel, res.sysctls.get("server", {})), sc.faults,
         listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
-        data_after_connect=_data_after_connect(client_steps), until=sc.timeout,
+        **_first_after_connect(client_steps, record), until=sc.timeout,
+        client_gone_at=client_gone_at,
         server_connects=_server_connects(sc),
         stale_syn=any(f.kind == "stale-syn" for f in sc.forges), server_at=server_at)
     model_established.extend(prediction, kernel, sc, res.sysctls)  # a peer gone silent
@@ -421,6 +424,9 @@ def _predict_teardown(sc: Scenario, res: RunResult, prediction, record=None) -> 
     connected = prediction.calls.get(("client", "connect"), ("ok",))[0] == "ok"
     prediction.teardown = teardown_for(sc, prediction.kernel, res.sysctls, record) \
         if connected else None
+    if prediction.teardown is not None and prediction.teardown.unsupported and \
+            prediction.established:
+        prediction.teardown = None  # a peer gone silent: core/model_established.py's
     if prediction.teardown is not None and res.model is not None:
         res.model["teardown"] = prediction.teardown.to_json()
 
@@ -448,6 +454,23 @@ def _with_syncnt(sysctls: dict[str, str], steps) -> dict[str, str]:
         if step.call == "syncnt":
             syncnt = step.arg
     return sysctls if syncnt is None else {**sysctls, "net.ipv4.tcp_syn_retries": str(syncnt)}
+
+
+def _first_after_connect(steps, record: Record | None) -> dict:
+    """The client's first segment after its handshake, for the handshake model (it
+    completes a request whose ACK was lost): with a record, the one the client really
+    sent (data, or a FIN) and how long after the SYN-ACK reached it; else what the
+    steps say plainly."""
+    if record is not None:
+        answers = [s for s in record.sent_by("server", "syn-ack") if s.t_out is not None]
+        syns = record.sent_by("client", "syn")
+        after = [s for s in record.segments if syns and s.conn == syns[0].conn
+                 and s.sender == "client" and not s.injected
+                 and (s.length > 0 or s.flags & FIN)]
+        if answers and after:
+            return {"data_after_connect": max(0.0, after[0].t - answers[0].t_out),
+                    "first_segment": (after[0].flags, after[0].length)}
+    return {"data_after_connect": _data_after_connect(steps)}
 
 
 def _data_after_connect(steps) -> float | None:
@@ -487,9 +510,14 @@ def _judge_record(sc: Scenario, res: RunResult, prediction, record: Record) -> N
     res.checks = check_scenario(sc, record)
     if sc.expect.model == "linux":
         server_at = _server_start(sc, record)
-        prediction = _predict(sc, res, server_at) if server_at is not None \
-            else prediction or _predict(sc, res)
+        prediction = _predict(sc, res, server_at, record)
         _predict_teardown(sc, res, prediction, record)
+        gone = gone_at(prediction.teardown, "client")
+        if gone is not None and not _server_connects(sc):
+            # what reaches the client once its connection is gone is the teardown
+            # model's: the handshake part stops answering there
+            prediction = _predict(sc, res, server_at, record, client_gone_at=gone)
+            _predict_teardown(sc, res, prediction, record)
         res.checks += check_model(prediction, record)
 
 

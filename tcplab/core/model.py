@@ -256,6 +256,10 @@ class _Sim:
         self.req = None
         self.server_child = False
         self.data_after_connect: float | None = None
+        self.first_segment = (ACK, 1)  # its flags and length: data, or the client's FIN
+        # When the client's socket is gone or a timewait minisocket (the teardown model
+        # says): from then on what reaches it is the teardown model's to answer.
+        self.client_gone_at: float | None = None
         self.stale_syn = False  # forge: stale-syn
         self.held = None  # the real SYN while the router holds it (False once released)
         self.track_states = False  # fill pred.states (the openings modelled state by state)
@@ -332,6 +336,8 @@ class _Sim:
         self.at(t + wait, "syn_timer", k + 1, gen, wait)
 
     def client_gets(self, t: float, flags: int, slack: float, ack: int) -> None:
+        if self.client_gone_at is not None and t >= self.client_gone_at:
+            return  # the connection is closed or in TIME_WAIT: the teardown model's
         if self.client_state == "SYN_SENT" and flags & ACK and ack != X + 1:
             # tcp_rcv_synsent_state_process(): it acknowledges nothing we sent (an answer
             # to an old SYN): reset_and_undo, an RST with seq = its ack
@@ -356,6 +362,7 @@ class _Sim:
                 self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
                 if self.data_after_connect is not None:
                     self.at(t + self.data_after_connect, "client_data", slack)
+                    self.data_after_connect = None  # the first segment after connect()
             elif self.client_state == "ESTABLISHED" and \
                     t - self.client_oow_at >= self.cp.invalid_ratelimit:
                 self.client_oow_at = t
@@ -433,7 +440,9 @@ class _Sim:
                     self.client_gets(t, flags, slack, ack)
             elif what == "client_data":
                 if self.client_state == "ESTABLISHED":
-                    self.send(t, "client", ACK, X + 1, Y + 1, "first", args[0], length=1)
+                    flags, length = self.first_segment
+                    self.send(t, "client", flags, X + 1, Y + 1, "first", args[0],
+                              length=length)
         self.pred.horizon = until
         self.pred.states = {h: _surely_seen(c, until) for h, c in self.pred.states.items()}
         return self.pred
@@ -461,13 +470,16 @@ def _surely_seen(changes: list[PredictedChange], until: float) -> list[Predicted
 def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
                       faults: tuple[Fault, ...], listens: bool, port: int = 8080,
                       data_after_connect: float | None = None,
+                      first_segment: tuple[int, int] = (ACK, 1),
+                      client_gone_at: float | None = None,
                       until: float = 600.0, server_connects: bool = False,
                       stale_syn: bool = False,
                       server_at: float | None = None) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
     attempt at t=0, with the scenario's faults applied as the router would. If the
     client sends data `data_after_connect` seconds after connect() returns, that first
-    data segment is modelled too (it can complete the handshake: claim H7).
+    data segment is modelled too (it can complete the handshake: claim H7); with
+    `first_segment` (flags, length) it may be another segment, e.g. the client's FIN.
 
     `server_connects`: nobody listens, the server connect()s to the client at the same
     moment, or `server_at` seconds after the client (a simultaneous open,
@@ -485,7 +497,8 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
     outcomes = []
     for packets_first in (False, True):
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
-        sim.data_after_connect = data_after_connect
+        sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
+        sim.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
     main, other = outcomes

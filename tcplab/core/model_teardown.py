@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from tcplab.core.model import (C_ADDR, C_PORT, S_ADDR, TCP_RTO_MAX, TRANSIT, X, Y, Kernel,
                                PredictedSegment, _int)
-from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.rules import DELAY, DROP, DUPLICATE, decide
 from tcplab.core.scenario import Fault, Step
 from tcplab.core.faults import silencing
 from tcplab.core.segments import ACK, FIN, PSH, RST, SYN, Classifier, Segment
@@ -68,6 +68,7 @@ TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
 # later (a client FIN, ESTABLISHED->CLOSE_WAIT), and a recv() the segment woke stamped
 # its return 77 us later. What is left of the hop is inside the race bound.
 LAST_HOP = 0.00005
+RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it
 # The calls whose effect depends on whether a segment came before them.
 RACING_CALLS = ("close", "shutdown", "send", "recv")
 MSS = 1448  # a 1500-byte MTU less the IP and TCP headers and the timestamp option
@@ -245,6 +246,7 @@ class _Host:
         self.woke_at = -1.0  # when a blocked call last returned: what came before caused it
         self.delack = None  # (the delayed ACK of the peer's FIN, until when it may wait)
         self.drain_until = -1.0  # data arriving until then was read by the call that returned
+        self.recv_left = 0  # bytes the recv() waiting now still reads before it returns
         self.state = "ESTABLISHED"
         self.next_step = 0
         self.waiting = False  # in recv() (for data, the peer's FIN or an RST) or send()
@@ -330,12 +332,20 @@ class _Sim:
         elif any(f.action == "link-down" and f.in_force(t) for f in self.host_faults):
             # What the router answers then (ICMP) is core/model_established.py's.
             raise Unsupported("a segment while a link is down")
+        if seen.name == "data-ack" and (fate == "dropped" or (
+                fate == "delayed" and verdict.delay >= other.rto / 2)):
+            # the data's sender retransmits it (tail loss probe, RTO): the established
+            # model's mechanism, not simulated here
+            raise Unsupported(f"the ACK of the {other.name}'s data {fate}")
         self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                    cause, slack))
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
-            self.at(self.arrival(t + TRANSIT + held, h.name, seen.name, seen.nth), 1,
-                    "arrive", other.name, flags, seq, ack, slack, length)
+            at = self.arrival(t + TRANSIT + held, h.name, seen.name, seen.nth)
+            self.at(at, 1, "arrive", other.name, flags, seq, ack, slack, length)
+            if verdict.action == DUPLICATE:  # the router's copy, `by` after the original
+                self.at(at + verdict.delay, 1, "arrive", other.name, flags, seq, ack, slack,
+                        length)
         return fate
 
     def arrival(self, nominal: float, sender: str, name: str, nth: int) -> float:
@@ -402,9 +412,11 @@ class _Sim:
                     self.schedule_step(t + s.arg, h)
                     return
             elif s.call == "recv":
-                if h.unread:
-                    h.unread = 0
-                elif not h.got_fin and h.state != "CLOSE":
+                # recv: N reads on until N bytes or EOF; a bare recv returns what is there
+                want = s.arg if isinstance(s.arg, int) else 1
+                got = min(h.unread, want) if isinstance(s.arg, int) else h.unread
+                h.unread, h.recv_left = h.unread - got, max(0, want - got)
+                if h.recv_left > 0 and not h.got_fin and h.state != "CLOSE":
                     h.waiting = h.waiting_recv = True
                     h.recv_gen += 1
                     if h.rcvtimeo is not None:  # SO_RCVTIMEO: EAGAIN when it runs out
@@ -508,6 +520,11 @@ class _Sim:
             self.abort(t, h, "fault")
 
     def close(self, t: float, h: _Host, orphan: bool) -> None:
+        if h.state in ("TIME_WAIT", "CLOSE"):
+            # the connection lives on in a timewait minisocket (tcp_time_wait() ended
+            # the full socket with tcp_done()) or is gone: close() has nothing to do
+            h.orphaned = h.orphaned or orphan
+            return
         if orphan and (h.unread or h.linger0):
             # tcp_close(): unread data is lost, so the peer must know (RST); SO_LINGER
             # {on, 0} asks for the same (tcp_disconnect)
@@ -599,8 +616,11 @@ class _Sim:
             return
 
         if flags & RST:
+            if not self.rst_accepted(h, seq):
+                return  # out of window, or not exact where exact is required: ignored
             self.set_state(t, h, "CLOSE", slack, "segment")
             h.timer_gen += 1
+            h.tw_gen += 1
             self.wake(t, h)  # recv() fails: ECONNRESET (EPIPE in CLOSE_WAIT)
             return
         if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:
@@ -645,15 +665,37 @@ class _Sim:
             self.send(t, h, ACK, "answer", slack)
             self.time_wait(t, h, slack)
 
+    @staticmethod
+    def rst_accepted(h: _Host, seq: int) -> bool:
+        """Does an RST with this sequence number end the connection?
+        - TIME_WAIT: only at rcv_nxt exactly (tcp_timewait_state_process(), "TIME_WAIT
+          assassination" with tcp_rfc1337 = 0); anything else is ignored;
+        - the FIN_WAIT2 minisocket of an orphan: anywhere in the window (the same
+          function, its FIN_WAIT2 substate, "goto kill");
+        - a full socket (tcp_validate_incoming(), RFC 5961 3.2): at rcv_nxt, or at
+          rcv_nxt - 1 in CLOSE_WAIT, LAST_ACK and CLOSING (tcp_reset_check()). An RST
+          elsewhere in the window draws a challenge ACK instead; the RSTs the model
+          sends (answers quoting an old ACK, aborts at snd_nxt) never land there, so
+          that case is not modelled."""
+        if h.state == "TIME_WAIT":
+            return seq == h.rcv
+        if h.state == "FIN_WAIT2" and h.orphaned:
+            return h.rcv <= seq < h.rcv + RCV_WND
+        return seq == h.rcv or (seq == h.rcv - 1 and
+                                h.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING"))
+
     def late(self, t: float, h: _Host, flags: int, seq: int, ack: int) -> None:
         """A handshake segment after the host's call returned (Observed.late): the
         handshake model answers it while the connection is ESTABLISHED (a SYN-ACK: an
         ACK, rate-limited; the ACK again: nothing); once the socket is gone, it gets
         an RST like anything else (tcp_v4_send_reset(), NO_SOCKET)."""
-        if h.state == "ESTABLISHED" or (flags == ACK and h.state != "CLOSE"):
-            return  # an old ACK to a live socket: tcp_ack() ignores it
-        if h.state != "CLOSE":
-            raise Unsupported(f"a handshake segment reaching the {h.name} in {h.state}")
+        if h.state not in ("CLOSE", "TIME_WAIT"):
+            # a full socket: an old ACK is ignored (tcp_ack()), a SYN-ACK draws an ACK
+            # (tcp_validate_incoming(): a challenge ACK, rate-limited), which the
+            # handshake model predicts until the client_gone_at this model gives it
+            return
+        if h.state == "TIME_WAIT":
+            raise Unsupported(f"a handshake segment reaching the {h.name} in TIME_WAIT")
         if flags & SYN and not flags & ACK:
             raise Unsupported(f"a SYN reaching the {h.name} after its connection closed "
                               "(a listener may take it)")
@@ -662,6 +704,11 @@ class _Sim:
     def data(self, t: float, h: _Host, seq: int, ack: int, length: int,
              slack: float) -> bool:
         """A segment with payload; True when it ended the connection."""
+        if seq + length <= h.rcv:
+            # old data again (a duplicate): tcp_sequence() fails, tcp_send_dupack(); a
+            # segment with data is never rate-limited (tcp_oow_rate_limited())
+            self.send(t, h, ACK, "answer", slack)
+            return False
         if h.orphaned and h.state in ("FIN_WAIT1", "FIN_WAIT2"):
             # close() shut the receiving side: new data aborts the connection
             # (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,
@@ -684,9 +731,13 @@ class _Sim:
         h.rcv = max(h.rcv, seq + length)
         # A recv() waiting reads what came (recv: N reads on until N or EOF; whatever
         # it has read is no longer unread when the app closes).
-        h.unread = 0 if h.waiting_recv or t <= h.drain_until else h.unread + length
         self.send(t, h, ACK, "answer", slack)  # early in a connection: quick ACKs
-        self.wake(t, h)
+        if h.waiting_recv:
+            h.recv_left -= length
+            if h.recv_left <= 0:
+                self.wake(t, h)
+        elif t > h.drain_until:
+            h.unread += length
         return False
 
     def delayed_ack(self, t: float, h: _Host, slack: float) -> None:
@@ -936,6 +987,14 @@ def app_lag(record) -> float:
         if acts:
             worst = max(worst, acts[0] - c.t)
     return worst
+
+
+def gone_at(pred: TeardownPrediction | None, host: str) -> float | None:
+    """When the host's connection is closed or a timewait minisocket, if it is."""
+    if pred is None or pred.unsupported:
+        return None
+    return next((x.t for x in pred.states.get(host, []) if x.state in ("CLOSE", "TIME_WAIT")),
+                None)
 
 
 def teardown_hints(pred: TeardownPrediction | None, origin: float,

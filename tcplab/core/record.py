@@ -33,6 +33,7 @@ class Record:
     have_tracepoint: bool = True
     alive_at_end: set = field(default_factory=set)  # (host, 4-tuple) diag saw at the end
     t_stop: float | None = None  # when observation stopped: a state still held then lasts on
+    merged: list[StateChanged] = field(default_factory=list)  # a saved run's states()
     _delayed: dict[int, int] = field(default_factory=dict)  # hook id -> index in segments
     # (host, repeat iteration or None) -> (mono, call, arg): parallel iterations each
     # have a call open at the same time.
@@ -42,7 +43,11 @@ class Record:
         """What the result JSON keeps besides the events, so that a saved run can be
         judged again (Record.from_json)."""
         return {"have_tracepoint": self.have_tracepoint, "t_stop": self.t_stop,
-                "alive_at_end": sorted([host, list(four)] for host, four in self.alive_at_end)}
+                "alive_at_end": sorted([host, list(four)] for host, four in self.alive_at_end),
+                # both sources before merging (events hold the merged history, which
+                # has dropped the tracepoint's handovers that judging reads)
+                "tracepoint_states": [e.to_json() for e in self.tracepoint_states],
+                "diag_states": [e.to_json() for e in self.diag_states]}
 
     @classmethod
     def from_json(cls, saved: dict) -> Record:
@@ -63,9 +68,10 @@ class Record:
                 rec.kernel.append(ev)
             elif isinstance(ev, FaultActed):
                 rec.faults.append(ev)
-            elif isinstance(ev, StateChanged):
-                (rec.tracepoint_states if ev.source == "tracepoint"
-                 else rec.diag_states).append(ev)
+            elif isinstance(ev, StateChanged) and "tracepoint_states" not in obs:
+                rec.merged.append(ev)  # saved merged: merging again would lose handovers
+        rec.tracepoint_states = [event_from_json(d) for d in obs.get("tracepoint_states", [])]
+        rec.diag_states = [event_from_json(d) for d in obs.get("diag_states", [])]
         return rec
 
     def t(self, mono: float | None) -> float | None:
@@ -143,6 +149,8 @@ class Record:
 
     # -- reading ------------------------------------------------------------------
     def states(self) -> list[StateChanged]:
+        if self.merged:
+            return list(self.merged)
         return merge_states(self.tracepoint_states, self.diag_states, self.have_tracepoint,
                             self.alive_at_end)
 
