@@ -68,6 +68,12 @@ TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
 # later (a client FIN, ESTABLISHED->CLOSE_WAIT), and a recv() the segment woke stamped
 # its return 77 us later. What is left of the hop is inside the race bound.
 LAST_HOP = 0.00005
+# A data segment's tail loss probe can come this soon: tcp_schedule_loss_probe()'s
+# timeout is 2 srtt (+ 2 jiffies with one segment out), at least 10 ms (TCP_TIMEOUT_MIN
+# in 6.x is 2 jiffies; the 10 ms floor is tcp_schedule_loss_probe()'s own). A data
+# segment or its ACK held longer than half of it may be retransmitted before it lands.
+DATA_PROBE_MIN = 0.005
+TLP_TIMEOUT_MIN = 0.002  # tcp_schedule_loss_probe() with more than the FIN out
 RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it
 # The calls whose effect depends on whether a segment came before them.
 RACING_CALLS = ("close", "shutdown", "send", "recv")
@@ -94,6 +100,7 @@ class TeardownParams:
     rto_max: float = TCP_RTO_MAX
     tlp: bool = True  # tcp_early_retrans 3 or 4
     timewait: bool = True  # tcp_max_tw_buckets > 0: inet_twsk_alloc() can succeed
+    invalid_ratelimit: float = 0.5  # tcp_invalid_ratelimit: out-of-window ACKs
 
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict[str, str]) -> TeardownParams:
@@ -105,7 +112,8 @@ class TeardownParams:
             rto_max=(_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
                      if kernel.rto_max_sysctl else TCP_RTO_MAX),
             tlp=_int(s, "net.ipv4.tcp_early_retrans", 3) in (3, 4),
-            timewait=_int(s, "net.ipv4.tcp_max_tw_buckets", 1) > 0)
+            timewait=_int(s, "net.ipv4.tcp_max_tw_buckets", 1) > 0,
+            invalid_ratelimit=_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0)
 
 
 def rto_after_handshake(kernel: Kernel, p: TeardownParams, rtt: float) -> float:
@@ -219,6 +227,9 @@ class TeardownPrediction:
     races: list[Race] = field(default_factory=list)
     orders: tuple[bool, ...] = ()  # per race: True when the call came after the arrival
     race_bound: float = 0.0  # Observed.race of the run
+    # A close() came while the delayed ACK of the peer's FIN may still have waited:
+    # this prediction has it not sent; an alternative has it sent.
+    delack_choice: bool = False
     unmodelled_orders: list[str] = field(default_factory=list)  # why, for each
     alternatives: list[TeardownPrediction] = field(default_factory=list)
 
@@ -247,6 +258,8 @@ class _Host:
         self.delack = None  # (the delayed ACK of the peer's FIN, until when it may wait)
         self.drain_until = -1.0  # data arriving until then was read by the call that returned
         self.recv_left = 0  # bytes the recv() waiting now still reads before it returns
+        self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
+        self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
         self.state = "ESTABLISHED"
         self.next_step = 0
         self.waiting = False  # in recv() (for data, the peer's FIN or an RST) or send()
@@ -269,6 +282,9 @@ class _Host:
         self.snd = X + 1 if name == "client" else Y + 1
         self.rcv = Y + 1 if name == "client" else X + 1
         self.unread = 0
+        self.una = self.snd  # the peer has acknowledged everything before this (snd_una)
+        self.ts_recent = -1.0  # the newest TSval (send time) seen from the peer
+        self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK
         self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
 
 
@@ -278,9 +294,12 @@ class _Sim:
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
                  host_faults: tuple = (), observed: Observed | None = None,
                  shifts: dict[tuple[str, int], float] | None = None,
-                 rtt: dict[str, float] | None = None):
+                 rtt: dict[str, float] | None = None, delack_goes: bool = False):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
+        self.delack_goes = delack_goes
+        self.cancelled: set[int] = set()  # events of segments that did not go after all
+        self.last_sent: list[int] = []
         self.races: list[Race] = []
         self.arrived: dict[str, list[tuple[float, str]]] = {"client": [], "server": []}
         self.host_faults = host_faults
@@ -301,8 +320,10 @@ class _Sim:
             sport, dport = (C_PORT, self.port) if src == C_ADDR else (self.port, C_PORT)
             self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
 
-    def at(self, t: float, prio: int, what: str, *args) -> None:
-        heapq.heappush(self.q, (round(t, 9), prio, next(self.order), what, args))
+    def at(self, t: float, prio: int, what: str, *args) -> int:
+        n = next(self.order)
+        heapq.heappush(self.q, (round(t, 9), prio, n, what, args))
+        return n
 
     def peer(self, h: _Host) -> _Host:
         return self.hosts["server" if h.name == "client" else "client"]
@@ -332,20 +353,22 @@ class _Sim:
         elif any(f.action == "link-down" and f.in_force(t) for f in self.host_faults):
             # What the router answers then (ICMP) is core/model_established.py's.
             raise Unsupported("a segment while a link is down")
-        if seen.name == "data-ack" and (fate == "dropped" or (
-                fate == "delayed" and verdict.delay >= other.rto / 2)):
+        if seen.name in ("data", "data-ack") and (fate == "dropped" or (
+                fate == "delayed" and verdict.delay >= DATA_PROBE_MIN)):
             # the data's sender retransmits it (tail loss probe, RTO): the established
             # model's mechanism, not simulated here
-            raise Unsupported(f"the ACK of the {other.name}'s data {fate}")
+            whose = "" if seen.name == "data" else f"the ACK of the {other.name}'s "
+            raise Unsupported(f"{whose or h.name + ' '}data {fate}")
         self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                    cause, slack))
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
             at = self.arrival(t + TRANSIT + held, h.name, seen.name, seen.nth)
-            self.at(at, 1, "arrive", other.name, flags, seq, ack, slack, length)
+            self.last_sent = [self.at(at, 1, "arrive", other.name, flags, seq, ack, slack,
+                                      length, t)]
             if verdict.action == DUPLICATE:  # the router's copy, `by` after the original
-                self.at(at + verdict.delay, 1, "arrive", other.name, flags, seq, ack, slack,
-                        length)
+                self.last_sent.append(self.at(at + verdict.delay, 1, "arrive", other.name,
+                                              flags, seq, ack, slack, length, t))
         return fate
 
     def arrival(self, nominal: float, sender: str, name: str, nth: int) -> float:
@@ -450,6 +473,7 @@ class _Sim:
         seen = self.obs.steps[h.name]
         if i < len(seen) and seen[i] is not None and seen[i][1] is not None:
             self.at(seen[i][1], 4, "recv_timeout", h.name, h.recv_gen)
+            h.returned_at = seen[i][1]
 
     def note_race(self, t: float, h: _Host, i: int, call: str) -> None:
         """An app call that a segment reached the same host within the race bound of:
@@ -480,18 +504,23 @@ class _Sim:
     def wake(self, t: float, h: _Host) -> None:
         """Data, the peer's FIN or an RST ends a recv() that waits."""
         if h.waiting and not h.gone:
+            if h.waiting_recv:
+                # The call reads what is there when the app gets to run, not only what
+                # woke it: data arriving until the app's return (as stamped, give or
+                # take the race bound; without a record, RACE_NOISE) is read too.
+                h.drain_until = max(t, h.returned_at if h.returned_at is not None else t) + \
+                    (self.obs.race if self.obs is not None else RACE_NOISE)
             h.waiting = h.waiting_recv = False
+            h.returned_at = None
             h.recv_gen += 1
             h.woke_at = t
             self.schedule_step(t, h)
 
     def recv_timeout(self, t: float, h: _Host, gen: int) -> None:
         if h.waiting and gen == h.recv_gen:
-            if self.obs is not None:
-                # The app saw its call return before the model saw what woke it: the
-                # segment's t_out and the app's stamp are within the race bound of each
-                # other, and what arrives that soon is what the call read.
-                h.drain_until = t + self.obs.race
+            # (with a record: the app saw its call return before the model saw what woke
+            # it; the segment's t_out and the app's stamp are within the race bound of
+            # each other, and wake() lets the call read what arrives that soon)
             self.wake(t, h)
 
     def send_data(self, t: float, h: _Host, n: int) -> None:
@@ -534,16 +563,23 @@ class _Sim:
         if h.state == "CLOSE_WAIT" and h.ack_pending:
             self.maybe_ack(t, h)
         elif h.state == "CLOSE_WAIT" and h.delack and t <= h.delack[1] + 1e-9:
-            # the delayed ACK the model sent at once may still have been waiting: the
-            # FIN then carries it instead
-            self.pred.segments.remove(h.delack[0])
-            self.pred.maybe.append(h.delack[0])
+            # The delayed ACK the model sent at once may still have been waiting: the
+            # FIN then carries it instead. Both ways are simulated (its arrival can
+            # matter: a held ACK reaching a TIME_WAIT late): here it did not go.
+            self.pred.delack_choice = True
+            if not self.delack_goes:
+                self.pred.segments.remove(h.delack[0])
+                self.pred.maybe.append(h.delack[0])
+                self.cancelled.update(h.delack[2])
         if h.state in ("ESTABLISHED", "CLOSE_WAIT"):
             self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK",
                            h.slack, "app")
             h.fin_sent, h.ack_pending = True, False  # the FIN carries any pending ACK
             self.send(t, h, FIN | ACK, "first", h.slack)
-            self.arm(t, h, "tlp" if h.p.tlp else "rto", h.rto)
+            if h.p.tlp:
+                self.arm(t, h, "tlp", self.probe_wait(h))
+            else:
+                self.arm(t, h, "rto", h.rto)
         elif h.state == "FIN_WAIT2" and orphan:
             self.fin_wait2_timer(t, h, h.slack)
 
@@ -558,8 +594,18 @@ class _Sim:
                                                 "answer", h.slack + delack_max(h.rtt)))
 
     # timers -------------------------------------------------------------------------
+    def probe_wait(self, h: _Host) -> float:
+        """tcp_schedule_loss_probe(): 2 srtt, plus tcp_rto_min when the FIN is the only
+        segment out, else plus TCP_TIMEOUT_MIN (2 ms on 6.18: seen 5 ms after a FIN that
+        followed unacknowledged data; 2 jiffies in older code, inside the check's
+        window), in whole jiffies, and never after the RTO."""
+        alone = h.una >= h.snd
+        wait = 2 * h.rtt + (h.p.rto_min if alone else TLP_TIMEOUT_MIN)
+        return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz, h.rto)
+
     def arm(self, t: float, h: _Host, kind: str, wait: float) -> None:
         h.timer_gen += 1
+        h.timer_kind, h.timer_wait = kind, wait
         self.at(t + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
 
     def fin_timer(self, t: float, h: _Host, gen: int, kind: str, wait: float) -> None:
@@ -590,13 +636,23 @@ class _Sim:
         h.tw_gen += 1
         self.at(t + tmo, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(tmo))
 
-    def time_wait(self, t: float, h: _Host, slack: float) -> None:
+    def paws_in_time_wait(self, t: float, h: _Host, slack: float) -> None:
+        """tcp_timewait_state_process(): a PAWS-rejected segment (a delayed one, older
+        than what came since) restarts the timewait timer and is answered by an ACK,
+        at most one per tcp_invalid_ratelimit (tcp_timewait_check_oow_rate_limit())."""
+        self.time_wait(t, h, slack, restart_only=True)
+        if t - h.tw_oow_at >= h.p.invalid_ratelimit:
+            h.tw_oow_at = t
+            self.send(t, h, ACK, "answer", slack)
+
+    def time_wait(self, t: float, h: _Host, slack: float, restart_only: bool = False) -> None:
         if not h.p.timewait:
             # tcp_time_wait(): inet_twsk_alloc() refuses (tcp_max_tw_buckets = 0,
             # TCPTimeWaitOverflow), and the socket is closed without one
             self.set_state(t, h, "CLOSE", slack, "segment")
             return
-        self.set_state(t, h, "TIME_WAIT", slack, "segment")
+        if not restart_only:
+            self.set_state(t, h, "TIME_WAIT", slack, "segment")
         h.tw_gen += 1
         self.at(t + TCP_TIMEWAIT_LEN, 2, "tw_timer", h.name, h.tw_gen,
                 slack + self.k.slack(TCP_TIMEWAIT_LEN))
@@ -607,12 +663,24 @@ class _Sim:
 
     # segments -----------------------------------------------------------------------
     def arrive(self, t: float, h: _Host, flags: int, seq: int, ack: int, slack: float,
-               length: int = 0) -> None:
+               length: int = 0, sent: float | None = None) -> None:
         if self.matters(flags, length):
             self.arrived[h.name].append((t, self.describe_arrival((h.name, flags))))
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
                 self.answer_rst(t, h, ack, slack)
+            return
+        if sent is not None and not flags & RST:
+            # Timestamps (on in every lab connection): the segment's TSval is its send
+            # time. One older than the newest seen (ts_recent) is a PAWS reject.
+            if sent < h.ts_recent and h.state == "TIME_WAIT":
+                self.paws_in_time_wait(t, h, slack)
+                return
+            h.ts_recent = max(h.ts_recent, sent)
+        if h.state == "TIME_WAIT" and not flags & (FIN | RST) and not length:
+            # an in-window bare ACK: the timewait timer starts again, nothing is sent
+            # (tcp_timewait_state_process(), inet_twsk_reschedule())
+            self.time_wait(t, h, slack, restart_only=True)
             return
 
         if flags & RST:
@@ -623,6 +691,16 @@ class _Sim:
             h.tw_gen += 1
             self.wake(t, h)  # recv() fails: ECONNRESET (EPIPE in CLOSE_WAIT)
             return
+        if flags & ACK and ack > h.una:
+            h.una = ack
+            if h.fin_sent and ack < h.snd + 1:
+                # data acknowledged, the FIN not yet: tcp_set_xmit_timer() schedules the
+                # loss probe again (now for the FIN alone: 2 srtt + rto_min, at most the
+                # RTO) if it has not fired, else tcp_rearm_rto() restarts the RTO
+                if h.timer_kind == "tlp":
+                    self.arm(t, h, "tlp", self.probe_wait(h))
+                elif h.timer_kind == "rto":
+                    self.arm(t, h, "rto", h.timer_wait)
         if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:
             h.fin_acked = True
             h.timer_gen += 1
@@ -743,8 +821,9 @@ class _Sim:
     def delayed_ack(self, t: float, h: _Host, slack: float) -> None:
         if h.ack_pending:
             h.ack_pending = False
+            self.last_sent = []
             self.send(t, h, ACK, "answer", slack + delack_max(h.rtt))
-            h.delack = (self.pred.segments[-1], t + delack_max(h.rtt))
+            h.delack = (self.pred.segments[-1], t + delack_max(h.rtt), self.last_sent)
 
     def run(self, until: float) -> TeardownPrediction:
         for name in ("client", "server"):
@@ -760,9 +839,11 @@ class _Sim:
             if f.action in ("kill", "reboot"):
                 self.at(f.at, 0, "host_fault", f.host, f.action)
         while self.q:
-            t, _prio, _n, what, args = heapq.heappop(self.q)
+            t, _prio, n, what, args = heapq.heappop(self.q)
             if t > until:
                 break
+            if n in self.cancelled:
+                continue
             h = self.hosts[args[0]]
             if what == "step":
                 if not h.gone:
@@ -803,26 +884,28 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     differ are in `alternatives`."""
     rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
 
-    def sim(shifts=None) -> TeardownPrediction:
+    def sim(shifts=None, delack_goes=False) -> TeardownPrediction:
         return _Sim(kernel, params, rto, steps, faults, port, first_closer, host_faults,
-                    observed, shifts, rtt).run(until)
+                    observed, shifts, rtt, delack_goes).run(until)
 
     main = sim()
-    if observed is None or not main.races:
+    if observed is None or not (main.races or main.delack_choice):
         return main
     races = _distinct(main.races)[:MAX_RACES]
     main.races, main.race_bound = races, observed.race
     main.orders = tuple(r.call_t > r.arrival_t for r in races)
     seen = {_shape(main)}
-    for flips in itertools.product((False, True), repeat=len(races)):
-        if not any(flips):
+    for *flips, delack_goes in itertools.product((False, True), repeat=len(races) + 1):
+        if not any(flips) and not delack_goes:
+            continue
+        if delack_goes and not main.delack_choice:
             continue
         shifts = {}
         for race, flip, after in zip(races, flips, main.orders):
             if flip:  # the call on the other side of the arrival
                 shifts[(race.host, race.step)] = race.arrival_t + (-1e-6 if after else 1e-6)
         try:
-            other = sim(shifts)
+            other = sim(shifts, delack_goes)
         except Unsupported as e:  # that order is not modelled: the run may have taken it
             main.unmodelled_orders.append(str(e))
             continue
@@ -966,10 +1049,16 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
     lag = app_lag(record)
     race = RACE_NOISE + lag
     # Timed host faults count from the client's start (its first call), a little
-    # before its first SYN.
+    # before its first SYN; where the record says when one acted (the agent's or the
+    # hook's own stamp), that moment is taken.
     start = min((c.t for c in record.apps if c.host == "client"), default=origin) - origin
-    shifted = tuple(dataclasses.replace(f, at=f.at + start, until=(
-        None if f.until is None else f.until + start)) for f in host_faults)
+    shifted = []
+    for f in host_faults:
+        acted = [e.t - origin for e in record.faults if e.action == f.action and e.host == f.host]
+        at = round(acted[0] if acted else f.at + start, 9)  # as the event queue rounds
+        shifted.append(dataclasses.replace(f, at=at, until=(
+            None if f.until is None else f.until + at - f.at)))
+    shifted = tuple(shifted)
     return Observed(steps, arrivals, race, tuple(late)), shifted
 
 
