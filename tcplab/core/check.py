@@ -236,7 +236,10 @@ def check_model(prediction, record: Record) -> list[Check]:
     prediction = _closest(prediction, record)
     checks: list[Check] = []
     for sender in ("client", "server"):
-        for name in MODEL_NAMES if teardown is None else MODEL_NAMES[:-1]:
+        # the RSTs are the teardown model's to count when it runs; nobody's when the
+        # established model steps aside (it would have said when one comes)
+        unjudged = any(b.unsupported for b in getattr(prediction, "established", ()))
+        for name in MODEL_NAMES if teardown is None and not unjudged else MODEL_NAMES[:-1]:
             checks += _model_segments(prediction, record, sender, name, origins, slop)
     checks += _model_connect(prediction, record, slop)
     checks += _model_request(prediction, record, t0, slop)

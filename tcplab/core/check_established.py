@@ -21,7 +21,12 @@ LIMIT_MARGIN = 0.005  # expiries this close to the give-up limit may go either w
 
 def check(prediction, record: Record, slop: float) -> list:
     out = []
+    from tcplab.core.check import not_judged
+
     for b in getattr(prediction, "established", ()):
+        if b.unsupported:
+            out.append(not_judged("a peer gone silent", b.unsupported))
+            continue
         judge = {"data": _data, "keepalive": _keepalive, "quiet": _quiet}[b.name]
         out += judge(b, prediction.kernel, record, slop)
     return out

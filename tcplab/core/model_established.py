@@ -285,6 +285,7 @@ class Burst:
     error: str | None = None
     call: str | None = None  # the step that is blocked when the abort comes
     notes: list[str] = field(default_factory=list)
+    unsupported: str = ""  # why this burst is not modelled (then nothing is judged)
 
 
 def _silences(sc) -> list:
@@ -331,6 +332,9 @@ def predict(kernel: Kernel, sc, sysctls: dict, handshake, rtt: float = 0.0004) -
     return bursts
 
 
+ONE_SEGMENT = 1448  # the MSS with timestamps at a 1500-byte MTU
+
+
 def path_back(fault) -> float | None:
     # A restored link answers with ACKs; a crash never ends.
     return fault.until if fault.action == "link-down" else None
@@ -343,6 +347,13 @@ def _data(kernel, p, rtt, fault, host, steps) -> Burst | None:
     if sent is None:
         return None
     step, t0 = sent
+    size = len(step.arg.encode()) if isinstance(step.arg, str) else step.arg
+    if size > ONE_SEGMENT:
+        # Several segments in flight: the probe comes after 2 srtt + 2 ms and resends
+        # the tail, the RTOs resend the head (seen on 6.18, gen-2031): not this chain.
+        return Burst(host, "data", fault, p, anchor=t0,
+                     unsupported=f"the {host} sends {size} bytes (more than one segment) "
+                     "into the silence")
     router = UnreachableRouter(hz=kernel.hz) if fault.action == "link-down" else None
     offsets, give_up = retransmissions(kernel, p, rtt, router,
                                        None if back is None else back - t0)

@@ -196,6 +196,8 @@ class Observed:
     # (t_out, receiver, flags): the handshake model's part while the connection is
     # ESTABLISHED, the teardown's once it is not.
     late: tuple[tuple[float, str, int], ...] = ()
+    # (sender, name) -> when the router sent each duplicate's copy, in order
+    copies: dict[tuple[str, str], tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,7 @@ class _Sim:
         self.obs, self.shifts = observed, shifts or {}
         self.delack_goes = delack_goes
         self.cancelled: set[int] = set()  # events of segments that did not go after all
+        self.copies: dict[tuple[str, str], list[float]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
         self.races: list[Race] = []
         self.arrived: dict[str, list[tuple[float, str]]] = {"client": [], "server": []}
@@ -367,9 +370,19 @@ class _Sim:
             self.last_sent = [self.at(at, 1, "arrive", other.name, flags, seq, ack, slack,
                                       length, t)]
             if verdict.action == DUPLICATE:  # the router's copy, `by` after the original
-                self.last_sent.append(self.at(at + verdict.delay, 1, "arrive", other.name,
+                copy = self.copy_arrival(h.name, seen.name, at + verdict.delay)
+                self.last_sent.append(self.at(copy, 1, "arrive", other.name,
                                               flags, seq, ack, slack, length, t))
         return fate
+
+    def copy_arrival(self, sender: str, name: str, nominal: float) -> float:
+        """A duplicate's copy: with a record, when the router really sent it (its raw
+        socket send follows the hook's own timing, not the original's t_out + by)."""
+        if self.obs is None:
+            return nominal
+        copies = self.copies.setdefault((sender, name), list(self.obs.copies.get(
+            (sender, name), ())))
+        return copies.pop(0) + LAST_HOP if copies else nominal
 
     def arrival(self, nominal: float, sender: str, name: str, nth: int) -> float:
         """When a segment reaches its receiver: with a record, when the router really let
@@ -1044,8 +1057,9 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
             ("client", "ack", "server", "accept", ACK)):
         opened = [c.t_end for c in record.apps if c.host == receiver and c.call == opener
                   and c.iteration is None and c.result == "ok"]
-        late += [(s.t_out - origin, receiver, flags) for s in record.sent_by(sender, name)
-                 if opened and s.t_out is not None and s.t_out > opened[0]]
+        late += [(s.t_out - origin, receiver, flags) for s in record.segments
+                 if s.sender == sender and s.name == name and s.conn == conn
+                 and opened and s.t_out is not None and s.t_out > opened[0]]  # copies too
     lag = app_lag(record)
     race = RACE_NOISE + lag
     # Timed host faults count from the client's start (its first call), a little
@@ -1059,7 +1073,12 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
         shifted.append(dataclasses.replace(f, at=at, until=(
             None if f.until is None else f.until + at - f.at)))
     shifted = tuple(shifted)
-    return Observed(steps, arrivals, race, tuple(late)), shifted
+    copies: dict[tuple[str, str], list[float]] = {}
+    for s in record.segments:
+        if s.injected and s.t_out is not None:
+            copies.setdefault((s.sender, s.name), []).append(s.t_out - origin)
+    return Observed(steps, arrivals, race, tuple(late),
+                    {k: tuple(v) for k, v in copies.items()}), shifted
 
 
 def app_lag(record) -> float:
