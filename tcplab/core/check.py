@@ -235,11 +235,16 @@ def check_model(prediction, record: Record) -> list[Check]:
     checks_after = check_established.check(prediction, record, slop)  # a peer gone silent
     prediction = _closest(prediction, record)
     checks: list[Check] = []
+    copies = _handshake_copies(record, prediction)
+    if copies:
+        checks.append(not_judged("handshake segment counts", copies))
     for sender in ("client", "server"):
         # the RSTs are the teardown model's to count when it runs; nobody's when the
         # established model steps aside (it would have said when one comes)
         unjudged = any(b.unsupported for b in getattr(prediction, "established", ()))
         for name in MODEL_NAMES if teardown is None and not unjudged else MODEL_NAMES[:-1]:
+            if copies and name != "rst":
+                continue
             checks += _model_segments(prediction, record, sender, name, origins, slop)
     checks += _model_connect(prediction, record, slop)
     checks += _model_request(prediction, record, t0, slop)
@@ -247,6 +252,24 @@ def check_model(prediction, record: Record) -> list[Check]:
     if teardown is not None:
         checks += check_teardown(teardown, record, slop)
     return checks + checks_after
+
+
+def _handshake_copies(record: Record, prediction) -> str:
+    """The router's copy (`duplicate`) of a SYN, SYN-ACK or handshake ACK that landed
+    while the handshake model still had the say: what it draws depends on whether the
+    handshake had completed (a request's SYN-ACK, or a challenge ACK), which the
+    handshake model does not follow. Empty when there is none."""
+    gone = getattr(prediction, "client_gone_at", None)
+    syns = record.sent_by("client", "syn")
+    if not syns:
+        return ""
+    for s in record.segments:
+        if s.injected and (s.fault or "").startswith("duplicate") and \
+                s.name in ("syn", "syn-ack", "ack") and s.t_out is not None and (
+                gone is None or s.t_out - syns[0].t < gone):
+            return (f"the router's copy of the {s.sender}'s {s.name} at t={s.t_out:.3f}s "
+                    "lands within the handshake, whose answers to it are not modelled")
+    return ""
 
 
 def _closest(prediction, record: Record):

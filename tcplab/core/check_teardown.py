@@ -67,14 +67,15 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
         return (counts + states,)
     best = max([pred, *pred.alternatives], key=score)
     ways = "; ".join(
-        f"the {r.host}'s {r.call}() {'after' if after else 'before'} {r.what} "
+        f"the {r.host}'s {r.call if r.call == 'timer' else r.call + '()'} "
+        f"{'after' if after else 'before'} {r.what} "
         f"({abs(r.call_t - r.arrival_t) * 1000:.2f} ms apart)"
         for r, after in zip(pred.races, best.orders or pred.orders))
     n = 1 + len(pred.alternatives)
     if pred.delack_choice:
-        went = any(s.name == "fin-ack" for s in best.segments) and best is not pred
         ways = "; ".join(filter(None, [ways, "the delayed ACK of the FIN " + (
-            "went before close()" if went else "was carried by the FIN")]))
+            "waited (and what the host sent next carried it)" if best.delack_late
+            else "left at once")]))
     note = (f"race: {n} outcomes modelled, judged as {ways}" if n > 1 else
             f"race, one outcome whichever way: {ways}")
     best.races, best.unmodelled_orders = pred.races, pred.unmodelled_orders
@@ -94,6 +95,13 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
 
     want, seen = pred.of(sender, name), record.sent_by(sender, name)
     maybe = [s for s in pred.maybe if s.sender == sender and s.name == name]
+    # What the model has the kernel send after observation stopped cannot be in the
+    # record; what is due within the window around the stop may or may not be.
+    syns = record.sent_by("client", "syn")
+    if syns:
+        end = observed_until(record) - syns[0].t
+        maybe += [p for p in want if end - p.slack - slop <= p.t <= end + slop]
+        want = [p for p in want if p.t < end - p.slack - slop]
     if not want and not seen:
         return []
     label = f"model: {sender} {name}"

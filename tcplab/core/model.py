@@ -214,6 +214,7 @@ class Prediction:
     # host -> its connection's state changes, where the opening is modelled state by
     # state (a simultaneous open, a stale SYN); empty: not predicted
     states: dict[str, list[PredictedChange]] = field(default_factory=dict)
+    client_gone_at: float | None = None  # from then on the teardown model answers the client
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         """What `sender` itself sent of that name (the router's forgeries left out, as
@@ -298,10 +299,12 @@ class _Sim:
             self.held = (sender, flags, length, slack, seq, ack)
             self.at(t + STALE_HOLD, "release")
         elif fate != "dropped":
-            # (a duplicate's `by` is its copy's lag; the copy is not modelled)
             held = verdict.delay if verdict.action == DELAY else 0.0
             self.at(t + self.transit + held, "arrive", sender, flags, length, slack, seq,
                     ack)
+            # (a duplicate's copy is not modelled here: where it lands within the
+            # handshake, check.py leaves the counts unjudged; after the client's first
+            # data or FIN it is the teardown model's, Observed.late)
             if self.held and sender == "client" and flags & RST:
                 self.at(t, "release")  # FaultHook.release_stale(): the client refused
 
@@ -506,7 +509,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
         sim.server_timer_first = server_first
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
-        sim.client_gone_at = client_gone_at
+        sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
     main, others = outcomes[0], outcomes[1:]

@@ -229,9 +229,10 @@ class TeardownPrediction:
     races: list[Race] = field(default_factory=list)
     orders: tuple[bool, ...] = ()  # per race: True when the call came after the arrival
     race_bound: float = 0.0  # Observed.race of the run
-    # A close() came while the delayed ACK of the peer's FIN may still have waited:
-    # this prediction has it not sent; an alternative has it sent.
+    # A delayed ACK of the peer's FIN was sent: this prediction has it leave at once,
+    # an alternative as late as the kernel may hold it (delayed_ack()).
     delack_choice: bool = False
+    delack_late: bool = False  # this prediction is the one where it waited
     unmodelled_orders: list[str] = field(default_factory=list)  # why, for each
     alternatives: list[TeardownPrediction] = field(default_factory=list)
 
@@ -257,11 +258,11 @@ class _Host:
                  rtt: float = 0.001):
         self.name, self.p, self.rto, self.steps, self.rtt = name, p, rto, steps, rtt
         self.woke_at = -1.0  # when a blocked call last returned: what came before caused it
-        self.delack = None  # (the delayed ACK of the peer's FIN, until when it may wait)
         self.drain_until = -1.0  # data arriving until then was read by the call that returned
         self.recv_left = 0  # bytes the recv() waiting now still reads before it returns
         self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
         self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
+        self.fires = 0  # how many times the FIN timer has fired
         self.state = "ESTABLISHED"
         self.next_step = 0
         self.waiting = False  # in recv() (for data, the peer's FIN or an RST) or send()
@@ -287,6 +288,7 @@ class _Host:
         self.una = self.snd  # the peer has acknowledged everything before this (snd_una)
         self.ts_recent = -1.0  # the newest TSval (send time) seen from the peer
         self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK
+        self.oow_at = -1e9  # the full socket's last rate-limited (challenge) ACK
         self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
 
 
@@ -296,11 +298,10 @@ class _Sim:
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
                  host_faults: tuple = (), observed: Observed | None = None,
                  shifts: dict[tuple[str, int], float] | None = None,
-                 rtt: dict[str, float] | None = None, delack_goes: bool = False):
+                 rtt: dict[str, float] | None = None, delack_late: bool = False):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
-        self.delack_goes = delack_goes
-        self.cancelled: set[int] = set()  # events of segments that did not go after all
+        self.delack_late = delack_late
         self.copies: dict[tuple[str, str], list[float]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
         self.races: list[Race] = []
@@ -356,6 +357,8 @@ class _Sim:
         elif any(f.action == "link-down" and f.in_force(t) for f in self.host_faults):
             # What the router answers then (ICMP) is core/model_established.py's.
             raise Unsupported("a segment while a link is down")
+        if flags & ACK:
+            self.subsume_delack(t, h)
         if seen.name in ("data", "data-ack") and (fate == "dropped" or (
                 fate == "delayed" and verdict.delay >= DATA_PROBE_MIN)):
             # the data's sender retransmits it (tail loss probe, RTO): the established
@@ -404,6 +407,7 @@ class _Sim:
         tcp_need_reset() says the peer must hear of it."""
         if h.state == "CLOSE":
             return
+        self.subsume_delack(t, h)  # tcp_disconnect() drops a delayed ACK still waiting
         if h.state in NEED_RESET:  # tcp_send_active_reset(): seq = snd_nxt
             self.send(t, h, RST | ACK, "app", h.slack)
         h.timer_gen += 1
@@ -502,6 +506,19 @@ class _Sim:
             at, what = min(near, key=lambda a: abs(a[0] - t))
             self.races.append(Race(h.name, i, call, t, at, what))
 
+    def note_timer_race(self, t: float, h: _Host, step: int, wait: float) -> None:
+        """A retransmission timer fires anywhere in [due, due + Kernel.slack(wait)]
+        (its timer-wheel bucket): an ACK arriving within that window may come first and
+        cancel it (seen on 6.18, gen-2025: the ACK of data and FIN 4.2 ms after the send,
+        the probe due at 4 ms, no probe sent)."""
+        window = self.k.slack(wait) + self.obs.race
+        near = [qt for qt, _p, _n, what, args in self.q
+                if what == "arrive" and args[0] == h.name and args[1] & ACK
+                and t < qt <= t + window]
+        if near:
+            self.races.append(Race(h.name, step, "timer", t, min(near),
+                                   "the ACK of its FIN"))
+
     @staticmethod
     def matters(flags: int, length: int) -> bool:
         """What changes what an app call does: data (read, or lost at close()), a FIN
@@ -573,17 +590,8 @@ class _Sim:
             self.abort(t, h, "app")
             return
         h.orphaned = h.orphaned or orphan
-        if h.state == "CLOSE_WAIT" and h.ack_pending:
-            self.maybe_ack(t, h)
-        elif h.state == "CLOSE_WAIT" and h.delack and t <= h.delack[1] + 1e-9:
-            # The delayed ACK the model sent at once may still have been waiting: the
-            # FIN then carries it instead. Both ways are simulated (its arrival can
-            # matter: a held ACK reaching a TIME_WAIT late): here it did not go.
-            self.pred.delack_choice = True
-            if not self.delack_goes:
-                self.pred.segments.remove(h.delack[0])
-                self.pred.maybe.append(h.delack[0])
-                self.cancelled.update(h.delack[2])
+        if h.state == "CLOSE_WAIT" and h.ack_pending and not self.delack_late:
+            self.maybe_ack(t, h)  # a close() at the very moment the FIN came
         if h.state in ("ESTABLISHED", "CLOSE_WAIT"):
             self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK",
                            h.slack, "app")
@@ -595,6 +603,12 @@ class _Sim:
                 self.arm(t, h, "rto", h.rto)
         elif h.state == "FIN_WAIT2" and orphan:
             self.fin_wait2_timer(t, h, h.slack)
+
+    def subsume_delack(self, t: float, h: _Host) -> None:
+        """Another segment carrying the same ACK (the FIN, an answer, data, an RST)
+        leaves while the delayed ACK still waits: it takes its place
+        (tcp_event_ack_sent() clears the delayed-ACK timer; tcp_disconnect() too)."""
+        h.ack_pending = False
 
     def maybe_ack(self, t: float, h: _Host) -> None:
         """The delayed ACK of the peer's FIN may still leave before this FIN: named and
@@ -624,6 +638,13 @@ class _Sim:
     def fin_timer(self, t: float, h: _Host, gen: int, kind: str, wait: float) -> None:
         if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE":
             return
+        key = (h.name, -(h.fires + 1))  # this expiry, as a race's step
+        if self.shifts.get(key, t) > t:  # the other order: after the arrival it raced
+            self.at(self.shifts[key], 2, "fin_timer", h.name, gen, kind, wait)
+            return
+        h.fires += 1
+        if self.obs is not None and key not in self.shifts:
+            self.note_timer_race(t, h, key[1], wait)
         h.slack += self.k.slack(wait)
         if kind == "tlp":
             self.send(t, h, FIN | ACK, "probe", h.slack)
@@ -733,6 +754,7 @@ class _Sim:
         if h.got_fin:  # a retransmitted FIN
             if h.state == "TIME_WAIT":
                 self.time_wait(t, h, slack)  # restarts the 60 s
+            self.subsume_delack(t, h)
             self.send(t, h, ACK, "answer", slack)
             return
         h.got_fin = True
@@ -775,15 +797,31 @@ class _Sim:
         return seq == h.rcv or (seq == h.rcv - 1 and
                                 h.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING"))
 
+    def hand_over(self, h: _Host) -> float:
+        """From when what reaches the host is this model's: its first data or FIN, or
+        its first change of state (the handshake model knows neither)."""
+        sent = [p.t for p in self.pred.segments if p.sender == h.name
+                and p.name in ("data", "fin", "peer-fin")]
+        changed = [x.t for x in self.pred.states[h.name]]
+        return min(sent + changed, default=math.inf)
+
     def late(self, t: float, h: _Host, flags: int, seq: int, ack: int) -> None:
         """A handshake segment after the host's call returned (Observed.late): the
         handshake model answers it while the connection is ESTABLISHED (a SYN-ACK: an
         ACK, rate-limited; the ACK again: nothing); once the socket is gone, it gets
         an RST like anything else (tcp_v4_send_reset(), NO_SOCKET)."""
+        if t < self.hand_over(h) or (flags == ACK and h.state != "CLOSE"):
+            # before the host sent data or a FIN, or left ESTABLISHED: the handshake
+            # model's (it stops at the gone_at this model gives it); an old ACK to a
+            # live socket: tcp_ack() ignores it
+            return
         if h.state not in ("CLOSE", "TIME_WAIT"):
-            # a full socket: an old ACK is ignored (tcp_ack()), a SYN-ACK draws an ACK
-            # (tcp_validate_incoming(): a challenge ACK, rate-limited), which the
-            # handshake model predicts until the client_gone_at this model gives it
+            # a full socket: a SYN is answered by an ACK
+            # (tcp_validate_incoming(), RFC 5961 4.2 challenge ACK), at most one per
+            # tcp_invalid_ratelimit (tcp_oow_rate_limited())
+            if t - h.oow_at >= h.p.invalid_ratelimit:
+                h.oow_at = t
+                self.send(t, h, ACK, "answer", 0.0)
             return
         if h.state == "TIME_WAIT":
             raise Unsupported(f"a handshake segment reaching the {h.name} in TIME_WAIT")
@@ -832,11 +870,22 @@ class _Sim:
         return False
 
     def delayed_ack(self, t: float, h: _Host, slack: float) -> None:
+        """The delayed ACK of the peer's FIN leaves at once (as seen when nothing had
+        been received: 0.04-2.9 ms), or, in the alternative simulated beside it
+        (`delack_late`), as late as delack_max(), unless a segment that carries the
+        same ACK goes first."""
+        if not h.ack_pending:
+            return
+        self.pred.delack_choice = True
+        if self.delack_late:
+            self.at(t + delack_max(h.rtt), 3, "delack_fire", h.name, slack)
+            return
+        self.delack_fire(t, h, slack)
+
+    def delack_fire(self, t: float, h: _Host, slack: float) -> None:
         if h.ack_pending:
             h.ack_pending = False
-            self.last_sent = []
             self.send(t, h, ACK, "answer", slack + delack_max(h.rtt))
-            h.delack = (self.pred.segments[-1], t + delack_max(h.rtt), self.last_sent)
 
     def run(self, until: float) -> TeardownPrediction:
         for name in ("client", "server"):
@@ -855,8 +904,6 @@ class _Sim:
             t, _prio, n, what, args = heapq.heappop(self.q)
             if t > until:
                 break
-            if n in self.cancelled:
-                continue
             h = self.hosts[args[0]]
             if what == "step":
                 if not h.gone:
@@ -871,12 +918,14 @@ class _Sim:
                 self.tw_timer(t, h, *args[1:])
             elif what == "delayed_ack":
                 self.delayed_ack(t, h, *args[1:])
+            elif what == "delack_fire":
+                self.delack_fire(t, h, *args[1:])
             elif what == "recv_timeout":
                 self.recv_timeout(t, h, *args[1:])
             elif what == "host_fault":
                 self.host_fault(t, h, *args[1:])
         self.pred.horizon = until
-        self.pred.races = self.races
+        self.pred.races, self.pred.delack_late = self.races, self.delack_late
         return self.pred
 
 
@@ -897,9 +946,9 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     differ are in `alternatives`."""
     rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
 
-    def sim(shifts=None, delack_goes=False) -> TeardownPrediction:
+    def sim(shifts=None, delack_late=False) -> TeardownPrediction:
         return _Sim(kernel, params, rto, steps, faults, port, first_closer, host_faults,
-                    observed, shifts, rtt, delack_goes).run(until)
+                    observed, shifts, rtt, delack_late).run(until)
 
     main = sim()
     if observed is None or not (main.races or main.delack_choice):
@@ -908,17 +957,17 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     main.races, main.race_bound = races, observed.race
     main.orders = tuple(r.call_t > r.arrival_t for r in races)
     seen = {_shape(main)}
-    for *flips, delack_goes in itertools.product((False, True), repeat=len(races) + 1):
-        if not any(flips) and not delack_goes:
+    for *flips, delack_late in itertools.product((False, True), repeat=len(races) + 1):
+        if not any(flips) and not delack_late:
             continue
-        if delack_goes and not main.delack_choice:
+        if delack_late and not main.delack_choice:
             continue
         shifts = {}
         for race, flip, after in zip(races, flips, main.orders):
             if flip:  # the call on the other side of the arrival
                 shifts[(race.host, race.step)] = race.arrival_t + (-1e-6 if after else 1e-6)
         try:
-            other = sim(shifts, delack_goes)
+            other = sim(shifts, delack_late)
         except Unsupported as e:  # that order is not modelled: the run may have taken it
             main.unmodelled_orders.append(str(e))
             continue
@@ -1074,8 +1123,8 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
             None if f.until is None else f.until + at - f.at)))
     shifted = tuple(shifted)
     copies: dict[tuple[str, str], list[float]] = {}
-    for s in record.segments:
-        if s.injected and s.t_out is not None:
+    for s in record.segments:  # a duplicate's copies (not the router's forgeries)
+        if s.injected and s.t_out is not None and (s.fault or "").startswith("duplicate"):
             copies.setdefault((s.sender, s.name), []).append(s.t_out - origin)
     return Observed(steps, arrivals, race, tuple(late),
                     {k: tuple(v) for k, v in copies.items()}), shifted
@@ -1098,11 +1147,15 @@ def app_lag(record) -> float:
 
 
 def gone_at(pred: TeardownPrediction | None, host: str) -> float | None:
-    """When the host's connection is closed or a timewait minisocket, if it is."""
+    """When the host first sends data or a FIN or leaves ESTABLISHED (_Sim.hand_over),
+    if it does: from then on what a late handshake segment draws is this model's to
+    say (and named as the teardown names it)."""
     if pred is None or pred.unsupported:
         return None
-    return next((x.t for x in pred.states.get(host, []) if x.state in ("CLOSE", "TIME_WAIT")),
-                None)
+    times = [p.t for p in pred.segments if p.sender == host
+             and p.name in ("data", "fin", "peer-fin")]
+    times += [x.t for x in pred.states.get(host, [])]
+    return min(times, default=None)
 
 
 def teardown_hints(pred: TeardownPrediction | None, origin: float,
