@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -350,56 +349,47 @@ def clean() -> None:
 @click.option("--jobs", "-j", default=0, type=click.IntRange(0, 64),
               help="Scenarios side by side (default: all of them).")
 @click.option("--results", "results_dir", type=click.Path(exists=True, file_okay=False),
-              help="Build the report from saved run JSONs (run --json DIR) instead of "
-                   "running the catalogue.")
+              help="Build the report from saved run JSONs (.json or .json.gz; run --json "
+                   "DIR) instead of running the catalogue: directly in DIR, or one "
+                   "subfolder per kernel (evidence/), one report column per kernel.")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False),
               help="Keep each run's result JSON in this directory.")
 @click.option("--out", "out_md", default="docs/claims.md", show_default=True,
               type=click.Path(dir_okay=False), help="The Markdown report.")
 @click.option("--json", "out_json", default="docs/claims.json", show_default=True,
               type=click.Path(dir_okay=False), help="The same report as JSON.")
-@click.option("--note", default="", help="A sentence about where the results come from, "
-              "printed in the report (with --results).")
 @click.option("--no-color", is_flag=True)
-def claims(paths, jobs, results_dir, keep_dir, out_md, out_json, note, no_color) -> None:
-    """Run the catalogue and write the claims report: documents, model and kernel side
-    by side for every claim (default: scenarios/)."""
+def claims(paths, jobs, results_dir, keep_dir, out_md, out_json, no_color) -> None:
+    """Run the catalogue (default: scenarios/) and write the claims report: for every
+    claim, documents, model and kernel side by side, whether the documents hold on this
+    kernel, and whether the lab's checks passed. With --results, from saved runs; the
+    scenarios.json a results folder holds (python -m tcplab.claims.evidence) stands for
+    the scenario files, so committed evidence regenerates the same report."""
     from tcplab.claims import build_report, render_markdown
-    from tcplab.lab.preflight import kernel_hz
+    from tcplab.claims.evidence import catalogue_of, load
 
-    scenarios = _load_all(paths or ["scenarios"])
     console = _console(no_color)
-    started = time.monotonic()
     if results_dir:
-        results = _saved_results(Path(results_dir))
-        source = note or f"{len(results)} saved runs from {results_dir}"
+        try:
+            groups, catalogue = load(Path(results_dir))
+        except ValueError as e:
+            raise ScenarioError(results_dir, None, "", str(e)) from None
+        if not groups:
+            raise ScenarioError(results_dir, None, "", "no tcplab result JSON in it")
+        catalogue = catalogue or catalogue_of(_load_all(paths or ["scenarios"]))
     else:
+        scenarios = _load_all(paths or ["scenarios"])
+        catalogue = catalogue_of(scenarios)
         results = _run_catalogue(scenarios, jobs or len(scenarios), console, keep_dir)
-        source = (f"one run of {len(results)} scenarios side by side "
-                  f"(--jobs {jobs or len(scenarios)}), {time.monotonic() - started:.0f} s "
-                  "in all" + (f"; {note}" if note else ""))
-    report = build_report(results, {sc.name: (sc.claims, sc.sysctls) for sc in scenarios},
-                          kernel=(results[0]["kernel"] if results else os.uname().release),
-                          hz=kernel_hz(), version=__version__, source=source)
+        groups = {results[0]["kernel"] if results else os.uname().release: results}
+    report = build_report(groups, catalogue)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(render_markdown(report))
     Path(out_json).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     console.print(_claims_table(report))
     console.print(f"wrote {out_md} and {out_json}")
-    sys.exit(0 if all(c["verdict"] in ("pass", "no scenario", "not run")
-                      for c in report["claims"]) else 1)
-
-
-def _saved_results(folder: Path) -> list[dict]:
-    results = []
-    for file in sorted(folder.glob("*.json")):
-        try:
-            res = json.loads(file.read_text())
-            if isinstance(res, dict) and "verdict" in res and "claims" in res:
-                results.append(res)
-        except (OSError, ValueError):
-            raise ScenarioError(str(file), None, "", "not a tcplab result JSON") from None
-    return results
+    labs = {k["lab"] for c in report["claims"] for k in c["kernels"].values()}
+    sys.exit(1 if labs & {"fail", "error"} else 0)
 
 
 def _run_catalogue(scenarios, jobs: int, console, keep_dir) -> list[dict]:
@@ -435,11 +425,13 @@ def _side_by_side(fn, items: list, jobs: int, length) -> list:
 def _claims_table(report: dict):
     from rich.table import Table
 
-    table = Table(title=f"claims on Linux {report['kernel']}")
-    for col in ("claim", "verdict", "scenarios"):
-        table.add_column(col)
+    table = Table(title="claims: " + "; ".join(k["summary"] for k in report["kernels"]))
+    table.add_column("claim")
+    for k in report["kernels"]:
+        table.add_column(f"Linux {k['release']}")
     for c in report["claims"]:
-        table.add_row(c["id"], c["verdict"], ", ".join(c["scenarios"]) or "—")
+        table.add_row(c["id"], *(f"{v['documents']} · lab {v['lab']}"
+                                 for v in c["kernels"].values()))
     return table
 
 
@@ -471,8 +463,11 @@ def list_(paths, by_claim, report_json, no_color) -> None:
     verdicts, source = {}, "no report yet: run `tcplab claims`"
     try:
         report = json.loads(Path(report_json).read_text())
-        verdicts = {c["id"]: c["verdict"] for c in report["claims"]}
-        source = f"verdicts from {report_json} (Linux {report['kernel']}, {report['generated']})"
+        verdicts = {c["id"]: "; ".join(f"{k['documents']} · lab {k['lab']}"
+                                       for k in c["kernels"].values())
+                    for c in report["claims"]}
+        source = f"verdicts from {report_json} (" + "; ".join(
+            k["summary"] for k in report["kernels"]) + ")"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     table = Table(title="claims", caption=source)
