@@ -263,6 +263,8 @@ class _Host:
         self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
         self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
         self.fires = 0  # how many times the FIN timer has fired
+        self.deferred: int | None = None  # a step held until the next arrival (AFTER_NEXT)
+        self.released: dict[int, float] = {}  # such steps, and when they then ran
         self.state = "ESTABLISHED"
         self.next_step = 0
         self.waiting = False  # in recv() (for data, the peer's FIN or an RST) or send()
@@ -306,6 +308,7 @@ class _Sim:
         self.last_sent: list[int] = []
         self.races: list[Race] = []
         self.arrived: dict[str, list[tuple[float, str]]] = {"client": [], "server": []}
+        self.calls_done: dict[str, list[tuple[float, int, str]]] = {"client": [], "server": []}
         self.host_faults = host_faults
         self.hosts = {h: _Host(h, params[h], rto[h], steps[h], (rtt or {}).get(h, 0.001))
                       for h in ("client", "server")}
@@ -422,6 +425,8 @@ class _Sim:
 
     def due(self, h: _Host, i: int) -> float | None:
         """With a record: when the app made its call of step i (None: it never did)."""
+        if i in h.released:
+            return h.released[i]
         if (h.name, i) in self.shifts:
             return self.shifts[(h.name, i)]
         seen = self.obs.steps[h.name]
@@ -435,6 +440,9 @@ class _Sim:
         while h.next_step < len(h.steps) and not h.gone:
             i = h.next_step
             if self.obs is not None:
+                if self.shifts.get((h.name, i)) == AFTER_NEXT and i not in h.released:
+                    h.deferred = i  # the other order: after the segment it raced
+                    return
                 due = self.due(h, i)
                 if due is None:  # the app never made this call (killed, or still blocked)
                     h.next_step = len(h.steps)
@@ -447,6 +455,7 @@ class _Sim:
             h.waiting = h.waiting_recv = False
             if s.call in RACING_CALLS and self.obs is not None:
                 self.note_race(t, h, i, s.call)
+                self.calls_done[h.name].append((t, i, s.call))
             if s.call == "sleep":
                 if self.obs is None:  # with a record the next call's stamp says when
                     self.schedule_step(t + s.arg, h)
@@ -698,8 +707,19 @@ class _Sim:
     # segments -----------------------------------------------------------------------
     def arrive(self, t: float, h: _Host, flags: int, seq: int, ack: int, slack: float,
                length: int = 0, sent: float | None = None) -> None:
+        if self.matters(flags, length) and h.deferred is not None:
+            h.released[h.deferred] = t + 1e-6  # the deferred call, right after this
+            h.deferred = None
+            self.schedule_step(t + 1e-6, h)
         if self.matters(flags, length):
-            self.arrived[h.name].append((t, self.describe_arrival((h.name, flags))))
+            what = self.describe_arrival((h.name, flags))
+            self.arrived[h.name].append((t, what))
+            if self.obs is not None:
+                # a call the app stamped just before this arrival may have reached the
+                # kernel after it: the stamp comes first, the act up to the bound later
+                for call_t, i, call in self.calls_done[h.name]:
+                    if t - self.obs.race <= call_t <= t and (h.name, i) not in self.shifts:
+                        self.races.append(Race(h.name, i, call, call_t, t, what))
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
                 self.answer_rst(t, h, ack, slack)
@@ -956,29 +976,39 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     races = _distinct(main.races)[:MAX_RACES]
     main.races, main.race_bound = races, observed.race
     main.orders = tuple(r.call_t > r.arrival_t for r in races)
-    seen = {_shape(main)}
-    for *flips, delack_late in itertools.product((False, True), repeat=len(races) + 1):
-        if not any(flips) and not delack_late:
-            continue
-        if delack_late and not main.delack_choice:
-            continue
-        shifts = {}
-        for race, flip, after in zip(races, flips, main.orders):
-            if flip:  # the call on the other side of the arrival
-                shifts[(race.host, race.step)] = race.arrival_t + (-1e-6 if after else 1e-6)
-        try:
-            other = sim(shifts, delack_late)
-        except Unsupported as e:  # that order is not modelled: the run may have taken it
-            main.unmodelled_orders.append(str(e))
-            continue
-        other.orders = tuple(a != f for a, f in zip(main.orders, flips))
-        if _shape(other) not in seen:
-            seen.add(_shape(other))
-            main.alternatives.append(other)
+    early = {(False,) * len(races): main}
+    for flips in itertools.product((False, True), repeat=len(races)):
+        if any(flips):
+            shifts = {}
+            for race, flip, after in zip(races, flips, main.orders):
+                if flip:  # the call on the other side of the arrival: before it, or (as
+                    # the arrival may move when the order changes) after the next one
+                    shifts[(race.host, race.step)] = (race.arrival_t - 1e-6 if after else
+                                                      AFTER_NEXT if race.step >= 0 else
+                                                      race.arrival_t + 1e-6)
+            early[flips] = _try(main, lambda: sim(shifts), flips)
+        if early[flips] is not None and early[flips].delack_choice:
+            _try(main, lambda: sim(shifts if any(flips) else None, True), flips)
     return main
 
 
+def _try(main: TeardownPrediction, run, flips) -> TeardownPrediction | None:
+    """One more order's outcome among main's alternatives (if it differs from all
+    so far); an order the model cannot follow is noted instead."""
+    try:
+        other = run()
+    except Unsupported as e:  # that order is not modelled: the run may have taken it
+        main.unmodelled_orders.append(str(e))
+        return None
+    other.orders = tuple(a != f for a, f in zip(main.orders, flips))
+    if other is not main and _shape(other) not in {_shape(main)} | {
+            _shape(a) for a in main.alternatives}:
+        main.alternatives.append(other)
+    return other
+
+
 MAX_RACES = 3  # 2^3 orders at most; more races than that in one teardown is too loaded
+AFTER_NEXT = "after the next arrival"  # a shift: hold the call until a segment comes
 
 
 def _distinct(races: list[Race]) -> list[Race]:
