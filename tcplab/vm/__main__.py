@@ -1,0 +1,5 @@
+import sys
+
+from tcplab.vm.kernelvm import main
+
+sys.exit(main())
