@@ -233,9 +233,12 @@ def check_model(prediction, record: Record) -> list[Check]:
     teardown = prediction.teardown  # core/model_teardown.py; it counts the RSTs then
     from tcplab.core import check_established  # (it imports this module)
     checks_after = check_established.check(prediction, record, slop)  # a peer gone silent
-    prediction = _closest(prediction, record)
+    prediction = _closest(prediction, record, origins, slop)
     checks: list[Check] = []
     copies = _handshake_copies(record, prediction)
+    if teardown is not None and teardown.unsupported_late:
+        copies = copies or ("a late handshake segment the teardown model cannot follow "
+                            "draws answers named as handshake segments")
     if copies:
         checks.append(not_judged("handshake segment counts", copies))
     for sender in ("client", "server"):
@@ -272,12 +275,23 @@ def _handshake_copies(record: Record, prediction) -> str:
     return ""
 
 
-def _closest(prediction, record: Record):
+def _closest(prediction, record: Record, origins: dict[str, float] | None = None,
+             slop: float = MODEL_SLOP):
     """Where the model foresees a tie the kernel may break either way, judge the run
-    against the outcome whose segment counts it matches best (the first on a draw)."""
-    def score(p) -> int:
-        return sum(len(p.of(sender, name)) == len(record.sent_by(sender, name))
-                   for sender in ("client", "server") for name in MODEL_NAMES)
+    against the outcome whose segment counts it matches best, then the one whose
+    segment times fall in more of their windows (the first on a draw)."""
+    def score(p) -> tuple[int, int]:
+        counts = sum(len(p.of(sender, name)) == len(record.sent_by(sender, name))
+                     for sender in ("client", "server") for name in MODEL_NAMES)
+        if origins is None:
+            return counts, 0
+        timed = 0
+        for sender in ("client", "server"):
+            for name in MODEL_NAMES:
+                for want, seen in zip(p.of(sender, name), record.sent_by(sender, name)):
+                    lo, hi = _window(want.t, want.slack, slop)
+                    timed += lo <= seen.t - origins.get(want.clock, origins["client"]) <= hi
+        return counts, timed
     return max([prediction, *prediction.alternatives], key=score)
 
 

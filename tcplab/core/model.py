@@ -215,6 +215,7 @@ class Prediction:
     # state (a simultaneous open, a stale SYN); empty: not predicted
     states: dict[str, list[PredictedChange]] = field(default_factory=dict)
     client_gone_at: float | None = None  # from then on the teardown model answers the client
+    races: list[int] = field(default_factory=list)  # request timer expiries a SYN raced
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         """What `sender` itself sent of that name (the router's forgeries left out, as
@@ -249,6 +250,10 @@ class _Sim:
         # Kernel.slack apart, far more than a segment's transit: the server's may fire
         # and its SYN-ACK arrive before the client's fires (seen on 6.18: no second SYN).
         self.server_timer_first = False
+        self.req_fires = 0  # request timer expiries so far (a race names one by index)
+        self.last_fire: tuple[int, float, float] | None = None  # (index, when, window)
+        self.held_timer: int | None = None  # a held expiry's gen, until a segment comes
+        self.defer: frozenset[int] = frozenset()  # expiries that come after their race
         self.k, self.cp, self.sp = kernel, client, server
         self.faults, self.listens, self.port = faults, listens, port
         self.clf = Classifier({C_ADDR})
@@ -275,6 +280,12 @@ class _Sim:
         if self.server_timer_first and what == "req_timer":
             first = True
         heapq.heappush(self.q, (round(t, 9), 0 if first else 1, next(self.seq), what, args))
+
+    def req_timer_at(self, t: float, wait: float, gen: int) -> None:
+        """The request timer, due after `wait` (req_timer() explores a SYN arriving
+        within its bucket first: seen on 6.18, gen-2072, a SYN 12 ms after the timer's
+        nominal expiry, and the request lived on)."""
+        self.at(t + wait, "req_timer", gen)
 
     def change(self, host: str, t: float, state: str, maybe: str = "") -> None:
         if self.track_states:
@@ -380,6 +391,13 @@ class _Sim:
 
     # server ---------------------------------------------------------------------------
     def server_gets(self, t: float, flags: int, length: int, slack: float, seq: int) -> None:
+        if self.held_timer is not None:  # the held expiry runs right after this
+            self.at(t + 1e-6, "req_timer", self.held_timer, True)
+            self.held_timer = None
+        elif self.last_fire is not None:
+            idx, fired, window = self.last_fire
+            if fired <= t <= fired + window and idx not in self.pred.races:
+                self.pred.races.append(idx)
         req = self.req
         if flags & RST:
             # tcp_check_req(): an RST at the request's rcv_nxt drops it, unanswered
@@ -396,15 +414,14 @@ class _Sim:
                             "gen": 0, "last_oow": -1e9, "slack": slack, "maybe": maybe}
                 self.change("server", t, "SYN_RECV", maybe)
                 self.send(t, "server", SYN | ACK, self.req["snt"], seq + 1, "answer", slack)
-                self.at(t + TCP_TIMEOUT_INIT, "req_timer", 0)
+                self.req_timer_at(t, TCP_TIMEOUT_INIT, 0)
             elif req is not None and seq == req["isn"]:
                 # tcp_check_req(): a retransmitted SYN for a live request.
                 if t - req["last_oow"] >= self.sp.invalid_ratelimit:
                     req["last_oow"] = t
                     self.send(t, "server", SYN | ACK, req["snt"], seq + 1, "answer", slack)
                 req["gen"] += 1
-                self.at(t + TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], "req_timer",
-                        req["gen"])
+                self.req_timer_at(t, TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], req["gen"])
             elif req is not None and t - req["last_oow"] >= self.sp.invalid_ratelimit:
                 # tcp_check_req(): another ISN is out of the request's window: an ACK
                 # (at most one per tcp_invalid_ratelimit), and the SYN is dropped.
@@ -414,11 +431,23 @@ class _Sim:
             self.req, self.server_child = None, True  # the ACK or data completes it
             self.change("server", t, "ESTABLISHED")
 
-    def req_timer(self, t: float, gen: int) -> None:
+    def req_timer(self, t: float, gen: int, deferred: bool = False) -> None:
         req = self.req
         if req is None or gen != req["gen"]:
             return
-        req["slack"] += self.k.slack(TCP_TIMEOUT_INIT * 2 ** req["num_timeout"])
+        wait = TCP_TIMEOUT_INIT * 2 ** req["num_timeout"]
+        if not deferred:
+            # It fires anywhere in its timer-wheel bucket: a client segment arriving
+            # within that window may come first (a race, noted by server_gets(); the
+            # other order is simulated too, holding this expiry until that arrival).
+            idx, self.req_fires = self.req_fires, self.req_fires + 1
+            window = self.k.slack(wait)
+            self.last_fire = (idx, t, window)
+            if idx in self.defer:
+                self.held_timer = gen
+                self.at(t + window, "req_timer_latest", gen)
+                return
+        req["slack"] += self.k.slack(wait)
         if req["num_timeout"] >= self.sp.synack_retries:
             self.req = None
             self.change("server", t, "CLOSE", req["maybe"])
@@ -426,7 +455,7 @@ class _Sim:
             return
         req["num_timeout"] += 1
         self.send(t, "server", SYN | ACK, req["snt"], req["isn"] + 1, "timer", req["slack"])
-        self.at(t + TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], "req_timer", gen)
+        self.req_timer_at(t, TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], gen)
 
     def run(self, until: float) -> Prediction:
         self.at(0.0, "connect")
@@ -440,6 +469,10 @@ class _Sim:
                 self.syn_timer(t, *args)
             elif what == "req_timer":
                 self.req_timer(t, *args)
+            elif what == "req_timer_latest":  # nothing came within the bucket after all
+                if self.held_timer == args[0]:
+                    self.held_timer = None
+                    self.req_timer(t, args[0], True)
             elif what == "release":
                 self.release(t)
             elif what == "arrive":
@@ -512,16 +545,34 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
+    # Request timer expiries that a client segment raced within their bucket (the
+    # timer-first outcome above): each subset of up to MAX_RACES of them the other way.
+    races = outcomes[0].races[:MAX_RACES]
+    for n in range(1, len(races) + 1):
+        for defer in itertools.combinations(races, n):
+            sim = _Sim(kernel, client, server, faults, listens, port, False)
+            sim.defer = frozenset(defer)
+            sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
+            sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
+            sim.stale_syn = sim.track_states = stale_syn
+            outcomes.append(sim.run(until))
     main, others = outcomes[0], outcomes[1:]
-    shapes = {_shape(main)}
+    shapes = {_timed_shape(main)}
     for other in others:
-        if _shape(other) not in shapes:
-            shapes.add(_shape(other))
+        if _timed_shape(other) not in shapes:
+            shapes.add(_timed_shape(other))
             main.alternatives.append(other)
     if main.alternatives:
         main.notes.append("timers and segments are due at the same moment; the kernel "
                           "may run them in either order, and the outcomes differ")
     return main
+
+
+MAX_RACES = 3
+
+
+def _timed_shape(p: Prediction) -> tuple:
+    return _shape(p), tuple(round(s.t, 3) for s in p.segments)
 
 
 def _shape(p: Prediction) -> tuple:

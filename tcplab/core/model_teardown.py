@@ -89,6 +89,11 @@ class Unsupported(Exception):
     segments while a link is down, ...)."""
 
 
+class UnsupportedLate(Unsupported):
+    """A late handshake segment the teardown model cannot follow: what it draws is in
+    the handshake's segment names too, so those counts are not judged either."""
+
+
 @dataclass(frozen=True)
 class TeardownParams:
     """The sysctls a host's teardown depends on, as the kernel would use them."""
@@ -224,6 +229,7 @@ class TeardownPrediction:
     # Why the model cannot judge this teardown (a step or segment it does not cover);
     # empty when it can.
     unsupported: str = ""
+    unsupported_late: bool = False  # ... because of a late handshake segment
     # Calls and segments that raced (Observed.race), and the other orders' outcomes
     # (each with `orders` saying which way each race went there).
     races: list[Race] = field(default_factory=list)
@@ -844,9 +850,9 @@ class _Sim:
                 self.send(t, h, ACK, "answer", 0.0)
             return
         if h.state == "TIME_WAIT":
-            raise Unsupported(f"a handshake segment reaching the {h.name} in TIME_WAIT")
+            raise UnsupportedLate(f"a handshake segment reaching the {h.name} in TIME_WAIT")
         if flags & SYN and not flags & ACK:
-            raise Unsupported(f"a SYN reaching the {h.name} after its connection closed "
+            raise UnsupportedLate(f"a SYN reaching the {h.name} after its connection closed "
                               "(a listener may take it)")
         self.answer_rst(t, h, ack, 0.0)
 
@@ -999,6 +1005,7 @@ def _try(main: TeardownPrediction, run, flips) -> TeardownPrediction | None:
         other = run()
     except Unsupported as e:  # that order is not modelled: the run may have taken it
         main.unmodelled_orders.append(str(e))
+        main.unsupported_late |= isinstance(e, UnsupportedLate)
         return None
     other.orders = tuple(a != f for a, f in zip(main.orders, flips))
     if other is not main and _shape(other) not in {_shape(main)} | {
@@ -1094,7 +1101,8 @@ def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
                                 until=sc.timeout + (0 if observed is None else 1),
                                 host_faults=faults, observed=observed)
     except Unsupported as e:
-        return TeardownPrediction(unsupported=str(e))
+        return TeardownPrediction(unsupported=str(e),
+                                  unsupported_late=isinstance(e, UnsupportedLate))
 
 
 # The stamp an app takes just before a call and the kernel's act differ by the Python
