@@ -236,7 +236,9 @@ def check_model(prediction, record: Record) -> list[Check]:
     prediction = _closest(prediction, record, origins, slop)
     checks: list[Check] = []
     copies = _handshake_copies(record, prediction)
-    if teardown is not None and teardown.unsupported_late:
+    ended = check_teardown(teardown, record, slop) if teardown is not None else []
+    if teardown is not None and (teardown.unsupported_late or (
+            teardown.unmodelled_late and any(not c.judged for c in ended))):
         copies = copies or ("a late handshake segment the teardown model cannot follow "
                             "draws answers named as handshake segments")
     if copies:
@@ -252,9 +254,7 @@ def check_model(prediction, record: Record) -> list[Check]:
     checks += _model_connect(prediction, record, slop)
     checks += _model_request(prediction, record, t0, slop)
     checks += check_opening_states(prediction, record)
-    if teardown is not None:
-        checks += check_teardown(teardown, record, slop)
-    return checks + checks_after
+    return checks + ended + checks_after
 
 
 def _handshake_copies(record: Record, prediction) -> str:

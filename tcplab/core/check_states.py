@@ -62,8 +62,13 @@ def _exact(record: Record, e: StateChanged) -> float:
 
 
 def observed_until(record: Record) -> float:
-    return record.t_stop if record.t_stop is not None else max(
-        (e.t for e in record.events()), default=0.0)
+    """When observation stopped; for a run saved before t_stop was kept, the last
+    moment anything was seen (a call's return, a segment's release included)."""
+    if record.t_stop is not None:
+        return record.t_stop
+    return max((x for e in record.events() for x in (e.t, getattr(e, "t_end", None),
+                                                     getattr(e, "t_out", None))
+                if x is not None), default=0.0)
 
 
 def most_sockets(record: Record, host: str, state: str) -> tuple[int, float | None]:

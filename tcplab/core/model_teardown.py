@@ -230,6 +230,7 @@ class TeardownPrediction:
     # empty when it can.
     unsupported: str = ""
     unsupported_late: bool = False  # ... because of a late handshake segment
+    unmodelled_late: bool = False  # an order not modelled for that reason
     # Calls and segments that raced (Observed.race), and the other orders' outcomes
     # (each with `orders` saying which way each race went there).
     races: list[Race] = field(default_factory=list)
@@ -1005,7 +1006,7 @@ def _try(main: TeardownPrediction, run, flips) -> TeardownPrediction | None:
         other = run()
     except Unsupported as e:  # that order is not modelled: the run may have taken it
         main.unmodelled_orders.append(str(e))
-        main.unsupported_late |= isinstance(e, UnsupportedLate)
+        main.unmodelled_late |= isinstance(e, UnsupportedLate)
         return None
     other.orders = tuple(a != f for a, f in zip(main.orders, flips))
     if other is not main and _shape(other) not in {_shape(main)} | {
