@@ -48,13 +48,17 @@ def test_three_handshakes_on_debian12s_kernel(tmp_path):
             *(f"scenarios/handshake/{name}.yaml" for name in SCENARIOS)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=ROOT)
     why = f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
-    assert proc.returncode in (0, 1), why
+    # kernel-vm's own failures (no VM, no results) are 3 or 124 with no exit-code file;
+    # the lab's exit code inside is judged through the verdicts below
+    assert (out / "exit-code").exists(), why
     release = (out / "uname-r").read_text().strip()
     assert release.startswith("6.1.") and release.endswith("-cloud-amd64"), release
     results = {json.loads(p.read_text())["scenario"]: json.loads(p.read_text())
                for p in out.glob("*.json") if p.name != "timing.json"}
     verdicts = {name: results.get(name, {}).get("verdict") for name in SCENARIOS}
-    assert verdicts == SCENARIOS, f"{verdicts}\n{(out / 'job.log').read_text()[-4000:]}"
+    log = (out / "job.log").read_text()
+    reasons = [line.strip() for line in log.splitlines() if "✗" in line or "error:" in line]
+    assert verdicts == SCENARIOS, f"{verdicts}\n" + "\n".join(reasons[:20])
     assert (out / "console.log").stat().st_size > 0 and (out / "job.log").exists()
     timing = json.loads((out / "timing.json").read_text())
     assert timing["kernel_release"] == release and timing["accel"] in ("kvm", "tcg")
