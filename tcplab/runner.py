@@ -513,12 +513,24 @@ def _judge_record(sc: Scenario, res: RunResult, prediction, record: Record) -> N
         prediction = _predict(sc, res, server_at, record)
         _predict_teardown(sc, res, prediction, record)
         gone = gone_at(prediction.teardown, "client")
+        if gone is None and prediction.teardown is not None:  # not judged: the record's
+            gone = _client_hand_over(record)
         if gone is not None and not _server_connects(sc):
             # what reaches the client once its connection is gone is the teardown
             # model's: the handshake part stops answering there
             prediction = _predict(sc, res, server_at, record, client_gone_at=gone)
             _predict_teardown(sc, res, prediction, record)
         res.checks += check_model(prediction, record)
+
+
+def _client_hand_over(record: Record) -> float | None:
+    """When the client first sent data or a FIN, on the model's clock (t = 0 its first
+    SYN): after it, the handshake model's names for the client's answers are wrong."""
+    syns = record.sent_by("client", "syn")
+    first = next((s.t for s in record.segments if syns and s.conn == syns[0].conn
+                  and s.sender == "client" and not s.injected
+                  and (s.length or s.flags & FIN)), None)
+    return None if first is None else first - syns[0].t
 
 
 def _nothing_judged(res: RunResult) -> str:

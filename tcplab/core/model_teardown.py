@@ -74,6 +74,7 @@ LAST_HOP = 0.00005
 # segment or its ACK held longer than half of it may be retransmitted before it lands.
 DATA_PROBE_MIN = 0.005
 TLP_TIMEOUT_MIN = 0.002  # tcp_schedule_loss_probe() with more than the FIN out
+PAWS_TICK = 0.001  # the TSval clock's tick (ms): tcp_paws_check() allows one
 RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it
 # The calls whose effect depends on whether a segment came before them.
 RACING_CALLS = ("close", "shutdown", "send", "recv")
@@ -145,6 +146,37 @@ def retry_limit(p: TeardownParams, orphaned: bool, rto_now: float) -> float:
     return model_timeout(retries, p.rto_max)
 
 
+def rtt_estimate(kernel: Kernel, p: TeardownParams, samples: list[float]
+                 ) -> tuple[float, float]:
+    """srtt and the RTO after these RTT samples, as tcp_rtt_estimator() and
+    __tcp_set_rto() compute them (srtt: 7/8 old + 1/8 new; rttvar starts at
+    max(2m, rto_min) and, each round trip, falls back a quarter of the way to the
+    round's largest mdev, which starts at rto_min), the RTO in whole jiffies. Every
+    sample counts as its own round trip: the lab's exchanges are a few segments."""
+    srtt = mdev = rttvar = mdev_max = None
+    for m in samples:
+        if srtt is None:  # no previous measure: rto = 3 rtt, at least rtt + rto_min
+            srtt, mdev = m, 2 * m
+            rttvar = mdev_max = max(mdev, p.rto_min)
+            continue
+        err = m - srtt
+        srtt += err / 8
+        if err < 0:  # a smaller RTT moves mdev an eighth as much
+            e = -err - mdev / 4
+            e = e / 8 if e > 0 else e
+        else:
+            e = err - mdev / 4
+        mdev += e
+        if mdev > mdev_max:
+            mdev_max = mdev
+            rttvar = max(rttvar, mdev_max)
+        if mdev_max < rttvar:  # the round trip ends (snd_una past rtt_seq)
+            rttvar -= (rttvar - mdev_max) / 4
+        mdev_max = p.rto_min
+    rto = min(math.ceil((srtt + rttvar) * kernel.hz - 1e-9) / kernel.hz, p.rto_max)
+    return srtt, rto
+
+
 def fin_schedule(p: TeardownParams, rto: float, orphaned: bool) -> tuple[list[float], float]:
     """Offsets of the retransmissions of a FIN that is never acknowledged (the probe
     first), and when the socket is destroyed, from the first FIN."""
@@ -198,11 +230,13 @@ class Observed:
     race: float
     # Handshake segments that reached a host after its call returned (a delayed or
     # retransmitted SYN-ACK at the client, the handshake's ACK at the server), as
-    # (t_out, receiver, flags): the handshake model's part while the connection is
-    # ESTABLISHED, the teardown's once it is not.
-    late: tuple[tuple[float, str, int], ...] = ()
+    # (t_out, receiver, flags, sent: its TSval, as a send time): the handshake model's
+    # part while the connection is ESTABLISHED, the teardown's once it is not.
+    late: tuple[tuple[float, str, int, float], ...] = ()
     # (sender, name) -> when the router sent each duplicate's copy, in order
     copies: dict[tuple[str, str], tuple[float, ...]] = field(default_factory=dict)
+    # host -> the RTT samples its kernel took before its first FIN (rtt_samples())
+    rtt_samples: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -270,6 +304,9 @@ class _Host:
         self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
         self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
         self.fires = 0  # how many times the FIN timer has fired
+        self.last_fire: tuple[int, float, float] | None = None  # (its race step, when, window)
+        self.held_fin: tuple | None = None  # an expiry held for the next ACK (gen, kind, wait)
+        self.timer_released: set = set()  # expiries already held once
         self.deferred: int | None = None  # a step held until the next arrival (AFTER_NEXT)
         self.released: dict[int, float] = {}  # such steps, and when they then ran
         self.state = "ESTABLISHED"
@@ -295,6 +332,7 @@ class _Host:
         self.rcv = Y + 1 if name == "client" else X + 1
         self.unread = 0
         self.una = self.snd  # the peer has acknowledged everything before this (snd_una)
+        self.rcv_wup = self.rcv  # rcv_nxt when this host last sent (announced its window)
         self.ts_recent = -1.0  # the newest TSval (send time) seen from the peer
         self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK
         self.oow_at = -1e9  # the full socket's last rate-limited (challenge) ACK
@@ -369,6 +407,7 @@ class _Sim:
             raise Unsupported("a segment while a link is down")
         if flags & ACK:
             self.subsume_delack(t, h)
+            h.rcv_wup = h.rcv
         if seen.name in ("data", "data-ack") and (fate == "dropped" or (
                 fate == "delayed" and verdict.delay >= DATA_PROBE_MIN)):
             # the data's sender retransmits it (tail loss probe, RTO): the established
@@ -655,12 +694,19 @@ class _Sim:
         if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE":
             return
         key = (h.name, -(h.fires + 1))  # this expiry, as a race's step
-        if self.shifts.get(key, t) > t:  # the other order: after the arrival it raced
-            self.at(self.shifts[key], 2, "fin_timer", h.name, gen, kind, wait)
+        if self.shifts.get(key) == AFTER_NEXT and h.held_fin is None and \
+                key not in h.timer_released:
+            # the other order: this expiry waits for the next ACK (as late as its
+            # bucket allows), which may make it moot
+            h.held_fin = (gen, kind, wait)
+            h.timer_released.add(key)
+            self.at(t + self.k.slack(wait) + self.obs.race, 2, "fin_timer_latest",
+                    h.name, gen)
             return
         h.fires += 1
         if self.obs is not None and key not in self.shifts:
             self.note_timer_race(t, h, key[1], wait)
+            h.last_fire = (key[1], t, self.k.slack(wait) + self.obs.race)
         h.slack += self.k.slack(wait)
         if kind == "tlp":
             self.send(t, h, FIN | ACK, "probe", h.slack)
@@ -685,6 +731,30 @@ class _Sim:
             return
         h.tw_gen += 1
         self.at(t + tmo, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(tmo))
+
+    def old_ack(self, t: float, h: _Host, sent: float | None, slack: float) -> None:
+        """A pure ACK from before what the host has since acknowledged. Older by more
+        than one timestamp tick (1 ms) than the newest segment seen, PAWS rejects it
+        first (tcp_paws_discard()): silently on the kernels Kernel.paws_old_ack_silent
+        names, not modelled before them; else it is out of the window."""
+        if sent is not None and h.ts_recent - sent > PAWS_TICK and h.state != "TIME_WAIT":
+            if self.k.paws_old_ack_silent:
+                return
+            raise Unsupported("an old ACK rejected by PAWS (answered or not by this "
+                              "kernel version: not modelled)")
+        self.out_of_window(t, h, slack)
+
+    def out_of_window(self, t: float, h: _Host, slack: float) -> None:
+        """A pure ACK from before what this host already acknowledged (an old one, or
+        the router's copy of one): tcp_sequence() fails, and tcp_validate_incoming()
+        answers with a duplicate ACK, at most one per tcp_invalid_ratelimit
+        (tcp_oow_rate_limited()); a timewait socket the same way (seen on 6.18,
+        gen-3123, gen-3278)."""
+        if h.state == "TIME_WAIT":
+            self.paws_in_time_wait(t, h, slack)
+        elif t - h.oow_at >= h.p.invalid_ratelimit:
+            h.oow_at = t
+            self.send(t, h, ACK, "answer", slack)
 
     def paws_in_time_wait(self, t: float, h: _Host, slack: float) -> None:
         """tcp_timewait_state_process(): a PAWS-rejected segment (a delayed one, older
@@ -718,6 +788,18 @@ class _Sim:
             h.released[h.deferred] = t + 1e-6  # the deferred call, right after this
             h.deferred = None
             self.schedule_step(t + 1e-6, h)
+        if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
+            gen_, kind_, wait_ = h.held_fin
+            h.held_fin = None
+            self.at(t + 1e-6, 2, "fin_timer", h.name, gen_, kind_, wait_)
+        if self.obs is not None and flags & ACK and h.last_fire is not None:
+            # an ACK the peer sent only after the timer fired may still have come first:
+            # the timer fires anywhere in its bucket (note_timer_race() sees those sent
+            # before)
+            step, fired, window = h.last_fire
+            if fired < t <= fired + window and not any(
+                    r.host == h.name and r.step == step for r in self.races):
+                self.races.append(Race(h.name, step, "timer", fired, t, "the ACK of its FIN"))
         if self.matters(flags, length):
             what = self.describe_arrival((h.name, flags))
             self.arrived[h.name].append((t, what))
@@ -738,6 +820,9 @@ class _Sim:
                 self.paws_in_time_wait(t, h, slack)
                 return
             h.ts_recent = max(h.ts_recent, sent)
+        if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
+            self.old_ack(t, h, sent, slack)
+            return
         if h.state == "TIME_WAIT" and not flags & (FIN | RST) and not length:
             # an in-window bare ACK: the timewait timer starts again, nothing is sent
             # (tcp_timewait_state_process(), inet_twsk_reschedule())
@@ -832,15 +917,19 @@ class _Sim:
         changed = [x.t for x in self.pred.states[h.name]]
         return min(sent + changed, default=math.inf)
 
-    def late(self, t: float, h: _Host, flags: int, seq: int, ack: int) -> None:
+    def late(self, t: float, h: _Host, flags: int, seq: int, ack: int,
+             sent: float | None = None) -> None:
         """A handshake segment after the host's call returned (Observed.late): the
         handshake model answers it while the connection is ESTABLISHED (a SYN-ACK: an
         ACK, rate-limited; the ACK again: nothing); once the socket is gone, it gets
         an RST like anything else (tcp_v4_send_reset(), NO_SOCKET)."""
-        if t < self.hand_over(h) or (flags == ACK and h.state != "CLOSE"):
+        if t < self.hand_over(h):
             # before the host sent data or a FIN, or left ESTABLISHED: the handshake
-            # model's (it stops at the gone_at this model gives it); an old ACK to a
-            # live socket: tcp_ack() ignores it
+            # model's (it stops at the gone_at this model gives it)
+            return
+        if flags == ACK and h.state != "CLOSE":
+            if seq < h.rcv_wup:  # the handshake's ACK again, from before what came since
+                self.old_ack(t, h, sent, 0.0)
             return
         if h.state not in ("CLOSE", "TIME_WAIT"):
             # a full socket: a SYN is answered by an ACK
@@ -921,9 +1010,10 @@ class _Sim:
             # (With a record, each step waits for the moment the app made its call.)
             self.schedule_step(0.0 if name == (self.first_closer or "client") else 1e-6,
                                self.hosts[name])
-        for t_out, receiver, flags in (self.obs.late if self.obs else ()):
-            seq, ack = (Y, X + 1) if receiver == "client" else (X, 0 if flags & SYN else Y + 1)
-            self.at(t_out + LAST_HOP, 1, "late", receiver, flags, seq, ack)
+        for t_out, receiver, flags, sent in (self.obs.late if self.obs else ()):
+            seq, ack = (Y, X + 1) if receiver == "client" else (
+                (X, 0) if flags & SYN else (X + 1, Y + 1))
+            self.at(t_out + LAST_HOP, 1, "late", receiver, flags, seq, ack, sent)
         for f in self.host_faults:
             if f.action in ("kill", "reboot"):
                 self.at(f.at, 0, "host_fault", f.host, f.action)
@@ -931,6 +1021,8 @@ class _Sim:
             t, _prio, n, what, args = heapq.heappop(self.q)
             if t > until:
                 break
+            if n > MAX_EVENTS:  # a bug must not hang the judge: say so instead
+                raise Unsupported(f"the teardown simulation did not settle ({n} events)")
             h = self.hosts[args[0]]
             if what == "step":
                 if not h.gone:
@@ -941,6 +1033,11 @@ class _Sim:
                 self.late(t, h, *args[1:])
             elif what == "fin_timer":
                 self.fin_timer(t, h, *args[1:])
+            elif what == "fin_timer_latest":  # no ACK came within the bucket after all
+                if h.held_fin is not None and h.held_fin[0] == args[1]:
+                    gen_, kind_, wait_ = h.held_fin
+                    h.held_fin = None
+                    self.fin_timer(t, h, gen_, kind_, wait_)
             elif what == "tw_timer":
                 self.tw_timer(t, h, *args[1:])
             elif what == "delayed_ack":
@@ -972,6 +1069,9 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     simulated too (up to MAX_RACES races, every combination), and the outcomes that
     differ are in `alternatives`."""
     rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
+    for h, samples in (observed.rtt_samples if observed is not None else {}).items():
+        if samples:  # what the run's ACKs taught the kernel, not only the handshake
+            rtt[h], rto[h] = rtt_estimate(kernel, params[h], samples)
 
     def sim(shifts=None, delack_late=False) -> TeardownPrediction:
         return _Sim(kernel, params, rto, steps, faults, port, first_closer, host_faults,
@@ -991,8 +1091,7 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
                 if flip:  # the call on the other side of the arrival: before it, or (as
                     # the arrival may move when the order changes) after the next one
                     shifts[(race.host, race.step)] = (race.arrival_t - 1e-6 if after else
-                                                      AFTER_NEXT if race.step >= 0 else
-                                                      race.arrival_t + 1e-6)
+                                                      AFTER_NEXT)
             early[flips] = _try(main, lambda: sim(shifts), flips)
         if early[flips] is not None and early[flips].delack_choice:
             _try(main, lambda: sim(shifts if any(flips) else None, True), flips)
@@ -1015,6 +1114,7 @@ def _try(main: TeardownPrediction, run, flips) -> TeardownPrediction | None:
     return other
 
 
+MAX_EVENTS = 200_000  # far beyond any teardown's few hundred events
 MAX_RACES = 3  # 2^3 orders at most; more races than that in one teardown is too loaded
 AFTER_NEXT = "after the next arrival"  # a shift: hold the call until a segment comes
 
@@ -1057,8 +1157,18 @@ def handshake_rtt(record) -> dict[str, float]:
     for host, ask, answer in (("client", "syn", "syn-ack"), ("server", "syn-ack", "ack")):
         other = "server" if host == "client" else "client"
         q, a = record.sent_by(host, ask), record.sent_by(other, answer)
-        if q and a and a[0].t_out is not None:
-            out[host] = max(a[0].t_out - q[-1].t, 0.0)
+        if not q:
+            continue
+        # what completed the handshake: the first of its answers to get through, or,
+        # at the server, any ACK-bearing segment of the client's (data, a FIN) when the
+        # ACK itself was held or lost (tcp_check_req() takes whichever comes first)
+        done = [s.t_out for s in a if s.t_out is not None]
+        if host == "server":
+            done += [s.t_out for s in record.segments if s.conn == q[0].conn
+                     and s.sender == other and s.flags & ACK and not s.flags & SYN
+                     and not s.injected and s.t_out is not None and s.t > q[0].t]
+        if done:
+            out[host] = max(min(done) - q[-1].t, 0.0)
     return out
 
 
@@ -1145,7 +1255,11 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
             ("client", "ack", "server", "accept", ACK)):
         opened = [c.t_end for c in record.apps if c.host == receiver and c.call == opener
                   and c.iteration is None and c.result == "ok"]
-        late += [(s.t_out - origin, receiver, flags) for s in record.segments
+        originals = [s for s in record.sent_by(sender, name)]
+        late += [(s.t_out - origin, receiver, flags,
+                  # a copy carries its original's timestamp (TSval)
+                  (originals[0].t if s.injected and originals else s.t) - origin)
+                 for s in record.segments
                  if s.sender == sender and s.name == name and s.conn == conn
                  and opened and s.t_out is not None and s.t_out > opened[0]]  # copies too
     lag = app_lag(record)
@@ -1166,7 +1280,38 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
         if s.injected and s.t_out is not None and (s.fault or "").startswith("duplicate"):
             copies.setdefault((s.sender, s.name), []).append(s.t_out - origin)
     return Observed(steps, arrivals, race, tuple(late),
-                    {k: tuple(v) for k, v in copies.items()}), shifted
+                    {k: tuple(v) for k, v in copies.items()},
+                    {h: rtt_samples(record, h, conn) for h in ("client", "server")}), shifted
+
+
+def _after(a: int, b: int) -> bool:
+    """Sequence number a is after b (mod 2^32, as the kernel's after())."""
+    return 0 < (a - b) % 2**32 < 2**31
+
+
+def rtt_samples(record, host: str, conn: int) -> list[float]:
+    """The RTT samples the host's kernel took, as the router saw them: its first one
+    from the handshake, then one per ACK from the peer that acknowledges new data of
+    the host's (tcp_clean_rtx_queue(): from the oldest segment it acknowledges;
+    retransmitted ones are not timed, Karn), up to the host's first FIN."""
+    first = handshake_rtt(record).get(host)
+    out = [first] if first is not None else []
+    fin = next((s.t for s in record.segments if s.conn == conn and s.sender == host
+                and s.flags & FIN), math.inf)
+    sent = [s for s in record.segments if s.conn == conn and s.sender == host
+            and s.length and not s.injected and s.t < fin]
+    if any(s.retransmission for s in sent):
+        return out  # Karn: the retransmitted range is not timed; keep the handshake's
+    acks = [a for a in record.segments if a.conn == conn and a.sender != host
+            and a.flags & ACK and not a.injected and a.t_out is not None and a.t_out < fin]
+    una = None
+    for a in sorted(acks, key=lambda a: a.t_out):
+        newly = [s for s in sent if not _after(s.seq + s.length, a.ack)
+                 and (una is None or _after(s.seq + s.length, una))]
+        if newly:
+            out.append(max(a.t_out - min(s.t for s in newly), 0.0))
+            una = a.ack
+    return out
 
 
 def app_lag(record) -> float:
