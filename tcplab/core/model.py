@@ -558,15 +558,21 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         outcomes.append(sim.run(until))
     # Request timer expiries that a client segment raced within their bucket (the
     # timer-first outcome above): each subset of up to MAX_RACES of them the other way.
-    races = outcomes[0].races[:MAX_RACES]
-    for n in range(1, len(races) + 1):
-        for defer in itertools.combinations(races, n):
-            sim = _Sim(kernel, client, server, faults, listens, port, False)
-            sim.defer = frozenset(defer)
-            sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
-            sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
-            sim.stale_syn = sim.track_states = stale_syn
-            outcomes.append(sim.run(until))
+    # A deferred expiry changes the ones after it, so the races of each outcome are
+    # explored in turn (breadth first, up to MAX_RACES deferred, MAX_OUTCOMES runs).
+    todo, tried = [frozenset({r}) for r in outcomes[0].races], set()
+    while todo and len(tried) < MAX_OUTCOMES:
+        defer = todo.pop(0)
+        if defer in tried or len(defer) > MAX_RACES:
+            continue
+        tried.add(defer)
+        sim = _Sim(kernel, client, server, faults, listens, port, False)
+        sim.defer = defer
+        sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
+        sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
+        sim.stale_syn = sim.track_states = stale_syn
+        outcomes.append(sim.run(until))
+        todo += [defer | {r} for r in outcomes[-1].races if r not in defer]
     main, others = outcomes[0], outcomes[1:]
     shapes = {_timed_shape(main)}
     for other in others:
@@ -580,6 +586,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
 
 
 MAX_RACES = 3
+MAX_OUTCOMES = 32
 
 
 def _timed_shape(p: Prediction) -> tuple:
