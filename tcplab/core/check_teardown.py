@@ -13,6 +13,8 @@ so each FIN chain is timed from its own first FIN, and states by their durations
 
 from __future__ import annotations
 
+import dataclasses
+
 from tcplab.core.check_states import Stay, observed_until, stays
 from tcplab.core.model_teardown import (RACE_CAP, TEARDOWN_NAMES, PredictedState,
                                         TeardownPrediction)
@@ -52,12 +54,34 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: float) -> lis
     return checks
 
 
+SWAP = {"fin": "peer-fin", "peer-fin": "fin", "fin-ack": "last-ack", "last-ack": "fin-ack"}
+
+
+def _as_the_router_named(pred: TeardownPrediction, record: Record) -> TeardownPrediction:
+    """In a simultaneous close both FINs are on their way before either arrives: which
+    one the router names `fin` (and so which ACK is `fin-ack` and which `last-ack`) is
+    the order the two reached it, not the kernels' doing (gen-4222: the two close()
+    calls 20 us apart, the later one's FIN at the router first). When the model's first
+    FIN is the other host's and both hosts went through CLOSING, its names follow the
+    router's."""
+    seen = [s for s in record.segments if s.name == "fin" and not s.injected]
+    want = [s for s in pred.segments if s.name == "fin"]
+    closing = all(any(x.state == "CLOSING" for x in pred.states.get(h, []))
+                  for h in ("client", "server"))
+    if not (seen and want and closing and seen[0].sender != want[0].sender):
+        return pred
+    return dataclasses.replace(
+        pred, segments=[dataclasses.replace(s, name=SWAP.get(s.name, s.name))
+                        for s in pred.segments],
+        maybe=[dataclasses.replace(s, name=SWAP.get(s.name, s.name)) for s in pred.maybe])
+
+
 def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction, str]:
     """Where an app call and a segment reached a host too close to order (a race), the
     model has every order's outcome: the run is judged against the one it matches best
     (teardown segment counts, then each host's states), and the checks say so."""
     if not pred.races and not pred.alternatives:
-        return pred, ""
+        return _as_the_router_named(pred, record), ""
     def score(p: TeardownPrediction) -> tuple:
         counts = sum(len(p.of(h, n)) == len(record.sent_by(h, n))
                      for h in ("client", "server") for n in TEARDOWN_NAMES)
@@ -65,7 +89,8 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
                      [s.state for s in _teardown_stays(record, h)][:len(p.states.get(h, []))]
                      for h in ("client", "server"))
         return (counts + states,)
-    best = max([pred, *pred.alternatives], key=score)
+    best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]],
+               key=score)
     ways = "; ".join(
         f"the {r.host}'s {r.call if r.call == 'timer' else r.call + '()'} "
         f"{'after' if after else 'before'} {r.what} "

@@ -352,7 +352,8 @@ class _Sim:
         self.copies: dict[tuple[str, str], list[float]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
         self.races: list[Race] = []
-        self.arrived: dict[str, list[tuple[float, str]]] = {"client": [], "server": []}
+        # every arrival: (when, what, whether it changes what an app call does)
+        self.arrived: dict[str, list[tuple[float, str, bool]]] = {"client": [], "server": []}
         self.calls_done: dict[str, list[tuple[float, int, str]]] = {"client": [], "server": []}
         self.host_faults = host_faults
         self.hosts = {h: _Host(h, params[h], rto[h], steps[h], (rtt or {}).get(h, 0.001))
@@ -558,11 +559,14 @@ class _Sim:
         the stamps cannot say which came first (Observed.race)."""
         if (h.name, i) in self.shifts:
             return
-        near = [(at, what) for at, what in self.arrived[h.name]
-                if abs(at - t) <= self.obs.race and at > h.woke_at]
+        # A pure ACK matters to a close() too: after an abort it draws an RST
+        # (gen-4284: linger 0, the data's ACK and the close() 0.2 ms apart).
+        acks_too = call in ("close", "shutdown")
+        near = [(at, what) for at, what, counts in self.arrived[h.name]
+                if abs(at - t) <= self.obs.race and at > h.woke_at and (counts or acks_too)]
         near += [(qt, self.describe_arrival(args)) for qt, _p, _n, what, args in self.q
                  if what == "arrive" and args[0] == h.name and abs(qt - t) <= self.obs.race
-                 and self.matters(args[1], args[5])]
+                 and (self.matters(args[1], args[5]) or acks_too)]
         if near:
             at, what = min(near, key=lambda a: abs(a[0] - t))
             self.races.append(Race(h.name, i, call, t, at, what))
@@ -589,7 +593,8 @@ class _Sim:
     def describe_arrival(self, args) -> str:
         receiver, flags = args[0], args[1]
         sender = "client" if receiver == "server" else "server"
-        kind = "fin" if flags & FIN else "rst" if flags & RST else "data"
+        length = args[5] if len(args) > 5 else 1
+        kind = "fin" if flags & FIN else "rst" if flags & RST else "data" if length else "ack"
         return f"the {sender}'s {kind}"
 
     def wake(self, t: float, h: _Host) -> None:
@@ -790,7 +795,7 @@ class _Sim:
     # segments -----------------------------------------------------------------------
     def arrive(self, t: float, h: _Host, flags: int, seq: int, ack: int, slack: float,
                length: int = 0, sent: float | None = None) -> None:
-        if self.matters(flags, length) and h.deferred is not None:
+        if h.deferred is not None:  # (any segment: a pure ACK matters to a close())
             h.released[h.deferred] = t + 1e-6  # the deferred call, right after this
             h.deferred = None
             self.schedule_step(t + 1e-6, h)
@@ -806,13 +811,14 @@ class _Sim:
             if fired < t <= fired + window and not any(
                     r.host == h.name and r.step == step for r in self.races):
                 self.races.append(Race(h.name, step, "timer", fired, t, "the ACK of its FIN"))
-        if self.matters(flags, length):
-            what = self.describe_arrival((h.name, flags))
-            self.arrived[h.name].append((t, what))
-            if self.obs is not None:
-                # a call the app stamped just before this arrival may have reached the
-                # kernel after it: the stamp comes first, the act up to the bound later
-                for call_t, i, call in self.calls_done[h.name]:
+        counts = self.matters(flags, length)
+        what = self.describe_arrival((h.name, flags, 0, 0, 0, length))
+        self.arrived[h.name].append((t, what, counts))
+        if self.obs is not None:
+            # a call the app stamped just before this arrival may have reached the
+            # kernel after it: the stamp comes first, the act up to the bound later
+            for call_t, i, call in self.calls_done[h.name]:
+                if counts or call in ("close", "shutdown"):
                     if t - self.obs.race <= call_t <= t and (h.name, i) not in self.shifts:
                         self.races.append(Race(h.name, i, call, call_t, t, what))
         if h.state == "CLOSE":
