@@ -212,7 +212,11 @@ def test_broken_pipe(catalogue):
     rsts = segments(res, "rst", "client")
     data = segments(res, "data", "server")
     new = [d for d in data if not d["retransmission"]]
-    assert 1 <= len(rsts) <= len(data) and len(new) <= 10
+    # The initial window (10), then at most the tail loss probe, which sends a new
+    # segment when one is queued and the window allows (tcp_send_loss_probe()), else
+    # retransmits the last: seen on 6.18 under the catalogue's load, an 11th new
+    # segment 11 ms after the first ten, before their RSTs were all back.
+    assert 1 <= len(rsts) <= len(data) <= 11 and len(new) <= 11
     assert len(data) - len(new) <= 1  # one probe at most before the first RST is back
     assert rsts[0]["t"] >= data[0]["t"]
     first, second = calls(res, "server", "send")
