@@ -922,12 +922,10 @@ class _Sim:
                                 h.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING"))
 
     def hand_over(self, h: _Host) -> float:
-        """From when what reaches the host is this model's: its first data or FIN, or
-        its first change of state (the handshake model knows neither)."""
-        sent = [p.t for p in self.pred.segments if p.sender == h.name
-                and p.name in ("data", "fin", "peer-fin")]
-        changed = [x.t for x in self.pred.states[h.name]]
-        return min(sent + changed, default=math.inf)
+        """From when what reaches the host is this model's (gone_at(), on the
+        prediction so far)."""
+        at = gone_at(self.pred, h.name)
+        return math.inf if at is None else at
 
     def late(self, t: float, h: _Host, flags: int, seq: int, ack: int,
              sent: float | None = None) -> None:
