@@ -3,7 +3,7 @@ offline by today's checks and model, and the same records bent so that the kerne
 would have done something else, which the judge must call a failure.
 
 tests/corpus/generated/ holds the scenario files (generated seeds, and six written by
-hand as a new user would) and, in results/, the result JSONs of their runs on Linux
+hand as a new user would) and, in runs/, the result JSONs of their runs on Linux
 6.18 (packet hex dropped). Each of these runs was judged FAIL by the model before the
 fix named in docs/kernel-model.md ("Generated scenarios"); the kernel was right."""
 
@@ -22,11 +22,11 @@ from tcplab.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests/corpus/generated"
-RUNS = sorted(p.name[:-len(".json.gz")] for p in (CORPUS / "results").glob("*.json.gz"))
+RUNS = sorted(p.name[:-len(".json.gz")] for p in (CORPUS / "runs").glob("*.json.gz"))
 
 
 def saved(name: str) -> dict:
-    with gzip.open(CORPUS / "results" / f"{name}.json.gz") as f:
+    with gzip.open(CORPUS / "runs" / f"{name}.json.gz") as f:
         return json.load(f)
 
 
