@@ -31,6 +31,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.predict import predict
 from tcplab.core.scenario import Fault, Scenario
 from tcplab.core.segments import VOCABULARY
 from tcplab.errors import ScenarioError
@@ -94,7 +96,7 @@ def not_slowable(sc: Scenario, hold: float) -> str | None:
     the holds change which segments are sent, the scenario would test something else."""
     if getattr(sc, "forges", ()) or getattr(sc, "host_faults", ()):
         # Seen on 6.18: stale-syn, slowed, sends its SYN twice: its RST re-arms the SYN
-        # timer to TCP_TIMEOUT_MIN (8 ms at HZ=250, core/model.py), which the held real
+        # timer to TCP_TIMEOUT_MIN (8 ms at HZ=250, core/model/handshake.py), which the held real
         # SYN-ACK outlasts; host faults act at fixed times.
         return ("its forged segments and host faults are timed against exchanges the "
                 "holds would stretch")
@@ -127,13 +129,12 @@ def _same_horizon(sc: Scenario, hold: float) -> Scenario:
 def _predictions(*scenarios: Scenario) -> list:
     """The kernel model's prediction for each scenario, None where it cannot say."""
     from tcplab.lab.preflight import kernel_hz
-    from tcplab.render.explain import predict
 
-    release, hz = platform.release(), kernel_hz() or 250
+    kernel = Kernel.from_release(platform.release(), kernel_hz() or 250)
     out = []
     for sc in scenarios:
         try:
-            out.append(predict(sc, release, hz))
+            out.append(predict(sc, kernel, sc.sysctls))
         except Exception:  # noqa: BLE001 - the model covers handshakes only
             out.append(None)
     return out

@@ -14,15 +14,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tcplab.core.check import Check, check_model, check_scenario, verdict
-from tcplab.core.model import HostParams, Kernel, predict_handshake
-from tcplab.core.model_teardown import gone_at, teardown_for, teardown_hints
-from tcplab.core import model_established
-from tcplab.core import model_flood
+from tcplab.core.check.base import Check, verdict
+from tcplab.core.check.expect import check_scenario
+from tcplab.core.check.model import check_model
 from tcplab.core.events import Event
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.predict import predict
+from tcplab.core.model.teardown.prediction import teardown_hints
 from tcplab.core.record import Record, blind_spot
-from tcplab.core.scenario import Scenario, all_steps, step_to_wire
-from tcplab.core.segments import FIN
+from tcplab.core.scenario import Scenario, step_to_wire
 from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
 from tcplab.lab import fault_config, preflight, topology
 from tcplab.lab.procs import Child
@@ -130,7 +130,8 @@ class _Run:
         for role in ("server", "client"):
             self.result.sysctls[role] = ready[role].get("sysctls", {})
         try:
-            self.prediction = _predict(self.sc, self.result)
+            self.prediction = predict(self.sc, model_kernel(self.result), self.result.sysctls)
+            self.result.model = self.prediction.to_json()
         except Exception as e:  # noqa: BLE001 - the live hint is optional; judging says why
             self.result.notes.append(f"kernel model unavailable for the live view: {e}")
 
@@ -381,112 +382,15 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
     return _judge(run, time.monotonic() - started)
 
 
-def _predict(sc: Scenario, res: RunResult, server_at: float | None = None,
-             record: Record | None = None, client_gone_at: float | None = None):
-    """The kernel model's prediction for this kernel and the sysctls in force (in a
-    simultaneous open, with the server's first SYN `server_at` after the client's)."""
+def model_kernel(res: RunResult) -> Kernel:
+    """The kernel the model stands for: this run's release, and CONFIG_HZ as preflight
+    reads it (250 assumed, and said, when it cannot)."""
     hz = preflight.kernel_hz()
     if hz is None:
         hz = 250
         if not any(n.startswith("CONFIG_HZ unknown") for n in res.notes):
             res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
-    kernel = Kernel.from_release(res.kernel, hz)
-    client_steps = sc.apps["client"]
-    port = next(s.arg[1] for s in all_steps(client_steps) if s.call == "connect")
-    prediction = predict_handshake(
-        kernel, HostParams.from_sysctls(kernel, _with_syncnt(res.sysctls.get("client", {}),
-                                                             client_steps)),
-        HostParams.from_sysctls(kernel, res.sysctls.get("server", {})), sc.faults,
-        listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
-        **_first_after_connect(client_steps, record), until=sc.timeout,
-        client_gone_at=client_gone_at,
-        server_connects=_server_connects(sc),
-        stale_syn=any(f.kind == "stale-syn" for f in sc.forges), server_at=server_at)
-    model_established.extend(prediction, kernel, sc, res.sysctls)  # a peer gone silent
-    res.model = {"kernel": kernel.name(), "segments": [
-        {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth, "fate": p.fate,
-         "cause": p.cause, "late_by_up_to": round(p.slack, 4),
-         **({"clock": p.clock} if p.clock != "client" else {})} for p in prediction.segments],
-        "calls": {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
-                  for (h, c), (r, _s, e) in prediction.calls.items()}}
-    if prediction.states:  # core/model_open.py, the stale SYN: the hosts' states
-        res.model["states"] = {host: [{"t": round(c.t, 4), "state": c.state, **(
-            {"maybe": c.maybe} if c.maybe else {})} for c in changes]
-            for host, changes in prediction.states.items()}
-    model_flood.extend(prediction, kernel, sc, res)  # a SYN flood before the connect (H11)
-    _predict_teardown(sc, res, prediction)
-    return prediction
-
-
-def _predict_teardown(sc: Scenario, res: RunResult, prediction, record=None) -> None:
-    """The teardown part (core/model_teardown.py); with the record, from the RTT the
-    handshake measured and the side that closed first."""
-    connected = prediction.calls.get(("client", "connect"), ("ok",))[0] == "ok"
-    prediction.teardown = teardown_for(sc, prediction.kernel, res.sysctls, record) \
-        if connected else None
-    if prediction.teardown is not None and prediction.teardown.unsupported and \
-            prediction.established:
-        prediction.teardown = None  # a peer gone silent: core/model_established.py's
-    if prediction.teardown is not None and res.model is not None:
-        res.model["teardown"] = prediction.teardown.to_json()
-
-
-def _server_connects(sc: Scenario) -> bool:
-    """Nobody listens; both apps connect(): a simultaneous open (core/model_open.py)."""
-    return any(s.call == "connect" for s in all_steps(sc.apps["server"]))
-
-
-def _server_start(sc: Scenario, record: Record) -> float | None:
-    """In a simultaneous open, when the server's first SYN left relative to the
-    client's, as the router saw them: the apps' start, not the kernel's doing."""
-    if not _server_connects(sc):
-        return None
-    client, server = record.sent_by("client", "syn"), record.sent_by("server", "syn")
-    return server[0].t - client[0].t if client and server else None
-
-
-def _with_syncnt(sysctls: dict[str, str], steps) -> dict[str, str]:
-    """TCP_SYNCNT set before the first connect is that socket's tcp_syn_retries."""
-    syncnt = None
-    for step in all_steps(steps):
-        if step.call == "connect":
-            break
-        if step.call == "syncnt":
-            syncnt = step.arg
-    return sysctls if syncnt is None else {**sysctls, "net.ipv4.tcp_syn_retries": str(syncnt)}
-
-
-def _first_after_connect(steps, record: Record | None) -> dict:
-    """The client's first segment after its handshake, for the handshake model (it
-    completes a request whose ACK was lost): with a record, the one the client really
-    sent (data, or a FIN) and how long after the SYN-ACK reached it; else what the
-    steps say plainly."""
-    if record is not None:
-        answers = [s for s in record.sent_by("server", "syn-ack") if s.t_out is not None]
-        syns = record.sent_by("client", "syn")
-        after = [s for s in record.segments if syns and s.conn == syns[0].conn
-                 and s.sender == "client" and not s.injected
-                 and (s.length > 0 or s.flags & FIN)]
-        if answers and after:
-            return {"data_after_connect": max(0.0, after[0].t - answers[0].t_out),
-                    "first_segment": (after[0].flags, after[0].length)}
-    return {"data_after_connect": _data_after_connect(steps)}
-
-
-def _data_after_connect(steps) -> float | None:
-    """How long after connect() returns the client sends its first data, if its steps
-    say so plainly (connect, then sleeps, then send)."""
-    after, started = 0.0, False
-    for step in steps:
-        if step.call == "connect":
-            started = True
-        elif started and step.call == "sleep":
-            after += step.arg
-        elif started and step.call == "send":
-            return after
-        elif started:
-            return None
-    return None
+    return Kernel.from_release(res.kernel, hz)
 
 
 def rejudge(sc: Scenario, saved: dict) -> RunResult:
@@ -499,38 +403,19 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
     res.record, res.duration = Record.from_json(saved), saved.get("duration", 0.0)
     res.errors = list(saved.get("errors", []))
     if not res.errors:
-        _judge_record(sc, res, None, res.record)
+        _judge_record(sc, res, res.record)
     res.verdict = "error" if res.errors else verdict(res.checks)
     if res.verdict == "error" and not res.errors:
         res.errors.append(_nothing_judged(res))
     return res
 
 
-def _judge_record(sc: Scenario, res: RunResult, prediction, record: Record) -> None:
+def _judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
     res.checks = check_scenario(sc, record)
     if sc.expect.model == "linux":
-        server_at = _server_start(sc, record)
-        prediction = _predict(sc, res, server_at, record)
-        _predict_teardown(sc, res, prediction, record)
-        gone = gone_at(prediction.teardown, "client")
-        if gone is None and prediction.teardown is not None:  # not judged: the record's
-            gone = _client_hand_over(record)
-        if gone is not None and not _server_connects(sc):
-            # what reaches the client once its connection is gone is the teardown
-            # model's: the handshake part stops answering there
-            prediction = _predict(sc, res, server_at, record, client_gone_at=gone)
-            _predict_teardown(sc, res, prediction, record)
+        prediction = predict(sc, model_kernel(res), res.sysctls, record)
+        res.model = prediction.to_json()
         res.checks += check_model(prediction, record)
-
-
-def _client_hand_over(record: Record) -> float | None:
-    """When the client first sent data or a FIN, on the model's clock (t = 0 its first
-    SYN): after it, the handshake model's names for the client's answers are wrong."""
-    syns = record.sent_by("client", "syn")
-    first = next((s.t for s in record.segments if syns and s.conn == syns[0].conn
-                  and s.sender == "client" and not s.injected
-                  and (s.length or s.flags & FIN)), None)
-    return None if first is None else first - syns[0].t
 
 
 def _nothing_judged(res: RunResult) -> str:
@@ -551,7 +436,7 @@ def _judge(run: _Run, duration: float) -> RunResult:
         res.errors.append(f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
                           "lost): the state record is incomplete")
     if run.record is not None and not res.errors:
-        _judge_record(run.sc, res, run.prediction, run.record)
+        _judge_record(run.sc, res, run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)
     if res.verdict == "error" and not res.errors:
         res.errors.append(_nothing_judged(res))

@@ -114,7 +114,7 @@ class HostExpect:
     largest: dict[str, int] = field(default_factory=dict)  # segment name -> max payload bytes
     gives_up_after: float | None = None  # seconds from the failing call's start to its end
     states: tuple[str, ...] | None = None  # TCP states of the connection socket, in order
-    # Teardown expectations (docs/scenario-format.md; checked by core/check_states.py):
+    # Teardown expectations (docs/scenario-format.md; checked by core/check/states.py):
     sockets: dict[str, int] = field(default_factory=dict)  # state -> most at one moment
     lasts: dict[str, Lasting] = field(default_factory=dict)  # state -> its first stay
     returns_after: dict[str, str] = field(default_factory=dict)  # call -> segment it awaits

@@ -10,10 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tcplab.core.model import HostParams, Kernel, predict_handshake
-from tcplab.core.model_teardown import teardown_for
-from tcplab.core import model_established
-from tcplab.core.scenario import Scenario, all_steps
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.predict import predict
+from tcplab.core.scenario import Scenario
 
 
 def claim_line(path: str) -> str:
@@ -22,25 +21,6 @@ def claim_line(path: str) -> str:
     except (OSError, IndexError):
         return ""
     return first.lstrip("# ").strip() if first.startswith("#") else ""
-
-
-def predict(sc: Scenario, release: str, hz: int):
-    """The model for a scenario, with the kernel's per-namespace defaults (constants a
-    new namespace starts with) overridden by the scenario's sysctls."""
-    kernel = Kernel.from_release(release, hz)
-    port = next((s.arg[1] for s in all_steps(sc.apps["client"]) if s.call == "connect"), 8080)
-    from tcplab.runner import _data_after_connect
-
-    pred = predict_handshake(
-        kernel, HostParams.from_sysctls(kernel, sc.sysctls.get("client", {})),
-        HostParams.from_sysctls(kernel, sc.sysctls.get("server", {})), sc.faults,
-        listens=any(s.call == "listen" for s in sc.apps["server"]), port=port,
-        data_after_connect=_data_after_connect(sc.apps["client"]), until=sc.timeout,
-        server_connects=any(s.call == "connect" for s in all_steps(sc.apps["server"])),
-        stale_syn=any(f.kind == "stale-syn" for f in sc.forges))
-    model_established.extend(pred, kernel, sc, sc.sysctls)  # a peer gone silent
-    pred.teardown = teardown_for(sc, kernel, sc.sysctls)  # FINs, FIN_WAIT2, TIME_WAIT
-    return pred
 
 
 def explain_scenario(console: Console, sc: Scenario) -> None:
@@ -64,8 +44,10 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
             console.print(f"expected ({host} {name} {what}): {', '.join(f'{x:g}' for x in shown or ())} s")
         if exp.gives_up_after is not None:
             console.print(f"expected ({host} gives up after): {exp.gives_up_after:g} s")
-    release, hz = platform.release(), kernel_hz() or 250
-    pred = predict(sc, release, hz)
+    # The judged prediction's own function, before a run: the scenario's sysctls stand
+    # for what the agents will report (a new namespace's defaults for the rest).
+    pred = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250),
+                   sc.sysctls)
     table = Table(title=f"kernel model for {pred.kernel.name()}: what this kernel should do")
     for col in ("t (s)", "from", "segment", "fate", "why", "late by up to"):
         table.add_column(col)

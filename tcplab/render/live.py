@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tcplab.core.check import MODEL_SLOP as MODEL_EARLY
-from tcplab.core.check import Check
+from tcplab.core.check.base import MODEL_SLOP as MODEL_EARLY
+from tcplab.core.check.base import Check
 from tcplab.render.ladder import Ladder
 from tcplab.runner import NullView
 

@@ -232,7 +232,7 @@ def _break(y: float, gap: float, y_after: float) -> str:
 
 
 def _check_text(c: dict) -> str:
-    from tcplab.core.check import Check
+    from tcplab.core.check.base import Check
     from tcplab.render.live import check_line
 
     check = Check(**{k: c[k] for k in ("name", "passed", "expected", "actual", "tolerance",
@@ -305,7 +305,7 @@ def svg(res: dict) -> str:
 def html_page(res: dict) -> str:
     """A page that needs nothing else: the SVG inline, the checks as a table, errors and
     notes. No scripts, no external URLs (it opens offline, and in a mail attachment)."""
-    from tcplab.core.check import MODEL_SLOP
+    from tcplab.core.check.base import MODEL_SLOP
 
     verdict = res.get("verdict", "?")
     picture = svg(res).split("\n", 1)[1]  # no XML declaration inside HTML

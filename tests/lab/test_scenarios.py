@@ -9,8 +9,10 @@ from __future__ import annotations
 import pytest
 from labhelpers import (ALL, calls, failed_checks, lab_processes, result, segments, states,
                         strip_counters)
+from tcplab.core.model.kernel import Kernel
 
 pytestmark = pytest.mark.root
+
 
 def _names():
     from tcplab.scenario import load_scenario
@@ -77,7 +79,6 @@ def test_ack_lost_request_dies_silently_at_63s(catalogue):
     is re-armed when the one before fires, so the timer wheel's lateness adds up:
     Kernel.slack() of each (2.9 s at HZ=250), plus 0.1 s for a poll on a loaded machine
     (a 65.63 s vanish was seen with 50 runs side by side)."""
-    from tcplab.core.model import Kernel
     from tcplab.lab.preflight import kernel_hz
 
     res = result(catalogue, "ack-lost")

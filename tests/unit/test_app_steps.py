@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 
-from tcplab.core.check import check_scenario
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.record import Record
 from tcplab.core.scenario import (Expect, HostExpect, Repeat, Scenario, Step, all_steps,
@@ -18,6 +17,7 @@ from tcplab.core.scenario import (Expect, HostExpect, Repeat, Scenario, Step, al
 from tcplab.core.segments import SYN, Classifier
 from tcplab.lab import sockets
 from tcplab.scenario import load_text
+from tcplab.core.check.expect import check_scenario
 
 T0 = 500.0
 
@@ -30,6 +30,7 @@ def load(apps: str, expect: str = "") -> Scenario:
 
 
 # --- the loader ---------------------------------------------------------------------------
+
 
 def test_listen_keeps_the_short_form_and_takes_a_backlog():
     sc = load("""\
@@ -96,6 +97,7 @@ def test_expectations_count_results_and_reach_into_repeats():
 
 # --- repeated calls against the record ------------------------------------------------------
 
+
 def record_of(results: list[str | None]) -> Record:
     """One connect per iteration, in parallel: each starts before any ends."""
     rec = Record(t0=T0)
@@ -145,6 +147,7 @@ def test_parallel_calls_still_blocked_are_each_recorded():
 
 # --- the agent's helpers --------------------------------------------------------------------
 
+
 def test_flood_packets_are_valid_syns_from_the_spoofed_source():
     raw = sockets.syn_packet("198.18.3.77", "198.19.3.2", 12345, 8080, 0xFFFFFFF0)
     seg = parse_ipv4_tcp(raw)
@@ -185,5 +188,7 @@ def test_tcp_counters_reads_tcpext_only(tmp_path):
     "[listen: 8080, repeat: {times: 2, steps: [accept]}]",
     "[listen: {port: 8080, backlog: 0}]",
 ])
+
+
 def test_server_shapes_load(steps):
     load(f"server: {steps}\nclient: [connect: server:8080]\n")

@@ -1,16 +1,19 @@
-"""Judging a run against the established-connection model (core/check_established.py), on
+"""Judging a run against the established-connection model (core/check/established.py), on
 constructed records: times as the router saw them in this lab's runs on 6.18, and the
 same runs bent where a kernel that broke the rule would differ."""
 
 import dataclasses
 
-from tcplab.core.check import check_model
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
 from tcplab.core.faults import HostFault
-from tcplab.core.model import Kernel, Prediction
-from tcplab.core.model_established import EstParams, Keepalive, extend
 from tcplab.core.record import Record
 from tcplab.core.scenario import Expect, Scenario, Step
+from tcplab.core.check.model import check_model
+from tcplab.core.model.established import predict as predict_bursts
+from tcplab.core.model.established import EstParams, Keepalive
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.prediction import Prediction
+from tcplab.core.model.established import with_bursts
 
 K618 = Kernel.from_release("6.18.44-fc-v657")
 HANDSHAKE = [(0.0010, "client", "syn", 0x02), (0.0013, "server", "syn-ack", 0x12),
@@ -48,8 +51,7 @@ def prediction(fault, client, server, sysctls):
                   (), Expect(), 30.0, host_faults=(fault,))
     pred = Prediction(K618)
     pred.calls[("client", "connect")] = ("ok", 0.0, 0.0004)
-    extend(pred, K618, sc, sysctls)
-    return pred
+    return with_bursts(pred, predict_bursts(K618, sc, sysctls, pred))
 
 
 CLIENT_SENDS = [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100),

@@ -3,16 +3,18 @@ model's checks, on constructed records and a fake clock."""
 
 import pytest
 
-from tcplab.core.check import check_scenario
-from tcplab.core.check_states import most_sockets, stays
-from tcplab.core.check_teardown import check_teardown
 from tcplab.core.events import StateChanged
-from tcplab.core.model import Kernel
-from tcplab.core.model_teardown import TeardownParams, predict_teardown
 from tcplab.core.record import Record
 from tcplab.core.scenario import (Expect, HostExpect, Lasting, Scenario, Step, Tolerance)
 from tcplab.core.segments import Classifier
 from unit.helpers import ACK, C, FIN, SYN, S, X, Y, c2s, s2c
+
+from tcplab.core.check.expect import check_scenario
+from tcplab.core.check.states import most_sockets, stays
+from tcplab.core.check.teardown import check_teardown
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.teardown.params import TeardownParams
+from tcplab.core.model.teardown.predict import predict_teardown
 
 T0 = 1000.0
 

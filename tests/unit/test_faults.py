@@ -11,15 +11,16 @@ import pytest
 from unit.helpers import ACK, C, RST, S, SYN, X, Y, c2s, handshake, s2c
 
 from tcplab.core import craft
-from tcplab.core.check import check_scenario
 from tcplab.core.events import FaultActed, event_from_json
-from tcplab.core.faults import Forge, HostFault, expected_seq, rst_after, schedule, silencing
+from tcplab.core.faults import (Forge, HostFault, expected_seq, rst_after, schedule,
+                                silencing)
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.record import Record
 from tcplab.core.rules import DELAY, DUPLICATE, STRIP_MSS, decide
 from tcplab.core.segments import Classifier
 from tcplab.render.ladder import Ladder
 from tcplab.scenario import load_text
+from tcplab.core.check.expect import check_scenario
 
 HEAD = ("scenario: t\nsummary: s\napps:\n  server: [listen: 8080, accept, sleep: 5s]\n"
         "  client: [connect: \"server:8080\", send: 4000]\ntimeout: 10s\nfaults:\n")
@@ -30,6 +31,7 @@ def load(faults: str):
 
 
 # --- loading ------------------------------------------------------------------------
+
 
 def test_host_faults_and_forges_load_apart_from_segment_faults():
     sc = load("  - drop: syn\n    nth: 1\n"
@@ -80,6 +82,8 @@ def test_a_duplicate_may_follow_at_once_but_a_delay_may_not_be_zero():
     ("  - strip-mss: syn\n    by: 1s\n", "faults[0].by", "delay only"),
     ("  - drop: syn\n    duplicate: syn\n", "faults[0]", "both (drop and duplicate)"),
 ])
+
+
 def test_mistakes_name_their_key(faults, key, words):
     with pytest.raises(Exception) as caught:
         load(faults)
@@ -89,6 +93,7 @@ def test_mistakes_name_their_key(faults, key, words):
 
 
 # --- what is in force when ------------------------------------------------------------
+
 
 def test_silence_covers_both_directions_from_at_and_ends_at_until():
     crash = HostFault("crash", "server", 2.0)
@@ -131,6 +136,7 @@ def test_a_forged_rst_carries_the_sequence_number_its_receiver_expects():
 
 # --- verdicts ------------------------------------------------------------------------
 
+
 def test_duplicate_and_strip_mss_verdicts_deliver_and_only_a_delay_holds():
     sc = load("  - duplicate: syn\n    by: 20ms\n  - strip-mss: syn-ack\n"
               "  - delay: ack\n    by: 1s\n")
@@ -157,6 +163,7 @@ def test_the_server_isn_comes_from_the_syn_ack_of_the_clients_own_syn():
 
 
 # --- packets -----------------------------------------------------------------------
+
 
 def _syn_with_mss(mss: int = 1460) -> bytes:
     from scapy.layers.inet import IP, TCP
@@ -209,6 +216,7 @@ def test_a_made_up_rst_is_a_well_formed_bare_rst():
 
 
 # --- record, checker, ladder ---------------------------------------------------------
+
 
 def _seg(t, name, sender, injected=False, length=0, nth=1):
     src, dst = (C, S) if sender == "client" else (S, C)

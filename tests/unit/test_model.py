@@ -3,9 +3,12 @@ tcp_rto_max_ms) and 6.18 (both), against LINUX-TCP.md and this lab's measurement
 
 import pytest
 
-from tcplab.core.model import (HostParams, Kernel, predict_handshake, syn_schedule,
-                               syn_time_limit, synack_schedule)
 from tcplab.core.scenario import Fault
+from tcplab.core.check.handshake import _closest
+from tcplab.core.model.handshake import predict_handshake
+from tcplab.core.model.handshake_params import (HostParams, syn_schedule, syn_time_limit,
+                                                synack_schedule)
+from tcplab.core.model.kernel import Kernel
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
 
@@ -38,6 +41,8 @@ def test_documents_schedule_with_syn_retries_5():
     # derived from the row 1 rule, not measured.
     (8, [1, 2, 3, 4, 5, 7, 11, 19, 35, 67, 131, 251], 371),
 ])
+
+
 def test_syn_count_and_time_limits_6_18(retries, offsets, give_up):
     assert syn_schedule(params(K618, tcp_syn_retries=retries)) == (offsets, give_up)
 
@@ -54,6 +59,8 @@ def test_synack_schedule():
 
 @pytest.mark.parametrize("delay,slack", [(0.2, 0.008), (1, 0.036), (2, 0.036), (4, 0.26),
                                          (16, 0.26), (32, 2.052), (64, 2.052)])
+
+
 def test_timer_wheel_lateness_at_hz_250(delay, slack):
     assert K618.slack(delay) == pytest.approx(slack)
 
@@ -139,7 +146,6 @@ def test_two_hosts_timers_due_together_may_fire_server_first():
 
 
 def test_the_checker_judges_against_the_outcome_the_run_took():
-    from tcplab.core.check import _closest
     from tcplab.core.record import Record
 
     p = predict_handshake(K618, params(K618), params(K618),

@@ -6,11 +6,13 @@ tcp_rto_min_us, no tcp_rto_max_ms) and 6.18 (both), against the kernel source
 import pytest
 
 from tcplab.core.faults import HostFault
-from tcplab.core.model import Kernel, Prediction
-from tcplab.core.model_established import (EstParams, Keepalive, UnreachableRouter, extend,
-                                           initial_rto, keepalive_probes, probe_timeout,
-                                           retransmissions, time_limit)
+from tcplab.core.model.established import predict as predict_bursts
 from tcplab.core.scenario import Expect, Scenario, Step
+from tcplab.core.model.established import (EstParams, Keepalive, UnreachableRouter,
+                                           initial_rto, keepalive_probes, probe_timeout,
+                                           retransmissions, time_limit, with_bursts)
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.prediction import Prediction
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
 LAN = 0.0004  # a handshake RTT through the router's hook
@@ -26,6 +28,7 @@ def times(kernel, p, rtt=LAN, **kw):
 
 
 # -- the arithmetic -----------------------------------------------------------------------
+
 
 def test_rto_after_a_lan_handshake_is_rto_min_plus_srtt_in_whole_jiffies():
     # usecs_to_jiffies(400 + 200000 us) = 51 jiffies at HZ=250: `ss -i` showed rto:204.
@@ -55,11 +58,14 @@ def test_loss_probe_waits_no_longer_than_the_rto():
     (9, 120, 204.6),  # the last one below ilog2(120 s / 200 ms) = 9
     (15, 1, 14.4),  # tcp_rto_max_ms=1000: ilog2(5) = 2, then 13 x 1 s
 ])
+
+
 def test_give_up_limit_is_tcp_model_timeout_from_tcp_rto_min(boundary, rto_max, limit):
     assert time_limit(K618, boundary, rto_max) == pytest.approx(limit)
 
 
 # -- retransmissions into a crashed peer ----------------------------------------------------
+
 
 def test_retries2_5_on_6_18_matches_the_measured_chain():
     """server-host-crash-fast: TLP at R, RTOs at 2R..32R, ETIMEDOUT at 64R (measured:
@@ -119,6 +125,7 @@ def test_a_restored_path_ends_the_chain_without_a_give_up():
 
 # -- the router's ICMP and the soft error -----------------------------------------------------
 
+
 def test_icmp_rate_limit_of_a_router_without_a_route():
     """ip_error() and icmpv4_xrlim_allow() share one inet_peer's tokens: measured on 6.18
     (no hook, tshark on the client): ICMP for the segments at 0, 0.206, 3.322, 8.314 and
@@ -153,6 +160,7 @@ def test_icmp_close_to_a_threshold_is_flagged_and_a_replay_follows_the_run():
 
 # -- keepalive -------------------------------------------------------------------------------
 
+
 def test_keepalive_probes_and_abort():
     ka = Keepalive(idle=2, interval=1, count=3)
     probes, abort, slack = keepalive_probes(K618, ka, silent_from=1)
@@ -186,6 +194,7 @@ def test_answered_probes_restart_the_idle_time():
 
 # -- a scenario ---------------------------------------------------------------------------
 
+
 def scenario(faults, client, server):
     return Scenario("x.yaml", "x", "", (), {}, {"client": tuple(client), "server": tuple(server)},
                     (), Expect(), 30.0, host_faults=tuple(faults))
@@ -197,12 +206,16 @@ def handshake_done(kernel):
     return pred
 
 
+def extended(pred: Prediction, kernel: Kernel, sc, sysctls: dict) -> Prediction:
+    return with_bursts(pred, predict_bursts(kernel, sc, sysctls, pred))
+
+
 def test_extend_predicts_the_clients_data_into_a_crashed_server():
     sc = scenario([HostFault("crash", "server", 1.0)],
                   [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100),
                    Step("recv")], [Step("listen", 8080), Step("accept"), Step("recv")])
     pred = handshake_done(K618)
-    extend(pred, K618, sc, {"client": {"net.ipv4.tcp_retries2": "5"}})
+    pred = extended(pred, K618, sc, {"client": {"net.ipv4.tcp_retries2": "5"}})
     data = pred.of("client", "data")
     assert [round(s.t, 3) for s in data] == [2.0, 2.204, 2.408, 2.816, 3.632, 5.264, 8.528]
     assert {s.fate for s in data} == {"dropped"}
@@ -216,7 +229,7 @@ def test_extend_predicts_keepalive_and_its_rst_for_a_crashed_client():
                   [Step("listen", 8080), Step("accept"),
                    Step("keepalive", {"idle": 2, "interval": 1, "count": 3}), Step("recv")])
     pred = handshake_done(K618)
-    extend(pred, K618, sc, {})
+    pred = extended(pred, K618, sc, {})
     assert [round(s.t, 2) for s in pred.of("server", "keepalive")] == [2.0, 3.0, 4.0]
     assert [round(s.t, 2) for s in pred.of("server", "rst")] == [5.0]
     assert pred.calls[("server", "recv")][0] == "ETIMEDOUT"
@@ -229,7 +242,7 @@ def test_extend_without_keepalive_predicts_nothing_more():
                   [Step("connect", ("server", 8080)), Step("sleep", 8.0)],
                   [Step("listen", 8080), Step("accept"), Step("recv")])
     pred = handshake_done(K618)
-    extend(pred, K618, sc, {})
+    pred = extended(pred, K618, sc, {})
     (quiet,) = pred.established
     assert (quiet.host, quiet.name, quiet.abort) == ("server", "quiet", None)
     assert pred.segments == [] and "stays ESTABLISHED" in pred.notes[0]
@@ -242,7 +255,7 @@ def test_data_sent_after_the_link_is_back_is_not_into_the_silence():
                   [Step("connect", ("server", 8080)), Step("sleep", 4.0), Step("send", 100),
                    Step("recv")], [Step("listen", 8080), Step("accept"), Step("recv")])
     pred = handshake_done(K618)
-    extend(pred, K618, sc, {})
+    pred = extended(pred, K618, sc, {})
     assert [b.name for b in pred.established] == ["quiet"]
     assert pred.of("client", "data") == []
 
@@ -252,7 +265,7 @@ def test_data_into_a_link_that_comes_back_is_answered_and_nothing_gives_up():
                   [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100),
                    Step("recv")], [Step("listen", 8080), Step("accept"), Step("recv")])
     pred = handshake_done(K618)
-    extend(pred, K618, sc, {})
+    pred = extended(pred, K618, sc, {})
     data = pred.of("client", "data")
     assert [round(s.t, 3) for s in data] == [2.0, 2.204, 2.408, 2.816, 3.632]
     assert [s.fate for s in data][-2:] == ["dropped", "delivered"]

@@ -1,4 +1,4 @@
-"""The SYN-flood model (core/model_flood.py) and its judge (core/check_flood.py): what
+"""The SYN-flood model (core/model/flood.py) and its judge (core/check/flood.py): what
 a listener with backlog 16 and SYN cookies does with 200 spoofed SYNs and a genuine
 client, pinned for Linux 6.1 and 6.18; a record built like this lab's runs of
 scenarios/handshake/syn-flood-syncookies.yaml on 6.18 passes, and the same record bent
@@ -10,14 +10,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from tcplab.core.check import check_model
-from tcplab.core.check_flood import observe
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
-from tcplab.core.model import HostParams, Kernel, predict_handshake
-from tcplab.core.model_flood import (COOKIE, DROPPED, REQUEST, ListenerParams, extend,
-                                     nominal_arrivals, predict_flood, synack_retries_now)
 from tcplab.core.record import Record
 from tcplab.scenario import load_scenario
+from tcplab.core.check.flood import observe
+from tcplab.core.check.model import check_model
+from tcplab.core.model.flood import (COOKIE, DROPPED, ListenerParams, REQUEST,
+                                     nominal_arrivals, predict_flood, synack_retries_now)
+from tcplab.core.model.handshake_params import HostParams
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.predict import predict
 
 K618 = Kernel.from_release("6.18.44-fc-v657")
 K61 = Kernel.from_release("6.1.0")
@@ -38,6 +40,7 @@ def synacks_per_request(fp):
 
 
 # -- the rules -----------------------------------------------------------------------------
+
 
 def test_618_keeps_backlog_plus_one_requests_then_cookies_for_the_rest():
     fp = flood(K618)
@@ -86,6 +89,8 @@ def test_the_survivors_keep_their_full_retries():
     (17, 0, 2),    # never below 2
     (5, 0, 2),     # a small backlog counts as 8: 2 * 5 > 8
 ])
+
+
 def test_reqsk_timer_handler_cuts_retries_while_old_requests_clog_the_queue(qlen, young,
                                                                            retries):
     p = ListenerParams(synack_retries=5, backlog=16 if qlen > 5 else 4)
@@ -118,16 +123,12 @@ def test_syncookies_2_keeps_nothing():
 
 # -- the runner's prediction for the scenario ---------------------------------------------
 
+
 def scenario_prediction(kernel=K618):
     sc = load_scenario(SCENARIO)
     assert sc.expect.model == "linux"
-    res = SimpleNamespace(sysctls={"server": SERVER, "client": {}},
-                          model={"segments": [], "calls": {}})
-    pred = predict_handshake(kernel, HostParams(), HostParams.from_sysctls(kernel, SERVER),
-                             (), listens=True, port=8080, data_after_connect=0.0,
-                             until=sc.timeout)
-    extend(pred, kernel, sc, res)
-    return pred, res
+    pred = predict(sc, kernel, {"server": SERVER, "client": {}})  # as the runner judges
+    return pred, SimpleNamespace(model=pred.to_json())
 
 
 def test_the_scenario_gets_the_flood_model_and_a_plain_handshake_for_the_genuine_client():
@@ -259,6 +260,8 @@ def test_observe_tells_the_flood_from_the_genuine_connection():
     # The genuine SYN-ACK retransmitted, as if the genuine SYN had kept a request.
     ({"genuine_synacks": (0.0001, 1.02)}, "model: server syn-ack count"),
 ])
+
+
 def test_a_record_that_disagrees_fails(bend, check):
     pred, _res = scenario_prediction()
     bad = failed(check_model(pred, measured(**bend)))

@@ -1,6 +1,6 @@
 """The kernel model's openings beyond client -> listener: the simultaneous open (claim
-H13, core/model_open.py) and the router's stale SYN (claim H14, core/model.py), pinned
-for Linux 6.1 and 6.18; the states judge (core/check_opening.py); and records built
+H13, core/model/open.py) and the router's stale SYN (claim H14, core/model/handshake.py), pinned
+for Linux 6.1 and 6.18; the states judge (core/check/open.py); and records built
 like this lab's runs of scenarios/handshake/simultaneous-open.yaml and stale-syn.yaml
 on 6.18, which pass, bent where a kernel breaking a rule would differ, which fail."""
 
@@ -8,14 +8,17 @@ import dataclasses
 
 import pytest
 
-from tcplab.core.check import check_model
-from tcplab.core.check_opening import candidates
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
-from tcplab.core.model import (STALE_HOLD, STALE_ISN_BACK, HostParams, Kernel,
-                               PredictedChange, predict_handshake)
 from tcplab.core.record import Record
 from tcplab.core.scenario import Fault
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
+from tcplab.core.check.model import check_model
+from tcplab.core.check.open import candidates
+from tcplab.core.model.handshake import predict_handshake
+from tcplab.core.model.handshake_params import HostParams
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.prediction import PredictedChange, STALE_HOLD, STALE_ISN_BACK
+from tcplab.core.model.open import predict_simultaneous_open
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
 CROSS = (Fault("delay", "syn", by=0.2), Fault("delay", "syn-ack", by=0.1))
@@ -27,8 +30,8 @@ def params(kernel, **sysctls):
 
 
 def crossed(kernel, faults=CROSS, **kw):
-    return predict_handshake(kernel, params(kernel), params(kernel), faults, listens=False,
-                             port=40001, until=kw.pop("until", 10.0), server_connects=True)
+    return predict_simultaneous_open(kernel, params(kernel), params(kernel), faults, 40001,
+                                     kw.pop("until", 10.0), None)
 
 
 def stale(kernel, faults=(), until=10.0):
@@ -46,6 +49,7 @@ def states(pred, host):
 
 
 # -- the simultaneous open ---------------------------------------------------------------
+
 
 def test_618_crossed_syns_each_answered_from_syn_sent_then_the_synacks_complete_both():
     p = crossed(K618)
@@ -72,8 +76,8 @@ def test_a_server_syn_15ms_early_completes_the_client_one_chain_sooner(kernel):
     The client then reaches ESTABLISHED on the server's ACK (the server completed on
     the client's SYN-ACK, answering the server's SYN), 285.6 ms after its own SYN, not
     on the server's SYN-ACK 300 ms after it. Judged with the offset the record shows."""
-    p = predict_handshake(kernel, params(kernel), params(kernel), CROSS, listens=False,
-                          port=40001, until=10.0, server_connects=True, server_at=-0.015)
+    p = predict_simultaneous_open(kernel, params(kernel), params(kernel), CROSS, 40001,
+                                  10.0, -0.015)
     assert {s.clock for s in p.segments} == {"client"}  # one clock: the client's
     assert p.calls[("client", "connect")] == ("ok", 0.0, pytest.approx(0.2856))
     # The server: on the client's SYN-ACK from 6.11; before, that SYN-ACK is dropped
@@ -146,6 +150,7 @@ def test_syns_that_do_not_cross_make_an_ordinary_handshake_then_a_challenge_ack(
 
 
 # -- the stale SYN -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kernel", [K61, K618])
 def test_stale_synack_refused_with_rst_then_the_real_syn_completes(kernel):

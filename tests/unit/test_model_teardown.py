@@ -3,12 +3,14 @@ against LINUX-TCP.md rows 4-8a as this lab measured them (docs/kernel-notes.md).
 
 import pytest
 
-from tcplab.core.model import Kernel
-from tcplab.core.model_teardown import (TeardownParams, fin_schedule, fin_time, model_timeout,
-                                        predict_teardown, rto_after_handshake, teardown_for)
 from tcplab.core.faults import HostFault
 from tcplab.core.scenario import Fault, Step
 from tcplab.scenario import load_text
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.teardown.params import (TeardownParams, Unsupported, fin_schedule,
+                                               fin_time, model_timeout, rto_after_handshake)
+from tcplab.core.model.teardown.predict import predict_teardown, teardown_for
+from tcplab.core.model.teardown.prediction import teardown_hints
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
 R = 0.204  # the RTO after a LAN handshake at HZ=250: 0.2 s + the RTT, up to a jiffy
@@ -198,7 +200,6 @@ def test_a_delayed_ack_racing_close_may_or_may_not_leave():
 
 
 def test_live_hints_name_the_next_segments_and_states():
-    from tcplab.core.model_teardown import teardown_hints
     pred = predict(steps([("sleep", 0.1), ("close",), ("sleep", 70.0)]),
                    steps([("recv",), ("sleep", 0.2), ("close",)]))
     hints = teardown_hints(pred, origin=5.0, now=5.25)
@@ -210,6 +211,7 @@ def test_live_hints_name_the_next_segments_and_states():
 
 
 # -- aborts, killed and rebooted hosts, data after close (F2, F5, F6, F8, T9) -----------
+
 
 def segs(pred):
     return [(s.sender, s.name, s.fate) for s in pred.segments]
@@ -316,8 +318,7 @@ def test_writing_to_a_peer_that_closed_draws_one_rst_per_segment():
 
 def test_what_the_teardown_leaves_to_the_established_model():
     """Dropped data (its RTO chain) and segments while a link is down (ICMP) are
-    core/model_established.py's: the teardown model declines them."""
-    from tcplab.core.model_teardown import Unsupported
+    core/model/established.py's: the teardown model declines them."""
 
     with pytest.raises(Unsupported):
         predict(steps([("sleep", 1.5), ("send", 100), ("recv",)]), steps([("sleep", 9.0)]),

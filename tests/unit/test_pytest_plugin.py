@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tcplab import pytest_plugin, runner
-from tcplab.core.check import Check
 from tcplab.runner import RunResult
+from tcplab.core.check.base import Check
 
 pytest_plugins = ["pytester"]
 

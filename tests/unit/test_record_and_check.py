@@ -1,11 +1,17 @@
 """The Record (state merging) and the checker, on constructed events and a fake clock."""
 
-from tcplab.core.check import check_scenario, verdict
 from tcplab.core.events import StateChanged
 from tcplab.core.record import Record, merge_states
 from tcplab.core.scenario import Expect, HostExpect, Scenario, Step, Timing, Tolerance
 from tcplab.core.segments import Classifier
 from unit.helpers import SYN, C, S, X, c2s
+
+from tcplab.core.check.base import verdict
+from tcplab.core.check.expect import check_scenario
+from tcplab.core.check.model import check_model
+from tcplab.core.model.handshake import predict_handshake
+from tcplab.core.model.handshake_params import HostParams
+from tcplab.core.model.kernel import Kernel
 
 T0 = 1000.0  # the fake clock's scenario start
 
@@ -144,8 +150,6 @@ def test_model_judges_the_kernels_moment_not_the_apps_wakeup():
     (tracepoint SYN_SENT -> CLOSE), the app saw ETIMEDOUT 0.5 s later. The model's
     "returns after" judges the kernel and names the wake-up delay; without the
     tracepoint the app's return is all there is, and 0.5 s late fails."""
-    from tcplab.core.check import check_model
-    from tcplab.core.model import HostParams, Kernel, predict_handshake
 
     kernel = Kernel.from_release("6.18.0", 250)
     params = HostParams.from_sysctls(kernel, {"net.ipv4.tcp_syn_retries": "2",

@@ -5,12 +5,12 @@ import io
 
 from rich.console import Console
 
-from tcplab.core.check import Check
 from tcplab.core.events import SegmentSeen
 from tcplab.core.scenario import Expect, Scenario
 from tcplab.render.ladder import Ladder
 from tcplab.render.live import repeat_tables
 from tcplab.runner import RunResult
+from tcplab.core.check.base import Check
 
 
 def text(renderable, width=110):

@@ -45,17 +45,35 @@ def tool(name: str, installed_by: str) -> str:
     pytest.skip(reason)
 
 
-def vagrant_validate(vagrantfile_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+def vagrant_env(vagrantfile_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Vagrant's home and the machine state (.vagrant/) in tmp_path, so the checkout and
+    ~/.vagrant.d are left alone; none of the caller's VAGRANT_*/TCPLAB_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAGRANT_", "TCPLAB_BOX",
+                                                                      "TCPLAB_VAGRANT"))}
+    return env | {"VAGRANT_CWD": str(vagrantfile_dir), "VAGRANT_HOME": str(tmp_path / "home"),
+                  "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"),
+                  "VAGRANT_CHECKPOINT_DISABLE": "1"} | extra
+
+
+def vagrant_validate(vagrantfile_dir: Path, tmp_path: Path, *, providers: bool = False,
+                     **extra_env: str) -> subprocess.CompletedProcess:
     """`vagrant validate --ignore-provider`: everything but the provider blocks, without
-    VirtualBox or libvirt installed. Vagrant's home and the machine state (.vagrant/) go
-    to tmp_path, so the checkout and ~/.vagrant.d are left alone."""
+    VirtualBox or libvirt installed; providers=True checks the libvirt block too (with the
+    vagrant-libvirt plugin installed)."""
     vagrant = tool("vagrant", "`sudo ./lab test` (scripts/setup.sh --test)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAGRANT_", "TCPLAB_BOX"))}
-    env |= {"VAGRANT_CWD": str(vagrantfile_dir), "VAGRANT_HOME": str(tmp_path / "home"),
-            "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"), "VAGRANT_CHECKPOINT_DISABLE": "1"}
-    return subprocess.run([vagrant, "validate", "--ignore-provider", "--no-color"],
-                          cwd=vagrantfile_dir, env=env, capture_output=True, text=True,
+    env = vagrant_env(vagrantfile_dir, tmp_path, **extra_env)
+    if providers:
+        env["VAGRANT_DEFAULT_PROVIDER"] = "libvirt"
+    argv = [vagrant, "validate", "--no-color"] + ([] if providers else ["--ignore-provider"])
+    return subprocess.run(argv, cwd=vagrantfile_dir, env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+def has_vagrant_libvirt(tmp_path: Path) -> bool:
+    vagrant = tool("vagrant", "`sudo ./lab test` (scripts/setup.sh --test)")
+    out = subprocess.run([vagrant, "plugin", "list"], env=vagrant_env(ROOT, tmp_path),
+                         capture_output=True, text=True, timeout=120).stdout
+    return "vagrant-libvirt" in out
 
 
 def check_workflow(path: Path) -> subprocess.CompletedProcess:
@@ -98,6 +116,69 @@ def test_vagrantfile_defines_both_kernels_both_providers_one_setup_script():
     assert re.findall(r'inline:\s*"([^"]*)"', text) == ["bash /vagrant/scripts/setup.sh"]
     assert "pip install" not in text
     assert 'synced_folder ".", "/vagrant"' in text
+
+
+def test_vagrantfile_validates_under_tcg(tmp_path):
+    proc = vagrant_validate(ROOT, tmp_path, TCPLAB_VAGRANT_TCG="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validated successfully" in proc.stdout
+
+
+def test_libvirt_block_validates_with_and_without_tcg(tmp_path):
+    """The libvirt provider block, TCG settings included, as vagrant-libvirt reads it; and
+    a misspelt TCG setting is caught, so the check is not vacuous."""
+    if not has_vagrant_libvirt(tmp_path):
+        pytest.skip("the vagrant-libvirt plugin is not installed (scripts/vagrant-box installs it)")
+    for tcg in ("0", "1"):
+        proc = vagrant_validate(ROOT, tmp_path, providers=True, TCPLAB_VAGRANT_TCG=tcg)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    text = VAGRANTFILE.read_text()
+    assert 'lv.driver = "qemu"' in text
+    (broken / "Vagrantfile").write_text(text.replace('lv.driver = "qemu"', 'lv.drver = "qemu"'))
+    proc = vagrant_validate(broken, tmp_path, providers=True, TCPLAB_VAGRANT_TCG="1")
+    assert proc.returncode != 0 and "drver" in proc.stdout + proc.stderr
+    proc = vagrant_validate(broken, tmp_path, providers=True, TCPLAB_VAGRANT_TCG="0")
+    assert proc.returncode == 0, "the TCG settings must apply only with TCPLAB_VAGRANT_TCG=1"
+
+
+def test_tcg_settings_are_behind_the_variable():
+    """TCPLAB_VAGRANT_TCG=1 (scripts/vagrant-box sets it) makes the libvirt domain a TCG
+    one; without it the libvirt block is what a KVM host needs, unchanged."""
+    text = VAGRANTFILE.read_text()
+    assert 'TCG = ENV.fetch("TCPLAB_VAGRANT_TCG", "") == "1"' in text
+    block = re.search(r'config\.vm\.provider "libvirt" do \|lv\|\n(.*?)\n  end\n', text, re.S)
+    assert block, "no libvirt provider block"
+    tcg = re.search(r"\n    if TCG\n(.*?)\n    end", block.group(1), re.S)
+    assert tcg, "no `if TCG` in the libvirt block"
+    assert 'lv.driver = "qemu"' in tcg.group(1)  # <domain type="qemu">: TCG, not KVM
+    outside = block.group(1).replace(tcg.group(0), "")
+    assert "lv.driver" not in outside and "lv.cpu_mode" not in outside
+    assert re.search(r"config\.vm\.boot_timeout = \d+ if TCG", text)
+
+
+def test_rsync_copies_links_as_links():
+    """Vagrant's default rsync arguments include --copy-links, which fails on a dangling
+    link (the first real `vagrant up` did, on this one); the Vagrantfile's own do not."""
+    assert (ROOT / "tests/bad_input/dangling-symlink.yaml").is_symlink()
+    args = re.search(r"rsync__args:\s*\[([^\]]*)\]", VAGRANTFILE.read_text())
+    assert args, "the synced folder needs rsync__args without --copy-links"
+    names = re.findall(r'"([^"]+)"', args.group(1))
+    assert "--archive" in names and "--delete" in names
+    assert not {"--copy-links", "-L"} & set(names)
+
+
+def test_vagrant_box_script_uses_the_vagrantfiles_box():
+    script = ROOT / "scripts" / "vagrant-box"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    proc = subprocess.run([str(script), "box-name"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    box = re.search(r'^BOX = ENV\.fetch\("TCPLAB_BOX", "([^"]+)"\)$', VAGRANTFILE.read_text(), re.M)
+    assert box and proc.stdout.strip() == box.group(1)
+    usage = subprocess.run([str(script)], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 2 and "vagrant-box run" in usage.stdout
+    assert "TCPLAB_VAGRANT_TCG=1" in script.read_text()
 
 
 def test_readme_names_only_machines_the_vagrantfile_defines():

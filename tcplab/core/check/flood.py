@@ -1,4 +1,4 @@
-"""The run against the SYN-flood model (tcplab/core/model_flood.py). Pure.
+"""The run against the SYN-flood model (tcplab/core/model/flood.py). Pure.
 
 The flood's connections are told apart from the genuine one by address: the genuine
 connection is the one whose SYN left the client's connect() socket (its local port),
@@ -21,12 +21,13 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tcplab.core.check import (MODEL_SLOP, Check, check_model, describe_segment,
-                               forwarding_slop)
+from tcplab.core.check.base import Check, MODEL_SLOP, describe_segment, forwarding_slop
+from tcplab.core.check.handshake import check_handshake
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
-from tcplab.core.model_flood import (COOKIE, DROPPED, REQUEST, FloodPrediction, _ranges,
-                                     predict_flood, request_wait)
+from tcplab.core.model.flood import (COOKIE, DROPPED, FloodPrediction, REQUEST,
+                                     predict_flood, ranges, request_wait)
 from tcplab.core.record import Record
+
 
 DIAG_POLL = 0.05  # a request's end is seen by inet_diag polling: one poll late, loaded
 # The TcpExt counters the model predicts (each increment, with its time).
@@ -119,12 +120,12 @@ def genuine_view(record: Record, obs: Observed) -> Record:
         diag_states=[e for e in record.diag_states if keep(e)])
 
 
-def check(prediction, record: Record) -> list[Check]:
+def check_flood(prediction, record: Record) -> list[Check]:
     """The flood's checks, then the handshake model's on the genuine connection."""
     fp: FloodPrediction = prediction.flood
     obs = observe(record)
     handshake = dataclasses.replace(prediction)  # the same prediction, without the flood
-    rest = check_model(handshake, genuine_view(record, obs))
+    rest = check_handshake(handshake, genuine_view(record, obs))
     if not obs.flood:
         return [Check("model: flood SYNs", False, fp.syns, 0, evidence="no flood SYN seen")
                 ] + rest
@@ -157,8 +158,8 @@ def _answers(pred: FloodPrediction, obs: Observed) -> list[Check]:
         odd = next((c for c in got if c.number not in want), None) or next(
             (c for c in obs.flood if c.number in want and c.answer != answer), None)
         out.append(Check(f"model: flood SYNs answered with {_LABEL[answer]}",
-                         [c.number for c in got] == want, _ranges(want),
-                         _ranges([c.number for c in got]),
+                         [c.number for c in got] == want, ranges(want),
+                         ranges([c.number for c in got]),
                          evidence=_describe(odd) if odd else _describe(got[-1])))
     cookies = [c for c in obs.flood if c.answer == COOKIE]
     if cookies:  # no request, no timer: a cookie SYN-ACK is never sent again
@@ -184,6 +185,7 @@ def _describe(c: FloodConn) -> str:
 
 
 # -- the requests: SYN-ACKs, their times, their end ----------------------------------------
+
 
 def _requests(pred: FloodPrediction, obs: Observed, end: float, slop: float) -> list[Check]:
     reqs = pred.flood_requests()
@@ -278,6 +280,7 @@ def _peak(conns: list[FloodConn]) -> int:
 
 
 # -- the server's counters ------------------------------------------------------------------
+
 
 def _counters(pred: FloodPrediction, record: Record, slop: float) -> list[Check]:
     """TcpExt deltas between the server's first and last `netstat` (from the namespace's

@@ -1,8 +1,8 @@
-"""The hosts' states in the handshake against the kernel model. Pure; core/check.py's
+"""The hosts' states in the handshake against the kernel model. Pure; core/check/'s
 check_model calls `check_opening_states`.
 
 The model predicts them where it models the opening state by state (Prediction.states:
-core/model_open.py's simultaneous open, core/model.py's stale SYN); elsewhere there is
+core/model/open.py's simultaneous open, core/model/handshake.py's stale SYN); elsewhere there is
 nothing to judge. For each host, the record's states of its connection
 (Record.state_sequence: tracepoint and inet_diag merged, repeats folded) must be the
 predicted sequence, up to ESTABLISHED when the prediction ends there (what follows is
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 
+from tcplab.core.check.base import Check
 from tcplab.core.record import Record
 
 
@@ -42,7 +43,6 @@ def matches(seen: list[str], want: list[str]) -> bool:
 
 
 def check_opening_states(pred, record: Record) -> list:
-    from tcplab.core.check import Check
 
     out = []
     for host, changes in pred.states.items():

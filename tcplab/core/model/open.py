@@ -1,8 +1,8 @@
 """The simultaneous open (claim H13) as pure code: nobody listens, both hosts connect()
 to each other at t = 0, and their SYNs may cross (RFC 9293 3.5, figure 8).
 
-core/model.py's `predict_handshake(server_connects=True)` comes here; the client-server
-handshake (and the router's stale SYN, claim H14) stay in core/model.py. Both hosts are
+core/model/handshake.py's `predict_handshake(server_connects=True)` comes here; the client-server
+handshake (and the router's stale SYN, claim H14) stay in core/model/handshake.py. Both hosts are
 full sockets, so each side follows the same rules (net/ipv4/tcp_input.c, tcp_timer.c):
 
 - SYN_SENT gets a bare SYN (tcp_rcv_synsent_state_process(), "simultaneous connect
@@ -20,7 +20,7 @@ full sockets, so each side follows the same rules (net/ipv4/tcp_input.c, tcp_tim
   tcp_invalid_ratelimit (tcp_send_challenge_ack(), tcp_oow_rate_limited()).
 - SYN_SENT gets an ACK of something it never sent: an RST with seq = that ack, and
   while no SYN was retransmitted the SYN timer is re-armed to TCP_TIMEOUT_MIN (as in
-  core/model.py). An acceptable RST: ECONNREFUSED. A SYN-ACK of its SYN before the
+  core/model/handshake.py). An acceptable RST: ECONNREFUSED. A SYN-ACK of its SYN before the
   peer's SYN arrived (the SYNs did not cross): ESTABLISHED and an ACK.
 - The retransmission timer (tcp_retransmit_timer(), tcp_write_timeout()) resends the
   head of the queue: a SYN in SYN_SENT, the SYN-ACK in SYN_RECV. The wait stays 1 s
@@ -40,12 +40,14 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from tcplab.core.model import (C_ADDR, C_PORT, S_ADDR, TCP_TIMEOUT_INIT, TRANSIT, X, Y,
-                               HostParams, Kernel, PredictedChange, PredictedSegment,
-                               Prediction, _shape, syn_time_limit)
 from tcplab.core.rules import DELAY, DROP, decide
 from tcplab.core.scenario import Fault
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
+from tcplab.core.model.prediction import shape
+from tcplab.core.model.handshake_params import HostParams, syn_time_limit
+from tcplab.core.model.kernel import Kernel, TCP_TIMEOUT_INIT, TRANSIT
+from tcplab.core.model.prediction import (C_ADDR, C_PORT, PredictedChange, PredictedSegment,
+                                          Prediction, S_ADDR, X, Y)
 
 
 @dataclass
@@ -209,11 +211,11 @@ def predict_simultaneous_open(kernel: Kernel, client: HostParams, server: HostPa
     server `server_at` seconds after the client (on the client's clock: negative when
     it went first), with the scenario's faults applied as the router would. Ties
     between a timer and an arriving segment are simulated both ways, as in
-    core/model.py."""
+    core/model/handshake.py."""
     main, other = (_Crossed(kernel, client, server, faults, port, first,
                             server_at).run(until)
                    for first in (False, True))
-    if _shape(other) != _shape(main):
+    if shape(other) != shape(main):
         main.alternatives.append(other)
         main.notes.append("a timer and a segment are due at the same moment; the kernel "
                           "may run either first, and the outcomes differ")

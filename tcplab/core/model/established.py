@@ -42,23 +42,16 @@ Timer lateness is the handshake model's (Kernel.slack), summed along each chain.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from tcplab.core.model import Kernel, PredictedSegment
+from tcplab.core.model.kernel import TCP_RTO_MAX, TCP_RTO_MIN, Kernel, sysctl_value
+from tcplab.core.model.prediction import PredictedSegment, Prediction
 
-TCP_RTO_MIN = 0.2  # HZ / 5: the base of tcp_model_timeout() for an established socket
-TCP_RTO_MAX = 120.0
 ICMP_PEER_CREDIT = 60.0  # inet_getpeer(): rate_last = jiffies - 60 * HZ
 XRLIM_BURST_FACTOR = 6
 ERRNO_OF_UNREACH = {"net": "ENETUNREACH", "host": "EHOSTUNREACH"}
-
-
-def _num(sysctls: dict, name: str, default: float) -> float:
-    try:
-        return float(str(sysctls.get(name, default)).split()[0])
-    except (ValueError, IndexError):
-        return default
 
 
 @dataclass(frozen=True)
@@ -77,19 +70,20 @@ class EstParams:
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict) -> EstParams:
         return cls(
-            rto_min=(_num(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6
-                     if kernel.version >= (6, 11) else TCP_RTO_MIN),
-            rto_max=(_num(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
+            rto_min=(sysctl_value(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6
+                     if kernel.rto_min_sysctl else TCP_RTO_MIN),
+            rto_max=(sysctl_value(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
                      if kernel.rto_max_sysctl else TCP_RTO_MAX),
-            retries1=int(_num(s, "net.ipv4.tcp_retries1", 3)),
-            retries2=int(_num(s, "net.ipv4.tcp_retries2", 15)),
-            early_retrans=int(_num(s, "net.ipv4.tcp_early_retrans", 3)),
-            keepalive_time=_num(s, "net.ipv4.tcp_keepalive_time", 7200),
-            keepalive_intvl=_num(s, "net.ipv4.tcp_keepalive_intvl", 75),
-            keepalive_probes=int(_num(s, "net.ipv4.tcp_keepalive_probes", 9)))
+            retries1=int(sysctl_value(s, "net.ipv4.tcp_retries1", 3)),
+            retries2=int(sysctl_value(s, "net.ipv4.tcp_retries2", 15)),
+            early_retrans=int(sysctl_value(s, "net.ipv4.tcp_early_retrans", 3)),
+            keepalive_time=sysctl_value(s, "net.ipv4.tcp_keepalive_time", 7200),
+            keepalive_intvl=sysctl_value(s, "net.ipv4.tcp_keepalive_intvl", 75),
+            keepalive_probes=int(sysctl_value(s, "net.ipv4.tcp_keepalive_probes", 9)))
 
 
 # -- the RTO arithmetic (shared: the teardown model's FIN retransmits use it too) --------
+
 
 def jiffies_up(kernel: Kernel, seconds: float) -> float:
     """usecs_to_jiffies(): rounded up to whole jiffies."""
@@ -118,6 +112,7 @@ def time_limit(kernel: Kernel, boundary: int, rto_max: float) -> float:
 
 
 # -- a router without a route: ICMP net unreachable, rate limited -------------------------
+
 
 class UnreachableRouter:
     """ip_error() + icmpv4_xrlim_allow(): whether the router answers a segment from one
@@ -155,6 +150,7 @@ class UnreachableRouter:
 
 
 # -- the data sender's retransmissions ----------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Transmission:
@@ -223,6 +219,7 @@ def retransmissions(kernel: Kernel, p: EstParams, rtt: float,
 
 # -- keepalive ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Keepalive:
     idle: float
@@ -265,6 +262,7 @@ def keepalive_probes(kernel: Kernel, ka: Keepalive, silent_from: float = 0.0,
 
 
 # -- one scenario -------------------------------------------------------------------------
+
 
 @dataclass
 class Burst:
@@ -394,27 +392,30 @@ def _keepalive(kernel, p, fault, host, steps, t_conn, timeout) -> Burst | None:
     return b
 
 
-def extend(prediction, kernel: Kernel, sc, sysctls: dict) -> None:
-    """Add the bursts to the handshake model's prediction: its segments (so the result
-    JSON, the live view and the model's RST count see them), calls and notes."""
-    bursts = predict(kernel, sc, sysctls, prediction)
-    prediction.established = bursts
+def with_bursts(prediction: Prediction, bursts: list[Burst]) -> Prediction:
+    """The handshake model's prediction with the bursts added (a new Prediction): their
+    segments (so the result JSON, the live view and the model's RST count see them),
+    calls and notes."""
+    out = dataclasses.replace(prediction, segments=list(prediction.segments),
+                              calls=dict(prediction.calls), notes=list(prediction.notes),
+                              established=bursts)
     for b in bursts:  # the handshake model's own guess at the first data gives way
-        prediction.segments[:] = [s for s in prediction.segments if not (
+        out.segments[:] = [s for s in out.segments if not (
             s.sender == b.host and s.name == b.name and s.t >= b.fault.at)]
         for i, x in enumerate(b.offsets):
             fate = "delivered" if path_back(b.fault) is not None and \
                 b.anchor + x.t >= path_back(b.fault) else "dropped"
             cause = x.cause + (", ICMP back" if x.icmp else "")
-            prediction.segments.append(PredictedSegment(b.anchor + x.t, b.host, b.name, i + 1,
-                                                        fate, cause, x.slack))
+            out.segments.append(PredictedSegment(b.anchor + x.t, b.host, b.name, i + 1,
+                                                 fate, cause, x.slack))
         if b.abort is None:
-            prediction.notes += b.notes
+            out.notes += b.notes
             continue
         if b.name == "keepalive":
-            prediction.segments.append(PredictedSegment(b.anchor + b.abort, b.host, "rst", 1,
-                                                        "dropped", "timer", b.abort_slack))
+            out.segments.append(PredictedSegment(b.anchor + b.abort, b.host, "rst", 1,
+                                                 "dropped", "timer", b.abort_slack))
         if b.call is not None:
-            prediction.calls[(b.host, b.call)] = (b.error, b.anchor, b.anchor + b.abort)
-        prediction.notes += b.notes
-    prediction.segments.sort(key=lambda s: s.t)
+            out.calls[(b.host, b.call)] = (b.error, b.anchor, b.anchor + b.abort)
+        out.notes += b.notes
+    out.segments.sort(key=lambda s: s.t)
+    return out

@@ -1,4 +1,4 @@
-"""The run against the established-connection model (tcplab/core/model_established.py):
+"""The run against the established-connection model (tcplab/core/model/established.py):
 retransmissions into a silent peer, keepalive probes, the give-up. Pure.
 
 Each timer is judged from the moment the previous one really fired (the kernel re-arms
@@ -11,17 +11,18 @@ slop], one-sided as the handshake model's are.
 
 from __future__ import annotations
 
-from tcplab.core.check import MODEL_SLOP, Check, describe_call, describe_segment
-from tcplab.core.model_established import (ERRNO_OF_UNREACH, UnreachableRouter, path_back,
-                                           initial_rto, probe_timeout, time_limit)
+from tcplab.core.check.base import (Check, MODEL_SLOP, describe_call, describe_segment,
+                                    not_judged)
+from tcplab.core.model.established import (ERRNO_OF_UNREACH, UnreachableRouter, initial_rto,
+                                           path_back, probe_timeout, time_limit)
 from tcplab.core.record import Record
+
 
 LIMIT_MARGIN = 0.005  # expiries this close to the give-up limit may go either way
 
 
-def check(prediction, record: Record, slop: float) -> list:
+def check_established(prediction, record: Record, slop: float) -> list:
     out = []
-    from tcplab.core.check import not_judged
 
     for b in getattr(prediction, "established", ()):
         if b.unsupported:

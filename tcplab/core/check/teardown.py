@@ -1,4 +1,4 @@
-"""The run against the teardown model (core/model_teardown.py). Pure; core/check.py's
+"""The run against the teardown model (core/model/teardown/). Pure; core/check/'s
 check_model calls `check_teardown` when the prediction has a teardown part.
 
 What is compared, and from which anchor (the apps' sleeps are Python's, a few ms off,
@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from tcplab.core.check_states import Stay, observed_until, stays
-from tcplab.core.model_teardown import (RACE_CAP, TEARDOWN_NAMES, PredictedState,
-                                        TeardownPrediction)
+from tcplab.core.check.base import Check, describe_segment, not_judged
+from tcplab.core.check.states import Stay, observed_until, stays
+from tcplab.core.model.teardown.params import RACE_CAP, TEARDOWN_NAMES
+from tcplab.core.model.teardown.prediction import PredictedState, TeardownPrediction
 from tcplab.core.record import Record
+
 
 MODEL_SLOP = 0.010
 DIAG_SLOP = 0.05  # a state end seen only by inet_diag polling, on a loaded machine
@@ -26,7 +28,6 @@ CHAINS = ("fin", "peer-fin")
 
 
 def check_teardown(pred: TeardownPrediction, record: Record, slop: float) -> list:
-    from tcplab.core.check import not_judged
 
     if pred.unsupported:
         return [not_judged("teardown", pred.unsupported)]
@@ -116,7 +117,6 @@ def _offset(pred: TeardownPrediction, record: Record) -> float | None:
 
 def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
               slop: float) -> list:
-    from tcplab.core.check import Check, describe_segment
 
     want, seen = pred.of(sender, name), record.sent_by(sender, name)
     maybe = [s for s in pred.maybe if s.sender == sender and s.name == name]
@@ -163,7 +163,6 @@ def _fleeting(want: list[PredictedState]) -> set[int]:
 
 def _states(want: list[PredictedState], host: str, record: Record, end: float,
             offset: float | None, slop: float, race_note: str = "") -> list:
-    from tcplab.core.check import Check
 
     seen = _teardown_stays(record, host)
     if not want and not seen:

@@ -26,7 +26,7 @@ scenarios in scenarios/handshake (docs/kernel-notes.md has the numbers):
   rcv_nxt drops the request unanswered (tcp_check_req(), embryonic_reset); a SYN of
   another ISN reaching a live request is out of its window and draws a bare ACK (at
   most one per tcp_invalid_ratelimit). Each host's states are predicted too.
-- A simultaneous open (the server connect()s too, claim H13): core/model_open.py.
+- A simultaneous open (the server connect()s too, claim H13): core/model/open.py.
 
 Timer lateness is modelled, not hidden in a tolerance: the kernel's timer wheel puts
 a timer of delay d into the level whose granularity is 8^n jiffies and rounds its
@@ -40,206 +40,20 @@ exactly as the Record does.
 
 from __future__ import annotations
 
+from __future__ import annotations
+
 import dataclasses
 import heapq
 import itertools
-import math
-import re
-from dataclasses import dataclass, field
 
+from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
+from tcplab.core.model.kernel import Kernel, TCP_TIMEOUT_INIT, TRANSIT
+from tcplab.core.model.prediction import (C_ADDR, C_PORT, S_ADDR, STALE_HOLD, STALE_ISN_BACK,
+                                          X, Y, Y_OLD, PredictedChange, PredictedSegment,
+                                          Prediction, shape)
 from tcplab.core.rules import DELAY, DROP, Verdict, decide
 from tcplab.core.scenario import Fault
-from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
-
-TCP_TIMEOUT_INIT = 1.0
-TCP_RTO_MAX = 120.0
-TRANSIT = 0.0002  # one way through the router's hook
-LVL_CLK_SHIFT, LVL_BITS = 3, 6  # kernel/time/timer.c
-
-
-@dataclass(frozen=True)
-class Kernel:
-    version: tuple[int, int]
-    hz: int = 250
-
-    @classmethod
-    def from_release(cls, release: str, hz: int = 250) -> Kernel:
-        m = re.match(r"(\d+)\.(\d+)", release)
-        return cls((int(m[1]), int(m[2])) if m else (0, 0), hz)
-
-    @property
-    def linear_timeouts(self) -> bool:
-        return self.version >= (6, 5)
-
-    @property
-    def paws_old_ack_silent(self) -> bool:
-        """A pure ACK rejected by PAWS (its TSval older than ts_recent) is dropped
-        without a duplicate ACK: seen on 6.18 (gen-2080, an ACK held 1 s reaching
-        CLOSE_WAIT drew nothing), which is tcp_validate_incoming()'s PAWS_ACK drop
-        reason, added in 6.15 as far as this lab knows (not checked against the source
-        here: kernels before it are not judged on such an ACK)."""
-        return self.version >= (6, 15)
-
-    @property
-    def rto_max_sysctl(self) -> bool:
-        return self.version >= (6, 15)
-
-    @property
-    def synack_in_syn_recv(self) -> bool:
-        """From 6.11 (23e89e8ee7be, "tcp: Don't drop SYN+ACK for simultaneous
-        connect()", with the dup ACK kept by "tcp: process the 3rd ACK with sk_socket
-        for TFO/MPTCP"), tcp_validate_incoming() lets the peer's SYN-ACK through to an
-        active-open socket in SYN_RECV: it completes the handshake and draws an ACK.
-        Before, it drew a challenge ACK (RFC 5961 4.2) and was dropped."""
-        return self.version >= (6, 11)
-
-    @property
-    def timeout_min(self) -> float:
-        """TCP_TIMEOUT_MIN: 2 jiffies."""
-        return 2 / self.hz
-
-    def name(self) -> str:
-        return f"Linux {self.version[0]}.{self.version[1]} (HZ={self.hz})"
-
-    def slack(self, delay: float) -> float:
-        """How late a timer of this delay can fire: its wheel level's granularity
-        plus one jiffy for the tick that runs it."""
-        jiffies = max(1, math.ceil(delay * self.hz))
-        level = 0  # LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
-        while jiffies >= ((1 << LVL_BITS) - 1) << (LVL_CLK_SHIFT * level):
-            level += 1
-        return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz
-
-
-def _int(sysctls: dict[str, str], name: str, default: int) -> int:
-    try:
-        return int(str(sysctls.get(name, default)).split()[0])
-    except (ValueError, IndexError):
-        return default
-
-
-@dataclass(frozen=True)
-class HostParams:
-    """The sysctls a host's handshake depends on, as the kernel would use them."""
-
-    syn_retries: int = 6
-    synack_retries: int = 5
-    syn_linear_timeouts: int = 4
-    rto_max: float = TCP_RTO_MAX
-    invalid_ratelimit: float = 0.5
-
-    @classmethod
-    def from_sysctls(cls, kernel: Kernel, s: dict[str, str]) -> HostParams:
-        return cls(
-            syn_retries=_int(s, "net.ipv4.tcp_syn_retries", 6),
-            synack_retries=_int(s, "net.ipv4.tcp_synack_retries", 5),
-            syn_linear_timeouts=(_int(s, "net.ipv4.tcp_syn_linear_timeouts", 4)
-                                 if kernel.linear_timeouts else 0),
-            rto_max=(_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
-                     if kernel.rto_max_sysctl else TCP_RTO_MAX),
-            invalid_ratelimit=_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0)
-
-
-# -- the client's SYN timer -------------------------------------------------------------
-
-def syn_wait(p: HostParams, k: int) -> float:
-    """The wait before SYN retransmission k (1-based) or the expiry after it."""
-    doublings = max(0, k - 1 - p.syn_linear_timeouts)
-    return min(TCP_TIMEOUT_INIT * 2 ** doublings, p.rto_max)
-
-
-def syn_time_limit(p: HostParams) -> float:
-    """tcp_model_timeout() for SYN_SENT: the time-based abort, from the first SYN."""
-    thresh = int(math.log2(p.rto_max / TCP_TIMEOUT_INIT)) if p.rto_max >= 1 else 0
-    n = p.syn_retries
-    if n <= thresh:
-        return ((2 << n) - 1) * TCP_TIMEOUT_INIT
-    return ((2 << thresh) - 1) * TCP_TIMEOUT_INIT + (n - thresh) * p.rto_max
-
-
-def syn_gives_up(p: HostParams, retransmits_done: int, elapsed: float) -> bool:
-    return retransmits_done >= p.syn_retries + p.syn_linear_timeouts or \
-        elapsed >= syn_time_limit(p) - 1e-9
-
-
-def syn_schedule(p: HostParams) -> tuple[list[float], float]:
-    """Nominal SYN retransmission offsets from the first SYN, and the give-up time,
-    when no answer ever comes."""
-    offsets, t, k = [], 0.0, 0
-    while True:
-        t += syn_wait(p, k + 1)
-        if syn_gives_up(p, k, t):
-            return offsets, t
-        offsets.append(t)
-        k += 1
-
-
-def synack_schedule(p: HostParams) -> tuple[list[float], float]:
-    """Nominal timer-driven SYN-ACK retransmission offsets and the request's death,
-    when nothing from the client reaches the request."""
-    offsets = [float(2 ** (i + 1) - 1) for i in range(p.synack_retries)]
-    return offsets, float(2 ** (p.synack_retries + 1) - 1)
-
-
-# -- the handshake simulator ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PredictedSegment:
-    t: float
-    sender: str
-    name: str
-    nth: int
-    fate: str
-    cause: str  # "timer", "answer", "first"
-    slack: float  # how much later than t the kernel may send it (timer lateness, summed)
-    # Whose connect() the chain of causes leading to it starts from: its time counts
-    # from that host's first SYN (the server's own only in a simultaneous open).
-    clock: str = "client"
-    injected: bool = False  # made up by the router (forge: stale-syn), not sent by `sender`
-
-
-@dataclass(frozen=True)
-class PredictedChange:
-    """A state change of a host's connection in the handshake (socket or request)."""
-
-    t: float
-    state: str
-    clock: str = "client"
-    # A request socket too short-lived for inet_diag's polling to be sure to see (the
-    # tracepoint never does): the changes sharing this label are seen together or not.
-    maybe: str = ""
-
-
-@dataclass
-class Prediction:
-    kernel: Kernel
-    segments: list[PredictedSegment] = field(default_factory=list)
-    calls: dict[tuple[str, str], tuple[str, float, float]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    horizon: float = 0.0  # the model says nothing about what happens after this
-    alternatives: list[Prediction] = field(default_factory=list)  # other orders of a tie
-    teardown: object | None = None  # core/model_teardown.py's TeardownPrediction, if any
-    established: list = field(default_factory=list)  # core/model_established.py's Bursts
-    # host -> its connection's state changes, where the opening is modelled state by
-    # state (a simultaneous open, a stale SYN); empty: not predicted
-    states: dict[str, list[PredictedChange]] = field(default_factory=dict)
-    client_gone_at: float | None = None  # from then on the teardown model answers the client
-    races: list[int] = field(default_factory=list)  # request timer expiries a SYN raced
-
-    def of(self, sender: str, name: str) -> list[PredictedSegment]:
-        """What `sender` itself sent of that name (the router's forgeries left out, as
-        Record.sent_by leaves them out)."""
-        return [s for s in self.segments if s.sender == sender and s.name == name
-                and not s.injected]
-
-
-C_ADDR, S_ADDR, C_PORT = "10.0.0.1", "10.0.0.2", 40000  # model-internal, never on a wire
-X, Y = 1000, 5000
-# forge: stale-syn, as tcplab/lab/hook_faults.py does it (tests/unit/test_model_open.py
-# checks the two agree): the old SYN's ISN lies 2^28 behind the real one, and the real
-# SYN is held until the client's RST has passed the router, at most 0.5 s.
-STALE_ISN_BACK, STALE_HOLD = 0x10000000, 0.5
-Y_OLD = Y - 12187  # the server's ISN for the old SYN's request: another, earlier one
+from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
 
 
 class _Sim:
@@ -526,28 +340,18 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
                       data_after_connect: float | None = None,
                       first_segment: tuple[int, int] = (ACK, 1),
                       client_gone_at: float | None = None,
-                      until: float = 600.0, server_connects: bool = False,
-                      stale_syn: bool = False,
-                      server_at: float | None = None) -> Prediction:
+                      until: float = 600.0, stale_syn: bool = False) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
     attempt at t=0, with the scenario's faults applied as the router would. If the
     client sends data `data_after_connect` seconds after connect() returns, that first
     data segment is modelled too (it can complete the handshake: claim H7); with
     `first_segment` (flags, length) it may be another segment, e.g. the client's FIN.
 
-    `server_connects`: nobody listens, the server connect()s to the client at the same
-    moment, or `server_at` seconds after the client (a simultaneous open,
-    core/model_open.py). `stale_syn`: the router's forge
-    stale-syn sends an old SYN ahead of the client's first. Both predict each host's
-    states too.
+    `stale_syn`: the router's forge stale-syn sends an old SYN ahead of the client's
+    first; the hosts' states are predicted too. (A simultaneous open is open.py's.)
 
     Where a timer and an arriving segment tie, both orders are simulated; when they
     lead to different outcomes, the other one is in `alternatives`."""
-    if server_connects:
-        from tcplab.core.model_open import predict_simultaneous_open
-
-        return predict_simultaneous_open(kernel, client, server, faults, port, until,
-                                         server_at)
     outcomes = []
     for packets_first, server_first in ((False, False), (True, False), (True, True)):
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
@@ -590,9 +394,6 @@ MAX_OUTCOMES = 32
 
 
 def _timed_shape(p: Prediction) -> tuple:
-    return _shape(p), tuple(round(s.t, 3) for s in p.segments)
+    return shape(p), tuple(round(s.t, 3) for s in p.segments)
 
 
-def _shape(p: Prediction) -> tuple:
-    return tuple((s.sender, s.name, s.fate) for s in p.segments), tuple(
-        sorted((k, v[0]) for k, v in p.calls.items()))

@@ -1,15 +1,17 @@
 """Checks on how long states last, how many sockets share one, and when a call
 returns relative to the segments (expect keys `lasts`, `sockets`, `returns_after`;
-docs/scenario-format.md). Pure, like core/check.py, which calls `check_host`.
+docs/scenario-format.md). Pure, like core/check/, which calls `check_host`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcplab.core.check.base import Check, describe_call, describe_segment
 from tcplab.core.events import StateChanged
 from tcplab.core.record import HANDOVER_FROM, Record
 from tcplab.core.scenario import HostExpect, Lasting, Tolerance
+
 
 # A call cannot return before the segment that releases it reached the host; the
 # router's t_out is stamped a little after the kernel forwarded it, and one-sided
@@ -102,7 +104,6 @@ def check_host(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> li
 
 
 def _sockets(host: str, state: str, want: int, record: Record, line: int):
-    from tcplab.core.check import Check
 
     got, when = most_sockets(record, host, state)
     proof = (f"{got} at once at t={when:.3f}s (tracepoint and inet_diag, per 4-tuple)"
@@ -113,7 +114,6 @@ def _sockets(host: str, state: str, want: int, record: Record, line: int):
 
 def _lasts(host: str, state: str, want: Lasting, mine: list[Stay], record: Record,
            tol: Tolerance):
-    from tcplab.core.check import Check
 
     name = f"{host} {state} lasts"
     stay = next((s for s in mine if s.state == state), None)
@@ -142,7 +142,6 @@ def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tole
                    line: int):
     """The call returns once `segment` from the peer reached this host: not before it
     left the router, and within the tolerance of the time it took to arrive."""
-    from tcplab.core.check import Check, describe_call, describe_segment
 
     name = f"{host} {call}() returns after {segment}"
     made = [c for c in record.apps if c.host == host and c.call == call]

@@ -31,12 +31,12 @@ net/ipv4/syncookies.c cookie_v4_check(); include/net/tcp.h cookie_init_sequence(
   that brings a valid cookie back creates the connection (SyncookiesRecv +1).
 - The genuine client is the handshake model's client: its SYN gets a cookie, a request
   or nothing by the rules above; a dropped SYN is retransmitted on its own timer
-  (core/model.py syn_wait) until one gets an answer or connect() gives up.
+  (core/model/handshake.py syn_wait) until one gets an answer or connect() gives up.
 
 Not modelled: the accept queue filling (the lab's server accepts), faults on the
 flood's segments, ICMP errors about the flood's SYN-ACKs (tcp_req_err() drops a
 request on a host or net unreachable; the scenario silences the router's ICMP).
-Timer lateness is core/model.py's Kernel.slack: each request timer may fire up to its
+Timer lateness is core/model/handshake.py's Kernel.slack: each request timer may fire up to its
 wheel granularity plus one jiffy late.
 """
 
@@ -48,9 +48,11 @@ import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tcplab.core.model import (TCP_RTO_MAX, TCP_TIMEOUT_INIT, TRANSIT, HostParams, Kernel,
-                               PredictedSegment, _int, syn_gives_up, syn_wait)
 from tcplab.core.scenario import all_steps
+from tcplab.core.model.kernel import sysctl_int
+from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
+from tcplab.core.model.kernel import Kernel, TCP_RTO_MAX, TCP_TIMEOUT_INIT, TRANSIT
+from tcplab.core.model.prediction import PredictedSegment, Prediction
 
 FLOOD_GAP = 0.001  # tcplab/lab/sockets.py syn_flood(): one spoofed SYN per millisecond
 REQUEST, COOKIE, DROPPED = "request", "cookie", "dropped"
@@ -69,11 +71,11 @@ class ListenerParams:
 
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict[str, str], backlog: int) -> ListenerParams:
-        return cls(syncookies=_int(s, "net.ipv4.tcp_syncookies", 1),
-                   synack_retries=_int(s, "net.ipv4.tcp_synack_retries", 5),
-                   somaxconn=_int(s, "net.core.somaxconn", 4096),
-                   max_syn_backlog=_int(s, "net.ipv4.tcp_max_syn_backlog", 128),
-                   backlog=backlog, full_above=kernel.version >= (6, 13))
+        return cls(syncookies=sysctl_int(s, "net.ipv4.tcp_syncookies", 1),
+                   synack_retries=sysctl_int(s, "net.ipv4.tcp_synack_retries", 5),
+                   somaxconn=sysctl_int(s, "net.core.somaxconn", 4096),
+                   max_syn_backlog=sysctl_int(s, "net.ipv4.tcp_max_syn_backlog", 128),
+                   backlog=backlog, full_above=kernel.accept_queue_full_above)
 
     @property
     def max_ack_backlog(self) -> int:
@@ -155,7 +157,7 @@ class FloodPrediction:
             "syns": self.syns, "backlog": self.params.max_ack_backlog,
             "queue_full_when": ("qlen > backlog" if self.params.full_above
                                 else "qlen >= backlog"),
-            "answers": {a: _ranges(self.indexes(a)) for a in (REQUEST, COOKIE, DROPPED)
+            "answers": {a: ranges(self.indexes(a)) for a in (REQUEST, COOKIE, DROPPED)
                         if self.indexes(a)},
             "requests_at_most": self.peak,
             "request_synacks": {str(n): c for n, c in sorted(by_count.items())},
@@ -171,7 +173,7 @@ class FloodPrediction:
             "horizon": rel(self.until), "notes": self.notes}
 
 
-def _ranges(nums: list[int]) -> str:
+def ranges(nums: list[int]) -> str:
     """[1, 2, 3, 7] -> '#1-#3, #7 (4)'."""
     if not nums:
         return "none"
@@ -319,6 +321,7 @@ def nominal_arrivals(syns: int, gap: float = FLOOD_GAP) -> list[float]:
 
 # -- the runner's hook --------------------------------------------------------------------
 
+
 def flood_setup(sc) -> tuple[dict, int, bool] | None:
     """The scenario's flood step, the server's listen backlog and whether the model
     covers the scenario; None when the client sends no flood."""
@@ -334,44 +337,36 @@ def flood_setup(sc) -> tuple[dict, int, bool] | None:
     return floods[0].arg, backlog, covered
 
 
-def extend(prediction, kernel: Kernel, sc, res) -> None:
+def for_scenario(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+                 client_sysctls: dict[str, str]) -> tuple[FloodPrediction | None, str]:
     """For a scenario whose client floods the listener first: the flood's prediction
-    (prediction.flood, res.model["flood"]), and the genuine connection's handshake as
-    the flood leaves it (its SYN answered with a cookie, a request, or dropped)."""
+    (None when there is no flood, or one the model does not cover, with a note why)."""
     setup = flood_setup(sc)
     if setup is None:
-        return
+        return None, ""
     flood, backlog, covered = setup
     if not covered:
-        prediction.notes.append("the flood model covers one flood at the listener's port "
-                                "without faults; this scenario is judged without it")
-        return
-    sysctls = res.sysctls
+        return None, ("the flood model covers one flood at the listener's port "
+                      "without faults; this scenario is judged without it")
     params = ListenerParams.from_sysctls(kernel, sysctls.get("server", {}), backlog)
-    client = HostParams.from_sysctls(kernel, _client_sysctls(sysctls.get("client", {}), sc))
+    client = HostParams.from_sysctls(kernel, client_sysctls)
     arrivals = nominal_arrivals(flood["syns"])
     genuine_at = flood["syns"] * FLOOD_GAP if _connects(sc) else None
-    fp = predict_flood(kernel, params, client, arrivals, genuine_at, until=sc.timeout)
-    prediction.flood = fp
-    before = (list(prediction.segments), dict(prediction.calls))
-    if genuine_at is not None:
-        adopt_genuine(prediction, fp)
-    if res.model is None:
-        return
-    if (prediction.segments, prediction.calls) != before:  # the runner's shape, again
-        res.model["segments"] = [
-            {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth,
-             "fate": p.fate, "cause": p.cause, "late_by_up_to": round(p.slack, 4)}
-            for p in prediction.segments]
-        res.model["calls"] = {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
-                              for (h, c), (r, _s, e) in prediction.calls.items()}
-    res.model["flood"] = {**fp.to_json(), "note": (
-        "times from the first flood SYN; the handshake's segments and calls above count "
-        "from the genuine client's first SYN")}
+    return predict_flood(kernel, params, client, arrivals, genuine_at, until=sc.timeout), ""
 
 
-def adopt_genuine(prediction, fp: FloodPrediction) -> None:
-    """The handshake model assumed a listener with room: where the flood changes the
+def with_flood(prediction: Prediction, fp: FloodPrediction) -> Prediction:
+    """The handshake prediction as the flood leaves the genuine connection's handshake
+    (its SYN answered with a cookie, a request, or dropped): a new Prediction."""
+    out = dataclasses.replace(prediction, segments=list(prediction.segments),
+                              calls=dict(prediction.calls), notes=list(prediction.notes),
+                              alternatives=list(prediction.alternatives), flood=fp)
+    adopt_genuine(out, fp)
+    return out
+
+
+def adopt_genuine(prediction: Prediction, fp: FloodPrediction) -> None:
+    """(On with_flood's own copy.) The handshake model assumed a listener with room: where the flood changes the
     genuine client's handshake, its segments and connect() follow the flood model
     (times from the genuine client's first SYN, as the handshake model's are)."""
     if not fp.genuine_syns:
@@ -412,15 +407,3 @@ def _connects(sc) -> bool:
     """Does the client connect() after its flood?"""
     steps = [s.call for s in all_steps(sc.apps["client"])]
     return "connect" in steps[steps.index("flood"):]
-
-
-def _client_sysctls(s: dict[str, str], sc) -> dict[str, str]:
-    """TCP_SYNCNT set before the connect is the socket's tcp_syn_retries (as the
-    runner's handshake prediction has it)."""
-    syncnt = None
-    for step in all_steps(sc.apps["client"]):
-        if step.call == "connect":
-            break
-        if step.call == "syncnt":
-            syncnt = step.arg
-    return s if syncnt is None else {**s, "net.ipv4.tcp_syn_retries": str(syncnt)}

@@ -1,0 +1,140 @@
+"""The scenario's own expectations (`expect:` per host: calls, retransmit timings,
+sends, states, gives_up_after) against a Record. Pure. Each check says expected,
+actual, tolerance and the event that proves it, in the manner of packetdrill
+("expected 4.000 s, got 4.130 s, tolerance 0.500 s")."""
+
+from __future__ import annotations
+
+from tcplab.core.check.base import Check, describe_call, describe_segment
+from tcplab.core.check.states import check_host
+from tcplab.core.events import AppCalled
+from tcplab.core.record import Record
+from tcplab.core.scenario import HostExpect, Scenario, Timing, Tolerance
+
+
+def check_scenario(scenario: Scenario, record: Record) -> list[Check]:
+    tol = scenario.expect.tolerance
+    checks: list[Check] = []
+    for host, exp in scenario.expect.hosts.items():
+        checks += _calls(host, exp, record)
+        for name, timing in exp.retransmits.items():
+            checks += _timing(host, name, timing, record, tol)
+        checks += _sends(host, exp, record)
+        checks += _largest(host, exp, record)
+        if exp.gives_up_after is not None:
+            checks.append(_gives_up(host, exp, record, tol))
+        if exp.states is not None:
+            checks.append(_states(host, exp, record))
+        checks += check_host(host, exp, record, tol)  # lasts, sockets, ...
+    return checks
+
+
+def _calls(host: str, exp: HostExpect, record: Record) -> list[Check]:
+    out = []
+    for call, want in exp.calls.items():
+        made = [c for c in record.apps if c.host == host and c.call == call]
+        if not made:
+            out.append(Check(f"{host} {call}()", False, want, "never called",
+                             line=exp.lines.get(call, 0)))
+            continue
+        out.append(_call_results(f"{host} {call}()", want, made, exp.lines.get(call, 0)))
+    return out
+
+
+BLOCKED = "still blocked when the run ended"
+
+
+def _call_results(name: str, want: str | dict[str, int], made: list[AppCalled],
+                  line: int) -> Check:
+    """`ok` means every such call returned ok (one call, or each iteration of a repeat);
+    {ok: 3, EADDRNOTAVAIL: 2} counts how many ended each way."""
+    results = [c.result or BLOCKED for c in made]
+    counts = {r: results.count(r) for r in dict.fromkeys(results)}
+    if isinstance(want, str):
+        odd = next((c for c, r in zip(made, results) if r != want), made[0])
+        actual = results[0] if len(counts) == 1 else counts
+        return Check(name, set(counts) == {want}, want, actual, evidence=describe_call(odd),
+                     line=line)
+    expected = {r: n for r, n in want.items() if n}
+    odd = next((c for c, r in zip(made, results) if r not in expected), made[-1])
+    return Check(name, counts == expected, expected, counts, evidence=describe_call(odd),
+                 line=line)
+
+
+def _timing(host: str, name: str, timing: Timing, record: Record,
+            tol: Tolerance) -> list[Check]:
+    seen = record.sent_by(host, name)
+    repeats = seen[1:]
+    label = f"{host} {name} repeats"
+    out = []
+    expected_count = timing.count
+    if expected_count is None:
+        lists = [x for x in (timing.intervals, timing.offsets) if x is not None]
+        expected_count = len(lists[0]) if lists else None
+    if expected_count is not None:
+        out.append(Check(f"{label}: count", len(repeats) == expected_count, expected_count,
+                         len(repeats), evidence=describe_segment(seen[-1]) if seen else
+                         f"no {name} from the {host} at all", line=timing.line))
+    for kind, wanted in (("interval", timing.intervals), ("offset", timing.offsets)):
+        for i, want in enumerate(wanted or ()):
+            if i + 1 >= len(seen):
+                out.append(Check(f"{label}: {kind} {i + 1}", False, want, "missing",
+                                 tol.allowed(want), line=timing.line))
+                continue
+            base = seen[i] if kind == "interval" else seen[0]
+            got = round(seen[i + 1].t - base.t, 6)
+            allowed = tol.allowed(want)
+            out.append(Check(f"{label}: {kind} {i + 1}", abs(got - want) <= allowed, want,
+                             got, allowed, describe_segment(seen[i + 1]), timing.line))
+    return out
+
+
+def _sends(host: str, exp: HostExpect, record: Record) -> list[Check]:
+    out = []
+    for name, want in exp.sends.items():
+        sent = [s for s in record.segments if s.sender == host and s.name == name
+                and not s.injected]  # what the router made up is no send of the host's
+        proof = describe_segment(sent[want]) if len(sent) > want else (
+            describe_segment(sent[-1]) if sent else "")
+        out.append(Check(f"{host} sends {name}", len(sent) == want, want, len(sent),
+                         evidence=proof, line=exp.lines.get("sends", 0)))
+    return out
+
+
+def _largest(host: str, exp: HostExpect, record: Record) -> list[Check]:
+    """The biggest payload among the host's segments of a name (its MSS at work)."""
+    out = []
+    for name, want in exp.largest.items():
+        sent = [s for s in record.segments if s.sender == host and s.name == name
+                and not s.injected]
+        top = max(sent, key=lambda s: s.length, default=None)
+        out.append(Check(f"{host} largest {name}", top is not None and top.length == want,
+                         want, top.length if top else f"no {name} from the {host}",
+                         evidence=describe_segment(top) if top else "",
+                         line=exp.lines.get("largest", 0)))
+    return out
+
+
+def _gives_up(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> Check:
+    want = exp.gives_up_after
+    failed = [c for c in record.apps if c.host == host and c.result not in ("ok", None)]
+    line = exp.lines.get("gives_up_after", 0)
+    if not failed:
+        blocked = [c for c in record.apps if c.host == host and c.result is None]
+        actual = (f"{blocked[0].call}() still blocked when the run ended" if blocked
+                  else "no call failed")
+        return Check(f"{host} gives up after", False, want, actual, tol.allowed(want),
+                     line=line)
+    c = failed[0]
+    got = round(c.t_end - c.t, 6)
+    allowed = tol.allowed(want)
+    return Check(f"{host} gives up after", abs(got - want) <= allowed, want, got, allowed,
+                 describe_call(c), line)
+
+
+def _states(host: str, exp: HostExpect, record: Record) -> Check:
+    seq, proof = record.state_sequence(host)
+    evidence = "; ".join(f"t={e.t:.3f}s {e.old}->{e.new} ({e.source})" for e in proof)
+    want = list(exp.states)
+    return Check(f"{host} states", seq == want, want, seq, evidence=evidence,
+                 line=exp.lines.get("states", 0))

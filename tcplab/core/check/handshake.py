@@ -1,0 +1,181 @@
+"""The handshake model's checks: each handshake segment's count and time since the
+client's first SYN, connect()'s result and time, the request's drop; the teardown,
+opening-state and established checks are gathered here too (they share its slop and
+its origins)."""
+
+from __future__ import annotations
+
+from tcplab.core.check.base import (Check, MODEL_SLOP, describe_call, describe_segment,
+                                    forwarding_slop, not_judged, window)
+from tcplab.core.check.established import check_established
+from tcplab.core.check.open import check_opening_states
+from tcplab.core.check.teardown import check_teardown
+from tcplab.core.events import AppCalled, StateChanged
+from tcplab.core.record import Record
+
+
+MODEL_NAMES = ("syn", "syn-ack", "ack", "rst")
+
+
+def check_handshake(prediction, record: Record) -> list[Check]:
+    """The run against the kernel model: the count of every handshake segment each
+    side sent, each one's time since the client's first SYN within [nominal, nominal +
+    modelled timer lateness], the connect() result and time, and when the server
+    dropped a half-open request."""
+    origin = record.sent_by("client", "syn")
+    if not origin:
+        return [Check("model: client syn", False, "a SYN", "no SYN seen")]
+    t0 = origin[0].t
+    # A simultaneous open's segments count from the first SYN of the host whose
+    # connect() started their chain (PredictedSegment.clock).
+    server_syn = record.sent_by("server", "syn")
+    origins = {"client": t0, **({"server": server_syn[0].t} if server_syn else {})}
+    slop = forwarding_slop(record)
+    teardown = prediction.teardown  # core/model/teardown/; it counts the RSTs then
+    checks_after = check_established(prediction, record, slop)  # a peer gone silent
+    prediction = _closest(prediction, record, origins, slop)
+    checks: list[Check] = []
+    copies = _handshake_copies(record, prediction)
+    ended = check_teardown(teardown, record, slop) if teardown is not None else []
+    if teardown is not None and (teardown.unsupported_late or (
+            teardown.unmodelled_late and any(not c.judged for c in ended))):
+        copies = copies or ("a late handshake segment the teardown model cannot follow "
+                            "draws answers named as handshake segments")
+    if copies:
+        checks.append(not_judged("handshake segment counts", copies))
+    for sender in ("client", "server"):
+        # the RSTs are the teardown model's to count when it runs; nobody's when the
+        # established model steps aside (it would have said when one comes)
+        unjudged = any(b.unsupported for b in getattr(prediction, "established", ()))
+        for name in MODEL_NAMES if teardown is None and not unjudged else MODEL_NAMES[:-1]:
+            if copies and name != "rst":
+                continue
+            checks += _model_segments(prediction, record, sender, name, origins, slop)
+    checks += _model_connect(prediction, record, slop)
+    checks += _model_request(prediction, record, t0, slop)
+    checks += check_opening_states(prediction, record)
+    return checks + ended + checks_after
+
+
+def _handshake_copies(record: Record, prediction) -> str:
+    """The router's copy (`duplicate`) of a SYN, SYN-ACK or handshake ACK that landed
+    while the handshake model still had the say: what it draws depends on whether the
+    handshake had completed (a request's SYN-ACK, or a challenge ACK), which the
+    handshake model does not follow. Empty when there is none."""
+    gone = getattr(prediction, "client_gone_at", None)
+    syns = record.sent_by("client", "syn")
+    if not syns:
+        return ""
+    for s in record.segments:
+        if s.injected and (s.fault or "").startswith("duplicate") and \
+                s.name in ("syn", "syn-ack", "ack") and s.t_out is not None and (
+                gone is None or s.t_out - syns[0].t < gone):
+            return (f"the router's copy of the {s.sender}'s {s.name} at t={s.t_out:.3f}s "
+                    "lands within the handshake, whose answers to it are not modelled")
+    return ""
+
+
+def _closest(prediction, record: Record, origins: dict[str, float] | None = None,
+             slop: float = MODEL_SLOP):
+    """Where the model foresees a tie the kernel may break either way, judge the run
+    against the outcome whose segment counts it matches best, then the one whose
+    segment times fall in more of their windows (the first on a draw)."""
+    def score(p) -> tuple[int, int]:
+        counts = sum(len(p.of(sender, name)) == len(record.sent_by(sender, name))
+                     for sender in ("client", "server") for name in MODEL_NAMES)
+        if origins is None:
+            return counts, 0
+        timed = 0
+        for sender in ("client", "server"):
+            for name in MODEL_NAMES:
+                for want, seen in zip(p.of(sender, name), record.sent_by(sender, name)):
+                    lo, hi = window(want.t, want.slack, slop)
+                    timed += lo <= seen.t - origins.get(want.clock, origins["client"]) <= hi
+        return counts, timed
+    return max([prediction, *prediction.alternatives], key=score)
+
+
+def _model_segments(pred, record: Record, sender: str, name: str,
+                    origins: dict[str, float], slop: float) -> list[Check]:
+    want = pred.of(sender, name)
+    seen = record.sent_by(sender, name)
+    label = f"model: {sender} {name}"
+    if not want and not seen:
+        return []
+    out = [Check(f"{label} count", len(seen) == len(want), len(want), len(seen),
+                 evidence=describe_segment(seen[-1]) if seen else "")]
+    for p, s in zip(want, seen):
+        lo, hi = window(p.t, p.slack, slop)
+        got = round(s.t - origins.get(p.clock, origins["client"]), 6)
+        out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
+                         round(hi - p.t, 4), describe_segment(s), one_sided=True))
+    return out
+
+
+def _model_connect(pred, record: Record, slop: float) -> list[Check]:
+    return [c for host in ("client", "server")  # the server: a simultaneous open
+            for c in _model_connect_of(host, pred, record, slop)]
+
+
+def _model_connect_of(host: str, pred, record: Record, slop: float) -> list[Check]:
+    want = pred.calls.get((host, "connect"))
+    made = [c for c in record.apps if c.host == host and c.call == "connect"]
+    if want is None or not made:
+        return []
+    result, start, end = want
+    c = made[0]
+    out = [Check(f"model: {host} connect()", c.result == result, result,
+                 c.result or "still blocked", evidence=describe_call(c))]
+    if c.t_end is not None:
+        slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + \
+            pred.kernel.slack(end - max((s.t for s in pred.segments if s.t < end),
+                                        default=0.0))
+        lo, hi = window(end - start, slack, slop)
+        # The model predicts the kernel's moment; the app thread learns it when the
+        # scheduler wakes it, tens of milliseconds later on a loaded machine. So when
+        # the tracepoint saw the socket leave SYN_SENT, that is what is judged, and the
+        # wake-up delay is shown beside it.
+        kernel = _left_syn_sent(record, c)
+        got = round((kernel.t if kernel else c.t_end) - c.t, 6)
+        proof = describe_call(c) + (f"; the kernel: {kernel.old} -> {kernel.new} at "
+                                    f"t={kernel.t:.3f}s, the app woke "
+                                    f"{(c.t_end - kernel.t) * 1000:.1f} ms later"
+                                    if kernel else "")
+        out.append(Check(f"model: {host} connect() returns after", lo <= got <= hi,
+                         round(end - start, 4), got, round(hi - (end - start), 4),
+                         proof, one_sided=True))
+    return out
+
+
+def _left_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
+    """The tracepoint's change that ends connect(): the connecting socket out of
+    SYN_SENT (or SYN_RECV, in a simultaneous open) to ESTABLISHED, or to CLOSE when the
+    kernel gives up, within the call's time."""
+    for e in record.states():
+        if (e.host == call.host and e.source == "tracepoint"
+                and e.old in ("SYN_SENT", "SYN_RECV") and e.new != "SYN_RECV"
+                and call.t <= e.t <= call.t_end
+                and (call.lport is None or e.lport == call.lport)):
+            return e
+    return None
+
+
+def _model_request(pred, record: Record, t0: float, slop: float) -> list[Check]:
+    want = pred.calls.get(("server", "request"))
+    if want is None:
+        return []
+    dropped_at = want[2]
+    gone = [e for e in record.states() if e.host == "server" and e.old == "SYN_RECV"
+            and e.new == "CLOSE"]
+    synacks = pred.of("server", "syn-ack")
+    last = max((s.t for s in synacks), default=0.0)
+    slack = max((s.slack for s in synacks), default=0.0) + \
+        pred.kernel.slack(dropped_at - last) + 0.05  # + one inet_diag poll, loaded
+    if not gone:
+        return [Check("model: server drops the request at", False, dropped_at,
+                      "never seen", slack)]
+    got = round(gone[0].t - t0, 6)
+    lo, hi = window(dropped_at, slack, slop)
+    return [Check("model: server drops the request at", lo <= got <= hi, dropped_at, got,
+                  round(hi - dropped_at, 4),
+                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})", one_sided=True)]

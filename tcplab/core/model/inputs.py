@@ -1,0 +1,108 @@
+"""What the handshake model needs from a scenario (and, when judging, from the record):
+the connection's port, who listens, the client's first segment after its handshake,
+TCP_SYNCNT, a simultaneous open's start. Pure: the scenario, sysctls and record in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcplab.core.record import Record
+from tcplab.core.scenario import Scenario, all_steps
+from tcplab.core.segments import ACK, FIN
+
+DEFAULT_PORT = 8080  # the format's default, for a client that never connects
+
+
+@dataclass(frozen=True)
+class HandshakeInputs:
+    port: int
+    listens: bool
+    client_sysctls: dict[str, str]  # TCP_SYNCNT folded in as tcp_syn_retries
+    server_connects: bool  # a simultaneous open (open.py)
+    stale_syn: bool  # forge: stale-syn
+    data_after_connect: float | None  # when the client's first segment follows connect()
+    first_segment: tuple[int, int] = (ACK, 1)  # its (flags, length)
+    server_at: float | None = None  # a simultaneous open: the server's first SYN, from the client's
+
+
+def handshake_inputs(sc: Scenario, sysctls: dict[str, dict[str, str]],
+                     record: Record | None = None) -> HandshakeInputs:
+    client_steps = sc.apps["client"]
+    return HandshakeInputs(
+        port=next((s.arg[1] for s in all_steps(client_steps) if s.call == "connect"),
+                  DEFAULT_PORT),
+        listens=any(s.call == "listen" for s in sc.apps["server"]),
+        client_sysctls=with_syncnt(sysctls.get("client", {}), client_steps),
+        server_connects=server_connects(sc),
+        stale_syn=any(f.kind == "stale-syn" for f in sc.forges),
+        server_at=server_start(sc, record) if record is not None else None,
+        **first_after_connect(client_steps, record))
+
+
+def server_connects(sc: Scenario) -> bool:
+    """Nobody listens; both apps connect(): a simultaneous open (open.py)."""
+    return any(s.call == "connect" for s in all_steps(sc.apps["server"]))
+
+
+def server_start(sc: Scenario, record: Record) -> float | None:
+    """In a simultaneous open, when the server's first SYN left relative to the
+    client's, as the router saw them: the apps' start, not the kernel's doing."""
+    if not server_connects(sc):
+        return None
+    client, server = record.sent_by("client", "syn"), record.sent_by("server", "syn")
+    return server[0].t - client[0].t if client and server else None
+
+
+def with_syncnt(sysctls: dict[str, str], steps) -> dict[str, str]:
+    """TCP_SYNCNT set before the first connect is that socket's tcp_syn_retries."""
+    syncnt = None
+    for step in all_steps(steps):
+        if step.call == "connect":
+            break
+        if step.call == "syncnt":
+            syncnt = step.arg
+    return sysctls if syncnt is None else {**sysctls, "net.ipv4.tcp_syn_retries": str(syncnt)}
+
+
+def first_after_connect(steps, record: Record | None) -> dict:
+    """The client's first segment after its handshake, for the handshake model (it
+    completes a request whose ACK was lost): with a record, the one the client really
+    sent (data, or a FIN) and how long after the SYN-ACK reached it; else what the
+    steps say plainly."""
+    if record is not None:
+        answers = [s for s in record.sent_by("server", "syn-ack") if s.t_out is not None]
+        after = client_data_or_fin(record)
+        if answers and after:
+            return {"data_after_connect": max(0.0, after[0].t - answers[0].t_out),
+                    "first_segment": (after[0].flags, after[0].length)}
+    return {"data_after_connect": data_after_connect(steps)}
+
+
+def client_data_or_fin(record: Record) -> list:
+    """What the client sent on its first connection that carries data or a FIN."""
+    syns = record.sent_by("client", "syn")
+    return [s for s in record.segments if syns and s.conn == syns[0].conn
+            and s.sender == "client" and not s.injected and (s.length > 0 or s.flags & FIN)]
+
+
+def data_after_connect(steps) -> float | None:
+    """How long after connect() returns the client sends its first data, if its steps
+    say so plainly (connect, then sleeps, then send)."""
+    after, started = 0.0, False
+    for step in steps:
+        if step.call == "connect":
+            started = True
+        elif started and step.call == "sleep":
+            after += step.arg
+        elif started and step.call == "send":
+            return after
+        elif started:
+            return None
+    return None
+
+
+def client_hand_over(record: Record) -> float | None:
+    """When the client first sent data or a FIN, on the model's clock (t = 0 its first
+    SYN): after it, the handshake model's names for the client's answers are wrong."""
+    after = client_data_or_fin(record)
+    return after[0].t - record.sent_by("client", "syn")[0].t if after else None

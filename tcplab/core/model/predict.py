@@ -1,0 +1,90 @@
+"""The kernel model's one entry point: a scenario, the kernel and the sysctls in force
+(and, when judging, the run's record) in; one Prediction out. The runner judges with
+it and `tcplab explain` shows it: both call this, so what is shown is what is judged.
+
+The parts each return their piece and this function puts them together:
+- handshake.py (or open.py for a simultaneous open): the opening, t = 0 the client's
+  first SYN;
+- established.py: what a host sends into a peer gone silent;
+- flood.py: a SYN flood ahead of the genuine connection;
+- teardown/: the close, the FINs, FIN_WAIT2 and TIME_WAIT.
+With a record, the teardown follows what the apps really did, and once the client's
+connection is gone (teardown.prediction.gone_at), the handshake part stops answering
+for it: the opening is predicted again with that moment (client_gone_at).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tcplab.core.model import established, flood
+from tcplab.core.model.handshake import predict_handshake
+from tcplab.core.model.handshake_params import HostParams
+from tcplab.core.model.inputs import HandshakeInputs, client_hand_over, handshake_inputs
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.open import predict_simultaneous_open
+from tcplab.core.model.prediction import Prediction
+from tcplab.core.model.teardown.predict import teardown_for
+from tcplab.core.model.teardown.prediction import gone_at
+from tcplab.core.record import Record
+from tcplab.core.scenario import Scenario
+
+
+def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+            record: Record | None = None) -> Prediction:
+    """What this kernel should do in this scenario. `sysctls`: per host, what is in
+    force (the agents' report when judging; the scenario's own before a run)."""
+    inputs = handshake_inputs(sc, sysctls, record)
+    prediction = _phases(sc, kernel, sysctls, inputs, record, None)
+    if record is None or inputs.server_connects:
+        return prediction
+    gone = gone_at(prediction.teardown, "client")
+    if gone is None and prediction.teardown is not None:  # not judged: the record's
+        gone = client_hand_over(record)
+    if gone is None:
+        return prediction
+    # what reaches the client once its connection is gone is the teardown model's:
+    # the handshake part stops answering there
+    return _phases(sc, kernel, sysctls, inputs, record, gone)
+
+
+def _phases(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+            inputs: HandshakeInputs, record: Record | None,
+            client_gone_at: float | None) -> Prediction:
+    prediction = _opening(sc, kernel, sysctls, inputs, client_gone_at)
+    bursts = established.predict(kernel, sc, sysctls, prediction)  # a peer gone silent
+    if bursts:
+        prediction = established.with_bursts(prediction, bursts)
+    fp, note = flood.for_scenario(sc, kernel, sysctls, inputs.client_sysctls)  # H11
+    if fp is not None:
+        prediction = flood.with_flood(prediction, fp)
+    if note:
+        prediction = dataclasses.replace(prediction, notes=[*prediction.notes, note])
+    return dataclasses.replace(prediction, teardown=_teardown(sc, kernel, sysctls,
+                                                              prediction, record))
+
+
+def _opening(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+             inputs: HandshakeInputs, client_gone_at: float | None) -> Prediction:
+    client = HostParams.from_sysctls(kernel, inputs.client_sysctls)
+    server = HostParams.from_sysctls(kernel, sysctls.get("server", {}))
+    if inputs.server_connects:
+        return predict_simultaneous_open(kernel, client, server, sc.faults, inputs.port,
+                                         sc.timeout, inputs.server_at)
+    return predict_handshake(
+        kernel, client, server, sc.faults, listens=inputs.listens, port=inputs.port,
+        data_after_connect=inputs.data_after_connect, first_segment=inputs.first_segment,
+        until=sc.timeout, client_gone_at=client_gone_at, stale_syn=inputs.stale_syn)
+
+
+def _teardown(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+              prediction: Prediction, record: Record | None):
+    """The teardown part, once connect() succeeded; with the record, from the RTT the
+    handshake measured and what the apps did. A peer gone silent that the teardown
+    model does not cover is established.py's alone."""
+    if prediction.calls.get(("client", "connect"), ("ok",))[0] != "ok":
+        return None
+    teardown = teardown_for(sc, kernel, sysctls, record)
+    if teardown is not None and teardown.unsupported and prediction.established:
+        return None
+    return teardown

@@ -1,0 +1,53 @@
+"""One end of the simulated connection: its state, timers and sequence space."""
+
+from __future__ import annotations
+
+from tcplab.core.model.prediction import X, Y
+from tcplab.core.model.teardown.params import TeardownParams
+from tcplab.core.scenario import Step
+
+
+class Host:
+    def __init__(self, name: str, p: TeardownParams, rto: float, steps: list[Step],
+                 rtt: float = 0.001):
+        self.name, self.p, self.rto, self.steps, self.rtt = name, p, rto, steps, rtt
+        self.woke_at = -1.0  # when a blocked call last returned: what came before caused it
+        self.drain_until = -1.0  # data arriving until then was read by the call that returned
+        self.recv_left = 0  # bytes the recv() waiting now still reads before it returns
+        self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
+        self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
+        self.fires = 0  # how many times the FIN timer has fired
+        self.last_fire: tuple[int, float, float] | None = None  # (its race step, when, window)
+        self.held_fin: tuple | None = None  # an expiry held for the next ACK (gen, kind, wait)
+        self.timer_released: set = set()  # expiries already held once
+        self.deferred: int | None = None  # a step held until the next arrival (AFTER_NEXT)
+        self.released: dict[int, float] = {}  # such steps, and when they then ran
+        self.state = "ESTABLISHED"
+        self.next_step = 0
+        self.waiting = False  # in recv() (for data, the peer's FIN or an RST) or send()
+        self.waiting_recv = False  # ... and it is a recv(): arriving data is read
+        self.step_gen = 0  # the pending "step" event that counts (the others are stale)
+        self.recv_gen = 0  # the SO_RCVTIMEO timer of the recv() waiting now
+        self.rcvtimeo: float | None = None
+        self.linger0 = False  # SO_LINGER {on, 0}: close() aborts with an RST
+        self.gone = False  # the application was killed (or its host rebooted)
+        self.orphaned = False
+        self.fin_sent = self.fin_acked = self.got_fin = False
+        self.ack_pending = False
+        self.timer_gen = 0  # the FIN's retransmission timer
+        self.tw_gen = 0  # the timewait (or FIN_WAIT2) timer
+        self.rto_count = 0
+        self.first_rto: float | None = None
+        self.slack = 0.0  # timer lateness along this host's FIN chain
+        # Sequence space: snd is where this host's FIN goes (after all its data), rcv
+        # what it expects next from the peer (its rcv_nxt); unread, bytes not yet read.
+        self.snd = X + 1 if name == "client" else Y + 1
+        self.rcv = Y + 1 if name == "client" else X + 1
+        self.unread = 0
+        self.una = self.snd  # the peer has acknowledged everything before this (snd_una)
+        self.rcv_wup = self.rcv  # rcv_nxt when this host last sent (announced its window)
+        self.ts_recent = -1.0  # the newest TSval (send time) seen from the peer
+        self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK
+        self.oow_at = -1e9  # the full socket's last rate-limited (challenge) ACK
+        self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
+

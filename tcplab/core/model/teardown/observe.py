@@ -1,0 +1,143 @@
+"""What a run's record says the apps did and the network delivered (Observed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from tcplab.core.model.teardown.params import (ENDINGS, RACE_NOISE, SOCKET_OPTIONS,
+                                               Unsupported)
+from tcplab.core.model.teardown.prediction import Observed
+from tcplab.core.segments import ACK, FIN, SYN
+
+
+def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
+    """Observed from a record (None when the record has no connection to speak of),
+    and the host faults on the model's clock."""
+    syns = record.sent_by("client", "syn")
+    if not syns:
+        return None, host_faults
+    origin, conn = syns[0].t, syns[0].conn
+    probes = [s for s in record.segments if s.conn == conn and s.name == "keepalive"]
+    if probes:  # tcp_keepalive_timer() acted: the established model's, not this one's
+        raise Unsupported(f"{probes[0].sender} keepalive probes")
+    steps = {}
+    for host, opener in (("client", "connect"), ("server", "accept")):
+        plan = sc.apps[host]
+        calls = sorted((c for c in record.apps if c.host == host and c.iteration is None),
+                       key=lambda c: c.t)
+        if [c.call for c in calls] != [s.call for s in plan[:len(calls)]]:
+            raise Unsupported(f"the {host}'s calls in the record do not follow its steps")
+        at = [s.call for s in plan].index(opener)
+        before = [None for s in plan[:at] if s.call in SOCKET_OPTIONS]
+        steps[host] = before + [(c.t - origin, None if c.t_end is None else c.t_end - origin)
+                                for c in calls[at + 1:]]
+    arrivals = {(s.sender, s.name, s.nth): s.t_out - origin for s in record.segments
+                if s.conn == conn and not s.injected and s.t_out is not None}
+    late = []
+    for sender, name, receiver, opener, flags in (
+            ("server", "syn-ack", "client", "connect", SYN | ACK),
+            ("client", "syn", "server", "accept", SYN),
+            ("client", "ack", "server", "accept", ACK)):
+        opened = [c.t_end for c in record.apps if c.host == receiver and c.call == opener
+                  and c.iteration is None and c.result == "ok"]
+        originals = [s for s in record.sent_by(sender, name)]
+        late += [(s.t_out - origin, receiver, flags,
+                  # a copy carries its original's timestamp (TSval)
+                  (originals[0].t if s.injected and originals else s.t) - origin)
+                 for s in record.segments
+                 if s.sender == sender and s.name == name and s.conn == conn
+                 and opened and s.t_out is not None and s.t_out > opened[0]]  # copies too
+    lag = app_lag(record)
+    race = RACE_NOISE + lag
+    # Timed host faults count from the client's start (its first call), a little
+    # before its first SYN; where the record says when one acted (the agent's or the
+    # hook's own stamp), that moment is taken.
+    start = min((c.t for c in record.apps if c.host == "client"), default=origin) - origin
+    shifted = []
+    for f in host_faults:
+        acted = [e.t - origin for e in record.faults if e.action == f.action and e.host == f.host]
+        at = round(acted[0] if acted else f.at + start, 9)  # as the event queue rounds
+        shifted.append(dataclasses.replace(f, at=at, until=(
+            None if f.until is None else f.until + at - f.at)))
+    shifted = tuple(shifted)
+    copies: dict[tuple[str, str], list[float]] = {}
+    for s in record.segments:  # a duplicate's copies (not the router's forgeries)
+        if s.injected and s.t_out is not None and (s.fault or "").startswith("duplicate"):
+            copies.setdefault((s.sender, s.name), []).append(s.t_out - origin)
+    return Observed(steps, arrivals, race, tuple(late),
+                    {k: tuple(v) for k, v in copies.items()},
+                    {h: rtt_samples(record, h, conn) for h in ("client", "server")}), shifted
+
+
+def _after(a: int, b: int) -> bool:
+    """Sequence number a is after b (mod 2^32, as the kernel's after())."""
+    return 0 < (a - b) % 2**32 < 2**31
+
+
+def rtt_samples(record, host: str, conn: int) -> list[float]:
+    """The RTT samples the host's kernel took, as the router saw them: its first one
+    from the handshake, then one per ACK from the peer that acknowledges new data of
+    the host's (tcp_clean_rtx_queue(): from the oldest segment it acknowledges;
+    retransmitted ones are not timed, Karn), up to the host's first FIN."""
+    first = handshake_rtt(record).get(host)
+    out = [first] if first is not None else []
+    fin = next((s.t for s in record.segments if s.conn == conn and s.sender == host
+                and s.flags & FIN), math.inf)
+    sent = [s for s in record.segments if s.conn == conn and s.sender == host
+            and s.length and not s.injected and s.t < fin]
+    if any(s.retransmission for s in sent):
+        return out  # Karn: the retransmitted range is not timed; keep the handshake's
+    acks = [a for a in record.segments if a.conn == conn and a.sender != host
+            and a.flags & ACK and not a.injected and a.t_out is not None and a.t_out < fin]
+    una = None
+    for a in sorted(acks, key=lambda a: a.t_out):
+        newly = [s for s in sent if not _after(s.seq + s.length, a.ack)
+                 and (una is None or _after(s.seq + s.length, una))]
+        if newly:
+            out.append(max(a.t_out - min(s.t for s in newly), 0.0))
+            una = a.ack
+    return out
+
+
+def app_lag(record) -> float:
+    """The worst lag, in this run, from an app's stamp of close() or shutdown() to the
+    kernel's act on it (the tracepoint's state change on that host): how far the
+    stamps may be off."""
+    worst = 0.0
+    changes = [e for e in record.states() if e.source == "tracepoint"]
+    for c in record.apps:
+        if c.call not in ENDINGS or c.t_end is None:
+            continue
+        acts = [e.t for e in changes if e.host == c.host and c.t - 1e-4 <= e.t <= c.t_end
+                and e.old in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT2")]
+        if acts:
+            worst = max(worst, acts[0] - c.t)
+    return worst
+
+
+def handshake_rtt(record) -> dict[str, float]:
+    """Each side's first RTT sample, as the router saw the handshake: the client's from
+    its SYN to the SYN-ACK's arrival, the server's from its SYN-ACK to the ACK's."""
+    out = {}
+    for host, ask, answer in (("client", "syn", "syn-ack"), ("server", "syn-ack", "ack")):
+        other = "server" if host == "client" else "client"
+        q, a = record.sent_by(host, ask), record.sent_by(other, answer)
+        if not q:
+            continue
+        # what completed the handshake: the first of its answers to get through, or,
+        # at the server, any ACK-bearing segment of the client's (data, a FIN) when the
+        # ACK itself was held or lost (tcp_check_req() takes whichever comes first)
+        done = [s.t_out for s in a if s.t_out is not None]
+        if host == "server":
+            done += [s.t_out for s in record.segments if s.conn == q[0].conn
+                     and s.sender == other and s.flags & ACK and not s.flags & SYN
+                     and not s.injected and s.t_out is not None and s.t > q[0].t]
+        if done:
+            out[host] = max(min(done) - q[-1].t, 0.0)
+    return out
+
+
+def first_closer(record) -> str | None:
+    fins = [s for s in record.segments if s.name == "fin"]
+    return fins[0].sender if fins else None

@@ -1,0 +1,239 @@
+"""What a host does with an arriving segment (tcp_rcv_state_process, tcp_fin,
+tcp_validate_incoming, tcp_timewait_state_process)."""
+
+from __future__ import annotations
+
+import math
+
+from tcplab.core.model.prediction import PredictedSegment
+from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.params import (RCV_WND, Unsupported, UnsupportedLate,
+                                               delack_max)
+from tcplab.core.model.teardown.prediction import Race, gone_at
+from tcplab.core.segments import ACK, FIN, RST, SYN
+
+
+class Receive:
+    """Mixed into sim.Sim: the methods an arriving segment runs."""
+
+    # segments -----------------------------------------------------------------------
+    def arrive(self, t: float, h: Host, flags: int, seq: int, ack: int, slack: float,
+               length: int = 0, sent: float | None = None) -> None:
+        if h.deferred is not None:  # (any segment: a pure ACK matters to a close())
+            h.released[h.deferred] = t + 1e-6  # the deferred call, right after this
+            h.deferred = None
+            self.schedule_step(t + 1e-6, h)
+        if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
+            gen_, kind_, wait_ = h.held_fin
+            h.held_fin = None
+            self.at(t + 1e-6, 2, "fin_timer", h.name, gen_, kind_, wait_)
+        if self.obs is not None and flags & ACK and h.last_fire is not None:
+            # an ACK the peer sent only after the timer fired may still have come first:
+            # the timer fires anywhere in its bucket (note_timer_race() sees those sent
+            # before)
+            step, fired, window = h.last_fire
+            if fired < t <= fired + window and not any(
+                    r.host == h.name and r.step == step for r in self.races):
+                self.races.append(Race(h.name, step, "timer", fired, t, "the ACK of its FIN"))
+        counts = self.matters(flags, length)
+        what = self.describe_arrival((h.name, flags, 0, 0, 0, length))
+        self.arrived[h.name].append((t, what, counts))
+        if self.obs is not None:
+            # a call the app stamped just before this arrival may have reached the
+            # kernel after it: the stamp comes first, the act up to the bound later
+            for call_t, i, call in self.calls_done[h.name]:
+                if counts or call in ("close", "shutdown"):
+                    if t - self.obs.race <= call_t <= t and (h.name, i) not in self.shifts:
+                        self.races.append(Race(h.name, i, call, call_t, t, what))
+        if h.state == "CLOSE":
+            if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
+                self.answer_rst(t, h, ack, slack)
+            return
+        if sent is not None and not flags & RST:
+            # Timestamps (on in every lab connection): the segment's TSval is its send
+            # time. One older than the newest seen (ts_recent) is a PAWS reject.
+            if sent < h.ts_recent and h.state == "TIME_WAIT":
+                self.paws_in_time_wait(t, h, slack)
+                return
+            h.ts_recent = max(h.ts_recent, sent)
+        if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
+            self.old_ack(t, h, sent, slack)
+            return
+        if h.state == "TIME_WAIT" and not flags & (FIN | RST) and not length:
+            # an in-window bare ACK: the timewait timer starts again, nothing is sent
+            # (tcp_timewait_state_process(), inet_twsk_reschedule())
+            self.time_wait(t, h, slack, restart_only=True)
+            return
+
+        if flags & RST:
+            if not self.rst_accepted(h, seq):
+                return  # out of window, or not exact where exact is required: ignored
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            h.timer_gen += 1
+            h.tw_gen += 1
+            self.wake(t, h)  # recv() fails: ECONNRESET (EPIPE in CLOSE_WAIT)
+            return
+        if flags & ACK and ack > h.una:
+            h.una = ack
+            if h.fin_sent and ack < h.snd + 1:
+                # data acknowledged, the FIN not yet: tcp_set_xmit_timer() schedules the
+                # loss probe again (now for the FIN alone: 2 srtt + rto_min, at most the
+                # RTO) if it has not fired, else tcp_rearm_rto() restarts the RTO
+                if h.timer_kind == "tlp":
+                    self.arm(t, h, "tlp", self.probe_wait(h))
+                elif h.timer_kind == "rto":
+                    self.arm(t, h, "rto", h.timer_wait)
+        if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:
+            h.fin_acked = True
+            h.timer_gen += 1
+            if h.state == "FIN_WAIT1":
+                self.set_state(t, h, "FIN_WAIT2", slack, "segment")
+                if h.orphaned and not flags & FIN and not length:
+                    self.fin_wait2_timer(t, h, slack)
+            elif h.state == "CLOSING":
+                self.time_wait(t, h, slack)
+            elif h.state == "LAST_ACK":
+                self.set_state(t, h, "CLOSE", slack, "segment")
+                return
+        if length and self.data(t, h, seq, ack, length, slack):
+            return
+        if not flags & FIN:
+            return
+        if h.got_fin:  # a retransmitted FIN
+            if h.state == "TIME_WAIT":
+                self.time_wait(t, h, slack)  # restarts the 60 s
+            self.subsume_delack(t, h)
+            self.send(t, h, ACK, "answer", slack)
+            return
+        h.got_fin = True
+        h.rcv = seq + length + 1
+        if h.state == "ESTABLISHED":
+            self.set_state(t, h, "CLOSE_WAIT", slack, "segment")
+            h.ack_pending = True
+            # tcp_fin() puts the socket in pingpong mode, so the ACK is a delayed one
+            # (tcp_send_delayed_ack()): at the next jiffy when nothing was received
+            # before (icsk_ack.ato still 0), else up to ato, at most max(TCP_DELACK_MIN,
+            # srtt) (and TCP_DELACK_MAX). A close() within that time sends a FIN that
+            # carries the ACK, and the ACK alone may or may not have left. The model
+            # sends it at once (as seen when nothing had been received: 0.04-2.9 ms)
+            # and, when close() comes within that time, makes it a maybe.
+            self.at(t, 3, "delayed_ack", h.name, slack)
+            self.wake(t, h)
+        elif h.state == "FIN_WAIT1":
+            self.set_state(t, h, "CLOSING", slack, "segment")
+            self.send(t, h, ACK, "answer", slack)
+        elif h.state == "FIN_WAIT2":
+            self.send(t, h, ACK, "answer", slack)
+            self.time_wait(t, h, slack)
+
+    @staticmethod
+    def rst_accepted(h: Host, seq: int) -> bool:
+        """Does an RST with this sequence number end the connection?
+        - TIME_WAIT: only at rcv_nxt exactly (tcp_timewait_state_process(), "TIME_WAIT
+          assassination" with tcp_rfc1337 = 0); anything else is ignored;
+        - the FIN_WAIT2 minisocket of an orphan: anywhere in the window (the same
+          function, its FIN_WAIT2 substate, "goto kill");
+        - a full socket (tcp_validate_incoming(), RFC 5961 3.2): at rcv_nxt, or at
+          rcv_nxt - 1 in CLOSE_WAIT, LAST_ACK and CLOSING (tcp_reset_check()). An RST
+          elsewhere in the window draws a challenge ACK instead; the RSTs the model
+          sends (answers quoting an old ACK, aborts at snd_nxt) never land there, so
+          that case is not modelled."""
+        if h.state == "TIME_WAIT":
+            return seq == h.rcv
+        if h.state == "FIN_WAIT2" and h.orphaned:
+            return h.rcv <= seq < h.rcv + RCV_WND
+        return seq == h.rcv or (seq == h.rcv - 1 and
+                                h.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING"))
+
+    def hand_over(self, h: Host) -> float:
+        """From when what reaches the host is this model's (gone_at(), on the
+        prediction so far)."""
+        at = gone_at(self.pred, h.name)
+        return math.inf if at is None else at
+
+    def late(self, t: float, h: Host, flags: int, seq: int, ack: int,
+             sent: float | None = None) -> None:
+        """A handshake segment after the host's call returned (Observed.late): the
+        handshake model answers it while the connection is ESTABLISHED (a SYN-ACK: an
+        ACK, rate-limited; the ACK again: nothing); once the socket is gone, it gets
+        an RST like anything else (tcp_v4_send_reset(), NO_SOCKET)."""
+        if t < self.hand_over(h):
+            # before the host sent data or a FIN, or left ESTABLISHED: the handshake
+            # model's (it stops at the gone_at this model gives it)
+            return
+        if flags == ACK and h.state != "CLOSE":
+            if seq < h.rcv_wup:  # the handshake's ACK again, from before what came since
+                self.old_ack(t, h, sent, 0.0)
+            return
+        if h.state not in ("CLOSE", "TIME_WAIT"):
+            # a full socket: a SYN is answered by an ACK
+            # (tcp_validate_incoming(), RFC 5961 4.2 challenge ACK), at most one per
+            # tcp_invalid_ratelimit (tcp_oow_rate_limited())
+            if t - h.oow_at >= h.p.invalid_ratelimit:
+                h.oow_at = t
+                self.send(t, h, ACK, "answer", 0.0)
+            return
+        if h.state == "TIME_WAIT":
+            raise UnsupportedLate(f"a handshake segment reaching the {h.name} in TIME_WAIT")
+        if flags & SYN and not flags & ACK:
+            raise UnsupportedLate(f"a SYN reaching the {h.name} after its connection closed "
+                              "(a listener may take it)")
+        self.answer_rst(t, h, ack, 0.0)
+
+    def data(self, t: float, h: Host, seq: int, ack: int, length: int,
+             slack: float) -> bool:
+        """A segment with payload; True when it ended the connection."""
+        if seq + length <= h.rcv:
+            # old data again (a duplicate): tcp_sequence() fails, tcp_send_dupack(); a
+            # segment with data is never rate-limited (tcp_oow_rate_limited())
+            self.send(t, h, ACK, "answer", slack)
+            return False
+        if h.orphaned and h.state in ("FIN_WAIT1", "FIN_WAIT2"):
+            # close() shut the receiving side: new data aborts the connection
+            # (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,
+            # tcp_timewait_state_process -> TCP_TW_RST)
+            self.answer_rst(t, h, ack, slack)
+            # The sender's tail loss probe (2 srtt + 2 jiffies, ~10 ms on a LAN) races
+            # the RSTs' way back through the router: when they come later (a loaded
+            # hook, seen in a catalogue run), the probe is one more segment to a closed
+            # socket, and one more RST.
+            self.pred.maybe.append(PredictedSegment(t, h.name, "rst", 0, "delivered",
+                                                    "answer", slack))
+            h.timer_gen += 1
+            h.tw_gen += 1
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return True
+        if h.state not in ("ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2"):
+            raise Unsupported(f"data reaching {h.name} in {h.state}")
+        if self.peer(h).unsent:
+            raise Unsupported("bulk data beyond the initial window")
+        h.rcv = max(h.rcv, seq + length)
+        # A recv() waiting reads what came (recv: N reads on until N or EOF; whatever
+        # it has read is no longer unread when the app closes).
+        self.send(t, h, ACK, "answer", slack)  # early in a connection: quick ACKs
+        if h.waiting_recv:
+            h.recv_left -= length
+            if h.recv_left <= 0:
+                self.wake(t, h)
+        elif t > h.drain_until:
+            h.unread += length
+        return False
+
+    def delayed_ack(self, t: float, h: Host, slack: float) -> None:
+        """The delayed ACK of the peer's FIN leaves at once (as seen when nothing had
+        been received: 0.04-2.9 ms), or, in the alternative simulated beside it
+        (`delack_late`), as late as delack_max(), unless a segment that carries the
+        same ACK goes first."""
+        if not h.ack_pending:
+            return
+        self.pred.delack_choice = True
+        if self.delack_late:
+            self.at(t + delack_max(h.rtt), 3, "delack_fire", h.name, slack)
+            return
+        self.delack_fire(t, h, slack)
+
+    def delack_fire(self, t: float, h: Host, slack: float) -> None:
+        if h.ack_pending:
+            h.ack_pending = False
+            self.send(t, h, ACK, "answer", slack + delack_max(h.rtt))
+

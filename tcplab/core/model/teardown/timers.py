@@ -1,0 +1,143 @@
+"""The teardown's timers: the FIN's loss probe and RTO, FIN_WAIT2, TIME_WAIT, the
+delayed ACK, and the rate-limited answers to old or out-of-window segments."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from tcplab.core.model.prediction import PredictedSegment
+from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.params import (AFTER_NEXT, PAWS_TICK, TCP_TIMEWAIT_LEN,
+                                               TLP_TIMEOUT_MIN, Unsupported, delack_max,
+                                               fin_time, retry_limit)
+from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.segments import ACK, FIN
+
+
+class Timers:
+    """Mixed into sim.Sim: the methods a timer or an old segment runs."""
+
+    def subsume_delack(self, t: float, h: Host) -> None:
+        """Another segment carrying the same ACK (the FIN, an answer, data, an RST)
+        leaves while the delayed ACK still waits: it takes its place
+        (tcp_event_ack_sent() clears the delayed-ACK timer; tcp_disconnect() too)."""
+        h.ack_pending = False
+
+    def maybe_ack(self, t: float, h: Host) -> None:
+        """The delayed ACK of the peer's FIN may still leave before this FIN: named and
+        judged as the hook would, without counting it (a copy of the classifier)."""
+        seen = copy.deepcopy(self.clf).classify(self.segment(h, ACK, h.snd,
+                                                             self.peer(h).snd + 1))
+        fate = {DROP: "dropped", DELAY: "delayed"}.get(decide(self.faults, seen).action,
+                                                       "delivered")
+        self.pred.maybe.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
+                                                "answer", h.slack + delack_max(h.rtt)))
+
+    # timers -------------------------------------------------------------------------
+    def probe_wait(self, h: Host) -> float:
+        """tcp_schedule_loss_probe(): 2 srtt, plus tcp_rto_min when the FIN is the only
+        segment out, else plus TCP_TIMEOUT_MIN (2 ms on 6.18: seen 5 ms after a FIN that
+        followed unacknowledged data; 2 jiffies in older code, inside the check's
+        window), in whole jiffies, and never after the RTO."""
+        alone = h.una >= h.snd
+        wait = 2 * h.rtt + (h.p.rto_min if alone else TLP_TIMEOUT_MIN)
+        return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz, h.rto)
+
+    def arm(self, t: float, h: Host, kind: str, wait: float) -> None:
+        h.timer_gen += 1
+        h.timer_kind, h.timer_wait = kind, wait
+        self.at(t + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
+
+    def fin_timer(self, t: float, h: Host, gen: int, kind: str, wait: float) -> None:
+        if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE":
+            return
+        key = (h.name, -(h.fires + 1))  # this expiry, as a race's step
+        if self.shifts.get(key) == AFTER_NEXT and h.held_fin is None and \
+                key not in h.timer_released:
+            # the other order: this expiry waits for the next ACK (as late as its
+            # bucket allows), which may make it moot
+            h.held_fin = (gen, kind, wait)
+            h.timer_released.add(key)
+            self.at(t + self.k.slack(wait) + self.obs.race, 2, "fin_timer_latest",
+                    h.name, gen)
+            return
+        h.fires += 1
+        if self.obs is not None and key not in self.shifts:
+            self.note_timer_race(t, h, key[1], wait)
+            h.last_fire = (key[1], t, self.k.slack(wait) + self.obs.race)
+        h.slack += self.k.slack(wait)
+        if kind == "tlp":
+            self.send(t, h, FIN | ACK, "probe", h.slack)
+            self.arm(t, h, "rto", h.rto)
+            return
+        backed_off = min(h.rto * 2 ** h.rto_count, h.p.rto_max)
+        if h.first_rto is not None and \
+                t - h.first_rto >= retry_limit(h.p, h.orphaned, backed_off) - 1e-9:
+            self.set_state(t, h, "CLOSE", h.slack, "timer")  # tcp_write_err(): no RST
+            return
+        h.first_rto = t if h.first_rto is None else h.first_rto
+        h.rto_count += 1
+        self.send(t, h, FIN | ACK, "timer", h.slack)
+        self.arm(t, h, "rto", min(h.rto * 2 ** h.rto_count, h.p.rto_max))
+
+    def fin_wait2_timer(self, t: float, h: Host, slack: float) -> None:
+        tmo = fin_time(h.p, h.rto)
+        if not h.p.timewait and tmo <= TCP_TIMEWAIT_LEN:
+            # the FIN_WAIT2 minisocket (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)) cannot
+            # be had either: closed at once
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return
+        h.tw_gen += 1
+        self.at(t + tmo, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(tmo))
+
+    def old_ack(self, t: float, h: Host, sent: float | None, slack: float) -> None:
+        """A pure ACK from before what the host has since acknowledged. Older by more
+        than one timestamp tick (1 ms) than the newest segment seen, PAWS rejects it
+        first (tcp_paws_discard()): silently on the kernels Kernel.paws_old_ack_silent
+        names, not modelled before them; else it is out of the window."""
+        if sent is not None and h.ts_recent - sent > PAWS_TICK and h.state != "TIME_WAIT":
+            if self.k.paws_old_ack_silent:
+                return
+            raise Unsupported("an old ACK rejected by PAWS (answered or not by this "
+                              "kernel version: not modelled)")
+        self.out_of_window(t, h, slack)
+
+    def out_of_window(self, t: float, h: Host, slack: float) -> None:
+        """A pure ACK from before what this host already acknowledged (an old one, or
+        the router's copy of one): tcp_sequence() fails, and tcp_validate_incoming()
+        answers with a duplicate ACK, at most one per tcp_invalid_ratelimit
+        (tcp_oow_rate_limited()); a timewait socket the same way (seen on 6.18,
+        gen-3123, gen-3278)."""
+        if h.state == "TIME_WAIT":
+            self.paws_in_time_wait(t, h, slack)
+        elif t - h.oow_at >= h.p.invalid_ratelimit:
+            h.oow_at = t
+            self.send(t, h, ACK, "answer", slack)
+
+    def paws_in_time_wait(self, t: float, h: Host, slack: float) -> None:
+        """tcp_timewait_state_process(): a PAWS-rejected segment (a delayed one, older
+        than what came since) restarts the timewait timer and is answered by an ACK,
+        at most one per tcp_invalid_ratelimit (tcp_timewait_check_oow_rate_limit())."""
+        self.time_wait(t, h, slack, restart_only=True)
+        if t - h.tw_oow_at >= h.p.invalid_ratelimit:
+            h.tw_oow_at = t
+            self.send(t, h, ACK, "answer", slack)
+
+    def time_wait(self, t: float, h: Host, slack: float, restart_only: bool = False) -> None:
+        if not h.p.timewait:
+            # tcp_time_wait(): inet_twsk_alloc() refuses (tcp_max_tw_buckets = 0,
+            # TCPTimeWaitOverflow), and the socket is closed without one
+            self.set_state(t, h, "CLOSE", slack, "segment")
+            return
+        if not restart_only:
+            self.set_state(t, h, "TIME_WAIT", slack, "segment")
+        h.tw_gen += 1
+        self.at(t + TCP_TIMEWAIT_LEN, 2, "tw_timer", h.name, h.tw_gen,
+                slack + self.k.slack(TCP_TIMEWAIT_LEN))
+
+    def tw_timer(self, t: float, h: Host, gen: int, slack: float) -> None:
+        if gen == h.tw_gen and h.state in ("FIN_WAIT2", "TIME_WAIT"):
+            self.set_state(t, h, "CLOSE", slack, "timer")
+
+    # segments -----------------------------------------------------------------------
