@@ -419,6 +419,9 @@ def _judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
 
 
 def _nothing_judged(res: RunResult) -> str:
+    too_slow = [f"{c.actual} [{c.name}]" for c in res.checks if c.error]
+    if too_slow:  # the lab's own timing, not the kernel's, decided a window
+        return too_slow[0] + (f" (and {len(too_slow) - 1} more)" if len(too_slow) > 1 else "")
     abstained = [c.actual for c in res.checks if not c.judged]
     return ("not judged: " + "; ".join(abstained) if abstained
             else "the scenario has no expectations to judge")

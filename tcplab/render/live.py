@@ -114,6 +114,8 @@ def check_line(c: Check) -> Text:
     body = f"{c.name}: "
     window = (f"-{MODEL_EARLY * 1000:.0f} ms/+{c.tolerance:.3f} s" if c.one_sided
               else f"± {c.tolerance:.3f} s") if c.tolerance is not None else ""
+    if window and c.slop is not None:  # the lab's own share of the window
+        window += f", slop {c.slop * 1000:.1f} ms"
     if c.passed:
         body += f"{format_value(c.actual)}"
         if window:
@@ -135,7 +137,8 @@ def print_verdict(console: Console, result) -> None:
         name, verdict, duration, kernel = (result["scenario"], result["verdict"],
                                            result.get("duration", 0.0), result["kernel"])
         checks = [Check(**{k: v for k, v in c.items() if k in _CHECK_FIELDS},
-                        judged=c.get("judged", True),
+                        judged=c.get("judged", True), slop=c.get("slop"),
+                        error=c.get("error", False),
                         one_sided=c.get("window") == "late") for c in result["checks"]]
         errors, notes = result.get("errors", []), result.get("notes", [])
     else:

@@ -11,6 +11,7 @@ from unit.helpers import ACK, C, FIN, SYN, S, X, Y, c2s, s2c
 
 from tcplab.core.check.expect import check_scenario
 from tcplab.core.check.states import most_sockets, stays
+from tcplab.core.check.base import Slop
 from tcplab.core.check.teardown import check_teardown
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.params import TeardownParams
@@ -170,7 +171,7 @@ def fin_lost_prediction():
 
 def test_model_passes_a_run_as_measured():
     rec = fin_lost_record([0.206, 0.414, 0.834, 1.665], 3.329)
-    checks = check_teardown(fin_lost_prediction(), rec, slop=0.01)
+    checks = check_teardown(fin_lost_prediction(), rec, slop=Slop())
     assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
     names = [c.name for c in checks]
     assert "model: client FIN_WAIT1 lasts" in names and "model: client fin #5 after #1" in names
@@ -178,6 +179,6 @@ def test_model_passes_a_run_as_measured():
 
 def test_model_fails_an_early_retransmit_and_an_extra_copy():
     rec = fin_lost_record([0.150, 0.414, 0.834, 1.665, 3.3], 6.6)
-    failed = {c.name for c in check_teardown(fin_lost_prediction(), rec, 0.01) if not c.passed}
+    failed = {c.name for c in check_teardown(fin_lost_prediction(), rec, Slop()) if not c.passed}
     assert {"model: client fin count", "model: client fin #2 after #1",
             "model: client FIN_WAIT1 lasts"} <= failed

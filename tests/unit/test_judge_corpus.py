@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tcplab.core.record import Record
+from tcplab.core.check.base import MODEL_SLOP, SLOP_CAP
 from tcplab.runner import rejudge
 from tcplab.scenario import load_scenario
 
@@ -163,3 +164,33 @@ def test_record_round_trip_keeps_what_judging_reads():
     rec = Record.from_json(run)
     assert rec.t_stop is not None and rec.tracepoint_states and rec.diag_states
     assert dataclasses.replace(rec).states() == rec.states()
+
+
+def slow_syn_ack(by: float):
+    def bend(run: dict) -> dict:
+        events = [dict(e, t_out=e["t_out"] + by) if e.get("kind") == "segment"
+                  and e.get("name") == "syn-ack" and e.get("t_out") is not None else e
+                  for e in run["events"]]
+        return {**run, "events": events}
+    return bend
+
+
+def test_one_slow_segment_makes_the_run_an_error_not_a_pass():
+    """fresh-tie passes as recorded. Had the hook held its SYN-ACK 30 ms, every moment
+    after it would need 70 ms of slop, past SLOP_CAP: not a wider pass, an error that
+    names the hook and the figure."""
+    assert judge("fresh-tie").verdict == "pass"
+    res = judge("fresh-tie", slow_syn_ack(0.030))
+    assert res.verdict == "error"
+    assert "the hook was too slow to judge timing" in res.errors[0], res.errors
+    slow = [c for c in res.checks if c.error]
+    assert slow and all(c.slop > SLOP_CAP for c in slow)
+
+
+def test_a_slow_segment_widens_only_what_comes_after_it():
+    """The slop is the forwarding on the way to the moment judged: the SYN-ACK's own
+    time is taken before it waited, so its check keeps the idle slop."""
+    res = judge("fresh-tie", slow_syn_ack(0.010))
+    by_name = {c.name: c for c in res.checks}
+    assert by_name["model: server syn-ack #1 at"].slop == pytest.approx(MODEL_SLOP, abs=0.002)
+    assert by_name["model: client ack #1 at"].slop > MODEL_SLOP + 0.019

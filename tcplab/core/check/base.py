@@ -3,6 +3,8 @@ in a check's evidence, the verdict over checks, and the model windows' slop."""
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +26,19 @@ class Check:
     # False: the lab could not judge this (not modelled, or the run too loaded to
     # order its events): shown as "not judged: why", never a pass and never a fail.
     judged: bool = True
+    # The lab's own allowance in this check's window (Slop.at): shown with it.
+    slop: float | None = None
+    # An abstention that makes the run an error (the hook too slow to judge timing):
+    # a run whose timing the lab distorted has no verdict, whatever else passed.
+    error: bool = False
 
     def to_json(self) -> dict:
         return {"name": self.name, "passed": self.passed, "expected": self.expected,
                 "actual": self.actual, "tolerance": self.tolerance,
                 "window": "late" if self.one_sided else "both",
-                "evidence": self.evidence, "line": self.line, "judged": self.judged}
+                "evidence": self.evidence, "line": self.line, "judged": self.judged,
+                **({"slop": round(self.slop, 4)} if self.slop is not None else {}),
+                **({"error": True} if self.error else {})}
 
 
 def not_judged(what: str, why: str, evidence: str = "") -> Check:
@@ -54,36 +63,64 @@ def describe_call(c: AppCalled) -> str:
 
 def verdict(checks: list[Check]) -> str:
     """pass, fail, or error when nothing could be judged (no checks, or every one an
-    abstention)."""
+    abstention) or a check says the run cannot be judged at all (Check.error)."""
     judged = [c for c in checks if c.judged]
-    if not judged:
+    if not judged or any(c.error for c in checks):
         return "error"
     return "pass" if all(c.passed for c in judged) else "fail"
 
 
 MODEL_SLOP = 0.010  # scheduling noise on top of the modelled timer lateness
+# The most slop a model window may carry. Beyond it the window would also admit the
+# 40 ms a delayed ACK may wait (TCP_DELACK_MIN), the smallest timing difference the
+# model tells apart (a delayed ACK from an immediate one, a FIN's probe from its RTO at
+# a LAN RTT): the check could no longer fail where it should, so the run is an error.
+SLOP_CAP = 0.040
 
 
-def forwarding_slop(record: Record) -> float:
-    """The hook is a userspace hop: under load a segment can wait milliseconds in the
-    queue (or a held one be released late), and an answer's time includes its
-    question's wait. So the model's window also widens by twice the slowest forwarding
-    this run measured: t_out - t, or for a held segment how late its release came."""
-    waits = [s.t_out - s.t for s in record.segments
-             if s.fate == "delivered" and s.t_out is not None]
-    waits += [s.held_late for s in record.segments if s.held_late is not None]
-    return MODEL_SLOP + 2 * max(waits, default=0.0)
+@dataclass(frozen=True)
+class Slop:
+    """The model windows' allowance for the lab itself. The hook is a userspace hop:
+    under load a segment can wait milliseconds in its queue (or a held one be released
+    late), and an answer's time includes its question's wait. So a window widens by
+    MODEL_SLOP plus twice the slowest forwarding on the way to the moment judged: of
+    the segments the router handled before it (t_out - t, or for a held segment how
+    late its release came), not of the whole run, whose slowest moment may come after."""
+
+    times: tuple[float, ...] = ()  # when each forwarding began, in order
+    worst_by: tuple[float, ...] = ()  # the slowest forwarding up to and including it
+
+    @classmethod
+    def of(cls, record: Record) -> Slop:
+        waits = sorted([(s.t, s.t_out - s.t) for s in record.segments
+                        if s.fate == "delivered" and s.t_out is not None] +
+                       [(s.t, s.held_late) for s in record.segments
+                        if s.held_late is not None])
+        worst, out = 0.0, []
+        for _t, w in waits:
+            worst = max(worst, w)
+            out.append(worst)
+        return cls(tuple(t for t, _w in waits), tuple(out))
+
+    def at(self, t: float) -> float:
+        """The slop for a moment judged at t: segments the router took in before t."""
+        i = bisect.bisect_left(self.times, t - 1e-9)
+        return MODEL_SLOP + 2 * (self.worst_by[i - 1] if i else 0.0)
+
+    @property
+    def worst(self) -> float:
+        """The whole run's: for what is due around the end of observation."""
+        return MODEL_SLOP + 2 * (self.worst_by[-1] if self.worst_by else 0.0)
+
+
+def too_slow(check: Check) -> Check:
+    """A timing check whose slop went past SLOP_CAP: not judged, and the run an error."""
+    return dataclasses.replace(
+        check, passed=False, judged=False, error=True,
+        actual=f"not judged: the hook was too slow to judge timing ({check.slop * 1000:.1f} "
+               f"ms of slop on this moment's path, over the {SLOP_CAP * 1000:.0f} ms cap; "
+               f"seen {check.actual})")
 
 
 def window(nominal: float, slack: float, slop: float) -> tuple[float, float]:
     return nominal - MODEL_SLOP, nominal + slack + slop
-
-
-
-
-
-
-
-
-
-

@@ -11,7 +11,7 @@ slop], one-sided as the handshake model's are.
 
 from __future__ import annotations
 
-from tcplab.core.check.base import (Check, MODEL_SLOP, describe_call, describe_segment,
+from tcplab.core.check.base import (Check, MODEL_SLOP, Slop, describe_call, describe_segment,
                                     not_judged)
 from tcplab.core.model.established import (ERRNO_OF_UNREACH, UnreachableRouter, initial_rto,
                                            path_back, probe_timeout, time_limit)
@@ -21,7 +21,7 @@ from tcplab.core.record import Record
 LIMIT_MARGIN = 0.005  # expiries this close to the give-up limit may go either way
 
 
-def check_established(prediction, record: Record, slop: float) -> list:
+def check_established(prediction, record: Record, slop: Slop) -> list:
     out = []
 
     for b in getattr(prediction, "established", ()):
@@ -33,11 +33,13 @@ def check_established(prediction, record: Record, slop: float) -> list:
     return out
 
 
-def _gap_check(name: str, wait: float, gap: float, kernel, slop: float, proof: str,
-               extra_ok: bool = True, late: float | None = None) -> Check:
-    hi = wait + (kernel.slack(wait) if late is None else late) + slop
+def _gap_check(name: str, wait: float, gap: float, at: float, kernel, slop: Slop,
+               proof: str, extra_ok: bool = True, late: float | None = None) -> Check:
+    """The gap ending at `at` against the wait, late by up to the timer's lateness."""
+    hi = wait + (kernel.slack(wait) if late is None else late) + slop.at(at)
     return Check(name, extra_ok and wait - MODEL_SLOP <= gap <= hi, round(wait, 4),
-                 round(gap, 6), round(hi - wait, 4), proof, one_sided=True)
+                 round(gap, 6), round(hi - wait, 4), proof, one_sided=True,
+                 slop=slop.at(at))
 
 
 def _rtt(record: Record, host: str) -> float:
@@ -63,8 +65,8 @@ def _call(record: Record, host: str, call: str | None, after: float):
                  and (c.t_end is None or c.t_end >= after)), None)
 
 
-def _abort(b, kernel, record: Record, last, wait: float, slop: float, error: str,
-           ok: bool = True) -> list:
+def _abort(b, kernel, record: Record, last, wait: float, slop: Slop, error: str,
+           ok: bool = True, limit: str = "") -> list:
     label = f"model: {b.host}"
     out = []
     gone = _closed(record, b.host, last.t)
@@ -73,8 +75,9 @@ def _abort(b, kernel, record: Record, last, wait: float, slop: float, error: str
                          round(wait, 4), "still ESTABLISHED when the run ended"))
     else:
         out.append(_gap_check(f"{label} gives up after {b.name} #{last.nth}", wait,
-                              gone.t - last.t, kernel, slop,
-                              f"t={gone.t:.3f}s ESTABLISHED->CLOSE ({gone.source})", ok))
+                              gone.t - last.t, gone.t, kernel, slop,
+                              f"t={gone.t:.3f}s ESTABLISHED->CLOSE ({gone.source})"
+                              + (f"; {limit}" if limit else ""), ok))
     c = _call(record, b.host, b.call, b.fault.at)
     if c is not None:
         out.append(Check(f"{label} {b.call}()", c.result == error, error,
@@ -82,7 +85,7 @@ def _abort(b, kernel, record: Record, last, wait: float, slop: float, error: str
     return out
 
 
-def _data(b, kernel, record: Record, slop: float) -> list:
+def _data(b, kernel, record: Record, slop: Slop) -> list:
     label = f"model: {b.host} data"
     seen = [s for s in record.sent_by(b.host, "data") if s.t >= b.fault.at - MODEL_SLOP]
     if not seen:
@@ -128,7 +131,7 @@ def _data(b, kernel, record: Record, slop: float) -> list:
         probe = i == 1 and tlp
         late = not probe and stamp is not None and s.t - stamp >= limit + LIMIT_MARGIN
         out.append(_gap_check(f"{label} #{s.nth} after #{seen[i - 1].nth} ({what})", wait,
-                              s.t - seen[i - 1].t, kernel, slop, describe_segment(s),
+                              s.t - seen[i - 1].t, s.t, kernel, slop, describe_segment(s),
                               extra_ok=fits and not late))
         if back is not None and s.t >= back:
             return out  # the path is back: this one is answered
@@ -144,18 +147,18 @@ def _data(b, kernel, record: Record, slop: float) -> list:
     # after the stamp, limit 6.2 s, the kernel gave up).
     if stamp is None or last.t + wait + kernel.slack(wait) - stamp < limit - LIMIT_MARGIN:
         end = record.t_stop
-        if end is None or last.t + wait < end - slop:
+        if end is None or last.t + wait < end - slop.worst:
             out.append(Check(f"{label} count", False, f"another at t={last.t + wait:.3f}s",
                              f"{len(seen)}, the last at t={last.t:.3f}s",
                              evidence=describe_segment(last)))
         return out
-    out.append(Check(f"{label} count", True, len(seen), len(seen),
-                     evidence=f"limit tcp_retries2={p.retries2}: {limit:g} s after "
-                              f"t={stamp:.3f}s"))
-    return out + _abort(b, kernel, record, last, wait, slop, soft or "ETIMEDOUT", fits)
+    # No more is owed: the give-up is what comes next (a retransmission past the
+    # limit fails its own gap check above).
+    return out + _abort(b, kernel, record, last, wait, slop, soft or "ETIMEDOUT", fits,
+                        f"limit tcp_retries2={p.retries2}: {limit:g} s after t={stamp:.3f}s")
 
 
-def _keepalive(b, kernel, record: Record, slop: float) -> list:
+def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
     label = f"model: {b.host} keepalive"
     ka = b.keepalive
     probes = record.sent_by(b.host, "keepalive")
@@ -173,7 +176,8 @@ def _keepalive(b, kernel, record: Record, slop: float) -> list:
             return []  # the run ended first
         return [Check(f"{label} #1", False, f"at t={rx_t + ka.idle:.3f}s", "none")]
     out = [_gap_check(f"{label} #1 after the last segment received", ka.idle,
-                      probes[0].t - rx_t, kernel, slop, describe_segment(probes[0]))]
+                      probes[0].t - rx_t, probes[0].t, kernel, slop,
+                      describe_segment(probes[0]))]
 
     def answered(after: float, before: float = float("inf")) -> bool:
         return any(x.name == "keepalive-ack" and x.fate == "delivered" and x.conn == conn
@@ -188,7 +192,7 @@ def _keepalive(b, kernel, record: Record, slop: float) -> list:
         else:
             wait = ka.interval
         out.append(_gap_check(f"{label} #{s.nth} after #{prev.nth}", wait, s.t - prev.t,
-                              kernel, slop, describe_segment(s),
+                              s.t, kernel, slop, describe_segment(s),
                               extra_ok=probes_out < ka.count, late=late))
         probes_out += 1
     last = probes[-1]
@@ -196,18 +200,20 @@ def _keepalive(b, kernel, record: Record, slop: float) -> list:
         return out
     if probes_out < ka.count:
         end = record.t_stop
-        if end is None or last.t + ka.interval < end - slop:
+        if end is None or last.t + ka.interval < end - slop.worst:
             out.append(Check(f"{label} count", False,
                              f"another at t={last.t + ka.interval:.3f}s",
                              f"{len(probes)}, the last at t={last.t:.3f}s",
                              evidence=describe_segment(last)))
         return out
-    out.append(Check(f"{label} count", True, ka.count, probes_out,
+    # tcp_keepalive_timer() aborts when icsk_probes_out reaches keepalive_probes: not
+    # one probe more
+    out.append(Check(f"{label} count", probes_out == ka.count, ka.count, probes_out,
                      evidence=describe_segment(last)))
     return out + _abort(b, kernel, record, last, ka.interval, slop, "ETIMEDOUT")
 
 
-def _quiet(b, kernel, record: Record, slop: float) -> list:
+def _quiet(b, kernel, record: Record, slop: Slop) -> list:
     """Nothing to send and no keepalive: the survivor sends nothing into the silence and
     nothing ends its connection (claim F7's other half)."""
     end = path_back(b.fault) if path_back(b.fault) is not None else float("inf")

@@ -10,6 +10,7 @@ from tcplab.core.check.states import check_host
 from tcplab.core.events import AppCalled
 from tcplab.core.record import Record
 from tcplab.core.scenario import HostExpect, Scenario, Timing, Tolerance
+from tcplab.core.segments import RST
 
 
 def check_scenario(scenario: Scenario, record: Record) -> list[Check]:
@@ -81,12 +82,26 @@ def _timing(host: str, name: str, timing: Timing, record: Record,
                 out.append(Check(f"{label}: {kind} {i + 1}", False, want, "missing",
                                  tol.allowed(want), line=timing.line))
                 continue
-            base = seen[i] if kind == "interval" else seen[0]
-            got = round(seen[i + 1].t - base.t, 6)
-            allowed = tol.allowed(want)
-            out.append(Check(f"{label}: {kind} {i + 1}", abs(got - want) <= allowed, want,
-                             got, allowed, describe_segment(seen[i + 1]), timing.line))
+            out.append(_repeat(f"{label}: {kind} {i + 1}", kind, want, wanted, i, seen, tol,
+                               timing.line))
     return out
+
+
+def _repeat(name: str, kind: str, want: float, wanted, i: int, seen, tol: Tolerance,
+            line: int) -> Check:
+    """Repeat i+1 against the one before it as it happened, with the tolerance of that
+    gap (packetdrill's way): an offset is shown from the first, but judged on its gap
+    from the previous, so neither the earlier repeats' lateness nor the length of the
+    whole chain widens it."""
+    gap_want = want - wanted[i - 1] if kind == "offset" and i else want
+    gap = seen[i + 1].t - seen[i].t
+    allowed = tol.allowed(gap_want)
+    got = round(seen[i + 1].t - (seen[i] if kind == "interval" else seen[0]).t, 6)
+    proof = describe_segment(seen[i + 1])
+    if kind == "offset" and i:
+        proof += f"; judged on the gap from #{seen[i].nth}: {gap_want:g} s expected, " \
+                 f"{gap:.6f} s seen"
+    return Check(name, abs(gap - gap_want) <= allowed, want, got, allowed, proof, line)
 
 
 def _sends(host: str, exp: HostExpect, record: Record) -> list[Check]:
@@ -127,9 +142,18 @@ def _gives_up(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> Che
                      line=line)
     c = failed[0]
     got = round(c.t_end - c.t, 6)
-    allowed = tol.allowed(want)
+    # The tolerance of the gap checked: from the host's last segment of the call's time
+    # (its last retransmission or probe: the timer that ended it ran from there), not
+    # of the whole call, whose length is the sum of every earlier wait. (The RST an
+    # abort sends, tcp_send_active_reset(), is the end itself.)
+    last = [s for s in record.segments if s.sender == host and not s.injected
+            and not s.flags & RST and c.t <= s.t <= c.t_end]
+    since = last[-1].t - c.t if last else 0.0
+    allowed = tol.allowed(want - since)
+    proof = describe_call(c) + (f"; the tolerance of the {want - since:.3f} s after its last "
+                                f"segment, {describe_segment(last[-1])}" if last else "")
     return Check(f"{host} gives up after", abs(got - want) <= allowed, want, got, allowed,
-                 describe_call(c), line)
+                 proof, line)
 
 
 def _states(host: str, exp: HostExpect, record: Record) -> Check:

@@ -21,7 +21,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tcplab.core.check.base import Check, MODEL_SLOP, describe_segment, forwarding_slop
+from tcplab.core.check.base import Check, MODEL_SLOP, Slop, describe_segment
 from tcplab.core.check.handshake import check_handshake
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
 from tcplab.core.model.flood import (COOKIE, DROPPED, FloodPrediction, REQUEST,
@@ -131,7 +131,8 @@ def check_flood(prediction, record: Record) -> list[Check]:
                 ] + rest
     end = record.t_stop if record.t_stop is not None else max(
         (e.t for e in record.events()), default=0.0)
-    slop = forwarding_slop(record)
+    # one slop for the flood's checks: each judges many requests of the whole flood
+    slop = Slop.of(record).worst
     again = predict_flood(fp.kernel, fp.params, fp.client, [c.syn.t for c in obs.flood],
                           obs.genuine.t if obs.genuine is not None else None,
                           until=end + MODEL_SLOP)
@@ -140,7 +141,7 @@ def check_flood(prediction, record: Record) -> list[Check]:
     out += _answers(again, obs)
     out += _requests(again, obs, end, slop)
     out += _counters(again, record, slop)
-    return out + rest
+    return [dataclasses.replace(c, slop=slop) if c.one_sided else c for c in out] + rest
 
 
 # -- which SYN got what -------------------------------------------------------------------

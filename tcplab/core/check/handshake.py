@@ -5,8 +5,8 @@ its origins)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import (Check, MODEL_SLOP, describe_call, describe_segment,
-                                    forwarding_slop, not_judged, window)
+from tcplab.core.check.base import (Check, describe_call, describe_segment,
+                                    Slop, not_judged, window)
 from tcplab.core.check.established import check_established
 from tcplab.core.check.open import check_opening_states
 from tcplab.core.check.teardown import check_teardown
@@ -30,7 +30,7 @@ def check_handshake(prediction, record: Record) -> list[Check]:
     # connect() started their chain (PredictedSegment.clock).
     server_syn = record.sent_by("server", "syn")
     origins = {"client": t0, **({"server": server_syn[0].t} if server_syn else {})}
-    slop = forwarding_slop(record)
+    slop = Slop.of(record)
     teardown = prediction.teardown  # core/model/teardown/; it counts the RSTs then
     checks_after = check_established(prediction, record, slop)  # a peer gone silent
     prediction = _closest(prediction, record, origins, slop)
@@ -76,7 +76,7 @@ def _handshake_copies(record: Record, prediction) -> str:
 
 
 def _closest(prediction, record: Record, origins: dict[str, float] | None = None,
-             slop: float = MODEL_SLOP):
+             slop: Slop = Slop()):
     """Where the model foresees a tie the kernel may break either way, judge the run
     against the outcome whose segment counts it matches best, then the one whose
     segment times fall in more of their windows (the first on a draw)."""
@@ -89,14 +89,14 @@ def _closest(prediction, record: Record, origins: dict[str, float] | None = None
         for sender in ("client", "server"):
             for name in MODEL_NAMES:
                 for want, seen in zip(p.of(sender, name), record.sent_by(sender, name)):
-                    lo, hi = window(want.t, want.slack, slop)
+                    lo, hi = window(want.t, want.slack, slop.at(seen.t))
                     timed += lo <= seen.t - origins.get(want.clock, origins["client"]) <= hi
         return counts, timed
     return max([prediction, *prediction.alternatives], key=score)
 
 
 def _model_segments(pred, record: Record, sender: str, name: str,
-                    origins: dict[str, float], slop: float) -> list[Check]:
+                    origins: dict[str, float], slop: Slop) -> list[Check]:
     want = pred.of(sender, name)
     seen = record.sent_by(sender, name)
     label = f"model: {sender} {name}"
@@ -105,19 +105,20 @@ def _model_segments(pred, record: Record, sender: str, name: str,
     out = [Check(f"{label} count", len(seen) == len(want), len(want), len(seen),
                  evidence=describe_segment(seen[-1]) if seen else "")]
     for p, s in zip(want, seen):
-        lo, hi = window(p.t, p.slack, slop)
+        lo, hi = window(p.t, p.slack, slop.at(s.t))
         got = round(s.t - origins.get(p.clock, origins["client"]), 6)
         out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
-                         round(hi - p.t, 4), describe_segment(s), one_sided=True))
+                         round(hi - p.t, 4), describe_segment(s), one_sided=True,
+                         slop=slop.at(s.t)))
     return out
 
 
-def _model_connect(pred, record: Record, slop: float) -> list[Check]:
+def _model_connect(pred, record: Record, slop: Slop) -> list[Check]:
     return [c for host in ("client", "server")  # the server: a simultaneous open
             for c in _model_connect_of(host, pred, record, slop)]
 
 
-def _model_connect_of(host: str, pred, record: Record, slop: float) -> list[Check]:
+def _model_connect_of(host: str, pred, record: Record, slop: Slop) -> list[Check]:
     want = pred.calls.get((host, "connect"))
     made = [c for c in record.apps if c.host == host and c.call == "connect"]
     if want is None or not made:
@@ -130,20 +131,21 @@ def _model_connect_of(host: str, pred, record: Record, slop: float) -> list[Chec
         slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + \
             pred.kernel.slack(end - max((s.t for s in pred.segments if s.t < end),
                                         default=0.0))
-        lo, hi = window(end - start, slack, slop)
         # The model predicts the kernel's moment; the app thread learns it when the
         # scheduler wakes it, tens of milliseconds later on a loaded machine. So when
         # the tracepoint saw the socket leave SYN_SENT, that is what is judged, and the
         # wake-up delay is shown beside it.
         kernel = _left_syn_sent(record, c)
-        got = round((kernel.t if kernel else c.t_end) - c.t, 6)
+        judged_at = kernel.t if kernel else c.t_end
+        lo, hi = window(end - start, slack, slop.at(judged_at))
+        got = round(judged_at - c.t, 6)
         proof = describe_call(c) + (f"; the kernel: {kernel.old} -> {kernel.new} at "
                                     f"t={kernel.t:.3f}s, the app woke "
                                     f"{(c.t_end - kernel.t) * 1000:.1f} ms later"
                                     if kernel else "")
         out.append(Check(f"model: {host} connect() returns after", lo <= got <= hi,
                          round(end - start, 4), got, round(hi - (end - start), 4),
-                         proof, one_sided=True))
+                         proof, one_sided=True, slop=slop.at(judged_at)))
     return out
 
 
@@ -160,7 +162,7 @@ def _left_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
     return None
 
 
-def _model_request(pred, record: Record, t0: float, slop: float) -> list[Check]:
+def _model_request(pred, record: Record, t0: float, slop: Slop) -> list[Check]:
     want = pred.calls.get(("server", "request"))
     if want is None:
         return []
@@ -175,7 +177,8 @@ def _model_request(pred, record: Record, t0: float, slop: float) -> list[Check]:
         return [Check("model: server drops the request at", False, dropped_at,
                       "never seen", slack)]
     got = round(gone[0].t - t0, 6)
-    lo, hi = window(dropped_at, slack, slop)
+    lo, hi = window(dropped_at, slack, slop.at(gone[0].t))
     return [Check("model: server drops the request at", lo <= got <= hi, dropped_at, got,
                   round(hi - dropped_at, 4),
-                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})", one_sided=True)]
+                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})", one_sided=True,
+                  slop=slop.at(gone[0].t))]

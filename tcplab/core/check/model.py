@@ -3,7 +3,7 @@ by flood.py, everything else by handshake.py and the parts it gathers)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import Check
+from tcplab.core.check.base import SLOP_CAP, Check, too_slow
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
 from tcplab.core.model.prediction import Prediction
@@ -11,6 +11,10 @@ from tcplab.core.record import Record
 
 
 def check_model(prediction: Prediction, record: Record) -> list[Check]:
+    """Every model check; a timing check whose window would need more slop than
+    SLOP_CAP is not judged, and makes the run an error (never a wider pass)."""
     if applies(prediction):  # a SYN flood first (H11): judged apart
-        return check_flood(prediction, record)
-    return check_handshake(prediction, record)
+        checks = check_flood(prediction, record)
+    else:
+        checks = check_handshake(prediction, record)
+    return [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c for c in checks]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tcplab.core.check.base import Check, describe_segment, not_judged
+from tcplab.core.check.base import Check, Slop, describe_segment, not_judged
 from tcplab.core.check.states import Stay, observed_until, stays
 from tcplab.core.model.teardown.params import RACE_CAP, TEARDOWN_NAMES
 from tcplab.core.model.teardown.prediction import PredictedState, TeardownPrediction
@@ -27,7 +27,7 @@ DIAG_SLOP = 0.05  # a state end seen only by inet_diag polling, on a loaded mach
 CHAINS = ("fin", "peer-fin")
 
 
-def check_teardown(pred: TeardownPrediction, record: Record, slop: float) -> list:
+def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list:
 
     if pred.unsupported:
         return [not_judged("teardown", pred.unsupported)]
@@ -116,8 +116,7 @@ def _offset(pred: TeardownPrediction, record: Record) -> float | None:
 
 
 def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
-              slop: float) -> list:
-
+              slop: Slop) -> list:
     want, seen = pred.of(sender, name), record.sent_by(sender, name)
     maybe = [s for s in pred.maybe if s.sender == sender and s.name == name]
     # What the model has the kernel send after observation stopped cannot be in the
@@ -125,8 +124,8 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
     syns = record.sent_by("client", "syn")
     if syns:
         end = observed_until(record) - syns[0].t
-        maybe += [p for p in want if end - p.slack - slop <= p.t <= end + slop]
-        want = [p for p in want if p.t < end - p.slack - slop]
+        maybe += [p for p in want if end - p.slack - slop.worst <= p.t <= end + slop.worst]
+        want = [p for p in want if p.t < end - p.slack - slop.worst]
     if not want and not seen:
         return []
     label = f"model: {sender} {name}"
@@ -137,10 +136,11 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
         return out
     for p, s in list(zip(want, seen))[1:]:
         nominal = p.t - want[0].t
-        lo, hi = nominal - MODEL_SLOP, nominal + (p.slack - want[0].slack) + slop
+        lo, hi = nominal - MODEL_SLOP, nominal + (p.slack - want[0].slack) + slop.at(s.t)
         got = round(s.t - seen[0].t, 6)
         out.append(Check(f"{label} #{p.nth} after #1", lo <= got <= hi, round(nominal, 4),
-                         got, round(hi - nominal, 4), describe_segment(s), one_sided=True))
+                         got, round(hi - nominal, 4), describe_segment(s), one_sided=True,
+                         slop=slop.at(s.t)))
     return out
 
 
@@ -162,8 +162,7 @@ def _fleeting(want: list[PredictedState]) -> set[int]:
 
 
 def _states(want: list[PredictedState], host: str, record: Record, end: float,
-            offset: float | None, slop: float, race_note: str = "") -> list:
-
+            offset: float | None, slop: Slop, race_note: str = "") -> list:
     seen = _teardown_stays(record, host)
     if not want and not seen:
         return []
@@ -172,7 +171,7 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
     # around the end may or may not have been seen.
     def upto(limit: float) -> list[str]:
         return [p.state for p in want if offset is None or p.t + offset <= limit]
-    window = max((p.slack for p in want), default=0.0) + slop + DIAG_SLOP
+    window = max((p.slack for p in want), default=0.0) + slop.worst + DIAG_SLOP
     short, long = upto(end - window), upto(end + window)
     ok = names in (short, long) or (names[:len(short)] == short and names == long[:len(names)])
     fleeting = _fleeting(want)
@@ -202,15 +201,17 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
             continue  # ended by a segment: the segment checks time it
         nominal = nxt.t - p.t
         lo = nominal - p.slack - MODEL_SLOP
-        hi = nominal + nxt.slack + slop + DIAG_SLOP
+        sl = slop.at(stay.end if stay.end is not None else end)
+        hi = nominal + nxt.slack + sl + DIAG_SLOP
         if stay.end is None:
             due = (nxt.t + offset) if offset is not None else None
-            passed = due is not None and due + nxt.slack + slop > end
+            passed = due is not None and due + nxt.slack + sl > end
             out.append(Check(f"model: {host} {p.state} lasts", passed, round(nominal, 4),
                              "still in it when the run ended", round(hi - nominal, 4),
-                             stay.describe(), one_sided=True))
+                             stay.describe(), one_sided=True, slop=sl))
             continue
         got = round(stay.end - stay.start, 6)
         out.append(Check(f"model: {host} {p.state} lasts", lo <= got <= hi, round(nominal, 4),
-                         got, round(hi - nominal, 4), stay.describe(), one_sided=True))
+                         got, round(hi - nominal, 4), stay.describe(), one_sided=True,
+                         slop=sl))
     return out
