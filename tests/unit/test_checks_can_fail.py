@@ -208,8 +208,15 @@ def call_returns_later(run, host, name, state, call):
     for e in mine(out):
         e["t_end"] += 2.0
     mine = [{"t": first}]
-    # the kernel's own moment (the tracepoint's SYN_SENT->...) moves with it
-    return _state_later(out, host, None, 2.0, after=mine[0]["t"])
+    # the kernel's own moment (the tracepoint's SYN_SENT->...) moves with it; its
+    # start (CLOSE->SYN_SENT) stays
+    out = _state_later(out, host, None, 2.0, after=mine[0]["t"])
+    for e in out["events"] + [x for k in ("tracepoint_states", "diag_states")
+                              for x in (out.get("observation") or {}).get(k, [])]:
+        if e.get("kind") == "state" and e["host"] == host and e.get("to") == "SYN_SENT" \
+                and e["t"] >= mine[0]["t"] + 2.0:
+            e["t"] -= 2.0
+    return out
 
 
 def _state_later(run, host, state, by, after=0.0):

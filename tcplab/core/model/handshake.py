@@ -91,6 +91,7 @@ class _Sim:
         self.server_child = False
         self.data_after_connect: float | None = None
         self.first_segment = (ACK, 1)  # its flags and length: data, or the client's FIN
+        self.then: tuple[tuple[float, int, int], ...] = ()  # the ones after it (inputs.py)
         # When the client's socket is gone or a timewait minisocket (the teardown model
         # says): from then on what reaches it is the teardown model's to answer.
         self.client_gone_at: float | None = None
@@ -311,6 +312,14 @@ class _Sim:
                     flags, length = self.first_segment
                     self.send(t, "client", flags, X + 1, Y + 1, "first", args[0],
                               length=length)
+                    seq = X + 1 + length
+                    for dt, flags, length in self.then:
+                        self.at(t + dt, "client_then", flags, length, seq, args[0])
+                        seq += length
+            elif what == "client_then":
+                flags, length, seq, slack = args
+                if self.client_state == "ESTABLISHED":
+                    self.send(t, "client", flags, seq, Y + 1, "first", slack, length=length)
         self.pred.horizon = until
         self.pred.states = {h: _surely_seen(c, until) for h, c in self.pred.states.items()}
         return self.pred
@@ -339,6 +348,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
                       faults: tuple[Fault, ...], listens: bool, port: int = 8080,
                       data_after_connect: float | None = None,
                       first_segment: tuple[int, int] = (ACK, 1),
+                      then: tuple[tuple[float, int, int], ...] = (),
                       client_gone_at: float | None = None,
                       until: float = 600.0, stale_syn: bool = False) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
@@ -357,6 +367,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
         sim.server_timer_first = server_first
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
+        sim.then = then
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
@@ -373,6 +384,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         sim = _Sim(kernel, client, server, faults, listens, port, False)
         sim.defer = defer
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
+        sim.then = then
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))

@@ -22,6 +22,9 @@ class HandshakeInputs:
     stale_syn: bool  # forge: stale-syn
     data_after_connect: float | None  # when the client's first segment follows connect()
     first_segment: tuple[int, int] = (ACK, 1)  # its (flags, length)
+    # the client's next segments (after the first, t from it; flags, length) up to the
+    # first that reached the server: what completes a request whose ACK was lost
+    then: tuple[tuple[float, int, int], ...] = ()
     server_at: float | None = None  # a simultaneous open: the server's first SYN, from the client's
 
 
@@ -73,8 +76,14 @@ def first_after_connect(steps, record: Record | None) -> dict:
         answers = [s for s in record.sent_by("server", "syn-ack") if s.t_out is not None]
         after = client_data_or_fin(record)
         if answers and after:
+            # up to the first that got through: a dropped first data segment leaves
+            # the request to the FIN right behind it (gen-4074 on 6.18)
+            reached = next((i for i, s in enumerate(after) if s.t_out is not None),
+                           len(after) - 1)
+            chain = after[:reached + 1]
             return {"data_after_connect": max(0.0, after[0].t - answers[0].t_out),
-                    "first_segment": (after[0].flags, after[0].length)}
+                    "first_segment": (after[0].flags, after[0].length),
+                    "then": tuple((s.t - after[0].t, s.flags, s.length) for s in chain[1:])}
     return {"data_after_connect": data_after_connect(steps)}
 
 

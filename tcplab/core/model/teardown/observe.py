@@ -134,8 +134,22 @@ def handshake_rtt(record) -> dict[str, float]:
                      and s.sender == other and s.flags & ACK and not s.flags & SYN
                      and not s.injected and s.t_out is not None and s.t > q[0].t]
         if done:
-            out[host] = max(min(done) - q[-1].t, 0.0)
+            out[host] = max(min(done) - _echoed(q).t, 0.0)
     return out
+
+
+def _echoed(asks: list):
+    """The SYN (or SYN-ACK) the first RTT sample counts from. Sent once: that one
+    (tcp_clean_rtx_queue()'s, or tcp_synack_rtt_meas()'s snt_synack). Retransmitted:
+    Karn's rule leaves no sample of its own, and tcp_ack_update_rtt() takes now -
+    TSecr, the TSval of the ask the peer took its ts_recent from: the first one that
+    reached it (the request keeps the SYN that made it, tcp_check_req() answering a
+    retransmitted SYN without taking its TSval; the client in SYN_SENT the first
+    SYN-ACK). Seen on 6.18: gen-4194 (SYN-ACK #2 answered after 1 s: no probe of the
+    server's FIN held 1 s), gen-4233 (SYN #2: no retransmission of the client's FIN)."""
+    if len(asks) == 1:
+        return asks[0]
+    return next((s for s in asks if s.t_out is not None), asks[-1])
 
 
 def first_closer(record) -> str | None:

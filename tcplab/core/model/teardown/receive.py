@@ -53,7 +53,7 @@ class Receive:
             # Timestamps (on in every lab connection): the segment's TSval is its send
             # time. One older than the newest seen (ts_recent) is a PAWS reject.
             if sent < h.ts_recent and h.state == "TIME_WAIT":
-                self.paws_in_time_wait(t, h, slack)
+                self.paws_in_time_wait(t, h, slack, occupies=bool(flags & FIN or length))
                 return
             h.ts_recent = max(h.ts_recent, sent)
         if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
