@@ -194,3 +194,16 @@ def test_a_slow_segment_widens_only_what_comes_after_it():
     by_name = {c.name: c for c in res.checks}
     assert by_name["model: server syn-ack #1 at"].slop == pytest.approx(MODEL_SLOP, abs=0.002)
     assert by_name["model: client ack #1 at"].slop > MODEL_SLOP + 0.019
+
+
+def test_a_copy_of_the_syn_after_the_handshake_draws_one_challenge_ack():
+    """gen-2055: the router's copy of the SYN left 1.5 ms after the original, after the
+    handshake completed; the server's full socket answered it with a challenge ACK
+    (RFC 5961 4.2). Judged, not abstained; without that ACK the record is wrong."""
+    res = judge("gen-2055")
+    assert res.verdict == "pass" and not any(
+        "handshake segment counts" in c.name for c in res.checks)
+    bent = judge("gen-2055", lambda r: drop_events(r, lambda e: not (
+        e.get("kind") == "segment" and e.get("from") == "server"
+        and e.get("name") == "data-ack" and e.get("nth") == 1)))
+    assert bent.verdict == "fail", [c.name for c in bent.checks if not c.passed]

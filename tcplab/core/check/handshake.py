@@ -11,6 +11,7 @@ from tcplab.core.check.established import check_established
 from tcplab.core.check.open import check_opening_states
 from tcplab.core.check.teardown import check_teardown
 from tcplab.core.events import AppCalled, StateChanged
+from tcplab.core.model.teardown.params import TEARDOWN_NAMES
 from tcplab.core.record import Record
 
 
@@ -35,44 +36,47 @@ def check_handshake(prediction, record: Record) -> list[Check]:
     checks_after = check_established(prediction, record, slop)  # a peer gone silent
     prediction = _closest(prediction, record, origins, slop)
     checks: list[Check] = []
-    copies = _handshake_copies(record, prediction)
     ended = check_teardown(teardown, record, slop) if teardown is not None else []
-    if teardown is not None and (teardown.unsupported_late or (
-            teardown.unmodelled_late and any(not c.judged for c in ended))):
-        copies = copies or ("a late handshake segment the teardown model cannot follow "
-                            "draws answers named as handshake segments")
-    if copies:
-        checks.append(not_judged("handshake segment counts", copies))
+    late = teardown is not None and (teardown.unsupported_late or (
+        teardown.unmodelled_late and any(not c.judged for c in ended)))
+    if late:
+        checks.append(not_judged("handshake segment counts", "a late handshake segment "
+                                 "the teardown model cannot follow draws answers named as "
+                                 "handshake segments"))
     for sender in ("client", "server"):
         # the RSTs are the teardown model's to count when it runs; nobody's when the
         # established model steps aside (it would have said when one comes)
         unjudged = any(b.unsupported for b in getattr(prediction, "established", ()))
         for name in MODEL_NAMES if teardown is None and not unjudged else MODEL_NAMES[:-1]:
-            if copies and name != "rst":
+            if late and name != "rst":
                 continue
             checks += _model_segments(prediction, record, sender, name, origins, slop)
+    checks += _other_answers(prediction, record, t0)
     checks += _model_connect(prediction, record, slop)
     checks += _model_request(prediction, record, t0, slop)
     checks += check_opening_states(prediction, record)
     return checks + ended + checks_after
 
 
-def _handshake_copies(record: Record, prediction) -> str:
-    """The router's copy (`duplicate`) of a SYN, SYN-ACK or handshake ACK that landed
-    while the handshake model still had the say: what it draws depends on whether the
-    handshake had completed (a request's SYN-ACK, or a challenge ACK), which the
-    handshake model does not follow. Empty when there is none."""
-    gone = getattr(prediction, "client_gone_at", None)
-    syns = record.sent_by("client", "syn")
-    if not syns:
-        return ""
-    for s in record.segments:
-        if s.injected and (s.fault or "").startswith("duplicate") and \
-                s.name in ("syn", "syn-ack", "ack") and s.t_out is not None and (
-                gone is None or s.t_out - syns[0].t < gone):
-            return (f"the router's copy of the {s.sender}'s {s.name} at t={s.t_out:.3f}s "
-                    "lands within the handshake, whose answers to it are not modelled")
-    return ""
+def _other_answers(prediction, record: Record, t0: float) -> list[Check]:
+    """Answers the handshake model predicts under another name than a handshake
+    segment's: the challenge ACK a full socket sends to a copy of the SYN (the
+    classifier calls a server's pure ACK after the handshake `data-ack`). Counted
+    before the client's first data or FIN (client_gone_at): after it, such names are
+    the data's and the teardown's."""
+    until = prediction.client_gone_at if prediction.client_gone_at is not None else float("inf")
+    out = []
+    for sender in ("client", "server"):
+        names = {p.name for p in prediction.segments if p.sender == sender
+                 and p.name not in MODEL_NAMES + TEARDOWN_NAMES + ("data",)
+                 and not p.injected and p.t < until}
+        for name in sorted(names):
+            want = [p for p in prediction.of(sender, name) if p.t < until]
+            seen = [s for s in record.sent_by(sender, name) if s.t - t0 < until]
+            out.append(Check(f"model: {sender} {name} count", len(seen) == len(want),
+                             len(want), len(seen),
+                             evidence=describe_segment(seen[-1]) if seen else ""))
+    return out
 
 
 def _closest(prediction, record: Record, origins: dict[str, float] | None = None,

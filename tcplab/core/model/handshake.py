@@ -47,11 +47,11 @@ import heapq
 import itertools
 
 from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
-from tcplab.core.model.kernel import Kernel, TCP_TIMEOUT_INIT, TRANSIT
+from tcplab.core.model.kernel import LAST_HOP, TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (C_ADDR, C_PORT, S_ADDR, STALE_HOLD, STALE_ISN_BACK,
                                           X, Y, Y_OLD, PredictedChange, PredictedSegment,
                                           Prediction, shape)
-from tcplab.core.rules import DELAY, DROP, Verdict, decide
+from tcplab.core.rules import DELAY, DROP, DUPLICATE, Verdict, decide
 from tcplab.core.scenario import Fault
 from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
 
@@ -89,9 +89,11 @@ class _Sim:
         # server request: {"isn", "snt", "num_timeout", "gen", "last_oow", "slack", "maybe"}
         self.req = None
         self.server_child = False
+        self.server_oow_at = -1e9  # the server's full socket's last challenge ACK
         self.data_after_connect: float | None = None
         self.first_segment = (ACK, 1)  # its flags and length: data, or the client's FIN
         self.then: tuple[tuple[float, int, int], ...] = ()  # the ones after it (inputs.py)
+        self.copies: dict[tuple[str, str, int], float] = {}  # a duplicate's copy: when it left
         # When the client's socket is gone or a timewait minisocket (the teardown model
         # says): from then on what reaches it is the teardown model's to answer.
         self.client_gone_at: float | None = None
@@ -137,9 +139,14 @@ class _Sim:
             held = verdict.delay if verdict.action == DELAY else 0.0
             self.at(t + self.transit + held, "arrive", sender, flags, length, slack, seq,
                     ack)
-            # (a duplicate's copy is not modelled here: where it lands within the
-            # handshake, check.py leaves the counts unjudged; after the client's first
-            # data or FIN it is the teardown model's, Observed.late)
+            if verdict.action == DUPLICATE:
+                # the router's copy, `by` after the original (with a record, when the
+                # router really sent it): the same segment again, answered as a
+                # retransmission would be (after the client's first data or FIN, what
+                # it draws is the teardown model's: Observed.late)
+                sent = self.copies.get((sender, seen.name, seen.nth))
+                at = t + self.transit + verdict.delay if sent is None else sent + LAST_HOP
+                self.at(at, "arrive", sender, flags, length, slack, seq, ack)
             if self.held and sender == "client" and flags & RST:
                 self.at(t, "release")  # FaultHook.release_stale(): the client refused
 
@@ -253,6 +260,14 @@ class _Sim:
                 # (at most one per tcp_invalid_ratelimit), and the SYN is dropped.
                 req["last_oow"] = t
                 self.send(t, "server", ACK, req["snt"] + 1, req["isn"] + 1, "answer", slack)
+            elif req is None and self.server_child and \
+                    t - self.server_oow_at >= self.sp.invalid_ratelimit:
+                # the SYN again (the router's copy) after the handshake completed: the
+                # full socket's tcp_validate_incoming(), RFC 5961 4.2, a challenge ACK
+                # at most one per tcp_invalid_ratelimit (tcp_oow_rate_limited(): a SYN
+                # is rate-limited although it occupies sequence space)
+                self.server_oow_at = t
+                self.send(t, "server", ACK, Y + 1, X + 1, "answer", slack)
         elif flags & ACK and req is not None:
             self.req, self.server_child = None, True  # the ACK or data completes it
             self.change("server", t, "ESTABLISHED")
@@ -349,6 +364,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
                       data_after_connect: float | None = None,
                       first_segment: tuple[int, int] = (ACK, 1),
                       then: tuple[tuple[float, int, int], ...] = (),
+                      copies: tuple[tuple[str, str, int, float], ...] = (),
                       client_gone_at: float | None = None,
                       until: float = 600.0, stale_syn: bool = False) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
@@ -368,6 +384,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         sim.server_timer_first = server_first
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
         sim.then = then
+        sim.copies = {(s, n, k): at for s, n, k, at in copies}
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
@@ -385,6 +402,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         sim.defer = defer
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
         sim.then = then
+        sim.copies = {(s, n, k): at for s, n, k, at in copies}
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))

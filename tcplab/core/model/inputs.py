@@ -25,6 +25,10 @@ class HandshakeInputs:
     # the client's next segments (after the first, t from it; flags, length) up to the
     # first that reached the server: what completes a request whose ACK was lost
     then: tuple[tuple[float, int, int], ...] = ()
+    # with a record: when the router sent each duplicate's copy, (sender, name, nth) ->
+    # t from the client's first SYN (its raw socket follows the hook's own timing: a
+    # copy `by: 0` left 1.5 ms after the original in gen-2055)
+    copies: tuple[tuple[str, str, int, float], ...] = ()
     server_at: float | None = None  # a simultaneous open: the server's first SYN, from the client's
 
 
@@ -39,7 +43,17 @@ def handshake_inputs(sc: Scenario, sysctls: dict[str, dict[str, str]],
         server_connects=server_connects(sc),
         stale_syn=any(f.kind == "stale-syn" for f in sc.forges),
         server_at=server_start(sc, record) if record is not None else None,
+        copies=copies_sent(record) if record is not None else (),
         **first_after_connect(client_steps, record))
+
+
+def copies_sent(record: Record) -> tuple[tuple[str, str, int, float], ...]:
+    syns = record.sent_by("client", "syn")
+    if not syns:
+        return ()
+    return tuple((s.sender, s.name, s.nth, (s.t_out if s.t_out is not None else s.t) - syns[0].t)
+                 for s in record.segments if s.injected
+                 and (s.fault or "").startswith("duplicate"))
 
 
 def server_connects(sc: Scenario) -> bool:

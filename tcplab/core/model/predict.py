@@ -74,7 +74,7 @@ def _opening(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     return predict_handshake(
         kernel, client, server, sc.faults, listens=inputs.listens, port=inputs.port,
         data_after_connect=inputs.data_after_connect, first_segment=inputs.first_segment,
-        then=inputs.then,
+        then=inputs.then, copies=inputs.copies,
         until=sc.timeout, client_gone_at=client_gone_at, stale_syn=inputs.stale_syn)
 
 

@@ -17,11 +17,6 @@ def delack_max(rtt: float) -> float:
     max(TCP_DELACK_MIN, srtt) and TCP_DELACK_MAX), after one RTT sample."""
     return min(TCP_DELACK_MAX, max(TCP_DELACK_MIN, rtt))
 TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
-# From the router's verdict to the receiving socket. The hook takes t_out just before
-# it accepts the packet; on this 6.18 machine the receiver's tracepoint followed 55 us
-# later (a client FIN, ESTABLISHED->CLOSE_WAIT), and a recv() the segment woke stamped
-# its return 77 us later. What is left of the hop is inside the race bound.
-LAST_HOP = 0.00005
 # A data segment's tail loss probe can come this soon: tcp_schedule_loss_probe()'s
 # timeout is 2 srtt (+ 2 jiffies with one segment out), at least 10 ms (TCP_TIMEOUT_MIN
 # in 6.x is 2 jiffies; the 10 ms floor is tcp_schedule_loss_probe()'s own). A data

@@ -7,10 +7,10 @@ import itertools
 import math
 
 from tcplab.core.faults import silencing
-from tcplab.core.model.kernel import Kernel, TRANSIT
+from tcplab.core.model.kernel import LAST_HOP, TRANSIT, Kernel
 from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADDR, X, Y
 from tcplab.core.model.teardown.host import Host
-from tcplab.core.model.teardown.params import (AFTER_NEXT, DATA_PROBE_MIN, LAST_HOP,
+from tcplab.core.model.teardown.params import (AFTER_NEXT, DATA_PROBE_MIN,
                                                MAX_EVENTS, MSS, NEED_RESET, RACE_NOISE,
                                                RACING_CALLS, TCP_INIT_CWND, TeardownParams,
                                                Unsupported)
