@@ -31,7 +31,7 @@ def _console(no_color: bool, stderr: bool = False) -> Console:
 
 
 def _load_all(paths) -> list:
-    from tcplab.scenario import discover, load_scenario
+    from tcplab.format.load import discover, load_scenario
 
     files = discover(paths)
     if not files:
@@ -258,7 +258,7 @@ def validate(paths) -> None:
 def schema() -> None:
     """Print the JSON Schema of scenario files, built from the loader's tables (for
     editors and CI; schema/scenario.schema.json is this output)."""
-    from tcplab.schema import schema_text
+    from tcplab.format.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 

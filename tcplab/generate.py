@@ -652,7 +652,7 @@ def write_scenarios(seed: int, count: int, out: Path, kind: str = "any", fast: b
     """gen-<seed>.yaml for seeds seed .. seed+count-1, each loaded back by the loader
     first: a file it rejects is a generator bug, raised, never written."""
     from tcplab.errors import ScenarioError
-    from tcplab.scenario import load_text
+    from tcplab.format.load import load_text
 
     out.mkdir(parents=True, exist_ok=True)
     written = []

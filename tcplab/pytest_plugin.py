@@ -93,7 +93,7 @@ def _shown(path: Path, config: pytest.Config) -> str:
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        from tcplab.scenario import load_scenario
+        from tcplab.format.load import load_scenario
 
         try:  # named as the user would name it, in messages and the result JSON
             scenario = load_scenario(_shown(self.path, self.config))

@@ -47,8 +47,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from tcplab.core.rules import DELAY, DROP, Verdict, decide
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import DELAY, DROP, Fault
+from tcplab.core.rules import Verdict, decide
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 
 TCP_TIMEOUT_INIT = 1.0

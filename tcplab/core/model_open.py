@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from tcplab.core.model import (C_ADDR, C_PORT, S_ADDR, TCP_TIMEOUT_INIT, TRANSIT, X, Y,
                                HostParams, Kernel, PredictedChange, PredictedSegment,
                                Prediction, _shape, syn_time_limit)
-from tcplab.core.rules import DELAY, DROP, decide
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import DELAY, DROP, Fault
+from tcplab.core.rules import decide
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 
 

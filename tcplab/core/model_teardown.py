@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 
 from tcplab.core.model import (C_ADDR, C_PORT, S_ADDR, TCP_RTO_MAX, TRANSIT, X, Y, Kernel,
                                PredictedSegment, _int)
-from tcplab.core.rules import DELAY, DROP, DUPLICATE, decide
-from tcplab.core.scenario import Fault, Step
-from tcplab.core.faults import silencing
+from tcplab.core.rules import decide
+from tcplab.core.scenario import Step
+from tcplab.core.faults import DELAY, DROP, DUPLICATE, Fault, silencing
 from tcplab.core.segments import ACK, FIN, PSH, RST, SYN, Classifier, Segment
 
 TCP_RTO_MIN = 0.2  # the base of the time-based limit (retransmits_timed_out)

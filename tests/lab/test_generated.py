@@ -23,7 +23,7 @@ import pytest
 from labhelpers import ROOT
 
 from tcplab.generate import generate
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 
 pytestmark = pytest.mark.root
 

@@ -911,7 +911,7 @@ def test_hook_falling_behind_until_the_queue_overflows_is_an_error(tmp_path):
 def test_this_modules_scenarios_are_valid(tmp_path):
     """The scenarios written by the tests above load (a typo would make a lab test wait
     for a run that never starts)."""
-    from tcplab.scenario import load_scenario
+    from tcplab.format.load import load_scenario
 
     for text in (INTERRUPT_ME, ISOLATION, streaming_scenario(3, "50ms"), OVERFLOW):
         assert load_scenario(write_scenario(tmp_path, text)).apps["client"]

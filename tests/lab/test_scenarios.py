@@ -13,7 +13,7 @@ from labhelpers import (ALL, calls, failed_checks, lab_processes, result, segmen
 pytestmark = pytest.mark.root
 
 def _names():
-    from tcplab.scenario import load_scenario
+    from tcplab.format.load import load_scenario
 
     return [load_scenario(path).name for path in ALL]
 

@@ -161,7 +161,7 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
-# A scenario file is read with a bound (tcplab.scenario.MAX_FILE): /dev/zero once ended
+# A scenario file is read with a bound (tcplab.format.load.MAX_FILE): /dev/zero once ended
 # in a MemoryError traceback or the OOM killer.
 def test_an_endless_file_is_bad_input():
     proc = subprocess.run([sys.executable, "-m", "tcplab", "validate", "/dev/zero"],

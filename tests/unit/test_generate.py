@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from tcplab.cli import cli
 from tcplab.core.scenario import all_steps
 from tcplab.generate import draft, generate, has_linear_timeouts, render, write_scenarios
-from tcplab.scenario import load_scenario, load_text
+from tcplab.format.load import load_scenario, load_text
 from tcplab.tally import lines, normalise, tally
 
 SEEDS = range(500)

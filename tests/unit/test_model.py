@@ -5,7 +5,7 @@ import pytest
 
 from tcplab.core.model import (HostParams, Kernel, predict_handshake, syn_schedule,
                                syn_time_limit, synack_schedule)
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
 

@@ -17,7 +17,7 @@ from tcplab.core.model import HostParams, Kernel, predict_handshake
 from tcplab.core.model_flood import (COOKIE, DROPPED, REQUEST, ListenerParams, extend,
                                      nominal_arrivals, predict_flood, synack_retries_now)
 from tcplab.core.record import Record
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 
 K618 = Kernel.from_release("6.18.44-fc-v657")
 K61 = Kernel.from_release("6.1.0")

@@ -14,7 +14,7 @@ from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
 from tcplab.core.model import (STALE_HOLD, STALE_ISN_BACK, HostParams, Kernel,
                                PredictedChange, predict_handshake)
 from tcplab.core.record import Record
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")

@@ -6,9 +6,9 @@ import pytest
 from tcplab.core.model import Kernel
 from tcplab.core.model_teardown import (TeardownParams, fin_schedule, fin_time, model_timeout,
                                         predict_teardown, rto_after_handshake, teardown_for)
-from tcplab.core.faults import HostFault
-from tcplab.core.scenario import Fault, Step
-from tcplab.scenario import load_text
+from tcplab.core.faults import Fault, HostFault
+from tcplab.core.scenario import Step
+from tcplab.format.load import load_text
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
 R = 0.204  # the RTO after a LAN handshake at HZ=250: 0.2 s + the RTT, up to a jiffy
