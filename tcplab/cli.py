@@ -16,7 +16,7 @@ from rich.console import Console
 
 from tcplab import __version__
 from tcplab.errors import EXIT_INPUT, ScenarioError, TcplabError
-from tcplab.generate import KINDS  # stdlib only: cheap to import for the option's choices
+from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap to import for the option's choices
 
 EXIT_INTERRUPTED = 130
 
@@ -306,7 +306,7 @@ def generate(ctx, seed, count, out_dir, kind, fast, linear_timeouts) -> None:
     needed); `tcplab generate tally DIR` counts the verdicts of their runs."""
     from click.core import ParameterSource
 
-    from tcplab.generate import has_linear_timeouts, write_scenarios
+    from tcplab.generate.draft import has_linear_timeouts, write_scenarios
 
     given = [p for p in ctx.params if ctx.get_parameter_source(p) != ParameterSource.DEFAULT]
     if ctx.invoked_subcommand:

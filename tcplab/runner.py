@@ -12,14 +12,12 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from tcplab.core.check import Check, check_model, check_scenario, verdict
 from tcplab.core.model import HostParams, Kernel, predict_handshake
 from tcplab.core.model_teardown import gone_at, teardown_for, teardown_hints
 from tcplab.core import model_established
 from tcplab.core import model_flood
-from tcplab.core.events import Event
 from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario, all_steps, step_to_wire
 from tcplab.core.segments import FIN
@@ -27,6 +25,7 @@ from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
 from tcplab.lab import fault_config, preflight, topology
 from tcplab.lab.procs import Child
 from tcplab.lab.sockets import client_side
+from tcplab.render.view import NullView, View
 
 READY_TIMEOUT = 15.0
 # Set by the CLI's SIGINT/SIGTERM handler: every run stops at its next loop turn and
@@ -36,24 +35,6 @@ CANCEL = threading.Event()
 
 class Interrupted(LabError):
     exit_code = 130
-
-
-class View(Protocol):
-    """What the runner tells whoever watches (the live ladder, or nothing)."""
-
-    def started(self, scenario: Scenario, plan: topology.Plan) -> None: ...
-    def event(self, ev: Event) -> None: ...
-    def call_started(self, t: float, host: str, call: str, arg) -> None: ...
-    def tick(self, t: float, waiting: str) -> None: ...
-    def note(self, text: str) -> None: ...
-
-
-class NullView:
-    def started(self, scenario, plan): pass
-    def event(self, ev): pass
-    def call_started(self, t, host, call, arg): pass
-    def tick(self, t, waiting): pass
-    def note(self, text): pass
 
 
 @dataclass

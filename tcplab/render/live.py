@@ -13,7 +13,7 @@ from rich.text import Text
 from tcplab.core.check import MODEL_SLOP as MODEL_EARLY
 from tcplab.core.check import Check
 from tcplab.render.ladder import Ladder
-from tcplab.runner import NullView
+from tcplab.render.view import NullView
 
 HEARTBEAT = 10.0
 REORDER = 0.3  # seconds of silence before a plain-text "still running" line

@@ -22,7 +22,7 @@ import sys
 import pytest
 from labhelpers import ROOT
 
-from tcplab.generate import generate
+from tcplab.generate.draft import generate
 from tcplab.format.load import load_scenario
 
 pytestmark = pytest.mark.root
