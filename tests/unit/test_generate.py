@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from tcplab.cli import cli
+from tcplab.cli.main import cli
 from tcplab.core.scenario import all_steps
 from tcplab.generate.draft import draft, generate, has_linear_timeouts, render, write_scenarios
 from tcplab.format.load import load_scenario, load_text
