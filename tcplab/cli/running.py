@@ -14,10 +14,15 @@ from tcplab.cli.common import load_all, make_console, severity, side_by_side
 from tcplab.cli.outputs import write_json, write_mermaid, write_pcap, write_pictures
 
 
+def _output(flag: str, dest: str, what: str):
+    """An option naming where an output goes: a file, or a folder for several runs."""
+    return click.option(flag, dest, type=click.Path(),
+                        help=f"{what} (a directory when several scenarios run).")
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "json_path", type=click.Path(), help="Write the result JSON here "
-              "(a directory when several scenarios run).")
+@_output("--json", "json_path", "Write the result JSON here")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Scenarios to run side by side.")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 1000),
@@ -25,18 +30,12 @@ from tcplab.cli.outputs import write_json, write_mermaid, write_pcap, write_pict
                    "every checked timing.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
               help="Write JUnit XML here: one testcase per check.")
-@click.option("--mermaid", "mermaid_path", type=click.Path(),
-              help="Write the ladder as a Mermaid sequenceDiagram here (a directory when "
-                   "several scenarios run).")
-@click.option("--pcap", "pcap_path", type=click.Path(),
-              help="Write a pcapng of the segments as sent and as delivered, with comments "
-                   "(a directory when several scenarios run).")
-@click.option("--svg", "svg_path", type=click.Path(),
-              help="Write the ladder as an SVG picture here (a directory when several "
-                   "scenarios run).")
-@click.option("--html", "html_path", type=click.Path(),
-              help="Write a self-contained HTML page (the picture and the checks) here (a "
-                   "directory when several scenarios run).")
+@_output("--mermaid", "mermaid_path", "Write the ladder as a Mermaid sequenceDiagram here")
+@_output("--pcap", "pcap_path",
+         "Write a pcapng of the segments as sent and as delivered, with comments")
+@_output("--svg", "svg_path", "Write the ladder as an SVG picture here")
+@_output("--html", "html_path",
+         "Write a self-contained HTML page (the picture and the checks) here")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
 def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
         svg_path, html_path, no_color) -> None:
