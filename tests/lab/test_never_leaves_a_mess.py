@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,7 +159,15 @@ def processes_with(marker: str) -> list[str]:
 
 
 def lab_module_processes() -> set[str]:
-    return set(lab_processes())
+    """Lab processes started from this checkout (their working directory, which the
+    runner's children inherit): another checkout's lab runs on the same machine are
+    none of this test's business."""
+    def here(entry: str) -> bool:
+        try:
+            return Path(f"/proc/{entry.split(':')[0]}/cwd").resolve() == ROOT
+        except OSError:
+            return False
+    return {p for p in lab_processes() if here(p)}
 
 
 @dataclass
@@ -267,10 +276,27 @@ def start_runner(scenario: Path, out: Path, jobs: int, marker: str,
     env = {**os.environ, "TCPLAB_TEST_MARK": marker, "PYTHONPATH": str(ROOT)}
     # Output to a file, not a pipe: a stray process holding the pipe open must not
     # keep the test waiting; the leftover count finds it instead.
-    with open(log, "w") as f:
+    with open(log, "w") as f, sigint_as_in_a_terminal():
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=f, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own group, as in a terminal
+
+
+@contextmanager
+def sigint_as_in_a_terminal():
+    """Start the runner with SIGINT at its default, as a terminal's foreground command
+    has it. A non-interactive shell starts its background jobs with SIGINT ignored
+    (`./lab test &` in a script), exec keeps an ignored signal ignored, and so every
+    Ctrl-C this test sends before tcplab's handler existed used to vanish: the run went
+    on and exited 0. A handler, unlike SIG_IGN, is reset to the default by exec."""
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if inherited == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, inherited)
 
 
 def clean_up_after(proc: subprocess.Popen, marker: str) -> None:
