@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--no-alone", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from tcplab.scenario import discover
+    from tcplab.format.load import discover
 
     files = [str(f) for f in discover(args.paths)]
     jobs = args.jobs or len(files)

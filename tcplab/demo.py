@@ -31,9 +31,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from tcplab.core.faults import Fault
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.predict import predict
-from tcplab.core.scenario import Fault, Scenario
+from tcplab.core.scenario import Scenario
 from tcplab.core.segments import VOCABULARY
 from tcplab.errors import ScenarioError
 
@@ -94,7 +95,7 @@ def not_slowable(sc: Scenario, hold: float) -> str | None:
     measured, so retransmissions of FINs and data, and the length of states that end
     on a round trip or an RTO, move with the holds; and where the kernel model says
     the holds change which segments are sent, the scenario would test something else."""
-    if getattr(sc, "forges", ()) or getattr(sc, "host_faults", ()):
+    if sc.forges or sc.host_faults:
         # Seen on 6.18: stale-syn, slowed, sends its SYN twice: its RST re-arms the SYN
         # timer to TCP_TIMEOUT_MIN (8 ms at HZ=250, core/model/handshake.py), which the held real
         # SYN-ACK outlasts; host faults act at fixed times.

@@ -93,7 +93,7 @@ def _shown(path: Path, config: pytest.Config) -> str:
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        from tcplab.scenario import load_scenario
+        from tcplab.format.load import load_scenario
 
         try:  # named as the user would name it, in messages and the result JSON
             scenario = load_scenario(_shown(self.path, self.config))
@@ -112,13 +112,13 @@ class ScenarioItem(pytest.Item):
     def setup(self) -> None:
         """Runs the lab; what keeps it from judging is an error here, not a failure."""
         from tcplab import runner
-        from tcplab.cli import _check_sysctls_exist
+        from tcplab.lab.preflight import check_sysctls_exist
 
         if not is_root():
             pytest.skip("tcplab scenarios need root (network namespaces, NFQUEUE, "
                         "tracefs): run pytest as root, e.g. sudo .venv/bin/pytest")
         try:
-            _check_sysctls_exist([self.scenario])
+            check_sysctls_exist([self.scenario])
         except ScenarioError as e:
             pytest.fail(str(e), pytrace=False)
         self.result = runner.run_scenario(self.scenario)

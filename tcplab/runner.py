@@ -12,12 +12,10 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from tcplab.core.check.base import Check, verdict
 from tcplab.core.check.expect import check_scenario
 from tcplab.core.check.model import check_model
-from tcplab.core.events import Event
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.predict import predict
 from tcplab.core.model.teardown.prediction import teardown_hints
@@ -27,6 +25,7 @@ from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
 from tcplab.lab import fault_config, preflight, topology
 from tcplab.lab.procs import Child
 from tcplab.lab.sockets import client_side
+from tcplab.render.view import NullView, View
 
 READY_TIMEOUT = 15.0
 # Set by the CLI's SIGINT/SIGTERM handler: every run stops at its next loop turn and
@@ -36,24 +35,6 @@ CANCEL = threading.Event()
 
 class Interrupted(LabError):
     exit_code = 130
-
-
-class View(Protocol):
-    """What the runner tells whoever watches (the live ladder, or nothing)."""
-
-    def started(self, scenario: Scenario, plan: topology.Plan) -> None: ...
-    def event(self, ev: Event) -> None: ...
-    def call_started(self, t: float, host: str, call: str, arg) -> None: ...
-    def tick(self, t: float, waiting: str) -> None: ...
-    def note(self, text: str) -> None: ...
-
-
-class NullView:
-    def started(self, scenario, plan): pass
-    def event(self, ev): pass
-    def call_started(self, t, host, call, arg): pass
-    def tick(self, t, waiting): pass
-    def note(self, text): pass
 
 
 @dataclass

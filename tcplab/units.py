@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(us|ms|s|min|m|h)?\s*$")
+DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(us|ms|s|min|m|h)?\s*$")
 
 
 def parse_duration(value: object) -> float:
@@ -16,7 +16,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
-        m = _DURATION.match(value)
+        m = DURATION.match(value)
         if not m:
             raise ValueError(f"not a duration: {value!r} (write e.g. 1.5s or 200ms)")
         seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]

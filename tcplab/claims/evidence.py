@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="scenarios",
                         help="the scenario files the runs came from (default: scenarios)")
     args = parser.parse_args(argv)
-    from tcplab.scenario import discover, load_scenario
+    from tcplab.format.load import discover, load_scenario
 
     catalogue = catalogue_of(load_scenario(f) for f in discover([args.scenarios]))
     for folder in pack(args.results, args.into, catalogue):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from tcplab.core.segments import flag_string
+from tcplab.core.segments import flag_string, flags_of
 
 DELIVERED, DROPPED, DELAYED = "delivered", "dropped", "delayed"
 
@@ -144,10 +144,8 @@ def event_from_json(d: dict) -> Event | None:
     d = dict(d)
     kind = d.pop("kind", None)
     if kind == "segment":
-        from tcplab.core.segments import _FLAG_LETTERS
-        letters = d.pop("flags", "")
-        flags = sum(bit for bit, letter in _FLAG_LETTERS if letter in letters)
-        d["sender"], d["length"], d["flags"] = d.pop("from"), d.pop("len"), flags
+        d["sender"], d["length"] = d.pop("from"), d.pop("len")
+        d["flags"] = flags_of(d.pop("flags", ""))
         return SegmentSeen(**_known(SegmentSeen, d))
     if kind == "state":
         d["old"], d["new"] = d.pop("from"), d.pop("to")

@@ -1,7 +1,9 @@
-"""Faults that are not decided segment by segment: what happens to a host at a time
-(link-down, crash, reboot, kill) and segments the router makes up (forge). Pure:
-the hook and the app agents ask these tables what is in force at time t, where t is
-seconds since the apps started (the server's `go`, the Record's t = 0).
+"""Every kind of fault a scenario can ask for, as data, in one place: faults decided
+segment by segment (drop, delay, duplicate, strip-mss: `Fault`, matched by
+core/rules.py), what happens to a host at a time (link-down, crash, reboot, kill:
+`HostFault`) and segments the router makes up (forge: `Forge`). Pure: the hook and
+the app agents ask these tables what is in force at time t, where t is seconds since
+the apps started (the server's `go`, the Record's t = 0).
 
 Everything that decides *when* a host fault acts lives here; the shell applies it:
 the hook drops a crashed host's segments and sets a link down, an app agent kills
@@ -11,6 +13,35 @@ its application or destroys its sockets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# What a segment fault does to the segments it matches. DUPLICATE: delivered, and a
+# copy follows after the fault's `by`; STRIP_MSS: delivered without its MSS option
+# (the option's bytes become NOPs).
+DROP, DELAY, DUPLICATE, STRIP_MSS = "drop", "delay", "duplicate", "strip-mss"
+SEGMENT_ACTIONS = (DROP, DELAY, DUPLICATE, STRIP_MSS)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """drop or delay the segments called `segment` (canonical vocabulary name).
+    nth None means all occurrences; sender None means either side."""
+
+    action: str  # one of SEGMENT_ACTIONS (duplicate: `by` is the copy's lag)
+    segment: str
+    nth: tuple[int, ...] | None = None
+    sender: str | None = None
+    by: float = 0.0
+    line: int = 0
+
+    def describe(self) -> str:
+        nth = "all" if self.nth is None else ",".join(map(str, self.nth))
+        text = f"{self.action} {self.segment} nth={nth}"
+        if self.sender:
+            text += f" from={self.sender}"
+        if self.action == DELAY:
+            text += f" by={self.by:g}s"
+        return text
+
 
 # action -> (the hosts it may name, does it take `until`, is `until` required, what it does)
 HOST_FAULTS: dict[str, tuple[tuple[str, ...], bool, bool, str]] = {

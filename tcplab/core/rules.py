@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 from tcplab.core.segments import Classified
 
-ACCEPT, DROP, DELAY = "accept", "drop", "delay"
-# Delivered, and then: a copy follows (after the fault's `by`); or delivered without
-# its MSS option (the option's bytes become NOPs).
-DUPLICATE, STRIP_MSS = "duplicate", "strip-mss"
+ACCEPT = "accept"  # no fault matched; the other verdicts are the fault's own action
 
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # ACCEPT | DROP | DELAY | DUPLICATE | STRIP_MSS
+    action: str  # ACCEPT, or the deciding Fault's action (core/faults.py)
     delay: float = 0.0  # DELAY: how long it is held; DUPLICATE: how much later the copy goes
     fault: Fault | None = None
 

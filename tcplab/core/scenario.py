@@ -1,12 +1,15 @@
-"""A scenario as data: what the loader (tcplab/scenario.py) produces from YAML.
+"""A scenario as data: what the loader (tcplab/format/) produces from YAML.
 
-Plain frozen dataclasses; no IO. Durations are float seconds.
+Plain frozen dataclasses; no IO. Durations are float seconds. The faults are
+core/faults.py's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from tcplab.core.faults import Fault, Forge, HostFault
 
 HOSTS = ("client", "router", "server")
 APP_HOSTS = ("client", "server")
@@ -67,28 +70,6 @@ def all_steps(steps: tuple[Step, ...]):
         yield step
         if isinstance(step.arg, Repeat):
             yield from all_steps(step.arg.steps)
-
-
-@dataclass(frozen=True)
-class Fault:
-    """drop or delay the segments called `segment` (canonical vocabulary name).
-    nth None means all occurrences; sender None means either side."""
-
-    action: str  # "drop" | "delay" | "duplicate" (by: the copy's lag) | "strip-mss"
-    segment: str
-    nth: tuple[int, ...] | None = None
-    sender: str | None = None
-    by: float = 0.0
-    line: int = 0
-
-    def describe(self) -> str:
-        nth = "all" if self.nth is None else ",".join(map(str, self.nth))
-        text = f"{self.action} {self.segment} nth={nth}"
-        if self.sender:
-            text += f" from={self.sender}"
-        if self.action == "delay":
-            text += f" by={self.by:g}s"
-        return text
 
 
 @dataclass(frozen=True)
@@ -159,12 +140,10 @@ class Scenario:
     claims: tuple[str, ...]
     sysctls: dict[str, dict[str, str]]  # host -> {"net.ipv4.tcp_syn_retries": "5"}
     apps: dict[str, tuple[Step, ...]]  # "client"/"server" -> steps
-    faults: tuple[Fault, ...]
+    faults: tuple[Fault, ...]  # decided segment by segment, first match wins
     expect: Expect
     timeout: float  # the whole run is stopped after this long
     settle: float = 1.0  # keep observing this long after both apps finished
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # key -> line
-    # Time-window faults (link-down, crash, reboot, kill) and forged segments:
-    # tcplab.core.faults.HostFault and Forge.
-    host_faults: tuple = ()
-    forges: tuple = ()
+    host_faults: tuple[HostFault, ...] = ()  # link-down, crash, reboot, kill at a time
+    forges: tuple[Forge, ...] = ()  # segments the router makes up

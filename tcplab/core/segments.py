@@ -60,6 +60,11 @@ def flag_string(flags: int) -> str:
     return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "."
 
 
+def flags_of(letters: str) -> int:
+    """The flag bits a flag_string() names (a saved run's segments carry the letters)."""
+    return sum(bit for bit, letter in _FLAG_LETTERS if letter in letters)
+
+
 @dataclass(frozen=True)
 class Segment:
     """The header fields of one IPv4 TCP segment, as the router saw it."""

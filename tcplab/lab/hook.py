@@ -20,8 +20,8 @@ import sys
 import time
 
 from tcplab.core.packet import parse_ipv4_tcp
-from tcplab.core.rules import DELAY, DROP, decide
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import DELAY, DROP, Fault
+from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier
 from tcplab.lab import child
 

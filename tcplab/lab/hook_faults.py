@@ -24,9 +24,10 @@ import subprocess
 import time
 
 from tcplab.core import craft
-from tcplab.core.faults import Forge, HostFault, expected_seq, rst_after, schedule, silencing
+from tcplab.core.faults import (DELAY, DROP, DUPLICATE, STRIP_MSS, Forge, HostFault,
+                                 expected_seq, rst_after, schedule, silencing)
 from tcplab.core.packet import parse_ipv4_tcp
-from tcplab.core.rules import DELAY, DROP, DUPLICATE, STRIP_MSS, Verdict, decide
+from tcplab.core.rules import Verdict, decide
 from tcplab.core.segments import Segment
 from tcplab.lab import child
 from tcplab.lab.hook import RAW_MAX, Hook, arrival

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from tcplab.errors import LabError
+from tcplab.errors import LabError, ScenarioError
 
 TRACEFS = "/sys/kernel/tracing"
 
@@ -109,6 +109,24 @@ def sysctls(names: set[str]) -> Finding:
                        f"remove them from the scenario or use a kernel that has them "
                        f"(this is {platform.release()})")
     return Finding("sysctls", True, f"{len(names)} requested, all present")
+
+
+def check_sysctls_exist(scenarios) -> None:
+    """A sysctl this kernel lacks (or that cannot be written) is the scenario's mistake
+    (exit 2), found before any namespace exists. The root namespace's /proc/sys is only
+    looked at here: per-namespace sysctls exist in every namespace or in none."""
+    for sc in scenarios:
+        for host, values in sc.sysctls.items():
+            for name in values:
+                key = f"hosts.{host}.sysctls.{name}"
+                path = "/proc/sys/" + name.replace(".", "/")
+                why = None
+                if not os.path.isfile(path):
+                    why = f"this kernel ({os.uname().release}) has no such sysctl"
+                elif not os.stat(path).st_mode & 0o222:
+                    why = "read-only: the kernel reports it but does not let it be set"
+                if why:
+                    raise ScenarioError(sc.path, sc.lines.get(key), key, why)
 
 
 def findings(sysctl_names: set[str] = frozenset()) -> list[Finding]:

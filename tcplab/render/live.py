@@ -13,7 +13,7 @@ from rich.text import Text
 from tcplab.core.check.base import MODEL_SLOP as MODEL_EARLY
 from tcplab.core.check.base import Check
 from tcplab.render.ladder import Ladder
-from tcplab.runner import NullView
+from tcplab.render.view import NullView
 
 HEARTBEAT = 10.0
 REORDER = 0.3  # seconds of silence before a plain-text "still running" line
@@ -36,8 +36,7 @@ class LiveView:
         c = self.console
         c.print(Text(f"▶ {scenario.name}", style="bold"), Text(f"({scenario.path})", style="dim"))
         c.print(Text(scenario.summary, style="italic"))
-        every = (*scenario.faults, *getattr(scenario, "host_faults", ()),
-                 *getattr(scenario, "forges", ()))
+        every = (*scenario.faults, *scenario.host_faults, *scenario.forges)
         if every:
             c.print(Text("faults: " + "; ".join(f.describe() for f in every), style="yellow"))
         c.print(Text(f"lab {plan.run_id}: client {plan.client_addr} ⇄ router ⇄ server "

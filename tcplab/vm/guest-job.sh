@@ -50,7 +50,7 @@ cd /root/project
 # Python modules read from disk once. Under TCG each costs seconds the first time.
 prep=$(date +%s.%N)
 modprobe -a veth nf_tables nft_compat nfnetlink_queue xt_NFQUEUE xt_tcpudp inet_diag tcp_diag 2>/dev/null
-.venv/bin/python -c 'import tcplab.cli, tcplab.runner, tcplab.lab.app, tcplab.lab.hook, tcplab.lab.mkns' 2>/dev/null
+.venv/bin/python -c 'import tcplab.cli.main, tcplab.runner, tcplab.lab.app, tcplab.lab.hook, tcplab.lab.mkns' 2>/dev/null
 echo "kernel-vm: warmed up in $(awk -v a="$prep" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s" > /dev/ttyS0
 mapfile -d '' args < $J/args
 {

@@ -15,7 +15,7 @@ import sys
 import pytest
 from labhelpers import ROOT, SCENARIOS, root_snapshot, selected
 
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 
 
 @pytest.fixture(scope="session")

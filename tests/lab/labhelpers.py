@@ -62,7 +62,7 @@ def runnable_here(path: Path) -> str | None:
     """Why a scenario cannot run on this kernel, or None. On Linux < 6.5 (the Debian 12
     VM) there is no tcp_syn_linear_timeouts: scenarios pinning it are rejected (exit 2),
     and syn-lost-modern's expectations describe the >= 6.5 defaults."""
-    from tcplab.scenario import load_scenario
+    from tcplab.format.load import load_scenario
 
     sc = load_scenario(path)
     for values in sc.sysctls.values():

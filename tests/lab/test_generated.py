@@ -22,8 +22,8 @@ import sys
 import pytest
 from labhelpers import ROOT
 
-from tcplab.generate import generate
-from tcplab.scenario import load_scenario
+from tcplab.generate.draft import generate
+from tcplab.format.load import load_scenario
 
 pytestmark = pytest.mark.root
 

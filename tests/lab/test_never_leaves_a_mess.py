@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,7 +159,15 @@ def processes_with(marker: str) -> list[str]:
 
 
 def lab_module_processes() -> set[str]:
-    return set(lab_processes())
+    """Lab processes started from this checkout (their working directory, which the
+    runner's children inherit): another checkout's lab runs on the same machine are
+    none of this test's business."""
+    def here(entry: str) -> bool:
+        try:
+            return Path(f"/proc/{entry.split(':')[0]}/cwd").resolve() == ROOT
+        except OSError:
+            return False
+    return {p for p in lab_processes() if here(p)}
 
 
 @dataclass
@@ -247,11 +256,13 @@ class Interruption:
     problems: list[str] = field(default_factory=list)
     output: str = ""
     took: float = 0.0
+    held: bool = False  # tcplab already held or caught the signal when it was sent
     written: list[float] = field(default_factory=list)  # result JSONs, s after the start
 
     def line(self) -> str:
         return (f"#{self.index:<3} {self.delay or 0:6.3f}s {self.mode:<25} jobs={self.jobs} "
                 f"exit={self.code} phase={'+'.join(self.phases)} "
+                f"{'held' if self.held else 'python'} "
                 f"leftovers={len(self.leftovers)}"
                 + (f" PROBLEM: {'; '.join(self.problems)}" if self.problems else ""))
 
@@ -265,10 +276,27 @@ def start_runner(scenario: Path, out: Path, jobs: int, marker: str,
     env = {**os.environ, "TCPLAB_TEST_MARK": marker, "PYTHONPATH": str(ROOT)}
     # Output to a file, not a pipe: a stray process holding the pipe open must not
     # keep the test waiting; the leftover count finds it instead.
-    with open(log, "w") as f:
+    with open(log, "w") as f, sigint_as_in_a_terminal():
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=f, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own group, as in a terminal
+
+
+@contextmanager
+def sigint_as_in_a_terminal():
+    """Start the runner with SIGINT at its default, as a terminal's foreground command
+    has it. A non-interactive shell starts its background jobs with SIGINT ignored
+    (`./lab test &` in a script), exec keeps an ignored signal ignored, and so every
+    Ctrl-C this test sends before tcplab's handler existed used to vanish: the run went
+    on and exited 0. A handler, unlike SIG_IGN, is reset to the default by exec."""
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if inherited == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, inherited)
 
 
 def clean_up_after(proc: subprocess.Popen, marker: str) -> None:
@@ -282,6 +310,20 @@ def clean_up_after(proc: subprocess.Popen, marker: str) -> None:
     proc.wait()
     subprocess.run([sys.executable, "-m", "tcplab", "clean"], cwd=ROOT, capture_output=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+
+
+def signals_held(pid: int) -> bool:
+    """Whether tcplab's own code already has the signals: it blocks SIGINT and SIGTERM
+    as its first act (tcplab/cli/signals.py) and later catches SIGTERM, which Python's
+    start-up never does. Before that, a signal meets the interpreter's defaults."""
+    try:
+        status = {line.split(":")[0]: line.split()[1]
+                  for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if line.startswith(("SigBlk", "SigCgt"))}
+    except (OSError, IndexError):
+        return False
+    return bool(int(status["SigBlk"], 16) & (1 << (signal.SIGINT - 1))
+                or int(status["SigCgt"], 16) & (1 << (signal.SIGTERM - 1)))
 
 
 def send(proc: subprocess.Popen, mode: str, marker: str) -> None:
@@ -344,6 +386,9 @@ def interrupt_once(index: int, scenario: Path, delay: float | None, mode: str, j
     signalled = time.time()
     finished_first = proc.poll() is not None
     if not finished_first:
+        # Read before sending: once tcplab holds the signals it never lets go of them
+        # before Python's finalization, so "held" here means held when it arrives.
+        it.held = signals_held(proc.pid)
         send(proc, mode, marker)
     hung = []
     try:
@@ -364,20 +409,21 @@ def interrupt_once(index: int, scenario: Path, delay: float | None, mode: str, j
         if it.code not in (0, 1):
             it.problems.append(f"uninterrupted run exited {it.code}")
     elif not found:
-        # Before the CLI's handler was installed: Python's own SIGINT (KeyboardInterrupt,
-        # caught by the CLI or not yet) or SIGTERM's default. Nothing was set up yet. In
-        # the first ~40 ms the KeyboardInterrupt can hit the interpreter's own start-up
-        # (importing `site` or `runpy`), which CPython reports with exit 1.
+        # Nothing was set up yet. Held by tcplab, the signal is delivered to its handler
+        # and ends the command with 130. Sent earlier, in the interpreter's own start-up
+        # (before tcplab's first line), it meets Python's defaults: SIGTERM ends the
+        # process (-15), SIGINT raises KeyboardInterrupt (-2), or, inside the import of
+        # `site` or `runpy`, a fatal start-up error (exit 1).
         it.phases = ["start-up"]
         python_init = it.code == 1 and ("Fatal Python error: init_import_site" in it.output
                                         or "Could not import runpy module" in it.output)
-        if it.code not in (130, -sig) and not python_init:
+        if it.code != 130 and (it.held or (it.code != -sig and not python_init)):
             it.problems.append(f"exit {it.code} with no result written")
-    elif "Exception ignored" in it.output and "KeyboardInterrupt" in it.output and \
-            not any("interrupted" in " ".join(r["errors"]) for r in results):
-        # A KeyboardInterrupt raised inside one of Python's own import callbacks is
-        # "ignored" (unraisable): the interrupt was lost before the CLI existed, and
-        # the run went on as if never interrupted.
+    elif not it.held and "Exception ignored" in it.output and "KeyboardInterrupt" in \
+            it.output and not any("interrupted" in " ".join(r["errors"]) for r in results):
+        # Only before tcplab's first line: a KeyboardInterrupt raised inside one of
+        # Python's own import callbacks is "ignored" (unraisable), and the run goes on
+        # as if never interrupted. A signal tcplab held is never lost this way.
         it.phases = ["lost by Python"]
         own = max((r["verdict"] for r in results), key=["pass", "fail", "error"].index)
         if it.code != {"pass": 0, "fail": 1}.get(own, 3):
@@ -452,6 +498,8 @@ def summarise(done: list[Interruption]) -> dict:
             phases[p] += 1
     # A --jobs 2 interruption hits two runs, each in its own phase.
     return {"interruptions": len(done), "runs_by_phase": phases,
+            "before tcplab held the signals": sum(not it.held for it in done
+                                                  if it.phases != ["after exit"]),
             "modes": {m: sum(it.mode == m for it in done) for m in MODES},
             "parallel": sum(it.jobs > 1 for it in done),
             "leftovers": sum(len(it.leftovers) for it in done),
@@ -477,6 +525,51 @@ def test_interrupted_runs_leave_nothing(tmp_path):
     done, _ = campaign(n, seed, tmp_path)
     print(summarise(done))
     assert_campaign(done, seed, "TCPLAB_INTERRUPT_SEED")
+
+
+def test_a_signal_during_start_up_is_never_lost(tmp_path):
+    """Start-up (imports, loading, preflight: the first ~0.5 s) is where a Ctrl-C used
+    to meet Python's default KeyboardInterrupt, which an import-lock callback can drop:
+    a `--jobs 2` run then went on and exited 0. From tcplab's first line on, every
+    SIGINT or SIGTERM must end the command with 130: the moment tcplab holds the
+    signals (polled), and fixed moments through loading and preflight."""
+    scenario = write_scenario(tmp_path, INTERRUPT_ME)
+    done = []
+    for i, (when, jobs, mode) in enumerate([("held", 2, "SIGINT"), ("held", 1, "SIGTERM"),
+                                            (0.1, 2, "SIGINT"), (0.2, 2, "SIGTERM"),
+                                            (0.3, 2, "SIGINT"), (0.45, 1, "SIGINT")]):
+        it = Interruption(i + 1, None if when == "held" else when, mode, jobs)
+        marker = f"tcplab-interrupt-{secrets.token_hex(6)}"
+        out = tmp_path / f"run{i}" / ("results" if jobs > 1 else "result.json")
+        out.parent.mkdir(parents=True)
+        before = LabState.now()
+        started = time.monotonic()
+        proc = start_runner(scenario, out, jobs, marker, out.parent / "output.txt")
+        if when == "held":  # polled without sleeping: the first moment counts
+            while not signals_held(proc.pid) and proc.poll() is None \
+                    and time.monotonic() < started + 5.0:
+                pass
+        else:
+            time.sleep(max(0.0, started + when - time.monotonic()))
+        it.held = signals_held(proc.pid)
+        send(proc, mode, marker)
+        it.code = proc.wait(timeout=30)
+        it.output = (out.parent / "output.txt").read_text(errors="replace")
+        results = [r for r, _ in results_of(out, jobs)]
+        if not it.held:
+            it.problems.append("tcplab did not hold the signals yet")
+        if it.code != 130:
+            it.problems.append(f"exit {it.code}, expected 130")
+        if any(r["verdict"] == "pass" for r in results):
+            it.problems.append("an interrupted run passed")
+        it.leftovers = leftovers(before, proc.pid, marker, results)
+        if it.leftovers:
+            clean_up_after(proc, marker)
+        print(it.line())
+        done.append(it)
+    bad = [it for it in done if it.problems or it.leftovers]
+    assert not bad, "\n".join(f"{it.line()}\n    leftovers: {it.leftovers}\n    output tail: "
+                               f"{it.output[-1500:]}" for it in bad)
 
 
 # ---------------------------------------------------------------------------------------
@@ -911,7 +1004,7 @@ def test_hook_falling_behind_until_the_queue_overflows_is_an_error(tmp_path):
 def test_this_modules_scenarios_are_valid(tmp_path):
     """The scenarios written by the tests above load (a typo would make a lab test wait
     for a run that never starts)."""
-    from tcplab.scenario import load_scenario
+    from tcplab.format.load import load_scenario
 
     for text in (INTERRUPT_ME, ISOLATION, streaming_scenario(3, "50ms"), OVERFLOW):
         assert load_scenario(write_scenario(tmp_path, text)).apps["client"]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.root
 
 
 def _names():
-    from tcplab.scenario import load_scenario
+    from tcplab.format.load import load_scenario
 
     return [load_scenario(path).name for path in ALL]
 

@@ -16,7 +16,7 @@ from tcplab.core.scenario import (Expect, HostExpect, Repeat, Scenario, Step, al
                                   step_to_wire)
 from tcplab.core.segments import SYN, Classifier
 from tcplab.lab import sockets
-from tcplab.scenario import load_text
+from tcplab.format.load import load_text
 from tcplab.core.check.expect import check_scenario
 
 T0 = 500.0

@@ -23,7 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcplab import cli
+from tcplab.cli import signals
+from tcplab.cli.main import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "bad_input"
@@ -70,7 +71,7 @@ class WouldSetUp(Exception):
 
 
 def run_cli(monkeypatch, *args: str) -> tuple[int | str, str, str]:
-    """cli.main() in-process: (exit code, stdout, stderr). `run` never gets to build
+    """The CLI's main() in-process: (exit code, stdout, stderr). `run` never gets to build
     anything: the runner and the slot claim are replaced by a tripwire."""
     from tcplab import runner
     from tcplab.lab import topology
@@ -79,12 +80,12 @@ def run_cli(monkeypatch, *args: str) -> tuple[int | str, str, str]:
         raise WouldSetUp
     monkeypatch.setattr(runner, "run_scenario", tripwire)
     monkeypatch.setattr(topology, "claim_slot", tripwire)
-    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    monkeypatch.setattr(signals, "catch", lambda: None)
     monkeypatch.setattr(sys, "argv", ["tcplab", *args])
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            cli.main()
+            cli_main()
             code: int | str = 0
         except SystemExit as e:
             code = e.code if e.code is not None else 0
@@ -161,7 +162,7 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
-# A scenario file is read with a bound (tcplab.scenario.MAX_FILE): /dev/zero once ended
+# A scenario file is read with a bound (tcplab.format.load.MAX_FILE): /dev/zero once ended
 # in a MemoryError traceback or the OOM killer.
 def test_an_endless_file_is_bad_input():
     proc = subprocess.run([sys.executable, "-m", "tcplab", "validate", "/dev/zero"],

@@ -162,7 +162,7 @@ def fin_lost_record(copies, dies_at):
 def fin_lost_prediction():
     p = {h: TeardownParams.from_sysctls(K, {"net.ipv4.tcp_orphan_retries": "2"})
          for h in ("client", "server")}
-    from tcplab.core.scenario import Fault
+    from tcplab.core.faults import Fault
     return predict_teardown(K, p, {}, {"client": [Step("sleep", 0.1), Step("close"),
                                                   Step("sleep", 4.0)],
                                        "server": [Step("sleep", 5.0)]},

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tcplab.runner import rejudge
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 EVIDENCE = sorted((ROOT / "evidence").glob("6.*/*.json.gz"))

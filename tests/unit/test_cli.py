@@ -57,7 +57,7 @@ def test_not_root_is_exit_3_before_anything_is_set_up(monkeypatch, capsys):
 
     import pytest
 
-    from tcplab import cli
+    from tcplab.cli.main import main
     from tcplab.lab import topology
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
@@ -66,7 +66,7 @@ def test_not_root_is_exit_3_before_anything_is_set_up(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["tcplab", "run", "--no-color",
                                       str(ROOT / "scenarios/handshake/normal.yaml")])
     with pytest.raises(SystemExit) as exit_:
-        cli.main()
+        main()
     out = capsys.readouterr().err  # one line, before any output of a run
     assert exit_.value.code == 3
     assert "root: uid 1000" in out and "sudo" in out
@@ -103,10 +103,10 @@ def test_doctor_names_a_sysctl_this_kernel_lacks(tmp_path):
 def test_one_run_into_a_directory_gets_a_named_file(tmp_path):
     """--json DIR/ (or an existing DIR) for a single run names the file in it, as for
     many runs, instead of failing with IsADirectoryError."""
-    from tcplab.cli import _output_path
+    from tcplab.cli.outputs import output_path
 
-    assert _output_path(tmp_path, "syn-lost", "", ".json", False) == tmp_path / "syn-lost.json"
+    assert output_path(tmp_path, "syn-lost", "", ".json", False) == tmp_path / "syn-lost.json"
     fresh = tmp_path / "new"
-    assert _output_path(f"{fresh}/", "x", ".2", ".svg", False) == fresh / "x.2.svg"
+    assert output_path(f"{fresh}/", "x", ".2", ".svg", False) == fresh / "x.2.svg"
     assert fresh.is_dir()
-    assert _output_path(tmp_path / "r.json", "x", "", ".json", False) == tmp_path / "r.json"
+    assert output_path(tmp_path / "r.json", "x", "", ".json", False) == tmp_path / "r.json"

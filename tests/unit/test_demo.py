@@ -7,10 +7,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.faults import DELAY, DROP
+from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier, Segment
 from tcplab.demo import connect_shift, not_slowable, runnable, slowed, tour_order
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 C, S = "198.18.7.2", "198.19.7.2"

@@ -16,7 +16,7 @@ from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.predict import predict
 from tcplab.lab.preflight import kernel_hz
 from tcplab.render.explain import explain_scenario
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 
 CATALOGUE = sorted((Path(__file__).resolve().parents[2] / "scenarios").rglob("*.yaml"))
 ROW = re.compile(r"│ (\d+\.\d{3})\s*│ (\w+)\s*│ ([\w-]+ #\d+)\s*│ (\w+)\s*│")

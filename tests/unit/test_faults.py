@@ -12,14 +12,14 @@ from unit.helpers import ACK, C, RST, S, SYN, X, Y, c2s, handshake, s2c
 
 from tcplab.core import craft
 from tcplab.core.events import FaultActed, event_from_json
-from tcplab.core.faults import (Forge, HostFault, expected_seq, rst_after, schedule,
-                                silencing)
+from tcplab.core.faults import (DELAY, DUPLICATE, Forge, HostFault, STRIP_MSS, expected_seq,
+                                rst_after, schedule, silencing)
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.record import Record
-from tcplab.core.rules import DELAY, DUPLICATE, STRIP_MSS, decide
+from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier
 from tcplab.render.ladder import Ladder
-from tcplab.scenario import load_text
+from tcplab.format.load import load_text
 from tcplab.core.check.expect import check_scenario
 
 HEAD = ("scenario: t\nsummary: s\napps:\n  server: [listen: 8080, accept, sleep: 5s]\n"

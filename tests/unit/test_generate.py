@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from tcplab.cli import cli
+from tcplab.cli.main import cli
 from tcplab.core.scenario import all_steps
-from tcplab.generate import draft, generate, has_linear_timeouts, render, write_scenarios
-from tcplab.scenario import load_scenario, load_text
+from tcplab.generate.draft import draft, generate, has_linear_timeouts, render, write_scenarios
+from tcplab.format.load import load_scenario, load_text
 from tcplab.tally import lines, normalise, tally
 
 SEEDS = range(500)
@@ -171,7 +171,7 @@ def test_write_scenarios_loads_each_file_back(tmp_path):
 
 
 def test_a_file_the_loader_rejects_is_a_generator_bug(tmp_path, monkeypatch):
-    import tcplab.generate as gen
+    import tcplab.generate.draft as gen
 
     monkeypatch.setattr(gen, "generate", lambda *a: "scenario: x\nsummary: y\n")
     with pytest.raises(RuntimeError, match="generator bug, seed 5"):

@@ -188,4 +188,4 @@ def test_the_job_carries_the_project_and_its_bytecode():
     assert "project/pyproject.toml" in names and "project/tcplab/vm/guest-job.sh" in names
     assert not any("/.venv/" in n or n.startswith("project/results/") for n in names)
     if sys.version_info[:2] == kv.GUEST_PYTHON:
-        assert f"project/tcplab/__pycache__/cli.{sys.implementation.cache_tag}.pyc" in names
+        assert f"project/tcplab/cli/__pycache__/main.{sys.implementation.cache_tag}.pyc" in names

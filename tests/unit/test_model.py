@@ -3,8 +3,9 @@ tcp_rto_max_ms) and 6.18 (both), against LINUX-TCP.md and this lab's measurement
 
 import pytest
 
-from tcplab.core.scenario import Fault
+
 from tcplab.core.check.handshake import _closest
+from tcplab.core.faults import Fault
 from tcplab.core.model.handshake import predict_handshake
 from tcplab.core.model.handshake_params import (HostParams, syn_schedule, syn_time_limit,
                                                 synack_schedule)

@@ -12,7 +12,7 @@ import pytest
 
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
 from tcplab.core.record import Record
-from tcplab.scenario import load_scenario
+from tcplab.format.load import load_scenario
 from tcplab.core.check.flood import observe
 from tcplab.core.check.model import check_model
 from tcplab.core.model.flood import (COOKIE, DROPPED, ListenerParams, REQUEST,

@@ -10,7 +10,7 @@ import pytest
 
 from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
 from tcplab.core.record import Record
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 from tcplab.core.check.model import check_model
 from tcplab.core.check.open import candidates

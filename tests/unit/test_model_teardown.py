@@ -3,9 +3,9 @@ against LINUX-TCP.md rows 4-8a as this lab measured them (docs/kernel-notes.md).
 
 import pytest
 
-from tcplab.core.faults import HostFault
-from tcplab.core.scenario import Fault, Step
-from tcplab.scenario import load_text
+from tcplab.core.faults import Fault, HostFault
+from tcplab.core.scenario import Step
+from tcplab.format.load import load_text
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.params import (TeardownParams, Unsupported, fin_schedule,
                                                fin_time, model_timeout, rto_after_handshake)

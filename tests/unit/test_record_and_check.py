@@ -154,7 +154,7 @@ def test_model_judges_the_kernels_moment_not_the_apps_wakeup():
     kernel = Kernel.from_release("6.18.0", 250)
     params = HostParams.from_sysctls(kernel, {"net.ipv4.tcp_syn_retries": "2",
                                               "net.ipv4.tcp_syn_linear_timeouts": "0"})
-    from tcplab.core.scenario import Fault
+    from tcplab.core.faults import Fault
 
     pred = predict_handshake(kernel, params, HostParams.from_sysctls(kernel, {}),
                              (Fault("drop", "syn"),), listens=True)

@@ -1,7 +1,7 @@
 """Fault rule matching: nth, direction, first match wins."""
 
-from tcplab.core.rules import ACCEPT, DELAY, DROP, decide
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import DELAY, DROP, Fault
+from tcplab.core.rules import ACCEPT, decide
 from tcplab.core.segments import Classifier
 from unit.helpers import ACK, SYN, C, X, Y, c2s, s2c
 

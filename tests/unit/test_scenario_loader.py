@@ -11,10 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcplab.core.scenario import (Expect, Fault, HostExpect, Scenario, Step, Timing,
-                                  Tolerance)
+from tcplab.core.faults import Fault
+from tcplab.core.scenario import Expect, HostExpect, Scenario, Step, Timing, Tolerance
 from tcplab.errors import ScenarioError
-from tcplab.scenario import discover, load_scenario, load_text
+from tcplab.format.load import discover, load_scenario, load_text
 
 FULL = """\
 $schema: ../schema.json

@@ -1,6 +1,6 @@
-"""The scenario JSON Schema (tcplab/schema.py, schema/scenario.schema.json) against the
-loader it is generated from: it must accept every shipped scenario, reject the
-bad-input entries it can judge alone, and name every key of the loader's tables."""
+"""The scenario JSON Schema (tcplab/format/schema.py, schema/scenario.schema.json)
+against the loader it is generated from: it must accept every shipped scenario, reject
+the bad-input entries it can judge alone, and name every key of the loader's tables."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ import jsonschema
 import pytest
 import yaml
 
-from tcplab import scenario as loader
-from tcplab import scenario_faults
 from tcplab.core.faults import FORGES, HOST_FAULTS
 from tcplab.core.scenario import APP_HOSTS, HOSTS
 from tcplab.core.segments import ALIASES, VOCABULARY
-from tcplab.schema import COMMITTED, REGENERATE, build, doc_descriptions
+from tcplab.format import keys
+from tcplab.format.schema import COMMITTED, REGENERATE, build, doc_descriptions
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))
@@ -164,38 +163,38 @@ def _props(schema: dict, *path: str) -> dict:
 def test_every_key_of_the_loaders_tables_is_in_the_schema():
     s = build("")
     d = s["$defs"]
-    assert list(_props(s)) == list(loader._TOP_KEYS)
+    assert list(_props(s)) == list(keys.TOP_KEYS)
     assert list(_props(s, "properties", "hosts")) == list(HOSTS)
     assert list(_props(s["properties"]["hosts"]["properties"]["client"])) == list(
-        loader._HOST_KEYS)
+        keys.HOST_KEYS)
     calls = [set(_props(d[f"{host}Step"]["anyOf"][1])) for host in APP_HOSTS]
-    assert set.union(*calls) == set(loader._STEP_ARGS)
+    assert set.union(*calls) == set(keys.STEP_FORMS)
     for host in APP_HOSTS:
         bare = d[f"{host}Step"]["anyOf"][0]["enum"]
-        assert bare and all(loader._STEP_ARGS[call][1] for call in bare)
+        assert bare and all(keys.STEP_FORMS[call].bare_ok for call in bare)
         assert set(_props(s["properties"]["expect"]["properties"][host])) == set(
-            loader._HOST_EXPECT_KEYS)
-    assert set(_props(s["properties"]["expect"])) == set(loader._EXPECT_KEYS)
+            keys.HOST_EXPECT_KEYS)
+    assert set(_props(s["properties"]["expect"])) == set(keys.EXPECT_KEYS)
     assert set(_props(s["properties"]["expect"]["properties"]["tolerance"])) == set(
-        loader._TOLERANCE_KEYS)
-    assert set(_props(d["timing"])) == set(loader._TIMING_KEYS)
-    assert set(_props(d["segmentFault"])) == set(loader._FAULT_KEYS)
-    assert set(_props(d["hostFault"])) == set(scenario_faults.HOST_FAULT_KEYS)
-    assert set(_props(d["forgeFault"])) == set(scenario_faults.FORGE_KEYS)
+        keys.TOLERANCE_KEYS)
+    assert set(_props(d["timing"])) == set(keys.TIMING_KEYS)
+    assert set(_props(d["segmentFault"])) == set(keys.FAULT_KEYS)
+    assert set(_props(d["hostFault"])) == set(keys.HOST_FAULT_KEYS)
+    assert set(_props(d["forgeFault"])) == set(keys.FORGE_KEYS)
     assert d["forgeFault"]["properties"]["forge"]["enum"] == list(FORGES)
     assert set(HOST_FAULTS) <= set(_props(d["hostFault"]))
     assert d["segment"]["enum"] == [*VOCABULARY, *ALIASES]
-    assert set(d["result"]["enum"]) == {"ok", *loader._ERRNO_NAMES}
+    assert set(d["result"]["enum"]) == {"ok", *keys.ERRNO_NAMES}
     args = _props(d["clientStep"]["anyOf"][1]) | _props(d["serverStep"]["anyOf"][1])
-    assert args["shutdown"]["enum"] == list(loader._SHUTDOWN_HOWS)
+    assert args["shutdown"]["enum"] == list(keys.SHUTDOWN_HOWS)
     # The mapping forms of step arguments: listen, keepalive, repeat, flood.
-    for call, keys in (("listen", loader._LISTEN_KEYS), ("keepalive", loader._KEEPALIVE_KEYS),
-                       ("repeat", loader._REPEAT_KEYS), ("flood", loader._FLOOD_KEYS)):
+    for call, names in (("listen", keys.LISTEN_KEYS), ("keepalive", keys.KEEPALIVE_KEYS),
+                        ("repeat", keys.REPEAT_KEYS), ("flood", keys.FLOOD_KEYS)):
         forms = args[call].get("anyOf", [args[call]])
-        assert [list(f["properties"]) for f in forms if "properties" in f] == [list(keys)]
+        assert [list(f["properties"]) for f in forms if "properties" in f] == [list(names)]
     lasts = _props(s["properties"]["expect"]["properties"]["client"])["lasts"]
     (lasting,) = [f for f in lasts["additionalProperties"]["anyOf"] if "properties" in f]
-    assert list(lasting["properties"]) == list(loader._LASTING_KEYS)
+    assert list(lasting["properties"]) == list(keys.LASTING_KEYS)
 
 
 @pytest.mark.parametrize("state", ["SYN_SENT", "syn-sent", "TCP_FIN_WAIT1", "closed",

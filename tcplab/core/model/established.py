@@ -288,7 +288,7 @@ class Burst:
 
 def _silences(sc) -> list:
     # Not a reboot: after `until` the peer answers with an RST, which is not modelled.
-    return [f for f in getattr(sc, "host_faults", ()) if f.action in ("crash", "link-down")]
+    return [f for f in sc.host_faults if f.action in ("crash", "link-down")]
 
 
 def _step_times(steps, t_conn: float) -> list[tuple[object, float]]:

@@ -46,13 +46,14 @@ import dataclasses
 import heapq
 import itertools
 
+from tcplab.core.faults import DELAY, DROP, DUPLICATE, Fault
 from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
 from tcplab.core.model.kernel import LAST_HOP, TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (C_ADDR, C_PORT, S_ADDR, STALE_HOLD, STALE_ISN_BACK,
                                           X, Y, Y_OLD, PredictedChange, PredictedSegment,
                                           Prediction, shape)
-from tcplab.core.rules import DELAY, DROP, DUPLICATE, Verdict, decide
-from tcplab.core.scenario import Fault
+from tcplab.core.rules import Verdict, decide
+
 from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
 
 

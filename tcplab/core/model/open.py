@@ -40,8 +40,9 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from tcplab.core.rules import DELAY, DROP, decide
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import DELAY, DROP, Fault
+from tcplab.core.rules import decide
+
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 from tcplab.core.model.prediction import shape
 from tcplab.core.model.handshake_params import HostParams, syn_time_limit

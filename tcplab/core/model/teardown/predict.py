@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from tcplab.core.faults import Fault
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.observe import first_closer, handshake_rtt, observe
 from tcplab.core.model.teardown.params import (AFTER_NEXT, ENDINGS, HOST_FAULT_ENDINGS,
@@ -12,7 +13,7 @@ from tcplab.core.model.teardown.params import (AFTER_NEXT, ENDINGS, HOST_FAULT_E
                                                rto_after_handshake, rtt_estimate)
 from tcplab.core.model.teardown.prediction import Observed, Race, TeardownPrediction
 from tcplab.core.model.teardown.sim import Sim
-from tcplab.core.scenario import Fault, Step
+from tcplab.core.scenario import Step
 
 
 def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
@@ -116,7 +117,7 @@ def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     (Observed), on the handshake model's clock (t = 0: the client's first SYN)."""
     client = steps_after_connection(sc.apps["client"], "connect")
     server = steps_after_connection(sc.apps["server"], "accept")
-    faults = getattr(sc, "host_faults", ())
+    faults = sc.host_faults
     if client is None or server is None or not (
             any(s.call in ENDINGS for s in client + server)
             or any(f.action in HOST_FAULT_ENDINGS for f in faults)):
@@ -145,6 +146,5 @@ def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
 # scenarios: close() stamped 0.303775 s, the tracepoint's ESTABLISHED->FIN_WAIT1
 # 0.303918 s). One millisecond more than the run's own worst stamp-to-kernel lag is
 # the bound within which an app call and an arriving segment cannot be ordered.
-
 
 

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import math
 
-from tcplab.core.faults import silencing
+from tcplab.core.faults import DELAY, DROP, DUPLICATE, Fault, silencing
 from tcplab.core.model.kernel import LAST_HOP, TRANSIT, Kernel
 from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADDR, X, Y
 from tcplab.core.model.teardown.host import Host
@@ -18,8 +18,8 @@ from tcplab.core.model.teardown.prediction import (Observed, PredictedState, Rac
                                                    TeardownPrediction)
 from tcplab.core.model.teardown.receive import Receive
 from tcplab.core.model.teardown.timers import Timers
-from tcplab.core.rules import DELAY, DROP, DUPLICATE, decide
-from tcplab.core.scenario import Fault, Step
+from tcplab.core.rules import decide
+from tcplab.core.scenario import Step
 from tcplab.core.segments import ACK, Classifier, FIN, PSH, RST, SYN, Segment
 
 

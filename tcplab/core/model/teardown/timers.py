@@ -6,12 +6,13 @@ from __future__ import annotations
 import copy
 import math
 
+from tcplab.core.faults import DELAY, DROP
 from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import (AFTER_NEXT, PAWS_TICK, TCP_TIMEWAIT_LEN,
                                                TLP_TIMEOUT_MIN, Unsupported, delack_max,
                                                fin_time, retry_limit)
-from tcplab.core.rules import DELAY, DROP, decide
+from tcplab.core.rules import decide
 from tcplab.core.segments import ACK, FIN
 
 

@@ -2,7 +2,7 @@
 
 Editors (yaml-language-server) and CI (check-jsonschema) use it; `tcplab schema` prints
 it and schema/scenario.schema.json is that output, committed. Every key list, name list
-and pattern comes from the loader's tables (tcplab/scenario.py, tcplab/scenario_faults.py,
+and pattern comes from the tables the loader checks against (keys.py,
 tcplab/core/segments.py, tcplab/core/faults.py, tcplab/units.py), so a key added to the
 loader is in the schema at the next regeneration. Descriptions are
 the rows and paragraphs of docs/scenario-format.md (left out when the docs are not
@@ -20,15 +20,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tcplab import scenario as loader
-from tcplab import scenario_faults
 from tcplab.core.faults import FORGES, HOST_FAULTS
 from tcplab.core.scenario import APP_HOSTS, HOSTS
 from tcplab.core.segments import ALIASES, VOCABULARY, senders
-from tcplab.units import _DURATION
+from tcplab.format import keys
+from tcplab.units import DURATION
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "scenario-format.md"
-COMMITTED = Path(__file__).resolve().parents[1] / "schema" / "scenario.schema.json"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
+COMMITTED = Path(__file__).resolve().parents[2] / "schema" / "scenario.schema.json"
 REGENERATE = ".venv/bin/python -m tcplab schema > schema/scenario.schema.json"
 
 Schema = dict[str, Any]
@@ -103,11 +102,11 @@ def _described(schema: Schema, docs: dict[str, str], key: str, scope: str = "") 
 
 def _defs(docs: dict[str, str]) -> Schema:
     segments = [*VOCABULARY, *ALIASES]
-    states = [*loader._STATES, *loader._STATE_ALIASES]
+    states = [*keys.STATES, *keys.STATE_ALIASES]
     return {
         "duration": _described({"anyOf": [
             {"type": "number", "minimum": 0},
-            {"type": "string", "pattern": _DURATION.pattern}]}, docs, "durations"),
+            {"type": "string", "pattern": DURATION.pattern}]}, docs, "durations"),
         # Above 0 as well: a number > 0, or text with a non-zero digit before any unit.
         "positiveDuration": {"allOf": [_ref("duration"), {"anyOf": [
             {"type": "number", "exclusiveMinimum": 0},
@@ -123,13 +122,13 @@ def _defs(docs: dict[str, str]) -> Schema:
                                      for name, (aliases, _s, _q, desc) in VOCABULARY.items()),
             "enum": segments},
         "result": {"description": docs.get("<call>", "ok or an errno name"), "type": "string",
-                   "enum": ["ok", *sorted(loader._ERRNO_NAMES)]},
+                   "enum": ["ok", *sorted(keys.ERRNO_NAMES)]},
         # Every call's result, or how many calls ended each way ({ok: 10, EAGAIN: 5}).
         "callResults": {"anyOf": [_ref("result"), {
             "type": "object", "minProperties": 1, "propertyNames": _ref("result"),
             "additionalProperties": {"type": "integer", "minimum": 0}}]},
         # The loader folds case, '-' for '_' and a TCP_ prefix before looking names up.
-        "state": {"type": "string", "anyOf": [{"enum": list(loader._STATES)}, {
+        "state": {"type": "string", "anyOf": [{"enum": list(keys.STATES)}, {
             "pattern": "^\\s*(" + _any_case("TCP_") + ")?("
                        + "|".join(map(_any_case, states)) + ")\\s*$"}]},
         # sockets and lasts: CLOSE is where a socket is gone, never counted nor left.
@@ -137,7 +136,7 @@ def _defs(docs: dict[str, str]) -> Schema:
             "pattern": "^\\s*(" + _any_case("TCP_") + ")?(" + _any_case("CLOSE") + "|"
                        + _any_case("CLOSED") + ")\\s*$"}}]},
         "timing": {"type": "object", "minProperties": 1, "additionalProperties": False,
-                   "properties": {key: _TIMING.get(key, {}) for key in loader._TIMING_KEYS}},
+                   "properties": {key: _TIMING.get(key, {}) for key in keys.TIMING_KEYS}},
         **{f"{host}Step": _step(host, docs) for host in APP_HOSTS},
         **{f"{host}RepeatedStep": _step(host, docs, repeated=True) for host in APP_HOSTS},
         "segmentFault": _segment_fault(docs),
@@ -165,10 +164,10 @@ def _object(props: Schema, required: tuple[str, ...] = ()) -> Schema:
             **({"required": list(required)} if required else {})}
 
 
-def _keyed(keys: tuple[str, ...], known: Schema, required: tuple[str, ...] = ()) -> Schema:
-    """A mapping with exactly the loader's `keys`; a key without a schema in `known`
+def _keyed(names: tuple[str, ...], known: Schema, required: tuple[str, ...] = ()) -> Schema:
+    """A mapping with exactly the loader's key `names`; a key without a schema in `known`
     (added to the loader since) takes any value."""
-    return _object({k: known.get(k, {}) for k in keys}, required)
+    return _object({k: known.get(k, {}) for k in names}, required)
 
 
 _PORT = _int(1, 65535)
@@ -179,50 +178,50 @@ _YAML11_TRUE = ["on", "On", "ON", "yes", "Yes", "YES", "y", "Y", "true", "True",
 
 def _args(host: str) -> dict[str, Schema]:
     """Argument schemas of the calls docs/scenario-format.md describes; a call added to
-    the loader without one here still gets a schema from its _STEP_ARGS entry."""
+    the loader without one here still gets a schema from its keys.STEP_FORMS entry."""
     peer = "server" if host == "client" else "client"
     return {
-        "listen": {"anyOf": [_PORT, _keyed(loader._LISTEN_KEYS, {
+        "listen": {"anyOf": [_PORT, _keyed(keys.LISTEN_KEYS, {
             "port": _PORT, "backlog": _int(0, 65535)}, ("port",))]},
         "connect": {"type": "string", "pattern": f"^{peer}:0*([1-9][0-9]{{0,3}}|[1-5][0-9]{{4}}|"
                     "6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"},
-        "send": {"anyOf": [_int(0, loader._MAX_SEND), {"type": "string"}]},
+        "send": {"anyOf": [_int(0, keys.MAX_SEND), {"type": "string"}]},
         "recv": _int(1),
         "sleep": _ref("duration"),
-        "shutdown": {"enum": list(loader._SHUTDOWN_HOWS)},
+        "shutdown": {"enum": list(keys.SHUTDOWN_HOWS)},
         "bind": _PORT,
         "linger": _int(0, 3600),
         "keepalive": {"anyOf": [{"const": True}, {"enum": _YAML11_TRUE}, _keyed(
-            loader._KEEPALIVE_KEYS, {"idle": _ref("positiveDuration"),
+            keys.KEEPALIVE_KEYS, {"idle": _ref("positiveDuration"),
                                      "interval": _ref("positiveDuration"),
                                      "count": _int(1, 127)})]},
         "syncnt": _int(1, 127),
         "rcvtimeo": _ref("positiveDuration"),
-        "repeat": _keyed(loader._REPEAT_KEYS, {
+        "repeat": _keyed(keys.REPEAT_KEYS, {
             "times": _int(1, 1000), "parallel": {"type": "boolean"},
             "steps": {"type": "array", "minItems": 1, "items": _ref(f"{host}RepeatedStep")}},
             ("times", "steps")),
-        "flood": _keyed(loader._FLOOD_KEYS, {"syns": _int(1, 10000), "port": _PORT},
-                        loader._FLOOD_KEYS),
+        "flood": _keyed(keys.FLOOD_KEYS, {"syns": _int(1, 10000), "port": _PORT},
+                        keys.FLOOD_KEYS),
     }
 
 
 def _step_arg(call: str, host: str, docs: dict[str, str]) -> Schema:
-    parse, bare_ok, example = loader._STEP_ARGS[call]
-    if parse is None:
+    form = keys.STEP_FORMS[call]
+    if not form.takes_arg:
         arg: Schema = {"type": "null"}
     else:
         arg = _args(host).get(call, {})
-        if bare_ok:
+        if form.bare_ok:
             arg = {"anyOf": [{"type": "null"}, arg]} if arg else {}
-    return {"description": docs.get(f"step:{call}", f"e.g. {example}"), **arg}
+    return {"description": docs.get(f"step:{call}", f"e.g. {form.example}"), **arg}
 
 
 def _step(host: str, docs: dict[str, str], repeated: bool = False) -> Schema:
-    calls = [c for c in loader._STEP_ARGS if _CALL_HOST.get(c, host) == host
-             and not (repeated and c in loader._NOT_REPEATED)]
+    calls = [c for c in keys.STEP_FORMS if _CALL_HOST.get(c, host) == host
+             and not (repeated and c in keys.NOT_REPEATED)]
     return {"anyOf": [
-        {"enum": [c for c in calls if loader._STEP_ARGS[c][1]]},
+        {"enum": [c for c in calls if keys.STEP_FORMS[c].bare_ok]},
         {"type": "object", "minProperties": 1, "maxProperties": 1,
          "additionalProperties": False,
          "properties": {c: _step_arg(c, host, docs) for c in calls}}]}
@@ -255,7 +254,7 @@ def _only_from(key: str) -> list[Schema]:
 
 
 def _segment_fault(docs: dict[str, str]) -> Schema:
-    actions = loader._FAULT_ACTIONS
+    actions = keys.FAULT_ACTIONS
     known = {action: _ref("segment") for action in actions} | {
         "nth": _nth(), "from": {"enum": list(APP_HOSTS)}, "by": _ref("positiveDuration")}
     rules = [rule for action in actions for rule in _only_from(action)]
@@ -270,7 +269,7 @@ def _segment_fault(docs: dict[str, str]) -> Schema:
         mss = [n for n in (*VOCABULARY, *ALIASES) if ALIASES.get(n, n) in ("syn", "syn-ack")]
         rules.append({"properties": {"strip-mss": {"enum": mss}}})
     fault = _object({k: _described(known.get(k, {}), docs, k, "key")
-                     for k in loader._FAULT_KEYS})
+                     for k in keys.FAULT_KEYS})
     return fault | {"oneOf": [{"required": [a]} for a in actions], "allOf": rules}
 
 
@@ -285,7 +284,7 @@ def _host_fault(docs: dict[str, str]) -> Schema:
         elif not takes_until:
             rules.append({"if": {"required": [action]},
                           "then": {"not": {"required": ["until"]}}})
-    fault = _object({k: props.get(k, {}) for k in scenario_faults.HOST_FAULT_KEYS}, ("at",))
+    fault = _object({k: props.get(k, {}) for k in keys.HOST_FAULT_KEYS}, ("at",))
     return fault | {"oneOf": [{"required": [a]} for a in HOST_FAULTS], "allOf": rules}
 
 
@@ -293,11 +292,11 @@ def _forge(docs: dict[str, str]) -> Schema:
     known = {"forge": {"enum": list(FORGES)}, "to": {"enum": list(APP_HOSTS)},
              "at": _TIME, "after": _ref("segment"), "nth": _nth(),
              "from": {"enum": list(APP_HOSTS)}}
-    others = [k for k in scenario_faults.FORGE_KEYS if k != "forge"]
+    others = [k for k in keys.FORGE_KEYS if k != "forge"]
     # nth and from mean what they mean on a segment fault; the rest is the forge's row.
     forge = _object({k: _described(known.get(k, {}), docs, k,
-                                   "key" if k in loader._FAULT_KEYS else "entry")
-                     for k in scenario_faults.FORGE_KEYS}, ("forge",))
+                                   "key" if k in keys.FAULT_KEYS else "entry")
+                     for k in keys.FORGE_KEYS}, ("forge",))
     # The loader's rules: stale-syn stands alone; rst goes `to` a host, at a time (once)
     # or after a named segment (nth, from).
     return forge | {"allOf": [
@@ -311,7 +310,7 @@ def _forge(docs: dict[str, str]) -> Schema:
 
 
 def _fault() -> Schema:
-    """Which kind a `faults:` item is goes by its keys, as scenario_faults.action_of."""
+    """Which kind a `faults:` item is goes by its keys, as format/faults.py's action_of()."""
     return {"if": {"type": "object", "anyOf": [{"required": ["forge"]}]},
             "then": _ref("forgeFault"),
             "else": {"if": {"type": "object",
@@ -335,37 +334,37 @@ def _host_expect(host: str, docs: dict[str, str]) -> Schema:
              "lasts": {"type": "object", "propertyNames": _ref("stayState"),
                        "additionalProperties": {"anyOf": [
                            _ref("duration"), {"const": "forever"},
-                           _keyed(loader._LASTING_KEYS, {"at_least": _ref("duration")},
-                                  loader._LASTING_KEYS)]}},
+                           _keyed(keys.LASTING_KEYS, {"at_least": _ref("duration")},
+                                  keys.LASTING_KEYS)]}},
              # CALL: a segment the peer sends (the host receives it).
              "returns_after": {"type": "object", "propertyNames": {"enum": list(
-                 loader._STEP_ARGS)}, "additionalProperties": {"enum": [
+                 keys.STEP_FORMS)}, "additionalProperties": {"enum": [
                      n for n in (*VOCABULARY, *ALIASES)
                      if senders(ALIASES.get(n, n)) - {host}]}}}
     props = {key: _described(_ref("callResults"), docs, "<call>", "key")
-             if key in loader._EXPECTABLE_CALLS
+             if key in keys.EXPECTABLE_CALLS
              else _described(known.get(key, {}), docs, key, "key")
-             for key in loader._HOST_EXPECT_KEYS}
+             for key in keys.HOST_EXPECT_KEYS}
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
 def _expect(docs: dict[str, str]) -> Schema:
-    known = {"model": {"enum": list(loader._MODELS)},
+    known = {"model": {"enum": list(keys.MODELS)},
              "tolerance": {"type": "object", "additionalProperties": False, "properties": {
                  key: {"abs": _ref("duration"), "rel": _ref("percent")}.get(key, {})
-                 for key in loader._TOLERANCE_KEYS}}}
+                 for key in keys.TOLERANCE_KEYS}}}
     props = {key: _host_expect(key, docs) if key in APP_HOSTS
-             else _described(known.get(key, {}), docs, key) for key in loader._EXPECT_KEYS}
+             else _described(known.get(key, {}), docs, key) for key in keys.EXPECT_KEYS}
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
 def _hosts() -> Schema:
     sysctls = {"type": "object",
-               "propertyNames": {"pattern": f"^{loader._SYSCTL.pattern}$"},
+               "propertyNames": {"pattern": f"^{keys.SYSCTL.pattern}$"},
                "additionalProperties": {"anyOf": [
                    {"type": "integer"}, {"type": "string", "pattern": "\\S", **_ONE_LINE}]}}
     host = {"type": "object", "additionalProperties": False,
-            "properties": {k: {"sysctls": sysctls}.get(k, {}) for k in loader._HOST_KEYS}}
+            "properties": {k: {"sysctls": sysctls}.get(k, {}) for k in keys.HOST_KEYS}}
     return {"type": "object", "additionalProperties": False,
             "properties": {h: host for h in HOSTS}}
 
@@ -375,7 +374,7 @@ def _top(docs: dict[str, str]) -> Schema:
         "scenario": {"type": "string", "pattern": "\\S", **_ONE_LINE},
         "summary": {"type": "string", "pattern": "\\S"},
         "claims": {"type": "array", "uniqueItems": True,
-                   "items": {"type": "string", "pattern": f"^{loader._CLAIM.pattern}$"}},
+                   "items": {"type": "string", "pattern": f"^{keys.CLAIM.pattern}$"}},
         "hosts": _hosts(),
         "apps": {"type": "object", "additionalProperties": False,
                  "required": list(APP_HOSTS),
@@ -402,7 +401,7 @@ def build(docs_text: str | None = None) -> Schema:
         "type": "object",
         "required": ["scenario", "summary", "apps"],
         "additionalProperties": False,
-        "properties": {k: _described(known.get(k, {}), docs, k) for k in loader._TOP_KEYS},
+        "properties": {k: _described(known.get(k, {}), docs, k) for k in keys.TOP_KEYS},
         "$defs": _defs(docs),
     }
 

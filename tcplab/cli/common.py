@@ -1,0 +1,45 @@
+"""What the commands share: the console, loading scenario files, running several
+things side by side, and one exit code for several runs."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from rich.console import Console
+
+from tcplab.errors import ScenarioError
+
+
+def make_console(no_color: bool, stderr: bool = False) -> Console:
+    # --no-color means plain text: no colours, no bold, no spinner, no cursor moves.
+    plain = {"color_system": None, "force_terminal": False} if no_color else {}
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False, **plain)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 110  # a pipe or a CI log: room for the whole ladder
+    return console
+
+
+def load_all(paths) -> list:
+    from tcplab.format.load import discover, load_scenario
+
+    files = discover(paths)
+    if not files:
+        raise ScenarioError(" ".join(map(str, paths)), None, "", "no scenario files found")
+    return [load_scenario(f) for f in files]
+
+
+def severity(code: int) -> int:
+    """The rank of a run's exit code, for max() over several runs: pass < fail < could
+    not judge < anything else."""
+    return {0: 0, 1: 1, 3: 2}.get(code, 3)
+
+
+def side_by_side(fn, items: list, jobs: int, length) -> list:
+    """fn over items, `jobs` at a time, results in the items' order. The longest
+    (by `length`, the scenario's timeout) start first: a catalogue then takes about as
+    long as its longest scenario, instead of that one starting last behind the rest."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {i: pool.submit(fn, items[i])
+                   for i in sorted(range(len(items)), key=lambda i: -length(items[i]))}
+        return [futures[i].result() for i in range(len(items))]

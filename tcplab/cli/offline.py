@@ -1,0 +1,132 @@
+"""The commands that read and write files and need no root: `show` (a saved run
+again), `explain`, `validate`, `schema`, and `generate` with its `tally`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tcplab.cli.common import load_all, make_console
+from tcplab.cli.outputs import write_mermaid, write_pcap, write_pictures
+from tcplab.errors import ScenarioError
+from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap to import for the option's choices
+
+
+@click.command()
+@click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False))
+@click.option("--mermaid", "mermaid_path", type=click.Path(dir_okay=False))
+@click.option("--pcap", "pcap_path", type=click.Path(dir_okay=False))
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False))
+@click.option("--no-color", is_flag=True)
+def show(result_json, junit_path, mermaid_path, pcap_path, svg_path, html_path,
+         no_color) -> None:
+    """Re-render a saved run (from run --json): the ladder and the verdict."""
+    from tcplab.core.events import event_from_json
+    from tcplab.render.ladder import Ladder
+    from tcplab.render.live import print_verdict
+
+    try:
+        res = json.loads(Path(result_json).read_text())
+        events = [event_from_json(e) for e in res["events"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ScenarioError(result_json, None, "", f"not a tcplab result JSON ({e})") from None
+    console = make_console(no_color)
+    ladder = Ladder(console.width)
+    console.print(f"{res['scenario']} ({res.get('file', '')}), kernel {res['kernel']}")
+    console.print(ladder.header())
+    for ev in events:
+        line = ladder.line(ev) if ev is not None else None
+        if line is not None:
+            console.print(line, overflow="crop", no_wrap=True)
+    print_verdict(console, res)
+    if junit_path:
+        from tcplab.render.export import junit
+
+        Path(junit_path).write_text(junit([res]))
+    write_mermaid(res, mermaid_path, False)
+    write_pcap(res, pcap_path, False)
+    write_pictures(res, svg_path, html_path, False)
+    sys.exit({"pass": 0, "fail": 1}.get(res["verdict"], 3))
+
+
+@click.command()
+@click.argument("scenario_path", type=click.Path())
+@click.option("--no-color", is_flag=True)
+def explain(scenario_path, no_color) -> None:
+    """Say what a scenario tests and what the kernel model predicts, without running
+    it (no root needed)."""
+    from tcplab.render.explain import explain_scenario
+
+    console = make_console(no_color)
+    for sc in load_all([scenario_path]):
+        explain_scenario(console, sc)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def validate(paths) -> None:
+    """Check scenario files without running them (no root needed)."""
+    for sc in load_all(paths):
+        click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files, built from the loader's tables (for
+    editors and CI; schema/scenario.schema.json is this output)."""
+    from tcplab.format.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--seed", type=int, help="The first seed (required to generate).")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 100000),
+              help="How many files: seeds SEED .. SEED+COUNT-1.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="The folder for gen-<seed>.yaml (required to generate).")
+@click.option("--kind", default="any", show_default=True,
+              type=click.Choice(KINDS),
+              help="Which phase the faults and schedules aim at.")
+@click.option("--fast", is_flag=True, help="Only scenarios with a timeout of 10 s or less.")
+@click.option("--linear-timeouts/--no-linear-timeouts", default=None,
+              help="May the files pin tcp_syn_linear_timeouts (default: whether this "
+                   "kernel has it).")
+@click.pass_context
+def generate(ctx, seed, count, out_dir, kind, fast, linear_timeouts) -> None:
+    """Write seeded, reproducible scenarios judged by the kernel model only (no root
+    needed); `tcplab generate tally DIR` counts the verdicts of their runs."""
+    from click.core import ParameterSource
+
+    from tcplab.generate.draft import has_linear_timeouts, write_scenarios
+
+    given = [p for p in ctx.params if ctx.get_parameter_source(p) != ParameterSource.DEFAULT]
+    if ctx.invoked_subcommand:
+        if given:
+            option = next(p.opts[0] for p in ctx.command.params if p.name == given[0])
+            raise click.UsageError(f"{option} is for generating, not for "
+                                   f"{ctx.invoked_subcommand}")
+        return
+    if seed is None or out_dir is None:
+        raise click.UsageError("generating needs --seed and --out")
+    linear = has_linear_timeouts() if linear_timeouts is None else linear_timeouts
+    written = write_scenarios(seed, count, Path(out_dir), kind, fast, linear)
+    click.echo(f"wrote {len(written)} scenario{'s' * (len(written) != 1)} to {out_dir}: "
+               f"gen-{seed}.yaml .. gen-{seed + count - 1}.yaml")
+
+
+@generate.command()
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The same table as JSON.")
+def tally(results_dir, as_json) -> None:
+    """Count the verdicts, failing checks, abstentions (`not judged`) and failing seeds
+    of a bulk run's result JSONs (run --json DIR/)."""
+    from tcplab.tally import lines, load_results, tally as count
+
+    table = count(load_results(Path(results_dir)))
+    click.echo(json.dumps(table, indent=1) if as_json else "\n".join(lines(table)))

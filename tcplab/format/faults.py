@@ -1,0 +1,196 @@
+"""`faults:`: segment faults (drop, delay, duplicate, strip-mss of a named segment),
+time-window host faults (link-down, crash, reboot, kill) and forged segments (forge:
+rst | stale-syn), into core/faults.py's types. Every mistake is one `file:line: key:
+message` line, and a fault that could never act is one too. Times are measured from
+the moment the apps start (the Record's t = 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from tcplab.core.faults import FORGES, HOST_FAULTS, Fault, Forge, HostFault
+from tcplab.core.scenario import APP_HOSTS
+from tcplab.core.segments import senders
+from tcplab.format import keys
+from tcplab.format.reader import Map, Reader, line_of, value
+
+AnyFault = Fault | HostFault | Forge
+
+
+def faults(r: Reader, node: Node, key: str, timeout: float) -> tuple[AnyFault, ...]:
+    parsed: list[AnyFault] = []
+    items = r.items(node, key)
+    for item, ikey in items:
+        if action := action_of(item):  # link-down, crash, ..., forge
+            parsed.append(forge(r, item, ikey, timeout) if action == "forge"
+                          else host_fault(r, item, ikey, timeout))
+            continue
+        fault = segment_fault(r, item, ikey, timeout)
+        # A fault that can never act is a mistake in the scenario, not a harmless no-op.
+        for earlier in (f for f in parsed if isinstance(f, Fault)):
+            if dataclasses.replace(fault, line=earlier.line) == earlier:
+                r.fail(item, ikey, f"the same fault as the one at line {earlier.line}")
+            if _covers(earlier, fault):
+                r.fail(item, ikey, f"can never match: the fault at line {earlier.line} "
+                                   f"({earlier.describe()}) decides first for every "
+                                   "segment it could see")
+        parsed.append(fault)
+    _check_all(r, items, parsed)
+    return tuple(parsed)
+
+
+def segment_fault(r: Reader, node: Node, key: str, timeout: float) -> Fault:
+    f = r.mapping(node, key, keys.FAULT_KEYS)
+    actions = [a for a in keys.FAULT_ACTIONS if a in f]
+    if len(actions) != 1:
+        r.fail(node, key, "expected exactly one of drop: NAME, delay: NAME, "
+                          "duplicate: NAME, strip-mss: NAME (or link-down, crash, "
+                          "reboot, kill: HOST, forge: KIND), found "
+                          + (f"both ({' and '.join(actions)})" if actions else "neither"))
+    action = actions[0]
+    name = f.get(action, r.string, what="a segment name such as syn")
+    segment = r.segment(name, f.node(action), f.path(action))
+    sender = f.get("from", r.choice, choices=APP_HOSTS)
+    if sender and sender not in senders(segment):
+        only = " and ".join(sorted(senders(segment)))
+        r.fail(f.node("from"), f.path("from"), f"{segment} is only sent by the {only}, "
+               f"so a fault on it from the {sender} can never match")
+    if action in ("drop", "strip-mss") and "by" in f:
+        r.fail(f.line("by"), f.path("by"), f"by is for delay only (and a duplicate's "
+                                           f"copy); a {action} has no delay")
+    if action == "strip-mss" and segment not in ("syn", "syn-ack"):
+        r.fail(f.node(action), f.path(action), "only syn and syn-ack carry the MSS "
+                                               f"option, found {segment}")
+    if action == "delay" and "by" not in f:
+        r.fail(node, f.path("by"), "missing (a delay needs by: DURATION, e.g. by: 500ms)")
+    by = f.get("by", r.duration, 0.0, positive=action == "delay", limit=timeout,
+               below=True, why=" (the timeout)")
+    return Fault(action, segment, f.get("nth", lambda n, k: nth(r, n, k)), sender, by,
+                 line_of(node))
+
+
+def nth(r: Reader, node: Node, key: str) -> tuple[int, ...] | None:
+    if value(node) == "all":
+        return None
+    if not isinstance(node, SequenceNode):
+        what = "all, an occurrence number from 1 to 1000 or a list of them"
+        return (r.integer(node, key, 1, 1000, what),)
+    numbers: list[int] = []
+    for item, ikey in r.items(node, key, nonempty=True):
+        if (n := r.integer(item, ikey, 1, 1000)) in numbers:
+            r.fail(item, ikey, f"occurrence {n} is listed twice")
+        numbers.append(n)
+    return tuple(sorted(numbers))
+
+
+def _covers(earlier: Fault, later: Fault) -> bool:
+    """Does the earlier fault decide every segment `later` could ever act on? The first
+    matching fault decides, so a drop or a delay of all of them leaves nothing."""
+    def sides(f: Fault) -> frozenset[str]:
+        return frozenset({f.sender}) if f.sender else senders(f.segment)
+    return (earlier.segment == later.segment and sides(later) <= sides(earlier)
+            and (earlier.nth is None or (later.nth is not None
+                                         and set(later.nth) <= set(earlier.nth))))
+
+
+# --- host faults and forged segments -------------------------------------------------------
+
+def action_of(node: Node) -> str | None:
+    """Which host fault or forge a `faults:` item is, by its keys (None: a segment fault)."""
+    if not isinstance(node, MappingNode):
+        return None
+    names = [k.value for k, _v in node.value if isinstance(k, ScalarNode)]
+    return next((k for k in names if k in keys.ACTION_KEYS), None)
+
+
+def _time(r: Reader, f: Map, name: str, timeout: float) -> float:
+    return f.get(name, r.duration, limit=timeout, below=True,
+                 why=" (the timeout stops the run first)")
+
+
+def host_fault(r: Reader, node: Node, key: str, timeout: float) -> HostFault:
+    f = r.mapping(node, key, keys.HOST_FAULT_KEYS)
+    actions = [a for a in HOST_FAULTS if a in f]
+    if len(actions) != 1:
+        r.fail(node, key, f"expected one of {', '.join(HOST_FAULTS)} per fault, found "
+                          + " and ".join(actions))
+    action = actions[0]
+    hosts, takes_until, needs_until, _what = HOST_FAULTS[action]
+    host = r.string(f.node(action), f.path(action), " or ".join(hosts))
+    if host not in hosts:
+        why = " (the router is the lab's, not a host a scenario can fail)" \
+            if host == "router" else ""
+        r.fail(f.node(action), f.path(action), f"expected {' or '.join(hosts)}, found "
+                                               f"the string {host!r}{why}")
+    if "at" not in f:
+        r.fail(node, f.path("at"), f"missing ({action} needs at: DURATION, the time since "
+                                   "the apps started, e.g. at: 2s)")
+    at = _time(r, f, "at", timeout)
+    until = None
+    if "until" in f:
+        if not takes_until:
+            r.fail(f.line("until"), f.path("until"), f"{action} has no end; until is for "
+                                                     "link-down and reboot")
+        until = _time(r, f, "until", timeout)
+        if until <= at:
+            r.fail(f.node("until"), f.path("until"), f"expected a time after at ({at:g}s), "
+                                                     f"found {until:g}s")
+    elif needs_until:
+        r.fail(node, f.path("until"), f"missing ({action} needs until: DURATION, when the "
+                                      "host is back up)")
+    return HostFault(action, host, at, until, line_of(node))
+
+
+def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
+    f = r.mapping(node, key, keys.FORGE_KEYS)
+    kind = r.choice(f.node("forge"), f.path("forge"), FORGES)
+    line = line_of(node)
+    if kind == "stale-syn":
+        for extra in ("to", "at", "after", "nth", "from"):
+            if extra in f:
+                r.fail(f.line(extra), f.path(extra), "forge: stale-syn takes no other key "
+                       "(it always goes ahead of the client's first SYN, to the server)")
+        return Forge(kind, line=line)
+    if "to" not in f:
+        r.fail(node, f.path("to"), "missing (forge: rst needs to: client or to: server)")
+    to = r.choice(f.node("to"), f.path("to"), APP_HOSTS)
+    if ("at" in f) == ("after" in f):
+        r.fail(node, key, "forge: rst needs exactly one of at: DURATION or after: NAME, "
+                          "found " + ("both" if "at" in f else "neither"))
+    if "at" in f:
+        for extra in ("nth", "from"):
+            if extra in f:
+                r.fail(f.line(extra), f.path(extra), f"{extra} is for after: NAME; a forge "
+                                                     "at a time happens once")
+        return Forge(kind, to, at=_time(r, f, "at", timeout), line=line)
+    name = r.string(f.node("after"), f.path("after"), "a segment name such as data")
+    after = r.segment(name, f.node("after"), f.path("after"))
+    sender = f.get("from", r.choice, choices=APP_HOSTS)
+    if sender and sender not in senders(after):
+        only = " and ".join(sorted(senders(after)))
+        r.fail(f.node("from"), f.path("from"), f"{after} is only sent by the {only}, so a "
+                                               f"forge after it from the {sender} never happens")
+    return Forge(kind, to, after=after, nth=f.get("nth", lambda n, k: nth(r, n, k)),
+                 sender=sender, line=line)
+
+
+def _check_all(r: Reader, items: list[tuple[Node, str]], parsed: list[AnyFault]) -> None:
+    """Across entries: one host fault per action and host, and nothing after a crash of
+    the same host (a crashed host has no later to speak of)."""
+    seen: dict[tuple[str, str], int] = {}
+    for (node, key), f in zip(items, parsed):
+        if not isinstance(f, HostFault):
+            continue
+        if (f.action, f.host) in seen:
+            r.fail(node, key, f"{f.action} {f.host} is given twice (first at line "
+                              f"{seen[(f.action, f.host)]})")
+        seen[(f.action, f.host)] = f.line
+    crashes = {f.host: f for f in parsed if isinstance(f, HostFault) and f.action == "crash"}
+    for (node, key), f in zip(items, parsed):
+        if isinstance(f, HostFault) and f.action != "crash" and f.host in crashes \
+                and f.at >= crashes[f.host].at:
+            r.fail(node, key, f"can never act: the {f.host} crashed at "
+                              f"{crashes[f.host].at:g}s (line {crashes[f.host].line})")
