@@ -104,7 +104,7 @@ class _Run:
                                       plan.server_addr)):
             self._spawn(host, "tcplab.lab.app", {
                 "netns": ns, "addr": addr, "peer_addr": peer,
-                "sysctls": self.sc.sysctls.get(host, {}),
+                "sysctls": self._settable(host),
                 "steps": [step_to_wire(s) for s in self.sc.apps[host]],
                 **fault_config.for_agent(self.sc, host)})
         ready = self._wait_ready({"router", "server", "client"})
@@ -115,6 +115,11 @@ class _Run:
             self.result.model = self.prediction.to_json()
         except Exception as e:  # noqa: BLE001 - the live hint is optional; judging says why
             self.result.notes.append(f"kernel model unavailable for the live view: {e}")
+
+    def _settable(self, host: str) -> dict[str, str]:
+        values, notes = preflight.settable(self.sc.sysctls.get(host, {}))
+        self.result.notes += [f"{host}: {n}" for n in notes]
+        return values
 
     def _start_trace(self, plan: topology.Plan) -> None:
         from tcplab.lab.tracefs import TraceSession

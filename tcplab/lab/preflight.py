@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from tcplab.core.model.kernel import absent_means
 from tcplab.errors import LabError, ScenarioError
 
 TRACEFS = "/sys/kernel/tracing"
@@ -111,22 +112,41 @@ def sysctls(names: set[str]) -> Finding:
     return Finding("sysctls", True, f"{len(names)} requested, all present")
 
 
-def check_sysctls_exist(scenarios) -> None:
+def check_sysctls_exist(scenarios, proc_sys: str = "/proc/sys") -> None:
     """A sysctl this kernel lacks (or that cannot be written) is the scenario's mistake
-    (exit 2), found before any namespace exists. The root namespace's /proc/sys is only
-    looked at here: per-namespace sysctls exist in every namespace or in none."""
+    (exit 2), found before any namespace exists - unless its absence is the very value
+    asked for (core/model/kernel.py, ABSENT_MEANS): then it is left out (settable()).
+    The root namespace's /proc/sys is only looked at here: per-namespace sysctls exist
+    in every namespace or in none."""
     for sc in scenarios:
         for host, values in sc.sysctls.items():
-            for name in values:
+            for name, value in values.items():
                 key = f"hosts.{host}.sysctls.{name}"
-                path = "/proc/sys/" + name.replace(".", "/")
+                path = f"{proc_sys}/" + name.replace(".", "/")
                 why = None
                 if not os.path.isfile(path):
+                    if absent_means(name, value):
+                        continue
                     why = f"this kernel ({os.uname().release}) has no such sysctl"
                 elif not os.stat(path).st_mode & 0o222:
                     why = "read-only: the kernel reports it but does not let it be set"
                 if why:
                     raise ScenarioError(sc.path, sc.lines.get(key), key, why)
+
+
+def settable(values: dict[str, str], proc_sys: str = "/proc/sys"
+             ) -> tuple[dict[str, str], list[str]]:
+    """The sysctls to write, and a note for each one left out because this kernel
+    lacks it and behaves as its value (check_sysctls_exist() let only those through)."""
+    keep, notes = {}, []
+    for name, value in values.items():
+        note = None if os.path.isfile(f"{proc_sys}/" + name.replace(".", "/")) \
+            else absent_means(name, value)
+        if note:
+            notes.append(note)
+        else:
+            keep[name] = value
+    return keep, notes
 
 
 def findings(sysctl_names: set[str] = frozenset()) -> list[Finding]:

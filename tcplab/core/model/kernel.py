@@ -81,6 +81,26 @@ class Kernel:
         return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz
 
 
+# Sysctls added by a kernel version whose absence before it is one value: an older
+# kernel behaves as if it were set to that (what Kernel's properties of the same name
+# say to the model). A scenario pinning that value runs there without it, with a note;
+# any other value is a behaviour the kernel cannot have, and stays an error.
+ABSENT_MEANS = {
+    "net.ipv4.tcp_syn_linear_timeouts": ("0", "6.5"),  # Kernel.linear_timeouts
+    "net.ipv4.tcp_rto_min_us": ("200000", "6.11"),  # Kernel.rto_min_sysctl: TCP_RTO_MIN
+    "net.ipv4.tcp_rto_max_ms": ("120000", "6.15"),  # Kernel.rto_max_sysctl: TCP_RTO_MAX
+}
+
+
+def absent_means(name: str, value) -> str | None:
+    """Why a missing sysctl set to `value` changes nothing (a note), or None."""
+    known = ABSENT_MEANS.get(name)
+    if known is None or str(value).strip() != known[0]:
+        return None
+    return (f"{name}={value} not set: this kernel predates it (it came in {known[1]}), "
+            "and behaves as that value")
+
+
 def sysctl_value(sysctls: dict[str, str], name: str, default: float) -> float:
     """A sysctl as the agents reported it (a string, maybe several numbers: the first),
     or `default` when unset or unreadable. The one parser every *Params uses."""
