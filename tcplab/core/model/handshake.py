@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import heapq
 import itertools
@@ -56,6 +57,10 @@ from tcplab.core.rules import Verdict, decide
 
 from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
 
+
+# The app's and the hook's stamps around a rate-limited answer: 1 ms (RACE_NOISE's own
+# figure, model/teardown/params.py).
+RATE_STAMP_NOISE = 0.001
 
 class _Sim:
     """One way the handshake can unfold. `packets_first` breaks ties between a timer
@@ -85,7 +90,8 @@ class _Sim:
         self.seq = itertools.count()
         self.pred = Prediction(kernel)
         self.client_state = "CLOSE"
-        self.syn_retrans, self.syn_slack, self.client_oow_at = 0, 0.0, -1e9
+        self.syn_retrans, self.syn_slack = 0, 0.0
+        self.client_oow = (-1e9, 0.0)  # the client's last out-of-window ACK: when, how late
         self.syn_gen = 0  # the SYN timer's arming: an unacceptable ACK re-arms it
         # server request: {"isn", "snt", "num_timeout", "gen", "last_oow", "slack", "maybe"}
         self.req = None
@@ -119,11 +125,14 @@ class _Sim:
             self.pred.states.setdefault(host, []).append(PredictedChange(t, state,
                                                                          maybe=maybe))
 
-    def send(self, t: float, sender: str, flags: int, seq: int, ack: int, cause: str,
-             slack: float, length: int = 0) -> None:
+    def wire(self, sender: str, flags: int, seq: int, ack: int, length: int = 0) -> Segment:
         src, dst = (C_ADDR, S_ADDR) if sender == "client" else (S_ADDR, C_ADDR)
         sport, dport = (C_PORT, self.port) if sender == "client" else (self.port, C_PORT)
-        seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, length))
+        return Segment(src, sport, dst, dport, flags, seq, ack, length)
+
+    def send(self, t: float, sender: str, flags: int, seq: int, ack: int, cause: str,
+             slack: float, length: int = 0) -> None:
+        seen = self.clf.classify(self.wire(sender, flags, seq, ack, length))
         verdict = decide(self.faults, seen)
         hold = (self.stale_syn and self.held is None and seen.sender == "client"
                 and seen.name == "syn" and seen.nth == 1)
@@ -216,10 +225,28 @@ class _Sim:
                 if self.data_after_connect is not None:
                     self.at(t + self.data_after_connect, "client_data", slack)
                     self.data_after_connect = None  # the first segment after connect()
-            elif self.client_state == "ESTABLISHED" and \
-                    t - self.client_oow_at >= self.cp.invalid_ratelimit:
-                self.client_oow_at = t
-                self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
+            elif self.client_state == "ESTABLISHED":
+                self.client_oow = self.oow_answer(t, slack, "client", self.client_oow,
+                                                  self.cp.invalid_ratelimit, X + 1, Y + 1)
+
+    def oow_answer(self, t: float, slack: float, host: str, last: tuple[float, float],
+                   limit: float, seq: int, ack: int) -> tuple[float, float]:
+        """tcp_oow_rate_limited(): an ACK leaves if `limit` has passed since the last
+        one (`last`: when, and how late it may have been). Where the gap lies within the
+        two events' lateness (and a jiffy, the limiter's unit) of the limit, the kernel
+        may decide either way (gen-6041 on 6.18: a SYN-ACK held 1.5 s came 0.475 s after
+        the last ACK, whose SYN timer had fired 28 ms late, and drew none): the answer
+        is uncertain (Prediction.uncertain). Returns the new `last`."""
+        gap, sent = t - last[0], t - last[0] >= limit
+        noise = 1 / self.k.hz + RATE_STAMP_NOISE
+        if gap - last[1] - noise < limit <= gap + slack + noise:
+            name = copy.deepcopy(self.clf).classify(self.wire(host, ACK, seq, ack)).name
+            fewer, more = self.pred.uncertain.get((host, name), (0, 0))
+            self.pred.uncertain[(host, name)] = (fewer + sent, more + (not sent))
+        if not sent:
+            return last
+        self.send(t, host, ACK, seq, ack, "answer", slack)
+        return (t, slack)
 
     # server ---------------------------------------------------------------------------
     def server_gets(self, t: float, flags: int, length: int, slack: float, seq: int) -> None:

@@ -50,6 +50,10 @@ class Prediction:
     states: dict[str, list[PredictedChange]] = field(default_factory=dict)
     client_gone_at: float | None = None  # from then on the teardown model answers the client
     races: list[int] = field(default_factory=list)  # request timer expiries a SYN raced
+    # (sender, name) -> (how many of these may be missing, how many more may come): a
+    # rate-limited answer whose gap to the last one was within their lateness of the
+    # limit, so the kernel may have decided either way (handshake.py, oow_answer())
+    uncertain: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         """What `sender` itself sent of that name (the router's forgeries left out, as

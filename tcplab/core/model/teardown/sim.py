@@ -286,10 +286,13 @@ class Sim(Timers, Receive):
         if h.waiting and not h.gone:
             if h.waiting_recv:
                 # The call reads what is there when the app gets to run, not only what
-                # woke it: data arriving until the app's return (as stamped, give or
-                # take the race bound; without a record, RACE_NOISE) is read too.
-                h.drain_until = max(t, h.returned_at if h.returned_at is not None else t) + \
-                    (self.obs.race if self.obs is not None else RACE_NOISE)
+                # woke it: data arriving until the app's return is read too. With a
+                # record that is the return's stamp, taken after the call returned:
+                # data arriving later was certainly not read (gen-6228: data #2 landed
+                # 0.2 ms after recv() returned with data #1, and close() sent an RST
+                # for it). Without one, RACE_NOISE after the wake-up.
+                h.drain_until = max(t, h.returned_at) if h.returned_at is not None \
+                    else t + RACE_NOISE
             h.waiting = h.waiting_recv = False
             h.returned_at = None
             h.recv_gen += 1
