@@ -12,7 +12,7 @@ import click
 from tcplab.cli.common import load_all, make_console
 from tcplab.cli.outputs import write_mermaid, write_pcap, write_pictures
 from tcplab.errors import ScenarioError
-from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap to import for the option's choices
+from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap, for --kind's choices
 
 
 @click.command()

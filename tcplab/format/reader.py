@@ -180,7 +180,8 @@ class Reader:
     def integer(self, node: Node, key: str, lo: int, hi: int | None = None,
                 what: str | None = None) -> int:
         number = value(node)
-        what = what or (f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}")
+        what = what or (f"an integer from {lo} to {hi}" if hi is not None
+                        else f"an integer >= {lo}")
         if type(number) is not int:  # bool is an int subclass: `yes` must not pass as 1
             quoted = isinstance(number, str) and number.strip().lstrip("+-").isdigit()
             self.fail(node, key, f"expected {what}, found {found(node)}"

@@ -88,8 +88,8 @@ def _unread_close(rng: random.Random, fast: bool) -> Plan:
     pause = pick(rng, LEADS[:3])
     client = [CONNECT, ("send", first), ("sleep", pause), ("send", second), RECV, CLOSE]
     server = [ACCEPT, ("recv", first), ("sleep", Dur(2 * pause)), CLOSE]
-    phrase = (f"the client sends {size_words(first)}, then {size_words(second)} more {pause} later, and "
-              f"waits in recv(); the server reads only the first {first} and closes "
+    phrase = (f"the client sends {size_words(first)}, then {size_words(second)} more {pause} "
+              f"later, and waits in recv(); the server reads only the first {first} and closes "
               f"{Dur(2 * pause)} after the handshake with the rest unread")
     return Plan(phrase, {"client": client, "server": server},
                 {"client": 2 * pause, "server": 2 * pause}, who_sends(("client",), ("server",)),
