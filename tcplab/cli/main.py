@@ -26,8 +26,9 @@ def cli(ctx: click.Context) -> None:
         signals.release()
 
 
-for command in (running.run, running.demo, offline.show, offline.explain, offline.validate,
-                offline.schema, offline.generate, machine.doctor, machine.clean,
+for command in (running.run, running.demo, offline.show, offline.rejudge, offline.explain,
+                offline.validate, offline.schema, offline.generate, machine.doctor,
+                machine.clean,
                 catalogue.claims, catalogue.list_):
     cli.add_command(command)
 

@@ -1,8 +1,10 @@
 """The commands that read and write files and need no root: `show` (a saved run
-again), `explain`, `validate`, `schema`, and `generate` with its `tally`."""
+again), `rejudge` (saved runs judged again), `explain`, `validate`, `schema`, and
+`generate` with its `tally`."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -52,6 +54,36 @@ def show(result_json, junit_path, mermaid_path, pcap_path, svg_path, html_path,
     write_pcap(res, pcap_path, False)
     write_pictures(res, svg_path, html_path, False)
     sys.exit({"pass": 0, "fail": 1}.get(res["verdict"], 3))
+
+
+@click.command()
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Where the new result JSONs go (one per saved run, same name).")
+@click.option("--scenarios", "scenario_dir", type=click.Path(exists=True, file_okay=False),
+              help="Where the scenario files are, when not where the results say.")
+def rejudge(results_dir, out_dir, scenario_dir) -> None:
+    """Judge saved runs (run --json DIR/; .json or .json.gz) again with this version's
+    checks and model: nothing runs, no root. Each scenario comes from the file its
+    result names, or by that name from --scenarios."""
+    from tcplab.format.load import load_scenario
+    from tcplab.runner import rejudge as judge_again
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved_runs = sorted(Path(results_dir).glob("*.json")) + \
+        sorted(Path(results_dir).glob("*.json.gz"))
+    for path in saved_runs:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as f:
+            saved = json.load(f)
+        scenario = Path(saved["file"])
+        if not scenario.exists() and scenario_dir:
+            scenario = Path(scenario_dir) / scenario.name
+        result = judge_again(load_scenario(scenario), saved)
+        name = path.name.removesuffix(".gz")
+        (out / name).write_text(json.dumps(result.to_json()))
+    click.echo(f"rejudged {len(saved_runs)} runs into {out}")
 
 
 @click.command()

@@ -110,3 +110,20 @@ def test_one_run_into_a_directory_gets_a_named_file(tmp_path):
     assert output_path(f"{fresh}/", "x", ".2", ".svg", False) == fresh / "x.2.svg"
     assert fresh.is_dir()
     assert output_path(tmp_path / "r.json", "x", "", ".json", False) == tmp_path / "r.json"
+
+
+def test_rejudge_judges_saved_runs_again_offline(tmp_path):
+    """`tcplab rejudge` on the corpus's recorded runs (.json.gz, scenario files found by
+    name): one result per run, each judged again, none of them a fail."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    runs = root / "tests/corpus/generated/runs"
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "rejudge", str(runs), "--out",
+                           str(tmp_path), "--scenarios", str(root / "tests/corpus/generated")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = sorted(tmp_path.glob("*.json"))
+    assert len(out) == len(list(runs.glob("*.json.gz")))
+    verdicts = {p.stem: json.loads(p.read_text())["verdict"] for p in out}
+    assert "fail" not in verdicts.values() and "pass" in verdicts.values(), verdicts
