@@ -10,26 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from tcplab.vm import kernelvm as kv
+from tcplab.vm import image, kernelvm, plan, procs
 
 
 def test_run_is_the_default_command_and_lab_args_follow_the_double_dash():
-    a = kv.parse_args(["6.1", "6.12", "--", "run", "x.yaml", "--json", "OUT/"])
+    a = plan.parse_args(["6.1", "6.12", "--", "run", "x.yaml", "--json", "OUT/"])
     assert (a.command, a.kernels, a.lab_args) == ("run", ["6.1", "6.12"], ["run", "x.yaml", "--json", "OUT/"])
     assert (a.accel, a.source, a.smp, a.no_build) == ("auto", "worktree", 2, False)
-    b = kv.parse_args(["run", "6.1", "--accel", "tcg", "--timeout", "60", "--", "test", "-k", "x"])
+    b = plan.parse_args(["run", "6.1", "--accel", "tcg", "--timeout", "60", "--", "test", "-k", "x"])
     assert (b.accel, b.timeout, b.lab_args) == ("tcg", 60.0, ["test", "-k", "x"])
     # arguments after -- are the lab's, even when they look like kernel-vm's
-    c = kv.parse_args(["6.1", "--", "--accel", "kvm"])
+    c = plan.parse_args(["6.1", "--", "--accel", "kvm"])
     assert c.accel == "auto" and c.lab_args == ["--accel", "kvm"]
 
 
 def test_build_list_clean():
-    assert kv.parse_args(["build", "6.1", "--rebuild"]).rebuild
-    assert kv.parse_args(["build", "6.12", "--test-deps"]).test_deps
-    assert kv.parse_args(["build", "6.1+test"]).kernels == ["6.1+test"]
-    assert kv.parse_args(["list"]).command == "list"
-    assert kv.parse_args(["clean"]).kernels == []
+    assert plan.parse_args(["build", "6.1", "--rebuild"]).rebuild
+    assert plan.parse_args(["build", "6.12", "--test-deps"]).test_deps
+    assert plan.parse_args(["build", "6.1+test"]).kernels == ["6.1+test"]
+    assert plan.parse_args(["list"]).command == "list"
+    assert plan.parse_args(["clean"]).kernels == []
 
 
 @pytest.mark.parametrize("argv, says", [
@@ -39,49 +39,49 @@ def test_build_list_clean():
     (["6.2", "--", "run", "x.yaml"], "unknown kernel"),
 ])
 def test_bad_command_lines(argv, says):
-    with pytest.raises(kv.Usage, match=says):
-        kv.parse_args(argv)
+    with pytest.raises(plan.Usage, match=says):
+        plan.parse_args(argv)
 
 
 def test_bad_command_line_exits_2_and_does_nothing(capsys):
-    assert kv.main(["build", "5.10"]) == 2
-    assert kv.main(["run", "6.1", "--accel", "hvf", "--", "x"]) == 2
+    assert kernelvm.main(["build", "5.10"]) == 2
+    assert kernelvm.main(["run", "6.1", "--accel", "hvf", "--", "x"]) == 2
     assert "unknown kernel" in capsys.readouterr().err
 
 
 def test_lab_test_runs_on_the_image_with_the_test_tools():
-    assert kv.image_name("6.1", ["test", "tests/unit"]) == "6.1+test"
-    assert kv.image_name("6.1", ["run", "test"]) == "6.1"
-    assert kv.image_name("6.1+test", ["test"]) == "6.1+test"
-    assert kv.image_kernel("6.12+test") is kv.KERNELS["6.12"]
-    assert kv.KERNELS["6.12"].suite == "bookworm-backports" and kv.KERNELS["6.1"].suite == "bookworm"
+    assert plan.image_name("6.1", ["test", "tests/unit"]) == "6.1+test"
+    assert plan.image_name("6.1", ["run", "test"]) == "6.1"
+    assert plan.image_name("6.1+test", ["test"]) == "6.1+test"
+    assert plan.image_kernel("6.12+test") is plan.KERNELS["6.12"]
+    assert plan.KERNELS["6.12"].suite == "bookworm-backports" and plan.KERNELS["6.1"].suite == "bookworm"
 
 
 def test_out_names_the_directory_brought_back():
-    assert kv.rewrite_out(["run", "a.yaml", "--json", "OUT/", "--junit", "OUT/j.xml", "--x=OUT",
+    assert plan.rewrite_out(["run", "a.yaml", "--json", "OUT/", "--junit", "OUT/j.xml", "--x=OUT",
                            "OUTSIDE", "b/OUT/", "--mermaid=OUT/m.mmd"], "/g") == \
         ["run", "a.yaml", "--json", "/g/", "--junit", "/g/j.xml", "--x=/g",
          "OUTSIDE", "b/OUT/", "--mermaid=/g/m.mmd"]
 
 
 def test_results_dir():
-    assert kv.results_dir(None, 2, "6.1.0-9-cloud-amd64") == kv.ROOT / "results/vm/6.1.0-9-cloud-amd64"
-    assert kv.results_dir(Path("/x"), 1, "r") == Path("/x")
-    assert kv.results_dir(Path("/x"), 2, "r") == Path("/x/r")
+    assert plan.results_dir(None, 2, "6.1.0-9-cloud-amd64") == plan.ROOT / "results/vm/6.1.0-9-cloud-amd64"
+    assert plan.results_dir(Path("/x"), 1, "r") == Path("/x")
+    assert plan.results_dir(Path("/x"), 2, "r") == Path("/x/r")
 
 
 def test_image_key_follows_the_kernel_and_what_setup_installs():
     files = {"pyproject.toml": b"a", "scripts/setup.sh": b"b"}
-    k = kv.image_key("6.1", files)
-    assert k == kv.image_key("6.1", dict(files))
-    assert k != kv.image_key("6.12", files)
-    assert k != kv.image_key("6.1+test", files)
-    assert k != kv.image_key("6.1", files | {"pyproject.toml": b"a2"})
-    assert set(kv.key_files()) == {"pyproject.toml", "scripts/setup.sh", "guest-init"}
+    k = plan.image_key("6.1", files)
+    assert k == plan.image_key("6.1", dict(files))
+    assert k != plan.image_key("6.12", files)
+    assert k != plan.image_key("6.1+test", files)
+    assert k != plan.image_key("6.1", files | {"pyproject.toml": b"a2"})
+    assert set(image.key_files()) == {"pyproject.toml", "scripts/setup.sh", "guest-init"}
 
 
 def _argv(accel):
-    return kv.qemu_argv(accel=accel, kernel=Path("/i/vmlinuz"), initrd=Path("/i/initrd.img"),
+    return plan.qemu_argv(accel=accel, kernel=Path("/i/vmlinuz"), initrd=Path("/i/initrd.img"),
                         disk=Path("/i/disk.img"), job=Path("/w/job.tar"),
                         results=Path("/w/results.img"), console=Path("/w/console.log"),
                         memory="3G", smp=4, name="tcplab-6.1")
@@ -113,7 +113,7 @@ def test_qemu_command_line():
 
 
 def test_probe_is_a_kvm_guest_that_panics_and_exits():
-    argv = kv.probe_argv(Path("/i/vmlinuz"))
+    argv = plan.probe_argv(Path("/i/vmlinuz"))
     assert argv[:4] == ["nice", "-n", "10", "qemu-system-x86_64"]
     assert _after(argv, "-accel") == ["kvm"] and "-no-reboot" in argv and "-initrd" not in argv
     assert "panic=-1" in _after(argv, "-append")[0]
@@ -130,14 +130,14 @@ class Probe:
 
 def test_accel_choice():
     p = Probe((True, "ok"))
-    assert kv.choose_accel("tcg", True, p) == ("tcg", "asked for") and p.calls == 0
-    assert kv.choose_accel("kvm", True, p) == ("kvm", "asked for") and p.calls == 0
-    with pytest.raises(kv.Failed, match="/dev/kvm"):
-        kv.choose_accel("kvm", False, p)
-    assert kv.choose_accel("auto", False, p)[0] == "tcg" and p.calls == 0
-    assert kv.choose_accel("auto", True, p)[0] == "kvm" and p.calls == 1
+    assert plan.choose_accel("tcg", True, p) == ("tcg", "asked for") and p.calls == 0
+    assert plan.choose_accel("kvm", True, p) == ("kvm", "asked for") and p.calls == 0
+    with pytest.raises(plan.Failed, match="/dev/kvm"):
+        plan.choose_accel("kvm", False, p)
+    assert plan.choose_accel("auto", False, p)[0] == "tcg" and p.calls == 0
+    assert plan.choose_accel("auto", True, p)[0] == "kvm" and p.calls == 1
     bad = Probe((False, "KVM internal error. Suberror: 1"))
-    accel, why = kv.choose_accel("auto", True, bad)
+    accel, why = plan.choose_accel("auto", True, bad)
     assert accel == "tcg" and "KVM internal error" in why and bad.calls == 1
 
 
@@ -150,7 +150,7 @@ def test_accel_choice():
     (0, "KVM internal error. Suberror: 1\n", False),
 ])
 def test_probe_outcome(rc, stderr, ok):
-    assert kv.judge_probe(rc, stderr)[0] is ok
+    assert plan.judge_probe(rc, stderr)[0] is ok
 
 
 def test_summary_reads_the_verdicts(tmp_path):
@@ -158,20 +158,20 @@ def test_summary_reads_the_verdicts(tmp_path):
     (tmp_path / "syn-lost-modern.json").write_text(json.dumps({"verdict": "fail"}))
     (tmp_path / "timing.json").write_text(json.dumps({"job_s": 1}))
     (tmp_path / "broken.json").write_text("{")
-    assert kv.summarize(tmp_path) == [("normal", "pass"), ("syn-lost-modern", "fail")]
+    assert plan.summarize(tmp_path) == [("normal", "pass"), ("syn-lost-modern", "fail")]
 
 
 def test_a_dead_runs_leftovers_are_swept_and_a_live_ones_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr(kv, "CACHE", tmp_path)
+    monkeypatch.setattr(procs, "CACHE", tmp_path)
     proc = subprocess.Popen(["true"])
     proc.wait()
     gone = tmp_path / "tmp" / f"run-6.1-{proc.pid}-ab_c1"
     mine = tmp_path / "tmp" / f"build-6.12_test-{os.getpid()}-x9_z"
     for d in (gone, mine):
         (d / "root").mkdir(parents=True)
-    kv.sweep_leftovers()
+    procs.sweep_leftovers()
     assert not gone.exists() and mine.exists()
-    assert kv.scratch("run-6.1").name.startswith(f"run-6.1-{os.getpid()}-")
+    assert procs.scratch("run-6.1").name.startswith(f"run-6.1-{os.getpid()}-")
 
 
 def test_the_job_carries_the_project_and_its_bytecode():
@@ -183,9 +183,9 @@ def test_the_job_carries_the_project_and_its_bytecode():
     import tarfile
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        kv.add_project(tar, "worktree", "project")
+        image.add_project(tar, "worktree", "project")
     names = tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getnames()
     assert "project/pyproject.toml" in names and "project/tcplab/vm/guest-job.sh" in names
     assert not any("/.venv/" in n or n.startswith("project/results/") for n in names)
-    if sys.version_info[:2] == kv.GUEST_PYTHON:
+    if sys.version_info[:2] == plan.GUEST_PYTHON:
         assert f"project/tcplab/cli/__pycache__/main.{sys.implementation.cache_tag}.pyc" in names
