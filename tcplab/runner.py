@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import queue
@@ -95,7 +94,6 @@ class _Run:
             # The whole client side: a flood's spoofed sources are client addresses too.
             "client_addrs": client_side(plan.client_addr, plan.prefixlen,
                                         plan.router_client_addr),
-            "faults": [dataclasses.asdict(f) for f in self.sc.faults],
             **fault_config.for_hook(self.sc, plan)})
         self.result.sysctls["router"] = router_sysctls
         for host, ns, addr, peer in (("server", plan.server_ns, plan.server_addr,

@@ -200,5 +200,6 @@ def _wait_dead(pid: int, limit: float = 2.0) -> None:
 
 def _describe(f: dict) -> str:
     from tcplab.core.faults import HostFault
+    from tcplab.lab.fault_config import from_json
 
-    return HostFault(**f).describe()
+    return from_json(HostFault, f).describe()

@@ -280,7 +280,7 @@ def test_the_ladder_marks_injected_segments_and_keeps_the_real_isn():
 def test_the_routers_icmp_unreachable_is_read_with_the_segment_it_quotes():
     from scapy.layers.inet import ICMP, IP, TCP
 
-    from tcplab.lab.hook_faults import parse_icmp_unreach
+    from tcplab.lab.hook.faults import parse_icmp_unreach
 
     quoted = IP(src=C, dst=S) / TCP(sport=40000, dport=8080, flags="PA", seq=X + 1)
     icmp = bytes(IP(src="198.18.7.1", dst=C) / ICMP(type=3, code=0) / bytes(quoted)[:28])

@@ -206,7 +206,7 @@ def test_rsts_lost_the_old_request_lives_on_and_answers_every_real_syn_with_an_a
 
 
 def test_the_model_and_the_hook_forge_alike():
-    hook_faults = pytest.importorskip("tcplab.lab.hook_faults")
+    hook_faults = pytest.importorskip("tcplab.lab.hook.faults")
     assert (STALE_HOLD, STALE_ISN_BACK) == (hook_faults.STALE_HOLD, hook_faults.STALE_ISN_BACK)
 
 

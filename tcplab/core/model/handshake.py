@@ -18,7 +18,7 @@ scenarios in scenarios/handshake (docs/kernel-notes.md has the numbers):
   most one per tcp_invalid_ratelimit); the server's request becomes a full socket on
   the first segment that acknowledges its SYN (the ACK, or data).
 - No listener: RST+ACK at once; connect() fails with ECONNREFUSED.
-- An old SYN (forge: stale-syn, claim H14; the router's part as tcplab/lab/hook_faults.py
+- An old SYN (forge: stale-syn, claim H14; the router's part as tcplab/lab/hook/faults.py
   plays it): the server answers it like any SYN; the client in SYN_SENT finds the
   SYN-ACK acknowledging nothing it sent (tcp_rcv_synsent_state_process(),
   reset_and_undo) and answers with an RST, seq = that ack, re-arming its SYN timer to

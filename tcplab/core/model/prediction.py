@@ -84,7 +84,7 @@ class Prediction:
 
 C_ADDR, S_ADDR, C_PORT = "10.0.0.1", "10.0.0.2", 40000  # model-internal, never on a wire
 X, Y = 1000, 5000
-# forge: stale-syn, as tcplab/lab/hook_faults.py does it (tests/unit/test_model_open.py
+# forge: stale-syn, as tcplab/lab/hook/faults.py does it (tests/unit/test_model_open.py
 # checks the two agree): the old SYN's ISN lies 2^28 behind the real one, and the real
 # SYN is held until the client's RST has passed the router, at most 0.5 s.
 STALE_ISN_BACK, STALE_HOLD = 0x10000000, 0.5

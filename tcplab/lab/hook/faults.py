@@ -1,6 +1,6 @@
 """The router hook with the faults that act on time or make segments up: link-down,
 crash, reboot (the router's part: silence), duplicate, strip-mss, forge rst, forge
-stale-syn. A subclass of tcplab.lab.hook.Hook; the callback stays parse -> classify ->
+stale-syn. A subclass of tcplab.lab.hook.plain.Hook; the callback stays parse -> classify ->
 decide -> apply, and what is in force when is decided by tcplab.core.faults (pure).
 
 Segments the router makes up (a duplicate's copy, a forged RST, a stale SYN) are sent
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import socket
-import subprocess
 import time
 
 from tcplab.core import craft
@@ -30,7 +29,7 @@ from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.rules import Verdict, decide
 from tcplab.core.segments import Segment
 from tcplab.lab import child
-from tcplab.lab.hook import RAW_MAX, Hook, arrival
+from tcplab.lab.hook.plain import RAW_MAX, Hook, arrival
 
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT = 0, 3
 # ICMP destination-unreachable codes (RFC 792) the router's kernel may send
@@ -301,33 +300,18 @@ def parse_icmp_unreach(packet: bytes) -> tuple[int, str, int] | None:
     return packet[ihl + 1], socket.inet_ntoa(packet[16:20]), seq
 
 
-def install_prerouting(binary: str, queue: int, addrs: list[str]) -> None:
-    """Queue TCP toward these addresses in mangle PREROUTING too (see the module doc),
-    and the router's own ICMP destination unreachables in mangle OUTPUT."""
-    if addrs:
-        subprocess.run([binary, "-w", "-t", "mangle", "-A", "OUTPUT", "-p", "icmp",
-                        "--icmp-type", "destination-unreachable", "-j", "NFQUEUE",
-                        "--queue-num", str(queue), "--queue-bypass"],
-                       check=True, capture_output=True, text=True)
-    for addr in addrs:
-        subprocess.run([binary, "-w", "-t", "mangle", "-I", "PREROUTING", "1", "-p", "tcp",
-                        "-d", addr, "-j", "NFQUEUE", "--queue-num", str(queue),
-                        "--queue-bypass"], check=True, capture_output=True, text=True)
-
-
-def make_hook(config: dict, faults) -> FaultHook | None:
+def make_hook(config: dict, faults, host_faults, forges) -> FaultHook | None:
     """A FaultHook when the scenario has faults only it can apply, else None (the
     plain Hook then does drop and delay as ever)."""
-    host_faults = [HostFault(**f) for f in config.get("host_faults", ())]
-    forges = [Forge(**{**f, "nth": tuple(f["nth"]) if f.get("nth") else None})
-              for f in config.get("forges", ())]
     if not (host_faults or forges or any(f.action in (DUPLICATE, STRIP_MSS) for f in faults)):
         return None
     return FaultHook(faults, config["client_addrs"], host_faults, forges,
                      config["addrs"], config["links"])
 
 
-def install(hook, binary: str, queue: int) -> None:
-    if isinstance(hook, FaultHook):
-        down = [hook.addrs[f.host] for f in hook.host_faults if f.action == "link-down"]
-        install_prerouting(binary, queue, sorted(set(down)))
+def prerouting_addrs(hook) -> list[str]:
+    """Hosts whose link may go down: what arrives for them is queued in PREROUTING too
+    (see the module doc)."""
+    if not isinstance(hook, FaultHook):
+        return []
+    return sorted({hook.addrs[f.host] for f in hook.host_faults if f.action == "link-down"})
