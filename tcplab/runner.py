@@ -21,7 +21,7 @@ from tcplab.core.model.teardown.prediction import teardown_hints
 from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario, step_to_wire
 from tcplab.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, LabError
-from tcplab.lab import fault_config, preflight, topology
+from tcplab.lab import fault_config, preflight, rawstore, topology
 from tcplab.lab.procs import Child
 from tcplab.lab.sockets import client_side
 from tcplab.render.view import NullView, View
@@ -94,6 +94,7 @@ class _Run:
             # The whole client side: a flood's spoofed sources are client addresses too.
             "client_addrs": client_side(plan.client_addr, plan.prefixlen,
                                         plan.router_client_addr),
+            "raw_path": str(topology.raw_path(plan)),
             **fault_config.for_hook(self.sc, plan)})
         self.result.sysctls["router"] = router_sysctls
         for host, ns, addr, peer in (("server", plan.server_ns, plan.server_addr,
@@ -232,9 +233,10 @@ class _Run:
 
     def _handle(self, who: str, msg: dict) -> None:
         rec, kind = self.record, msg["kind"]
-        if kind == "segment":
+        if kind == "segments":
             if not self.stopping:  # the apps' exit closes sockets: not the scenario's
-                self.view.event(rec.add_segment(msg))
+                for ev in rec.add_segments(msg):
+                    self.view.event(ev)
         elif kind == "released":
             rec.release(msg)
         elif kind == "app-start":
@@ -294,6 +296,8 @@ class _Run:
         if self.record is not None:
             self._guard("reading the last messages", self._drain)
             self.record.close_open_calls()
+            self._guard("reading the segments' bytes", lambda: self.record.attach_raw(
+                rawstore.read(topology.raw_path(plan))))
 
     def _guard(self, what: str, step, *args) -> None:
         try:

@@ -22,7 +22,8 @@ def parse_ipv4_tcp(packet: bytes) -> Segment | None:
         return None
     sport, dport, seq, ack, off, flags = _TCP.unpack_from(packet, ihl)
     doff = (off >> 4) * 4
-    total = min(total, len(packet))
+    # The header's total length, not the bytes we were given: the hook's queue copies
+    # only the first bytes of each packet (tcplab/lab/hook/__main__.py).
     length = max(0, total - ihl - doff)
     return Segment(socket.inet_ntoa(src), sport, socket.inet_ntoa(dst), dport,
                    flags, seq, ack, length)

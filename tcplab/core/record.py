@@ -35,6 +35,7 @@ class Record:
     t_stop: float | None = None  # when observation stopped: a state still held then lasts on
     merged: list[StateChanged] = field(default_factory=list)  # a saved run's states()
     _delayed: dict[int, int] = field(default_factory=dict)  # hook id -> index in segments
+    _ids: dict[int, int] = field(default_factory=dict)  # hook id -> index, every segment
     # (host, repeat iteration or None) -> (mono, call, arg): parallel iterations each
     # have a call open at the same time.
     _open_calls: dict[tuple, tuple[float, str, object]] = field(default_factory=dict)
@@ -89,8 +90,24 @@ class Record:
             raw_out=m.get("raw_out", ""))
         if seg.fate == "delayed":
             self._delayed[m["id"]] = len(self.segments)
+        if "id" in m:
+            self._ids[m["id"]] = len(self.segments)
         self.segments.append(seg)
         return seg
+
+    def add_segments(self, m: dict) -> list[SegmentSeen]:
+        """A batch of the hook's (tcplab/lab/hook/log.py): rows of `fields`."""
+        return [self.add_segment(dict(zip(m["fields"], row))) for row in m["rows"]]
+
+    def attach_raw(self, raws: dict[int, dict[str, bytes]]) -> None:
+        """The segments' bytes, which the hook keeps apart from its messages
+        (tcplab/lab/rawstore.py): hook id -> {"raw": ..., "raw_out": ...}."""
+        for ident, i in self._ids.items():
+            got = raws.get(ident)
+            if got:
+                self.segments[i] = dataclasses.replace(
+                    self.segments[i], raw=got.get("raw", b"").hex(),
+                    raw_out=got.get("raw_out", b"").hex())
 
     def release(self, m: dict) -> SegmentSeen | None:
         i = self._delayed.pop(m["id"], None)

@@ -86,6 +86,12 @@ def claim_slot() -> Plan:
     raise LabError(f"all {SLOTS} lab slots are in use", fix="tcplab clean")
 
 
+def raw_path(p: Plan) -> Path:
+    """Where the hook keeps the segments' bytes (tcplab/lab/rawstore.py): in the slot's
+    directory, so it goes when the slot is released, or with `tcplab clean`."""
+    return STATE_DIR / "slots" / str(p.slot) / "segments.raw"
+
+
 def release_slot(p: Plan) -> None:
     shutil.rmtree(STATE_DIR / "slots" / str(p.slot), ignore_errors=True)
 

@@ -12,10 +12,21 @@ import select
 import sys
 import time
 
+from tcplab.core.rules import STRIP_MSS
 from tcplab.lab import child, fault_config
 from tcplab.lab.hook.faults import make_hook, prerouting_addrs
 from tcplab.lab.hook.iptables import install_prerouting, install_rules, queue_stats
+from tcplab.lab.hook.log import SegmentLog
 from tcplab.lab.hook.plain import Hook, enable_kernel_timestamps
+from tcplab.lab.rawstore import RAW_MAX
+
+# The queue copies only the first RAW_MAX bytes of each packet to us (headers and what
+# the record keeps): less to copy per segment. A fault that rewrites a packet
+# (strip-mss) hands the kernel a whole new one, so then the whole packet is copied.
+FULL_COPY = 0xFFFF
+# Packets the kernel holds for us before it drops (and counts queue_dropped): a burst
+# of a SYN flood or a window of bulk data fits.
+QUEUE_MAXLEN = 4096
 
 
 def main() -> None:
@@ -25,12 +36,15 @@ def main() -> None:
     from netfilterqueue import NetfilterQueue
 
     faults, host_faults, forges = fault_config.hook_faults(config)
-    hook = make_hook(config, faults, host_faults, forges) or \
-        Hook(faults, config["client_addrs"])
+    log = SegmentLog(config.get("raw_path"))
+    hook = make_hook(config, faults, host_faults, forges, log) or \
+        Hook(faults, config["client_addrs"], log)
     child.raise_priority(child.HOOK_NICE)  # after the imports: those are set-up, not forwarding
     keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
-    nfq.bind(config["queue"], hook.on_packet)
+    rewrites = any(f.action == STRIP_MSS for f in faults)
+    nfq.bind(config["queue"], hook.on_packet, max_len=QUEUE_MAXLEN,
+             range=FULL_COPY if rewrites else RAW_MAX)
     flavour = install_rules(config["queue"])
     install_prerouting(flavour, config["queue"], prerouting_addrs(hook))
     child.emit("ready", iptables=flavour, pid=os.getpid())
@@ -38,6 +52,7 @@ def main() -> None:
         loop(nfq, hook)
     finally:
         hook.release_all()
+        log.close()
         child.emit("stats", **queue_stats(config["queue"]))
         nfq.unbind()
 
@@ -49,6 +64,7 @@ def loop(nfq, hook) -> None:
         if fd in ready:
             nfq.run(block=False)
         hook.release_due(time.monotonic())
+        hook.log.flush()  # the batch this pass recorded, after all its verdicts
         if stdin in ready:
             line = os.read(stdin, 4096)
             if not line or b"stop" in line:

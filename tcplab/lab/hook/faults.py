@@ -27,9 +27,8 @@ from tcplab.core.faults import (DELAY, DROP, DUPLICATE, STRIP_MSS, Forge, HostFa
                                  expected_seq, rst_after, schedule, silencing)
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.rules import Verdict, decide
-from tcplab.core.segments import Segment
-from tcplab.lab import child
-from tcplab.lab.hook.plain import RAW_MAX, Hook, arrival
+from tcplab.core.segments import Classified, Segment
+from tcplab.lab.hook.plain import Hook, arrival, wire_length
 
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT = 0, 3
 # ICMP destination-unreachable codes (RFC 792) the router's kernel may send
@@ -45,8 +44,9 @@ def _after(a: int, b: int) -> bool:
 
 class FaultHook(Hook):
     def __init__(self, faults, client_addrs, host_faults: list[HostFault],
-                 forges: list[Forge], addrs: dict[str, str], links: dict[str, dict]):
-        super().__init__(faults, client_addrs)
+                 forges: list[Forge], addrs: dict[str, str], links: dict[str, dict],
+                 log=None):
+        super().__init__(faults, client_addrs, log)
         self.host_faults, self.forges = tuple(host_faults), tuple(forges)
         self.addrs, self.links = addrs, links  # host -> address; host -> router interface
         self.host_of = {addr: host for host, addr in addrs.items()}
@@ -108,8 +108,8 @@ class FaultHook(Hook):
         elif what == "forge":
             self.forge_rst(fault, None)
             return
-        child.emit("fault", action=fault.action, host=fault.host, what=_SAYS[
-            (fault.action, what)], fault=fault.describe())
+        self.log.event("fault", action=fault.action, host=fault.host, what=_SAYS[
+                       (fault.action, what)], fault=fault.describe())
 
     # -- segments ---------------------------------------------------------------------
     def on_packet(self, pkt) -> None:
@@ -145,9 +145,9 @@ class FaultHook(Hook):
         if icmp is None:
             return
         code, to, quoted_seq = icmp
-        child.emit("fault", action="icmp", host=self.host_of.get(to, to),
-                   what=f"ICMP {ICMP_UNREACH.get(code, f'unreachable code {code}')}",
-                   fault=f"from the router, quoting seq={quoted_seq}")
+        self.log.event("fault", action="icmp", host=self.host_of.get(to, to),
+                       what=f"ICMP {ICMP_UNREACH.get(code, f'unreachable code {code}')}",
+                       fault=f"from the router, quoting seq={quoted_seq}")
 
     def decide(self, seen, now: float) -> Verdict:
         s = seen.segment
@@ -162,14 +162,13 @@ class FaultHook(Hook):
 
     def on_classified(self, pkt, seen, now: float, packet: bytes) -> None:
         verdict = self.decide(seen, now)
-        extra = {}
+        sent = None
         if verdict.action == STRIP_MSS:  # the record keeps both: as it came, as it went
-            out = craft.strip_mss(packet)
-            pkt.set_payload(out)
-            extra["raw_out"] = out[:RAW_MAX].hex()
+            sent = craft.strip_mss(packet)
+            pkt.set_payload(sent)
         if verdict.fault is self.stale and verdict.action == DELAY:
             self.send_stale_syn(seen, packet)  # ahead of the real one
-        self.apply(pkt, seen, verdict, now, packet, **extra)
+        self.apply(pkt, seen, verdict, now, packet, sent=sent)
         if verdict.fault is self.stale and verdict.action == DELAY:
             self.stale_held = next(e for e in self.held if e[2] is pkt)
         if verdict.action == DUPLICATE:
@@ -200,16 +199,13 @@ class FaultHook(Hook):
         try:
             self.raw.sendto(packet, (seg.dst, 0))
         except OSError as e:  # e.g. no route while a link is down: the record says so
-            child.emit("fault", action="inject", host=sender or seen.sender,
-                       what=f"not sent: {e.strerror}", fault=fault)
+            self.log.event("fault", action="inject", host=sender or seen.sender,
+                           what=f"not sent: {e.strerror}", fault=fault)
             return
-        ident = next(self._ids)
-        child.emit("segment", mono=now, id=ident, name=name or seen.name, nth=nth,
-                   sender=sender or seen.sender, flags=seg.flags, seq=seg.seq, ack=seg.ack,
-                   length=seg.length, fate="delivered", retransmission=False,
-                   conn=seen.conn if seen else conn, mono_out=now, src=seg.src, dst=seg.dst,
-                   sport=seg.sport, dport=seg.dport, fault=fault, injected=True,
-                   raw=packet[:RAW_MAX].hex(), wire_len=len(packet))
+        seen = Classified(seg, name or seen.name, nth, sender or seen.sender, False,
+                          seen.conn if seen else conn)
+        self.log.segment(next(self._ids), now, seen, "delivered", now, fault, packet,
+                         wire_length(packet), injected=True)
 
     def send_stale_syn(self, seen, packet: bytes) -> None:
         """A SYN of the same 4-tuple with an old ISN (its options copied from the real
@@ -233,8 +229,8 @@ class FaultHook(Hook):
         c2s = self.tuples.get(conn)
         seq = expected_seq(self.ends.get(conn, {}), forge.to) if c2s else None
         if seq is None:
-            child.emit("fault", action="forge", host=forge.to, what="nothing to forge on",
-                       fault=forge.describe())
+            self.log.event("fault", action="forge", host=forge.to, what="nothing to forge on",
+                           fault=forge.describe())
             return
         if forge.to == "client":
             src, sport, dst, dport = c2s.dst, c2s.dport, c2s.src, c2s.sport
@@ -300,13 +296,13 @@ def parse_icmp_unreach(packet: bytes) -> tuple[int, str, int] | None:
     return packet[ihl + 1], socket.inet_ntoa(packet[16:20]), seq
 
 
-def make_hook(config: dict, faults, host_faults, forges) -> FaultHook | None:
+def make_hook(config: dict, faults, host_faults, forges, log=None) -> FaultHook | None:
     """A FaultHook when the scenario has faults only it can apply, else None (the
     plain Hook then does drop and delay as ever)."""
     if not (host_faults or forges or any(f.action in (DUPLICATE, STRIP_MSS) for f in faults)):
         return None
     return FaultHook(faults, config["client_addrs"], host_faults, forges,
-                     config["addrs"], config["links"])
+                     config["addrs"], config["links"], log)
 
 
 def prerouting_addrs(hook) -> list[str]:

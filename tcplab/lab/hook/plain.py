@@ -1,6 +1,11 @@
 """The plain hook: drop and delay. For every queued TCP segment: parse -> classify ->
-decide -> apply. Delayed segments are retained and released from the main loop
-(tcplab/lab/hook/__main__.py); the callback never sleeps."""
+decide -> apply, then record. Delayed segments are retained and released from the
+main loop (tcplab/lab/hook/__main__.py); the callback never sleeps.
+
+The verdict comes before the record: what the runner is told about a segment (a row,
+its bytes) is written after the kernel has it back, and sent in batches
+(tcplab/lab/hook/log.py), so a segment's time in the router is parse, classify and
+decide, a few microseconds of Python (bench/hook_profile.py measures each stage)."""
 
 from __future__ import annotations
 
@@ -12,9 +17,7 @@ from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.faults import DELAY, DROP, Fault
 from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier
-from tcplab.lab import child
-
-RAW_MAX = 256  # bytes of each packet kept for the pcap: all headers, a little payload
+from tcplab.lab.hook.log import SegmentLog
 
 
 SO_TIMESTAMP = 29  # asm-generic/socket.h; not exported by Python's socket module
@@ -43,9 +46,11 @@ def arrival(pkt) -> float:
 
 
 class Hook:
-    def __init__(self, faults: list[Fault], client_addrs: list[str]):
+    def __init__(self, faults: list[Fault], client_addrs: list[str],
+                 log: SegmentLog | None = None):
         self.faults = tuple(faults)
         self.classifier = Classifier(set(client_addrs))
+        self.log = log or SegmentLog()
         self.held: list[tuple[float, int, object]] = []  # (release at, id, packet)
         self._ids = itertools.count(1)
 
@@ -62,9 +67,11 @@ class Hook:
         """decide -> apply; the hook with host faults (faults.py) decides more."""
         self.apply(pkt, seen, decide(self.faults, seen), now, packet)
 
-    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"", **extra) -> None:
+    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"",
+              sent: bytes | None = None) -> int:
+        """The verdict, then the record. `sent`: the packet as it left, when a fault
+        rewrote it. Returns the segment's id in the record."""
         ident = next(self._ids)
-        fate, mono_out = "delivered", now
         if verdict.action == DROP:
             pkt.drop()
             fate, mono_out = "dropped", None
@@ -74,20 +81,18 @@ class Hook:
             heapq.heappush(self.held, (mono_out, ident, pkt))  # released by main loop
             fate = "delayed"
         else:
-            mono_out = time.monotonic()  # the verdict: later than `now` by the hook's own wait
             pkt.accept()
-        s = seen.segment
-        child.emit("segment", mono=now, id=ident, name=seen.name, nth=seen.nth,
-                   sender=seen.sender, flags=s.flags, seq=s.seq, ack=s.ack, length=s.length,
-                   fate=fate, retransmission=seen.retransmission, conn=seen.conn,
-                   mono_out=mono_out, src=s.src, dst=s.dst, sport=s.sport, dport=s.dport,
-                   fault=verdict.fault.describe() if verdict.fault else None,
-                   raw=packet[:RAW_MAX].hex(), wire_len=len(packet), **extra)
+            # after the verdict: later than `now` by the hook's own wait
+            fate, mono_out = "delivered", time.monotonic()
+        self.log.segment(ident, now, seen, fate, mono_out,
+                         verdict.fault.describe() if verdict.fault else None,
+                         packet, wire_length(packet), sent=sent)
+        return ident
 
     def release_due(self, now: float) -> None:
         while self.held and self.held[0][0] <= now:
             _, ident, pkt = heapq.heappop(self.held)
-            child.emit("released", id=ident)  # stamped before the verdict, like apply()
+            self.log.event("released", id=ident, mono=time.monotonic())  # before the verdict
             pkt.accept()
 
     def release_all(self) -> None:
@@ -98,3 +103,9 @@ class Hook:
 
     def command(self, line: str) -> None:
         """The runner's `go T0`: only the fault hook keeps time."""
+
+
+def wire_length(packet: bytes) -> int:
+    """The packet's length from its IPv4 header: the queue copies only its first
+    bytes (__main__.COPY_RANGE), so the copy's own length says less."""
+    return int.from_bytes(packet[2:4], "big") if len(packet) >= 4 else len(packet)

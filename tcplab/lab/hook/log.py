@@ -1,0 +1,53 @@
+"""What the hook tells the runner, after the verdict and in batches.
+
+The callback appends one row per segment (a tuple, no encoding) and its bytes go to
+the raw store (tcplab/lab/rawstore.py); the main loop flushes the rows as one
+`segments` message after each pass over the queue: one JSON encoding and one write
+per batch, never between a segment's arrival and its verdict. A batch is flushed
+early when it grows long, so the live view lags a busy queue by at most that many
+rows. Other messages (a release, a fault acting) flush the rows first, so the
+runner hears everything in the order it happened.
+"""
+
+from __future__ import annotations
+
+from tcplab.lab import child
+from tcplab.lab.rawstore import AS_SENT, RawWriter
+
+# The row's fields, in order; the runner zips them back into a message per segment.
+FIELDS = ("id", "mono", "name", "nth", "sender", "flags", "seq", "ack", "length", "fate",
+          "retransmission", "conn", "mono_out", "src", "dst", "sport", "dport", "fault",
+          "wire_len", "injected")
+BATCH_MAX = 256
+
+
+class SegmentLog:
+    def __init__(self, raw_path: str | None = None):
+        self.rows: list[tuple] = []
+        self.raw = RawWriter(raw_path)
+
+    def segment(self, ident: int, mono: float, seen, fate: str, mono_out: float | None,
+                fault: str | None, packet: bytes, wire_len: int, injected: bool = False,
+                sent: bytes | None = None) -> None:
+        s = seen.segment
+        self.rows.append((ident, mono, seen.name, seen.nth, seen.sender, s.flags, s.seq,
+                          s.ack, s.length, fate, seen.retransmission, seen.conn, mono_out,
+                          s.src, s.dst, s.sport, s.dport, fault, wire_len, injected))
+        self.raw.write(ident, packet)
+        if sent is not None:
+            self.raw.write(ident, sent, AS_SENT)
+        if len(self.rows) >= BATCH_MAX:
+            self.flush()
+
+    def event(self, kind: str, **fields) -> None:
+        self.flush()
+        child.emit(kind, **fields)
+
+    def flush(self) -> None:
+        if self.rows:
+            rows, self.rows = self.rows, []
+            child.emit("segments", fields=FIELDS, rows=rows)
+
+    def close(self) -> None:
+        self.flush()
+        self.raw.close()
