@@ -49,6 +49,7 @@ class RunResult:
     kernel: str = field(default_factory=platform.release)
     lab: dict = field(default_factory=dict)  # run id, namespaces, addresses
     model: dict | None = None  # the kernel model's prediction, when expect.model asks
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (--timings)
 
     @property
     def exit_code(self) -> int:
@@ -61,7 +62,7 @@ class RunResult:
                 "kernel": self.kernel, "sysctls": self.sysctls,
                 "checks": [c.to_json() for c in self.checks], "errors": self.errors,
                 "notes": self.notes, "duration": round(self.duration, 3), "lab": self.lab,
-                "model": self.model,
+                "model": self.model, "timings": self.timings,
                 "started": self.record.wall0 if self.record else None,
                 "observation": self.record.observation() if self.record else None,
                 "events": [e.to_json() for e in events]}
@@ -84,10 +85,25 @@ class _Run:
         self.prediction = None  # the kernel model, for the live "next expected" line
 
     # -- set-up -----------------------------------------------------------------------
+    @contextmanager
+    def phase(self, name: str):
+        """Time a phase of set-up or teardown for the result's `timings`."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.result.timings[name] = round(time.monotonic() - started, 4)
+
     def start(self, plan: topology.Plan) -> None:
-        topology.build(plan)
+        with self.phase("namespaces"):
+            topology.build(plan)
         self.view.started(self.sc, plan)
-        self._start_trace(plan)
+        with self.phase("tracefs"):
+            self._start_trace(plan)
+        with self.phase("children"):
+            self._start_children(plan)
+
+    def _start_children(self, plan: topology.Plan) -> None:
         router_sysctls = {"net.ipv4.ip_forward": "1", **self.sc.sysctls.get("router", {})}
         self._spawn("router", "tcplab.lab.hook", {
             "netns": plan.router_ns, "queue": plan.queue, "sysctls": router_sysctls,
@@ -289,10 +305,12 @@ class _Run:
         self.stopping = True
         if self.record is not None:
             self.record.t_stop = self.record.t(time.monotonic())
-        self._guard("stopping tracefs", self._stop_trace, plan)
-        for role in ("client", "server", "router"):
-            if role in self.children:
-                self._guard(f"stopping the {role} process", self.children[role].stop)
+        with self.phase("stop_tracefs"):
+            self._guard("stopping tracefs", self._stop_trace, plan)
+        with self.phase("stop_children"):
+            for role in ("client", "server", "router"):
+                if role in self.children:
+                    self._guard(f"stopping the {role} process", self.children[role].stop)
         if self.record is not None:
             self._guard("reading the last messages", self._drain)
             self.record.close_open_calls()
@@ -346,7 +364,8 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
     run = _Run(scenario, view)
     plan = None
     try:
-        preflight.require()
+        with run.phase("preflight"):
+            preflight.require()
         if CANCEL.is_set():
             raise Interrupted("interrupted before set-up")
         plan = topology.claim_slot()
@@ -355,7 +374,8 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
                           "queue": plan.queue, "tracefs_instance": f"tcplab-{plan.run_id}"}
         with _setting_up():
             run.start(plan)
-        run.run(plan)
+        with run.phase("run"):
+            run.run(plan)
     except LabError as e:
         run.result.errors.append(str(e))
     finally:
@@ -363,10 +383,11 @@ def run_scenario(scenario: Scenario, view: View | None = None) -> RunResult:
             try:
                 run.stop(plan)
             finally:
-                left = topology.destroy(plan)
-                if left:
-                    run.result.errors.append(f"could not remove {', '.join(left)}")
-                topology.release_slot(plan)
+                with run.phase("destroy"):
+                    left = topology.destroy(plan)
+                    if left:
+                        run.result.errors.append(f"could not remove {', '.join(left)}")
+                    topology.release_slot(plan)
     return _judge(run, time.monotonic() - started)
 
 

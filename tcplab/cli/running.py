@@ -37,8 +37,10 @@ def _output(flag: str, dest: str, what: str):
 @_output("--html", "html_path",
          "Write a self-contained HTML page (the picture and the checks) here")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
+@click.option("--timings", is_flag=True, help="After each verdict, the seconds each phase "
+              "of set-up and teardown took (also in the result JSON, `timings`).")
 def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
-        svg_path, html_path, no_color) -> None:
+        svg_path, html_path, no_color, timings) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
     from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
                                     summary_table)
@@ -60,6 +62,10 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
         finally:
             view.finish()
         print_verdict(console, result)
+        if timings:
+            console.print("  timings: " + ", ".join(
+                f"{phase} {seconds:.3f} s" for phase, seconds in result.timings.items()),
+                highlight=False)
         if jobs == 1:
             console.print()
         suffix = f".{i}" if repeat > 1 else ""

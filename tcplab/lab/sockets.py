@@ -80,18 +80,25 @@ def client_side(own: str, prefixlen: int, router: str) -> list[str]:
     return [str(a) for a in net.hosts() if str(a) != router]
 
 
-def syn_flood(own: str, dst: str, dport: int, count: int, gap: float = 0.001) -> str:
+def syn_flood(own: str, dst: str, dport: int, count: int, gap: float = 0.001,
+              rate: float | None = None) -> str:
     """`count` SYNs to dst:dport from spoofed addresses of our subnet, one every `gap`
     seconds (the router's NFQUEUE hook sees each one; an unpaced burst could overflow
-    its queue, which would make the run an error)."""
+    its queue, which would make the run an error). With `rate` (SYNs a second) they
+    are paced against the clock instead: a sleep per SYN cannot go much faster than
+    1,000 a second, and the bench floods at 10,000."""
     sources = spoofed_sources(own)
+    started = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
         for i in range(count):
             src = sources[i % len(sources)]
             sport = 1024 + (i * 7919) % 60000
             seq = int.from_bytes(os.urandom(4), "big")
             raw.sendto(syn_packet(src, dst, sport, dport, seq), (dst, 0))
-            time.sleep(gap)
+            if rate is None:
+                time.sleep(gap)
+            elif (wait := started + (i + 1) / rate - time.monotonic()) > 0:
+                time.sleep(wait)
     return f"{count} SYNs to {dst}:{dport} from {sources[0]}..{sources[-1]}"
 
 
