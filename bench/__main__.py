@@ -49,6 +49,7 @@ def main() -> None:
                     help="the issue asks 10 s; 2 s keeps the bench short on a shared machine")
     ap.add_argument("--catalogue", action="store_true", help="also bench/catalogue.py")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", help="comma-separated figures, e.g. bulk,idle")
     args = ap.parse_args()
     out = {"machine": machine(), "figures": {}}
     steps = [("bulk", lambda: figures.bulk(args.bytes)),
@@ -58,6 +59,8 @@ def main() -> None:
              ("json", figures.json_size)]
     if args.catalogue:
         steps.append(("catalogue", figures.catalogue))
+    if args.only:
+        steps = [(n, f) for n, f in steps if n in args.only.split(",")]
     for name, step in steps:
         out["figures"][name] = step()
         print(f"{name}: {json.dumps(out['figures'][name])}", flush=True)

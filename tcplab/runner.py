@@ -316,6 +316,7 @@ class _Run:
             self.record.close_open_calls()
             self._guard("reading the segments' bytes", lambda: self.record.attach_raw(
                 rawstore.read(topology.raw_path(plan))))
+            self.record.sort_segments()
 
     def _guard(self, what: str, step, *args) -> None:
         try:
@@ -444,6 +445,9 @@ def _judge(run: _Run, duration: float) -> RunResult:
         res.errors.append(f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
                           f"queued, {stats.get('user_dropped')} undeliverable): the hook "
                           "fell behind, so the record is incomplete")
+    if stats.get("observer_drops"):
+        res.errors.append(f"the router's observer lost {stats['observer_drops']} segments "
+                          "(it fell behind, or died): the record is incomplete")
     if run.trace is not None and run.trace.lost:
         res.errors.append(f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
                           "lost): the state record is incomplete")

@@ -109,6 +109,14 @@ class Record:
                     self.segments[i], raw=got.get("raw", b"").hex(),
                     raw_out=got.get("raw_out", b"").hex())
 
+    def sort_segments(self) -> None:
+        """In the order the router received them, once nothing refers to them by
+        position any more: the hook's queued segments and the observer's passing ones
+        arrive through two processes (tcplab/lab/hook/observer.py)."""
+        self.segments.sort(key=lambda s: s.t)
+        self._delayed.clear()
+        self._ids.clear()
+
     def release(self, m: dict) -> SegmentSeen | None:
         i = self._delayed.pop(m["id"], None)
         if i is None:

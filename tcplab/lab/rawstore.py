@@ -34,14 +34,20 @@ class RawWriter:
 
 
 def read(path) -> dict[int, dict[str, bytes]]:
-    """hook id -> {"raw": bytes, "raw_out": bytes}; what a killed hook left unwritten
-    (its buffer) is missing, and a torn last entry is skipped."""
+    """hook id -> {"raw": bytes, "raw_out": bytes}, from the hook's file and its
+    observer's (`path`.observer, tcplab/lab/hook/observer.py); what a killed hook left
+    unwritten (its buffer) is missing, and a torn last entry is skipped."""
     out: dict[int, dict[str, bytes]] = {}
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return out
+    for one in (str(path), f"{path}.observer"):
+        try:
+            with open(one, "rb") as f:
+                _read_into(out, f.read())
+        except OSError:
+            pass
+    return out
+
+
+def _read_into(out: dict, data: bytes) -> None:
     i = 0
     while i + _HEAD.size <= len(data):
         ident, which, n = _HEAD.unpack_from(data, i)
@@ -50,4 +56,3 @@ def read(path) -> dict[int, dict[str, bytes]]:
             break
         out.setdefault(ident, {})["raw_out" if which == AS_SENT else "raw"] = data[i:i + n]
         i += n
-    return out

@@ -143,12 +143,16 @@ def _netns(name: str):
 
 def build(p: Plan) -> None:
     create_namespaces(p.namespaces)
+    # gso_max_segs=1: the hosts hand their veth one wire-sized segment at a time, as
+    # to a NIC without TSO. The router then forwards, and its observer records, the
+    # segments a real link would carry; the hook's queue used to cut the hosts'
+    # 64 KB GSO packets up itself, and segments it no longer queues must look alike.
     with _netns(p.client_ns) as ns:
-        ns.link("add", ifname="eth0", kind="veth",
-                peer={"ifname": "to-client", "net_ns_fd": p.router_ns})
+        ns.link("add", ifname="eth0", kind="veth", gso_max_segs=1,
+                peer={"ifname": "to-client", "net_ns_fd": p.router_ns, "gso_max_segs": 1})
     with _netns(p.server_ns) as ns:
-        ns.link("add", ifname="eth0", kind="veth",
-                peer={"ifname": "to-server", "net_ns_fd": p.router_ns})
+        ns.link("add", ifname="eth0", kind="veth", gso_max_segs=1,
+                peer={"ifname": "to-server", "net_ns_fd": p.router_ns, "gso_max_segs": 1})
     _configure(p.client_ns, {"eth0": p.client_addr}, gateway=p.router_client_addr,
                prefixlen=p.prefixlen)
     _configure(p.server_ns, {"eth0": p.server_addr}, gateway=p.router_server_addr,

@@ -16,7 +16,9 @@ from tcplab.core.rules import STRIP_MSS
 from tcplab.lab import child, fault_config
 from tcplab.lab.hook.faults import make_hook, prerouting_addrs
 from tcplab.lab.hook.iptables import install_prerouting, install_rules, queue_stats
+from tcplab.lab.hook import selection
 from tcplab.lab.hook.log import SegmentLog
+from tcplab.lab.hook import observer
 from tcplab.lab.hook.plain import Hook, enable_kernel_timestamps
 from tcplab.lab.rawstore import RAW_MAX
 
@@ -37,34 +39,48 @@ def main() -> None:
 
     faults, host_faults, forges = fault_config.hook_faults(config)
     log = SegmentLog(config.get("raw_path"))
-    hook = make_hook(config, faults, host_faults, forges, log) or \
-        Hook(faults, config["client_addrs"], log)
+    hook = make_hook(config, faults, host_faults, forges, log)
+    # The fault hook acts on time and on whatever passes (silence, link-down, forges):
+    # it sees everything, as before. The plain hook queues only what its faults can
+    # touch, and the observer records the rest (selection.py, observer.py).
+    kinds = selection.select(faults) if hook is None else None
+    if hook is None:
+        hook = Hook(faults, config["client_addrs"], log)
+    watcher = None
+    if kinds is not None:  # before the queue: nothing it lets pass goes unseen
+        watcher = observer.ObserverProcess(observer.open_socket(), config["client_addrs"],
+                                           kinds, config.get("raw_path"))
     child.raise_priority(child.HOOK_NICE)  # after the imports: those are set-up, not forwarding
     keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
     rewrites = any(f.action == STRIP_MSS for f in faults)
     nfq.bind(config["queue"], hook.on_packet, max_len=QUEUE_MAXLEN,
              range=FULL_COPY if rewrites else RAW_MAX)
-    flavour = install_rules(config["queue"])
+    flavour = install_rules(config["queue"], selection.iptables_matches(kinds))
     install_prerouting(flavour, config["queue"], prerouting_addrs(hook))
     child.emit("ready", iptables=flavour, pid=os.getpid())
     try:
-        loop(nfq, hook)
+        loop(nfq, hook, watcher)
     finally:
         hook.release_all()
         log.close()
-        child.emit("stats", **queue_stats(config["queue"]))
+        seen = watcher.stop(child.emit_line) if watcher is not None else {}
+        child.emit("stats", **queue_stats(config["queue"]), **seen,
+                   residency=hook.residency())
         nfq.unbind()
 
 
-def loop(nfq, hook) -> None:
+def loop(nfq, hook, watcher) -> None:
     fd, stdin = nfq.get_fd(), sys.stdin.fileno()
+    watch = [fd, stdin] + ([watcher] if watcher is not None else [])
     while True:
-        ready, _, _ = select.select([fd, stdin], [], [], hook.next_timeout(time.monotonic()))
+        ready, _, _ = select.select(watch, [], [], hook.next_timeout(time.monotonic()))
         if fd in ready:
             nfq.run(block=False)
         hook.release_due(time.monotonic())
         hook.log.flush()  # the batch this pass recorded, after all its verdicts
+        if watcher in ready and not watcher.relay(child.emit_line):
+            watch.remove(watcher)  # it died: its drops stay unknown, the run an error
         if stdin in ready:
             line = os.read(stdin, 4096)
             if not line or b"stop" in line:

@@ -204,7 +204,7 @@ class FaultHook(Hook):
             return
         seen = Classified(seg, name or seen.name, nth, sender or seen.sender, False,
                           seen.conn if seen else conn)
-        self.log.segment(next(self._ids), now, seen, "delivered", now, fault, packet,
+        self.log.segment(self.log.next_id(), now, seen, "delivered", now, fault, packet,
                          wire_length(packet), injected=True)
 
     def send_stale_syn(self, seen, packet: bytes) -> None:

@@ -9,14 +9,15 @@ import subprocess
 CHAIN = "TCPLAB"
 
 
-def install_rules(queue: int) -> str:
-    """Put our chain first in FORWARD. Returns the iptables flavour that worked:
-    the nft-backed one needs nft_compat + xt_NFQUEUE, the legacy one ip_tables."""
+def install_rules(queue: int, matches: list[list[str]]) -> str:
+    """Put our chain first in FORWARD, queueing what each of `matches` matches
+    (tcplab/lab/hook/selection.py). Returns the iptables flavour that worked: the
+    nft-backed one needs nft_compat + xt_NFQUEUE, the legacy one ip_tables."""
     errors = []
     for binary in ("iptables", "iptables-nft", "iptables-legacy"):
         cmds = [[binary, "-w", "-N", CHAIN],
-                [binary, "-w", "-A", CHAIN, "-p", "tcp", "-j", "NFQUEUE",
-                 "--queue-num", str(queue), "--queue-bypass"],
+                *([binary, "-w", "-A", CHAIN, *match, "-j", "NFQUEUE", "--queue-num",
+                   str(queue), "--queue-bypass"] for match in matches),
                 [binary, "-w", "-I", "FORWARD", "1", "-j", CHAIN]]
         try:
             for cmd in cmds:

@@ -11,6 +11,10 @@ runner hears everything in the order it happened.
 
 from __future__ import annotations
 
+import itertools
+import json
+import time
+
 from tcplab.lab import child
 from tcplab.lab.rawstore import AS_SENT, RawWriter
 
@@ -22,9 +26,18 @@ BATCH_MAX = 256
 
 
 class SegmentLog:
-    def __init__(self, raw_path: str | None = None):
+    """`out`: where the messages go (a file; the hook's stdout when None); ids count
+    from `first_id` (the observer's apart from the hook's)."""
+
+    def __init__(self, raw_path: str | None = None, out=None, first_id: int = 1):
         self.rows: list[tuple] = []
         self.raw = RawWriter(raw_path)
+        self._ids = itertools.count(first_id)
+        self._out = out
+
+    def next_id(self) -> int:
+        """A segment's id in the record (a release names it)."""
+        return next(self._ids)
 
     def segment(self, ident: int, mono: float, seen, fate: str, mono_out: float | None,
                 fault: str | None, packet: bytes, wire_len: int, injected: bool = False,
@@ -41,12 +54,20 @@ class SegmentLog:
 
     def event(self, kind: str, **fields) -> None:
         self.flush()
-        child.emit(kind, **fields)
+        self._emit(kind, **fields)
 
     def flush(self) -> None:
         if self.rows:
             rows, self.rows = self.rows, []
-            child.emit("segments", fields=FIELDS, rows=rows)
+            self._emit("segments", fields=FIELDS, rows=rows)
+
+    def _emit(self, kind: str, **fields) -> None:
+        if self._out is None:
+            child.emit(kind, **fields)
+        else:
+            fields.setdefault("mono", time.monotonic())
+            self._out.write(json.dumps({"kind": kind, **fields}) + "\n")
+            self._out.flush()
 
     def close(self) -> None:
         self.flush()

@@ -9,8 +9,8 @@ decide, a few microseconds of Python (bench/hook_profile.py measures each stage)
 
 from __future__ import annotations
 
+import array
 import heapq
-import itertools
 import time
 
 from tcplab.core.packet import parse_ipv4_tcp
@@ -52,7 +52,7 @@ class Hook:
         self.classifier = Classifier(set(client_addrs))
         self.log = log or SegmentLog()
         self.held: list[tuple[float, int, object]] = []  # (release at, id, packet)
-        self._ids = itertools.count(1)
+        self.waits = array.array("d")  # each accepted segment's time in the queue and here
 
     def on_packet(self, pkt) -> None:
         now = arrival(pkt)
@@ -71,7 +71,7 @@ class Hook:
               sent: bytes | None = None) -> int:
         """The verdict, then the record. `sent`: the packet as it left, when a fault
         rewrote it. Returns the segment's id in the record."""
-        ident = next(self._ids)
+        ident = self.log.next_id()
         if verdict.action == DROP:
             pkt.drop()
             fate, mono_out = "dropped", None
@@ -84,6 +84,7 @@ class Hook:
             pkt.accept()
             # after the verdict: later than `now` by the hook's own wait
             fate, mono_out = "delivered", time.monotonic()
+            self.waits.append(mono_out - now)
         self.log.segment(ident, now, seen, fate, mono_out,
                          verdict.fault.describe() if verdict.fault else None,
                          packet, wire_length(packet), sent=sent)
@@ -100,6 +101,16 @@ class Hook:
 
     def next_timeout(self, now: float, idle: float = 0.5) -> float:
         return max(0.0, min(idle, self.held[0][0] - now)) if self.held else idle
+
+    def residency(self) -> dict:
+        """Quantiles of the accepted segments' waits in microseconds, for the stats
+        the runner and the bench read."""
+        waits = sorted(self.waits)
+        if not waits:
+            return {"queued": 0}
+        at = lambda q: round(waits[min(len(waits) - 1, int(q * len(waits)))] * 1e6, 1)  # noqa: E731
+        return {"queued": len(waits), "p50_us": at(0.5), "p99_us": at(0.99),
+                "max_us": round(waits[-1] * 1e6, 1)}
 
     def command(self, line: str) -> None:
         """The runner's `go T0`: only the fault hook keeps time."""

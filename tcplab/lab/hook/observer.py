@@ -1,0 +1,175 @@
+"""The router's passive observer: every TCP segment the router receives, with the
+kernel's receive stamp, without holding any of them (issue 15).
+
+Why AF_PACKET: a packet socket gets a copy of each received frame in the receive
+path itself (the ptype_all taps of __netif_receive_skb_core), before IP and
+netfilter see it, stamped with the same skb->tstamp NFQUEUE hands the hook; it is in
+Python's standard library; a classic BPF filter keeps only IPv4 TCP and only the first
+RAW_MAX bytes of each; and a reader that falls behind loses copies (counted by the
+kernel, PACKET_STATISTICS: the run is then an error), never delays the traffic.
+nflog would copy each packet through netlink from a netfilter rule like NFQUEUE, with
+a library the lab does not have; an eBPF program needs a toolchain the lab does not
+have either.
+
+It is a process of its own, forked by the hook in the router namespace, at a low
+priority: under bulk traffic it lags (the socket's buffer holds what it has not read)
+and catches up when the CPU is free, instead of taking the CPU from the traffic it
+watches. It names and counts every segment in the order the router received them (a
+Classifier of its own), and records those the queue does not have (selection.py):
+delivered, when they arrived (the kernel forwards them in the same softirq, no hop of
+ours). The hook records the queued ones. Its rows go through a pipe to the hook, which
+relays them to the runner whole; its segments' bytes go to a raw file of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import socket
+import struct
+import time
+
+from tcplab.core.packet import parse_ipv4_tcp
+from tcplab.core.segments import Classifier
+from tcplab.lab.hook.log import SegmentLog
+from tcplab.lab.hook.selection import queued
+from tcplab.lab.rawstore import RAW_MAX
+
+ETH_P_IP = 0x0800
+PACKET_OUTGOING = 4  # linux/if_packet.h: our own sending, not a received frame
+SO_TIMESTAMPNS, SO_ATTACH_FILTER, SO_RCVBUFFORCE = 35, 26, 33
+SOL_PACKET, PACKET_STATISTICS = 263, 6
+RCVBUF = 64 << 20  # a burst the observer has not read yet waits here, not in the path
+OBSERVER_NICE = 10  # below the traffic: it may lag, it must not slow what it watches
+FIRST_ID = 1 << 31  # its segments' ids, apart from the hook's
+_TIMESPEC = struct.Struct("qq")
+
+
+def _tcp_filter() -> bytes:
+    """Classic BPF on a SOCK_DGRAM packet socket (offsets from the IP header):
+    accept IPv4 TCP, RAW_MAX bytes of it; anything else, nothing."""
+    prog = [(0x30, 0, 0, 9),          # ldb [9]        protocol
+            (0x15, 0, 1, 6),          # jeq #6 ? next : drop
+            (0x06, 0, 0, RAW_MAX),    # ret #RAW_MAX
+            (0x06, 0, 0, 0)]          # ret #0
+    return b"".join(struct.pack("HBBI", *op) for op in prog)
+
+
+def open_socket() -> socket.socket:
+    """In the router's namespace, before the hook binds its queue: nothing the
+    queue sees can be missed."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    code = ctypes.create_string_buffer(_tcp_filter())
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack(
+        "HL", len(code.raw) // 8, ctypes.addressof(code)))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    sock.setblocking(False)
+    return sock
+
+
+class Observer:
+    def __init__(self, sock: socket.socket, client_addrs, kinds, log: SegmentLog):
+        self.sock, self.kinds, self.log = sock, kinds, log
+        self.classifier = Classifier(set(client_addrs))
+
+    def read(self, limit: int = 256) -> int:
+        """Record what the socket holds (at most `limit` frames), in the order
+        received; returns how many frames it took."""
+        offset = time.time() - time.monotonic()  # the stamps are CLOCK_REALTIME
+        for n in range(limit):
+            try:
+                data, anc, _flags, addr = self.sock.recvmsg(RAW_MAX, 64)
+            except BlockingIOError:
+                return n
+            if addr[2] != PACKET_OUTGOING:
+                stamp = next((_TIMESPEC.unpack(d[:16]) for lvl, typ, d in anc
+                              if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
+                self.observed(stamp[0] + stamp[1] / 1e9 - offset if stamp
+                              else time.monotonic(), data)
+        return limit
+
+    def observed(self, mono: float, packet: bytes) -> None:
+        """parse -> classify -> record, unless the queue has it (the hook records it)."""
+        seg = parse_ipv4_tcp(packet)
+        if seg is None:
+            return
+        seen = self.classifier.classify(seg)  # every segment: the names depend on all
+        if not queued(self.kinds, seg.flags):
+            self.log.segment(self.log.next_id(), mono, seen, "delivered", mono, None,
+                             packet, int.from_bytes(packet[2:4], "big"))
+
+    def drops(self) -> int:
+        try:
+            return struct.unpack("II", self.sock.getsockopt(
+                SOL_PACKET, PACKET_STATISTICS, 8))[1]
+        except OSError:
+            return 0
+
+
+class ObserverProcess:
+    """The observer, forked; its messages come through `fd`, and the hook relays
+    them (relay()) except its last one, its drops (`drops`)."""
+
+    def __init__(self, sock: socket.socket, client_addrs, kinds, raw_path: str | None):
+        out_r, out_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(out_r)
+            os.close(ctl_w)
+            os._exit(_observe(sock, client_addrs, kinds, raw_path, out_w, ctl_r))
+        os.close(out_w)
+        os.close(ctl_r)
+        sock.close()  # the observer's now
+        self.fd, self._ctl, self._partial = out_r, ctl_w, b""
+        self.drops: int | None = None  # None until it has said (a dead one never does)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def relay(self, out) -> bool:
+        """Whole lines to `out` (the runner); False once the observer has closed."""
+        data = os.read(self.fd, 1 << 16)
+        if not data:
+            return False
+        done, _sep, self._partial = (self._partial + data).rpartition(b"\n")
+        for line in done.decode().splitlines():
+            if line.startswith('{"kind": "observer"'):
+                self.drops = json.loads(line)["drops"]
+            else:
+                out(line)
+        return True
+
+    def stop(self, out) -> dict:
+        """Let it finish what its socket holds, relay the rest, and reap it."""
+        os.close(self._ctl)
+        while self.relay(out):
+            pass
+        os.close(self.fd)
+        os.waitpid(self.pid, 0)
+        return {"observer_drops": self.drops if self.drops is not None else "unknown"}
+
+
+def _observe(sock, client_addrs, kinds, raw_path, out_fd: int, ctl: int) -> int:
+    """The observer process's life: read until the control pipe closes, then the
+    rest, then its drops as its last message."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, OBSERVER_NICE)
+        with os.fdopen(out_fd, "w") as out:
+            log = SegmentLog(raw_path and raw_path + ".observer", out=out,
+                             first_id=FIRST_ID)
+            obs = Observer(sock, client_addrs, kinds, log)
+            while True:
+                ready = select.select([sock, ctl], [], [], 0.5)[0]
+                while obs.read():  # until the socket is empty
+                    log.flush()
+                if ctl in ready:  # the hook stopped, after the traffic: all is read
+                    break
+            log.close()
+            log.event("observer", drops=obs.drops())
+        return 0
+    except BaseException:  # noqa: BLE001 - the hook sees no drops figure: an error
+        return 1
