@@ -40,6 +40,7 @@ from tcplab.core.scenario import Fault
 from tcplab.core.segments import ACK, FIN, PSH, SYN, Classifier
 from tcplab.lab.hook import plain
 from tcplab.lab.hook.log import SegmentLog
+from tcplab.lab.hook.outbox import Outbox
 
 CLIENT, SERVER = "198.18.0.2", "198.19.0.2"
 MSS = 1448
@@ -149,7 +150,8 @@ def profile(n: int) -> dict:
     restore = _drained_stdout()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            log = SegmentLog(os.path.join(tmp, "segments.raw"))
+            log = SegmentLog(Outbox(sys.stdout.fileno(), blocking=True),
+                             os.path.join(tmp, "segments.raw"))
             hook = plain.Hook(list(faults), [CLIENT], log)
             t = time.perf_counter()
             for p in pkts:

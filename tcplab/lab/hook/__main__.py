@@ -18,6 +18,7 @@ from tcplab.lab.hook.faults import make_hook, prerouting_addrs
 from tcplab.lab.hook.iptables import install_prerouting, install_rules, queue_stats
 from tcplab.lab.hook import selection
 from tcplab.lab.hook.log import SegmentLog
+from tcplab.lab.hook.outbox import Outbox
 from tcplab.lab.hook import observer
 from tcplab.lab.hook.plain import Hook, enable_kernel_timestamps
 from tcplab.lab.rawstore import RAW_MAX
@@ -38,7 +39,8 @@ def main() -> None:
     from netfilterqueue import NetfilterQueue
 
     faults, host_faults, forges = fault_config.hook_faults(config)
-    log = SegmentLog(config.get("raw_path"))
+    box = Outbox(sys.stdout.fileno())  # every message from here on goes through it
+    log = SegmentLog(box, config.get("raw_path"))
     hook = make_hook(config, faults, host_faults, forges, log)
     # The fault hook acts on time and on whatever passes (silence, link-down, forges):
     # it sees everything, as before. The plain hook queues only what its faults can
@@ -58,29 +60,33 @@ def main() -> None:
              range=FULL_COPY if rewrites else RAW_MAX)
     flavour = install_rules(config["queue"], selection.iptables_matches(kinds))
     install_prerouting(flavour, config["queue"], prerouting_addrs(hook))
-    child.emit("ready", iptables=flavour, pid=os.getpid())
+    log.event("ready", iptables=flavour, pid=os.getpid())
     try:
-        loop(nfq, hook, watcher)
+        loop(nfq, hook, watcher, box)
     finally:
         hook.release_all()
+        seen = watcher.stop(box.write_line, child.HOOK_NICE) if watcher is not None else {}
         log.close()
-        seen = watcher.stop(child.emit_line) if watcher is not None else {}
-        child.emit("stats", **queue_stats(config["queue"]), **seen,
-                   residency=hook.residency())
+        log.event("stats", **queue_stats(config["queue"]), **seen,
+                  residency=hook.residency())
+        box.close()
         nfq.unbind()
 
 
-def loop(nfq, hook, watcher) -> None:
+def loop(nfq, hook, watcher, box: Outbox) -> None:
     fd, stdin = nfq.get_fd(), sys.stdin.fileno()
     watch = [fd, stdin] + ([watcher] if watcher is not None else [])
     while True:
-        ready, _, _ = select.select(watch, [], [], hook.next_timeout(time.monotonic()))
+        ready, writable, _ = select.select(watch, [box.fd] if box.pending() else [], [],
+                                           hook.next_timeout(time.monotonic()))
         if fd in ready:
             nfq.run(block=False)
         hook.release_due(time.monotonic())
         hook.log.flush()  # the batch this pass recorded, after all its verdicts
-        if watcher in ready and not watcher.relay(child.emit_line):
+        if watcher in ready and not watcher.relay(box.write_line):
             watch.remove(watcher)  # it died: its drops stay unknown, the run an error
+        if writable:
+            box.send()
         if stdin in ready:
             line = os.read(stdin, 4096)
             if not line or b"stop" in line:

@@ -15,7 +15,6 @@ import itertools
 import json
 import time
 
-from tcplab.lab import child
 from tcplab.lab.rawstore import AS_SENT, RawWriter
 
 # The row's fields, in order; the runner zips them back into a message per segment.
@@ -26,10 +25,10 @@ BATCH_MAX = 256
 
 
 class SegmentLog:
-    """`out`: where the messages go (a file; the hook's stdout when None); ids count
-    from `first_id` (the observer's apart from the hook's)."""
+    """`out`: where the messages go (an Outbox, outbox.py); ids count from `first_id`
+    (the observer's apart from the hook's)."""
 
-    def __init__(self, raw_path: str | None = None, out=None, first_id: int = 1):
+    def __init__(self, out, raw_path: str | None = None, first_id: int = 1):
         self.rows: list[tuple] = []
         self.raw = RawWriter(raw_path)
         self._ids = itertools.count(first_id)
@@ -62,12 +61,8 @@ class SegmentLog:
             self._emit("segments", fields=FIELDS, rows=rows)
 
     def _emit(self, kind: str, **fields) -> None:
-        if self._out is None:
-            child.emit(kind, **fields)
-        else:
-            fields.setdefault("mono", time.monotonic())
-            self._out.write(json.dumps({"kind": kind, **fields}) + "\n")
-            self._out.flush()
+        fields.setdefault("mono", time.monotonic())
+        self._out.write_line(json.dumps({"kind": kind, **fields}))
 
     def close(self) -> None:
         self.flush()

@@ -34,6 +34,7 @@ import time
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.segments import Classifier
 from tcplab.lab.hook.log import SegmentLog
+from tcplab.lab.hook.outbox import Outbox
 from tcplab.lab.hook.selection import queued
 from tcplab.lab.rawstore import RAW_MAX
 
@@ -143,8 +144,13 @@ class ObserverProcess:
                 out(line)
         return True
 
-    def stop(self, out) -> dict:
-        """Let it finish what its socket holds, relay the rest, and reap it."""
+    def stop(self, out, nice: int) -> dict:
+        """Let it finish what its socket holds, relay the rest, and reap it. The
+        traffic is over: it may take the hook's priority to catch up."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, nice)
+        except OSError:
+            pass
         os.close(self._ctl)
         while self.relay(out):
             pass
@@ -158,18 +164,18 @@ def _observe(sock, client_addrs, kinds, raw_path, out_fd: int, ctl: int) -> int:
     rest, then its drops as its last message."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, OBSERVER_NICE)
-        with os.fdopen(out_fd, "w") as out:
-            log = SegmentLog(raw_path and raw_path + ".observer", out=out,
-                             first_id=FIRST_ID)
-            obs = Observer(sock, client_addrs, kinds, log)
-            while True:
-                ready = select.select([sock, ctl], [], [], 0.5)[0]
-                while obs.read():  # until the socket is empty
-                    log.flush()
-                if ctl in ready:  # the hook stopped, after the traffic: all is read
-                    break
-            log.close()
-            log.event("observer", drops=obs.drops())
+        # blocking: a slow hook only makes the observer lag, and it may
+        log = SegmentLog(Outbox(out_fd, blocking=True), raw_path and raw_path + ".observer",
+                         FIRST_ID)
+        obs = Observer(sock, client_addrs, kinds, log)
+        while True:
+            ready = select.select([sock, ctl], [], [], 0.5)[0]
+            while obs.read():  # until the socket is empty
+                log.flush()
+            if ctl in ready:  # the hook stopped, after the traffic: all is read
+                break
+        log.close()
+        log.event("observer", drops=obs.drops())
         return 0
     except BaseException:  # noqa: BLE001 - the hook sees no drops figure: an error
         return 1
