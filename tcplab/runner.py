@@ -80,6 +80,7 @@ class _Run:
         self.trace = None
         self.done: set[str] = set()
         self.stopping = False
+        self.stopped_at: float | None = None  # monotonic, when observation stopped
         self.hook_stats: dict = {}
         self._trace_count = 0
         self.prediction = None  # the kernel model, for the live "next expected" line
@@ -250,8 +251,11 @@ class _Run:
     def _handle(self, who: str, msg: dict) -> None:
         rec, kind = self.record, msg["kind"]
         if kind == "segments":
-            if not self.stopping:  # the apps' exit closes sockets: not the scenario's
-                for ev in rec.add_segments(msg):
+            # What reached the router after observation stopped is the apps' exit
+            # closing sockets, not the scenario's; the observer's rows may come later
+            # than that and still be the scenario's, so it is their time that counts.
+            for ev in rec.add_segments(msg, until=self.stopped_at):
+                if not self.stopping:
                     self.view.event(ev)
         elif kind == "released":
             rec.release(msg)
@@ -303,8 +307,9 @@ class _Run:
         no segment of the run ever passes unhooked. Every step runs whatever the one
         before it did: a failure is recorded (the run becomes an error), not raised."""
         self.stopping = True
+        self.stopped_at = time.monotonic()
         if self.record is not None:
-            self.record.t_stop = self.record.t(time.monotonic())
+            self.record.t_stop = self.record.t(self.stopped_at)
         with self.phase("stop_tracefs"):
             self._guard("stopping tracefs", self._stop_trace, plan)
         with self.phase("stop_children"):
@@ -441,6 +446,8 @@ def _judge(run: _Run, duration: float) -> RunResult:
     res = run.result
     res.record, res.duration = run.record, duration
     stats = run.hook_stats
+    if stats:  # the queue's and the observer's counters, the hook's own residency
+        res.lab["hook"] = {k: v for k, v in stats.items() if k not in ("kind", "mono")}
     if stats.get("queue_dropped") or stats.get("user_dropped"):
         res.errors.append(f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
                           f"queued, {stats.get('user_dropped')} undeliverable): the hook "

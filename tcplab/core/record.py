@@ -95,9 +95,11 @@ class Record:
         self.segments.append(seg)
         return seg
 
-    def add_segments(self, m: dict) -> list[SegmentSeen]:
-        """A batch of the hook's (tcplab/lab/hook/log.py): rows of `fields`."""
-        return [self.add_segment(dict(zip(m["fields"], row))) for row in m["rows"]]
+    def add_segments(self, m: dict, until: float | None = None) -> list[SegmentSeen]:
+        """A batch of the hook's (tcplab/lab/hook/log.py): rows of `fields`; with
+        `until`, only the segments the router received by then (monotonic)."""
+        rows = (dict(zip(m["fields"], row)) for row in m["rows"])
+        return [self.add_segment(r) for r in rows if until is None or r["mono"] <= until]
 
     def attach_raw(self, raws: dict[int, dict[str, bytes]]) -> None:
         """The segments' bytes, which the hook keeps apart from its messages

@@ -98,3 +98,18 @@ def test_a_hook_slower_than_the_bound_makes_the_run_an_error_with_the_figure():
     assert too_slow(_record(RESIDENCY_BOUND / 2)) is None
     says = too_slow(_record(0.0314))
     assert "31.4 ms" in says and "client's fin #2" in says and "bound 20 ms" in says
+
+
+def test_rows_after_observation_stopped_are_left_out_by_their_own_time():
+    """The observer's rows may reach the runner after it stopped observing; what the
+    router received before then is still the scenario's."""
+    out = Lines()
+    log = SegmentLog(out)
+    clf = Classifier({C})
+    for mono, seg in zip((10.0, 12.0, 11.0), handshake()):
+        log.segment(log.next_id(), mono, clf.classify(seg), "delivered", mono, None, b"", 40)
+    log.flush()
+    rec = Record(t0=10.0)
+    rec.add_segments(out.lines[0], until=11.5)
+    rec.sort_segments()
+    assert [(s.name, s.t) for s in rec.segments] == [("syn", 0.0), ("ack", 1.0)]
