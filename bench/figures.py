@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bench import lab as blab
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMED = [Fault("delay", "fin", None, None, by=0.001)]  # the "one fault armed"
@@ -116,7 +116,7 @@ def flood(rate: float, seconds: float) -> dict:
 
 def _run(path: Path):
     from tcplab.runner import run_scenario
-    from tcplab.scenario import load_scenario
+    from tcplab.format.load import load_scenario
 
     return run_scenario(load_scenario(path))
 

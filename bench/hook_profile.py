@@ -36,7 +36,7 @@ import time
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.record import Record
 from tcplab.core.rules import decide
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 from tcplab.core.segments import ACK, FIN, PSH, SYN, Classifier
 from tcplab.lab.hook import plain
 from tcplab.lab.hook.log import SegmentLog

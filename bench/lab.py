@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 from tcplab.core.record import Record
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 from tcplab.lab import fault_config, topology
 from tcplab.lab.procs import Child
 from tcplab.lab.sockets import client_side

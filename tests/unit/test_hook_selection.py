@@ -2,7 +2,7 @@
 Python test read one table, and a classifier fed only the queued kinds names and
 counts them exactly as one that sees every segment (the record's)."""
 
-from tcplab.core.scenario import Fault
+from tcplab.core.faults import Fault
 from tcplab.core.segments import PSH, Classifier
 from tcplab.lab.hook import selection
 from unit.helpers import ACK, FIN, RST, SYN, C, X, Y, c2s, s2c

@@ -12,7 +12,7 @@ import select
 import sys
 import time
 
-from tcplab.core.rules import STRIP_MSS
+from tcplab.core.faults import STRIP_MSS
 from tcplab.lab import child, fault_config
 from tcplab.lab.hook.faults import make_hook, prerouting_addrs
 from tcplab.lab.hook.iptables import install_prerouting, install_rules, queue_stats
