@@ -15,7 +15,7 @@ measured in the same run on the same path.
   json       result JSON bytes per 1,000 segments (a 4 MiB bulk run through tcplab)
   catalogue  with --catalogue only (bench/catalogue.py: ~17 min on 2 cores)
 
-Prints a table and writes the figures as JSON (default bench/results/<time>.json),
+Prints a table and writes the figures as JSON (default bench/runs/<time>.json),
 with the machine they ran on: docs/performance.md shows one such file.
 """
 
@@ -65,7 +65,7 @@ def main() -> None:
         out["figures"][name] = step()
         print(f"{name}: {json.dumps(out['figures'][name])}", flush=True)
     out["machine"]["load_after"] = os.getloadavg()[0]
-    path = args.json or ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S.json")
+    path = args.json or ROOT / "bench" / "runs" / time.strftime("%Y%m%d-%H%M%S.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print()
