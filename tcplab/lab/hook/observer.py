@@ -11,8 +11,10 @@ nflog would copy each packet through netlink from a netfilter rule like NFQUEUE,
 a library the lab does not have; an eBPF program needs a toolchain the lab does not
 have either.
 
-It is a process of its own, forked by the hook in the router namespace, at a low
-priority: under bulk traffic it lags (the socket's buffer holds what it has not read)
+It is a process of its own, started by the hook in the router namespace with the
+packet socket the hook opened before binding its queue (a fresh interpreter, not a
+fork: a forked copy of the hook shares its pages copy-on-write, and the hook then paid
+for the copies at its first segments, 5-20 ms), at a low priority: under bulk traffic it lags (the socket's buffer holds what it has not read)
 and catches up when the CPU is free, instead of taking the CPU from the traffic it
 watches. It names and counts every segment in the order the router received them (a
 Classifier of its own), and records those the queue does not have (selection.py):
@@ -29,6 +31,8 @@ import os
 import select
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 from tcplab.core.packet import parse_ipv4_tcp
@@ -111,21 +115,21 @@ class Observer:
 
 
 class ObserverProcess:
-    """The observer, forked; its messages come through `fd`, and the hook relays
-    them (relay()) except its last one, its drops (`drops`)."""
+    """The observer, started; its messages come on its stdout, and the hook relays
+    them (relay()) except its last one, its drops (`drops`). Closing its stdin stops
+    it, so it also ends when the hook dies."""
 
     def __init__(self, sock: socket.socket, client_addrs, kinds, raw_path: str | None):
-        out_r, out_w = os.pipe()
-        ctl_r, ctl_w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            os.close(out_r)
-            os.close(ctl_w)
-            os._exit(_observe(sock, client_addrs, kinds, raw_path, out_w, ctl_r))
-        os.close(out_w)
-        os.close(ctl_r)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tcplab.lab.hook.observer"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, pass_fds=(sock.fileno(),))
+        self.proc.stdin.write(json.dumps({
+            "fd": sock.fileno(), "client_addrs": list(client_addrs),
+            "kinds": None if kinds is None else list(kinds),
+            "raw_path": raw_path}).encode() + b"\n")
+        self.proc.stdin.flush()
         sock.close()  # the observer's now
-        self.fd, self._ctl, self._partial = out_r, ctl_w, b""
+        self.fd, self._partial = self.proc.stdout.fileno(), b""
         self.drops: int | None = None  # None until it has said (a dead one never does)
 
     def fileno(self) -> int:
@@ -148,34 +152,38 @@ class ObserverProcess:
         """Let it finish what its socket holds, relay the rest, and reap it. The
         traffic is over: it may take the hook's priority to catch up."""
         try:
-            os.setpriority(os.PRIO_PROCESS, self.pid, nice)
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
         except OSError:
             pass
-        os.close(self._ctl)
+        self.proc.stdin.close()
         while self.relay(out):
             pass
-        os.close(self.fd)
-        os.waitpid(self.pid, 0)
+        self.proc.wait()
         return {"observer_drops": self.drops if self.drops is not None else "unknown"}
 
 
-def _observe(sock, client_addrs, kinds, raw_path, out_fd: int, ctl: int) -> int:
-    """The observer process's life: read until the control pipe closes, then the
-    rest, then its drops as its last message."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, OBSERVER_NICE)
-        # blocking: a slow hook only makes the observer lag, and it may
-        log = SegmentLog(Outbox(out_fd, blocking=True), raw_path and raw_path + ".observer",
-                         FIRST_ID)
-        obs = Observer(sock, client_addrs, kinds, log)
-        while True:
-            ready = select.select([sock, ctl], [], [], 0.5)[0]
-            while obs.read():  # until the socket is empty
-                log.flush()
-            if ctl in ready:  # the hook stopped, after the traffic: all is read
-                break
-        log.close()
-        log.event("observer", drops=obs.drops())
-        return 0
-    except BaseException:  # noqa: BLE001 - the hook sees no drops figure: an error
-        return 1
+def main() -> None:
+    """The observer process's life: read until its stdin closes, then the rest, then
+    its drops as its last message."""
+    os.setpriority(os.PRIO_PROCESS, 0, OBSERVER_NICE)
+    ctl = sys.stdin.buffer
+    config = json.loads(ctl.readline())
+    sock = socket.socket(fileno=config["fd"])
+    kinds = None if config["kinds"] is None else tuple(config["kinds"])
+    raw_path = config["raw_path"]
+    # blocking: a slow hook only makes the observer lag, and it may
+    log = SegmentLog(Outbox(sys.stdout.fileno(), blocking=True),
+                     raw_path and raw_path + ".observer", FIRST_ID)
+    obs = Observer(sock, config["client_addrs"], kinds, log)
+    while True:
+        ready = select.select([sock, ctl], [], [], 0.5)[0]
+        while obs.read():  # until the socket is empty
+            log.flush()
+        if ctl in ready:  # the hook stopped, after the traffic: all is read
+            break
+    log.close()
+    log.event("observer", drops=obs.drops())
+
+
+if __name__ == "__main__":
+    main()
