@@ -877,6 +877,11 @@ summary: A steady stream of small sends through the router, for the hook to die 
 apps:
   server: [{server}]
   client: [{client}]
+# A fault on a pure-ACK kind that never strikes: the hook then queues every segment
+# (tcplab/lab/hook/selection.py), so it is in the stream's path when it dies.
+faults:
+  - drop: data-ack
+    nth: [1000]
 expect:
   client:
     connect: ok
@@ -922,6 +927,45 @@ def test_dead_hook_is_an_error_and_traffic_still_flows(tmp_path):
         "the server got less than the hook saw plus the unhooked stream"
 
 
+QUIET = """\
+# Observer-death test: nothing is queued (no fault), so the observer records it all.
+scenario: observer-dies
+summary: A connection that sleeps 2 s before it sends, time to kill the router's observer.
+apps:
+  server: [listen: 8080, accept, recv: 100, close]
+  client: [connect: "server:8080", sleep: 2s, send: 100, close]
+expect:
+  client:
+    connect: ok
+timeout: 10s
+settle: 0.5s
+"""
+
+
+def test_dead_observer_is_an_error_and_leaves_nothing(tmp_path):
+    """SIGKILL the router's observer (tcplab/lab/hook/observer.py) once the connection
+    is up: what it had not recorded is lost, so the run is an error saying so, never a
+    pass on half a record; and the run still ends cleanly."""
+    scenario = write_scenario(tmp_path, QUIET)
+    run = Runner("--json", str(tmp_path / "r.json"), str(scenario))
+    run.slot()
+    hook = run.child("tcplab.lab.hook")
+    deadline = time.monotonic() + 20
+    observer = []
+    while not observer and time.monotonic() < deadline:
+        observer = children_of(hook, "tcplab.lab.hook.observer")
+        time.sleep(0.05)
+    assert observer, run.output[-3000:]
+    time.sleep(1.0)  # connected; the client sleeps
+    os.kill(observer[0], signal.SIGKILL)
+    code = run.finish()
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert code == 3, run.output[-3000:]
+    assert res["verdict"] == "error"
+    assert any("observer" in e for e in res["errors"]), res["errors"]
+    assert not [p for p in lab_processes() if "observer" in p]
+
+
 FLOOD = r"""
 import socket, struct, sys
 from tcplab.lab.child import enter_netns
@@ -958,6 +1002,11 @@ summary: A connection that sleeps 2 s before it sends, time to stop the hook and
 apps:
   server: [listen: 8080, accept, recv: 100, close]
   client: [connect: "server:8080", sleep: 2s, send: 100, close]
+# A fault that never strikes, on a pure-ACK kind: every segment is queued (the hook's
+# selection.py), the flood's SYNs too.
+faults:
+  - drop: data-ack
+    nth: [1000]
 expect:
   client:
     connect: ok
@@ -969,8 +1018,8 @@ settle: 0.5s
 
 
 def test_hook_falling_behind_until_the_queue_overflows_is_an_error(tmp_path):
-    """Stop the hook (SIGSTOP: it falls behind) and send 3000 SYNs from the lab's client
-    namespace to a closed port on the server; the NFQUEUE (1024 long) overflows. The
+    """Stop the hook (SIGSTOP: it falls behind) and send 6000 SYNs from the lab's client
+    namespace to a closed port on the server; the NFQUEUE (4096 long) overflows. The
     hook then resumes and the run ends normally, and everything the scenario expects
     happens — but the kernel dropped queued segments, so the verdict is error (exit 3)
     with the queue's counters, never pass."""
@@ -982,13 +1031,13 @@ def test_hook_falling_behind_until_the_queue_overflows_is_an_error(tmp_path):
     os.kill(hook, signal.SIGSTOP)
     try:
         flood = subprocess.run([sys.executable, "-c", FLOOD, plan.client_ns, plan.client_addr,
-                                plan.server_addr, "3000"], capture_output=True, text=True,
+                                plan.server_addr, "6000"], capture_output=True, text=True,
                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                timeout=30)
         time.sleep(0.2)
     finally:
         os.kill(hook, signal.SIGCONT)
-    assert flood.returncode == 0 and int(flood.stdout) > 2000, flood.stderr
+    assert flood.returncode == 0 and int(flood.stdout) > 4500, flood.stderr
     code = run.finish()
     res = json.loads((tmp_path / "r.json").read_text())
     assert code == 3, run.output[-3000:]
@@ -1006,7 +1055,7 @@ def test_this_modules_scenarios_are_valid(tmp_path):
     for a run that never starts)."""
     from tcplab.format.load import load_scenario
 
-    for text in (INTERRUPT_ME, ISOLATION, streaming_scenario(3, "50ms"), OVERFLOW):
+    for text in (INTERRUPT_ME, ISOLATION, streaming_scenario(3, "50ms"), OVERFLOW, QUIET):
         assert load_scenario(write_scenario(tmp_path, text)).apps["client"]
 
 
