@@ -19,6 +19,9 @@ from dataclasses import dataclass
 # (the option's bytes become NOPs).
 DROP, DELAY, DUPLICATE, STRIP_MSS = "drop", "delay", "duplicate", "strip-mss"
 SEGMENT_ACTIONS = (DROP, DELAY, DUPLICATE, STRIP_MSS)
+# The fate each action gives the segment it matched, as the record and the models name
+# it; the others deliver it (a duplicate's copy and a stripped option are extras).
+FATES = {DROP: "dropped", DELAY: "delayed"}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcplab.core.faults import Fault
+from tcplab.core.faults import FATES, Fault
 from tcplab.core.segments import Classified
 
 ACCEPT = "accept"  # no fault matched; the other verdicts are the fault's own action
@@ -18,6 +18,11 @@ class Verdict:
     action: str  # ACCEPT, or the deciding Fault's action (core/faults.py)
     delay: float = 0.0  # DELAY: how long it is held; DUPLICATE: how much later the copy goes
     fault: Fault | None = None
+
+    @property
+    def fate(self) -> str:
+        """The segment's fate as the record names it (core/faults.py, FATES)."""
+        return FATES.get(self.action, "delivered")
 
 
 PASS = Verdict(ACCEPT)

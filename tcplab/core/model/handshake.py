@@ -47,7 +47,7 @@ import dataclasses
 import heapq
 import itertools
 
-from tcplab.core.faults import DELAY, DROP, DUPLICATE, Fault
+from tcplab.core.faults import DELAY, DUPLICATE, Fault
 from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
 from tcplab.core.model.kernel import LAST_HOP, TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (C_ADDR, C_PORT, S_ADDR, STALE_HOLD, STALE_ISN_BACK,
@@ -138,7 +138,7 @@ class _Sim:
                 and seen.name == "syn" and seen.nth == 1)
         if hold:  # FaultHook.decide(): the stale-syn hold comes before any other fault
             verdict = Verdict(DELAY, STALE_HOLD)
-        fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
+        fate = verdict.fate
         self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
                                                    cause, slack))
         if hold:

@@ -40,7 +40,7 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from tcplab.core.faults import DELAY, DROP, Fault
+from tcplab.core.faults import DELAY, Fault
 from tcplab.core.rules import decide
 
 from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
@@ -99,7 +99,7 @@ class _Crossed:
         sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
         seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
         verdict = decide(self.faults, seen)
-        fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
+        fate = verdict.fate
         self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                    cause, slack, clock))
         if fate != "dropped":

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import math
 
-from tcplab.core.faults import DELAY, DROP, DUPLICATE, Fault, silencing
+from tcplab.core.faults import DELAY, DUPLICATE, Fault, silencing
 from tcplab.core.model.kernel import LAST_HOP, TRANSIT, Kernel
 from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADDR, X, Y
 from tcplab.core.model.teardown.host import Host
@@ -85,7 +85,7 @@ class Sim(Timers, Receive):
         ack = h.rcv if ack is None else ack
         seen = self.clf.classify(self.segment(h, flags, seq, ack, length))
         verdict = decide(self.faults, seen)
-        fate = {DROP: "dropped", DELAY: "delayed"}.get(verdict.action, "delivered")
+        fate = verdict.fate
         if silencing(self.host_faults, h.name, other.name, t) is not None:
             fate = "dropped"  # a crashed or rebooting host: the hook drops it
         elif any(f.action == "link-down" and f.in_force(t) for f in self.host_faults):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 
-from tcplab.core.faults import DELAY, DROP
 from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import (AFTER_NEXT, PAWS_TICK, TCP_TIMEWAIT_LEN,
@@ -30,8 +29,7 @@ class Timers:
         judged as the hook would, without counting it (a copy of the classifier)."""
         seen = copy.deepcopy(self.clf).classify(self.segment(h, ACK, h.snd,
                                                              self.peer(h).snd + 1))
-        fate = {DROP: "dropped", DELAY: "delayed"}.get(decide(self.faults, seen).action,
-                                                       "delivered")
+        fate = decide(self.faults, seen).fate
         self.pred.maybe.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                 "answer", h.slack + delack_max(h.rtt)))
 
