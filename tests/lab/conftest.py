@@ -18,19 +18,28 @@ from labhelpers import ROOT, SCENARIOS, root_snapshot, selected
 from tcplab.format.load import load_scenario
 
 
+# How many catalogue runs go side by side. All 50 at once on 2 cores starved the
+# router hooks of CPU: a first SYN waited 18-25 ms in the hook, past what the model's
+# windows allow for the lab (SLOP_CAP), and those runs were rightly errors, not passes
+# (2 of 50 in one CI run). The catalogue asserts what the kernel does on a machine the
+# lab can judge; what the judge says on one it cannot is tests/lab/test_loaded.py's.
+CATALOGUE_JOBS = 6
+
+
 @pytest.fixture(scope="session")
 def catalogue(tmp_path_factory):
-    """Runs every scenario this kernel can run (or those TCPLAB_ONLY names) once, all
-    side by side, and returns their results and the root namespace before and after."""
+    """Runs every scenario this kernel can run (or those TCPLAB_ONLY names) once, side
+    by side, and returns their results and the root namespace before and after."""
     chosen = [path for path in SCENARIOS if selected(path)]
     if not chosen:
         pytest.skip("TCPLAB_ONLY matches no scenario")
     before = root_snapshot()
     out = tmp_path_factory.mktemp("results")
-    # The longest scenario bounds the catalogue (they run side by side); the margin is
-    # for set-up and teardown on a loaded machine.
+    # The longest scenario bounds the catalogue (the longest start first, six side by
+    # side); the margin is for set-up and teardown on a loaded machine.
     limit = max(load_scenario(path).timeout for path in chosen) + 300
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--jobs", str(len(chosen)),
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--jobs",
+                           str(min(len(chosen), CATALOGUE_JOBS)),
                            "--json", str(out), "--no-color", *map(str, chosen)],
                           capture_output=True, text=True, cwd=ROOT, timeout=limit)
     results = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}

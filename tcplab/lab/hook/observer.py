@@ -40,6 +40,7 @@ from tcplab.core.segments import Classifier
 from tcplab.lab.hook.log import SegmentLog
 from tcplab.lab.hook.outbox import Outbox
 from tcplab.lab.hook.selection import queued
+from tcplab.lab.hook.stamps import realtime_offset
 from tcplab.lab.rawstore import RAW_MAX
 
 ETH_P_IP = 0x0800
@@ -83,7 +84,7 @@ class Observer:
     def read(self, limit: int = 256) -> int:
         """Record what the socket holds (at most `limit` frames), in the order
         received; returns how many frames it took."""
-        offset = time.time() - time.monotonic()  # the stamps are CLOCK_REALTIME
+        offset = realtime_offset()  # the stamps are CLOCK_REALTIME
         for n in range(limit):
             try:
                 data, anc, _flags, addr = self.sock.recvmsg(RAW_MAX, 64)

@@ -18,6 +18,7 @@ from tcplab.core.faults import DELAY, DROP, Fault
 from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier
 from tcplab.lab.hook.log import SegmentLog
+from tcplab.lab.hook.stamps import realtime_offset
 
 
 SO_TIMESTAMP = 29  # asm-generic/socket.h; not exported by Python's socket module
@@ -41,7 +42,7 @@ def arrival(pkt) -> float:
     stamp = pkt.get_timestamp()
     if not stamp:
         return now
-    kernel = stamp - (time.time() - now)
+    kernel = stamp - realtime_offset()
     return kernel if 0 <= now - kernel < 1.0 else now
 
 
@@ -81,9 +82,11 @@ class Hook:
             heapq.heappush(self.held, (mono_out, ident, pkt))  # released by main loop
             fate = "delayed"
         else:
-            pkt.accept()
-            # after the verdict: later than `now` by the hook's own wait
+            # just before the verdict: the kernel may forward the segment, and its
+            # answer come back and be stamped, before accept() returns (an ACK stamped
+            # 4-43 us before a t_out taken after it, in CI)
             fate, mono_out = "delivered", time.monotonic()
+            pkt.accept()
             self.waits.append(mono_out - now)
         self.log.segment(ident, now, seen, fate, mono_out,
                          verdict.fault.describe() if verdict.fault else None,
