@@ -406,15 +406,19 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
 
     Where a timer and an arriving segment tie, both orders are simulated; when they
     lead to different outcomes, the other one is in `alternatives`."""
-    outcomes = []
-    for packets_first, server_first in ((False, False), (True, False), (True, True)):
+    def new_sim(packets_first: bool) -> _Sim:
         sim = _Sim(kernel, client, server, faults, listens, port, packets_first)
-        sim.server_timer_first = server_first
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
         sim.then = then
         sim.copies = {(s, n, k): at for s, n, k, at in copies}
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.stale_syn = sim.track_states = stale_syn
+        return sim
+
+    outcomes = []
+    for packets_first, server_first in ((False, False), (True, False), (True, True)):
+        sim = new_sim(packets_first)
+        sim.server_timer_first = server_first
         outcomes.append(sim.run(until))
     # Request timer expiries that a client segment raced within their bucket (the
     # timer-first outcome above): each subset of up to MAX_RACES of them the other way.
@@ -426,13 +430,8 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         if defer in tried or len(defer) > MAX_RACES:
             continue
         tried.add(defer)
-        sim = _Sim(kernel, client, server, faults, listens, port, False)
+        sim = new_sim(False)
         sim.defer = defer
-        sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
-        sim.then = then
-        sim.copies = {(s, n, k): at for s, n, k, at in copies}
-        sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
-        sim.stale_syn = sim.track_states = stale_syn
         outcomes.append(sim.run(until))
         todo += [defer | {r} for r in outcomes[-1].races if r not in defer]
     main, others = outcomes[0], outcomes[1:]
