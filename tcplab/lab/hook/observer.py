@@ -40,7 +40,7 @@ from tcplab.core.segments import Classifier
 from tcplab.lab.hook.log import SegmentLog
 from tcplab.lab.hook.outbox import Outbox
 from tcplab.lab.hook.selection import queued
-from tcplab.lab.hook.stamps import realtime_offset
+from tcplab.lab.hook.stamps import to_monotonic
 from tcplab.lab.rawstore import RAW_MAX
 
 ETH_P_IP = 0x0800
@@ -84,7 +84,6 @@ class Observer:
     def read(self, limit: int = 256) -> int:
         """Record what the socket holds (at most `limit` frames), in the order
         received; returns how many frames it took."""
-        offset = realtime_offset()  # the stamps are CLOCK_REALTIME
         for n in range(limit):
             try:
                 data, anc, _flags, addr = self.sock.recvmsg(RAW_MAX, 64)
@@ -93,7 +92,7 @@ class Observer:
             if addr[2] != PACKET_OUTGOING:
                 stamp = next((_TIMESPEC.unpack(d[:16]) for lvl, typ, d in anc
                               if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
-                self.observed(stamp[0] + stamp[1] / 1e9 - offset if stamp
+                self.observed(to_monotonic(stamp[0] + stamp[1] / 1e9) if stamp
                               else time.monotonic(), data)
         return limit
 

@@ -18,7 +18,7 @@ from tcplab.core.faults import DELAY, DROP, Fault
 from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier
 from tcplab.lab.hook.log import SegmentLog
-from tcplab.lab.hook.stamps import realtime_offset
+from tcplab.lab.hook.stamps import to_monotonic
 
 
 SO_TIMESTAMP = 29  # asm-generic/socket.h; not exported by Python's socket module
@@ -42,7 +42,7 @@ def arrival(pkt) -> float:
     stamp = pkt.get_timestamp()
     if not stamp:
         return now
-    kernel = stamp - realtime_offset()
+    kernel = to_monotonic(stamp)
     return kernel if 0 <= now - kernel < 1.0 else now
 
 

@@ -20,3 +20,18 @@ def realtime_offset() -> float:
         if best is None or after - before < best[0]:
             best = (after - before, real - (before + after) / 2)
     return best[1]
+
+
+# The offset moves only as NTP slews or steps the realtime clock: read once a second,
+# not on every queued segment (the callback's hot path).
+REFRESH = 1.0
+_read: tuple[float, float] = (float("-inf"), 0.0)  # (monotonic when read, offset)
+
+
+def to_monotonic(realtime: float) -> float:
+    """A CLOCK_REALTIME stamp on CLOCK_MONOTONIC, with the offset of the last second."""
+    global _read
+    now = time.monotonic()
+    if now - _read[0] > REFRESH:
+        _read = (now, realtime_offset())
+    return realtime - _read[1]
