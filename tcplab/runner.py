@@ -426,9 +426,10 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
 
 
 def _judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
-    res.checks = check_scenario(sc, record)
+    kernel = model_kernel(res)
+    res.checks = check_scenario(sc, record, kernel)
     if sc.expect.model == "linux":
-        prediction = predict(sc, model_kernel(res), res.sysctls, record)
+        prediction = predict(sc, kernel, res.sysctls, record)
         res.model = prediction.to_json()
         res.checks += check_model(prediction, record)
 

@@ -69,12 +69,17 @@ class StateChanged:
     lport: int = 0
     raddr: str = ""
     rport: int = 0
+    # inet_diag only: when the dump before the one that saw the change began. The change
+    # happened in (after, t]; the width of that bracket is how late the poller was.
+    after: float | None = None
     kind: str = field(default="state", init=False)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["from"] = d.pop("old")
         d["to"] = d.pop("new")
+        if d["after"] is None:
+            del d["after"]
         return d
 
 

@@ -170,7 +170,8 @@ class Record:
     def add_diag(self, host: str, m: dict) -> StateChanged:
         ev = StateChanged(t=self.t(m["mono"]), host=host, old=m["old"], new=m["new"],
                           source="inet_diag", laddr=m["laddr"], lport=m["lport"],
-                          raddr=m["raddr"], rport=m["rport"])
+                          raddr=m["raddr"], rport=m["rport"],
+                          after=self.t(m["after"]) if m.get("after") is not None else None)
         self.diag_states.append(ev)
         return ev
 

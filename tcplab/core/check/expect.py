@@ -8,12 +8,16 @@ from __future__ import annotations
 from tcplab.core.check.base import Check, describe_call, describe_segment
 from tcplab.core.check.states import check_host
 from tcplab.core.events import AppCalled
+from tcplab.core.model.kernel import Kernel
 from tcplab.core.record import Record
 from tcplab.core.scenario import HostExpect, Scenario, Timing, Tolerance
 from tcplab.core.segments import RST
 
 
-def check_scenario(scenario: Scenario, record: Record) -> list[Check]:
+def check_scenario(scenario: Scenario, record: Record,
+                   kernel: Kernel | None = None) -> list[Check]:
+    """`kernel` times what one kernel timer ends (its wheel granularity, Kernel.slack);
+    without it, HZ=250 is assumed."""
     tol = scenario.expect.tolerance
     checks: list[Check] = []
     for host, exp in scenario.expect.hosts.items():
@@ -26,7 +30,7 @@ def check_scenario(scenario: Scenario, record: Record) -> list[Check]:
             checks.append(_gives_up(host, exp, record, tol))
         if exp.states is not None:
             checks.append(_states(host, exp, record))
-        checks += check_host(host, exp, record, tol)  # lasts, sockets, ...
+        checks += check_host(host, exp, record, tol, kernel)  # lasts, sockets, ...
     return checks
 
 

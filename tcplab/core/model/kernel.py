@@ -10,6 +10,7 @@ from dataclasses import dataclass
 TCP_TIMEOUT_INIT = 1.0
 TCP_RTO_MAX = 120.0
 TCP_RTO_MIN = 0.2  # HZ / 5: the default rto_min, and the base of tcp_model_timeout()
+TCP_TIMEWAIT_LEN = 60.0  # include/net/tcp.h
 TRANSIT = 0.0002  # one way through the router's hook
 LVL_CLK_SHIFT, LVL_BITS = 3, 6  # kernel/time/timer.c
 
