@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tcplab.core.check.base import Check, verdict
 from tcplab.core.check.expect import check_scenario
 from tcplab.core.check.model import check_model
+from tcplab.core.kernel_expect import for_kernel
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.predict import predict
 from tcplab.core.model.teardown.prediction import teardown_hints
@@ -432,6 +433,9 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
 def _judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
     kernel = model_kernel(res)
     res.checks = check_scenario(sc, record, kernel)
+    for k in for_kernel(sc.expect.hosts, sc.expect.by_kernel, kernel.version)[1]:
+        res.notes.append(f"expectations for {k.describe()} applied: this is "
+                         f"{kernel.name()}")
     if sc.expect.model == "linux":
         prediction = predict(sc, kernel, res.sysctls, record)
         res.model = prediction.to_json()

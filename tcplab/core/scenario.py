@@ -125,11 +125,37 @@ class Tolerance:
         return max(self.abs, self.rel * abs(expected))
 
 
+Version = tuple[int, int]  # a kernel's major.minor
+
+
+@dataclass(frozen=True)
+class KernelRange:
+    since: Version | None = None  # >= since
+    before: Version | None = None  # < before
+    text: str = ""
+
+    def __contains__(self, version: Version) -> bool:
+        return ((self.since is None or version >= self.since)
+                and (self.before is None or version < self.before))
+
+
+@dataclass(frozen=True)
+class KernelExpect:
+    range: KernelRange
+    hosts: dict[str, HostExpect] = field(default_factory=dict)
+    line: int = 0
+
+    def describe(self) -> str:
+        return f"Linux {self.range.text} (scenario line {self.line})"
+
+
 @dataclass(frozen=True)
 class Expect:
     hosts: dict[str, HostExpect] = field(default_factory=dict)
     model: str | None = None
     tolerance: Tolerance = Tolerance()
+    # Expectations for a range of kernel versions (core/kernel_expect.py).
+    by_kernel: tuple[KernelExpect, ...] = ()
 
 
 @dataclass(frozen=True)

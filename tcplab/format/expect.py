@@ -13,8 +13,9 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node
 
-from tcplab.core.scenario import (APP_HOSTS, Expect, HostExpect, Lasting, Step, Timing,
-                                  Tolerance, all_steps)
+from tcplab.core.kernel_expect import parse_range
+from tcplab.core.scenario import (APP_HOSTS, Expect, HostExpect, KernelExpect, Lasting, Step,
+                                  Timing, Tolerance, all_steps)
 from tcplab.core.segments import senders
 from tcplab.format import keys
 from tcplab.format.reader import Reader, found, hint, join, line_of, show, value
@@ -28,7 +29,27 @@ def expect(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
         hosts={host: e.get(host, partial(host_expect, r), steps=apps[host], timeout=timeout)
                for host in APP_HOSTS if host in e},
         model=e.get("model", r.choice, choices=keys.MODELS),
-        tolerance=e.get("tolerance", partial(tolerance, r), Tolerance()))
+        tolerance=e.get("tolerance", partial(tolerance, r), Tolerance()),
+        by_kernel=e.get("kernels", partial(kernels, r), (), apps=apps, timeout=timeout))
+
+
+def kernels(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
+            timeout: float) -> tuple[KernelExpect, ...]:
+    """`kernels: {"< 6.13": {server: {...}}}`: host expectations for a range of kernel
+    versions, replacing the same keys there (core/kernel_expect.py)."""
+    out = []
+    for text, (knode, vnode) in r.entries(node, key).items():
+        rkey = join(key, text)
+        parsed = parse_range(str(text))
+        if isinstance(parsed, str):
+            r.fail(knode, rkey, parsed)
+        m = r.mapping(vnode, rkey, APP_HOSTS)
+        if not m.entries:
+            r.fail(vnode, rkey, "expected client: or server: expectations for these kernels")
+        hosts = {host: m.get(host, partial(host_expect, r), steps=apps[host],
+                             timeout=timeout) for host in APP_HOSTS if host in m}
+        out.append(KernelExpect(parsed, hosts, line_of(knode)))
+    return tuple(out)
 
 
 def tolerance(r: Reader, node: Node, key: str) -> Tolerance:

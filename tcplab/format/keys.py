@@ -71,7 +71,7 @@ ACTION_KEYS = (*HOST_FAULTS, "forge")  # the keys that make an entry a host faul
 
 # --- expect --------------------------------------------------------------------------------
 
-EXPECT_KEYS = APP_HOSTS + ("model", "tolerance")
+EXPECT_KEYS = APP_HOSTS + ("model", "tolerance", "kernels")
 MODELS = ("linux",)
 TOLERANCE_KEYS = ("abs", "rel")
 EXPECTABLE_CALLS = tuple(c for c in STEP_CALLS if c not in ("sleep", "repeat"))

@@ -348,11 +348,21 @@ def _host_expect(host: str, docs: dict[str, str]) -> Schema:
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
+# `expect.kernels` keys: one or two bounds, ">= 6.5", "< 6.13", ">= 6.5, < 6.13"
+# (core/kernel_expect.py, which also rejects an empty range).
+_BOUND = r"\s*(>=|<)\s*\d+\.\d+\s*"
+KERNEL_RANGE = f"^{_BOUND}(,{_BOUND})?$"
+
+
 def _expect(docs: dict[str, str]) -> Schema:
     known = {"model": {"enum": list(keys.MODELS)},
              "tolerance": {"type": "object", "additionalProperties": False, "properties": {
                  key: {"abs": _ref("duration"), "rel": _ref("percent")}.get(key, {})
-                 for key in keys.TOLERANCE_KEYS}}}
+                 for key in keys.TOLERANCE_KEYS}},
+             "kernels": {"type": "object", "propertyNames": {"pattern": KERNEL_RANGE},
+                         "additionalProperties": {
+                             "type": "object", "additionalProperties": False, "minProperties": 1,
+                             "properties": {h: _host_expect(h, docs) for h in APP_HOSTS}}}}
     props = {key: _host_expect(key, docs) if key in APP_HOSTS
              else _described(known.get(key, {}), docs, key) for key in keys.EXPECT_KEYS}
     return {"type": "object", "additionalProperties": False, "properties": props}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from tcplab.core.check.base import Check, describe_call, describe_segment
 from tcplab.core.check.states import check_host
 from tcplab.core.events import AppCalled
+from tcplab.core.kernel_expect import for_kernel
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.record import Record
 from tcplab.core.scenario import HostExpect, Scenario, Timing, Tolerance
@@ -16,11 +17,14 @@ from tcplab.core.segments import RST
 
 def check_scenario(scenario: Scenario, record: Record,
                    kernel: Kernel | None = None) -> list[Check]:
-    """`kernel` times what one kernel timer ends (its wheel granularity, Kernel.slack);
-    without it, HZ=250 is assumed."""
+    """`kernel` picks the expectations for its version (`expect.kernels`) and times
+    what one kernel timer ends (its wheel granularity, Kernel.slack); without it, the
+    scenario's own expectations and HZ=250."""
     tol = scenario.expect.tolerance
     checks: list[Check] = []
-    for host, exp in scenario.expect.hosts.items():
+    hosts, _applied = for_kernel(scenario.expect.hosts, scenario.expect.by_kernel,
+                                 kernel.version if kernel else None)
+    for host, exp in hosts.items():
         checks += _calls(host, exp, record)
         for name, timing in exp.retransmits.items():
             checks += _timing(host, name, timing, record, tol)
