@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import platform
 import queue
@@ -12,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tcplab.core.check.base import Check, verdict
+from tcplab.core.check.base import Check, Lateness, verdict
 from tcplab.core.check.expect import check_scenario
 from tcplab.core.check.model import check_model
 from tcplab.core.kernel_expect import for_kernel
@@ -431,7 +433,7 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
 
 
 def _judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
-    kernel = model_kernel(res)
+    kernel = dataclasses.replace(model_kernel(res), late=Lateness.of(record).late)
     res.checks = check_scenario(sc, record, kernel)
     for k in for_kernel(sc.expect.hosts, sc.expect.by_kernel, kernel.version)[1]:
         res.notes.append(f"expectations for {k.describe()} applied: this is "

@@ -5,7 +5,8 @@ actual, tolerance and the event that proves it, in the manner of packetdrill
 
 from __future__ import annotations
 
-from tcplab.core.check.base import Check, describe_call, describe_segment
+from tcplab.core.check.base import (MODEL_SLOP, Check, Slop, describe_call, describe_segment,
+                                    machine_too_slow)
 from tcplab.core.check.states import check_host
 from tcplab.core.events import AppCalled
 from tcplab.core.kernel_expect import for_kernel
@@ -35,7 +36,26 @@ def check_scenario(scenario: Scenario, record: Record,
         if exp.states is not None:
             checks.append(_states(host, exp, record))
         checks += check_host(host, exp, record, tol, kernel)  # lasts, sockets, ...
-    return checks
+    return _slow_lab(checks, record, tol, kernel.late if kernel else 0.0)
+
+
+def _slow_lab(checks: list[Check], record: Record, tol: Tolerance, late: float
+              ) -> list[Check]:
+    """A scenario's timings are written for a path that adds nothing: when the lab's
+    own hop (its slowest forwarding) or the machine (its lateness) took more than the
+    tolerance's floor, a timing that missed may have missed by the lab's doing. Such a
+    miss is not judged, and the run is an error; a timing met stays met."""
+    hook = (Slop.of(record).worst - MODEL_SLOP) / 2
+    slow = max(hook, late)
+    if slow < tol.abs:
+        return checks
+    why = (f"the lab was too slow to judge a timing written for a fast path: its hook "
+           f"held a segment up to {hook * 1000:.1f} ms and the machine ran "
+           f"{late * 1000:.1f} ms late, over the tolerance's {tol.abs * 1000:g} ms floor")
+    return [machine_too_slow(c, why) if c.tolerance is not None and c.judged
+            and not c.passed else c for c in checks]
+
+
 
 
 def _calls(host: str, exp: HostExpect, record: Record) -> list[Check]:

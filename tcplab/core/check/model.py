@@ -3,7 +3,7 @@ by flood.py, everything else by handshake.py and the parts it gathers)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import SLOP_CAP, Check, too_slow
+from tcplab.core.check.base import SLOP_CAP, Check, Lateness, machine_too_slow, too_slow
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
 from tcplab.core.model.prediction import Prediction
@@ -17,4 +17,10 @@ def check_model(prediction: Prediction, record: Record) -> list[Check]:
         checks = check_flood(prediction, record)
     else:
         checks = check_handshake(prediction, record)
+    late = prediction.kernel.late
+    if late > SLOP_CAP:  # every timer's window would widen past the cap
+        why = (f"this machine ran {late * 1000:.0f} ms late (over the {SLOP_CAP * 1000:.0f}"
+               f" ms cap): {Lateness.of(record).proof}")
+        checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c
+                  for c in checks]
     return [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c for c in checks]
