@@ -147,3 +147,4 @@ class Scenario:
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # key -> line
     host_faults: tuple[HostFault, ...] = ()  # link-down, crash, reboot, kill at a time
     forges: tuple[Forge, ...] = ()  # segments the router makes up
+    seed: int | None = None  # the random faults' dice (core/faults.py); each Fault has it
