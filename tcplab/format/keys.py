@@ -77,7 +77,9 @@ MODELS = ("linux",)
 TOLERANCE_KEYS = ("abs", "rel")
 EXPECTABLE_CALLS = tuple(c for c in STEP_CALLS if c not in ("sleep", "repeat"))
 HOST_EXPECT_KEYS = EXPECTABLE_CALLS + ("retransmits", "sends", "gives_up_after", "states",
-                                       "sockets", "lasts", "returns_after", "largest")
+                                       "sockets", "lasts", "returns_after", "largest",
+                                       "resent", "received")
+BOUND_KEYS = ("at_least", "at_most")  # resent: {NAME: {at_least: N, at_most: M}}
 TIMING_KEYS = ("intervals", "offsets", "count")
 LASTING_KEYS = ("at_least",)  # lasts: {STATE: {at_least: DURATION}}
 ERRNO_NAMES = frozenset(errno.errorcode.values())  # the names the app agent reports

@@ -334,6 +334,13 @@ def _host_expect(host: str, docs: dict[str, str]) -> Schema:
              "sends": {**per_segment,
                        "additionalProperties": {"type": "integer", "minimum": 0}},
              "gives_up_after": _ref("duration"),
+             "resent": {**per_segment, "propertyNames": {"enum": [
+                 n for n in sendable if VOCABULARY[ALIASES.get(n, n)][2]]},
+                 "additionalProperties": {"anyOf": [
+                     {"type": "integer", "minimum": 0},
+                     _keyed(keys.BOUND_KEYS, {k: {"type": "integer", "minimum": 0}
+                                              for k in keys.BOUND_KEYS}, ())]}},
+             "received": {"type": "integer", "minimum": 0},
              "states": {"type": "array", "minItems": 1, "items": _ref("state")},
              "largest": {**per_segment,
                          "additionalProperties": {"type": "integer", "minimum": 0,
