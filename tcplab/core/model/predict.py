@@ -61,8 +61,16 @@ def _with_dice(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     inputs = handshake_inputs(certain, sysctls, record)
     gone = client_hand_over(record) if record is not None else None
     prediction = _opening(certain, kernel, sysctls, inputs, gone)
-    return dataclasses.replace(prediction, unjudged=unjudged, notes=[
-        *prediction.notes, f"not judged: {unjudged[0][0]}: {unjudged[0][1]}"])
+    # the client's first data, as the opening model plays it, is the dice's to decide
+    rolled = {f.segment for f in chance.random_faults(sc.faults)}
+
+    def without_dice(p: Prediction) -> Prediction:
+        return dataclasses.replace(p, segments=[s for s in p.segments
+                                                if s.name not in rolled])
+    return dataclasses.replace(
+        without_dice(prediction), unjudged=unjudged,
+        alternatives=[without_dice(a) for a in prediction.alternatives],
+        notes=[*prediction.notes, f"not judged: {unjudged[0][0]}: {unjudged[0][1]}"])
 
 
 def _phases(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
