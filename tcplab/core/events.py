@@ -44,6 +44,10 @@ class SegmentSeen:
     # SYN): it carries the sender's addresses, and counts as no send of the sender's.
     injected: bool = False
     raw_out: str = ""  # the packet as it left the router, when a fault rewrote it (strip-mss)
+    # The dice's roll in [0, 1) when a random fault (a probability) matched the segment:
+    # the fault acted (and `fault` names it) when the roll was below its probability.
+    # None: no dice were rolled for it, its fate is the scenario's certain one.
+    roll: float | None = None
     kind: str = field(default="segment", init=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +55,8 @@ class SegmentSeen:
         d["from"] = d.pop("sender")
         d["len"] = d.pop("length")
         d["flags"] = flag_string(self.flags)
+        if self.roll is None:  # most segments: no dice, no key
+            del d["roll"]
         return d
 
 

@@ -53,7 +53,8 @@ def parse_range(text: str) -> KernelRange | str:
 
 
 # HostExpect fields that map names to expectations: a range replaces single entries.
-PER_ENTRY = ("calls", "retransmits", "sends", "largest", "sockets", "lasts", "returns_after")
+PER_ENTRY = ("calls", "retransmits", "sends", "largest", "sockets", "lasts", "returns_after",
+             "resent")
 
 
 def overlay(base: HostExpect, over: HostExpect) -> HostExpect:
@@ -65,8 +66,9 @@ def overlay(base: HostExpect, over: HostExpect) -> HostExpect:
             changes[name] = {**getattr(base, name), **entries}
     if "gives_up_after" in over.lines:
         changes["gives_up_after"] = over.gives_up_after
-    if "states" in over.lines:
-        changes["states"] = over.states
+    for name in ("states", "received"):  # whole values
+        if name in over.lines:
+            changes[name] = getattr(over, name)
     return dataclasses.replace(base, **changes)
 
 

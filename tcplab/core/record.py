@@ -87,7 +87,7 @@ class Record:
             t_out=self.t(m["mono_out"]), src=m["src"], dst=m["dst"], sport=m["sport"],
             dport=m["dport"], fault=m.get("fault"), raw=m.get("raw", ""),
             wire_len=m.get("wire_len", 0), injected=m.get("injected", False),
-            raw_out=m.get("raw_out", ""))
+            raw_out=m.get("raw_out", ""), roll=m.get("roll"))
         if seg.fate == "delayed":
             self._delayed[m["id"]] = len(self.segments)
         if "id" in m:

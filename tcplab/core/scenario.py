@@ -100,6 +100,9 @@ class HostExpect:
     lasts: dict[str, Lasting] = field(default_factory=dict)  # state -> its first stay
     returns_after: dict[str, str] = field(default_factory=dict)  # call -> segment it awaits
     lines: dict[str, int] = field(default_factory=dict)  # key -> line, for messages
+    # segment name -> (at least, at most or None) retransmissions (same name, same seq)
+    resent: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    received: int | None = None  # bytes the host's recv calls returned, in all
 
 
 @dataclass(frozen=True)
@@ -173,3 +176,4 @@ class Scenario:
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # key -> line
     host_faults: tuple[HostFault, ...] = ()  # link-down, crash, reboot, kill at a time
     forges: tuple[Forge, ...] = ()  # segments the router makes up
+    seed: int | None = None  # the random faults' dice (core/faults.py); each Fault has it

@@ -16,7 +16,7 @@ from yaml.nodes import MappingNode, Node
 from tcplab.core.kernel_expect import parse_range
 from tcplab.core.scenario import (APP_HOSTS, Expect, HostExpect, KernelExpect, Lasting, Step,
                                   Timing, Tolerance, all_steps)
-from tcplab.core.segments import senders
+from tcplab.core.segments import VOCABULARY, canonical_name, senders
 from tcplab.format import keys
 from tcplab.format.reader import Reader, found, hint, join, line_of, show, value
 from tcplab.units import parse_duration
@@ -69,6 +69,9 @@ def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...],
             r.fail(h.line(call), h.path(call),
                    f"can never match: apps.{host} has no {call} step")
         calls[call] = h.get(call, partial(call_results, r))
+    if "received" in h and not any(step.call == "recv" for step in all_steps(steps)):
+        r.fail(h.line("received"), h.path("received"),
+               f"can never match: apps.{host} has no recv step")
     return HostExpect(
         calls=calls,
         retransmits=h.get("retransmits", partial(per_segment, r), {}, host=host, lines=lines,
@@ -84,7 +87,10 @@ def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...],
         lasts=h.get("lasts", partial(lastings, r), {}, timeout=timeout),
         returns_after=h.get("returns_after", partial(returns_after, r), {}, host=host,
                             steps=steps),
-        lines=lines)
+        lines=lines,
+        resent=h.get("resent", partial(per_segment, r), {}, host=host, lines=lines,
+                     each=partial(resent, r)),
+        received=h.get("received", r.integer, lo=0))
 
 
 def call_results(r: Reader, node: Node, key: str) -> str | dict[str, int]:
@@ -228,3 +234,23 @@ def returns_after(r: Reader, node: Node, key: str, host: str, steps: tuple[Step,
                                 f"so the {host} never receives it")
         awaited[call] = segment
     return awaited
+
+
+def resent(r: Reader, node: Node, key: str, line: int) -> tuple[int, int | None]:
+    """`N` or `{at_least: N, at_most: M}` retransmissions of a segment that occupies
+    sequence space (a repeated pure ACK is an answer, never a retransmission)."""
+    name = key.rpartition(".")[2]
+    if not VOCABULARY[canonical_name(name) or name][2]:
+        r.fail(line, key, f"can never match: {name} occupies no sequence space, so it is "
+                          "never a retransmission (count it with sends)")
+    if not isinstance(node, MappingNode):
+        n = r.integer(node, key, 0, what="a count, or {at_least: N, at_most: M}")
+        return n, n
+    b = r.mapping(node, key, keys.BOUND_KEYS)
+    if not b.entries:
+        r.fail(node, key, "expected at_least, at_most or both")
+    lo, hi = b.get("at_least", r.integer, 0, lo=0), b.get("at_most", r.integer, lo=0)
+    if hi is not None and hi < lo:
+        r.fail(b.node("at_most"), b.path("at_most"), f"expected at least at_least ({lo}), "
+                                                     f"found {hi}")
+    return lo, hi

@@ -37,7 +37,11 @@ def scenario(r: Reader, root: Node) -> Scenario:
     timeout = top.get("timeout", r.duration, 60.0, positive=True, limit=3600)
     settle = top.get("settle", r.duration, 1.0, limit=600)
     apps = top.get("apps", partial(steps.apps, r))
-    every = top.get("faults", partial(faults.faults, r), (), timeout=timeout)
+    seed = top.get("seed", r.integer, lo=0, hi=keys.MAX_SEED)
+    every = top.get("faults", partial(faults.faults, r), (), timeout=timeout, seed=seed)
+    if seed is not None and not any(isinstance(f, Fault) and f.random for f in every):
+        r.fail(top.line("seed"), "seed", "no fault rolls dice (give a drop, delay or "
+                                         "duplicate a probability, or a delay a jitter)")
     return Scenario(
         path=r.path, name=name, summary=summary.strip(), claims=claims, sysctls=sysctls,
         apps=apps, faults=tuple(f for f in every if isinstance(f, Fault)),
@@ -45,7 +49,7 @@ def scenario(r: Reader, root: Node) -> Scenario:
                        timeout=timeout),
         timeout=timeout, settle=settle, lines=dict(r.lines),
         host_faults=tuple(f for f in every if isinstance(f, HostFault)),
-        forges=tuple(f for f in every if isinstance(f, Forge)))
+        forges=tuple(f for f in every if isinstance(f, Forge)), seed=seed)
 
 
 def _claims(r: Reader, node: Node, key: str) -> tuple[str, ...]:

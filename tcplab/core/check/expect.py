@@ -5,6 +5,8 @@ actual, tolerance and the event that proves it, in the manner of packetdrill
 
 from __future__ import annotations
 
+import re
+
 from tcplab.core.check.base import (MODEL_SLOP, Check, Slop, describe_call, describe_segment,
                                     machine_too_slow)
 from tcplab.core.check.states import check_host
@@ -30,6 +32,9 @@ def check_scenario(scenario: Scenario, record: Record,
         for name, timing in exp.retransmits.items():
             checks += _timing(host, name, timing, record, tol)
         checks += _sends(host, exp, record)
+        checks += _resent(host, exp, record)
+        if exp.received is not None:
+            checks.append(_received(host, exp, record))
         checks += _largest(host, exp, record)
         if exp.gives_up_after is not None:
             checks.append(_gives_up(host, exp, record, tol))
@@ -190,3 +195,32 @@ def _states(host: str, exp: HostExpect, record: Record) -> Check:
     want = list(exp.states)
     return Check(f"{host} states", seq == want, want, seq, evidence=evidence,
                  line=exp.lines.get("states", 0))
+
+
+def _resent(host: str, exp: HostExpect, record: Record) -> list[Check]:
+    """How many of the host's segments of a name were retransmissions (the same
+    sequence number as an earlier one of that name, on any connection)."""
+    out = []
+    for name, (lo, hi) in exp.resent.items():
+        again = [s for s in record.segments if s.sender == host and s.name == name
+                 and s.retransmission and not s.injected]
+        want = lo if hi == lo else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+        out.append(Check(f"{host} resends {name}", lo <= len(again) and (
+            hi is None or len(again) <= hi), want, len(again),
+            evidence=describe_segment(again[-1]) if again else f"no {name} sent again",
+            line=exp.lines.get("resent", 0)))
+    return out
+
+
+_BYTES = re.compile(r"(\d+) bytes")
+
+
+def _received(host: str, exp: HostExpect, record: Record) -> Check:
+    """The bytes the host's recv calls returned, in all (the agent says how many in
+    each call's detail: "N bytes", "N bytes, then EOF")."""
+    calls = [c for c in record.apps if c.host == host and c.call == "recv"]
+    got = sum(int(m[1]) for c in calls if (m := _BYTES.match(c.detail or "")))
+    last = next((c for c in reversed(calls) if c.t_end is not None), None)
+    return Check(f"{host} received", got == exp.received, exp.received, got,
+                 evidence=describe_call(last) + f": {last.detail}" if last else "no recv",
+                 line=exp.lines.get("received", 0))
