@@ -31,10 +31,14 @@ def forwarded(rec: Record, wait: float) -> Record:
     return rec
 
 
-def test_lateness_is_the_worst_sleep_overshoot_with_its_proof():
-    rec = slept(slept(Record(t0=T0), 0.1, 0.0004), 2.0, 0.031, at=3.0)
+def test_lateness_is_the_median_sleep_overshoot_with_its_proof():
+    rec = slept(slept(slept(Record(t0=T0), 0.1, 0.0004), 2.0, 0.031, at=3.0), 1.0, 0.012, at=6)
     got = Lateness.of(rec)
-    assert got.late == pytest.approx(0.031) and "overshot by 31.0 ms" in got.proof
+    assert got.late == pytest.approx(0.012) and got.worst == pytest.approx(0.031)
+    assert "overshot by 12.0 ms (median), up to 31.0 ms" in got.proof
+    assert "t=3.000s" in got.proof  # the worst one, named
+    two = Lateness.of(slept(slept(Record(t0=T0), 0.1, 0.002), 0.1, 0.004, at=1))
+    assert two.late == pytest.approx(0.003)
     assert Lateness.of(Record(t0=T0)).late == 0.0
 
 
