@@ -37,13 +37,9 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
             console.print(f"{host} sysctls: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     for f in (*sc.faults, *sc.host_faults, *sc.forges):
         console.print(Text(f"fault: {f.describe()}", style="yellow"))
-    for host, exp in sc.expect.hosts.items():
-        for name, timing in exp.retransmits.items():
-            shown = timing.intervals or timing.offsets
-            what = "intervals" if timing.intervals else "offsets"
-            console.print(f"expected ({host} {name} {what}): {', '.join(f'{x:g}' for x in shown or ())} s")
-        if exp.gives_up_after is not None:
-            console.print(f"expected ({host} gives up after): {exp.gives_up_after:g} s")
+    _expected(console, sc.expect.hosts, "")
+    for k in sc.expect.by_kernel:
+        _expected(console, k.hosts, f", on Linux {k.range.text}")
     # The judged prediction's own function, before a run: the scenario's sysctls stand
     # for what the agents will report (a new namespace's defaults for the rest).
     pred = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250),
@@ -79,3 +75,14 @@ def _explain_teardown(console: Console, td) -> None:
     for t, host, what, fate, why, slack in sorted(rows, key=lambda r: r[0]):
         table.add_row(f"{t:.3f}", host, what, fate, why, f"{slack:.3f} s")
     console.print(table)
+
+
+def _expected(console, hosts: dict, where: str) -> None:
+    for host, exp in hosts.items():
+        for name, timing in exp.retransmits.items():
+            shown = timing.intervals or timing.offsets
+            what = "intervals" if timing.intervals else "offsets"
+            console.print(f"expected ({host} {name} {what}{where}): "
+                          f"{', '.join(f'{x:g}' for x in shown or ())} s")
+        if exp.gives_up_after is not None:
+            console.print(f"expected ({host} gives up after{where}): {exp.gives_up_after:g} s")
