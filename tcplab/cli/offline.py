@@ -13,7 +13,7 @@ import click
 
 from tcplab.cli.common import load_all, make_console
 from tcplab.cli.outputs import write_mermaid, write_pcap, write_pictures
-from tcplab.errors import ScenarioError
+from tcplab.errors import EXIT_INPUT, ScenarioError
 from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap, for --kind's choices
 
 
@@ -101,10 +101,35 @@ def explain(scenario_path, no_color) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def validate(paths) -> None:
-    """Check scenario files without running them (no root needed)."""
-    for sc in load_all(paths):
-        click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON document on stdout: each file with its scenario or its errors.")
+def validate(paths, as_json) -> None:
+    """Check scenario files without running them (no root needed): every mistake in
+    every file, one `file:line: key: message` line each on stderr; exit 2 if any."""
+    from tcplab.format.load import discover, load_scenario
+
+    files = discover(paths)
+    if not files:
+        raise ScenarioError(" ".join(map(str, paths)), None, "", "no scenario files found")
+    report = []
+    for path in files:
+        try:
+            sc = load_scenario(path)
+        except ScenarioError as e:
+            report.append({"path": str(path), "errors": [
+                err.to_json() for err in getattr(e, "errors", [e])]})
+            if not as_json:
+                for err in getattr(e, "errors", [e]):
+                    click.echo(f"tcplab: {err}", err=True)
+            continue
+        report.append({"path": sc.path, "scenario": sc.name, "claims": list(sc.claims),
+                       "errors": []})
+        if not as_json:
+            click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
+    bad = sum(bool(f["errors"]) for f in report)
+    if as_json:
+        click.echo(json.dumps({"ok": not bad, "files": report}, indent=1))
+    sys.exit(EXIT_INPUT if bad else 0)
 
 
 @click.command()

@@ -21,37 +21,50 @@ AnyFault = Fault | HostFault | Forge
 
 
 def faults(r: Reader, node: Node, key: str, timeout: float) -> tuple[AnyFault, ...]:
-    parsed: list[AnyFault] = []
+    parsed: list[AnyFault | None] = []  # None: an entry with a mistake (noted)
     items = r.items(node, key)
     for item, ikey in items:
-        if action := action_of(item):  # link-down, crash, ..., forge
-            parsed.append(forge(r, item, ikey, timeout) if action == "forge"
-                          else host_fault(r, item, ikey, timeout))
-            continue
-        fault = segment_fault(r, item, ikey, timeout)
-        # A fault that can never act is a mistake in the scenario, not a harmless no-op.
-        for earlier in (f for f in parsed if isinstance(f, Fault)):
-            if dataclasses.replace(fault, line=earlier.line) == earlier:
-                r.fail(item, ikey, f"the same fault as the one at line {earlier.line}")
-            if _covers(earlier, fault):
-                r.fail(item, ikey, f"can never match: the fault at line {earlier.line} "
-                                   f"({earlier.describe()}) decides first for every "
-                                   "segment it could see")
-        parsed.append(fault)
+        before = r.failures
+        fault = r.attempt(entry, r, item, ikey, timeout)
+        if isinstance(fault, Fault) and not r.failed_since(before):
+            # A fault that can never act is a mistake in the scenario, not a harmless no-op.
+            r.attempt(_check_reachable, r, item, ikey, fault, parsed)
+        parsed.append(None if r.failed_since(before) else fault)
     _check_all(r, items, parsed)
-    return tuple(parsed)
+    return tuple(f for f in parsed if f is not None)
 
 
-def segment_fault(r: Reader, node: Node, key: str, timeout: float) -> Fault:
+def entry(r: Reader, node: Node, key: str, timeout: float) -> AnyFault | None:
+    action = action_of(node)  # link-down, crash, ..., forge; None for a segment's fault
+    if action == "forge":
+        return forge(r, node, key, timeout)
+    return host_fault(r, node, key, timeout) if action else segment_fault(r, node, key,
+                                                                          timeout)
+
+
+def _check_reachable(r: Reader, node: Node, key: str, fault: Fault,
+                     parsed: list[AnyFault | None]) -> None:
+    for earlier in (f for f in parsed if isinstance(f, Fault)):
+        if dataclasses.replace(fault, line=earlier.line) == earlier:
+            r.fail(node, key, f"the same fault as the one at line {earlier.line}")
+        if _covers(earlier, fault):
+            r.fail(node, key, f"can never match: the fault at line {earlier.line} "
+                              f"({earlier.describe()}) decides first for every "
+                              "segment it could see")
+
+
+def segment_fault(r: Reader, node: Node, key: str, timeout: float) -> Fault | None:
     f = r.mapping(node, key, keys.FAULT_KEYS)
     actions = [a for a in keys.FAULT_ACTIONS if a in f]
+    if not actions and f.unknown:
+        return None  # a misspelt action, noted as an unknown key: one mistake, one line
     if len(actions) != 1:
         r.fail(node, key, "expected exactly one of drop: NAME, delay: NAME, "
                           "duplicate: NAME, strip-mss: NAME (or link-down, crash, "
                           "reboot, kill: HOST, forge: KIND), found "
                           + (f"both ({' and '.join(actions)})" if actions else "neither"))
     action = actions[0]
-    name = f.get(action, r.string, what="a segment name such as syn")
+    name = r.string(f.node(action), f.path(action), what="a segment name such as syn")
     segment = r.segment(name, f.node(action), f.path(action))
     sender = f.get("from", r.choice, choices=APP_HOSTS)
     if sender and sender not in senders(segment):
@@ -64,7 +77,7 @@ def segment_fault(r: Reader, node: Node, key: str, timeout: float) -> Fault:
     if action == "strip-mss" and segment not in ("syn", "syn-ack"):
         r.fail(f.node(action), f.path(action), "only syn and syn-ack carry the MSS "
                                                f"option, found {segment}")
-    if action == "delay" and "by" not in f:
+    if action == "delay" and f.missing("by"):
         r.fail(node, f.path("by"), "missing (a delay needs by: DURATION, e.g. by: 500ms)")
     by = f.get("by", r.duration, 0.0, positive=action == "delay", limit=timeout,
                below=True, why=" (the timeout)")
@@ -125,7 +138,7 @@ def host_fault(r: Reader, node: Node, key: str, timeout: float) -> HostFault:
             if host == "router" else ""
         r.fail(f.node(action), f.path(action), f"expected {' or '.join(hosts)}, found "
                                                f"the string {host!r}{why}")
-    if "at" not in f:
+    if f.missing("at"):
         r.fail(node, f.path("at"), f"missing ({action} needs at: DURATION, the time since "
                                    "the apps started, e.g. at: 2s)")
     at = _time(r, f, "at", timeout)
@@ -135,16 +148,16 @@ def host_fault(r: Reader, node: Node, key: str, timeout: float) -> HostFault:
             r.fail(f.line("until"), f.path("until"), f"{action} has no end; until is for "
                                                      "link-down and reboot")
         until = _time(r, f, "until", timeout)
-        if until <= at:
+        if at is not None and until is not None and until <= at:
             r.fail(f.node("until"), f.path("until"), f"expected a time after at ({at:g}s), "
                                                      f"found {until:g}s")
-    elif needs_until:
+    elif needs_until and f.missing("until"):
         r.fail(node, f.path("until"), f"missing ({action} needs until: DURATION, when the "
                                       "host is back up)")
     return HostFault(action, host, at, until, line_of(node))
 
 
-def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
+def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge | None:
     f = r.mapping(node, key, keys.FORGE_KEYS)
     kind = r.choice(f.node("forge"), f.path("forge"), FORGES)
     line = line_of(node)
@@ -154,8 +167,10 @@ def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
                 r.fail(f.line(extra), f.path(extra), "forge: stale-syn takes no other key "
                        "(it always goes ahead of the client's first SYN, to the server)")
         return Forge(kind, line=line)
-    if "to" not in f:
+    if f.missing("to"):
         r.fail(node, f.path("to"), "missing (forge: rst needs to: client or to: server)")
+    if "to" not in f or not ("at" in f or "after" in f) and f.unknown:
+        return None  # a misspelt key, noted: one mistake, one line
     to = r.choice(f.node("to"), f.path("to"), APP_HOSTS)
     if ("at" in f) == ("after" in f):
         r.fail(node, key, "forge: rst needs exactly one of at: DURATION or after: NAME, "
@@ -177,7 +192,8 @@ def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
                  sender=sender, line=line)
 
 
-def _check_all(r: Reader, items: list[tuple[Node, str]], parsed: list[AnyFault]) -> None:
+def _check_all(r: Reader, items: list[tuple[Node, str]],
+               parsed: list[AnyFault | None]) -> None:
     """Across entries: one host fault per action and host, and nothing after a crash of
     the same host (a crashed host has no later to speak of)."""
     seen: dict[tuple[str, str], int] = {}
