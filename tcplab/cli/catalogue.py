@@ -49,9 +49,9 @@ def claims(paths, jobs, results_dir, keep_dir, out_md, out_json, no_color) -> No
             raise ScenarioError(results_dir, None, "", str(e)) from None
         if not groups:
             raise ScenarioError(results_dir, None, "", "no tcplab result JSON in it")
-        catalogue = catalogue or catalogue_of(load_all(paths or ["scenarios"]))
+        catalogue = catalogue or catalogue_of(load_all(paths))
     else:
-        scenarios = load_all(paths or ["scenarios"])
+        scenarios = load_all(paths)
         catalogue = catalogue_of(scenarios)
         results = _run_catalogue(scenarios, jobs or len(scenarios), console, keep_dir)
         groups = {results[0]["kernel"] if results else os.uname().release: results}
@@ -114,7 +114,7 @@ def list_(paths, by_claim, report_json, no_color) -> None:
 
     from tcplab.claims import CLAIMS
 
-    scenarios = load_all(paths or ["scenarios"])
+    scenarios = load_all(paths)
     console = make_console(no_color)
     if not by_claim:
         table = Table(title="scenarios")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -87,14 +88,25 @@ def rejudge(results_dir, out_dir, scenario_dir) -> None:
 
 
 @click.command()
-@click.argument("scenario_path", type=click.Path())
+@click.argument("scenario_path", metavar="SCENARIO|CLAIM", type=click.Path())
 @click.option("--no-color", is_flag=True)
 def explain(scenario_path, no_color) -> None:
     """Say what a scenario tests and what the kernel model predicts, without running
-    it (no root needed)."""
-    from tcplab.render.explain import explain_scenario
+    it (no root needed). A claim ID (H2) instead: the claim and its scenarios."""
+    from tcplab.format.keys import CLAIM
+    from tcplab.render.explain import explain_claim, explain_scenario
 
     console = make_console(no_color)
+    claim = scenario_path.upper()
+    if not os.path.lexists(scenario_path) and CLAIM.fullmatch(claim):
+        from tcplab.claims import BY_ID
+
+        if claim not in BY_ID:
+            raise ScenarioError(scenario_path, None, "", "no such claim (there are "
+                                f"{', '.join(BY_ID)})")
+        explain_claim(console, claim, BY_ID[claim].text,
+                      [sc for sc in load_all([]) if claim in sc.claims])
+        return
     for sc in load_all([scenario_path]):
         explain_scenario(console, sc)
 
@@ -106,9 +118,10 @@ def explain(scenario_path, no_color) -> None:
 def validate(paths, as_json) -> None:
     """Check scenario files without running them (no root needed): every mistake in
     every file, one `file:line: key: message` line each on stderr; exit 2 if any."""
+    from tcplab.catalogue import resolve_all
     from tcplab.format.load import discover, load_scenario
 
-    files = discover(paths)
+    files = discover(resolve_all(paths))
     if not files:
         raise ScenarioError(" ".join(map(str, paths)), None, "", "no scenario files found")
     report = []
