@@ -19,12 +19,13 @@ _SCENARIO = re.compile(r"^scenario:\s*['\"]?([^'\"#\s]+)", re.MULTILINE)
 
 
 def data_dir(name: str) -> Path:
-    """scenarios or schema: the installed copy, else the checkout's. Shown relative to
-    the current directory when inside it (`scenarios/handshake/normal.yaml` in a
-    checkout, as before)."""
-    for base in (_PACKAGE / "data", _PACKAGE.parent):
-        if (base / name).is_dir():
-            return _shown(base / name)
+    """scenarios or schema: the installed copy, else the checkout's; a checkout's is
+    shown relative to the current directory when inside it (`scenarios/handshake/
+    normal.yaml`, as before)."""
+    if (_PACKAGE / "data" / name).is_dir():
+        return _PACKAGE / "data" / name
+    if (_PACKAGE.parent / name).is_dir():
+        return _shown(_PACKAGE.parent / name)
     raise ScenarioError(name, None, "", f"tcplab's {name} are neither installed with it "
                                         f"({_PACKAGE / 'data'}) nor beside it (a checkout)")
 
