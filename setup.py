@@ -26,8 +26,12 @@ class BuildPyWithCatalogue(build_py):
         return super().get_outputs(include_bytecode) + extra
 
     def _catalogue(self) -> list[Path]:
-        return sorted(p for d in SHIPPED for p in Path(d).rglob("*")
-                      if p.is_file() and p.suffix in (".yaml", ".yml", ".json"))
+        return sorted(
+            p
+            for d in SHIPPED
+            for p in Path(d).rglob("*")
+            if p.is_file() and p.suffix in (".yaml", ".yml", ".json")
+        )
 
     def _target(self, src: Path) -> Path:
         return Path(self.build_lib) / "tcplab" / "data" / src

@@ -26,8 +26,12 @@ def data_dir(name: str) -> Path:
         return _PACKAGE / "data" / name
     if (_PACKAGE.parent / name).is_dir():
         return _shown(_PACKAGE.parent / name)
-    raise ScenarioError(name, None, "", f"tcplab's {name} are neither installed with it "
-                                        f"({_PACKAGE / 'data'}) nor beside it (a checkout)")
+    raise ScenarioError(
+        name,
+        None,
+        "",
+        f"tcplab's {name} are neither installed with it ({_PACKAGE / 'data'}) nor beside it (a checkout)",
+    )
 
 
 def _shown(path: Path) -> Path:
@@ -59,10 +63,13 @@ def resolve(name: str) -> Path:
         return matches[0]
     if matches:
         listed = ", ".join(p.relative_to(root).with_suffix("").as_posix() for p in matches)
-        raise ScenarioError(name, None, "", f"more than one shipped scenario is called "
-                                            f"that: {listed}")
-    raise ScenarioError(name, None, "", "no such file or directory, nor a shipped "
-                                        "scenario of that name (tcplab list shows them)")
+        raise ScenarioError(name, None, "", f"more than one shipped scenario is called that: {listed}")
+    raise ScenarioError(
+        name,
+        None,
+        "",
+        "no such file or directory, nor a shipped scenario of that name (tcplab list shows them)",
+    )
 
 
 def _scenario_name(path: Path) -> str | None:
@@ -78,8 +85,7 @@ def resolve_all(paths) -> list:
     missing), shipped scenarios by name where not; no paths: the whole catalogue."""
     if not paths:
         return [scenarios_dir()]
-    return [resolve(str(p)) if not os.path.lexists(p) and _is_name(str(p)) else p
-            for p in paths]
+    return [resolve(str(p)) if not os.path.lexists(p) and _is_name(str(p)) else p for p in paths]
 
 
 def _is_name(arg: str) -> bool:

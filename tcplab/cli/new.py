@@ -18,8 +18,16 @@ from tcplab.core.segments import VOCABULARY
 from tcplab.errors import ScenarioError
 from tcplab.format.template import CLIENT_APPS, FAULTS, SERVER_APPS, Draft, render
 
-DEFAULTS = {"segment": "syn", "fault": "drop", "nth": "1", "by": "500ms", "sysctl": "",
-            "client": "connect", "server": "accept", "claim": ""}
+DEFAULTS = {
+    "segment": "syn",
+    "fault": "drop",
+    "nth": "1",
+    "by": "500ms",
+    "sysctl": "",
+    "client": "connect",
+    "server": "accept",
+    "claim": "",
+}
 QUESTIONS = {
     "segment": "Which segment does the router break",
     "fault": "What happens to it",
@@ -30,8 +38,12 @@ QUESTIONS = {
     "server": "The server's app",
     "claim": "The claim it tests, e.g. H2 (empty: none)",
 }
-CHOICES = {"segment": tuple(VOCABULARY), "fault": FAULTS, "client": tuple(CLIENT_APPS),
-           "server": tuple(SERVER_APPS)}
+CHOICES = {
+    "segment": tuple(VOCABULARY),
+    "fault": FAULTS,
+    "client": tuple(CLIENT_APPS),
+    "server": tuple(SERVER_APPS),
+}
 
 
 def interactive() -> bool:
@@ -40,20 +52,29 @@ def interactive() -> bool:
 
 @click.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--segment", type=click.Choice(CHOICES["segment"]),
-              help="The segment the fault acts on (default: syn).")
+@click.option(
+    "--segment", type=click.Choice(CHOICES["segment"]), help="The segment the fault acts on (default: syn)."
+)
 @click.option("--fault", type=click.Choice(FAULTS), help="drop, delay or duplicate (default: drop).")
 @click.option("--nth", help="Which occurrences: 1, 2, 1,3 or all (default: 1).")
 @click.option("--by", help="delay/duplicate: how long, e.g. 500ms (default: 500ms).")
-@click.option("--sysctl", "sysctls", multiple=True, metavar="HOST:NAME=VALUE",
-              help="A sysctl in a host's namespace, e.g. client:net.ipv4.tcp_syn_retries=2 "
-                   "(repeatable).")
-@click.option("--client", type=click.Choice(CHOICES["client"]),
-              help="connect (then close after 1 s), send (1000 bytes first) or close (at "
-                   "once); default: connect.")
-@click.option("--server", type=click.Choice(CHOICES["server"]),
-              help="accept (read, then close), listen (never accept) or none (nothing "
-                   "listens); default: accept.")
+@click.option(
+    "--sysctl",
+    "sysctls",
+    multiple=True,
+    metavar="HOST:NAME=VALUE",
+    help="A sysctl in a host's namespace, e.g. client:net.ipv4.tcp_syn_retries=2 (repeatable).",
+)
+@click.option(
+    "--client",
+    type=click.Choice(CHOICES["client"]),
+    help="connect (then close after 1 s), send (1000 bytes first) or close (at once); default: connect.",
+)
+@click.option(
+    "--server",
+    type=click.Choice(CHOICES["server"]),
+    help="accept (read, then close), listen (never accept) or none (nothing listens); default: accept.",
+)
 @click.option("--claim", help="The ID of the claim it tests, e.g. H2.")
 @click.option("--name", help="The scenario's name (default: the file's name).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
@@ -64,9 +85,16 @@ def new(path, segment, fault, nth, by, sysctls, client, server, claim, name, for
     target = Path(path)
     if target.exists() and not force:
         raise ScenarioError(path, None, "", "exists already (--force overwrites it)")
-    given = {"segment": segment, "fault": fault, "nth": nth, "by": by,
-             "sysctl": ",".join(sysctls) if sysctls else None, "client": client,
-             "server": server, "claim": claim}
+    given = {
+        "segment": segment,
+        "fault": fault,
+        "nth": nth,
+        "by": by,
+        "sysctl": ",".join(sysctls) if sysctls else None,
+        "client": client,
+        "server": server,
+        "claim": claim,
+    }
     answers = {key: _answer(key, given) for key in QUESTIONS}
     draft = _draft(target, name or target.stem, answers)
     text = _checked(draft, path)
@@ -84,8 +112,7 @@ def _answer(key: str, given: dict) -> str:
     if not interactive():
         return DEFAULTS[key]
     kind = click.Choice(CHOICES[key]) if key in CHOICES else str
-    answer = click.prompt(QUESTIONS[key], default=DEFAULTS[key], type=kind,
-                          show_default=bool(DEFAULTS[key]))
+    answer = click.prompt(QUESTIONS[key], default=DEFAULTS[key], type=kind, show_default=bool(DEFAULTS[key]))
     given[key] = answer  # `by` is asked only once the fault is known
     return answer
 
@@ -96,14 +123,23 @@ def _draft(target: Path, name: str, a: dict) -> Draft:
 
     claim = a["claim"].strip().upper()
     if claim and claim not in BY_ID:
-        raise ScenarioError(claim, None, "", f"no such claim (tcplab list --claims lists "
-                                             f"them: {', '.join(BY_ID)})")
+        raise ScenarioError(
+            claim, None, "", f"no such claim (tcplab list --claims lists them: {', '.join(BY_ID)})"
+        )
     schema = data_dir("schema") / "scenario.schema.json"
-    return Draft(name=name, segment=a["segment"], fault=a["fault"], nth=a["nth"].strip(),
-                 by=a["by"].strip(), sysctls=_sysctls(a["sysctl"]), client=a["client"],
-                 server=a["server"], claim=claim,
-                 claim_text=BY_ID[claim].text if claim else "",
-                 schema=os.path.relpath(schema.resolve(), target.parent.resolve()))
+    return Draft(
+        name=name,
+        segment=a["segment"],
+        fault=a["fault"],
+        nth=a["nth"].strip(),
+        by=a["by"].strip(),
+        sysctls=_sysctls(a["sysctl"]),
+        client=a["client"],
+        server=a["server"],
+        claim=claim,
+        claim_text=BY_ID[claim].text if claim else "",
+        schema=os.path.relpath(schema.resolve(), target.parent.resolve()),
+    )
 
 
 def _sysctls(text: str) -> dict[str, dict[str, str]]:
@@ -112,9 +148,14 @@ def _sysctls(text: str) -> dict[str, dict[str, str]]:
         host, _, setting = item.partition(":")
         name, eq, value = setting.partition("=")
         if host not in HOSTS or not eq or not name.strip() or not value.strip():
-            raise ScenarioError(item, None, "--sysctl", "expected HOST:NAME=VALUE with HOST "
-                                f"one of {', '.join(HOSTS)}, e.g. "
-                                "client:net.ipv4.tcp_syn_retries=2")
+            raise ScenarioError(
+                item,
+                None,
+                "--sysctl",
+                "expected HOST:NAME=VALUE with HOST "
+                f"one of {', '.join(HOSTS)}, e.g. "
+                "client:net.ipv4.tcp_syn_retries=2",
+            )
         by_host.setdefault(host, {})[name.strip()] = value.strip()
     return by_host
 
@@ -129,10 +170,11 @@ def _checked(draft: Draft, path: str) -> str:
     from tcplab.lab.preflight import kernel_hz
 
     sc = load_text(render(_with(draft, timeout=MAX_TIMEOUT)), path)
-    pred = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250),
-                   sc.sysctls)
-    last = max([s.t + s.slack for s in pred.segments]
-               + [end for _result, _start, end in pred.calls.values()], default=0.0)
+    pred = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250), sc.sysctls)
+    last = max(
+        [s.t + s.slack for s in pred.segments] + [end for _result, _start, end in pred.calls.values()],
+        default=0.0,
+    )
     timeout = max(15, math.ceil(last * 1.25 + 5))
     text = render(_with(draft, timeout=timeout))
     load_text(text, path)

@@ -21,7 +21,8 @@ def apps(r: Reader, node: Node, key: str) -> dict[str, tuple[Step, ...] | None]:
     """Each host's steps; None for a host whose steps had a mistake (the expectations'
     checks against its steps then leave it alone)."""
     hosts = r.mapping(node, key, APP_HOSTS, required=APP_HOSTS)
-    return {host: hosts.get(host, lambda n, k: steps(r, n, k, host)) for host in APP_HOSTS}
+    return {host: hosts.get(host, lambda n, k, host=host: steps(r, n, k, host))
+            for host in APP_HOSTS}
 
 
 def steps(r: Reader, node: Node, key: str, host: str) -> tuple[Step, ...] | None:

@@ -16,15 +16,18 @@ PORT = 8080
 
 # preset -> (its steps as YAML flow items, what it does)
 CLIENT_APPS = {
-    "connect": (['connect: "server:{port}"', "sleep: 1s", "close"],
-                "connects, waits a second, closes"),
-    "send": (['connect: "server:{port}"', "send: 1000", "sleep: 1s", "close"],
-             "connects, sends 1000 bytes, waits a second, closes"),
+    "connect": (['connect: "server:{port}"', "sleep: 1s", "close"], "connects, waits a second, closes"),
+    "send": (
+        ['connect: "server:{port}"', "send: 1000", "sleep: 1s", "close"],
+        "connects, sends 1000 bytes, waits a second, closes",
+    ),
     "close": (['connect: "server:{port}"', "close"], "connects and closes at once"),
 }
 SERVER_APPS = {
-    "accept": (["listen: {port}", "accept", "recv", "close"],
-               "listens, accepts, reads until the client's data or FIN, closes"),
+    "accept": (
+        ["listen: {port}", "accept", "recv", "close"],
+        "listens, accepts, reads until the client's data or FIN, closes",
+    ),
     "listen": (["listen: {port}", "sleep: 2s"], "listens but never accepts"),
     "none": (["sleep: 2s"], "nothing listens: the kernel answers a SYN with RST"),
 }
@@ -59,15 +62,16 @@ def render(d: Draft) -> str:
         f"scenario: {d.name}",
         f"summary: {json.dumps(what + '.', ensure_ascii=False)}",  # JSON is YAML: quoted
     ]
-    lines += [f"claims: [{d.claim}]"] if d.claim else [
-        "# claims: [H2]            # the IDs of the claims it tests (tcplab list --claims)"]
+    lines += (
+        [f"claims: [{d.claim}]"]
+        if d.claim
+        else ["# claims: [H2]            # the IDs of the claims it tests (tcplab list --claims)"]
+    )
     lines += _hosts(d.sysctls)
     lines += [
         "apps:  # each host's calls, in order (docs/scenario-format.md lists them all)",
-        f"  server: [{', '.join(_steps(SERVER_APPS, d.server))}]"
-        f"  # {SERVER_APPS[d.server][1]}",
-        f"  client: [{', '.join(_steps(CLIENT_APPS, d.client))}]"
-        f"  # {CLIENT_APPS[d.client][1]}",
+        f"  server: [{', '.join(_steps(SERVER_APPS, d.server))}]  # {SERVER_APPS[d.server][1]}",
+        f"  client: [{', '.join(_steps(CLIENT_APPS, d.client))}]  # {CLIENT_APPS[d.client][1]}",
         "faults:  # what the router does to the segments; the first matching fault decides",
         f"  - {d.fault}: {d.segment}",
         f"    nth: {_nth(d.nth)}  # which occurrences: 1 is the first, all is every one",
@@ -90,8 +94,11 @@ def render(d: Draft) -> str:
 
 def _fault_words(d: Draft) -> str:
     desc = VOCABULARY[d.segment][3]
-    which = f"every {desc} ({d.segment})" if d.nth == "all" else \
-        f"the {desc} #{_nth(d.nth).strip('[]')} ({d.segment})"
+    which = (
+        f"every {desc} ({d.segment})"
+        if d.nth == "all"
+        else f"the {desc} #{_nth(d.nth).strip('[]')} ({d.segment})"
+    )
     how = {"drop": "dropped", "delay": f"held {d.by}", "duplicate": f"duplicated {d.by} later"}
     return f"{which[0].upper()}{which[1:]} {how[d.fault]} in the network"
 
@@ -107,9 +114,11 @@ def _steps(presets: dict, name: str) -> list[str]:
 
 def _hosts(sysctls: dict[str, dict[str, str]]) -> list[str]:
     if not any(sysctls.values()):
-        return ["# hosts:                   # sysctls per host, e.g. fewer SYN retries:",
-                "#   client:",
-                "#     sysctls: {net.ipv4.tcp_syn_retries: 2}"]
+        return [
+            "# hosts:                   # sysctls per host, e.g. fewer SYN retries:",
+            "#   client:",
+            "#     sysctls: {net.ipv4.tcp_syn_retries: 2}",
+        ]
     lines = ["hosts:  # sysctls set in that host's namespace before the apps start"]
     for host, values in sysctls.items():
         if values:

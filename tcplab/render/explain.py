@@ -72,7 +72,7 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
         table.add_row(f"{p.t:.3f}", p.sender, f"{p.name} #{p.nth}", p.fate, p.cause,
                       f"{p.slack:.3f} s")
     console.print(table)
-    for (host, call), (result, start, end) in pred.calls.items():
+    for (host, call), (result, _start, end) in pred.calls.items():
         what = f"{call}() → {result}" if call != "request" else "request dropped"
         console.print(f"model: {host} {what} at t={end:.3f} s")
     if pred.teardown is not None and pred.teardown.unsupported:

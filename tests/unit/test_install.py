@@ -7,7 +7,6 @@ on a 2-core machine with a local package index; no root."""
 import json
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -23,8 +22,12 @@ def installed(tmp_path_factory):
     venv.create(home / "venv", with_pip=True, symlinks=True)
     built_before = (ROOT / "build").exists()
     try:
-        proc = subprocess.run([str(home / "venv" / "bin" / "pip"), "install", "-q",
-                               str(ROOT)], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [str(home / "venv" / "bin" / "pip"), "install", "-q", str(ROOT)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         if not built_before:  # setuptools builds in the source tree
             shutil.rmtree(ROOT / "build", ignore_errors=True)
@@ -35,8 +38,9 @@ def installed(tmp_path_factory):
 def tcplab(home: Path, *args: str) -> subprocess.CompletedProcess:
     # From the temporary directory, with the clean venv's interpreter: nothing of the
     # checkout on sys.path (sys.executable would be .venv's).
-    return subprocess.run([str(home / "venv" / "bin" / "tcplab"), *args], cwd=home,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(home / "venv" / "bin" / "tcplab"), *args], cwd=home, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_version(installed):

@@ -24,9 +24,22 @@ def invoke(*args, input=None):
 
 def test_new_from_flags_writes_a_commented_file_that_loads(tmp_path):
     path = tmp_path / "sub" / "lost-synack.yaml"
-    res = invoke("new", str(path), "--segment", "syn-ack", "--fault", "drop", "--nth", "1,2",
-                 "--sysctl", "server:net.ipv4.tcp_synack_retries=3", "--client", "send",
-                 "--claim", "h3")
+    res = invoke(
+        "new",
+        str(path),
+        "--segment",
+        "syn-ack",
+        "--fault",
+        "drop",
+        "--nth",
+        "1,2",
+        "--sysctl",
+        "server:net.ipv4.tcp_synack_retries=3",
+        "--client",
+        "send",
+        "--claim",
+        "h3",
+    )
     assert res.exit_code == 0, res.output
     text = path.read_text()
     lines = text.splitlines()
@@ -61,29 +74,48 @@ def test_new_asks_on_a_terminal(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "Which segment does the router break" in res.output
     sc = load_scenario(path)
-    assert [(f.action, f.segment, f.nth, f.by) for f in sc.faults] == [("delay", "fin", None,
-                                                                        0.3)]
+    assert [(f.action, f.segment, f.nth, f.by) for f in sc.faults] == [("delay", "fin", None, 0.3)]
     assert sc.sysctls["client"] == {"net.ipv4.tcp_fin_timeout": "3"} and sc.claims == ()
 
 
 def test_new_asks_nothing_off_a_terminal_and_skips_by_for_a_drop(tmp_path, monkeypatch):
     monkeypatch.setattr(new_command, "interactive", lambda: True)
     path = tmp_path / "partly.yaml"
-    res = invoke("new", str(path), "--segment", "syn", "--fault", "drop", "--nth", "2",
-                 "--client", "connect", "--server", "listen", "--claim", "",
-                 "--sysctl", "client:net.ipv4.tcp_syn_retries=2")
+    res = invoke(
+        "new",
+        str(path),
+        "--segment",
+        "syn",
+        "--fault",
+        "drop",
+        "--nth",
+        "2",
+        "--client",
+        "connect",
+        "--server",
+        "listen",
+        "--claim",
+        "",
+        "--sysctl",
+        "client:net.ipv4.tcp_syn_retries=2",
+    )
     assert res.exit_code == 0 and "?" not in res.output and ":" in res.output
     assert "by:" not in path.read_text()
 
 
-@pytest.mark.parametrize("args, says", [
-    (("--nth", "0"), ":16: faults[0].nth: expected all, an occurrence number"),
-    (("--sysctl", "client:kernel.pid_max=5"), ": hosts.client.sysctls.kernel.pid_max: "
-                                              "expected a per-namespace sysctl name"),
-    (("--sysctl", "nohost=1"), "--sysctl: expected HOST:NAME=VALUE"),
-    (("--claim", "H99"), "H99: no such claim"),
-    (("--fault", "delay", "--by", "soon"), "faults[0].by: expected a duration"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--nth", "0"), ":16: faults[0].nth: expected all, an occurrence number"),
+        (
+            ("--sysctl", "client:kernel.pid_max=5"),
+            ": hosts.client.sysctls.kernel.pid_max: expected a per-namespace sysctl name",
+        ),
+        (("--sysctl", "nohost=1"), "--sysctl: expected HOST:NAME=VALUE"),
+        (("--claim", "H99"), "H99: no such claim"),
+        (("--fault", "delay", "--by", "soon"), "faults[0].by: expected a duration"),
+    ],
+)
 def test_bad_answers_are_one_line_exit_2_and_nothing_written(tmp_path, args, says):
     path = tmp_path / "bad.yaml"
     res = CliRunner().invoke(cli, ["new", str(path), *args])
@@ -110,12 +142,15 @@ def test_explain_a_claim_lists_its_scenarios():
     assert isinstance(bad.exception, ScenarioError) and "no such claim" in str(bad.exception)
 
 
-@pytest.mark.parametrize("name, found", [
-    ("syn-lost-fast", "handshake/syn-lost-fast.yaml"),
-    ("handshake/normal", "handshake/normal.yaml"),
-    ("teardown/normal.yaml", "teardown/normal.yaml"),
-    ("handshake-normal", "handshake/normal.yaml"),  # its scenario: name
-])
+@pytest.mark.parametrize(
+    "name, found",
+    [
+        ("syn-lost-fast", "handshake/syn-lost-fast.yaml"),
+        ("handshake/normal", "handshake/normal.yaml"),
+        ("teardown/normal.yaml", "teardown/normal.yaml"),
+        ("handshake-normal", "handshake/normal.yaml"),  # its scenario: name
+    ],
+)
 def test_a_shipped_scenario_by_name(name, found):
     assert catalogue.resolve(name).as_posix().endswith("scenarios/" + found)
 
@@ -142,12 +177,20 @@ def test_the_catalogue_from_another_directory(tmp_path, monkeypatch):
 def test_list_json_in_the_checkout():
     listed = json.loads(invoke("list", "--json").output)
     normal = next(r for r in listed if r["scenario"] == "handshake-normal")
-    assert normal == {"scenario": "handshake-normal", "file": "scenarios/handshake/normal.yaml",
-                      "claims": ["H1"], "timeout": normal["timeout"], "model": "linux"}
+    assert normal == {
+        "scenario": "handshake-normal",
+        "file": "scenarios/handshake/normal.yaml",
+        "claims": ["H1"],
+        "timeout": normal["timeout"],
+        "model": "linux",
+    }
     claims = json.loads(invoke("list", "--claims", "--json").output)
     assert {c["claim"] for c in claims} >= {"H1", "H2", "T1", "F8"}
     assert next(c for c in claims if c["claim"] == "H2")["scenarios"] == [
-        "syn-lost-fast", "syn-lost-modern", "syn-lost"]
+        "syn-lost-fast",
+        "syn-lost-modern",
+        "syn-lost",
+    ]
 
 
 def test_doctor_json():
