@@ -57,8 +57,8 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
                                                       AFTER_NEXT)
             early[flips] = _try(main, lambda shifts=shifts: sim(shifts), flips)
         if early[flips] is not None and early[flips].delack_choice:
-            _try(main, lambda shifts=shifts, flips=flips: sim(shifts if any(flips) else None, True),
-                 flips)
+            given = shifts if any(flips) else None
+            _try(main, lambda given=given: sim(given, True), flips)
     return main
 
 
