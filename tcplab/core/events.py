@@ -44,6 +44,10 @@ class SegmentSeen:
     # SYN): it carries the sender's addresses, and counts as no send of the sender's.
     injected: bool = False
     raw_out: str = ""  # the packet as it left the router, when a fault rewrote it (strip-mss)
+    # The dice's roll in [0, 1) when a random fault (a probability) matched the segment:
+    # the fault acted (and `fault` names it) when the roll was below its probability.
+    # None: no dice were rolled for it, its fate is the scenario's certain one.
+    roll: float | None = None
     kind: str = field(default="segment", init=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +55,8 @@ class SegmentSeen:
         d["from"] = d.pop("sender")
         d["len"] = d.pop("length")
         d["flags"] = flag_string(self.flags)
+        if self.roll is None:  # most segments: no dice, no key
+            del d["roll"]
         return d
 
 
@@ -69,12 +75,17 @@ class StateChanged:
     lport: int = 0
     raddr: str = ""
     rport: int = 0
+    # inet_diag only: when the dump before the one that saw the change began. The change
+    # happened in (after, t]; the width of that bracket is how late the poller was.
+    after: float | None = None
     kind: str = field(default="state", init=False)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["from"] = d.pop("old")
         d["to"] = d.pop("new")
+        if d["after"] is None:
+            del d["after"]
         return d
 
 

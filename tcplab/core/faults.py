@@ -12,7 +12,11 @@ its application or destroys its sockets.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from tcplab.core.segments import Classified
 
 # What a segment fault does to the segments it matches. DUPLICATE: delivered, and a
 # copy follows after the fault's `by`; STRIP_MSS: delivered without its MSS option
@@ -22,6 +26,9 @@ SEGMENT_ACTIONS = (DROP, DELAY, DUPLICATE, STRIP_MSS)
 # The fate each action gives the segment it matched, as the record and the models name
 # it; the others deliver it (a duplicate's copy and a stripped option are extras).
 FATES = {DROP: "dropped", DELAY: "delayed"}
+# The actions that may be random: acting on a segment with a probability (and for a
+# delay, holding it by + jitter): the dice below.
+RANDOM_ACTIONS = (DROP, DELAY, DUPLICATE)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,14 @@ class Fault:
     sender: str | None = None
     by: float = 0.0
     line: int = 0
+    probability: float = 1.0  # the chance it acts on a segment it matches (the dice)
+    jitter: float = 0.0  # delay: the hold is uniform in [by - jitter, by + jitter]
+    seed: int | None = None  # the scenario's `seed`, when the fault is random
+
+    @property
+    def random(self) -> bool:
+        """Does the dice decide anything: whether it acts, or how long it holds."""
+        return self.probability < 1.0 or self.jitter > 0.0
 
     def describe(self) -> str:
         nth = "all" if self.nth is None else ",".join(map(str, self.nth))
@@ -43,7 +58,47 @@ class Fault:
             text += f" from={self.sender}"
         if self.action == DELAY:
             text += f" by={self.by:g}s"
+        if self.jitter:
+            text += f" jitter={self.jitter:g}s"
+        if self.probability < 1.0:
+            text += f" probability={self.probability * 100:g}%"
+        if self.random:
+            text += f" seed={self.seed}"
         return text
+
+    def dice(self, index: int, seen: Classified) -> Dice:
+        """What the dice say for this segment (one this fault matches by name, side and
+        occurrence); `index` is the fault's place in the scenario's list."""
+        roll = uniform(self.seed, index, "fate", seen)
+        hold = self.by
+        if self.jitter:
+            hold += self.jitter * (2 * uniform(self.seed, index, "jitter", seen) - 1)
+        return Dice(roll, roll < self.probability, max(0.0, hold))
+
+
+class Dice(NamedTuple):
+    roll: float  # in [0, 1)
+    hit: bool  # roll < the fault's probability: the fault acts
+    delay: float  # delay: how long it holds the segment; duplicate: the copy's lag
+
+
+def identity(seen: Classified) -> str:
+    """Which segment this is, in words that do not depend on timing: its connection,
+    sender, name, where it sits relative to the ISNs and how many times it was sent
+    there before (core/segments.py `_offset`). A retransmission is thus the same segment
+    sent again, whatever else was sent in between, so retransmissions that interleave
+    differently in two runs do not shift the dice of anything else. Where an ISN is
+    unknown, the occurrence number stands in."""
+    where = f"@{seen.offset}#{seen.copy}" if seen.offset is not None else f"nth{seen.nth}"
+    return f"{seen.conn}/{seen.sender}/{seen.name}/{where}"
+
+
+def uniform(seed: int | None, index: int, what: str, seen: Classified) -> float:
+    """A number in [0, 1), a pure function of (seed, fault index, what is rolled for,
+    the segment's identity): a hash, not a random stream consumed in arrival order, so
+    the same seed gives the same fates to the same segments in every run."""
+    key = f"tcplab/{seed}/{index}/{what}/{identity(seen)}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0 ** 64
 
 
 # action -> (the hosts it may name, does it take `until`, is `until` required, what it does)

@@ -87,7 +87,7 @@ class Record:
             t_out=self.t(m["mono_out"]), src=m["src"], dst=m["dst"], sport=m["sport"],
             dport=m["dport"], fault=m.get("fault"), raw=m.get("raw", ""),
             wire_len=m.get("wire_len", 0), injected=m.get("injected", False),
-            raw_out=m.get("raw_out", ""))
+            raw_out=m.get("raw_out", ""), roll=m.get("roll"))
         if seg.fate == "delayed":
             self._delayed[m["id"]] = len(self.segments)
         if "id" in m:
@@ -170,7 +170,8 @@ class Record:
     def add_diag(self, host: str, m: dict) -> StateChanged:
         ev = StateChanged(t=self.t(m["mono"]), host=host, old=m["old"], new=m["new"],
                           source="inet_diag", laddr=m["laddr"], lport=m["lport"],
-                          raddr=m["raddr"], rport=m["rport"])
+                          raddr=m["raddr"], rport=m["rport"],
+                          after=self.t(m["after"]) if m.get("after") is not None else None)
         self.diag_states.append(ev)
         return ev
 
@@ -247,8 +248,28 @@ def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
             if e.new == "SYN_RECV" and child is not None and e.t > child:
                 e = dataclasses.replace(e, t=child)
             kept.append(e)
+    kept += _requests_seen_leaving(tracepoint, kept)
     # Sorted by time; at a tie a request's SYN_RECV comes before its child's change.
     return sorted(kept, key=lambda e: (e.t, e.new != "SYN_RECV"))
+
+
+def _requests_seen_leaving(tracepoint: list[StateChanged], kept: list[StateChanged]
+                           ) -> list[StateChanged]:
+    """A request the poller never saw, whose child the tracepoint saw leave SYN_RECV:
+    it was in SYN_RECV until then (the tracepoint's oldstate says so). A request lives
+    one RTT, less than a poll period on a fast path, so on a slow machine the poll can
+    miss it, and on 6.1 the child's clone reports no change into SYN_RECV (6.18's
+    tracepoint also shows LISTEN->SYN_RECV). Stamped at the change that proves it,
+    source "inferred": the moment it began is not known."""
+    entered = {(e.host, _tuple(e)) for e in kept if e.new == "SYN_RECV"}
+    out = []
+    for e in tracepoint:
+        key = (e.host, _tuple(e))
+        if e.old == "SYN_RECV" and e.rport != 0 and key not in entered:
+            entered.add(key)
+            out.append(dataclasses.replace(e, old="LISTEN", new="SYN_RECV",
+                                           source="inferred"))
+    return out
 
 
 def blind_spot(e: StateChanged) -> bool:

@@ -100,6 +100,9 @@ class HostExpect:
     lasts: dict[str, Lasting] = field(default_factory=dict)  # state -> its first stay
     returns_after: dict[str, str] = field(default_factory=dict)  # call -> segment it awaits
     lines: dict[str, int] = field(default_factory=dict)  # key -> line, for messages
+    # segment name -> (at least, at most or None) retransmissions (same name, same seq)
+    resent: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    received: int | None = None  # bytes the host's recv calls returned, in all
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,37 @@ class Tolerance:
         return max(self.abs, self.rel * abs(expected))
 
 
+Version = tuple[int, int]  # a kernel's major.minor
+
+
+@dataclass(frozen=True)
+class KernelRange:
+    since: Version | None = None  # >= since
+    before: Version | None = None  # < before
+    text: str = ""
+
+    def __contains__(self, version: Version) -> bool:
+        return ((self.since is None or version >= self.since)
+                and (self.before is None or version < self.before))
+
+
+@dataclass(frozen=True)
+class KernelExpect:
+    range: KernelRange
+    hosts: dict[str, HostExpect] = field(default_factory=dict)
+    line: int = 0
+
+    def describe(self) -> str:
+        return f"Linux {self.range.text} (scenario line {self.line})"
+
+
 @dataclass(frozen=True)
 class Expect:
     hosts: dict[str, HostExpect] = field(default_factory=dict)
     model: str | None = None
     tolerance: Tolerance = Tolerance()
+    # Expectations for a range of kernel versions (core/kernel_expect.py).
+    by_kernel: tuple[KernelExpect, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,3 +176,4 @@ class Scenario:
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # key -> line
     host_faults: tuple[HostFault, ...] = ()  # link-down, crash, reboot, kill at a time
     forges: tuple[Forge, ...] = ()  # segments the router makes up
+    seed: int | None = None  # the random faults' dice (core/faults.py); each Fault has it

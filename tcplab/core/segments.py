@@ -94,6 +94,11 @@ class Classified:
     sender: str  # CLIENT or SERVER
     retransmission: bool  # same name, same sequence number as an earlier occurrence
     conn: int  # connection number within the run, from 1
+    # Which segment this is, independent of timing (the dice of a random fault,
+    # core/faults.py): where it sits relative to the ISNs (see _offset()), None when an
+    # ISN is unknown; and how many times its sender has sent this name at this offset.
+    offset: int | None = None
+    copy: int = 1
 
 
 @dataclass
@@ -110,6 +115,7 @@ class _Connection:
     probe: dict[str, int] = field(default_factory=dict)  # prober -> the ack answering it
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     seqs: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    copies: dict[tuple[str, str, int | None], int] = field(default_factory=dict)
 
 
 def _name(conn: _Connection, seg: Segment, sender: str) -> str:
@@ -157,6 +163,20 @@ def _is_probe(conn: _Connection, seg: Segment, sender: str) -> bool:
     return nxt is not None and seg.length == 0 and seg.seq == (nxt - 1) & 0xFFFFFFFF
 
 
+def _offset(conn: _Connection, seg: Segment, sender: str, name: str) -> int | None:
+    """Where a segment sits, relative to the ISNs, so that it is the same number in
+    every run of a scenario (ISNs are random): a segment that occupies sequence space
+    (SYN, FIN, data) and a RST by its own sequence number relative to its sender's ISN
+    (a SYN 0, the first data byte 1); a pure ACK by what it acknowledges, relative to
+    the peer's ISN. None when the ISN it needs was never seen."""
+    client, server = conn.client_isn, conn.server_isn
+    if VOCABULARY[name][2] or name == "rst":
+        isn, number = (client if sender == CLIENT else server), seg.seq
+    else:
+        isn, number = (server if sender == CLIENT else client), seg.ack
+    return None if isn is None else (number - isn) & 0xFFFFFFFF
+
+
 def _covers(ack: int, seq_after: int) -> bool:
     """ack acknowledges everything before seq_after (modulo 2^32)."""
     return ((ack - seq_after) & 0xFFFFFFFF) < 0x80000000
@@ -201,7 +221,10 @@ class Classifier:
         # pure ACK is a new answer to something, not a retransmission.
         retrans = VOCABULARY[name][2] and seg.seq in seen
         seen.add(seg.seq)
-        return Classified(seg, name, nth, sender, bool(retrans), conn.number)
+        offset = _offset(conn, seg, sender, name)
+        copy = conn.copies.get((sender, name, offset), 0) + 1
+        conn.copies[(sender, name, offset)] = copy
+        return Classified(seg, name, nth, sender, bool(retrans), conn.number, offset, copy)
 
     @staticmethod
     def _track(conn: _Connection, seg: Segment, sender: str, name: str) -> None:

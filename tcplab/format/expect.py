@@ -13,9 +13,10 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node
 
-from tcplab.core.scenario import (APP_HOSTS, Expect, HostExpect, Lasting, Step, Timing,
-                                  Tolerance, all_steps)
-from tcplab.core.segments import senders
+from tcplab.core.kernel_expect import parse_range
+from tcplab.core.scenario import (APP_HOSTS, Expect, HostExpect, KernelExpect, Lasting, Step,
+                                  Timing, Tolerance, all_steps)
+from tcplab.core.segments import VOCABULARY, canonical_name, senders
 from tcplab.format import keys
 from tcplab.format.reader import Reader, found, hint, join, line_of, show, value
 from tcplab.units import parse_duration
@@ -31,7 +32,28 @@ def expect(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...] | N
                            timeout=timeout)
                for host in APP_HOSTS if host in e},
         model=e.get("model", r.choice, choices=keys.MODELS),
-        tolerance=e.get("tolerance", partial(tolerance, r), Tolerance()))
+        tolerance=e.get("tolerance", partial(tolerance, r), Tolerance()),
+        by_kernel=e.get("kernels", partial(kernels, r), (), apps=apps, timeout=timeout))
+
+
+def kernels(r: Reader, node: Node, key: str,
+            apps: dict[str, tuple[Step, ...] | None] | None,
+            timeout: float) -> tuple[KernelExpect, ...]:
+    """`kernels: {"< 6.13": {server: {...}}}`: host expectations for a range of kernel
+    versions, replacing the same keys there (core/kernel_expect.py)."""
+    out = []
+    for text, (knode, vnode) in r.entries(node, key).items():
+        rkey = join(key, text)
+        parsed = parse_range(str(text))
+        if isinstance(parsed, str):
+            r.fail(knode, rkey, parsed)
+        m = r.mapping(vnode, rkey, APP_HOSTS)
+        if not m.entries and not m.unknown:
+            r.fail(vnode, rkey, "expected client: or server: expectations for these kernels")
+        hosts = {host: m.get(host, partial(host_expect, r), steps=(apps or {}).get(host),
+                             timeout=timeout) for host in APP_HOSTS if host in m}
+        out.append(KernelExpect(parsed, hosts, line_of(knode)))
+    return tuple(out)
 
 
 def tolerance(r: Reader, node: Node, key: str) -> Tolerance:
@@ -51,6 +73,9 @@ def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...] | None,
             r.note(h.line(call), h.path(call),
                    f"can never match: apps.{host} has no {call} step")
         calls[call] = h.get(call, partial(call_results, r))
+    if "received" in h and not _has_step(steps, "recv"):
+        r.note(h.line("received"), h.path("received"),
+               f"can never match: apps.{host} has no recv step")
     return HostExpect(
         calls=calls,
         retransmits=h.get("retransmits", partial(per_segment, r), {}, host=host, lines=lines,
@@ -66,7 +91,10 @@ def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...] | None,
         lasts=h.get("lasts", partial(lastings, r), {}, timeout=timeout),
         returns_after=h.get("returns_after", partial(returns_after, r), {}, host=host,
                             steps=steps),
-        lines=lines)
+        lines=lines,
+        resent=h.get("resent", partial(per_segment, r), {}, host=host, lines=lines,
+                     each=partial(resent, r)),
+        received=h.get("received", r.integer, lo=0))
 
 
 def _has_step(steps: tuple[Step, ...] | None, call: str) -> bool:
@@ -224,3 +252,23 @@ def returns_after(r: Reader, node: Node, key: str, host: str,
                                 f"so the {host} never receives it")
         awaited[call] = segment
     return awaited
+
+
+def resent(r: Reader, node: Node, key: str, line: int) -> tuple[int, int | None]:
+    """`N` or `{at_least: N, at_most: M}` retransmissions of a segment that occupies
+    sequence space (a repeated pure ACK is an answer, never a retransmission)."""
+    name = key.rpartition(".")[2]
+    if not VOCABULARY[canonical_name(name) or name][2]:
+        r.fail(line, key, f"can never match: {name} occupies no sequence space, so it is "
+                          "never a retransmission (count it with sends)")
+    if not isinstance(node, MappingNode):
+        n = r.integer(node, key, 0, what="a count, or {at_least: N, at_most: M}")
+        return n, n
+    b = r.mapping(node, key, keys.BOUND_KEYS)
+    if not b.entries:
+        r.fail(node, key, "expected at_least, at_most or both")
+    lo, hi = b.get("at_least", r.integer, 0, lo=0), b.get("at_most", r.integer, lo=0)
+    if hi is not None and hi < lo:
+        r.fail(b.node("at_most"), b.path("at_most"), f"expected at least at_least ({lo}), "
+                                                     f"found {hi}")
+    return lo, hi

@@ -8,24 +8,28 @@ the moment the apps start (the Record's t = 0).
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tcplab.core.faults import FORGES, HOST_FAULTS, Fault, Forge, HostFault
+from tcplab.core.faults import (DELAY, FORGES, HOST_FAULTS, RANDOM_ACTIONS, Fault, Forge,
+                                 HostFault)
 from tcplab.core.scenario import APP_HOSTS
 from tcplab.core.segments import senders
 from tcplab.format import keys
-from tcplab.format.reader import Map, Reader, line_of, value
+from tcplab.format.reader import Map, Reader, found, line_of, show, value
+from tcplab.units import parse_percent
 
 AnyFault = Fault | HostFault | Forge
 
 
-def faults(r: Reader, node: Node, key: str, timeout: float) -> tuple[AnyFault, ...]:
+def faults(r: Reader, node: Node, key: str, timeout: float,
+           seed: int | None = None) -> tuple[AnyFault, ...]:
     parsed: list[AnyFault | None] = []  # None: an entry with a mistake (noted)
     items = r.items(node, key)
     for item, ikey in items:
         before = r.failures
-        fault = r.attempt(entry, r, item, ikey, timeout)
+        fault = r.attempt(entry, r, item, ikey, timeout, seed)
         if isinstance(fault, Fault) and not r.failed_since(before):
             # A fault that can never act is a mistake in the scenario, not a harmless no-op.
             r.attempt(_check_reachable, r, item, ikey, fault, parsed)
@@ -34,12 +38,14 @@ def faults(r: Reader, node: Node, key: str, timeout: float) -> tuple[AnyFault, .
     return tuple(f for f in parsed if f is not None)
 
 
-def entry(r: Reader, node: Node, key: str, timeout: float) -> AnyFault | None:
+def entry(r: Reader, node: Node, key: str, timeout: float,
+          seed: int | None) -> AnyFault | None:
     action = action_of(node)  # link-down, crash, ..., forge; None for a segment's fault
     if action == "forge":
         return forge(r, node, key, timeout)
-    return host_fault(r, node, key, timeout) if action else segment_fault(r, node, key,
-                                                                          timeout)
+    if action:
+        return host_fault(r, node, key, timeout)
+    return segment_fault(r, node, key, timeout, seed)
 
 
 def _check_reachable(r: Reader, node: Node, key: str, fault: Fault,
@@ -53,7 +59,8 @@ def _check_reachable(r: Reader, node: Node, key: str, fault: Fault,
                               "segment it could see")
 
 
-def segment_fault(r: Reader, node: Node, key: str, timeout: float) -> Fault | None:
+def segment_fault(r: Reader, node: Node, key: str, timeout: float,
+                  seed: int | None = None) -> Fault | None:
     f = r.mapping(node, key, keys.FAULT_KEYS)
     actions = [a for a in keys.FAULT_ACTIONS if a in f]
     if not actions and f.unknown:
@@ -79,10 +86,48 @@ def segment_fault(r: Reader, node: Node, key: str, timeout: float) -> Fault | No
                                                f"option, found {segment}")
     if action == "delay" and f.missing("by"):
         r.fail(node, f.path("by"), "missing (a delay needs by: DURATION, e.g. by: 500ms)")
+    before = r.failures
     by = f.get("by", r.duration, 0.0, positive=action == "delay", limit=timeout,
                below=True, why=" (the timeout)")
+    probability, jitter = dice(r, f, action, None if r.failed_since(before) else by)
+    random = probability < 1.0 or jitter > 0
+    if random and seed is None:
+        r.fail(node, key, "a random fault needs the scenario's seed (a top-level seed: N, "
+                          "e.g. seed: 1), so that a run can be repeated exactly")
     return Fault(action, segment, f.get("nth", lambda n, k: nth(r, n, k)), sender, by,
-                 line_of(node))
+                 line_of(node), probability, jitter, seed if random else None)
+
+
+def dice(r: Reader, f: Map, action: str, by: float | None) -> tuple[float, float]:
+    """A fault's `probability` (drop, delay, duplicate) and a delay's `jitter` (`by`
+    None: it had a mistake, so the jitter is not measured against it)."""
+    for name, allowed in (("probability", RANDOM_ACTIONS), ("jitter", (DELAY,))):
+        if name in f and action not in allowed:
+            r.fail(f.line(name), f.path(name), f"{name} is for {', '.join(allowed)} "
+                                               f"only, not {action}")
+    probability = f.get("probability", partial(chance, r), 1.0)
+    jitter = f.get("jitter", r.duration, 0.0, positive=True)
+    if by is not None and jitter > by:
+        r.fail(f.node("jitter"), f.path("jitter"), f"expected at most by ({by:g}s): the "
+               f"hold is uniform in [by - jitter, by + jitter], found {jitter:g}s")
+    return probability, jitter
+
+
+def chance(r: Reader, node: Node, key: str) -> float:
+    """30% or 0.3: above 0 (a fault that never acts is a mistake) and at most 100%."""
+    what = "a probability such as 30% or 0.3, above 0 and at most 100%"
+    number = value(node)
+    if isinstance(number, (int, float)) and not isinstance(number, bool) and 1 < number <= 100:
+        r.fail(node, key, f"expected {what}, found {node.value} (did you mean "
+                          f"{node.value}%?)")
+    try:
+        p = parse_percent(number)
+    except (ValueError, OverflowError):
+        r.fail(node, key, f"expected {what}, found {found(node)}")
+    if not 0 < p <= 1:
+        why = " (a fault that never acts is a mistake)" if p == 0 else ""
+        r.fail(node, key, f"expected {what}, found {show(str(node.value))[1:-1]}{why}")
+    return p
 
 
 def nth(r: Reader, node: Node, key: str) -> tuple[int, ...] | None:
@@ -104,7 +149,8 @@ def _covers(earlier: Fault, later: Fault) -> bool:
     matching fault decides, so a drop or a delay of all of them leaves nothing."""
     def sides(f: Fault) -> frozenset[str]:
         return frozenset({f.sender}) if f.sender else senders(f.segment)
-    return (earlier.segment == later.segment and sides(later) <= sides(earlier)
+    return (earlier.probability == 1.0 and earlier.segment == later.segment
+            and sides(later) <= sides(earlier)
             and (earlier.nth is None or (later.nth is not None
                                          and set(later.nth) <= set(earlier.nth))))
 

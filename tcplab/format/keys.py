@@ -13,7 +13,7 @@ from tcplab.core.faults import HOST_FAULTS, SEGMENT_ACTIONS
 from tcplab.core.scenario import APP_HOSTS, STEP_CALLS
 
 TOP_KEYS = ("scenario", "summary", "claims", "hosts", "apps", "faults", "expect", "timeout",
-            "settle", "$schema")  # $schema: for editors, ignored
+            "settle", "seed", "$schema")  # $schema: for editors, ignored
 HOST_KEYS = ("sysctls",)
 CLAIM = re.compile(r"[HTF][0-9]+")
 SYSCTL = re.compile(r"net\.[a-z0-9_.\-]+")  # only net.* sysctls are per network namespace
@@ -64,19 +64,22 @@ NOT_REPEATED = {"listen": "one listener per port: put listen before the repeat",
 # --- faults ------------------------------------------------------------------------------
 
 FAULT_ACTIONS = SEGMENT_ACTIONS  # drop: NAME, delay: NAME, ...
-FAULT_KEYS = FAULT_ACTIONS + ("nth", "from", "by")
+FAULT_KEYS = FAULT_ACTIONS + ("nth", "from", "by", "probability", "jitter")
+MAX_SEED = 2 ** 32 - 1
 HOST_FAULT_KEYS = (*HOST_FAULTS, "at", "until")
 FORGE_KEYS = ("forge", "to", "at", "after", "nth", "from")
 ACTION_KEYS = (*HOST_FAULTS, "forge")  # the keys that make an entry a host fault or forge
 
 # --- expect --------------------------------------------------------------------------------
 
-EXPECT_KEYS = APP_HOSTS + ("model", "tolerance")
+EXPECT_KEYS = APP_HOSTS + ("model", "tolerance", "kernels")
 MODELS = ("linux",)
 TOLERANCE_KEYS = ("abs", "rel")
 EXPECTABLE_CALLS = tuple(c for c in STEP_CALLS if c not in ("sleep", "repeat"))
 HOST_EXPECT_KEYS = EXPECTABLE_CALLS + ("retransmits", "sends", "gives_up_after", "states",
-                                       "sockets", "lasts", "returns_after", "largest")
+                                       "sockets", "lasts", "returns_after", "largest",
+                                       "resent", "received")
+BOUND_KEYS = ("at_least", "at_most")  # resent: {NAME: {at_least: N, at_most: M}}
 TIMING_KEYS = ("intervals", "offsets", "count")
 LASTING_KEYS = ("at_least",)  # lasts: {STATE: {at_least: DURATION}}
 ERRNO_NAMES = frozenset(errno.errorcode.values())  # the names the app agent reports

@@ -42,7 +42,16 @@ def scenario(r: Reader, root: Node) -> Scenario:
     limit = MAX_TIMEOUT if r.failed_since(before) else timeout
     settle = top.get("settle", r.duration, 1.0, limit=600)
     apps = top.get("apps", partial(steps.apps, r))  # None: unknown, for expect's checks
-    every = top.get("faults", partial(faults.faults, r), (), timeout=limit)
+    before = r.failures
+    seed = top.get("seed", r.integer, lo=0, hi=keys.MAX_SEED)
+    # A wrong seed is noted once: the random faults are not also "without a seed".
+    known_seed = 0 if r.failed_since(before) else seed
+    before = r.failures
+    every = top.get("faults", partial(faults.faults, r), (), timeout=limit, seed=known_seed)
+    if seed is not None and not r.failed_since(before) and \
+            not any(isinstance(f, Fault) and f.random for f in every):
+        r.note(top.line("seed"), "seed", "no fault rolls dice (give a drop, delay or "
+                                         "duplicate a probability, or a delay a jitter)")
     expected = top.get("expect", partial(expect.expect, r), Expect(), apps=apps,
                        timeout=limit)
     if r.errors:
@@ -52,7 +61,7 @@ def scenario(r: Reader, root: Node) -> Scenario:
         apps=apps, faults=tuple(f for f in every if isinstance(f, Fault)),
         expect=expected, timeout=timeout, settle=settle, lines=dict(r.lines),
         host_faults=tuple(f for f in every if isinstance(f, HostFault)),
-        forges=tuple(f for f in every if isinstance(f, Forge)))
+        forges=tuple(f for f in every if isinstance(f, Forge)), seed=seed)
 
 
 def _claims(r: Reader, node: Node, key: str) -> tuple[str, ...]:

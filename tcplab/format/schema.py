@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tcplab.core.faults import FORGES, HOST_FAULTS
+from tcplab.core.faults import DELAY, FORGES, HOST_FAULTS, RANDOM_ACTIONS
 from tcplab.core.scenario import APP_HOSTS, HOSTS
 from tcplab.core.segments import ALIASES, VOCABULARY, senders
 from tcplab.format import keys
@@ -256,13 +256,22 @@ def _only_from(key: str) -> list[Schema]:
 def _segment_fault(docs: dict[str, str]) -> Schema:
     actions = keys.FAULT_ACTIONS
     known = {action: _ref("segment") for action in actions} | {
-        "nth": _nth(), "from": {"enum": list(APP_HOSTS)}, "by": _ref("positiveDuration")}
+        "nth": _nth(), "from": {"enum": list(APP_HOSTS)}, "by": _ref("positiveDuration"),
+        "probability": {"anyOf": [  # above 0 (never acting is a mistake), at most 100 %
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            {"type": "string", "pattern": "^\\s*(100(\\.0*)?|[0-9]?[0-9](\\.[0-9]*)?|\\.[0-9]+)"
+                                          "\\s*%\\s*$", "not": {"pattern": "^\\s*0*\\.?0*\\s*%"}}]},
+        "jitter": _ref("positiveDuration")}
     rules = [rule for action in actions for rule in _only_from(action)]
     # The loader's rules: by only where a delay or a copy's lag means something; the MSS
     # option rides on the handshake's SYNs only.
     for action in ("drop", "strip-mss"):
         if action in actions:
             rules.append({"if": {"required": [action]}, "then": {"not": {"required": ["by"]}}})
+    # The dice: a probability on drop, delay, duplicate; a jitter on a delay only.
+    for key, allowed in (("probability", RANDOM_ACTIONS), ("jitter", (DELAY,))):
+        rules.append({"if": {"required": [key]},
+                      "then": {"anyOf": [{"required": [a]} for a in allowed]}})
     if "delay" in actions:  # (if/then, not dependentRequired: draft-07 has no such keyword)
         rules.append({"if": {"required": ["delay"]}, "then": {"required": ["by"]}})
     if "strip-mss" in actions:
@@ -325,6 +334,13 @@ def _host_expect(host: str, docs: dict[str, str]) -> Schema:
              "sends": {**per_segment,
                        "additionalProperties": {"type": "integer", "minimum": 0}},
              "gives_up_after": _ref("duration"),
+             "resent": {**per_segment, "propertyNames": {"enum": [
+                 n for n in sendable if VOCABULARY[ALIASES.get(n, n)][2]]},
+                 "additionalProperties": {"anyOf": [
+                     {"type": "integer", "minimum": 0},
+                     _keyed(keys.BOUND_KEYS, {k: {"type": "integer", "minimum": 0}
+                                              for k in keys.BOUND_KEYS}, ())]}},
+             "received": {"type": "integer", "minimum": 0},
              "states": {"type": "array", "minItems": 1, "items": _ref("state")},
              "largest": {**per_segment,
                          "additionalProperties": {"type": "integer", "minimum": 0,
@@ -348,11 +364,21 @@ def _host_expect(host: str, docs: dict[str, str]) -> Schema:
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
+# `expect.kernels` keys: one or two bounds, ">= 6.5", "< 6.13", ">= 6.5, < 6.13"
+# (core/kernel_expect.py, which also rejects an empty range).
+_BOUND = r"\s*(>=|<)\s*\d+\.\d+\s*"
+KERNEL_RANGE = f"^{_BOUND}(,{_BOUND})?$"
+
+
 def _expect(docs: dict[str, str]) -> Schema:
     known = {"model": {"enum": list(keys.MODELS)},
              "tolerance": {"type": "object", "additionalProperties": False, "properties": {
                  key: {"abs": _ref("duration"), "rel": _ref("percent")}.get(key, {})
-                 for key in keys.TOLERANCE_KEYS}}}
+                 for key in keys.TOLERANCE_KEYS}},
+             "kernels": {"type": "object", "propertyNames": {"pattern": KERNEL_RANGE},
+                         "additionalProperties": {
+                             "type": "object", "additionalProperties": False, "minProperties": 1,
+                             "properties": {h: _host_expect(h, docs) for h in APP_HOSTS}}}}
     props = {key: _host_expect(key, docs) if key in APP_HOSTS
              else _described(known.get(key, {}), docs, key) for key in keys.EXPECT_KEYS}
     return {"type": "object", "additionalProperties": False, "properties": props}
@@ -383,6 +409,7 @@ def _top(docs: dict[str, str]) -> Schema:
         "expect": _expect(docs),
         "timeout": _ref("positiveDuration"),
         "settle": _ref("duration"),
+        "seed": {"type": "integer", "minimum": 0, "maximum": keys.MAX_SEED},
         "$schema": {"type": "string"},
     }
 

@@ -156,14 +156,17 @@ class DiagTracker:
     def __init__(self) -> None:
         self._known: dict[tuple[str, int, str, int], str] = {}
 
-    def update(self, now: float, sockets: Iterable[Sock]) -> list[dict[str, Any]]:
+    def update(self, now: float, sockets: Iterable[Sock],
+               after: float | None = None) -> list[dict[str, Any]]:
+        """The changes since the last dump, stamped `now` (this dump's end) and
+        `after` (when the dump before it began: no change can be older)."""
         current = {(la, lp, ra, rp): state for la, lp, ra, rp, state in sockets}
         known = self._known
         if current == known:  # the usual poll: nothing moved
             return []
-        changes = [self._change(now, key, known.get(key, "CLOSE"), state)
+        changes = [self._change(now, after, key, known.get(key, "CLOSE"), state)
                    for key, state in current.items() if known.get(key) != state]
-        changes += [self._change(now, key, state, "CLOSE")
+        changes += [self._change(now, after, key, state, "CLOSE")
                     for key, state in known.items() if key not in current]
         self._known = current
         return changes
@@ -172,9 +175,10 @@ class DiagTracker:
         return list(self._known)
 
     @staticmethod
-    def _change(now: float, key: tuple[str, int, str, int], old: str, new: str) -> dict:
+    def _change(now: float, after: float | None, key: tuple[str, int, str, int], old: str,
+                new: str) -> dict:
         laddr, lport, raddr, rport = key
-        return {"mono": now, "old": old, "new": new, "laddr": laddr, "lport": lport,
+        return {"mono": now, "after": after, "old": old, "new": new, "laddr": laddr, "lport": lport,
                 "raddr": raddr, "rport": rport}
 
 
@@ -209,11 +213,14 @@ class DiagPoller:
 
     def _run(self) -> None:
         try:
+            began = None  # when the previous dump began
             while True:
                 final = self._stopping.is_set()  # one last dump after stop() was asked
+                now_began = time.monotonic()
                 sockets = dump_tcp(self._socket)
-                for change in self._tracker.update(time.monotonic(), sockets):
+                for change in self._tracker.update(time.monotonic(), sockets, began):
                     self.callback(change)
+                began = now_began
                 if final:
                     return
                 self._stopping.wait(self.interval)

@@ -1,6 +1,8 @@
 """The teardown expectations (`lasts`, `sockets`, `returns_after`) and the teardown
 model's checks, on constructed records and a fake clock."""
 
+import dataclasses
+
 import pytest
 
 from tcplab.core.events import StateChanged
@@ -37,9 +39,10 @@ def add(rec, clf, t, seg, fate="delivered", t_out=None):
                      "src": seg.src, "dst": seg.dst, "sport": seg.sport, "dport": seg.dport})
 
 
-def time_wait_record(tw_ends=60.4, diag_late=0.006):
+def time_wait_record(tw_ends=60.4, diag_late=0.006, after=None):
     """A normal close: the client's TIME_WAIT seen by inet_diag `diag_late` after the
-    tracepoint's handover; it ends at tw_ends (or not at all: None)."""
+    tracepoint's handover; it ends at tw_ends (or not at all: None), seen by a poll
+    whose previous dump began at `after` (None: a run saved without the bracket)."""
     rec = Record(t0=T0)
     rec.tracepoint_states += [st(0.0, "client", "CLOSE", "SYN_SENT"),
                               st(0.001, "client", "SYN_SENT", "ESTABLISHED"),
@@ -48,7 +51,8 @@ def time_wait_record(tw_ends=60.4, diag_late=0.006):
                               st(0.3, "client", "FIN_WAIT2", "CLOSE")]
     rec.diag_states.append(st(0.3 + diag_late, "client", "FIN_WAIT2", "TIME_WAIT", "inet_diag"))
     if tw_ends is not None:
-        rec.diag_states.append(st(tw_ends, "client", "TIME_WAIT", "CLOSE", "inet_diag"))
+        end = st(tw_ends, "client", "TIME_WAIT", "CLOSE", "inet_diag")
+        rec.diag_states.append(dataclasses.replace(end, after=after))
     rec.t_stop = 65.0
     return rec
 
@@ -69,13 +73,41 @@ def test_time_wait_starts_at_the_tracepoint_handover_not_the_diag_poll():
     assert "tracepoint handover" in tw.describe()
 
 
-def test_lasts_passes_within_tolerance_and_fails_outside_with_proof():
-    good, = run_checks(time_wait_record(), HostExpect(lasts={"TIME_WAIT": Lasting(60.0)}))
-    assert good.passed and good.actual == pytest.approx(60.1) and good.tolerance == 7.5
-    bad, = run_checks(time_wait_record(tw_ends=73.3),
-                      HostExpect(lasts={"TIME_WAIT": Lasting(60.0)}))
-    assert not bad.passed and bad.actual == pytest.approx(73.0)
-    assert "TIME_WAIT->CLOSE (inet_diag)" in bad.evidence
+TW60 = HostExpect(lasts={"TIME_WAIT": Lasting(60.0)})
+
+
+def test_time_wait_is_one_timer_never_early_at_most_a_wheel_granule_late():
+    # HZ=250: 15000 jiffies sit in wheel level 3, granularity 512 jiffies (2.048 s),
+    # plus the tick: 2.052 s; an end seen without a poll bracket gets 50 ms more.
+    good, = run_checks(time_wait_record(), TW60)
+    assert good.passed and good.actual == pytest.approx(60.1) and good.one_sided
+    assert good.tolerance == pytest.approx(2.052 + 0.05) and "timer wheel" in good.evidence
+    for ends, why in ((59.8, "early"), (62.6, "past the granule"), (73.3, "far off")):
+        bad, = run_checks(time_wait_record(tw_ends=ends), TW60)
+        assert not bad.passed, why
+        assert "TIME_WAIT->CLOSE (inet_diag)" in bad.evidence
+
+
+def test_the_poll_bracket_decides_where_the_end_can_be():
+    # Seen at 62.38 s by a dump whose predecessor began at 62.345 s: the end may be
+    # 62.345 s, inside 60.3 + 60 .. + 2.052 s; the same sighting without a bracket
+    # is 62.08 s after the start, past 2.052 + 0.05.
+    inside, = run_checks(time_wait_record(tw_ends=62.38, after=62.345), TW60)
+    assert inside.passed and "between t=62.345s and t=62.380s" in inside.evidence
+    assert inside.tolerance == pytest.approx(2.052)
+    late, = run_checks(time_wait_record(tw_ends=62.38, after=62.36), TW60)
+    assert not late.passed
+    starved, = run_checks(time_wait_record(tw_ends=60.4, after=58.2), TW60)  # 2.2 s > 2.052
+    assert starved.error and not starved.judged and "too slow" in starved.actual
+
+
+def test_a_state_no_timer_ends_keeps_the_relative_tolerance():
+    c, = run_checks(time_wait_record(), HostExpect(lasts={"FIN_WAIT1": Lasting(0.0)}))
+    assert c.tolerance == 0.004 and not c.one_sided and c.passed  # 2 ms, within 4 ms
+    c, = run_checks(time_wait_record(), HostExpect(lasts={"FIN_WAIT1": Lasting(0.01)}))
+    assert not c.passed  # 2 ms is 8 ms from 10 ms
+    c, = run_checks(time_wait_record(), HostExpect(lasts={"FIN_WAIT2": Lasting(0.2)}))
+    assert c.passed and c.one_sided  # 0.198 s, as an orphan's 200 ms FIN_WAIT2 timer
 
 
 def test_an_exact_length_fails_when_the_state_never_ended():

@@ -31,8 +31,15 @@ def moves(changes) -> list[tuple[float, str, str, int]]:
 
 def test_new_sockets_start_from_close():
     changes = DiagTracker().update(1.0, [LISTENER])
-    assert changes == [{"mono": 1.0, "old": "CLOSE", "new": "LISTEN", "laddr": SRV,
-                        "lport": 8080, "raddr": "0.0.0.0", "rport": 0}]
+    assert changes == [{"mono": 1.0, "after": None, "old": "CLOSE", "new": "LISTEN",
+                        "laddr": SRV, "lport": 8080, "raddr": "0.0.0.0", "rport": 0}]
+
+
+def test_a_change_carries_when_the_dump_before_began():
+    tracker = DiagTracker()
+    tracker.update(0.0, [conn("TIME_WAIT")])
+    (change,) = tracker.update(60.2, [], after=60.19)
+    assert (change["after"], change["mono"]) == (60.19, 60.2)
 
 
 def test_unchanged_dump_says_nothing():

@@ -17,6 +17,10 @@ def test_kinds_follow_the_faults():
     # a pure-ACK name depends on everything sent before it: everything is queued
     assert selection.select([Fault("drop", "fin"), Fault("drop", "fin-ack")]) is None
     assert selection.select([Fault("drop", "data", nth=(3,))]) is None
+    # a random fault: its whole kind, and the SYN-ACKs (the server's ISN, for the dice)
+    assert selection.select([Fault("drop", "rst", probability=0.3, seed=1)]) == \
+        ("fin", "rst", "syn", "syn-ack")
+    assert selection.select([Fault("drop", "data", probability=0.3, seed=1)]) is None
 
 
 def test_iptables_rules_say_what_the_python_test_says():
@@ -53,7 +57,9 @@ def test_queued_kinds_are_named_and_counted_as_by_the_whole_record():
     full = Classifier({C})
     everything = [full.classify(s) for s in segs]
     for faults in ([Fault("delay", "fin", by=0.001)], [Fault("drop", "peer-fin")],
-                   [Fault("drop", "rst")], [Fault("drop", "syn-ack")]):
+                   [Fault("drop", "rst")], [Fault("drop", "syn-ack")],
+                   [Fault("drop", "rst", probability=0.5, seed=3)],
+                   [Fault("delay", "peer-fin", by=0.1, jitter=0.05, seed=3)]):
         kinds = selection.select(faults)
         part = Classifier({C})
         queued = [(i, part.classify(s)) for i, s in enumerate(segs)
@@ -63,6 +69,8 @@ def test_queued_kinds_are_named_and_counted_as_by_the_whole_record():
             want = everything[i]
             assert (seen.name, seen.nth, seen.sender, seen.conn, seen.retransmission) == \
                 (want.name, want.nth, want.sender, want.conn, want.retransmission), (i, faults)
+            if any(f.random for f in faults):  # the dice's identity of the segment, too
+                assert (seen.offset, seen.copy) == (want.offset, want.copy), (i, faults)
     # the conversation does exercise what the argument rests on
     names = [(s.conn, s.name, s.nth) for s in everything]
     assert {(1, "fin", 2), (1, "peer-fin", 1), (2, "syn", 1), (2, "fin", 1),

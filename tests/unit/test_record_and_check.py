@@ -176,3 +176,17 @@ def test_model_judges_the_kernels_moment_not_the_apps_wakeup():
     no_tracepoint = syn_lost_record(times, end + 0.5)
     no_tracepoint.tracepoint_states.clear()
     assert not returns_after(no_tracepoint).passed
+
+
+def test_a_request_no_poll_saw_is_inferred_from_its_child_leaving_syn_recv():
+    """6.1 under TCG: the tracepoint reports the child's SYN_RECV->ESTABLISHED, not a
+    change into SYN_RECV, and the 8 ms poll missed the request: it was in SYN_RECV."""
+    tp = [_st(1.000, "server", "SYN_RECV", "ESTABLISHED", "tracepoint"),
+          _st(2.000, "server", "ESTABLISHED", "CLOSE_WAIT", "tracepoint")]
+    merged = merge_states(tp, [], have_tracepoint=True)
+    assert [(e.t, e.old, e.new, e.source) for e in merged] == [
+        (1.0, "LISTEN", "SYN_RECV", "inferred"), (1.0, "SYN_RECV", "ESTABLISHED", "tracepoint"),
+        (2.0, "ESTABLISHED", "CLOSE_WAIT", "tracepoint")]
+    seen = [_st(0.998, "server", "CLOSE", "SYN_RECV", "inet_diag")]  # the poll saw it
+    assert [e.source for e in merge_states(tp, seen, True)] == [
+        "inet_diag", "tracepoint", "tracepoint"]

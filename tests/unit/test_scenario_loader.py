@@ -482,3 +482,37 @@ def test_fuzz_one_part_of_a_valid_scenario(path, replacement):
 ])
 def test_pathological_yaml(text):
     _loads_or_scenario_error(textwrap.dedent(text))
+
+
+RANDOM = """scenario: r
+summary: random loss
+seed: 7
+apps:
+  server: [listen: 8080, accept, recv: 10000]
+  client: [connect: "server:8080", send: 10000]
+faults:
+  - drop: data
+    probability: {p}
+  - delay: data-ack
+    by: 20ms
+    jitter: 5ms
+  - drop: data
+    nth: 3
+"""
+
+
+@pytest.mark.parametrize("p", ["30%", "0.3", "30.0 %"])
+def test_random_faults_carry_probability_jitter_and_the_seed(p):
+    sc = load_text(RANDOM.format(p=p), "r.yaml")
+    loss, hold, third = sc.faults
+    assert (sc.seed, loss.probability, loss.seed, loss.random) == (7, 0.3, 7, True)
+    assert (hold.by, hold.jitter, hold.probability, hold.seed) == (0.02, 0.005, 1.0, 7)
+    # a deterministic fault carries no seed; a random one shadows nothing after it
+    assert (third.random, third.seed) == (False, None)
+
+
+def test_one_hundred_percent_rolls_nothing_so_the_seed_is_a_mistake():
+    with pytest.raises(ScenarioError) as e:
+        load_text(RANDOM.format(p="100%").replace("    jitter: 5ms\n", "")
+                  .replace("  - drop: data\n    nth: 3\n", ""), "r.yaml")
+    assert (e.value.line, e.value.key) == (3, "seed")

@@ -113,6 +113,29 @@ class Slop:
         return MODEL_SLOP + 2 * (self.worst_by[-1] if self.worst_by else 0.0)
 
 
+@dataclass(frozen=True)
+class Lateness:
+    """How late this machine ran what was due, as the record shows it: the most an
+    app's `sleep` overshot its length (the app agents stamp both ends with the same
+    clock, so nothing of the lab's own path is in it). A timer in the kernel waits on
+    the same (virtual) CPUs and ticks, so it can be as late."""
+
+    late: float = 0.0
+    proof: str = "no app slept"
+
+    @classmethod
+    def of(cls, record: Record) -> Lateness:
+        overshoots = [(c.t_end - c.t - float(c.arg), c) for c in record.apps
+                      if c.call == "sleep" and c.t_end is not None
+                      and isinstance(c.arg, (int, float))]
+        if not overshoots:
+            return cls()
+        late, c = max(overshoots, key=lambda x: x[0])
+        return cls(max(0.0, round(late, 6)),
+                   f"{describe_call(c)}: a {float(c.arg):g} s sleep overshot by "
+                   f"{late * 1000:.1f} ms")
+
+
 def too_slow(check: Check) -> Check:
     """A timing check whose slop went past SLOP_CAP: not judged, and the run an error."""
     return dataclasses.replace(
@@ -120,6 +143,13 @@ def too_slow(check: Check) -> Check:
         actual=f"not judged: the hook was too slow to judge timing ({(check.slop or 0.0) * 1000:.1f} "
                f"ms of slop on this moment's path, over the {SLOP_CAP * 1000:.0f} ms cap; "
                f"seen {check.actual})")
+
+
+def machine_too_slow(check: Check, why: str) -> Check:
+    """A timing check the machine's own lateness could have decided: not judged, and
+    the run an error (`why` says how slow, and what proves it)."""
+    return dataclasses.replace(check, passed=False, judged=False, error=True,
+                               actual=f"not judged: {why}; seen {check.actual}")
 
 
 def window(nominal: float, slack: float, slop: float) -> tuple[float, float]:

@@ -5,29 +5,62 @@ actual, tolerance and the event that proves it, in the manner of packetdrill
 
 from __future__ import annotations
 
-from tcplab.core.check.base import Check, describe_call, describe_segment
+import re
+
+from tcplab.core.check.base import (MODEL_SLOP, Check, Slop, describe_call, describe_segment,
+                                    machine_too_slow)
 from tcplab.core.check.states import check_host
 from tcplab.core.events import AppCalled
+from tcplab.core.kernel_expect import for_kernel
+from tcplab.core.model.kernel import Kernel
 from tcplab.core.record import Record
 from tcplab.core.scenario import HostExpect, Scenario, Timing, Tolerance
 from tcplab.core.segments import RST
 
 
-def check_scenario(scenario: Scenario, record: Record) -> list[Check]:
+def check_scenario(scenario: Scenario, record: Record,
+                   kernel: Kernel | None = None) -> list[Check]:
+    """`kernel` picks the expectations for its version (`expect.kernels`) and times
+    what one kernel timer ends (its wheel granularity, Kernel.slack); without it, the
+    scenario's own expectations and HZ=250."""
     tol = scenario.expect.tolerance
     checks: list[Check] = []
-    for host, exp in scenario.expect.hosts.items():
+    hosts, _applied = for_kernel(scenario.expect.hosts, scenario.expect.by_kernel,
+                                 kernel.version if kernel else None)
+    for host, exp in hosts.items():
         checks += _calls(host, exp, record)
         for name, timing in exp.retransmits.items():
             checks += _timing(host, name, timing, record, tol)
         checks += _sends(host, exp, record)
+        checks += _resent(host, exp, record)
+        if exp.received is not None:
+            checks.append(_received(host, exp, record))
         checks += _largest(host, exp, record)
         if exp.gives_up_after is not None:
             checks.append(_gives_up(host, exp, record, tol))
         if exp.states is not None:
             checks.append(_states(host, exp, record))
-        checks += check_host(host, exp, record, tol)  # lasts, sockets, ...
-    return checks
+        checks += check_host(host, exp, record, tol, kernel)  # lasts, sockets, ...
+    return _slow_lab(checks, record, tol, kernel.late if kernel else 0.0)
+
+
+def _slow_lab(checks: list[Check], record: Record, tol: Tolerance, late: float
+              ) -> list[Check]:
+    """A scenario's timings are written for a path that adds nothing: when the lab's
+    own hop (its slowest forwarding) or the machine (its lateness) took more than the
+    tolerance's floor, a timing that missed may have missed by the lab's doing. Such a
+    miss is not judged, and the run is an error; a timing met stays met."""
+    hook = (Slop.of(record).worst - MODEL_SLOP) / 2
+    slow = max(hook, late)
+    if slow < tol.abs:
+        return checks
+    why = (f"the lab was too slow to judge a timing written for a fast path: its hook "
+           f"held a segment up to {hook * 1000:.1f} ms and the machine ran "
+           f"{late * 1000:.1f} ms late, over the tolerance's {tol.abs * 1000:g} ms floor")
+    return [machine_too_slow(c, why) if c.tolerance is not None and c.judged
+            and not c.passed else c for c in checks]
+
+
 
 
 def _calls(host: str, exp: HostExpect, record: Record) -> list[Check]:
@@ -162,3 +195,32 @@ def _states(host: str, exp: HostExpect, record: Record) -> Check:
     want = list(exp.states)
     return Check(f"{host} states", seq == want, want, seq, evidence=evidence,
                  line=exp.lines.get("states", 0))
+
+
+def _resent(host: str, exp: HostExpect, record: Record) -> list[Check]:
+    """How many of the host's segments of a name were retransmissions (the same
+    sequence number as an earlier one of that name, on any connection)."""
+    out = []
+    for name, (lo, hi) in exp.resent.items():
+        again = [s for s in record.segments if s.sender == host and s.name == name
+                 and s.retransmission and not s.injected]
+        want = lo if hi == lo else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+        out.append(Check(f"{host} resends {name}", lo <= len(again) and (
+            hi is None or len(again) <= hi), want, len(again),
+            evidence=describe_segment(again[-1]) if again else f"no {name} sent again",
+            line=exp.lines.get("resent", 0)))
+    return out
+
+
+_BYTES = re.compile(r"(\d+) bytes")
+
+
+def _received(host: str, exp: HostExpect, record: Record) -> Check:
+    """The bytes the host's recv calls returned, in all (the agent says how many in
+    each call's detail: "N bytes", "N bytes, then EOF")."""
+    calls = [c for c in record.apps if c.host == host and c.call == "recv"]
+    got = sum(int(m[1]) for c in calls if (m := _BYTES.match(c.detail or "")))
+    last = next((c for c in reversed(calls) if c.t_end is not None), None)
+    return Check(f"{host} received", got == exp.received, exp.received, got,
+                 evidence=describe_call(last) + f": {last.detail}" if last else "no recv",
+                 line=exp.lines.get("received", 0))

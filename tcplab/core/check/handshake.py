@@ -34,6 +34,7 @@ def check_handshake(prediction, record: Record) -> list[Check]:
     slop = Slop.of(record)
     teardown = prediction.teardown  # core/model/teardown/; it counts the RSTs then
     checks_after = check_established(prediction, record, slop)  # a peer gone silent
+    dice = bool(prediction.unjudged)  # random faults: the RSTs are nobody's to count
     prediction = _closest(prediction, record, origins, slop)
     checks: list[Check] = []
     ended = check_teardown(teardown, record, slop) if teardown is not None else []
@@ -46,7 +47,7 @@ def check_handshake(prediction, record: Record) -> list[Check]:
     for sender in ("client", "server"):
         # the RSTs are the teardown model's to count when it runs; nobody's when the
         # established model steps aside (it would have said when one comes)
-        unjudged = any(b.unsupported for b in getattr(prediction, "established", ()))
+        unjudged = any(b.unsupported for b in getattr(prediction, "established", ())) or dice
         for name in MODEL_NAMES if teardown is None and not unjudged else MODEL_NAMES[:-1]:
             if late and name != "rst":
                 continue

@@ -3,7 +3,8 @@ by flood.py, everything else by handshake.py and the parts it gathers)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import SLOP_CAP, Check, too_slow
+from tcplab.core.check.base import (SLOP_CAP, Check, Lateness, machine_too_slow, not_judged,
+                                    too_slow)
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
 from tcplab.core.model.prediction import Prediction
@@ -13,8 +14,18 @@ from tcplab.core.record import Record
 def check_model(prediction: Prediction, record: Record) -> list[Check]:
     """Every model check; a timing check whose window would need more slop than
     SLOP_CAP is not judged, and makes the run an error (never a wider pass)."""
+    abstained = [not_judged(what, why) for what, why in prediction.unjudged]
+    if any(what == "everything" for what, _why in prediction.unjudged):
+        return abstained  # random faults reach the opening (core/model/chance.py)
     if applies(prediction):  # a SYN flood first (H11): judged apart
         checks = check_flood(prediction, record)
     else:
         checks = check_handshake(prediction, record)
-    return [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c for c in checks]
+    late = prediction.kernel.late
+    if late > SLOP_CAP:  # every timer's window would widen past the cap
+        why = (f"this machine ran {late * 1000:.0f} ms late (over the {SLOP_CAP * 1000:.0f}"
+               f" ms cap): {Lateness.of(record).proof}")
+        checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c
+                  for c in checks]
+    return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c
+                        for c in checks]

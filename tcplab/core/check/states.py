@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcplab.core.check.base import Check, describe_call, describe_segment
+from tcplab.core.check.base import SLOP_CAP, Check, describe_call, describe_segment
 from tcplab.core.events import StateChanged
+from tcplab.core.model.kernel import TCP_TIMEWAIT_LEN, Kernel
 from tcplab.core.record import HANDOVER_FROM, Record
 from tcplab.core.scenario import HostExpect, Lasting, Tolerance
 
@@ -17,6 +18,9 @@ from tcplab.core.scenario import HostExpect, Lasting, Tolerance
 # router's t_out is stamped a little after the kernel forwarded it, and one-sided
 # windows allow 10 ms of such noise everywhere (check.MODEL_SLOP, the renderers).
 EARLY_SLOP = 0.010
+# How late a poll may see a change when the run did not save when the dump before it
+# began: core/check/teardown.py's DIAG_SLOP, which the model's windows use too.
+DIAG_LATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -89,14 +93,15 @@ def most_sockets(record: Record, host: str, state: str) -> tuple[int, float | No
     return best, when
 
 
-def check_host(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> list:
+def check_host(host: str, exp: HostExpect, record: Record, tol: Tolerance,
+               kernel: Kernel | None = None) -> list:
     checks = []
     for state, want in exp.sockets.items():
         checks.append(_sockets(host, state, want, record, exp.lines.get("sockets", 0)))
     if exp.lasts:
         mine = stays(record, host)
         for state, want in exp.lasts.items():
-            checks.append(_lasts(host, state, want, mine, record, tol))
+            checks.append(_lasts(host, state, want, mine, record, tol, kernel))
     for call, segment in exp.returns_after.items():
         checks.append(_returns_after(host, call, segment, record, tol,
                                      exp.lines.get("returns_after", 0)))
@@ -112,8 +117,16 @@ def _sockets(host: str, state: str, want: int, record: Record, line: int):
                  evidence=proof, line=line)
 
 
+# States one kernel timer ends when they last `seconds` > 0: the timewait timer
+# (inet_twsk_schedule(), TCP_TIMEWAIT_LEN for TIME_WAIT), and an orphan's FIN_WAIT2,
+# which tcp_close() and tcp_rcv_state_process() hand to a timewait minisocket
+# (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)) or to the keepalive timer for tmo, one timer
+# either way while tmo <= TCP_TIMEWAIT_LEN (above it, two: tmo - 60 s, then the rest).
+ONE_TIMER = {"TIME_WAIT": float("inf"), "FIN_WAIT2": TCP_TIMEWAIT_LEN}
+
+
 def _lasts(host: str, state: str, want: Lasting, mine: list[Stay], record: Record,
-           tol: Tolerance):
+           tol: Tolerance, kernel: Kernel | None = None):
 
     name = f"{host} {state} lasts"
     stay = next((s for s in mine if s.state == state), None)
@@ -133,9 +146,46 @@ def _lasts(host: str, state: str, want: Lasting, mine: list[Stay], record: Recor
     if want.at_least is not None:
         return Check(name, length >= want.at_least, expected, actual,
                      evidence=stay.describe(), line=want.line)
+    if 0 < want.seconds <= ONE_TIMER.get(state, 0.0):
+        return _one_timer(name, want, stay, length, actual, kernel or Kernel((0, 0)))
     allowed = tol.allowed(want.seconds)
     passed = stay.end is not None and abs(length - want.seconds) <= allowed
     return Check(name, passed, want.seconds, actual, allowed, stay.describe(), want.line)
+
+
+def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual,
+               kernel: Kernel) -> Check:
+    """A stay one kernel timer ends is judged as that timer: it cannot end before it is
+    due, and ends at most the timer wheel's granularity for its delay (Kernel.slack,
+    kernel/time/timer.c) later, not a relative tolerance (12.5 % of 60 s would admit
+    7.5 s either way). The end seen by inet_diag polling happened in (after, t]: the
+    window is met if that bracket meets it; a bracket wider than the window's slack (or
+    SLOP_CAP, if larger) would more than double it: a starved poller cannot tell, and
+    the run is an error."""
+    slack = kernel.slack(want.seconds)
+    evidence = (f"{stay.describe()}; one kernel timer of {want.seconds:g} s: fires "
+                f"{want.seconds:g} s .. +{slack * 1000:.0f} ms (timer wheel, HZ={kernel.hz})")
+    if stay.end is None:
+        return Check(name, False, want.seconds, actual, slack, evidence, want.line,
+                     one_sided=True)
+    leave = stay.leave
+    earliest = length
+    if leave is not None and leave.after is not None and stay.end == leave.t:
+        earliest = round(leave.after - stay.start, 6)
+        evidence += f"; inet_diag saw the end between t={leave.after:.3f}s and t={leave.t:.3f}s"
+        poll, cap = leave.t - leave.after, max(SLOP_CAP, slack)
+        if poll > cap:  # the window would more than double: it could hardly fail
+            return Check(name, False, want.seconds, f"not judged: the inet_diag poller was "
+                         f"too slow to time the end ({poll * 1000:.0f} ms between dumps, "
+                         f"over the {cap * 1000:.0f} ms cap; seen {length:g} s)",
+                         slack, evidence, want.line, one_sided=True, judged=False,
+                         error=True)
+    elif leave is not None and leave.source == "inet_diag":
+        slack += DIAG_LATE  # a run saved before the bracket was recorded
+        evidence += f"; + {DIAG_LATE * 1000:.0f} ms for an inet_diag poll (no bracket saved)"
+    passed = length >= want.seconds - EARLY_SLOP and earliest <= want.seconds + slack
+    return Check(name, passed, want.seconds, actual, round(slack, 4), evidence, want.line,
+                 one_sided=True)
 
 
 def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tolerance,

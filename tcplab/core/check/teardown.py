@@ -211,7 +211,13 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
                              stay.describe(), one_sided=True, slop=sl))
             continue
         got = round(stay.end - stay.start, 6)
-        out.append(Check(f"model: {host} {p.state} lasts", lo <= got <= hi, round(nominal, 4),
-                         got, round(hi - nominal, 4), stay.describe(), one_sided=True,
-                         slop=sl))
+        earliest, evidence = got, stay.describe()
+        leave = stay.leave
+        if leave is not None and leave.after is not None and stay.end == leave.t:
+            # the poll bracket: the end lies in (after, t], so it is no longer a guess
+            earliest, hi = round(leave.after - stay.start, 6), hi - DIAG_SLOP
+            evidence += f"; inet_diag saw the end between t={leave.after:.3f}s and t={leave.t:.3f}s"
+        out.append(Check(f"model: {host} {p.state} lasts", lo <= got and earliest <= hi,
+                         round(nominal, 4), got, round(hi - nominal, 4), evidence,
+                         one_sided=True, slop=sl))
     return out

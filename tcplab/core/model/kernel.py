@@ -10,6 +10,7 @@ from dataclasses import dataclass
 TCP_TIMEOUT_INIT = 1.0
 TCP_RTO_MAX = 120.0
 TCP_RTO_MIN = 0.2  # HZ / 5: the default rto_min, and the base of tcp_model_timeout()
+TCP_TIMEWAIT_LEN = 60.0  # include/net/tcp.h
 TRANSIT = 0.0002  # one way through the router's hook
 LVL_CLK_SHIFT, LVL_BITS = 3, 6  # kernel/time/timer.c
 
@@ -18,6 +19,10 @@ LVL_CLK_SHIFT, LVL_BITS = 3, 6  # kernel/time/timer.c
 class Kernel:
     version: tuple[int, int]
     hz: int = 250
+    # How late this machine runs what is due (check/base.py machine_lateness: its apps'
+    # sleeps overshot by this much): every timer may fire that much later too. 0 on a
+    # machine with time to spare; milliseconds in an emulated VM.
+    late: float = 0.0
 
     @classmethod
     def from_release(cls, release: str, hz: int = 250) -> Kernel:
@@ -78,7 +83,7 @@ class Kernel:
         level = 0  # LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
         while jiffies >= ((1 << LVL_BITS) - 1) << (LVL_CLK_SHIFT * level):
             level += 1
-        return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz
+        return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz + self.late
 
 
 # Sysctls added by a kernel version whose absence before it is one value: an older

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tcplab.core.model import established, flood
+from tcplab.core.model import chance, established, flood
 from tcplab.core.model.handshake import predict_handshake
 from tcplab.core.model.handshake_params import HostParams
 from tcplab.core.model.inputs import HandshakeInputs, client_hand_over, handshake_inputs
@@ -34,6 +34,8 @@ def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
             record: Record | None = None) -> Prediction:
     """What this kernel should do in this scenario. `sysctls`: per host, what is in
     force (the agents' report when judging; the scenario's own before a run)."""
+    if chance.random_faults(sc.faults):
+        return _with_dice(sc, kernel, sysctls, record)
     inputs = handshake_inputs(sc, sysctls, record)
     prediction = _phases(sc, kernel, sysctls, inputs, record, None)
     if record is None or inputs.server_connects:
@@ -46,6 +48,29 @@ def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     # what reaches the client once its connection is gone is the teardown model's:
     # the handshake part stops answering there
     return _phases(sc, kernel, sysctls, inputs, record, gone)
+
+
+def _with_dice(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
+                record: Record | None) -> Prediction:
+    """Random faults (chance.py): the opening alone, with the certain faults, up to
+    the client's first data or FIN; or nothing, when the dice can reach the opening."""
+    unjudged = chance.unjudged(sc.faults)
+    if not chance.opening_judged(sc.faults):
+        return Prediction(kernel, notes=[f"not judged: {unjudged[0][1]}"], unjudged=unjudged)
+    certain = dataclasses.replace(sc, faults=tuple(f for f in sc.faults if not f.random))
+    inputs = handshake_inputs(certain, sysctls, record)
+    gone = client_hand_over(record) if record is not None else None
+    prediction = _opening(certain, kernel, sysctls, inputs, gone)
+    # the client's first data, as the opening model plays it, is the dice's to decide
+    rolled = {f.segment for f in chance.random_faults(sc.faults)}
+
+    def without_dice(p: Prediction) -> Prediction:
+        return dataclasses.replace(p, segments=[s for s in p.segments
+                                                if s.name not in rolled])
+    return dataclasses.replace(
+        without_dice(prediction), unjudged=unjudged,
+        alternatives=[without_dice(a) for a in prediction.alternatives],
+        notes=[*prediction.notes, f"not judged: {unjudged[0][0]}: {unjudged[0][1]}"])
 
 
 def _phases(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],

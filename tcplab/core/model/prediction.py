@@ -54,6 +54,9 @@ class Prediction:
     # rate-limited answer whose gap to the last one was within their lateness of the
     # limit, so the kernel may have decided either way (handshake.py, oow_answer())
     uncertain: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # (what, why) the model abstains from: random faults (chance.py); ("everything",
+    # why): no model check at all
+    unjudged: list[tuple[str, str]] = field(default_factory=list)
 
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         """What `sender` itself sent of that name (the router's forgeries left out, as
@@ -79,6 +82,8 @@ class Prediction:
                 "count from the genuine client's first SYN")}
         if self.teardown is not None:
             out["teardown"] = self.teardown.to_json()
+        if self.unjudged:
+            out["not_judged"] = [{"what": what, "why": why} for what, why in self.unjudged]
         return out
 
 

@@ -90,7 +90,7 @@ class Hook:
             self.waits.append(mono_out - now)
         self.log.segment(ident, now, seen, fate, mono_out,
                          verdict.fault.describe() if verdict.fault else None,
-                         packet, wire_length(packet), sent=sent)
+                         packet, wire_length(packet), sent=sent, roll=verdict.roll)
         return ident
 
     def release_due(self, now: float) -> None:

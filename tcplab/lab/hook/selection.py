@@ -15,6 +15,11 @@ exactly as the one that sees everything; a SYN-ACK matters to none of that (it
 names itself, and only counts among SYN-ACKs), so only SYNs and FINs are always queued. The pure-ACK names (ack, fin-ack, data, ...)
 depend on sequence numbers of everything sent before; a fault on one of them queues
 everything, as before issue 15.
+
+A random fault (core/faults.py) is queued by its whole kind, like any other (the dice
+roll for every segment of the name), and its dice need the segment's place relative
+to its sender's ISN: the server's comes with its SYN-ACK, so a random fault queues the
+SYN-ACKs too.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ def select(faults) -> tuple[str, ...] | None:
         return None
     if not faults:
         return ()
-    return tuple(sorted(set(ALWAYS) | {NAME_KIND[f.segment] for f in faults}))
+    isns = {"syn-ack"} if any(f.random for f in faults) else set()
+    return tuple(sorted(set(ALWAYS) | isns | {NAME_KIND[f.segment] for f in faults}))
 
 
 def queued(kinds: tuple[str, ...] | None, flags: int) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tcplab.core.model.kernel import Kernel, TCP_RTO_MAX, TCP_RTO_MIN, sysctl_int
+from tcplab.core.model.kernel import (TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEWAIT_LEN, Kernel,
+                                     sysctl_int)
 
-TCP_TIMEWAIT_LEN = 60.0
+__all__ = ["TCP_TIMEWAIT_LEN"]  # the teardown model's names for it, re-exported
 TCP_DELACK_MIN = 0.04  # HZ/25
 TCP_DELACK_MAX = 0.2  # HZ/5
 
