@@ -42,7 +42,7 @@ def test_three_mistakes_are_three_lines(tmp_path):
     assert proc.stderr.splitlines() == [
         f"tcplab: {path}:3: timout: unknown key 'timout'; did you mean 'timeout'? "
         "(expected one of: scenario, summary, claims, hosts, apps, faults, expect, "
-        "timeout, settle)",
+        "timeout, settle, seed)",
         f"tcplab: {path}:6: apps.client[1]: unknown call 'sned'; did you mean 'send'? "
         "(expected one of: listen, accept, connect, send, recv, sleep, close, shutdown, "
         "bind, linger, keepalive, syncnt, rcvtimeo, repeat, flood, netstat)",
