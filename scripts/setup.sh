@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tcplab needs on Debian/Ubuntu, and nothing twice: system packages that
-# are missing, then a virtualenv (.venv) with the package and its pinned dependencies.
+# are missing, then a virtualenv (.venv) with the package and its dependencies at the
+# exact versions of requirements.lock (pyproject.toml gives ranges; the lock is what the
+# lab is tested with: regenerate it with pip-compile, as its header says).
 # Idempotent and quick when everything is there (a stamp records what was installed).
 #   scripts/setup.sh          what the lab needs (./lab demo, ./lab run, the Vagrantfile)
 #   scripts/setup.sh --test   and what the tests need besides (./lab test): Debian's
@@ -53,18 +55,18 @@ PY=/usr/bin/python3
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "setup: tcplab needs Python >= 3.11, $PY is $($PY -V)" >&2; exit 3; }
 
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $($PY -V 2>&1)"
+want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1) $($PY -V 2>&1)"
 if [ ! -x $VENV/bin/python ] || [ "$(cat $STAMP 2>/dev/null)" != "$want" ]; then
   echo "setup: creating $VENV"
   rm -rf $VENV
   "$PY" -m venv $VENV
   $VENV/bin/pip install -q --upgrade pip
-  $VENV/bin/pip install -q -e .
+  $VENV/bin/pip install -q -c requirements.lock -e .
   echo "$want" > $STAMP
 fi
 if [ $test_too = 1 ] && [ "$(cat $TEST_STAMP 2>/dev/null)" != "$want" ]; then
   echo "setup: installing the test dependencies into $VENV"
-  $VENV/bin/pip install -q -e '.[test]'
+  $VENV/bin/pip install -q -c requirements.lock -e '.[test]'
   echo "$want" > $TEST_STAMP
 fi
 

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tcplab.core.faults import Fault
+from tcplab.catalogue import scenarios_dir
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.predict import predict
 from tcplab.core.scenario import Scenario
@@ -45,13 +46,8 @@ TOUR = ("handshake", "teardown")
 
 
 def default_paths() -> list[Path]:
-    """The scenario folders of this checkout (the package sits beside them), else of
-    the current directory."""
-    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
-        found = [base / "scenarios" / topic for topic in TOUR]
-        if all(p.is_dir() for p in found):
-            return found
-    return [Path("scenarios") / topic for topic in TOUR]
+    """The shipped scenario folders of the tour (installed, or this checkout's)."""
+    return [scenarios_dir() / topic for topic in TOUR]
 
 
 def tour_order(scenarios: list[Scenario]) -> list[Scenario]:

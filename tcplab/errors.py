@@ -25,6 +25,21 @@ class ScenarioError(TcplabError):
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
+    def to_json(self) -> dict:
+        return {"path": self.path, "line": self.line, "key": self.key,
+                "message": self.message}
+
+
+class ScenarioErrors(ScenarioError):
+    """Every mistake found in one file, by line (those on one line in the order the
+    loader met them). It reads as the first (one line for `run`, as before); `validate`
+    lists them all."""
+
+    def __init__(self, errors: list[ScenarioError]):
+        self.errors = sorted(errors, key=lambda e: e.line or 0)
+        first = self.errors[0]
+        super().__init__(first.path, first.line, first.key, first.message)
+
 
 class LabError(TcplabError):
     """The lab cannot judge: missing privilege or kernel feature, a dead hook, ..."""

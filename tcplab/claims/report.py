@@ -8,7 +8,7 @@ from the machine or the clock, so the same evidence gives the same bytes.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from tcplab.claims.judge import DIFFERS, HOLDS, UNTESTED, judge_claim, lab_verdict, ABS, REL
 from tcplab.claims.table import CLAIMS
@@ -35,8 +35,8 @@ def when_run(results: list[dict]) -> str:
     if not spans:
         return ""
     fmt = "%Y-%m-%d %H:%M"
-    first = datetime.fromtimestamp(min(s for s, _ in spans), timezone.utc).strftime(fmt)
-    last = datetime.fromtimestamp(max(e for _, e in spans), timezone.utc).strftime(fmt)
+    first = datetime.fromtimestamp(min(s for s, _ in spans), UTC).strftime(fmt)
+    last = datetime.fromtimestamp(max(e for _, e in spans), UTC).strftime(fmt)
     return f"{first} – {last[11:] if last[:10] == first[:10] else last} UTC"
 
 

@@ -13,7 +13,8 @@ flip it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from tcplab.claims import record as r
 from tcplab.claims.record import Run

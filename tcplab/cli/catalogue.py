@@ -49,9 +49,9 @@ def claims(paths, jobs, results_dir, keep_dir, out_md, out_json, no_color) -> No
             raise ScenarioError(results_dir, None, "", str(e)) from None
         if not groups:
             raise ScenarioError(results_dir, None, "", "no tcplab result JSON in it")
-        catalogue = catalogue or catalogue_of(load_all(paths or ["scenarios"]))
+        catalogue = catalogue or catalogue_of(load_all(paths))
     else:
-        scenarios = load_all(paths or ["scenarios"])
+        scenarios = load_all(paths)
         catalogue = catalogue_of(scenarios)
         results = _run_catalogue(scenarios, jobs or len(scenarios), console, keep_dir)
         groups = {results[0]["kernel"] if results else os.uname().release: results}
@@ -106,17 +106,23 @@ def _claims_table(report: dict):
 @click.option("--report", "report_json", default="docs/claims.json", show_default=True,
               type=click.Path(dir_okay=False),
               help="The claims report whose verdicts to show (from `tcplab claims`).")
+@click.option("--json", "as_json", is_flag=True, help="The same rows as a JSON list.")
 @click.option("--no-color", is_flag=True)
-def list_(paths, by_claim, report_json, no_color) -> None:
-    """List the scenarios (default: scenarios/), or with --claims which claims have a
-    passing scenario and which do not (no root needed)."""
+def list_(paths, by_claim, report_json, as_json, no_color) -> None:
+    """List the scenarios (default: the shipped ones), or with --claims which claims have
+    a passing scenario and which do not (no root needed)."""
     from rich.table import Table
 
     from tcplab.claims import CLAIMS
 
-    scenarios = load_all(paths or ["scenarios"])
+    scenarios = load_all(paths)
     console = make_console(no_color)
     if not by_claim:
+        if as_json:
+            click.echo(json.dumps([{"scenario": sc.name, "file": str(sc.path),
+                                    "claims": list(sc.claims), "timeout": sc.timeout,
+                                    "model": sc.expect.model} for sc in scenarios], indent=1))
+            return
         table = Table(title="scenarios")
         for col in ("scenario", "file", "claims", "timeout"):
             table.add_column(col)
@@ -134,12 +140,18 @@ def list_(paths, by_claim, report_json, no_color) -> None:
             k["summary"] for k in report["kernels"]) + ")"
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    table = Table(title="claims", caption=source)
-    for col in ("claim", "scenarios", "status"):
-        table.add_column(col)
+    rows = []
     for claim in CLAIMS:
         names = [sc.name for sc in scenarios if claim.id in sc.claims]
         status = ("no scenario" if not names
                   else verdicts.get(claim.id, "not run") if verdicts else "has a scenario")
-        table.add_row(claim.id, ", ".join(names) or "—", status)
+        rows.append({"claim": claim.id, "scenarios": names, "status": status})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title="claims", caption=source)
+    for col in ("claim", "scenarios", "status"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["claim"], ", ".join(row["scenarios"]) or "—", row["status"])
     console.print(table)

@@ -21,9 +21,12 @@ def make_console(no_color: bool, stderr: bool = False) -> Console:
 
 
 def load_all(paths) -> list:
+    """The scenarios of these files and folders, or of the shipped ones by name (run
+    syn-lost-fast); no paths: the whole shipped catalogue."""
+    from tcplab.catalogue import resolve_all
     from tcplab.format.load import discover, load_scenario
 
-    files = discover(paths)
+    files = discover(resolve_all(paths))
     if not files:
         raise ScenarioError(" ".join(map(str, paths)), None, "", "no scenario files found")
     return [load_scenario(f) for f in files]

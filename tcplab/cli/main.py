@@ -9,7 +9,7 @@ import sys
 import click
 
 from tcplab import __version__
-from tcplab.cli import catalogue, machine, offline, running, signals
+from tcplab.cli import catalogue, machine, new, offline, running, signals
 from tcplab.errors import EXIT_INPUT, TcplabError
 
 # The commands that stop their runs on the runner's flag: they catch() the held signals
@@ -27,7 +27,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (running.run, running.demo, offline.show, offline.rejudge, offline.explain,
-                offline.validate, offline.schema, offline.generate, machine.doctor,
+                offline.validate, offline.schema, offline.generate, new.new, machine.doctor,
                 machine.clean,
                 catalogue.claims, catalogue.list_):
     cli.add_command(command)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import click
 
 from tcplab.cli.common import load_all, make_console
 from tcplab.cli.outputs import write_mermaid, write_pcap, write_pictures
-from tcplab.errors import ScenarioError
+from tcplab.errors import EXIT_INPUT, ScenarioError
 from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap, for --kind's choices
 
 
@@ -87,24 +88,61 @@ def rejudge(results_dir, out_dir, scenario_dir) -> None:
 
 
 @click.command()
-@click.argument("scenario_path", type=click.Path())
+@click.argument("scenario_path", metavar="SCENARIO|CLAIM", type=click.Path())
 @click.option("--no-color", is_flag=True)
 def explain(scenario_path, no_color) -> None:
     """Say what a scenario tests and what the kernel model predicts, without running
-    it (no root needed)."""
-    from tcplab.render.explain import explain_scenario
+    it (no root needed). A claim ID (H2) instead: the claim and its scenarios."""
+    from tcplab.format.keys import CLAIM
+    from tcplab.render.explain import explain_claim, explain_scenario
 
     console = make_console(no_color)
+    claim = scenario_path.upper()
+    if not os.path.lexists(scenario_path) and CLAIM.fullmatch(claim):
+        from tcplab.claims import BY_ID
+
+        if claim not in BY_ID:
+            raise ScenarioError(scenario_path, None, "", "no such claim (there are "
+                                f"{', '.join(BY_ID)})")
+        explain_claim(console, claim, BY_ID[claim].text,
+                      [sc for sc in load_all([]) if claim in sc.claims])
+        return
     for sc in load_all([scenario_path]):
         explain_scenario(console, sc)
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def validate(paths) -> None:
-    """Check scenario files without running them (no root needed)."""
-    for sc in load_all(paths):
-        click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON document on stdout: each file with its scenario or its errors.")
+def validate(paths, as_json) -> None:
+    """Check scenario files without running them (no root needed): every mistake in
+    every file, one `file:line: key: message` line each on stderr; exit 2 if any."""
+    from tcplab.catalogue import resolve_all
+    from tcplab.format.load import discover, load_scenario
+
+    files = discover(resolve_all(paths))
+    if not files:
+        raise ScenarioError(" ".join(map(str, paths)), None, "", "no scenario files found")
+    report = []
+    for path in files:
+        try:
+            sc = load_scenario(path)
+        except ScenarioError as e:
+            report.append({"path": str(path), "errors": [
+                err.to_json() for err in getattr(e, "errors", [e])]})
+            if not as_json:
+                for err in getattr(e, "errors", [e]):
+                    click.echo(f"tcplab: {err}", err=True)
+            continue
+        report.append({"path": sc.path, "scenario": sc.name, "claims": list(sc.claims),
+                       "errors": []})
+        if not as_json:
+            click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
+    bad = sum(bool(f["errors"]) for f in report)
+    if as_json:
+        click.echo(json.dumps({"ok": not bad, "files": report}, indent=1))
+    sys.exit(EXIT_INPUT if bad else 0)
 
 
 @click.command()

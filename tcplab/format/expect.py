@@ -22,18 +22,22 @@ from tcplab.format.reader import Reader, found, hint, join, line_of, show, value
 from tcplab.units import parse_duration
 
 
-def expect(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
+def expect(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...] | None] | None,
            timeout: float) -> Expect:
+    """`apps` None, or a host's steps None: not known (a mistake there), so no check
+    against them."""
     e = r.mapping(node, key, keys.EXPECT_KEYS)
     return Expect(
-        hosts={host: e.get(host, partial(host_expect, r), steps=apps[host], timeout=timeout)
+        hosts={host: e.get(host, partial(host_expect, r), steps=(apps or {}).get(host),
+                           timeout=timeout)
                for host in APP_HOSTS if host in e},
         model=e.get("model", r.choice, choices=keys.MODELS),
         tolerance=e.get("tolerance", partial(tolerance, r), Tolerance()),
         by_kernel=e.get("kernels", partial(kernels, r), (), apps=apps, timeout=timeout))
 
 
-def kernels(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
+def kernels(r: Reader, node: Node, key: str,
+            apps: dict[str, tuple[Step, ...] | None] | None,
             timeout: float) -> tuple[KernelExpect, ...]:
     """`kernels: {"< 6.13": {server: {...}}}`: host expectations for a range of kernel
     versions, replacing the same keys there (core/kernel_expect.py)."""
@@ -44,9 +48,9 @@ def kernels(r: Reader, node: Node, key: str, apps: dict[str, tuple[Step, ...]],
         if isinstance(parsed, str):
             r.fail(knode, rkey, parsed)
         m = r.mapping(vnode, rkey, APP_HOSTS)
-        if not m.entries:
+        if not m.entries and not m.unknown:
             r.fail(vnode, rkey, "expected client: or server: expectations for these kernels")
-        hosts = {host: m.get(host, partial(host_expect, r), steps=apps[host],
+        hosts = {host: m.get(host, partial(host_expect, r), steps=(apps or {}).get(host),
                              timeout=timeout) for host in APP_HOSTS if host in m}
         out.append(KernelExpect(parsed, hosts, line_of(knode)))
     return tuple(out)
@@ -58,19 +62,19 @@ def tolerance(r: Reader, node: Node, key: str) -> Tolerance:
                      rel=t.get("rel", r.percent, default.rel))
 
 
-def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...],
+def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...] | None,
                 timeout: float) -> HostExpect:
     h = r.mapping(node, key, keys.HOST_EXPECT_KEYS)
     host = key.rpartition(".")[2]
     lines = {name: h.line(name) for name in h}
     calls = {}
     for call in (name for name in h if name in keys.EXPECTABLE_CALLS):
-        if not any(step.call == call for step in all_steps(steps)):
-            r.fail(h.line(call), h.path(call),
+        if not _has_step(steps, call):
+            r.note(h.line(call), h.path(call),
                    f"can never match: apps.{host} has no {call} step")
         calls[call] = h.get(call, partial(call_results, r))
-    if "received" in h and not any(step.call == "recv" for step in all_steps(steps)):
-        r.fail(h.line("received"), h.path("received"),
+    if "received" in h and not _has_step(steps, "recv"):
+        r.note(h.line("received"), h.path("received"),
                f"can never match: apps.{host} has no recv step")
     return HostExpect(
         calls=calls,
@@ -91,6 +95,11 @@ def host_expect(r: Reader, node: Node, key: str, steps: tuple[Step, ...],
         resent=h.get("resent", partial(per_segment, r), {}, host=host, lines=lines,
                      each=partial(resent, r)),
         received=h.get("received", r.integer, lo=0))
+
+
+def _has_step(steps: tuple[Step, ...] | None, call: str) -> bool:
+    """Does a host make this call? Steps not known (a mistake in them) could."""
+    return steps is None or any(step.call == call for step in all_steps(steps))
 
 
 def call_results(r: Reader, node: Node, key: str) -> str | dict[str, int]:
@@ -124,7 +133,8 @@ def per_segment(r: Reader, node: Node, key: str, host: str, lines: dict[str, int
     """`retransmits:` and `sends:` map segment names to something. The host must be
     able to send that segment, or the expectation could never be met."""
     label, by_segment = key.rpartition(".")[2], {}
-    for name, (knode, vnode) in r.entries(node, key).items():
+
+    def entry(name: str, knode: Node, vnode: Node) -> None:
         skey = join(key, name)
         segment = r.segment(name, knode, skey)
         if host not in senders(segment):
@@ -134,12 +144,15 @@ def per_segment(r: Reader, node: Node, key: str, host: str, lines: dict[str, int
                                 f"{lines[f'{label}.{segment}']}")
         lines[f"{label}.{segment}"] = line_of(knode)
         by_segment[segment] = each(vnode, skey, line_of(knode))
+
+    for name, (knode, vnode) in r.entries(node, key).items():
+        r.attempt(entry, name, knode, vnode)
     return by_segment
 
 
 def timing(r: Reader, node: Node, key: str, line: int) -> Timing:
     t = r.mapping(node, key, keys.TIMING_KEYS)
-    if not t.entries:
+    if not t.entries and not t.unknown:
         r.fail(node, key, "expected at least one of intervals, offsets, count")
     intervals = t.get("intervals", r.durations)
     offsets = t.get("offsets", r.durations)
@@ -180,7 +193,8 @@ def per_state(r: Reader, node: Node, key: str, each: Callable[[Node, str, str], 
     is gone: it cannot be counted, and a stay in it never ends."""
     by_state: dict[str, Any] = {}
     lines: dict[str, int] = {}
-    for text, (knode, vnode) in r.entries(node, key).items():
+
+    def entry(text: str, knode: Node, vnode: Node) -> None:
         skey = join(key, text)
         name = state(r, knode, skey, text)
         if name == "CLOSE":
@@ -191,6 +205,9 @@ def per_state(r: Reader, node: Node, key: str, each: Callable[[Node, str, str], 
                                 f"{lines[name]}")
         lines[name] = line_of(knode)
         by_state[name] = each(vnode, skey, name)
+
+    for text, (knode, vnode) in r.entries(node, key).items():
+        r.attempt(entry, text, knode, vnode)
     return by_state
 
 
@@ -217,16 +234,17 @@ def lastings(r: Reader, node: Node, key: str, timeout: float) -> dict[str, Lasti
     return per_state(r, node, key, lasting)
 
 
-def returns_after(r: Reader, node: Node, key: str, host: str, steps: tuple[Step, ...]
-                  ) -> dict[str, str]:
+def returns_after(r: Reader, node: Node, key: str, host: str,
+                  steps: tuple[Step, ...] | None) -> dict[str, str]:
     """CALL: SEGMENT, the call returns once that segment from the peer arrived."""
     peer = "server" if host == "client" else "client"
     awaited = {}
     for call, (knode, vnode) in r.entries(node, key).items():
         ckey = join(key, call)
-        if not any(step.call == call for step in all_steps(steps)):
-            r.fail(knode, ckey, f"can never match: apps.{host} has no "
+        if not _has_step(steps, call):
+            r.note(knode, ckey, f"can never match: apps.{host} has no "
                                 f"{show(call)[1:-1]} step")
+            continue
         segment = r.segment(r.string(vnode, ckey, "a segment name such as syn-ack"),
                             vnode, ckey)
         if peer not in senders(segment):

@@ -25,38 +25,53 @@ AnyFault = Fault | HostFault | Forge
 
 def faults(r: Reader, node: Node, key: str, timeout: float,
            seed: int | None = None) -> tuple[AnyFault, ...]:
-    parsed: list[AnyFault] = []
+    parsed: list[AnyFault | None] = []  # None: an entry with a mistake (noted)
     items = r.items(node, key)
     for item, ikey in items:
-        if action := action_of(item):  # link-down, crash, ..., forge
-            parsed.append(forge(r, item, ikey, timeout) if action == "forge"
-                          else host_fault(r, item, ikey, timeout))
-            continue
-        fault = segment_fault(r, item, ikey, timeout, seed)
-        # A fault that can never act is a mistake in the scenario, not a harmless no-op.
-        for earlier in (f for f in parsed if isinstance(f, Fault)):
-            if dataclasses.replace(fault, line=earlier.line) == earlier:
-                r.fail(item, ikey, f"the same fault as the one at line {earlier.line}")
-            if _covers(earlier, fault):
-                r.fail(item, ikey, f"can never match: the fault at line {earlier.line} "
-                                   f"({earlier.describe()}) decides first for every "
-                                   "segment it could see")
-        parsed.append(fault)
+        before = r.failures
+        fault = r.attempt(entry, r, item, ikey, timeout, seed)
+        if isinstance(fault, Fault) and not r.failed_since(before):
+            # A fault that can never act is a mistake in the scenario, not a harmless no-op.
+            r.attempt(_check_reachable, r, item, ikey, fault, parsed)
+        parsed.append(None if r.failed_since(before) else fault)
     _check_all(r, items, parsed)
-    return tuple(parsed)
+    return tuple(f for f in parsed if f is not None)
+
+
+def entry(r: Reader, node: Node, key: str, timeout: float,
+          seed: int | None) -> AnyFault | None:
+    action = action_of(node)  # link-down, crash, ..., forge; None for a segment's fault
+    if action == "forge":
+        return forge(r, node, key, timeout)
+    if action:
+        return host_fault(r, node, key, timeout)
+    return segment_fault(r, node, key, timeout, seed)
+
+
+def _check_reachable(r: Reader, node: Node, key: str, fault: Fault,
+                     parsed: list[AnyFault | None]) -> None:
+    for earlier in (f for f in parsed if isinstance(f, Fault)):
+        if dataclasses.replace(fault, line=earlier.line) == earlier:
+            r.fail(node, key, f"the same fault as the one at line {earlier.line}")
+        if _covers(earlier, fault):
+            r.fail(node, key, f"can never match: the fault at line {earlier.line} "
+                              f"({earlier.describe()}) decides first for every "
+                              "segment it could see")
 
 
 def segment_fault(r: Reader, node: Node, key: str, timeout: float,
-                  seed: int | None = None) -> Fault:
+                  seed: int | None = None) -> Fault | None:
     f = r.mapping(node, key, keys.FAULT_KEYS)
     actions = [a for a in keys.FAULT_ACTIONS if a in f]
+    if not actions and f.unknown:
+        return None  # a misspelt action, noted as an unknown key: one mistake, one line
     if len(actions) != 1:
         r.fail(node, key, "expected exactly one of drop: NAME, delay: NAME, "
                           "duplicate: NAME, strip-mss: NAME (or link-down, crash, "
                           "reboot, kill: HOST, forge: KIND), found "
                           + (f"both ({' and '.join(actions)})" if actions else "neither"))
     action = actions[0]
-    name = f.get(action, r.string, what="a segment name such as syn")
+    name = r.string(f.node(action), f.path(action), what="a segment name such as syn")
     segment = r.segment(name, f.node(action), f.path(action))
     sender = f.get("from", r.choice, choices=APP_HOSTS)
     if sender and sender not in senders(segment):
@@ -69,11 +84,12 @@ def segment_fault(r: Reader, node: Node, key: str, timeout: float,
     if action == "strip-mss" and segment not in ("syn", "syn-ack"):
         r.fail(f.node(action), f.path(action), "only syn and syn-ack carry the MSS "
                                                f"option, found {segment}")
-    if action == "delay" and "by" not in f:
+    if action == "delay" and f.missing("by"):
         r.fail(node, f.path("by"), "missing (a delay needs by: DURATION, e.g. by: 500ms)")
+    before = r.failures
     by = f.get("by", r.duration, 0.0, positive=action == "delay", limit=timeout,
                below=True, why=" (the timeout)")
-    probability, jitter = dice(r, f, action, by)
+    probability, jitter = dice(r, f, action, None if r.failed_since(before) else by)
     random = probability < 1.0 or jitter > 0
     if random and seed is None:
         r.fail(node, key, "a random fault needs the scenario's seed (a top-level seed: N, "
@@ -82,15 +98,16 @@ def segment_fault(r: Reader, node: Node, key: str, timeout: float,
                  line_of(node), probability, jitter, seed if random else None)
 
 
-def dice(r: Reader, f: Map, action: str, by: float) -> tuple[float, float]:
-    """A fault's `probability` (drop, delay, duplicate) and a delay's `jitter`."""
+def dice(r: Reader, f: Map, action: str, by: float | None) -> tuple[float, float]:
+    """A fault's `probability` (drop, delay, duplicate) and a delay's `jitter` (`by`
+    None: it had a mistake, so the jitter is not measured against it)."""
     for name, allowed in (("probability", RANDOM_ACTIONS), ("jitter", (DELAY,))):
         if name in f and action not in allowed:
             r.fail(f.line(name), f.path(name), f"{name} is for {', '.join(allowed)} "
                                                f"only, not {action}")
     probability = f.get("probability", partial(chance, r), 1.0)
     jitter = f.get("jitter", r.duration, 0.0, positive=True)
-    if jitter > by:
+    if by is not None and jitter > by:
         r.fail(f.node("jitter"), f.path("jitter"), f"expected at most by ({by:g}s): the "
                f"hold is uniform in [by - jitter, by + jitter], found {jitter:g}s")
     return probability, jitter
@@ -167,7 +184,7 @@ def host_fault(r: Reader, node: Node, key: str, timeout: float) -> HostFault:
             if host == "router" else ""
         r.fail(f.node(action), f.path(action), f"expected {' or '.join(hosts)}, found "
                                                f"the string {host!r}{why}")
-    if "at" not in f:
+    if f.missing("at"):
         r.fail(node, f.path("at"), f"missing ({action} needs at: DURATION, the time since "
                                    "the apps started, e.g. at: 2s)")
     at = _time(r, f, "at", timeout)
@@ -177,16 +194,16 @@ def host_fault(r: Reader, node: Node, key: str, timeout: float) -> HostFault:
             r.fail(f.line("until"), f.path("until"), f"{action} has no end; until is for "
                                                      "link-down and reboot")
         until = _time(r, f, "until", timeout)
-        if until <= at:
+        if at is not None and until is not None and until <= at:
             r.fail(f.node("until"), f.path("until"), f"expected a time after at ({at:g}s), "
                                                      f"found {until:g}s")
-    elif needs_until:
+    elif needs_until and f.missing("until"):
         r.fail(node, f.path("until"), f"missing ({action} needs until: DURATION, when the "
                                       "host is back up)")
     return HostFault(action, host, at, until, line_of(node))
 
 
-def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
+def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge | None:
     f = r.mapping(node, key, keys.FORGE_KEYS)
     kind = r.choice(f.node("forge"), f.path("forge"), FORGES)
     line = line_of(node)
@@ -196,8 +213,10 @@ def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
                 r.fail(f.line(extra), f.path(extra), "forge: stale-syn takes no other key "
                        "(it always goes ahead of the client's first SYN, to the server)")
         return Forge(kind, line=line)
-    if "to" not in f:
+    if f.missing("to"):
         r.fail(node, f.path("to"), "missing (forge: rst needs to: client or to: server)")
+    if "to" not in f or not ("at" in f or "after" in f) and f.unknown:
+        return None  # a misspelt key, noted: one mistake, one line
     to = r.choice(f.node("to"), f.path("to"), APP_HOSTS)
     if ("at" in f) == ("after" in f):
         r.fail(node, key, "forge: rst needs exactly one of at: DURATION or after: NAME, "
@@ -219,7 +238,8 @@ def forge(r: Reader, node: Node, key: str, timeout: float) -> Forge:
                  sender=sender, line=line)
 
 
-def _check_all(r: Reader, items: list[tuple[Node, str]], parsed: list[AnyFault]) -> None:
+def _check_all(r: Reader, items: list[tuple[Node, str]],
+               parsed: list[AnyFault | None]) -> None:
     """Across entries: one host fault per action and host, and nothing after a crash of
     the same host (a crashed host has no later to speak of)."""
     seen: dict[tuple[str, str], int] = {}

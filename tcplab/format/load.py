@@ -14,16 +14,18 @@ from yaml.nodes import MappingNode, Node
 
 from tcplab.core.faults import Fault, Forge, HostFault
 from tcplab.core.scenario import HOSTS, Expect, Scenario
-from tcplab.errors import ScenarioError
+from tcplab.errors import ScenarioError, ScenarioErrors
 from tcplab.format import expect, faults, keys, steps
 from tcplab.format.reader import Reader, compose, found, join, line_of, value
 
 __all__ = ["discover", "load_scenario", "load_text"]
 
 MAX_FILE = 1024 * 1024
+MAX_TIMEOUT = 3600  # seconds
 
 
 def scenario(r: Reader, root: Node) -> Scenario:
+    """The scenario, or every mistake in it as one ScenarioErrors."""
     if not isinstance(root, MappingNode):
         r.fail(root, "", "expected a mapping of scenario keys (scenario, summary, apps, "
                          f"...) at the top level, found {found(root)}")
@@ -33,21 +35,31 @@ def scenario(r: Reader, root: Node) -> Scenario:
     summary = top.get("summary", r.string, what="a summary", blank=False)
     claims = top.get("claims", partial(_claims, r), ())
     sysctls = top.get("hosts", partial(_hosts, r), {host: {} for host in HOSTS})
-    # The timeout comes before the rest: a delay's `by` and `gives_up_after` must fit in it.
-    timeout = top.get("timeout", r.duration, 60.0, positive=True, limit=3600)
+    # The timeout comes before the rest: a delay's `by` and `gives_up_after` must fit in
+    # it. A wrong one is not held against them: they are measured against the longest.
+    before = r.failures
+    timeout = top.get("timeout", r.duration, 60.0, positive=True, limit=MAX_TIMEOUT)
+    limit = MAX_TIMEOUT if r.failed_since(before) else timeout
     settle = top.get("settle", r.duration, 1.0, limit=600)
-    apps = top.get("apps", partial(steps.apps, r))
+    apps = top.get("apps", partial(steps.apps, r))  # None: unknown, for expect's checks
+    before = r.failures
     seed = top.get("seed", r.integer, lo=0, hi=keys.MAX_SEED)
-    every = top.get("faults", partial(faults.faults, r), (), timeout=timeout, seed=seed)
-    if seed is not None and not any(isinstance(f, Fault) and f.random for f in every):
-        r.fail(top.line("seed"), "seed", "no fault rolls dice (give a drop, delay or "
+    # A wrong seed is noted once: the random faults are not also "without a seed".
+    known_seed = 0 if r.failed_since(before) else seed
+    before = r.failures
+    every = top.get("faults", partial(faults.faults, r), (), timeout=limit, seed=known_seed)
+    if seed is not None and not r.failed_since(before) and \
+            not any(isinstance(f, Fault) and f.random for f in every):
+        r.note(top.line("seed"), "seed", "no fault rolls dice (give a drop, delay or "
                                          "duplicate a probability, or a delay a jitter)")
+    expected = top.get("expect", partial(expect.expect, r), Expect(), apps=apps,
+                       timeout=limit)
+    if r.errors:
+        raise ScenarioErrors(r.errors)
     return Scenario(
         path=r.path, name=name, summary=summary.strip(), claims=claims, sysctls=sysctls,
         apps=apps, faults=tuple(f for f in every if isinstance(f, Fault)),
-        expect=top.get("expect", partial(expect.expect, r), Expect(), apps=apps,
-                       timeout=timeout),
-        timeout=timeout, settle=settle, lines=dict(r.lines),
+        expect=expected, timeout=timeout, settle=settle, lines=dict(r.lines),
         host_faults=tuple(f for f in every if isinstance(f, HostFault)),
         forges=tuple(f for f in every if isinstance(f, Forge)), seed=seed)
 
@@ -56,32 +68,37 @@ def _claims(r: Reader, node: Node, key: str) -> tuple[str, ...]:
     ids: list[str] = []
     what = "a claim ID such as H2, T8 or F1 (see CLAIMS.md)"
     for item, ikey in r.items(node, key):
-        if not keys.CLAIM.fullmatch(claim := r.string(item, ikey, what)):
-            r.fail(item, ikey, f"expected {what}, found {found(item)}")
-        if claim in ids:
-            r.fail(item, ikey, f"{claim} is listed twice")
-        ids.append(claim)
+        if not isinstance(claim := value(item), str) or not keys.CLAIM.fullmatch(claim):
+            r.note(item, ikey, f"expected {what}, found {found(item)}")
+        elif claim in ids:
+            r.note(item, ikey, f"{claim} is listed twice")
+        else:
+            ids.append(claim)
     return tuple(ids)
 
 
 def _hosts(r: Reader, node: Node, key: str) -> dict[str, dict[str, str]]:
     hosts, by_host = r.mapping(node, key, HOSTS), {host: {} for host in HOSTS}
     for host in hosts:
-        settings = r.mapping(hosts.node(host), hosts.path(host), keys.HOST_KEYS)
-        by_host[host] = settings.get("sysctls", partial(_sysctls, r), {})
+        by_host[host] = hosts.get(host, partial(_host, r), {})
     return by_host
+
+
+def _host(r: Reader, node: Node, key: str) -> dict[str, str]:
+    return r.mapping(node, key, keys.HOST_KEYS).get("sysctls", partial(_sysctls, r), {})
 
 
 def _sysctls(r: Reader, node: Node, key: str) -> dict[str, str]:
     settings = {}
     for name, (knode, vnode) in r.entries(node, key).items():
         if not keys.SYSCTL.fullmatch(name):
-            r.fail(knode, join(key, name), "expected a per-namespace sysctl name such "
+            r.note(knode, join(key, name), "expected a per-namespace sysctl name such "
                    "as net.ipv4.tcp_syn_retries (only net.* can differ per host)")
+            continue
         setting = value(vnode)
         if type(setting) is not int:  # written to /proc/sys as text: one line of it
-            setting = r.string(vnode, join(key, name), "an integer or a one-line string",
-                               blank=False, one_line=True)
+            setting = r.attempt(r.string, vnode, join(key, name), "an integer or a one-line "
+                                "string", blank=False, one_line=True)
         settings[name] = str(setting)
         r.lines[join(key, name)] = line_of(knode)
     return settings

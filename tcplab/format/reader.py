@@ -17,11 +17,12 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tcplab.core.segments import ALIASES, VOCABULARY, canonical_name
-from tcplab.errors import ScenarioError
+from tcplab.errors import ScenarioError, ScenarioErrors
 from tcplab.units import parse_duration, parse_percent
 
 # --- scalars and messages ---------------------------------------------------------------
 
+MAX_ERRORS = 100  # per file: past that, one more line helps nobody
 _TAG = "tag:yaml.org,2002:"
 _NOT_PLAIN = object()  # a list, a mapping, or a scalar that is not null/bool/int/float/str
 _c = yaml.constructor.SafeConstructor()
@@ -73,10 +74,15 @@ def join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def hint(word: str, choices: Iterable[str]) -> str:
+def closest(word: str, choices: Iterable[str]) -> str | None:
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+    return lowered[close[0]] if close else None
+
+
+def hint(word: str, choices: Iterable[str]) -> str:
+    meant = closest(word, choices)
+    return f"; did you mean {meant!r}?" if meant else ""
 
 
 # --- the reader -----------------------------------------------------------------------
@@ -85,10 +91,17 @@ Entries = dict[str, tuple[Node, Node]]  # key -> (key node, value node), in file
 
 
 class Map:
-    """A checked mapping: value nodes by key, and each key's dotted path and line."""
+    """A checked mapping: value nodes by key, and each key's dotted path and line.
+    `unknown` counts the keys it rejected (noted as errors, left out of it)."""
 
-    def __init__(self, key: str, entries: Entries):
-        self.key, self.entries = key, entries
+    def __init__(self, reader: Reader, key: str, entries: Entries):
+        self.reader, self.key, self.entries = reader, key, entries
+        self.unknown = 0
+        self.meant: set[str | None] = set()  # what the unknown keys look like misspellings of
+
+    def missing(self, name: str) -> bool:
+        """Not there, and not misspelt either (that mistake is already noted)."""
+        return name not in self.entries and name not in self.meant
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries
@@ -106,8 +119,13 @@ class Map:
         return line_of(self.entries[name][0])
 
     def get(self, name: str, parse: Callable[..., Any], default: Any = None, **kw: Any) -> Any:
-        """parse(value node, key path, **kw) if the key is there, else the default."""
-        return parse(self.node(name), self.path(name), **kw) if name in self else default
+        """parse(value node, key path, **kw) if the key is there, else the default. A
+        value that is wrong is noted and counts as absent, so the file's next mistake is
+        found too."""
+        if name not in self:
+            return default
+        return self.reader.attempt(parse, self.node(name), self.path(name), default=default,
+                                   **kw)
 
 
 class Reader:
@@ -118,10 +136,53 @@ class Reader:
     def __init__(self, path: str):
         self.path = path
         self.lines: dict[str, int] = {}  # dotted key -> line, for checks made after loading
+        self.errors: list[ScenarioError] = []  # every mistake so far, in the order met
+        self._seen: set[tuple[int | None, str]] = set()
+        self.failures = 0  # mistakes met, those said once already included
 
     def fail(self, where: Node | int, key: str, message: str) -> NoReturn:
-        raise ScenarioError(self.path, where if isinstance(where, int) else line_of(where),
-                            key, message)
+        raise self.error(where, key, message)
+
+    def error(self, where: Node | int, key: str, message: str) -> ScenarioError:
+        if isinstance(where, int):
+            return ScenarioError(self.path, where, key, message)
+        error = ScenarioError(self.path, line_of(where), key, message)
+        error.at = where.start_mark.index  # type: ignore[attr-defined]  # for _add's dedup
+        return error
+
+    def note(self, where: Node | int, key: str, message: str) -> None:
+        """A mistake that leaves the rest readable: noted, and reading goes on."""
+        self._add(self.error(where, key, message))
+
+    def _add(self, error: ScenarioError) -> None:
+        """One line per mistake: a node reached again through an alias says its mistake
+        once. Past MAX_ERRORS the file is given up on (an alias bomb of mistakes)."""
+        self.failures += 1  # said or not: what failed_since() counts
+        at = getattr(error, "at", None)
+        if at is not None and (at, error.message) in self._seen:
+            return
+        self._seen.add((at, error.message))
+        self.errors.append(error)
+        if len(self.errors) >= MAX_ERRORS:
+            raise ScenarioErrors(self.errors)
+
+    def attempt(self, parse: Callable[..., Any], *args: Any, default: Any = None,
+                **kw: Any) -> Any:
+        """parse(*args, **kw), or, when it fails, its error noted and `default`: where the
+        format can pick up after a mistake (a key's value, a list item), so that one
+        mistake does not hide the next. Checks that depend on a part that failed skip it,
+        so a mistake is reported once and not again as its consequences."""
+        try:
+            return parse(*args, **kw)
+        except ScenarioErrors:
+            raise  # too many: the file is given up on
+        except ScenarioError as e:
+            self._add(e)
+            return default
+
+    def failed_since(self, count: int) -> bool:
+        """Was a mistake met since self.failures was `count`?"""
+        return self.failures > count
 
     def entries(self, node: Node, key: str) -> Entries:
         """A mapping's entries. Duplicate keys are errors: PyYAML would silently keep the
@@ -129,29 +190,35 @@ class Reader:
         if not isinstance(node, MappingNode):
             self.fail(node, key, f"expected a mapping, found {found(node)}")
         entries: Entries = {}
-        for knode, vnode in node.value:
-            if knode.tag == _TAG + "merge":  # expanding them would need cycle and blow-up guards
-                self.fail(knode, key, "merge keys (<<) are not supported; alias a whole "
-                                      "mapping or list instead")
-            if not isinstance(knode, ScalarNode):
-                self.fail(knode, key, f"expected a name as key, found {found(knode)}")
-            if knode.value in entries:
-                self.fail(knode, join(key, knode.value), "duplicate key (first given at line "
+        for knode, vnode in node.value:  # a bad key is noted and left out; the first of
+            if knode.tag == _TAG + "merge":  # duplicates is kept. Expanding merges would
+                self.note(knode, key, "merge keys (<<) are not supported; alias a whole "
+                                      "mapping or list instead")  # need blow-up guards
+            elif not isinstance(knode, ScalarNode):
+                self.note(knode, key, f"expected a name as key, found {found(knode)}")
+            elif knode.value in entries:
+                self.note(knode, join(key, knode.value), "duplicate key (first given at line "
                                                          f"{line_of(entries[knode.value][0])})")
-            entries[knode.value] = (knode, vnode)
+            else:
+                entries[knode.value] = (knode, vnode)
         return entries
 
     def mapping(self, node: Node, key: str, allowed: tuple[str, ...],
                 required: tuple[str, ...] = ()) -> Map:
-        checked = Map(key, self.entries(node, key))
-        for name in checked:
+        """The entries of a mapping whose keys are `allowed`: unknown and missing keys
+        are noted (the caller gets the rest), a node that is no mapping fails."""
+        checked = Map(self, key, self.entries(node, key))
+        for name in list(checked):  # a misspelt key is one mistake, not also a missing one
             if name not in allowed:
+                checked.meant.add(closest(name, allowed))
                 listed = ", ".join(a for a in allowed if a != "$schema")
-                self.fail(checked.line(name), checked.path(name), f"unknown key {show(name)}"
+                self.note(checked.line(name), checked.path(name), f"unknown key {show(name)}"
                           f"{hint(name, allowed)} (expected one of: {listed})")
+                del checked.entries[name]
+                checked.unknown += 1
         for name in required:
-            if name not in checked:
-                self.fail(node, checked.path(name), "missing")
+            if checked.missing(name):
+                self.note(node, checked.path(name), "missing")
         return checked
 
     def items(self, node: Node, key: str, nonempty: bool = False) -> list[tuple[Node, str]]:

@@ -17,13 +17,20 @@ from tcplab.format.reader import Reader, found, hint, line_of, show, value
 _CONNECT = re.compile(r"([A-Za-z0-9_.\-]+):([0-9]+)")
 
 
-def apps(r: Reader, node: Node, key: str) -> dict[str, tuple[Step, ...]]:
+def apps(r: Reader, node: Node, key: str) -> dict[str, tuple[Step, ...] | None]:
+    """Each host's steps; None for a host whose steps had a mistake (the expectations'
+    checks against its steps then leave it alone)."""
     hosts = r.mapping(node, key, APP_HOSTS, required=APP_HOSTS)
-    return {host: hosts.get(host, lambda n, k: steps(r, n, k, host)) for host in APP_HOSTS}
+    return {host: hosts.get(host, lambda n, k, host=host: steps(r, n, k, host))
+            for host in APP_HOSTS}
 
 
-def steps(r: Reader, node: Node, key: str, host: str) -> tuple[Step, ...]:
-    parsed = tuple(step(r, item, ikey) for item, ikey in r.items(node, key, True))
+def steps(r: Reader, node: Node, key: str, host: str) -> tuple[Step, ...] | None:
+    """The steps, each mistake noted; None if there was one (the order rules need all)."""
+    before = r.failures
+    parsed = tuple(r.attempt(step, r, item, ikey) for item, ikey in r.items(node, key, True))
+    if r.failed_since(before):
+        return None
     check_order(r, parsed, key, host, listened=False)
     if host == "client" and not any(s.call == "connect" for s in all_steps(parsed)):
         r.fail(node, key, "the client needs a connect step, e.g. connect: server:8080")
@@ -149,8 +156,8 @@ def _repeat(r: Reader, node: Node, key: str) -> Repeat:
     if type(parallel) is not bool:
         r.fail(m.node("parallel"), m.path("parallel"), f"expected true or false, found "
                                                        f"{found(m.node('parallel'))}")
-    inner = tuple(step(r, item, ikey) for item, ikey in r.items(m.node("steps"),
-                                                                 m.path("steps"), True))
+    inner = m.get("steps", lambda n, k: tuple(step(r, item, ikey)
+                                             for item, ikey in r.items(n, k, True)), ())
     for i, s in enumerate(inner):
         if s.call in keys.NOT_REPEATED:
             r.fail(s.line, f"{m.path('steps')}[{i}].{s.call}",

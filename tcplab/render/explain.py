@@ -23,6 +23,23 @@ def claim_line(path: str) -> str:
     return first.lstrip("# ").strip() if first.startswith("#") else ""
 
 
+def explain_claim(console: Console, claim: str, text: str, scenarios: list[Scenario]) -> None:
+    """A claim and the shipped scenarios that cite it (`tcplab explain H2`)."""
+    console.print(Text(f"{claim}: ", style="bold") + Text(text))
+    if not scenarios:
+        console.print("no shipped scenario cites it")
+        return
+    table = Table(title=f"{len(scenarios)} scenario{'s' * (len(scenarios) != 1)} "
+                        f"citing {claim}")
+    for col in ("scenario", "file", "claims", "timeout", "judged by"):
+        table.add_column(col)
+    for sc in scenarios:
+        judged = "checks + model" if sc.expect.model else "checks"
+        table.add_row(sc.name, str(sc.path), ", ".join(sc.claims), f"{sc.timeout:g}s", judged)
+    console.print(table)
+    console.print("tcplab explain NAME: what one of them expects and the model predicts")
+
+
 def explain_scenario(console: Console, sc: Scenario) -> None:
     from tcplab.lab.preflight import kernel_hz
 
@@ -51,7 +68,7 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
         table.add_row(f"{p.t:.3f}", p.sender, f"{p.name} #{p.nth}", p.fate, p.cause,
                       f"{p.slack:.3f} s")
     console.print(table)
-    for (host, call), (result, start, end) in pred.calls.items():
+    for (host, call), (result, _start, end) in pred.calls.items():
         what = f"{call}() → {result}" if call != "request" else "request dropped"
         console.print(f"model: {host} {what} at t={end:.3f} s")
     if pred.teardown is not None and pred.teardown.unsupported:

@@ -248,7 +248,7 @@ def svg(res: dict) -> str:
     rel = _relative(res)
     release_y = {id(e): y for (t, what, e), y in zip(rows, ys) if what == "release"}
     checks = res.get("checks", [])
-    lines = [l for c in checks for l in _check_text(c).split("\n")]
+    lines = [line for c in checks for line in _check_text(c).split("\n")]
     extra = res.get("errors", []) + res.get("notes", [])
     height = int(bottom + 40 + CHECK_ROW * (len(lines) + len(extra) + 1))
     verdict = res.get("verdict", "?")

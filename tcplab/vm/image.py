@@ -36,8 +36,9 @@ def project_files(source: str) -> list[str]:
 
 
 def source_note(source: str) -> str:
-    git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,
-                                    text=True).stdout.strip()
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,
+                              text=True).stdout.strip()
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return (f"source: {source}\ncommit: {git('rev-parse', 'HEAD')}\n"
             f"uncommitted changes: {'yes' if dirty and source == 'worktree' else 'no'}\n"
@@ -46,7 +47,8 @@ def source_note(source: str) -> str:
 
 def add_project(tar: tarfile.TarFile, source: str, prefix: str) -> None:
     if source == "head":
-        blob = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", f"--prefix={prefix}/", "HEAD"],
+        blob = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar",
+                               f"--prefix={prefix}/", "HEAD"],
                               capture_output=True, check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(blob)) as src:
             for m in src.getmembers():

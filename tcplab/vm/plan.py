@@ -91,7 +91,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     r.add_argument("--source", choices=("worktree", "head"), default="worktree",
                    help="worktree: the checkout's files as they are now (tracked and "
                         "untracked, not ignored); head: the committed tree (git archive HEAD)")
-    r.add_argument("--no-build", action="store_true", help="fail instead of building a missing or stale image")
+    r.add_argument("--no-build", action="store_true",
+                   help="fail instead of building a missing or stale image")
     r.add_argument("--quiet", action="store_true", help="do not echo the VM's console")
     sub.add_parser("list", help="the cached images")
     c = sub.add_parser("clean", help="remove cached images (all, or the named ones) and leftovers")
@@ -99,7 +100,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ns = p.parse_args(argv)
     ns.lab_args = lab_args
     if ns.command == "run" and not lab_args:
-        raise Usage("run: give the lab's arguments after --, e.g. -- run scenarios/handshake/normal.yaml --json OUT/")
+        raise Usage("run: give the lab's arguments after --, e.g. "
+                    "-- run scenarios/handshake/normal.yaml --json OUT/")
     if ns.command in ("build", "run", "clean"):
         for k in ns.kernels:
             if image_kernel(k) is None:
@@ -187,7 +189,8 @@ def choose_accel(wanted: str, kvm_usable: bool, probe) -> tuple[str, str]:
     if not kvm_usable:
         return "tcg", "no usable /dev/kvm"
     ok, reason = probe()
-    return ("kvm", "the probe guest ran under KVM") if ok else ("tcg", f"KVM cannot run a guest here ({reason})")
+    return (("kvm", "the probe guest ran under KVM") if ok
+            else ("tcg", f"KVM cannot run a guest here ({reason})"))
 
 
 def judge_probe(returncode: int | None, stderr: str) -> tuple[bool, str]:

@@ -58,7 +58,9 @@ LAB_NET = (0xC6120000, 0xFFFE0000)  # 198.18.0.0/15, every lab address
 INTERRUPT_ME = """\
 # The interruption tests' target: a lost SYN (connect blocks 1 s) and a held data segment.
 scenario: interrupt-me
-summary: The first SYN is dropped and the data held 0.5 s, so calls block in the kernel and the hook holds a segment.
+summary: >-
+  The first SYN is dropped and the data held 0.5 s, so calls block in the kernel and
+  the hook holds a segment.
 hosts:
   client:
     sysctls: {net.ipv4.tcp_syn_retries: 2}

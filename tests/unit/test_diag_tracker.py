@@ -173,7 +173,8 @@ def test_dump_tcp_each_dump_has_its_own_sequence_number():
 
 
 def test_dump_tcp_unknown_state_is_its_number():
-    reply = lambda seq: [diag_msg(seq, (SRV, 1, CLI, 2), 14) + control(NLMSG_DONE, seq)]
+    def reply(seq):
+        return [diag_msg(seq, (SRV, 1, CLI, 2), 14) + control(NLMSG_DONE, seq)]
     assert dump_tcp(FakeNetlink(reply)) == [(SRV, 1, CLI, 2, "14")]
 
 
@@ -186,7 +187,8 @@ def test_dump_tcp_raises_the_kernels_error(kind):
 
 
 def test_dump_tcp_refuses_a_truncated_datagram():
-    huge = lambda seq: [diag_msg(seq, (SRV, 1, CLI, 2), 1) * 1000]  # 96 000 bytes
+    def huge(seq):
+        return [diag_msg(seq, (SRV, 1, CLI, 2), 1) * 1000]  # 96 000 bytes
     with pytest.raises(OSError) as e:
         dump_tcp(FakeNetlink(huge))
     assert e.value.errno == errno.EMSGSIZE
@@ -218,6 +220,7 @@ def test_dump_tcp_reads_what_pyroute2_reads(socks, attrs):
                 STATES[m["idiag_state"]])
 
     expected = [pyroute2_reads(diag_msg(0, s, state, attrs)) for s, state in socks]
-    reply = lambda seq: [b"".join(diag_msg(seq, s, state, attrs) for s, state in socks)
-                         + control(NLMSG_DONE, seq)]
+    def reply(seq):
+        return [b"".join(diag_msg(seq, s, state, attrs) for s, state in socks)
+                + control(NLMSG_DONE, seq)]
     assert dump_tcp(FakeNetlink(reply)) == expected

@@ -76,7 +76,7 @@ def test_timeouts_are_bounded(corpus):
 
 
 def test_host_faults_strike_an_established_idle_connection(corpus):
-    for d, _text, sc in corpus:
+    for _d, _text, sc in corpus:
         for hf in sc.host_faults:
             assert not any(f.segment in ("syn", "syn-ack", "ack") for f in sc.faults)
             victim_sleeps = [s.arg for s in sc.apps[hf.host] if s.call == "sleep"]

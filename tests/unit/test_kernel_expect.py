@@ -6,7 +6,7 @@ import pytest
 from tcplab.core.check.expect import check_scenario
 from tcplab.core.kernel_expect import for_kernel, overlay, parse_range
 from tcplab.core.model.kernel import Kernel
-from tcplab.core.scenario import HostExpect, KernelRange, Lasting
+from tcplab.core.scenario import HostExpect, KernelRange
 from tcplab.errors import ScenarioError
 from tcplab.format.load import load_text
 

@@ -13,14 +13,15 @@ from tcplab.core.model.predict import predict
 from tcplab.core.record import Record
 from tcplab.core.scenario import Expect, HostExpect, Scenario, Step
 from tcplab.core.segments import Classifier
-from unit.helpers import ACK, C, S, X, Y, c2s, handshake, s2c
+from unit.helpers import ACK, C, X, Y, c2s, handshake, s2c
 
 K618 = Kernel.from_release("6.18.44", 250)
 T0 = 1000.0
 DATA_LOSS = Fault(DROP, "data", sender="client", probability=0.3, seed=16)
 
 
-def scenario(faults, client=HostExpect(), server=HostExpect()) -> Scenario:
+def scenario(faults, client=None, server=None) -> Scenario:
+    client, server = client or HostExpect(), server or HostExpect()
     return Scenario(path="x.yaml", name="x", summary="", claims=(), sysctls={},
                     apps={"client": (Step("connect", ("server", 8080)), Step("send", 3000)),
                           "server": (Step("listen", 8080), Step("accept"), Step("recv", 3000))},

@@ -217,3 +217,14 @@ def test_workflow_boots_every_machine_and_runs_the_readme_commands():
     assert "--json" in runs
     uploads = [s for s in vm["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert uploads and uploads[0]["if"] == "${{ always() }}"
+
+
+def test_workflow_has_a_quick_job_first():
+    """Unit tests and lint on a stock runner, and the VMs only after them."""
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    quick = flow["jobs"]["quick"]
+    assert quick["runs-on"] == "ubuntu-latest" and quick["timeout-minutes"] <= 30
+    runs = "\n".join(step.get("run", "") for step in quick["steps"])
+    assert "-c requirements.lock" in runs and "tests/unit/test_lint.py" in runs
+    assert "pytest -q -ra tests/unit" in runs
+    assert flow["jobs"]["vm"]["needs"] == "quick"

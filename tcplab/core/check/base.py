@@ -147,7 +147,7 @@ def too_slow(check: Check) -> Check:
     """A timing check whose slop went past SLOP_CAP: not judged, and the run an error."""
     return dataclasses.replace(
         check, passed=False, judged=False, error=True,
-        actual=f"not judged: the hook was too slow to judge timing ({check.slop * 1000:.1f} "
+        actual=f"not judged: the hook was too slow to judge timing ({(check.slop or 0.0) * 1000:.1f} "
                f"ms of slop on this moment's path, over the {SLOP_CAP * 1000:.0f} ms cap; "
                f"seen {check.actual})")
 

@@ -199,7 +199,7 @@ def _requests(pred: FloodPrediction, obs: Observed, end: float, slop: float) -> 
     # How many SYN-ACKs each request sent before the run ended. Which requests the
     # kernel drops first is the timer wheel's order (a bucket runs last-armed first),
     # so the counts are compared as a multiset.
-    ranges = sorted((_seen_by(r.synacks, r.slacks, end, slop) for r in reqs))
+    ranges = sorted(_seen_by(r.synacks, r.slacks, end, slop) for r in reqs)
     counts = sorted(len(c.synacks) for c in mine)
     fits = len(ranges) == len(counts) and all(lo <= n <= hi for (lo, hi), n in
                                               zip(ranges, counts))

@@ -176,7 +176,7 @@ def _left_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
     for e in record.states():
         if (e.host == call.host and e.source == "tracepoint"
                 and e.old in ("SYN_SENT", "SYN_RECV") and e.new != "SYN_RECV"
-                and call.t <= e.t <= call.t_end
+                and call.t_end is not None and call.t <= e.t <= call.t_end
                 and (call.lport is None or e.lport == call.lport)):
             return e
     return None

@@ -366,9 +366,10 @@ def with_flood(prediction: Prediction, fp: FloodPrediction) -> Prediction:
 
 
 def adopt_genuine(prediction: Prediction, fp: FloodPrediction) -> None:
-    """(On with_flood's own copy.) The handshake model assumed a listener with room: where the flood changes the
-    genuine client's handshake, its segments and connect() follow the flood model
-    (times from the genuine client's first SYN, as the handshake model's are)."""
+    """(On with_flood's own copy.) The handshake model assumed a listener with room:
+    where the flood changes the genuine client's handshake, its segments and connect()
+    follow the flood model (times from the genuine client's first SYN, as the handshake
+    model's are)."""
     if not fp.genuine_syns:
         return
     t0 = fp.genuine_syns[0]

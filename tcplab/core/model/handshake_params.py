@@ -57,7 +57,8 @@ def syn_gives_up(p: HostParams, retransmits_done: int, elapsed: float) -> bool:
 def syn_schedule(p: HostParams) -> tuple[list[float], float]:
     """Nominal SYN retransmission offsets from the first SYN, and the give-up time,
     when no answer ever comes."""
-    offsets, t, k = [], 0.0, 0
+    offsets: list[float] = []
+    t, k = 0.0, 0
     while True:
         t += syn_wait(p, k + 1)
         if syn_gives_up(p, k, t):

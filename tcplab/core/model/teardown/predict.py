@@ -55,9 +55,10 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
                     # the arrival may move when the order changes) after the next one
                     shifts[(race.host, race.step)] = (race.arrival_t - 1e-6 if after else
                                                       AFTER_NEXT)
-            early[flips] = _try(main, lambda: sim(shifts), flips)
+            early[flips] = _try(main, lambda shifts=shifts: sim(shifts), flips)
         if early[flips] is not None and early[flips].delack_choice:
-            _try(main, lambda: sim(shifts if any(flips) else None, True), flips)
+            given = shifts if any(flips) else None
+            _try(main, lambda given=given: sim(given, True), flips)
     return main
 
 
