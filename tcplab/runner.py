@@ -294,7 +294,7 @@ class _Run:
         and the view gets only the ones it has not shown yet."""
         if self.trace is None:
             return
-        from tcplab.lab.tracefs import to_events
+        from tcplab.lab.tracefs import timer_lateness, to_events
 
         records = self.trace.records()
         if len(records) == self._trace_count and not final:
@@ -307,6 +307,9 @@ class _Run:
                          kernel[len(self.record.kernel):], key=lambda e: e.t):
             self.view.event(ev)
         self.record.tracepoint_states, self.record.kernel = states, kernel
+        if final and self.trace.timers:
+            self.record.timer_late = [[round(t - self.record.t0, 6), late, fn]
+                                      for t, late, fn in timer_lateness(records)]
 
     # -- tear-down --------------------------------------------------------------------
     def stop(self, plan: topology.Plan) -> None:
@@ -433,7 +436,8 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
 
 
 def _judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
-    kernel = dataclasses.replace(model_kernel(res), late=Lateness.of(record).late)
+    kernel = model_kernel(res)
+    kernel = dataclasses.replace(kernel, late=Lateness.of(record, kernel.hz).late)
     res.checks = check_scenario(sc, record, kernel)
     for k in for_kernel(sc.expect.hosts, sc.expect.by_kernel, kernel.version)[1]:
         res.notes.append(f"expectations for {k.describe()} applied: this is "

@@ -74,17 +74,21 @@ def rejudge(results_dir, out_dir, scenario_dir) -> None:
     out.mkdir(parents=True, exist_ok=True)
     saved_runs = sorted(Path(results_dir).glob("*.json")) + \
         sorted(Path(results_dir).glob("*.json.gz"))
+    judged = 0
     for path in saved_runs:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt") as f:
             saved = json.load(f)
+        if not isinstance(saved, dict) or "file" not in saved or "events" not in saved:
+            continue  # not a run's result (kernel-vm's timing.json, scenarios.json)
+        judged += 1
         scenario = Path(saved["file"])
         if not scenario.exists() and scenario_dir:
             scenario = Path(scenario_dir) / scenario.name
         result = judge_again(load_scenario(scenario), saved)
         name = path.name.removesuffix(".gz")
         (out / name).write_text(json.dumps(result.to_json()))
-    click.echo(f"rejudged {len(saved_runs)} runs into {out}")
+    click.echo(f"rejudged {judged} runs into {out}")
 
 
 @click.command()

@@ -34,6 +34,9 @@ class Record:
     alive_at_end: set = field(default_factory=set)  # (host, 4-tuple) diag saw at the end
     t_stop: float | None = None  # when observation stopped: a state still held then lasts on
     merged: list[StateChanged] = field(default_factory=list)  # a saved run's states()
+    # The machine's TCP timers that ran late (lab/tracefs.py timer_lateness): [t, jiffies
+    # past the wheel's clock, handler]; None when they were not traced.
+    timer_late: list | None = None
     _delayed: dict[int, int] = field(default_factory=dict)  # hook id -> index in segments
     _ids: dict[int, int] = field(default_factory=dict)  # hook id -> index, every segment
     # (host, repeat iteration or None) -> (mono, call, arg): parallel iterations each
@@ -48,7 +51,8 @@ class Record:
                 # both sources before merging (events hold the merged history, which
                 # has dropped the tracepoint's handovers that judging reads)
                 "tracepoint_states": [e.to_json() for e in self.tracepoint_states],
-                "diag_states": [e.to_json() for e in self.diag_states]}
+                "diag_states": [e.to_json() for e in self.diag_states],
+                **({"timer_late": self.timer_late} if self.timer_late is not None else {})}
 
     @classmethod
     def from_json(cls, saved: dict) -> Record:
@@ -57,7 +61,7 @@ class Record:
         obs = saved.get("observation") or {}
         rec = cls(t0=0.0, wall0=saved.get("started") or 0.0,
                   have_tracepoint=obs.get("have_tracepoint", True),
-                  t_stop=obs.get("t_stop"),
+                  t_stop=obs.get("t_stop"), timer_late=obs.get("timer_late"),
                   alive_at_end={(h, tuple(f)) for h, f in obs.get("alive_at_end", [])})
         for d in saved.get("events", []):
             ev = event_from_json(d)

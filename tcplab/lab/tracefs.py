@@ -25,6 +25,13 @@ from tcplab.errors import LabError
 TRACEFS = "/sys/kernel/tracing"
 EVENTS = ("sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_retransmit_synack",
           "tcp/tcp_send_reset", "tcp/tcp_receive_reset")
+# The kernel's own timer lateness: timer:timer_expire_entry says, for every wheel timer
+# it runs, `now` and the wheel's `baseclk` (jiffies) — now - baseclk is how late the
+# timer softirq ran it past its (rounded) expiry. Only TCP's timers are traced (a filter
+# on the handler's address from /proc/kallsyms: the filter takes no symbol names).
+TIMER_EVENT = "timer/timer_expire_entry"
+TCP_TIMERS = ("tcp_write_timer", "tcp_delack_timer", "tcp_keepalive_timer",
+              "reqsk_timer_handler", "tw_timer_handler")
 BUFFER_KB = 2048  # per CPU (default 1408); a scenario writes KBs, but bursts come in softirq
 _POLL_MS = 50  # how long stop() can wait for the reader thread
 
@@ -139,6 +146,37 @@ def to_events(records, addr_to_host: dict[str, str],
     return sorted(out, key=lambda e: e.t)
 
 
+def timer_filter(kallsyms: str) -> str | None:
+    """An ftrace filter selecting TCP's timer handlers by address, from /proc/kallsyms;
+    None when it shows none (kptr_restrict hides addresses as zeros)."""
+    found = {}
+    for line in kallsyms.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] in TCP_TIMERS and parts[1] in "tT" \
+                and int(parts[0], 16) != 0:
+            found.setdefault(parts[2], parts[0])
+    if not found:
+        return None
+    return " || ".join(f"function == 0x{addr}" for addr in found.values())
+
+
+def timer_lateness(records) -> list[list]:
+    """[t (mono), jiffies late, handler] of each traced TCP timer the wheel ran more
+    than the one tick its slack already allows (now - baseclk > 1)."""
+    out = []
+    for rec in records:
+        if rec["event"] != "timer_expire_entry":
+            continue
+        f = rec["fields"]
+        try:
+            late = int(f["now"]) - int(f["baseclk"])
+        except (KeyError, ValueError):
+            continue
+        if late > 1:
+            out.append([rec["mono"], late, f.get("function", "")])
+    return out
+
+
 def _write(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
@@ -209,6 +247,7 @@ class TraceSession:
         _mount_tracefs(root)
         self.name, self.root, self.path = name, root, f"{root}/instances/{name}"
         self.missing: list[str] = []
+        self.timers = False  # TCP timers' lateness traced (timer_filter)
         self.lost = 0
         self.error: BaseException | None = None
         self._records: list[dict[str, Any]] = []
@@ -242,6 +281,25 @@ class TraceSession:
                 _write(enable, "1")
             else:
                 self.missing.append(event)
+        self.timers = self._trace_timers()
+
+    def _trace_timers(self) -> bool:
+        """timer_expire_entry for TCP's timers only; False (no lateness measured) when
+        the event or the handlers' addresses are not there."""
+        event = f"{self.path}/events/{TIMER_EVENT}"
+        try:
+            with open("/proc/kallsyms") as f:
+                rule = timer_filter(f.read())
+        except OSError:
+            rule = None
+        if rule is None or not os.path.exists(f"{event}/enable"):
+            return False
+        try:
+            _write(f"{event}/filter", rule)
+        except OSError:
+            return False  # never trace every timer of the machine instead
+        _write(f"{event}/enable", "1")
+        return True
 
     def _read(self, fd: int) -> None:
         poller, tail = select.poll(), b""

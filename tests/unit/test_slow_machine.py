@@ -79,3 +79,54 @@ def test_an_explicit_timing_missed_on_a_slow_lab_is_not_judged():
     assert "held a segment up to 20.0 ms" in odd.actual and "seen 2.6" in odd.actual
     met = check_scenario(scenario(TEXTBOOK), forwarded(syn_lost_record(miss, 63.2), 0.02))
     assert verdict(met) == "pass"  # a timing met on a slow lab stays met
+
+
+KALLSYMS = """\
+ffffffff8208cef0 t tcp_keepalive_timer
+ffffffff81244513 t tcp_keepalive_timer.cold
+ffffffff8208d3e0 t tcp_delack_timer
+ffffffff8208d500 t tcp_write_timer
+ffffffff820668f0 t tw_timer_handler
+ffffffff82068e90 t reqsk_timer_handler
+ffffffff82071b10 t tcp_orphan_update
+"""
+
+
+def test_the_timer_filter_names_tcps_timers_by_address():
+    from tcplab.lab.tracefs import timer_filter
+    rule = timer_filter(KALLSYMS)
+    assert rule.count("function == 0x") == 5 and "0xffffffff8208d500" in rule
+    assert "82071b10" not in rule and "81244513" not in rule  # not a TCP timer, a .cold part
+    hidden = "\n".join("0" * 16 + line[16:] for line in KALLSYMS.splitlines())
+    assert timer_filter(hidden) is None  # kptr_restrict: zeros, no filter, no tracing
+
+
+def test_timer_lateness_keeps_what_ran_more_than_a_tick_late():
+    from tcplab.lab.tracefs import parse_trace_line, timer_lateness
+    lines = [f"          <idle>-0       [001] ..s1. 100.{i:06d}: timer_expire_entry: "
+             f"timer=0000000011 function={fn} now={now} baseclk={base}"
+             for i, (fn, now, base) in enumerate([("tcp_write_timer", 1000, 1000),
+                                                  ("tcp_write_timer", 2001, 2000),
+                                                  ("tcp_delack_timer", 3012, 3000)])]
+    got = timer_lateness([parse_trace_line(x) for x in lines])
+    assert got == [[100.000002, 12, "tcp_delack_timer"]]
+
+
+def test_lateness_from_the_kernels_timers_beats_the_apps_sleeps():
+    rec = slept(Record(t0=T0), 0.1, 0.030)
+    rec.timer_late = [[1.5, 3, "tcp_write_timer"], [4.0, 12, "tcp_write_timer"]]
+    got = Lateness.of(rec, hz=250)
+    assert got.late == pytest.approx(11 / 250) and "t=4.000s, 12 jiffies" in got.proof
+    rec.timer_late = []  # traced, and nothing ran late: the sleeps do not count
+    assert Lateness.of(rec).late == 0.0
+    rec.timer_late = None  # not traced: the sleeps
+    assert Lateness.of(rec).late == pytest.approx(0.030)
+
+
+def test_timer_lateness_survives_the_result_json():
+    rec = Record(t0=T0)
+    rec.timer_late = [[4.0, 12, "tcp_write_timer"]]
+    saved = {"events": [], "observation": rec.observation()}
+    assert Record.from_json(saved).timer_late == [[4.0, 12, "tcp_write_timer"]]
+    rec.timer_late = None
+    assert "timer_late" not in rec.observation()

@@ -24,7 +24,7 @@ def check_model(prediction: Prediction, record: Record) -> list[Check]:
     late = prediction.kernel.late
     if late > SLOP_CAP:  # every timer's window would widen past the cap
         why = (f"this machine ran {late * 1000:.0f} ms late (over the {SLOP_CAP * 1000:.0f}"
-               f" ms cap): {Lateness.of(record).proof}")
+               f" ms cap): {Lateness.of(record, prediction.kernel.hz).proof}")
         checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c
                   for c in checks]
     return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c
