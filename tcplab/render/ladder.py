@@ -65,8 +65,7 @@ class Ladder:
 
     def decided(self, s: SegmentSeen, t: float | None) -> Text:
         """Step mode: the presenter's decision, at the moment it was carried out."""
-        line = self._time(t if t is not None else s.t) + self._segment(s)[T_W:]
-        return line + Text(f"  ({s.fault})", style="dim") if s.fault else line
+        return self._time(t if t is not None else s.t) + self._segment(s, "by the presenter")[T_W:]
 
     def call_started(self, t: float, host: str, call: str, arg) -> Text:
         shown = "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, (list, tuple))
@@ -99,13 +98,15 @@ class Ladder:
         ack = (s.ack - theirs) & 0xFFFFFFFF if theirs is not None and s.flags & 0x10 else s.ack
         return seq, ack
 
-    def _segment(self, s: SegmentSeen) -> Text:
+    def _segment(self, s: SegmentSeen, who: str = "") -> Text:
         seq, ack = self._rel(s)
         label = f" {s.name} #{s.nth} [{flag_string(s.flags)}] seq={seq}"
         if s.flags & 0x10:
             label += f" ack={ack}"
         if s.length:
             label += f" len={s.length}"
+        if who:  # who decided its fate (step mode)
+            label += f" · {who}"
         label += " "
         if s.retransmission:
             label = label.replace(f"#{s.nth}", f"#{s.nth}↻")
