@@ -65,7 +65,7 @@ class Ladder:
 
     def decided(self, s: SegmentSeen, t: float | None) -> Text:
         """Step mode: the presenter's decision, at the moment it was carried out."""
-        return self._time(t if t is not None else s.t) + self._segment(s, "by the presenter")[T_W:]
+        return self._time(t if t is not None else s.t) + self._segment(s, "by hand")[T_W:]
 
     def call_started(self, t: float, host: str, call: str, arg) -> Text:
         shown = "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, (list, tuple))
@@ -105,8 +105,6 @@ class Ladder:
             label += f" ack={ack}"
         if s.length:
             label += f" len={s.length}"
-        if who:  # who decided its fate (step mode)
-            label += f" · {who}"
         label += " "
         if s.retransmission:
             label = label.replace(f"#{s.nth}", f"#{s.nth}↻")
@@ -116,6 +114,8 @@ class Ladder:
         line = self._time(s.t)
         line.append(" " * SIDE_W)
         body = self.net_w - 2
+        if who and len(label) + len(who) + 14 < body * 2 // 3:  # who decided, if it fits
+            label = label[:-1] + f" · {who} "
         if s.fate in ("dropped", "held"):
             # The arrow stops where the segment died (or waits), two thirds across.
             reach = max(len(label) + 3, body * 2 // 3)

@@ -38,13 +38,13 @@ def need_tmux() -> None:
 
 
 class Tmux:
-    """One detached tmux session running a shell command, 220 columns wide (the
-    ladder needs 100 or more)."""
+    """One detached tmux session running a shell command, 220 columns wide unless
+    told (the ladder needs 100 or more)."""
 
-    def __init__(self, command: str):
+    def __init__(self, command: str, width: int = 220):
         need_tmux()
         self.name = f"tcplab-step-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "220", "-y", "50",
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", "50",
                         command], check=True, cwd=ROOT)
         subprocess.run(["tmux", "set-option", "-t", self.name, "history-limit", "5000"],
                        check=True)
@@ -115,8 +115,8 @@ def test_a_presenter_drops_the_synack_and_delivers_its_retransmission(tmp_path):
     assert decided[:1] == [("server", "syn-ack", 1)], decided
     assert ("server", "syn-ack", 2) in decided, decided
     assert "EXIT=0" in text and "PASS synack-lost-fast" in text, text[-6000:]
-    assert re.search(r"dropped ✕─+ syn-ack #1 \[SA\] seq=0 ack=1 · by the presenter ─", text)
-    assert re.search(r"◀─+ syn-ack #2↻ \[SA\] seq=0 ack=1 · by the presenter ⧗\d+\.\d+s ─", text)
+    assert re.search(r"dropped ✕─+ syn-ack #1 \[SA\] seq=0 ack=1 · by hand ─", text)
+    assert re.search(r"◀─+ syn-ack #2↻ \[SA\] seq=0 ack=1 · by hand ⧗\d+\.\d+s ─", text)
     assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
     res = json.loads(out.read_text())
     segs = {(s["from"], s["name"], s["nth"]): s for s in res["events"]
