@@ -7,14 +7,15 @@
 #   scripts/setup.sh          what the lab needs (./lab demo, ./lab run, the Vagrantfile)
 #   scripts/setup.sh --test   and what the tests need besides (./lab test): Debian's
 #                             vagrant, for `vagrant validate` of the Vagrantfile,
-#                             tshark, which reads the lab's pcaps back in the tests, and
-#                             chromium, which renders the --svg/--html pictures in them
+#                             tshark, which reads the lab's pcaps back in the tests,
+#                             chromium, which renders the --svg/--html pictures in them, and
+#                             tmux, in which a test presses the keys of `run --step`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(iproute2 iptables kmod libnetfilter-queue-dev gcc python3 python3-venv python3-dev
       python3-pip ca-certificates)
-TEST_PKGS=(vagrant tshark chromium)
+TEST_PKGS=(vagrant tshark chromium tmux)
 VENV=.venv
 STAMP=$VENV/.tcplab-installed
 TEST_STAMP=$VENV/.tcplab-test-installed  # the [test] extra, installed by --test only

@@ -22,6 +22,7 @@ hold per segment changes, and what it does not:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -212,8 +213,9 @@ def intro(console: Console, sc: Scenario, index: int, total: int, hold: float,
 
 
 def tour(console: Console, scenarios: list[Scenario], slow: float, stop_between: bool,
-         all_: bool) -> list:
-    """Runs the tour; returns the RunResults."""
+         all_: bool, stepping=None) -> list:
+    """Runs the tour; returns the RunResults. `stepping`: a context per run yielding
+    the presenter's StepDriver (`--step`), or None."""
     from tcplab.render.live import print_verdict
     from tcplab.runner import CANCEL, run_scenario
 
@@ -250,7 +252,8 @@ def tour(console: Console, scenarios: list[Scenario], slow: float, stop_between:
         run = slowed(sc, here, shift) if here else sc
         view = DemoView(console, dataclasses.replace(sc, timeout=run.timeout))
         try:
-            result = run_scenario(run, view)
+            with (stepping or contextlib.nullcontext)() as driver:
+                result = run_scenario(run, view, driver)
         finally:
             view.finish()
         if here:

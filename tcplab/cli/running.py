@@ -5,6 +5,7 @@ the runner's flag (signals.py), so every run tears down in its own `finally`."""
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -12,6 +13,53 @@ import click
 from tcplab.cli import signals
 from tcplab.cli.common import load_all, make_console, severity, side_by_side
 from tcplab.cli.outputs import write_json, write_mermaid, write_pcap, write_pictures
+
+
+def _step_option(f):
+    return click.option(
+        "--step", is_flag=True, help="Step through the run: each segment a fault touches "
+        "(`--step all FILE`: every segment) is held in the router until the presenter "
+        "presses d/Enter (deliver), x (drop) or h (hold on). Needs a terminal.")(f)
+
+
+def step_mode(step: bool, paths: tuple) -> tuple[str | None, tuple]:
+    """(the mode, the paths): `--step` is a flag, and a first path `all` or `faults`
+    that is no file is its mode (click would take any word after it as the value)."""
+    from tcplab.core.step import MODE_FAULTS, MODES
+
+    if not step:
+        return None, paths
+    if paths and paths[0] in MODES and not Path(paths[0]).exists():
+        return paths[0], paths[1:]
+    return MODE_FAULTS, paths
+
+
+def stepping(mode: str | None):
+    """A context per run: None, or the presenter's StepDriver with the terminal in
+    cbreak mode for as long as the run goes (restored on every way out)."""
+    @contextmanager
+    def session():
+        if mode is None:
+            yield None
+            return
+        from tcplab.cli.keys import presenter_keys
+        from tcplab.stepping import StepDriver
+
+        with presenter_keys() as keys:
+            yield StepDriver(mode, keys)
+    return session
+
+
+def _check_step(step: str | None, jobs: int = 1, repeat: int = 1, slow: float = 0.0) -> None:
+    if step is None:
+        return
+    from tcplab.cli.keys import require_terminal
+
+    if jobs > 1 or repeat > 1:
+        raise click.UsageError("--step runs one scenario at a time: no --jobs or --repeat")
+    if slow:
+        raise click.UsageError("--step and --slow both hold segments: choose one")
+    require_terminal()
 
 
 def _output(flag: str, dest: str, what: str):
@@ -39,14 +87,19 @@ def _output(flag: str, dest: str, what: str):
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
 @click.option("--timings", is_flag=True, help="After each verdict, the seconds each phase "
               "of set-up and teardown took (also in the result JSON, `timings`).")
+@_step_option
 def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
-        svg_path, html_path, no_color, timings) -> None:
+        svg_path, html_path, no_color, timings, step) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
     from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
                                     summary_table)
     from tcplab.lab import preflight
     from tcplab.runner import CANCEL, run_scenario
 
+    step, paths = step_mode(step, paths)
+    _check_step(step, jobs, repeat)
+    if not paths:
+        raise click.UsageError("no scenario given")
     scenarios = load_all(paths)
     preflight.check_sysctls_exist(scenarios)
     preflight.require()  # one line and exit 3 for this machine's lack, not one per run
@@ -58,7 +111,8 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
         sc, i = job
         view = LiveView(console) if jobs == 1 else QuietView()
         try:
-            result = run_scenario(sc, view)
+            with stepping(step)() as driver:
+                result = run_scenario(sc, view, driver)
         finally:
             view.finish()
         print_verdict(console, result)
@@ -103,7 +157,8 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
 @click.option("--all", "all_", is_flag=True,
               help="Include the scenarios that run longer than a minute.")
 @click.option("--no-color", is_flag=True)
-def demo(paths, slow, no_pause, all_, no_color) -> None:
+@_step_option
+def demo(paths, slow, no_pause, all_, no_color, step) -> None:
     """A guided tour for a classroom: each claim explained, then run with the live
     ladder and judged (default: scenarios/handshake and scenarios/teardown)."""
     from tcplab.demo import default_paths, tour
@@ -111,11 +166,13 @@ def demo(paths, slow, no_pause, all_, no_color) -> None:
     from tcplab.render.live import summary_table
     from tcplab.runner import CANCEL
 
+    step, paths = step_mode(step, paths)
+    _check_step(step, slow=slow)
     scenarios = load_all(paths or default_paths())
     preflight.require()  # not root, no netns: say so before the first explanation
     console = make_console(no_color)
     signals.catch()  # a Ctrl-C held since start-up sets CANCEL now
-    results = tour(console, scenarios, slow, not no_pause, all_)
+    results = tour(console, scenarios, slow, not no_pause, all_, stepping(step))
     if len(results) > 1:
         console.print(summary_table(results))
     if CANCEL.is_set():

@@ -92,7 +92,7 @@ class Record:
             dport=m["dport"], fault=m.get("fault"), raw=m.get("raw", ""),
             wire_len=m.get("wire_len", 0), injected=m.get("injected", False),
             raw_out=m.get("raw_out", ""), roll=m.get("roll"))
-        if seg.fate == "delayed":
+        if seg.fate in ("delayed", "held"):  # held: for the presenter (core/step.py)
             self._delayed[m["id"]] = len(self.segments)
         if "id" in m:
             self._ids[m["id"]] = len(self.segments)
@@ -133,6 +133,22 @@ class Record:
             self.segments[i], t_out=released,
             held_late=round(released - due, 6) if due is not None else None)
         return self.segments[i]
+
+    def decide(self, m: dict) -> SegmentSeen | None:
+        """Step mode: the presenter's decision on a held segment (the hook's `decided`):
+        its fate, when it left (delivered) and who decided, in `fault`."""
+        i = self._delayed.pop(m["id"], None)
+        if i is None:
+            return None
+        self.segments[i] = dataclasses.replace(
+            self.segments[i], fate=m["fate"], fault=m["fault"],
+            t_out=self.t(m["mono"]) if m["fate"] != "dropped" else None)
+        return self.segments[i]
+
+    def held_id(self, seg: SegmentSeen) -> int | None:
+        """The hook's id of a segment still held for the presenter."""
+        return next((ident for ident, i in self._delayed.items()
+                     if self.segments[i] is seg and seg.fate == "held"), None)
 
     def app_started(self, host: str, m: dict) -> None:
         self._open_calls[(host, m.get("iteration"))] = (m["mono"], m["call"], m.get("arg"))

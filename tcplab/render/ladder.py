@@ -15,7 +15,8 @@ from tcplab.core.segments import flag_string
 
 T_W, SIDE_W = 9, 30
 MIN_WIDTH = 100  # narrower consoles get a cropped ladder rather than a wrapped one
-STYLE = {"delivered": "green", "dropped": "bold red", "delayed": "yellow"}
+STYLE = {"delivered": "green", "dropped": "bold red", "delayed": "yellow", "held": "bold cyan"}
+HELD = "⏸ held"  # step mode: the presenter decides (core/step.py)
 
 
 class Ladder:
@@ -48,6 +49,24 @@ class Ladder:
             return None
         return None
 
+    def choices(self, pending, t: float, hints: dict[str, str]) -> list[Text]:
+        """Step mode: the held segment's choices, each with the model's hint."""
+        lines = [Text(f"{t:>{T_W - 1}.3f} ", style="dim") + Text(
+            f"⏸ {pending.label()} is held in the router"
+            + (f" (the scenario: {pending.scenario})" if pending.scenario else "")
+            + ". What now?", style="bold cyan")]
+        for keys, what, hint in (("d/Enter", "deliver", hints.get("deliver")),
+                                 ("x", "drop", hints.get("drop")),
+                                 ("h", "hold", "it stays in the router; the kernels' "
+                                               "timers go on")):
+            lines.append(Text(f"{'':>{T_W}}  [{keys}] {what}: ", style="cyan") +
+                         Text(hint or "the model has nothing to say", style="dim"))
+        return lines
+
+    def decided(self, s: SegmentSeen, t: float | None) -> Text:
+        """Step mode: the presenter's decision, at the moment it was carried out."""
+        return self._time(t if t is not None else s.t) + self._segment(s, "by hand")[T_W:]
+
     def call_started(self, t: float, host: str, call: str, arg) -> Text:
         shown = "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, (list, tuple))
                                         else str(arg))
@@ -79,7 +98,7 @@ class Ladder:
         ack = (s.ack - theirs) & 0xFFFFFFFF if theirs is not None and s.flags & 0x10 else s.ack
         return seq, ack
 
-    def _segment(self, s: SegmentSeen) -> Text:
+    def _segment(self, s: SegmentSeen, who: str = "") -> Text:
         seq, ack = self._rel(s)
         label = f" {s.name} #{s.nth} [{flag_string(s.flags)}] seq={seq}"
         if s.flags & 0x10:
@@ -95,13 +114,17 @@ class Ladder:
         line = self._time(s.t)
         line.append(" " * SIDE_W)
         body = self.net_w - 2
-        if s.fate == "dropped":
-            # The arrow stops where the segment died, two thirds of the way across.
+        if who and len(label) + len(who) + 14 < body * 2 // 3:  # who decided, if it fits
+            label = label[:-1] + f" · {who} "
+        if s.fate in ("dropped", "held"):
+            # The arrow stops where the segment died (or waits), two thirds across.
             reach = max(len(label) + 3, body * 2 // 3)
             if s.sender == "client":
-                line.append(("──" + label).ljust(reach, "─") + "✕ dropped", style=style)
+                end = "✕ dropped" if s.fate == "dropped" else HELD
+                line.append(("──" + label).ljust(reach, "─") + end, style=style)
             else:
-                text = "dropped ✕" + label.rjust(reach, "─") + "──"
+                end = "dropped ✕" if s.fate == "dropped" else "held ⏸"
+                text = end + label.rjust(reach, "─") + "──"
                 line.append(text.rjust(self.net_w), style=style)
             return line
         if s.fate == "delayed":

@@ -82,6 +82,17 @@ class LiveView:
     def note(self, text: str) -> None:
         self._print(Text(f"note: {text}", style="yellow"))
 
+    def held(self, pending, t: float, hints: dict[str, str]) -> None:
+        """Step mode: what the presenter may do with the held segment, and what the
+        kernel model expects after each choice (right away: the run waits on it)."""
+        self._flush(float("inf"))
+        for line in self.ladder.choices(pending, t, hints):  # wrapped: every word counts
+            self.console.print(line)
+        self._last_output = time.monotonic()
+
+    def decided(self, seg, t: float | None) -> None:
+        self._queue(t if t is not None else seg.t, self.ladder.decided(seg, t))
+
     def finish(self) -> None:
         self._flush(float("inf"))
         if self.status is not None:

@@ -20,6 +20,10 @@ class View(Protocol):
     def call_started(self, t: float, host: str, call: str, arg) -> None: ...
     def tick(self, t: float, waiting: str) -> None: ...
     def note(self, text: str) -> None: ...
+    # step mode (core/step.py): a segment held for the presenter, with what the kernel
+    # model expects after each choice; then the presenter's decision, at time t
+    def held(self, pending, t: float, hints: dict[str, str]) -> None: ...
+    def decided(self, seg: Event, t: float | None) -> None: ...
 
 
 class NullView:
@@ -28,3 +32,5 @@ class NullView:
     def call_started(self, t, host, call, arg): pass
     def tick(self, t, waiting): pass
     def note(self, text): pass
+    def held(self, pending, t, hints): pass
+    def decided(self, seg, t): pass

@@ -73,6 +73,10 @@ class Kernel:
         """TCP_TIMEOUT_MIN: 2 jiffies."""
         return 2 / self.hz
 
+    def running_late(self, late: float) -> Kernel:
+        """This kernel on a machine that runs its timers `late` seconds late."""
+        return Kernel(self.version, self.hz, late)
+
     def name(self) -> str:
         return f"Linux {self.version[0]}.{self.version[1]} (HZ={self.hz})"
 

@@ -1,6 +1,7 @@
 """The hook process: enter the router namespace, bind the queue, install the rules,
 say `ready`, then loop: queued segments (the callback never sleeps), held segments
-due for release, and the runner's commands on stdin (`go T0`, `stop`).
+due for release, and the runner's commands on stdin (`go T0`, `stop`, and in step
+mode `deliver ID` / `drop ID`).
 
 With --queue-bypass, traffic flows unhooked if this process dies, and the runner then
 calls the run an error (it never black-holes)."""
@@ -45,9 +46,10 @@ def main() -> None:
     # The fault hook acts on time and on whatever passes (silence, link-down, forges):
     # it sees everything, as before. The plain hook queues only what its faults can
     # touch, and the observer records the rest (selection.py, observer.py).
-    kinds = selection.select(faults) if hook is None else None
+    step = config.get("step")  # --step: held for the presenter (core/step.py)
+    kinds = selection.select(faults, step) if hook is None else None
     if hook is None:
-        hook = Hook(faults, config["client_addrs"], log)
+        hook = Hook(faults, config["client_addrs"], log, step)
     watcher = None
     if kinds is not None:  # before the queue: nothing it lets pass goes unseen
         watcher = observer.ObserverProcess(observer.open_socket(), config["client_addrs"],

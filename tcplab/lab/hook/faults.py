@@ -45,8 +45,8 @@ def _after(a: int, b: int) -> bool:
 class FaultHook(Hook):
     def __init__(self, faults, client_addrs, host_faults: list[HostFault],
                  forges: list[Forge], addrs: dict[str, str], links: dict[str, dict],
-                 log=None):
-        super().__init__(faults, client_addrs, log)
+                 log=None, step: str | None = None):
+        super().__init__(faults, client_addrs, log, step)
         self.host_faults, self.forges = tuple(host_faults), tuple(forges)
         self.addrs, self.links = addrs, links  # host -> address; host -> router interface
         self.host_of = {addr: host for host, addr in addrs.items()}
@@ -72,6 +72,8 @@ class FaultHook(Hook):
         words = line.split()
         if words[:1] == ["go"] and len(words) == 2 and self.t0 is None:
             self.t0 = float(words[1])
+        else:
+            super().command(line)
 
     def t(self, mono: float) -> float | None:
         return None if self.t0 is None else mono - self.t0
@@ -302,7 +304,7 @@ def make_hook(config: dict, faults, host_faults, forges, log=None) -> FaultHook 
     if not (host_faults or forges or any(f.action in (DUPLICATE, STRIP_MSS) for f in faults)):
         return None
     return FaultHook(faults, config["client_addrs"], host_faults, forges,
-                     config["addrs"], config["links"], log)
+                     config["addrs"], config["links"], log, config.get("step"))
 
 
 def prerouting_addrs(hook) -> list[str]:

@@ -17,6 +17,7 @@ from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.faults import DELAY, DROP, Fault
 from tcplab.core.rules import decide
 from tcplab.core.segments import Classifier
+from tcplab.core.step import DELIVER, decision_text, holds
 from tcplab.lab.hook.log import SegmentLog
 from tcplab.lab.hook.stamps import to_monotonic
 
@@ -48,8 +49,12 @@ def arrival(pkt) -> float:
 
 class Hook:
     def __init__(self, faults: list[Fault], client_addrs: list[str],
-                 log: SegmentLog | None = None):
+                 log: SegmentLog | None = None, step: str | None = None):
         self.faults = tuple(faults)
+        # Step mode (core/step.py): segments held until the presenter decides, by id,
+        # with when each came (mono) and what the scenario's fault would have done.
+        self.step = step
+        self.presenter: dict[int, tuple[object, float]] = {}
         self.classifier = Classifier(set(client_addrs))
         self.log = log or SegmentLog()
         self.held: list[tuple[float, int, object]] = []  # (release at, id, packet)
@@ -73,6 +78,14 @@ class Hook:
         """The verdict, then the record. `sent`: the packet as it left, when a fault
         rewrote it. Returns the segment's id in the record."""
         ident = self.log.next_id()
+        if holds(self.step, verdict.action, isinstance(verdict.fault, Fault)):
+            pkt.retain()  # as a delay whose end the presenter chooses
+            self.presenter[ident] = (pkt, now)
+            scenario = verdict.fault.describe() if verdict.fault else "no fault"
+            self.log.segment(ident, now, seen, "held", None,
+                             f"held for the presenter (the scenario: {scenario})",
+                             packet, wire_length(packet), sent=sent, roll=verdict.roll)
+            return ident
         if verdict.action == DROP:
             pkt.drop()
             fate, mono_out = "dropped", None
@@ -101,6 +114,23 @@ class Hook:
 
     def release_all(self) -> None:
         self.release_due(float("inf"))
+        for ident in list(self.presenter):  # the run is over: the kernel gets it back
+            self.decide_held(ident, DELIVER, at_end=True)
+
+    def decide_held(self, ident: int, action: str, at_end: bool = False) -> None:
+        """The presenter's decision on a held segment (`deliver ID` / `drop ID`): told
+        before the verdict, as a delay's release is."""
+        if ident not in self.presenter:
+            return  # decided already, or never held (the runner's stale key)
+        pkt, came = self.presenter.pop(ident)
+        mono = time.monotonic()
+        fate = "dropped" if action == DROP else "delayed"
+        self.log.event("decided", id=ident, fate=fate, mono=mono,
+                       fault=decision_text(action, mono - came, at_end))
+        if action == DROP:
+            pkt.drop()
+        else:
+            pkt.accept()
 
     def next_timeout(self, now: float, idle: float = 0.5) -> float:
         return max(0.0, min(idle, self.held[0][0] - now)) if self.held else idle
@@ -116,7 +146,11 @@ class Hook:
                 "max_us": round(waits[-1] * 1e6, 1)}
 
     def command(self, line: str) -> None:
-        """The runner's `go T0`: only the fault hook keeps time."""
+        """The runner's `deliver ID` / `drop ID` (step mode); `go T0` is the fault
+        hook's (it keeps time)."""
+        words = line.split()
+        if len(words) == 2 and words[0] in (DELIVER, DROP) and words[1].isdigit():
+            self.decide_held(int(words[1]), words[0])
 
 
 def wire_length(packet: bytes) -> int:

@@ -25,6 +25,7 @@ SYN-ACKs too.
 from __future__ import annotations
 
 from tcplab.core.segments import ACK, FIN, RST, SYN
+from tcplab.core.step import MODE_ALL
 
 # kind -> (mask, comp) as iptables --tcp-flags takes them
 KINDS: dict[str, tuple[int, int]] = {
@@ -40,10 +41,10 @@ ALWAYS = ("syn", "fin")
 _FLAG_NAMES = ((SYN, "SYN"), (ACK, "ACK"), (FIN, "FIN"), (RST, "RST"))
 
 
-def select(faults) -> tuple[str, ...] | None:
-    """The kinds to queue; None: every TCP segment (a fault on a pure-ACK name);
-    none at all without faults: nothing to decide."""
-    if any(f.segment not in NAME_KIND for f in faults):
+def select(faults, step: str | None = None) -> tuple[str, ...] | None:
+    """The kinds to queue; None: every TCP segment (a fault on a pure-ACK name, or
+    `--step all`, which holds them all); none at all without faults: nothing to decide."""
+    if step == MODE_ALL or any(f.segment not in NAME_KIND for f in faults):
         return None
     if not faults:
         return ()
