@@ -68,7 +68,7 @@ def rejudge(results_dir, out_dir, scenario_dir) -> None:
     checks and model: nothing runs, no root. Each scenario comes from the file its
     result names, or by that name from --scenarios."""
     from tcplab.format.load import load_scenario
-    from tcplab.runner import rejudge as judge_again
+    from tcplab.judging import rejudge as judge_again
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -250,6 +250,11 @@ def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
     handovers = set()
     kept = []
     for e in tracepoint:
+        if e.old == "LISTEN" and e.new != "CLOSE" and e.rport == 0:
+            # A listener never leaves LISTEN but to close. This is a child's clone
+            # (inet_csk_clone_lock() sets TCP_SYN_RECV) reported before its addresses
+            # were set, with the listener's: 6.1 does so. The child's own events follow.
+            continue
         if e.new == "CLOSE" and e.old in HANDOVER_FROM and _lives_on(e, diag, alive_at_end):
             handovers.add((e.host, _tuple(e)))
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tcplab.runner import rejudge
+from tcplab.judging import rejudge
 from tcplab.format.load import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 
 from tcplab.core.record import Record
 from tcplab.core.check.base import MODEL_SLOP, SLOP_CAP
-from tcplab.runner import rejudge
+from tcplab.judging import rejudge
 from tcplab.format.load import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

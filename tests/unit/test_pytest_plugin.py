@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tcplab import pytest_plugin, runner
-from tcplab.runner import RunResult
+from tcplab.judging import RunResult
 from tcplab.core.check.base import Check
 
 pytest_plugins = ["pytester"]

@@ -190,3 +190,16 @@ def test_a_request_no_poll_saw_is_inferred_from_its_child_leaving_syn_recv():
     seen = [_st(0.998, "server", "CLOSE", "SYN_RECV", "inet_diag")]  # the poll saw it
     assert [e.source for e in merge_states(tp, seen, True)] == [
         "inet_diag", "tracepoint", "tracepoint"]
+
+
+def test_a_childs_clone_reported_on_the_listeners_tuple_is_not_the_listener():
+    """6.1: LISTEN->SYN_RECV with the listener's addresses (rport 0) as each child is
+    cloned; counted as a socket, the listener read as one more SYN_RECV socket."""
+    tp = [StateChanged(0.0, "server", "CLOSE", "LISTEN", "tracepoint", S, 8080, "0.0.0.0", 0),
+          StateChanged(0.3, "server", "LISTEN", "SYN_RECV", "tracepoint", S, 8080, "0.0.0.0", 0),
+          _st(0.3, "server", "SYN_RECV", "ESTABLISHED", "tracepoint")]
+    merged = merge_states(tp, [], have_tracepoint=True)
+    assert [(e.old, e.new, e.rport, e.source) for e in merged] == [
+        ("CLOSE", "LISTEN", 0, "tracepoint"),  # the listener's own change stays
+        ("LISTEN", "SYN_RECV", 8080, "inferred"),  # the child's request, from its change
+        ("SYN_RECV", "ESTABLISHED", 8080, "tracepoint")]

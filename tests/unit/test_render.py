@@ -9,7 +9,7 @@ from tcplab.core.events import SegmentSeen
 from tcplab.core.scenario import Expect, Scenario
 from tcplab.render.ladder import Ladder
 from tcplab.render.live import repeat_tables
-from tcplab.runner import RunResult
+from tcplab.judging import RunResult
 from tcplab.core.check.base import Check
 
 
