@@ -32,6 +32,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     duration: float = 0.0
     kernel: str = field(default_factory=platform.release)
+    kernel_build: str = field(default_factory=platform.version)  # uname -v: the stable level
     lab: dict = field(default_factory=dict)  # run id, namespaces, addresses
     model: dict | None = None  # the kernel model's prediction, when expect.model asks
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (--timings)
@@ -48,6 +49,7 @@ class RunResult:
             "claims": list(self.scenario.claims),
             "verdict": self.verdict,
             "kernel": self.kernel,
+            "kernel_build": self.kernel_build,
             "sysctls": self.sysctls,
             "checks": [c.to_json() for c in self.checks],
             "errors": self.errors,
@@ -70,7 +72,7 @@ def model_kernel(res: RunResult) -> Kernel:
         hz = 250
         if not any(n.startswith("CONFIG_HZ unknown") for n in res.notes):
             res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
-    return Kernel.from_release(res.kernel, hz)
+    return Kernel.from_release(res.kernel, hz, res.kernel_build)
 
 
 def rejudge(sc: Scenario, saved: dict) -> RunResult:
@@ -82,6 +84,7 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
         "error",
         sysctls=saved.get("sysctls", {}),
         kernel=saved.get("kernel", platform.release()),
+        kernel_build=saved.get("kernel_build", ""),
         notes=[n for n in saved.get("notes", []) if n.startswith("CONFIG_HZ")],
     )
     res.record, res.duration = Record.from_json(saved), saved.get("duration", 0.0)

@@ -3,6 +3,7 @@ its lateness, or not at all: never a FAIL the lab's own slowness could have caus
 Constructed records, fake clock."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,34 @@ def test_timer_lateness_survives_the_result_json():
     assert Record.from_json(saved).timer_late == [[4.0, 12, "tcp_write_timer"]]
     rec.timer_late = None
     assert "timer_late" not in rec.observation()
+
+
+def test_the_stable_level_comes_from_uname():
+    debian = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2026-01-10)"
+    assert Kernel.from_release("6.1.0-50-cloud-amd64", 250, debian).stable == 176
+    assert Kernel.from_release("6.1.0-50-cloud-amd64").stable is None
+    assert Kernel.from_release("6.18.44-fc-v1147").stable == 44
+    assert Kernel.from_release("6.12.95+deb12-cloud-amd64", 250,
+                               "#1 SMP PREEMPT_DYNAMIC Debian 6.12.95-1~bpo12+1").stable == 95
+
+
+@pytest.mark.parametrize("release, build, want", [
+    ("6.18.44", "", True), ("6.13.0", "", True),
+    ("6.1.0-50-cloud-amd64", "Debian 6.1.176-1", True),  # observed: 17 for listen(16)
+    ("6.1.0-50-cloud-amd64", "Debian 6.1.100-1", None),  # not known either way
+    ("6.1.0-50-cloud-amd64", "", None), ("6.6.0", "", None),
+])
+def test_the_request_queue_rule_is_known_only_where_it_is(release, build, want):
+    assert Kernel.from_release(release, 250, build).accept_queue_full_above is want
+
+
+def test_a_flood_is_not_judged_where_the_request_queue_rule_is_unknown():
+    from tcplab.core.model.predict import predict
+    from tcplab.format.load import load_scenario
+    root = Path(__file__).resolve().parents[2]
+    sc = load_scenario(str(root / "scenarios/handshake/syn-flood-syncookies.yaml"))
+    unknown = predict(sc, Kernel.from_release("6.1.0-50-cloud-amd64"), sc.sysctls)
+    assert unknown.unjudged and unknown.unjudged[0][0] == "everything"
+    assert "3479c7549fb1" in unknown.unjudged[0][1]
+    known = predict(sc, Kernel.from_release("6.1.0-50", 250, "Debian 6.1.176-1"), sc.sysctls)
+    assert not known.unjudged and known.flood is not None

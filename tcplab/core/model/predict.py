@@ -80,6 +80,11 @@ def _phases(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     bursts = established.predict(kernel, sc, sysctls, prediction)  # a peer gone silent
     if bursts:
         prediction = established.with_bursts(prediction, bursts)
+    if flood.flood_setup(sc) is not None and kernel.accept_queue_full_above is None:
+        why = (f"whether {kernel.name()} (stable level {kernel.stable or 'unknown'}) holds "
+               f"a request more than listen()'s backlog (the stable backport of "
+               f"3479c7549fb1, Kernel.accept_queue_full_above) is not known here")
+        return Prediction(kernel, notes=[f"not judged: {why}"], unjudged=[("everything", why)])
     fp, note = flood.for_scenario(sc, kernel, sysctls, inputs.client_sysctls)  # H11
     if fp is not None:
         prediction = flood.with_flood(prediction, fp)
