@@ -162,3 +162,18 @@ def test_a_flood_is_not_judged_where_the_request_queue_rule_is_unknown():
     assert "3479c7549fb1" in unknown.unjudged[0][1]
     known = predict(sc, Kernel.from_release("6.1.0-50", 250, "Debian 6.1.176-1"), sc.sysctls)
     assert not known.unjudged and known.flood is not None
+
+
+def test_a_simultaneous_open_on_an_unknown_stable_level_accepts_either_rule():
+    from tcplab.core.model.predict import predict
+    from tcplab.format.load import load_scenario
+    root = Path(__file__).resolve().parents[2]
+    sc = load_scenario(str(root / "scenarios/handshake/simultaneous-open.yaml"))
+    unknown = predict(sc, Kernel.from_release("6.1.0-50-cloud-amd64"), sc.sysctls)
+    outcomes = {o.calls[("server", "connect")][2] for o in [unknown, *unknown.alternatives]}
+    assert len(outcomes) >= 2 and any("23e89e8ee7be" in n for n in unknown.notes)
+    for known in (Kernel.from_release("6.1.0", 250, "Debian 6.1.176-1"), Kernel((6, 18))):
+        p = predict(sc, known, sc.sysctls)
+        assert not any("23e89e8ee7be" in n for n in p.notes)
+        known_outcomes = {o.calls[("server", "connect")][2] for o in [p, *p.alternatives]}
+        assert known_outcomes < outcomes  # one rule's outcomes, among either rule's

@@ -89,6 +89,9 @@ class Slop:
 
     times: tuple[float, ...] = ()  # when each forwarding began, in order
     worst_by: tuple[float, ...] = ()  # the slowest forwarding up to and including it
+    # The machine's own path, router to host and back (PATH_NORM less): how long the
+    # first handshake's answers took to come back once the question left the router.
+    path: float = 0.0
 
     @classmethod
     def of(cls, record: Record) -> Slop:
@@ -100,17 +103,42 @@ class Slop:
         for _t, w in waits:
             worst = max(worst, w)
             out.append(worst)
-        return cls(tuple(t for t, _w in waits), tuple(out))
+        return cls(tuple(t for t, _w in waits), tuple(out), path_turnaround(record))
 
     def at(self, t: float) -> float:
         """The slop for a moment judged at t: segments the router took in before t."""
         i = bisect.bisect_left(self.times, t - 1e-9)
-        return MODEL_SLOP + 2 * (self.worst_by[i - 1] if i else 0.0)
+        return MODEL_SLOP + 2 * (self.worst_by[i - 1] if i else 0.0) + 2 * self.path
 
     @property
     def worst(self) -> float:
         """The whole run's: for what is due around the end of observation."""
-        return MODEL_SLOP + 2 * (self.worst_by[-1] if self.worst_by else 0.0)
+        return MODEL_SLOP + 2 * (self.worst_by[-1] if self.worst_by else 0.0) + 2 * self.path
+
+
+# A turnaround this machine's path takes anyway (veth, the other host's stack and back:
+# ~0.1-0.4 ms here, inside MODEL_SLOP); only the excess widens a window.
+PATH_NORM = 0.001
+
+
+def path_turnaround(record: Record) -> float:
+    """How slow the machine's own path is, beyond PATH_NORM: on the first connection,
+    from the router releasing the first SYN to it receiving the SYN-ACK, and from the
+    SYN-ACK's release to the ACK (each an immediate answer: tcp_v4_conn_request(), then
+    tcp_rcv_synsent_state_process()'s ACK). ~0.2 ms here; 5-25 ms in a TCG VM, where
+    the emulated stacks and veths are that slow. An answer judged anywhere in the run
+    carries it twice (out and back), like the hook's waits; Slop's cap still bounds it."""
+    first = [s for s in record.segments if not s.injected and s.fate == "delivered"]
+    turns = []
+    for question, answer in (("syn", "syn-ack"), ("syn-ack", "ack")):
+        q = next((s for s in first if s.name == question and s.nth == 1), None)
+        if q is None or q.t_out is None:
+            continue
+        a = next((s for s in record.segments if s.name == answer and s.nth == 1
+                  and s.conn == q.conn and not s.injected and s.t >= q.t_out), None)
+        if a is not None:
+            turns.append(a.t - q.t_out)
+    return max(0.0, max(turns, default=0.0) - PATH_NORM)
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,21 @@ def _closest(prediction, record: Record, origins: dict[str, float] | None = None
                 for want, seen in zip(p.of(sender, name), record.sent_by(sender, name)):
                     lo, hi = window(want.t, want.slack, slop.at(seen.t))
                     timed += lo <= seen.t - origins.get(want.clock, origins["client"]) <= hi
-        return counts, timed
+        return counts, timed, -_call_miss(p, record, origins["client"])
     return max([prediction, *prediction.alternatives], key=score)
+
+
+def _call_miss(p, record: Record, origin: float) -> float:
+    """How far the calls' returns are from this outcome's, in all (a tie-break: two
+    outcomes may send the same segments at the same times and differ only in when a
+    connect() returns, e.g. a SYN-ACK in SYN_RECV answered by a challenge ACK or by the
+    ACK that completes the handshake)."""
+    miss = 0.0
+    for (host, call), (_result, _start, t_end) in p.calls.items():
+        made = [c for c in record.apps if c.host == host and c.call == call and c.t_end]
+        if made and t_end is not None:
+            miss += abs(made[0].t_end - origin - t_end)
+    return miss
 
 
 def _model_segments(pred, record: Record, sender: str, name: str,

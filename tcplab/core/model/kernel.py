@@ -60,13 +60,24 @@ class Kernel:
         return self.version >= (6, 15)
 
     @property
-    def synack_in_syn_recv(self) -> bool:
+    def synack_in_syn_recv(self) -> bool | None:
         """From 6.11 (23e89e8ee7be, "tcp: Don't drop SYN+ACK for simultaneous
         connect()", with the dup ACK kept by "tcp: process the 3rd ACK with sk_socket
         for TFO/MPTCP"), tcp_validate_incoming() lets the peer's SYN-ACK through to an
         active-open socket in SYN_RECV: it completes the handshake and draws an ACK.
-        Before, it drew a challenge ACK (RFC 5961 4.2) and was dropped."""
-        return self.version >= (6, 11)
+        Before, it drew a challenge ACK (RFC 5961 4.2) and was dropped. Stable trees
+        took the fix too: below 6.11 it is known only where observed
+        (STABLE_SYNACK_IN_SYN_RECV), else None (the model cannot tell)."""
+        return self._fixed_since((6, 11), STABLE_SYNACK_IN_SYN_RECV)
+
+    def _fixed_since(self, mainline: tuple[int, int],
+                     observed: dict[tuple[int, int], int]) -> bool | None:
+        if self.version >= mainline:
+            return True
+        seen = observed.get(self.version)
+        if seen is not None and self.stable is not None and self.stable >= seen:
+            return True
+        return None
 
     @property
     def rto_min_sysctl(self) -> bool:
@@ -82,12 +93,7 @@ class Kernel:
         lab has not read from their logs. So below 6.13 it is known only where it was
         observed (STABLE_REQSK_ABOVE: the SYN flood of syn-flood-syncookies.yaml holding
         17 requests for listen(16)); otherwise None: the model cannot tell."""
-        if self.version >= (6, 13):
-            return True
-        seen = STABLE_REQSK_ABOVE.get(self.version)
-        if seen is not None and self.stable is not None and self.stable >= seen:
-            return True
-        return None
+        return self._fixed_since((6, 13), STABLE_REQSK_ABOVE)
 
     @property
     def timeout_min(self) -> float:
@@ -115,6 +121,10 @@ class Kernel:
 # accept_queue_full_above): Debian 12's 6.1.176 in a TCG VM, session 6 (evidence/6.1.0-50-
 # cloud-amd64/syn-flood-syncookies.json.gz: 17 requests for listen(16)).
 STABLE_REQSK_ABOVE = {(6, 1): 176}
+# ... and with the peer's SYN-ACK accepted in SYN_RECV (Kernel.synack_in_syn_recv):
+# 6.1.176, the same run (simultaneous-open.json.gz: the server went SYN_RECV ->
+# ESTABLISHED on the client's SYN-ACK, and ACKed it, 50 ms before the client's ACK).
+STABLE_SYNACK_IN_SYN_RECV = {(6, 1): 176}
 
 
 # Sysctls added by a kernel version whose absence before it is one value: an older
