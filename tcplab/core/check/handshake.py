@@ -85,11 +85,11 @@ def _closest(prediction, record: Record, origins: dict[str, float] | None = None
     """Where the model foresees a tie the kernel may break either way, judge the run
     against the outcome whose segment counts it matches best, then the one whose
     segment times fall in more of their windows (the first on a draw)."""
-    def score(p) -> tuple[int, int]:
+    def score(p) -> tuple[int, int, float]:
         counts = sum(len(p.of(sender, name)) == len(record.sent_by(sender, name))
                      for sender in ("client", "server") for name in MODEL_NAMES)
         if origins is None:
-            return counts, 0
+            return counts, 0, 0.0
         timed = 0
         for sender in ("client", "server"):
             for name in MODEL_NAMES:
@@ -107,9 +107,10 @@ def _call_miss(p, record: Record, origin: float) -> float:
     ACK that completes the handshake)."""
     miss = 0.0
     for (host, call), (_result, _start, t_end) in p.calls.items():
-        made = [c for c in record.apps if c.host == host and c.call == call and c.t_end]
-        if made and t_end is not None:
-            miss += abs(made[0].t_end - origin - t_end)
+        ends = [c.t_end for c in record.apps
+                if c.host == host and c.call == call and c.t_end is not None]
+        if ends and t_end is not None:
+            miss += abs(ends[0] - origin - t_end)
     return miss
 
 
