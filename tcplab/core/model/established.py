@@ -309,9 +309,12 @@ def _step_times(steps, t_conn: float) -> list[tuple[object, float]]:
     return out
 
 
-def predict(kernel: Kernel, sc, sysctls: dict, handshake, rtt: float = 0.0004) -> list[Burst]:
+def predict(kernel: Kernel, sc, sysctls: dict, handshake,
+            rtts: dict[str, float] | None = None) -> list[Burst]:
     """The bursts each surviving host sends into the silence of the other, from the
-    scenario's host faults and steps, once the handshake `handshake` predicts is done."""
+    scenario's host faults and steps, once the handshake `handshake` predicts is done.
+    `rtts`: each host's first RTT sample as the record shows it (teardown/observe.py
+    handshake_rtt), else the lab's idle path (0.4 ms)."""
     connect = handshake.calls.get(("client", "connect"))
     if connect is None or connect[0] != "ok":
         return []
@@ -321,6 +324,7 @@ def predict(kernel: Kernel, sc, sysctls: dict, handshake, rtt: float = 0.0004) -
         p = EstParams.from_sysctls(kernel, sysctls.get(host, {}))
         t_conn = connect[2] + (0.0002 if host == "server" else 0.0)  # the last ACK's transit
         steps = _step_times(sc.apps.get(host, ()), t_conn)
+        rtt = (rtts or {}).get(host, 0.0004)
         burst = _data(kernel, p, rtt, fault, host, steps) or \
             _keepalive(kernel, p, fault, host, steps, t_conn, sc.timeout)
         if burst is None:  # no data to send, no keepalive: no timer will ever run
