@@ -99,7 +99,8 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
 
 def judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
     kernel = model_kernel(res)
-    kernel = kernel.running_late(Lateness.of(record, kernel.hz).late)
+    lateness = Lateness.of(record, kernel.hz)
+    kernel = kernel.running_late(lateness.late, lateness.drift)
     played, notes, not_as_written = step.for_judging(sc, record)  # --step: the presenter's
     res.notes += notes
     res.checks = check_scenario(sc, record, kernel)

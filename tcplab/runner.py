@@ -17,7 +17,7 @@ from tcplab.core.record import Record, blind_spot
 from tcplab.core.scenario import Scenario, step_to_wire
 from tcplab.errors import LabError
 from tcplab.judging import RunResult, judge_record, model_kernel, nothing_judged
-from tcplab.lab import fault_config, preflight, rawstore, topology
+from tcplab.lab import fault_config, jiffies, preflight, rawstore, topology
 from tcplab.lab.procs import Child
 from tcplab.lab.sockets import client_side
 from tcplab.render.view import NullView, View
@@ -148,6 +148,7 @@ class _Run:
     def run(self, plan: topology.Plan) -> None:
         self.record = rec = Record(t0=time.monotonic(), wall0=time.time())
         rec.have_tracepoint = self.trace is not None
+        rec.jiffies = [x for x in (jiffies.read_clock(),) if x is not None]
         self.children["server"].send("go")
         client_go = not any(s.call == "listen" for s in self.sc.apps["server"])
         if client_go:
@@ -295,6 +296,7 @@ class _Run:
         self.stopped_at = time.monotonic()
         if self.record is not None:
             self.record.t_stop = self.record.t(self.stopped_at)
+            self.record.jiffies += [x for x in (jiffies.read_clock(),) if x is not None]
         with self.phase("stop_tracefs"):
             self._guard("stopping tracefs", self._stop_trace, plan)
         with self.phase("stop_children"):

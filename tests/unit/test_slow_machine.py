@@ -15,6 +15,7 @@ from tcplab.core.model.handshake_params import HostParams
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.faults import Fault
 from tcplab.core.record import Record
+from tcplab.core.scenario import Tolerance
 from unit.test_record_and_check import T0, TEXTBOOK, scenario, syn_lost_record
 
 
@@ -177,3 +178,43 @@ def test_a_simultaneous_open_on_an_unknown_stable_level_accepts_either_rule():
         assert not any("23e89e8ee7be" in n for n in p.notes)
         known_outcomes = {o.calls[("server", "connect")][2] for o in [p, *p.alternatives]}
         assert known_outcomes < outcomes  # one rule's outcomes, among either rule's
+
+
+TIMER_LIST = """Timer List Version: v0.10
+HRTIMER_MAX_CLOCK_BASES: 8
+now at 31124801213869 nsecs
+
+cpu: 0
+  .idle_jiffies   : 4302671283
+jiffies: 4302673438
+"""
+
+
+def test_the_tick_and_the_lab_clock_read_from_timer_list():
+    from tcplab.lab.jiffies import parse_timer_list
+    assert parse_timer_list(TIMER_LIST) == (31124.801213869, 4302673438)
+    assert parse_timer_list("no such lines") is None
+
+
+def test_tick_drift_from_two_readings():
+    from tcplab.core.check.base import tick_drift
+    # 15512 jiffies (62.048 s at HZ=250) took 62.3 s of the monotonic clock
+    assert tick_drift([(10.0, 1000), (72.3, 16512)], 250) == pytest.approx(
+        (62.3 - 0.008) / 62.048 - 1, abs=1e-6)
+    assert tick_drift([(10.0, 1000), (72.048, 16512)], 250) == 0.0  # in step
+    assert tick_drift([(10.0, 1000), (13.0, 1800)], 250) == 0.0  # too short to tell
+    assert tick_drift([(10.0, 1000)], 250) == 0.0
+
+
+def test_a_slow_tick_widens_a_one_timer_stay_by_its_drift():
+    from unit.test_check_states import TW60, run_checks, time_wait_record
+    from tcplab.core.check.states import check_host
+    rec = time_wait_record(tw_ends=62.6, after=62.56)  # 62.26 s after the handover
+    (on_time,) = run_checks(rec, TW60)
+    assert not on_time.passed
+    drifted = Kernel((6, 1), drift=0.004)  # 60 s of jiffies: 60.24 s of the lab's clock
+    (slow,) = check_host("client", TW60, rec, Tolerance(), drifted)
+    assert slow.passed and slow.tolerance == pytest.approx(2.052 + 0.24)
+    (far,) = check_host("client", TW60, time_wait_record(tw_ends=63.0, after=62.99),
+                        Tolerance(), drifted)
+    assert not far.passed

@@ -153,9 +153,20 @@ class Lateness:
     late: float = 0.0
     worst: float = 0.0
     proof: str = "no app slept"
+    drift: float = 0.0  # how much slower the kernel's tick ran than the lab's clock
 
     @classmethod
     def of(cls, record: Record, hz: int = 250) -> Lateness:
+        found = cls._of(record, hz)
+        drift = tick_drift(record.jiffies, hz)
+        if drift:
+            found = dataclasses.replace(found, drift=drift, proof=found.proof + (
+                f"; the kernel's tick ran {drift * 100:.2f} % slow against the lab's clock "
+                f"(/proc/timer_list at the start and end)"))
+        return found
+
+    @classmethod
+    def _of(cls, record: Record, hz: int) -> Lateness:
         if record.timer_late is not None:
             return cls._timers(record.timer_late, hz)
         overshoots = sorted((max(0.0, c.t_end - c.t - float(c.arg)), i)
@@ -181,6 +192,19 @@ class Lateness:
         return cls(worst, worst, f"{len(late)} TCP timer(s) ran late; the worst, {fn} at "
                                  f"t={t:.3f}s, {jiffies} jiffies past the wheel's clock "
                                  f"(timer_expire_entry)")
+
+
+def tick_drift(readings: list, hz: int) -> float:
+    """From (monotonic s, jiffies) at the start and end of observation: how much longer
+    than its jiffies say a kernel timer takes on the lab's clock, less two ticks of
+    reading noise; 0 for less than 5 s apart (too short to tell) or no drift."""
+    if len(readings) < 2:
+        return 0.0
+    (m0, j0), (m1, j1) = readings[0], readings[-1]
+    ticks = (j1 - j0) / hz
+    if m1 - m0 < 5.0 or ticks <= 0:
+        return 0.0
+    return round(max(0.0, (m1 - m0 - 2 / hz) / ticks - 1.0), 6)
 
 
 def too_slow(check: Check) -> Check:

@@ -11,6 +11,11 @@ from tcplab.core.model.prediction import Prediction
 from tcplab.core.record import Record
 
 
+# A tick more than 1 % slow than the lab's clock widens a 1 s timer's window by 10 ms
+# more: MODEL_SLOP's whole allowance. Past it the machine's clocks disagree too much.
+DRIFT_CAP = 0.01
+
+
 def check_model(prediction: Prediction, record: Record) -> list[Check]:
     """Every model check; a timing check whose window would need more slop than
     SLOP_CAP is not judged, and makes the run an error (never a wider pass)."""
@@ -21,10 +26,11 @@ def check_model(prediction: Prediction, record: Record) -> list[Check]:
         checks = check_flood(prediction, record)
     else:
         checks = check_handshake(prediction, record)
-    late = prediction.kernel.late
-    if late > SLOP_CAP:  # every timer's window would widen past the cap
-        why = (f"this machine ran {late * 1000:.0f} ms late (over the {SLOP_CAP * 1000:.0f}"
-               f" ms cap): {Lateness.of(record, prediction.kernel.hz).proof}")
+    late, drift = prediction.kernel.late, prediction.kernel.drift
+    if late > SLOP_CAP or drift > DRIFT_CAP:  # every timer's window would widen past it
+        why = (f"this machine ran {late * 1000:.0f} ms late, its tick {drift * 100:.2f} % "
+               f"slow (caps {SLOP_CAP * 1000:.0f} ms, {DRIFT_CAP * 100:g} %): "
+               f"{Lateness.of(record, prediction.kernel.hz).proof}")
         checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c
                   for c in checks]
     return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c

@@ -23,6 +23,9 @@ class Kernel:
     # sleeps overshot by this much): every timer may fire that much later too. 0 on a
     # machine with time to spare; milliseconds in an emulated VM.
     late: float = 0.0
+    # How much slower than CLOCK_MONOTONIC this machine's jiffies ran (0.0037: a 60 s
+    # timer takes 60.22 s of the lab's clock; Lateness.drift, lab/jiffies.py).
+    drift: float = 0.0
     # The upstream stable release's third number (6.1.176: 176), when uname says it:
     # stable trees take fixes the mainline version rules below do not see.
     stable: int | None = None
@@ -100,9 +103,10 @@ class Kernel:
         """TCP_TIMEOUT_MIN: 2 jiffies."""
         return 2 / self.hz
 
-    def running_late(self, late: float) -> Kernel:
-        """This kernel on a machine that runs its timers `late` seconds late."""
-        return Kernel(self.version, self.hz, late, self.stable)
+    def running_late(self, late: float, drift: float = 0.0) -> Kernel:
+        """This kernel on a machine that runs its timers `late` seconds late, on a tick
+        `drift` slower than the lab's clock."""
+        return Kernel(self.version, self.hz, late, drift, self.stable)
 
     def name(self) -> str:
         return f"Linux {self.version[0]}.{self.version[1]} (HZ={self.hz})"
@@ -114,7 +118,7 @@ class Kernel:
         level = 0  # LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
         while jiffies >= ((1 << LVL_BITS) - 1) << (LVL_CLK_SHIFT * level):
             level += 1
-        return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz + self.late
+        return ((1 << (LVL_CLK_SHIFT * level)) + 1) / self.hz + self.late + delay * self.drift
 
 
 # Stable levels observed with `>` in inet_csk_reqsk_queue_is_full() (Kernel.
