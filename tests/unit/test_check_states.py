@@ -214,3 +214,9 @@ def test_model_fails_an_early_retransmit_and_an_extra_copy():
     failed = {c.name for c in check_teardown(fin_lost_prediction(), rec, Slop()) if not c.passed}
     assert {"model: client fin count", "model: client fin #2 after #1",
             "model: client FIN_WAIT1 lasts"} <= failed
+
+
+def test_a_time_wait_longer_than_its_timer_is_a_chain_judged_with_the_tolerance():
+    # retransmitted FINs restarted the timer (last-ack-lost: 75.36 s for 73.06 s)
+    c, = run_checks(time_wait_record(tw_ends=75.7), HostExpect(lasts={"TIME_WAIT": Lasting(73.06)}))
+    assert c.passed and not c.one_sided and c.tolerance == pytest.approx(0.125 * 73.06)
