@@ -305,12 +305,33 @@ def counters_off(run, host, name, state, call):
     return out if hit else None
 
 
+def no_retransmissions(run, host, name, state, call):
+    """The host never sent the segment again (a kernel that gave up, or never lost it)."""
+    mine = [e for e in _segments(run, host, name) if e.get("retransmission")]
+    if not mine:
+        return None
+    gone = {id(e) for e in mine}
+    return {**run, "events": [e for e in run["events"] if id(e) not in gone]}
+
+
+def fewer_bytes(run, host, name, state, call):
+    """The host's recv() calls returned a byte fewer each (data lost on the way up)."""
+    out, hit = copy.deepcopy(run), False
+    for e in out["events"]:
+        if e["kind"] == "app" and e.get("host") == host and e.get("call") == "recv":
+            m = re.match(r"(\d+) bytes", e.get("detail") or "")
+            if m and int(m[1]):
+                e["detail"] = f"{int(m[1]) - 1} bytes" + e["detail"][m.end():]
+                hit = True
+    return out if hit else None
+
+
 BENDS = [drop_segment(-1), drop_segment(0), extra_segment, later_segment(-1, 1.0),
          later_segment(-1, 0.15), later_segment(0, 0.15), later_named(0.15),
          later_named(1.0), bigger_segments, segment_into_silence, call_fails_otherwise,
          call_returns_later, state_later, state_sooner, state_ends, states_skip,
          fewer_flood_syns, fewer_flood_answers, synacks_sent_again, requests_end_later,
-         counters_off]
+         counters_off, no_retransmissions, fewer_bytes]
 WANT_CHECK = {later_named(0).__code__, segment_into_silence.__code__}
 
 CASES = examples()
