@@ -19,8 +19,8 @@ from tcplab.core.scenario import HostExpect, Lasting, Tolerance
 # windows allow 10 ms of such noise everywhere (check.MODEL_SLOP, the renderers).
 EARLY_SLOP = 0.010
 # How late a poll may see a change when the run did not save when the dump before it
-# began: core/check/teardown.py's DIAG_SLOP, which the model's windows use too.
-DIAG_LATE = 0.05
+# began (Stay.bracket); the model's windows (check/teardown.py) use it too.
+DIAG_SLOP = 0.05
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,15 @@ class Stay:
     end: float | None
     enter: StateChanged
     leave: StateChanged | None
+
+    def bracket(self) -> tuple[float, str] | None:
+        """When inet_diag saw the end with the time the dump before it began: the
+        earliest the stay can have ended (as a length) and the evidence to add."""
+        e = self.leave
+        if e is None or e.after is None or self.end != e.t:
+            return None
+        return (round(e.after - self.start, 6),
+                f"; inet_diag saw the end between t={e.after:.3f}s and t={e.t:.3f}s")
 
     def describe(self) -> str:
         text = _event(self.enter, self.start)
@@ -170,12 +179,12 @@ def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual,
     if stay.end is None:
         return Check(name, False, want.seconds, actual, slack, evidence, want.line,
                      one_sided=True)
-    leave = stay.leave
+    leave, bracket = stay.leave, stay.bracket()
     earliest = length
-    if leave is not None and leave.after is not None and stay.end == leave.t:
-        earliest = round(leave.after - stay.start, 6)
-        evidence += f"; inet_diag saw the end between t={leave.after:.3f}s and t={leave.t:.3f}s"
-        poll, cap = leave.t - leave.after, max(SLOP_CAP, slack)
+    if bracket is not None:
+        earliest, seen = bracket
+        evidence += seen
+        poll, cap = length - earliest, max(SLOP_CAP, slack)
         if poll > cap:  # the window would more than double: it could hardly fail
             return Check(name, False, want.seconds, f"not judged: the inet_diag poller was "
                          f"too slow to time the end ({poll * 1000:.0f} ms between dumps, "
@@ -183,8 +192,8 @@ def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual,
                          slack, evidence, want.line, one_sided=True, judged=False,
                          error=True)
     elif leave is not None and leave.source == "inet_diag":
-        slack += DIAG_LATE  # a run saved before the bracket was recorded
-        evidence += f"; + {DIAG_LATE * 1000:.0f} ms for an inet_diag poll (no bracket saved)"
+        slack += DIAG_SLOP  # a run saved before the bracket was recorded
+        evidence += f"; + {DIAG_SLOP * 1000:.0f} ms for an inet_diag poll (no bracket saved)"
     passed = length >= want.seconds - EARLY_SLOP and earliest <= want.seconds + slack
     return Check(name, passed, want.seconds, actual, round(slack, 4), evidence, want.line,
                  one_sided=True)

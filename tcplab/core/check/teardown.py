@@ -16,14 +16,13 @@ from __future__ import annotations
 import dataclasses
 
 from tcplab.core.check.base import Check, Slop, describe_segment, not_judged
-from tcplab.core.check.states import Stay, observed_until, stays
+from tcplab.core.check.states import DIAG_SLOP, Stay, observed_until, stays
 from tcplab.core.model.teardown.params import RACE_CAP, TEARDOWN_NAMES
 from tcplab.core.model.teardown.prediction import PredictedState, TeardownPrediction
 from tcplab.core.record import Record
 
 
 MODEL_SLOP = 0.010
-DIAG_SLOP = 0.05  # a state end seen only by inet_diag polling, on a loaded machine
 CHAINS = ("fin", "peer-fin")
 
 
@@ -212,11 +211,10 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
             continue
         got = round(stay.end - stay.start, 6)
         earliest, evidence = got, stay.describe()
-        leave = stay.leave
-        if leave is not None and leave.after is not None and stay.end == leave.t:
-            # the poll bracket: the end lies in (after, t], so it is no longer a guess
-            earliest, hi = round(leave.after - stay.start, 6), hi - DIAG_SLOP
-            evidence += f"; inet_diag saw the end between t={leave.after:.3f}s and t={leave.t:.3f}s"
+        bracket = stay.bracket()
+        if bracket is not None:  # the end lies in (after, t]: no longer a guess
+            earliest, hi = bracket[0], hi - DIAG_SLOP
+            evidence += bracket[1]
         out.append(Check(f"model: {host} {p.state} lasts", lo <= got and earliest <= hi,
                          round(nominal, 4), got, round(hi - nominal, 4), evidence,
                          one_sided=True, slop=sl))
