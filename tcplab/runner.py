@@ -270,7 +270,7 @@ class _Run:
         and the view gets only the ones it has not shown yet."""
         if self.trace is None:
             return
-        from tcplab.lab.tracefs import timer_lateness, to_events
+        from tcplab.lab.tracefs import timer_expiries, timer_lateness, to_events
 
         records = self.trace.records()
         if len(records) == self._trace_count and not final:
@@ -286,6 +286,8 @@ class _Run:
         if final and self.trace.timers:
             self.record.timer_late = [[round(t - self.record.t0, 6), late, fn]
                                       for t, late, fn in timer_lateness(records)]
+            self.record.timer_fired = [[round(t - self.record.t0, 6), fn]
+                                       for t, fn in timer_expiries(records)]
 
     # -- tear-down --------------------------------------------------------------------
     def stop(self, plan: topology.Plan) -> None:

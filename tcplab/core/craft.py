@@ -11,6 +11,7 @@ import struct
 from tcplab.core.segments import ACK, RST
 
 TCPOPT_EOL, TCPOPT_NOP, TCPOPT_MSS = 0, 1, 2  # RFC 9293 3.2
+TCPOPT_TIMESTAMP = 8  # RFC 7323 3
 DEFAULT_MSS = 536  # RFC 9293 3.7.1 (RFC 1122 4.2.2.6): what a sender may assume without it
 
 
@@ -60,6 +61,19 @@ def options(packet: bytes) -> list[tuple[int, bytes]]:
         out.append((kind, bytes(tcp[i + 2:i + tcp[i + 1]])))
         i += tcp[i + 1]
     return out
+
+
+def tsval_of(raw: str) -> int | None:
+    """The TSval of a packet's timestamp option (RFC 7323), from the hex the record
+    keeps; None without one."""
+    if not raw:
+        return None
+    try:
+        found = options(bytes.fromhex(raw))
+    except (ValueError, IndexError, struct.error):
+        return None
+    return next((struct.unpack("!I", data[:4])[0] for kind, data in found
+                 if kind == TCPOPT_TIMESTAMP and len(data) == 8), None)
 
 
 def mss_of(packet: bytes) -> int | None:

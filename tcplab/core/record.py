@@ -37,6 +37,9 @@ class Record:
     # The machine's TCP timers that ran late (lab/tracefs.py timer_lateness): [t, jiffies
     # past the wheel's clock, handler]; None when they were not traced.
     timer_late: list | None = None
+    # When each of those TCP timers ran at all (lab/tracefs.py timer_expiries): [t,
+    # handler]; what a retransmission's way to the router is measured from.
+    timer_fired: list | None = None
     # (CLOCK_MONOTONIC seconds, jiffies) at the start and end of observation
     # (lab/jiffies.py): how fast the kernel's tick ran against the lab's clock.
     jiffies: list = field(default_factory=list)
@@ -56,6 +59,7 @@ class Record:
                 "tracepoint_states": [e.to_json() for e in self.tracepoint_states],
                 "diag_states": [e.to_json() for e in self.diag_states],
                 **({"timer_late": self.timer_late} if self.timer_late is not None else {}),
+                **({"timer_fired": self.timer_fired} if self.timer_fired is not None else {}),
                 **({"jiffies": self.jiffies} if self.jiffies else {})}
 
     @classmethod
@@ -66,6 +70,7 @@ class Record:
         rec = cls(t0=0.0, wall0=saved.get("started") or 0.0,
                   have_tracepoint=obs.get("have_tracepoint", True),
                   t_stop=obs.get("t_stop"), timer_late=obs.get("timer_late"),
+                  timer_fired=obs.get("timer_fired"),
                   jiffies=[tuple(x) for x in obs.get("jiffies", [])],
                   alive_at_end={(h, tuple(f)) for h, f in obs.get("alive_at_end", [])})
         for d in saved.get("events", []):

@@ -177,6 +177,12 @@ def timer_lateness(records) -> list[list]:
     return out
 
 
+def timer_expiries(records) -> list[list]:
+    """[t (mono), handler] of every traced TCP timer that ran."""
+    return [[rec["mono"], rec["fields"].get("function", "")] for rec in records
+            if rec["event"] == "timer_expire_entry"]
+
+
 def _write(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tcplab.core.check.base import MODEL_SLOP, Slop, slow_legs
+from tcplab.core.record import Record
 from tcplab.judging import rejudge
 from tcplab.format.load import load_scenario
 
@@ -41,12 +43,24 @@ def load(path: Path) -> dict:
         return json.load(f)
 
 
+def _lab_was_slow(run: dict) -> bool:
+    """Whether the lab itself took more than the default tolerance's 4 ms floor (its
+    hook holding a segment, a host's way to the router): such a run's missed timings
+    and segment counts are not judged (an error, by design), so it shows no check
+    failing."""
+    record = Record.from_json(run)
+    hook = (Slop.of(record).worst - MODEL_SLOP) / 2
+    return max(hook, slow_legs(record)[0]) >= 0.004
+
+
 def examples() -> list[tuple[str, Path, str]]:
     """(kind, record, check name): a passing, judged check of each kind, from the
-    smallest record that has one (the fewest connections and segments to follow)."""
+    smallest record that has one (the fewest connections and segments to follow),
+    runs the lab did not slow first."""
     out, seen = [], set()
-    for path in sorted(EVIDENCE, key=lambda p: p.stat().st_size):
-        for c in judged(load(path)).checks:
+    runs = [(path, load(path)) for path in EVIDENCE]
+    for path, run in sorted(runs, key=lambda r: (_lab_was_slow(r[1]), r[0].stat().st_size)):
+        for c in judged(run).checks:
             k = kind(c.name)
             if c.judged and c.passed and k not in seen:
                 seen.add(k)

@@ -10,7 +10,7 @@ from typing import Any
 
 from tcplab.core.events import AppCalled, SegmentSeen
 from tcplab.core.record import Record
-from tcplab.core.segments import flag_string
+from tcplab.core.segments import ACK, FIN, SYN, flag_string
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,121 @@ def path_turnaround(record: Record) -> float:
         if a is not None:
             turns.append(a.t - q.t_out)
     return max(0.0, max(turns, default=0.0) - PATH_NORM)
+
+
+def outbound_leg(record: Record) -> tuple[float, str]:
+    """How long, beyond PATH_NORM, this machine took at worst to get a host's segment
+    to the router, measured where the kernel's own moment is known (~0.1 ms here;
+    0.4-106 ms in a TCG VM, the 6.12 catalogue). With the proof.
+    - A connect: CLOSE->SYN_SENT (tcp_v4_connect(), before it picks the port and
+      tcp_connect() sends the SYN) to the first SYN at the router. Parallel connects
+      are paired in order, which gives the smallest worst gap of any pairing (so never
+      more than the truth).
+    - A retransmission: the last TCP timer that ran before it (timer_expire_entry),
+      if within SLOP_CAP (tcp_write_timer() sends it in the timer's softirq; eight SYNs
+      due together left 0.3-14 ms after their timers ran on 6.1 under TCG)."""
+    worst, proof = 0.0, ""
+    for host in ("client", "server"):
+        entered = sorted(e.t for e in record.states() if e.host == host
+                         and e.source == "tracepoint" and e.old == "CLOSE"
+                         and e.new == "SYN_SENT")
+        first = sorted(s.t for s in record.segments if s.sender == host and s.name == "syn"
+                       and s.nth == 1 and not s.injected and not s.retransmission)
+        if len(entered) != len(first):
+            continue  # a connect the router never saw: no safe pairing
+        for began, reached in zip(entered, first):
+            if reached - began > worst:
+                worst = reached - began
+                proof = (f"the {host}'s SYN reached the router {worst * 1000:.1f} ms after "
+                         f"its kernel set SYN_SENT (t={began:.3f}s)")
+    fired = sorted(x[0] for x in (record.timer_fired or record.timer_late or ()))
+    for s in record.segments:
+        if not s.retransmission or s.injected:
+            continue
+        i = bisect.bisect_right(fired, s.t)
+        if i and worst < s.t - fired[i - 1] <= SLOP_CAP:
+            worst = s.t - fired[i - 1]
+            proof = (f"{describe_segment(s)} reached the router {worst * 1000:.1f} ms after "
+                     f"a TCP timer ran (t={fired[i - 1]:.3f}s)")
+    return max(0.0, worst - PATH_NORM), proof
+
+
+# What makes a state change (tcp_rcv_state_process(), tcp_rcv_synsent_state_process(),
+# tcp_fin()): the flags a segment reaching the host must carry for it. A change with
+# none of these just before it was the host's own doing (a call, a timer).
+CAUSED_BY = {("SYN_SENT", "ESTABLISHED"): SYN | ACK, ("SYN_RECV", "ESTABLISHED"): ACK,
+             ("FIN_WAIT1", "FIN_WAIT2"): ACK, ("ESTABLISHED", "CLOSE_WAIT"): FIN,
+             ("FIN_WAIT1", "CLOSING"): FIN, ("LAST_ACK", "CLOSE"): ACK}
+
+
+def inbound_leg(record: Record) -> tuple[float, str]:
+    """How long, beyond PATH_NORM, this machine took at worst from the router handing
+    a host a segment to the host's kernel acting on it: the tracepoint's state change
+    that segment makes (CAUSED_BY), from the last such segment the router delivered
+    on that connection before it (the latest one: never more than the truth). ~0.05
+    ms here; on 6.12 under TCG a client took 4.4 ms to act on the ACK of its FIN, and
+    the peer's FIN, delivered meanwhile, was lost in the race tcp_rcv_state_process()
+    owns to ("We still can lose it now") and resent an RTO later. With the proof."""
+    worst, proof = 0.0, ""
+    inbound: dict[tuple, list[tuple[float, SegmentSeen]]] = {}
+    for s in record.segments:
+        if s.fate == "delivered" and s.t_out is not None:
+            inbound.setdefault((s.dport, s.sport), []).append((s.t_out, s))
+    for e in record.states():
+        need = CAUSED_BY.get((e.old, e.new))
+        if e.source != "tracepoint" or need is None:
+            continue
+        got = [(out, s) for out, s in inbound.get((e.lport, e.rport), ())
+               if s.flags & need == need and out <= e.t and s.sender != e.host]
+        if got and e.t - got[-1][0] > worst:
+            worst = e.t - got[-1][0]
+            proof = (f"the {e.host}'s kernel went {e.old}->{e.new} at t={e.t:.3f}s, {worst * 1000:.1f} "
+                     f"ms after the router delivered {describe_segment(got[-1][1])}")
+    return max(0.0, worst - PATH_NORM), proof
+
+
+def fin_handover_race(record: Record) -> str:
+    """A race the kernel owns to, which a slow machine opens: the peer's FIN delivered
+    to a host after the ACK of the host's own FIN but before its kernel acted on that
+    ACK (FIN_WAIT1->FIN_WAIT2 on the tracepoint). tcp_rcv_state_process() then turns
+    the orphaned socket into a FIN_WAIT2 timewait sock (tcp_time_wait()) and a FIN
+    caught on its way to the full socket is dropped: "We still can lose it now, if it
+    spins in bh_lock_sock(), but it is really marginal case." The peer resends it an
+    RTO later. Seen on 6.12 under TCG (time-wait-port-exhaustion: the client acted on
+    the ACK 4.4 ms after the router delivered it, the FIN came 3.8 ms after the ACK).
+    The proof, or "" when no overlap was followed by the FIN sent again."""
+    for e in record.states():
+        if e.source != "tracepoint" or (e.old, e.new) != ("FIN_WAIT1", "FIN_WAIT2"):
+            continue
+        mine = [(s.t_out, s) for s in record.segments if s.dport == e.lport
+                and s.sport == e.rport and s.sender != e.host and s.fate == "delivered"
+                and s.t_out is not None and s.t_out <= e.t]
+        acks = [out for out, s in mine if s.flags & ACK and not s.flags & FIN]
+        fins = [s for out, s in mine if s.flags & FIN and acks and out >= acks[-1]]
+        resent = fins and any(s.retransmission and s.flags & FIN and s.t > fins[0].t
+                              and s.conn == fins[0].conn for s in record.segments)
+        if resent:  # an overlap whose FIN got through is no loss to explain
+            return (f"race: {describe_segment(fins[0])} reached the {e.host} before its "
+                    f"kernel acted on the ACK of its FIN (FIN_WAIT1->FIN_WAIT2 at "
+                    f"t={e.t:.3f}s), where tcp_rcv_state_process() may lose a FIN")
+    return ""
+
+
+def slow_legs(record: Record) -> tuple[float, str]:
+    """The slower of the machine's two ways (outbound_leg, inbound_leg)."""
+    return max(outbound_leg(record), inbound_leg(record), key=lambda x: x[0])
+
+
+def missed_by(check: Check) -> float | None:
+    """How far past its window's late edge a judged timing check's value fell (None
+    when it did not fall past it)."""
+    if not check.judged or check.passed or check.tolerance is None:
+        return None
+    if not isinstance(check.actual, (int, float)) or not isinstance(check.expected,
+                                                                    (int, float)):
+        return None
+    miss = check.actual - (check.expected + check.tolerance)
+    return miss if miss > 0 else None
 
 
 @dataclass(frozen=True)

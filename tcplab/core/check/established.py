@@ -15,6 +15,7 @@ from tcplab.core.check.base import (Check, MODEL_SLOP, Slop, describe_call, desc
                                     not_judged)
 from tcplab.core.model.established import (ERRNO_OF_UNREACH, UnreachableRouter, initial_rto,
                                            path_back, probe_timeout, time_limit)
+from tcplab.core.model.teardown.observe import kernel_rtt_range
 from tcplab.core.record import Record
 
 
@@ -66,7 +67,7 @@ def _call(record: Record, host: str, call: str | None, after: float):
 
 
 def _abort(b, kernel, record: Record, last, wait: float, slop: Slop, error: str,
-           ok: bool = True, limit: str = "") -> list:
+           ok: bool = True, limit: str = "", late: float | None = None) -> list:
     label = f"model: {b.host}"
     out = []
     gone = _closed(record, b.host, last.t)
@@ -77,7 +78,7 @@ def _abort(b, kernel, record: Record, last, wait: float, slop: Slop, error: str,
         out.append(_gap_check(f"{label} gives up after {b.name} #{last.nth}", wait,
                               gone.t - last.t, gone.t, kernel, slop,
                               f"t={gone.t:.3f}s ESTABLISHED->CLOSE ({gone.source})"
-                              + (f"; {limit}" if limit else ""), ok))
+                              + (f"; {limit}" if limit else ""), ok, late))
     c = _call(record, b.host, b.call, b.fault.at)
     if c is not None:
         out.append(Check(f"{label} {b.call}()", c.result == error, error,
@@ -91,8 +92,16 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     if not seen:
         return [Check(f"{label} into the silence", False, "data after "
                       f"t={b.fault.at:g}s", "none")]
-    p, rtt = b.params, _rtt(record, b.host)
-    rto = initial_rto(kernel, p, rtt)
+    p = b.params
+    rtt, rtt_hi = kernel_rtt_range(record).get(b.host) or (_rtt(record, b.host),) * 2
+    rto, rto_hi = initial_rto(kernel, p, rtt), initial_rto(kernel, p, rtt_hi)
+
+    def later(wait: float, what: str) -> float:
+        """The timer's lateness for `wait`, and how much longer it is if the RTT
+        sample was the range's top (kernel_rtt_range: known to 1 ms either side)."""
+        top = probe_timeout(kernel, p, rtt_hi, rto_hi) if what == "tail loss probe" \
+            else min(wait * rto_hi / rto, p.rto_max)
+        return kernel.slack(wait) + max(0.0, top - wait)
     limit = time_limit(kernel, p.retries2, p.rto_max)
     back = path_back(b.fault)
     router = UnreachableRouter(hz=kernel.hz) if b.fault.action == "link-down" else None
@@ -132,7 +141,7 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
         late = not probe and stamp is not None and s.t - stamp >= limit + LIMIT_MARGIN
         out.append(_gap_check(f"{label} #{s.nth} after #{seen[i - 1].nth} ({what})", wait,
                               s.t - seen[i - 1].t, s.t, kernel, slop, describe_segment(s),
-                              extra_ok=fits and not late))
+                              extra_ok=fits and not late, late=later(wait, what)))
         if back is not None and s.t >= back:
             return out  # the path is back: this one is answered
         if not probe:
@@ -145,7 +154,7 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     # (its timer-wheel bucket, Kernel.slack) is still short of the limit: an expiry
     # due just short of it may run past it and give up instead (gen-3183: due 6.188 s
     # after the stamp, limit 6.2 s, the kernel gave up).
-    if stamp is None or last.t + wait + kernel.slack(wait) - stamp < limit - LIMIT_MARGIN:
+    if stamp is None or last.t + wait + later(wait, what) - stamp < limit - LIMIT_MARGIN:
         end = record.t_stop
         if end is None or last.t + wait < end - slop.worst:
             out.append(Check(f"{label} count", False, f"another at t={last.t + wait:.3f}s",
@@ -155,7 +164,8 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     # No more is owed: the give-up is what comes next (a retransmission past the
     # limit fails its own gap check above).
     return out + _abort(b, kernel, record, last, wait, slop, soft or "ETIMEDOUT", fits,
-                        f"limit tcp_retries2={p.retries2}: {limit:g} s after t={stamp:.3f}s")
+                        f"limit tcp_retries2={p.retries2}: {limit:g} s after t={stamp:.3f}s",
+                        later(wait, what))
 
 
 def _keepalive(b, kernel, record: Record, slop: Slop) -> list:

@@ -3,8 +3,8 @@ by flood.py, everything else by handshake.py and the parts it gathers)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import (SLOP_CAP, Check, Lateness, machine_too_slow, not_judged,
-                                    too_slow)
+from tcplab.core.check.base import (SLOP_CAP, Check, Lateness, machine_too_slow, missed_by,
+                                    not_judged, slow_legs, too_slow)
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
 from tcplab.core.model.prediction import Prediction
@@ -33,5 +33,20 @@ def check_model(prediction: Prediction, record: Record) -> list[Check]:
                f"{Lateness.of(record, prediction.kernel.hz).proof}")
         checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c
                   for c in checks]
+    checks = _slow_way_out(checks, record)
     return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c
                         for c in checks]
+
+
+def _slow_way_out(checks: list[Check], record: Record) -> list[Check]:
+    """The router stamps a segment when it arrives, not when the kernel sent it, and a
+    host acts on a segment some time after the router delivers it: a timing that
+    missed its window by no more than the machine's slowest way between the router and
+    a host (measured in this run, slow_legs) may have been met by the kernel. Such a
+    miss is not judged and the run is an error; a bigger miss stays a fail."""
+    leg, proof = slow_legs(record)
+    if not leg:
+        return checks
+    why = f"the machine was slow between the router and its hosts: {proof}"
+    return [machine_too_slow(c, why) if (m := missed_by(c)) is not None and m <= leg
+            else c for c in checks]

@@ -310,11 +310,13 @@ def _step_times(steps, t_conn: float) -> list[tuple[object, float]]:
 
 
 def predict(kernel: Kernel, sc, sysctls: dict, handshake,
-            rtts: dict[str, float] | None = None) -> list[Burst]:
+            rtts: dict[str, float] | None = None,
+            ranges: dict[str, tuple[float, float]] | None = None) -> list[Burst]:
     """The bursts each surviving host sends into the silence of the other, from the
     scenario's host faults and steps, once the handshake `handshake` predicts is done.
     `rtts`: each host's first RTT sample as the record shows it (teardown/observe.py
-    handshake_rtt), else the lab's idle path (0.4 ms)."""
+    handshake_rtt), else the lab's idle path (0.4 ms); `ranges`: where the kernel's own
+    timestamps bound that sample (kernel_rtt_range), those bounds instead."""
     connect = handshake.calls.get(("client", "connect"))
     if connect is None or connect[0] != "ok":
         return []
@@ -324,7 +326,7 @@ def predict(kernel: Kernel, sc, sysctls: dict, handshake,
         p = EstParams.from_sysctls(kernel, sysctls.get(host, {}))
         t_conn = connect[2] + (0.0002 if host == "server" else 0.0)  # the last ACK's transit
         steps = _step_times(sc.apps.get(host, ()), t_conn)
-        rtt = (rtts or {}).get(host, 0.0004)
+        rtt = (ranges or {}).get(host) or (rtts or {}).get(host, 0.0004)
         burst = _data(kernel, p, rtt, fault, host, steps) or \
             _keepalive(kernel, p, fault, host, steps, t_conn, sc.timeout)
         if burst is None:  # no data to send, no keepalive: no timer will ever run
@@ -356,9 +358,7 @@ def _data(kernel, p, rtt, fault, host, steps) -> Burst | None:
         return Burst(host, "data", fault, p, anchor=t0,
                      unsupported=f"the {host} sends {size} bytes (more than one segment) "
                      "into the silence")
-    router = UnreachableRouter(hz=kernel.hz) if fault.action == "link-down" else None
-    offsets, give_up = retransmissions(kernel, p, rtt, router,
-                                       None if back is None else back - t0)
+    offsets, give_up = _within(kernel, p, rtt, fault, None if back is None else back - t0)
     b = Burst(host, "data", fault, p, anchor=t0, offsets=offsets)
     later = [s.call for s, t in steps if t >= t0 and s is not step]
     b.call = next((c for c in later if c == "recv"), None)
@@ -373,6 +373,30 @@ def _data(kernel, p, rtt, fault, host, steps) -> Burst | None:
                        f"retransmission, at {give_up.t:.3f} s after the first transmission, "
                        f"{give_up.rto_retransmits} RTO retransmissions; {give_up.error}")
     return b
+
+
+def _within(kernel, p, rtt, fault, back_at):
+    """retransmissions() for an RTT sample known exactly, or known to lie in a range
+    (lo, hi): timed from lo, each moment's slack widened by how much later hi would put
+    it. Where the two ends disagree on more than the times (which transmissions the
+    router's rate limit answers), lo's chain as it is: it is what the live view shows,
+    while core/check/established.py replays the ICMPs on the times the run shows."""
+    def chain(sample):
+        router = UnreachableRouter(hz=kernel.hz) if fault.action == "link-down" else None
+        return retransmissions(kernel, p, sample, router, back_at)
+
+    if not isinstance(rtt, tuple):
+        return chain(rtt)
+    (early, end), (late, late_end) = chain(rtt[0]), chain(rtt[1])
+    shape = [(x.cause, x.icmp) for x in early], end is None, end and end.error
+    if shape != ([(x.cause, x.icmp) for x in late], late_end is None,
+                 late_end and late_end.error):
+        return early, end
+    merged = [dataclasses.replace(x, slack=x.slack + max(0.0, y.t - x.t))
+              for x, y in zip(early, late)]
+    if end is not None and late_end is not None:
+        end = dataclasses.replace(end, slack=end.slack + max(0.0, late_end.t - end.t))
+    return merged, end
 
 
 def _keepalive(kernel, p, fault, host, steps, t_conn, timeout) -> Burst | None:

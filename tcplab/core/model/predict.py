@@ -24,7 +24,7 @@ from tcplab.core.model.inputs import HandshakeInputs, client_hand_over, handshak
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.open import predict_simultaneous_open
 from tcplab.core.model.prediction import Prediction
-from tcplab.core.model.teardown.observe import handshake_rtt
+from tcplab.core.model.teardown.observe import handshake_rtt, kernel_rtt_range
 from tcplab.core.model.teardown.predict import teardown_for
 from tcplab.core.model.teardown.prediction import gone_at
 from tcplab.core.record import Record
@@ -79,7 +79,9 @@ def _phases(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
             client_gone_at: float | None) -> Prediction:
     prediction = _opening(sc, kernel, sysctls, inputs, client_gone_at)
     rtts = handshake_rtt(record) if record is not None else None
-    bursts = established.predict(kernel, sc, sysctls, prediction, rtts)  # a peer gone silent
+    ranges = kernel_rtt_range(record) if record is not None else None
+    bursts = established.predict(kernel, sc, sysctls, prediction, rtts,  # a peer gone silent
+                                 ranges)
     if bursts:
         prediction = established.with_bursts(prediction, bursts)
     if flood.flood_setup(sc) is not None and kernel.accept_queue_full_above is None:

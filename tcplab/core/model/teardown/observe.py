@@ -8,6 +8,7 @@ import math
 from tcplab.core.model.teardown.params import (ENDINGS, RACE_NOISE, SOCKET_OPTIONS,
                                                Unsupported)
 from tcplab.core.model.teardown.prediction import Observed
+from tcplab.core.craft import tsval_of
 from tcplab.core.segments import ACK, FIN, SYN
 
 
@@ -136,6 +137,30 @@ def handshake_rtt(record) -> dict[str, float]:
         if done:
             out[host] = max(min(done) - _echoed(q).t, 0.0) + own_legs(record, host)
     return out
+
+
+def kernel_rtt_range(record) -> dict[str, tuple[float, float]]:
+    """The client's first RTT sample as its own kernel took it, from the timestamps
+    it sent (RFC 7323 TSval, tcp_time_stamp_ts(): one clock, 1 ms ticks): the SYN's
+    (stamped in tcp_connect(), the stamp tcp_clean_rtx_queue() takes the sample from)
+    and the handshake ACK's (built by tcp_rcv_synsent_state_process() right after that
+    sample). Between two ticks the time lies within 1 ms either side, so a range (lo,
+    hi). The router cannot see the client's own way out, 5-30 ms in a TCG VM: on 6.12
+    network-down's SYN went 25 ms of TSval ahead of its ACK with 13.5 ms between them
+    at the router, and the RTOs were 25 + 200 ms, not 13.5 + 200. Only for a SYN sent
+    once (after a retransmission the sample is Karn's, now - TSecr: handshake_rtt)."""
+    syns = record.sent_by("client", "syn")
+    if len(syns) != 1:
+        return {}
+    acks = [s for s in record.sent_by("client", "ack") if s.conn == syns[0].conn]
+    sent = tsval_of(syns[0].raw)
+    echoed = tsval_of(acks[0].raw) if acks else None
+    if sent is None or echoed is None:
+        return {}
+    ticks = (echoed - sent) % 2**32
+    if ticks >= 2**31:
+        return {}
+    return {"client": (max(ticks - 1, 0) / 1000, (ticks + 1) / 1000)}
 
 
 def own_legs(record, host: str) -> float:

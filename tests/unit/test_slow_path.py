@@ -1,0 +1,179 @@
+"""A TCG VM's slow path, on the records that showed it (Debian's 6.1 and 6.12 under
+qemu TCG, commit daf3fba; copied from evidence/ into tests/corpus/tcg/ so a later
+evidence refresh does not take them away). Each was a false FAIL: the kernel was
+right, the lab read the machine's slowness as the kernel's. Each is judged again
+here, and bent so the kernel would have been wrong, which must still fail."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from scapy.all import IP, TCP
+
+from tcplab.core.check.base import outbound_leg
+from tcplab.core.craft import tsval_of
+from tcplab.core.model.teardown.observe import kernel_rtt_range
+from tcplab.core.record import Record
+from tcplab.format.load import load_scenario
+from tcplab.judging import rejudge
+
+ROOT = Path(__file__).resolve().parents[2]
+TCG = ROOT / "tests/corpus/tcg"
+
+
+def saved(name: str) -> dict:
+    with gzip.open(TCG / f"{name}.json.gz", "rt") as f:
+        return json.load(f)
+
+
+def judge(run: dict):
+    parts = Path(run["file"]).parts
+    sc = load_scenario(str(ROOT.joinpath(*parts[parts.index("scenarios") :])))
+    return rejudge(sc, run)
+
+
+def failed(res) -> list[str]:
+    return [
+        f"{c.name}: expected {c.expected}, got {c.actual}" for c in res.checks if c.judged and not c.passed
+    ]
+
+
+def segments(run: dict, sender: str, name: str) -> list[dict]:
+    return [
+        e
+        for e in run["events"]
+        if e["kind"] == "segment" and e.get("from") == sender and e["name"] == name and not e.get("injected")
+    ]
+
+
+# -- the client's RTT sample, from its own timestamps ----------------------------------
+
+
+def test_the_tsval_is_read_from_the_records_hex():
+    raw = bytes(
+        IP(src="198.18.0.2", dst="198.19.0.2")
+        / TCP(flags="S", options=[("MSS", 1460), ("Timestamp", (123456, 0))])
+    ).hex()
+    assert tsval_of(raw) == 123456
+    assert tsval_of(bytes(IP() / TCP(flags="S")).hex()) is None
+    assert tsval_of("") is None
+
+
+def test_the_clients_sample_is_its_timestamps_apart_within_a_tick():
+    run = saved("6.12-network-down")
+    # SYN TSval 1330248322, the handshake ACK's 1330248347: 25 ms on the client's clock,
+    # where the router saw 13.5 ms between the SYN and the ACK
+    lo, hi = kernel_rtt_range(Record.from_json(run))["client"]
+    assert (lo, hi) == pytest.approx((0.024, 0.026))
+
+
+def test_network_down_on_612_is_judged_by_the_kernels_rtt():
+    """RTOs of 0.232 s x 2^n: 25 ms + 200 ms in jiffies and the wheel's bucket; the
+    router's 2.5 ms SYN to SYN-ACK would have made them 0.208 s."""
+    run = saved("6.12-network-down")
+    res = judge(run)
+    assert res.verdict == "pass", failed(res)
+    blind = copy.deepcopy(run)  # the same run without the timestamps to read
+    for s in segments(blind, "client", "syn") + segments(blind, "client", "ack"):
+        s["raw"] = ""
+    assert judge(blind).verdict == "fail"
+
+
+def test_a_chain_that_does_not_back_off_still_fails_with_the_kernels_rtt():
+    run = copy.deepcopy(saved("6.12-network-down"))
+    data = segments(run, "client", "data")
+    flat = data[0]["t"]
+    for i, s in enumerate(data):  # every retransmission one RTO after the one before
+        s["t"] = flat + 0.232 * i
+    res = judge(run)
+    assert res.verdict == "fail" and any("data #" in f for f in failed(res)), failed(res)
+
+
+# -- connect(): timed on the model's clock, the router's first SYN --------------------
+
+
+def test_connect_is_timed_from_its_first_syn_at_the_router():
+    """On 6.12 the SYN reached the router 27 ms after the kernel set SYN_SENT; the
+    handshake then took 11 ms at the router and the tracepoint's ESTABLISHED."""
+    run = saved("6.12-no-accept")
+    res = judge(run)
+    assert res.verdict == "pass", failed(res)
+    check = next(c for c in res.checks if c.name == "model: client connect() returns after")
+    assert check.actual == pytest.approx(0.1368 - 0.1255, abs=0.0005)
+    assert "first SYN at the router t=0.126s" in check.evidence
+
+
+def test_a_kernel_acting_late_on_the_synack_is_not_judged():
+    """The kernel taking the SYN-ACK 100 ms after the router delivered it is what a
+    slow machine looks like (inbound_leg): not judged, and the proof says so."""
+    run = copy.deepcopy(saved("6.12-no-accept"))
+    for e in run["observation"]["tracepoint_states"] + run["events"]:
+        if e.get("kind") == "state" and e.get("host") == "client" and e.get("to") == "ESTABLISHED":
+            e["t"] += 0.1
+    for e in run["events"]:
+        if e.get("kind") == "app" and e.get("call") == "connect":
+            e["t_end"] += 0.1
+    res = judge(run)
+    assert res.verdict == "error" and any(
+        "ms after the router delivered" in str(c.actual) for c in res.checks if c.error
+    )
+
+
+# -- the machine's way out: a miss within it is an error, beyond it a fail -------------
+
+
+def test_the_way_out_is_measured_from_the_kernels_own_moments():
+    rec = Record.from_json(saved("6.1-syn-lost-many"))
+    leg, proof = outbound_leg(rec)  # SYN #2 of port 38828: timers ran at 1.3548-1.3551
+    assert leg == pytest.approx(0.369 - 0.3551 - 0.001, abs=0.001)
+    assert "syn #2" in proof and "after a TCP timer ran (t=1.355s)" in proof
+    rec.timer_late = rec.timer_fired = None  # then only the connects: paired in order,
+    leg, proof = outbound_leg(rec)  # each SYN within 2 ms of a SYN_SENT
+    assert leg < 0.002 and "SYN_SENT" in proof
+
+
+def test_a_retransmission_late_within_the_way_out_is_not_judged():
+    """syn-lost-many on 6.1: the second SYN 52 ms after the first, 2 ms past the window;
+    other SYNs took up to 28 ms from SYN_SENT to the router."""
+    res = judge(saved("6.1-syn-lost-many"))
+    assert res.verdict == "error", failed(res)
+    assert any("slow between the router and its hosts" in str(c.actual) for c in res.checks if c.error)
+
+
+def test_a_retransmission_late_beyond_the_way_out_fails():
+    run = copy.deepcopy(saved("6.1-syn-lost-many"))
+    port = segments(run, "client", "syn")[0]["sport"]
+    for s in segments(run, "client", "syn"):
+        if s["sport"] == port and s["nth"] == 2:
+            s["t"] += 0.2
+            s["t_out"] = None if s["t_out"] is None else s["t_out"] + 0.2
+    res = judge(run)
+    assert res.verdict == "fail" and any("syn #2" in f for f in failed(res)), failed(res)
+
+
+# -- a count of segments on a slow lab --------------------------------------------------
+
+
+def test_a_fin_lost_in_the_kernels_own_race_is_not_counted_against_it():
+    """time-wait-port-exhaustion on 6.12: 11 FINs for 10. The server's FIN on port
+    40002 reached the client 3.8 ms after the ACK of the client's FIN, and 0.6 ms
+    before the client's kernel acted on that ACK; the client never answered it, and
+    the server resent it an RTO later (tcp_rcv_state_process(): "We still can lose it
+    now")."""
+    res = judge(saved("6.12-time-wait-port-exhaustion"))
+    assert res.verdict == "error", failed(res)
+    (count,) = [c for c in res.checks if c.name == "server sends peer-fin"]
+    assert count.error and "race:" in str(count.actual) and "t=0.438s" in str(count.actual)
+
+
+def test_the_same_count_without_the_overlap_fails():
+    run = copy.deepcopy(saved("6.12-time-wait-port-exhaustion"))
+    for e in run["observation"]["tracepoint_states"] + run["events"]:
+        if e.get("kind") == "state" and e.get("lport") == 40002 and e.get("to") == "FIN_WAIT2":
+            e["t"] = 0.4334  # the client acted on the ACK before the FIN came
+    res = judge(run)
+    assert any("server sends peer-fin" in f for f in failed(res)), failed(res)
