@@ -50,4 +50,9 @@ class Host:
         self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK
         self.oow_at = -1e9  # the full socket's last rate-limited (challenge) ACK
         self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
+        # data sent and not yet acknowledged, oldest first: [seq, length, last sent]
+        self.flight: list[list] = []
+        self.sml = self.snd  # snd_sml: the end of the last sub-MSS segment sent
+        self.nagle = 0  # bytes of a sub-MSS segment Nagle holds back (tcp_nagle_check)
+        self.data_rtx = False  # data in flight was re-sent (a probe or an RTO)
 

@@ -68,7 +68,9 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
             copies.setdefault((s.sender, s.name), []).append(s.t_out - origin)
     return Observed(steps, arrivals, race, tuple(late),
                     {k: tuple(v) for k, v in copies.items()},
-                    {h: rtt_samples(record, h, conn) for h in ("client", "server")}), shifted
+                    {h: rtt_samples(record, h, conn) for h in ("client", "server")},
+                    {(s.sender, s.name, s.nth): s.t - origin for s in record.segments
+                     if s.conn == conn and not s.injected}), shifted
 
 
 def _after(a: int, b: int) -> bool:

@@ -18,11 +18,9 @@ def delack_max(rtt: float) -> float:
     max(TCP_DELACK_MIN, srtt) and TCP_DELACK_MAX), after one RTT sample."""
     return min(TCP_DELACK_MAX, max(TCP_DELACK_MIN, rtt))
 TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
-# A data segment's tail loss probe can come this soon: tcp_schedule_loss_probe()'s
-# timeout is 2 srtt (+ 2 jiffies with one segment out), at least 10 ms (TCP_TIMEOUT_MIN
-# in 6.x is 2 jiffies; the 10 ms floor is tcp_schedule_loss_probe()'s own). A data
-# segment or its ACK held longer than half of it may be retransmitted before it lands.
-DATA_PROBE_MIN = 0.005
+# How far apart the model's and the run's sending of one segment may be and still be
+# the same segment (beyond the timer slack and the race bound): the hook's forwarding.
+SAME_SEGMENT = 0.010
 TLP_TIMEOUT_MIN = 0.002  # tcp_schedule_loss_probe() with more than the FIN out
 PAWS_TICK = 0.001  # the TSval clock's tick (ms): tcp_paws_check() allows one
 RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it

@@ -42,6 +42,9 @@ class Observed:
     copies: dict[tuple[str, str], tuple[float, ...]] = field(default_factory=dict)
     # host -> the RTT samples its kernel took before its first FIN (rtt_samples())
     rtt_samples: dict[str, list[float]] = field(default_factory=dict)
+    # (sender, name, nth) -> when the router took that segment in (its own copies
+    # aside): which segment a fault's `nth` hit in the run
+    sent: dict[tuple[str, str, int], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import math
 
 from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
-from tcplab.core.model.teardown.params import (RCV_WND, Unsupported, UnsupportedLate,
-                                               delack_max)
+from tcplab.core.model.teardown.params import (PAWS_TICK, RCV_WND, Unsupported,
+                                               UnsupportedLate, delack_max)
 from tcplab.core.model.teardown.prediction import Race, gone_at
 from tcplab.core.segments import ACK, FIN, RST, SYN
 
@@ -53,6 +53,14 @@ class Receive:
             # Timestamps (on in every lab connection): the segment's TSval is its send
             # time. One older than the newest seen (ts_recent) is a PAWS reject.
             if sent < h.ts_recent and h.state == "TIME_WAIT":
+                if h.ts_recent - sent <= PAWS_TICK:
+                    # TSval counts milliseconds (tcp_clock_ms()): sent within a tick of
+                    # the newest, it may carry the same value and pass tcp_paws_check()
+                    # (gen-4071 on 6.18: an ACK held 50 ms, sent 0.1 ms before the one
+                    # that started TIME_WAIT, was not answered)
+                    raise Unsupported(f"a segment reaching the {h.name}'s TIME_WAIT "
+                                      "within a timestamp tick of the newest (PAWS "
+                                      "may pass it or not)")
                 self.paws_in_time_wait(t, h, slack, occupies=bool(flags & FIN or length))
                 return
             h.ts_recent = max(h.ts_recent, sent)
@@ -67,6 +75,11 @@ class Receive:
 
         if flags & RST:
             if not self.rst_accepted(h, seq):
+                if h.rcv < seq < h.rcv + RCV_WND and h.state != "TIME_WAIT":
+                    # beyond a hole the peer's lost data left: in the window, not at
+                    # rcv_nxt, so tcp_validate_incoming() sends a challenge ACK
+                    raise Unsupported(f"an RST beyond a hole in what the {h.name} "
+                                      "received (a challenge ACK)")
                 return  # out of window, or not exact where exact is required: ignored
             self.set_state(t, h, "CLOSE", slack, "segment")
             h.timer_gen += 1
@@ -75,6 +88,7 @@ class Receive:
             return
         if flags & ACK and ack > h.una:
             h.una = ack
+            self.data_acked(t, h, ack)
             if h.fin_sent and ack < h.snd + 1:
                 # data acknowledged, the FIN not yet: tcp_set_xmit_timer() schedules the
                 # loss probe again (now for the FIN alone: 2 srtt + rto_min, at most the
@@ -95,10 +109,15 @@ class Receive:
             elif h.state == "LAST_ACK":
                 self.set_state(t, h, "CLOSE", slack, "segment")
                 return
-        if length and self.data(t, h, seq, ack, length, slack):
+        if length and self.data(t, h, seq, ack, length, slack, flags):
             return
         if not flags & FIN:
             return
+        if seq + length > h.rcv:
+            # a FIN beyond a hole (the data before it lost or held): out of order,
+            # queued and SACKed (tcp_data_queue_ofo()); RACK at the sender follows
+            raise Unsupported(f"a FIN reaching the {h.name} beyond a hole in its data "
+                              "(SACK, RACK recovery)")
         if h.got_fin:  # a retransmitted FIN
             if h.state == "TIME_WAIT":
                 self.time_wait(t, h, slack)  # restarts the 60 s
@@ -181,13 +200,23 @@ class Receive:
         self.answer_rst(t, h, ack, 0.0)
 
     def data(self, t: float, h: Host, seq: int, ack: int, length: int,
-             slack: float) -> bool:
-        """A segment with payload; True when it ended the connection."""
+             slack: float, flags: int = 0) -> bool:
+        """A segment with payload; True when it ended the connection, or was old
+        news altogether and answered."""
         if seq + length <= h.rcv:
-            # old data again (a duplicate): tcp_sequence() fails, tcp_send_dupack(); a
+            if flags & FIN and not h.got_fin:
+                return False  # old data with a new FIN: tcp_data_queue() takes the FIN
+            # old data again (a duplicate, or the copy a probe or an RTO re-sent after
+            # its ACK was lost): tcp_data_queue() (or tcp_validate_incoming()) sends an
+            # immediate ACK with a D-SACK block (tcp_dsack_set(), tcp_send_dupack()); a
             # segment with data is never rate-limited (tcp_oow_rate_limited())
             self.send(t, h, ACK, "answer", slack)
-            return False
+            return bool(flags & FIN)
+        if seq > h.rcv:
+            # out of order (earlier data lost or held): tcp_data_queue_ofo() and a
+            # SACK; RACK and SACK recovery at the sender are not modelled
+            raise Unsupported(f"data reaching the {h.name} beyond a hole in what it "
+                              "received (SACK, RACK recovery)")
         if h.orphaned and h.state in ("FIN_WAIT1", "FIN_WAIT2"):
             # close() shut the receiving side: new data aborts the connection
             # (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,

@@ -34,14 +34,16 @@ class Timers:
                                                 "answer", h.slack + delack_max(h.rtt)))
 
     # timers -------------------------------------------------------------------------
-    def probe_wait(self, h: Host) -> float:
-        """tcp_schedule_loss_probe(): 2 srtt, plus tcp_rto_min when the FIN is the only
-        segment out, else plus TCP_TIMEOUT_MIN (2 ms on 6.18: seen 5 ms after a FIN that
-        followed unacknowledged data; 2 jiffies in older code, inside the check's
-        window), in whole jiffies, and never after the RTO."""
-        alone = h.una >= h.snd
+    def probe_wait(self, h: Host, cap: float | None = None) -> float:
+        """tcp_schedule_loss_probe(): 2 srtt, plus tcp_rto_min when one segment is out
+        (packets_out == 1: the FIN, or one data segment), else plus TCP_TIMEOUT_MIN (2
+        ms on 6.18: seen 5 ms after a FIN that followed unacknowledged data; 2 jiffies
+        in older code, inside the check's window), in whole jiffies, and never after
+        the RTO (a full one when an ACK advanced it, else what is left of it: `cap`)."""
+        alone = len(h.flight) + (h.fin_sent and not h.fin_acked) <= 1
         wait = 2 * h.rtt + (h.p.rto_min if alone else TLP_TIMEOUT_MIN)
-        return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz, h.rto)
+        return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz,
+                   h.rto if cap is None else cap)
 
     def arm(self, t: float, h: Host, kind: str, wait: float) -> None:
         h.timer_gen += 1
@@ -49,7 +51,8 @@ class Timers:
         self.at(t + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
 
     def fin_timer(self, t: float, h: Host, gen: int, kind: str, wait: float) -> None:
-        if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE":
+        if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE" or not (
+                h.fin_sent or h.flight):
             return
         key = (h.name, -(h.fires + 1))  # this expiry, as a race's step
         if self.shifts.get(key) == AFTER_NEXT and h.held_fin is None and \
@@ -67,17 +70,27 @@ class Timers:
             h.last_fire = (key[1], t, self.k.slack(wait) + self.obs.race)
         h.slack += self.k.slack(wait)
         if kind == "tlp":
+            if not h.fin_sent:
+                self.data_probe(t, h)
+                return
+            # tcp_send_loss_probe(): the last skb, the FIN's own (tcp_send_fin() gave it
+            # a new skb, the data before it being sent already), then a full RTO
             self.send(t, h, FIN | ACK, "probe", h.slack)
             self.arm(t, h, "rto", h.rto)
             return
         backed_off = min(h.rto * 2 ** h.rto_count, h.p.rto_max)
         if h.first_rto is not None and \
                 t - h.first_rto >= retry_limit(h.p, h.orphaned, backed_off) - 1e-9:
-            self.set_state(t, h, "CLOSE", h.slack, "timer")  # tcp_write_err(): no RST
+            # tcp_write_timeout() -> tcp_write_err(): no RST; a blocked call fails
+            self.set_state(t, h, "CLOSE", h.slack, "timer")
+            self.wake(t, h)
             return
         h.first_rto = t if h.first_rto is None else h.first_rto
         h.rto_count += 1
-        self.send(t, h, FIN | ACK, "timer", h.slack)
+        if h.flight:  # the head of the queue is data (with the FIN collapsed into it)
+            self.rto_segment(t, h)
+        else:
+            self.send(t, h, FIN | ACK, "timer", h.slack)
         self.arm(t, h, "rto", min(h.rto * 2 ** h.rto_count, h.p.rto_max))
 
     def fin_wait2_timer(self, t: float, h: Host, slack: float) -> None:

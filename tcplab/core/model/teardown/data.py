@@ -1,0 +1,136 @@
+"""A host's own data on the wire: Nagle, the retransmission timer it arms, and what a
+tail loss probe or an RTO re-sends while data (or data and the FIN behind it) is
+unacknowledged. One lost or held data segment, or the lost ACK of data, is followed
+here; what needs SACK recovery (a hole at the receiver, a partial ACK after a
+retransmission) is declined with the reason."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.params import MSS, TCP_INIT_CWND, Unsupported
+from tcplab.core.segments import ACK, FIN, PSH
+
+
+class DataPath:
+    """Mixed into sim.Sim: sending data and retransmitting it."""
+
+    # what sim.Sim and timers.Timers provide (annotations only: the mixin's view of them)
+    k: Kernel
+    send: Callable[..., str]
+    arm: Callable[[float, Host, str, float], None]
+    probe_wait: Callable[..., float]
+    at: Callable[..., int]
+
+    def nagle_holds(self, h: Host) -> bool:
+        """tcp_nagle_check() with Nagle on (the lab never sets TCP_NODELAY): a sub-MSS
+        segment waits while an earlier sub-MSS segment is unacknowledged
+        (tcp_minshall_check(): snd_sml after snd_una). Seen on 6.18, gen-6241 and
+        gen-4286: the client's second 1-byte send waited 50 ms for the server's FIN,
+        which acknowledged the first (its own ACK was dropped)."""
+        return h.sml > h.una
+
+    def send_new_data(self, t: float, h: Host, size: int) -> None:
+        """One new data segment (tcp_write_xmit()): into the retransmission queue, and
+        the timer armed for it (tcp_event_new_data_sent(), tcp_schedule_loss_probe())."""
+        if h.rto_count:
+            raise Unsupported(
+                f"new data from the {h.name} while it recovers from an RTO "
+                "(the loss state's congestion window)"
+            )
+        if len(h.flight) >= TCP_INIT_CWND:
+            raise Unsupported(f"more than the initial window of the {h.name}'s data unacknowledged")
+        self.send(t, h, ACK | PSH, "app", h.slack, length=size)
+        h.flight.append([h.snd, size, t])
+        if size < MSS:
+            h.sml = h.snd + size  # tcp_minshall_update()
+        h.snd += size
+        self.arm_after_send(t, h)
+
+    def arm_after_send(self, t: float, h: Host) -> None:
+        """tcp_event_new_data_sent() restarts the RTO from the head's transmission
+        (tcp_rearm_rto(): what is left of icsk_rto since the oldest unacknowledged
+        segment left, tcp_rto_delta_us()), then tcp_write_xmit() ends with
+        tcp_schedule_loss_probe(sk, false): a probe after 2 srtt + rto_min (one
+        segment out) or + TCP_TIMEOUT_MIN (more), no later than that RTO."""
+        left = self.rto_left(t, h)
+        if h.p.tlp:
+            self.arm(t, h, "tlp", self.probe_wait(h, cap=left))
+        else:
+            self.arm(t, h, "rto", left)
+
+    def rto_left(self, t: float, h: Host) -> float:
+        """tcp_rto_delta_us(): icsk_rto less the time since the head of the
+        retransmission queue was (re)transmitted, in whole jiffies (at least one)."""
+        head = h.flight[0][2] if h.flight else t
+        left = h.rto - (t - head)
+        return max(math.ceil(left * self.k.hz - 1e-9), 1) / self.k.hz
+
+    def release_nagle(self, t: float, h: Host) -> None:
+        """An ACK past snd_sml lets the held segment go (tcp_ack() ->
+        tcp_data_snd_check() -> tcp_push_pending_frames())."""
+        if h.nagle and not self.nagle_holds(h) and not h.fin_sent and h.state != "CLOSE":
+            size, h.nagle = h.nagle, 0
+            self.send_new_data(t, h, size)
+
+    def data_acked(self, t: float, h: Host, ack: int) -> None:
+        """An ACK that advances snd_una over the host's data (tcp_clean_rtx_queue())."""
+        before = len(h.flight)
+        h.flight = [s for s in h.flight if s[0] + s[1] > ack]
+        if before and h.flight and h.data_rtx:
+            # after a probe or an RTO the rest is the loss state's or RACK's
+            # (tcp_process_loss(), tcp_xmit_retransmit_queue())
+            raise Unsupported(
+                f"a partial ACK of the {h.name}'s data after its retransmission (SACK/RACK recovery)"
+            )
+        if before and not h.flight:
+            h.data_rtx = False
+            if not h.fin_sent:
+                # nothing left in flight: tcp_rearm_rto() stops the timer; a valid RTT
+                # sample resets the backoff (tcp_ack_update_rtt()) and retrans_stamp
+                # goes with the recovery that ended
+                h.timer_gen += 1
+                h.timer_kind = ""
+                h.rto_count, h.first_rto = 0, None
+        elif h.flight and not h.fin_sent and h.p.tlp:
+            # tcp_set_xmit_timer(): tcp_schedule_loss_probe(sk, true), at most a full RTO
+            self.arm(t, h, "tlp", self.probe_wait(h))
+        if h.nagle:
+            # tcp_data_snd_check() runs after the segment's data and FIN were taken
+            # (tcp_rcv_state_process()), so the released data carries their ACK
+            # (gen-1031 on 6.18: the client's held byte went out acknowledging the FIN
+            # that acknowledged what held it, with no ACK of its own before it)
+            self.at(t, 2, "release", h.name)
+
+    def data_probe(self, t: float, h: Host) -> None:
+        """tcp_send_loss_probe() with data and no FIN out: no new data to send, so the
+        last segment of the retransmission queue again (skb_rb_last(), cut to one MSS);
+        then the RTO restarted from now: "Reset s.t. tcp_rearm_rto will restart timer
+        from now" (icsk_pending cleared first, so a full icsk_rto)."""
+        seq, size, _ = h.flight[-1]
+        h.data_rtx = True
+        self.send(t, h, ACK | PSH, "probe", h.slack, length=size, seq=seq)
+        h.flight[-1][2] = t
+        self.arm(t, h, "rto", h.rto)
+
+    def rto_segment(self, t: float, h: Host) -> None:
+        """tcp_retransmit_timer() -> tcp_retransmit_skb() of the head of the
+        retransmission queue (one MSS of it). With only the FIN behind it,
+        tcp_retrans_try_collapse() merges the FIN's empty skb into it (the head has
+        room: at most an MSS of data; sysctl_tcp_retrans_collapse 1): data and FIN in
+        one segment (seen on 6.18, gen-4286: the client's 1 byte and its FIN as one
+        `peer-fin` at each RTO, after a probe that carried the FIN alone)."""
+        seq, size, _ = h.flight[0]
+        h.data_rtx = True
+        if len(h.flight) > 1 and h.fin_sent:
+            raise Unsupported(
+                f"an RTO with {len(h.flight)} of the {h.name}'s data "
+                "segments and its FIN unacknowledged (the loss state "
+                "re-sends the rest after the head's ACK)"
+            )
+        flags = ACK | PSH | (FIN if h.fin_sent else 0)
+        self.send(t, h, flags, "timer", h.slack, length=size, seq=seq)
+        h.flight[0][2] = t
