@@ -31,13 +31,6 @@ SCENARIOS = {
 
 
 def test_three_handshakes_on_debian12s_kernel(tmp_path):
-    # Opt-in again (session 6): in CI under TCG, handshake/normal FAILed once on
-    # connect()'s return 40 ms after the SYN-ACK against a 37 ms window -- the app's own
-    # wake-up, which the judge does not yet measure when the timers are traced. A false
-    # FAIL the test rightly catches; until the judge measures it, TCPLAB_VM_SMOKE=1.
-    if os.environ.get("TCPLAB_VM_SMOKE") != "1":
-        pytest.skip("TCPLAB_VM_SMOKE=1 runs it (a TCG VM can still give a false FAIL on a "
-                    "call's return: the app's wake-up is not measured yet, issue 12)")
     if os.environ.get("KERNEL_VM"):
         pytest.skip("inside a kernel VM: no VM in a VM")
     build = os.environ.get("TCPLAB_VM_BUILD", "1") != "0"
@@ -76,8 +69,9 @@ def test_three_handshakes_on_debian12s_kernel(tmp_path):
     assert verdicts["syn-lost-fast"] == "pass", "\n".join(reasons[:20])
     for name, v in verdicts.items():
         if v == "error":
-            assert any("too slow" in e or "ran " in e for e in results[name]["errors"]), \
-                results[name]["errors"]
+            # the lab, the machine's ways or timers too slow; or a race they opened
+            assert any("slow" in e or "ran " in e or "race:" in e
+                       for e in results[name]["errors"]), results[name]["errors"]
     notes = " ".join(results["syn-lost-fast"]["notes"])
     assert "tcp_syn_linear_timeouts=0 not set: this kernel predates it" in notes, notes
     assert results["syn-lost-fast"]["model"]["kernel"].startswith("Linux 6.1 ")
