@@ -75,7 +75,9 @@ class ListenerParams:
                    synack_retries=sysctl_int(s, "net.ipv4.tcp_synack_retries", 5),
                    somaxconn=sysctl_int(s, "net.core.somaxconn", 4096),
                    max_syn_backlog=sysctl_int(s, "net.ipv4.tcp_max_syn_backlog", 128),
-                   backlog=backlog, full_above=kernel.accept_queue_full_above)
+                   backlog=backlog,
+                   # not known (None): `>=`, as before 6.13; predict() judges no flood then
+                   full_above=kernel.accept_queue_full_above is True)
 
     @property
     def max_ack_backlog(self) -> int:
@@ -380,12 +382,11 @@ def adopt_genuine(prediction: Prediction, fp: FloodPrediction) -> None:
                 s.sender == "server" and s.name == "syn-ack" and s.cause == "timer")]
             prediction.calls.pop(("server", "request"), None)
         return
-    ok = fp.connect is not None and fp.connect[0] == "ok"
     segs = [PredictedSegment(t - t0, "client", "syn", i + 1, "delivered",
                              "first" if i == 0 else "timer", slack)
             for i, (t, slack) in enumerate(zip(fp.genuine_syns, fp.genuine_slacks))]
     later = []
-    if ok:
+    if fp.connect is not None and fp.connect[0] == "ok":
         end, slack = fp.connect[2] - t0, fp.genuine_slacks[-1]
         segs += [PredictedSegment(end - TRANSIT, "server", "syn-ack", 1, "delivered",
                                   "answer", slack),

@@ -143,6 +143,7 @@ class _Crossed:
         if h.state == "SYN_SENT":
             self.send(t, h, SYN, h.isn, 0, "timer", h.slack, h.clock)
         else:
+            assert h.rcv_nxt is not None  # set with SYN_RECV, by the peer's SYN
             self.send(t, h, SYN | ACK, h.isn, h.rcv_nxt, "timer", h.slack, h.clock)
         if h.state != "SYN_SENT" or h.retrans > h.p.syn_linear_timeouts:
             h.rto = min(h.rto * 2, h.p.rto_max)
@@ -152,6 +153,7 @@ class _Crossed:
     def challenge_ack(self, t: float, h: _Host, slack: float, clock: str) -> None:
         if t - h.last_oow >= h.p.invalid_ratelimit:
             h.last_oow = t
+            assert h.rcv_nxt is not None  # SYN_RECV or ESTABLISHED: the peer's SYN came
             self.send(t, h, ACK, h.isn + 1, h.rcv_nxt, "answer", slack, clock)
 
     def arrive(self, t: float, name: str, flags: int, seq: int, ack: int, slack: float,

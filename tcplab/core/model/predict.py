@@ -26,7 +26,7 @@ from tcplab.core.model.open import predict_simultaneous_open
 from tcplab.core.model.prediction import Prediction
 from tcplab.core.model.teardown.observe import handshake_rtt, kernel_rtt_range
 from tcplab.core.model.teardown.predict import teardown_for
-from tcplab.core.model.teardown.prediction import gone_at
+from tcplab.core.model.teardown.prediction import TeardownPrediction, gone_at
 from tcplab.core.record import Record
 from tcplab.core.scenario import Scenario
 
@@ -41,8 +41,9 @@ def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     prediction = _phases(sc, kernel, sysctls, inputs, record, None)
     if record is None or inputs.server_connects:
         return prediction
-    gone = gone_at(prediction.teardown, "client")
-    if gone is None and prediction.teardown is not None:  # not judged: the record's
+    teardown = prediction.teardown  # _teardown()'s, below: a TeardownPrediction or None
+    gone = gone_at(teardown, "client") if isinstance(teardown, TeardownPrediction) else None
+    if gone is None and teardown is not None:  # not judged: the record's
         gone = client_hand_over(record)
     if gone is None:
         return prediction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tcplab.core.model.kernel import Kernel
 
@@ -34,6 +35,14 @@ class PredictedChange:
     maybe: str = ""
 
 
+class Part(Protocol):
+    """A part's own prediction kept on a Prediction (the teardown's, the flood's),
+    typed by what a Prediction needs of it: their modules import this one, not the
+    other way."""
+
+    def to_json(self) -> dict: ...
+
+
 @dataclass
 class Prediction:
     kernel: Kernel
@@ -42,9 +51,9 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     horizon: float = 0.0  # the model says nothing about what happens after this
     alternatives: list[Prediction] = field(default_factory=list)  # other orders of a tie
-    teardown: object | None = None  # teardown/prediction.py's TeardownPrediction, if any
+    teardown: Part | None = None  # teardown/prediction.py's TeardownPrediction, if any
     established: list = field(default_factory=list)  # established.py's Bursts
-    flood: object | None = None  # flood.py's FloodPrediction: a SYN flood came first
+    flood: Part | None = None  # flood.py's FloodPrediction: a SYN flood came first
     # host -> its connection's state changes, where the opening is modelled state by
     # state (a simultaneous open, a stale SYN); empty: not predicted
     states: dict[str, list[PredictedChange]] = field(default_factory=dict)
