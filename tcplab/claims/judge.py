@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tcplab.claims.claim import Claim, Comparison
 from tcplab.claims.record import Run, Seen
-from tcplab.claims.table import Claim, Comparison
 
 HOLDS, DIFFERS, UNTESTED = "holds", "differs", "not tested here"
 
