@@ -18,5 +18,14 @@ from tcplab.claims.render import render_markdown
 from tcplab.claims.report import build_report
 from tcplab.claims.table import BY_ID, CLAIMS
 
-__all__ = ["BY_ID", "CLAIMS", "Claim", "Comparison", "DIFFERS", "HOLDS", "UNTESTED",
-           "build_report", "render_markdown"]
+__all__ = [
+    "BY_ID",
+    "CLAIMS",
+    "Claim",
+    "Comparison",
+    "DIFFERS",
+    "HOLDS",
+    "UNTESTED",
+    "build_report",
+    "render_markdown",
+]
