@@ -70,25 +70,45 @@ class Prediction:
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         """What `sender` itself sent of that name (the router's forgeries left out, as
         Record.sent_by leaves them out)."""
-        return [s for s in self.segments if s.sender == sender and s.name == name
-                and not s.injected]
+        return [s for s in self.segments if s.sender == sender and s.name == name and not s.injected]
 
     def to_json(self) -> dict:
         """The result JSON's `model`: what was judged, in the runner's units."""
-        out = {"kernel": self.kernel.name(), "segments": [
-            {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth,
-             "fate": p.fate, "cause": p.cause, "late_by_up_to": round(p.slack, 4),
-             **({"clock": p.clock} if p.clock != "client" else {})} for p in self.segments],
-            "calls": {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
-                      for (h, c), (r, _s, e) in self.calls.items()}}
+        out = {
+            "kernel": self.kernel.name(),
+            "segments": [
+                {
+                    "t": round(p.t, 4),
+                    "from": p.sender,
+                    "name": p.name,
+                    "nth": p.nth,
+                    "fate": p.fate,
+                    "cause": p.cause,
+                    "late_by_up_to": round(p.slack, 4),
+                    **({"clock": p.clock} if p.clock != "client" else {}),
+                }
+                for p in self.segments
+            ],
+            "calls": {
+                f"{h} {c}": {"result": r, "t_end": round(e, 4)} for (h, c), (r, _s, e) in self.calls.items()
+            },
+        }
         if self.states:  # open.py, the stale SYN: the hosts' states
-            out["states"] = {host: [{"t": round(c.t, 4), "state": c.state, **(
-                {"maybe": c.maybe} if c.maybe else {})} for c in changes]
-                for host, changes in self.states.items()}
+            out["states"] = {
+                host: [
+                    {"t": round(c.t, 4), "state": c.state, **({"maybe": c.maybe} if c.maybe else {})}
+                    for c in changes
+                ]
+                for host, changes in self.states.items()
+            }
         if self.flood is not None:
-            out["flood"] = {**self.flood.to_json(), "note": (
-                "times from the first flood SYN; the handshake's segments and calls above "
-                "count from the genuine client's first SYN")}
+            out["flood"] = {
+                **self.flood.to_json(),
+                "note": (
+                    "times from the first flood SYN; the handshake's segments and calls above "
+                    "count from the genuine client's first SYN"
+                ),
+            }
         if self.teardown is not None:
             out["teardown"] = self.teardown.to_json()
         if self.unjudged:
@@ -107,4 +127,5 @@ Y_OLD = Y - 12187  # the server's ISN for the old SYN's request: another, earlie
 
 def shape(p: Prediction) -> tuple:
     return tuple((s.sender, s.name, s.fate) for s in p.segments), tuple(
-        sorted((k, v[0]) for k, v in p.calls.items()))
+        sorted((k, v[0]) for k, v in p.calls.items())
+    )
