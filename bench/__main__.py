@@ -34,29 +34,42 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?")
-    return {"kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
-            "python": platform.python_version(), "load_before": os.getloadavg()[0],
-            "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        "?",
+    )
+    return {
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_before": os.getloadavg()[0],
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bytes", type=int, default=16 << 20, help="bulk transfer size")
     ap.add_argument("--flood-rate", type=float, default=10000.0)
-    ap.add_argument("--flood-seconds", type=float, default=2.0,
-                    help="the issue asks 10 s; 2 s keeps the bench short on a shared machine")
+    ap.add_argument(
+        "--flood-seconds",
+        type=float,
+        default=2.0,
+        help="the issue asks 10 s; 2 s keeps the bench short on a shared machine",
+    )
     ap.add_argument("--catalogue", action="store_true", help="also bench/catalogue.py")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--only", help="comma-separated figures, e.g. bulk,idle")
     args = ap.parse_args()
     out = {"machine": machine(), "figures": {}}
-    steps = [("bulk", lambda: figures.bulk(args.bytes)),
-             ("idle", figures.idle),
-             ("flood", lambda: figures.flood(args.flood_rate, args.flood_seconds)),
-             ("setup", figures.setup),
-             ("json", figures.json_size)]
+    steps = [
+        ("bulk", lambda: figures.bulk(args.bytes)),
+        ("idle", figures.idle),
+        ("flood", lambda: figures.flood(args.flood_rate, args.flood_seconds)),
+        ("setup", figures.setup),
+        ("json", figures.json_size),
+    ]
     if args.catalogue:
         steps.append(("catalogue", figures.catalogue))
     if args.only:

@@ -29,9 +29,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(paths: list[str], jobs: int, out: Path) -> tuple[float, int]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color", "--jobs",
-                           str(jobs), "--json", str(out), *paths], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcplab",
+            "run",
+            "--no-color",
+            "--jobs",
+            str(jobs),
+            "--json",
+            str(out),
+            *paths,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     return time.monotonic() - started, proc.returncode
 
 
@@ -57,8 +71,10 @@ def main() -> None:
     verdicts: dict[str, int] = {}
     for r in results:
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
-    print(f"{len(results)} scenarios, --jobs {jobs}, on {longest['kernel']}: "
-          + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+    print(
+        f"{len(results)} scenarios, --jobs {jobs}, on {longest['kernel']}: "
+        + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+    )
     for r in results[:8]:
         print(f"  {r['duration']:8.1f} s  {r['verdict']:5}  {r['scenario']}")
     print(f"catalogue wall time      {wall:8.1f} s")

@@ -46,10 +46,17 @@ INTERVALS = (0.002, 0.005, 0.008, 0.010)
 
 
 def old_dump(ds: DiagSocket) -> list:
-    msgs = ds.get_sock_stats(family=socket.AF_INET, protocol=socket.IPPROTO_TCP,
-                             states=diag.REQUEST_STATES)
-    return [(m["idiag_src"], m["idiag_sport"], m["idiag_dst"], m["idiag_dport"],
-             diag.STATES.get(m["idiag_state"], str(m["idiag_state"]))) for m in msgs]
+    msgs = ds.get_sock_stats(family=socket.AF_INET, protocol=socket.IPPROTO_TCP, states=diag.REQUEST_STATES)
+    return [
+        (
+            m["idiag_src"],
+            m["idiag_sport"],
+            m["idiag_dst"],
+            m["idiag_dport"],
+            diag.STATES.get(m["idiag_state"], str(m["idiag_state"])),
+        )
+        for m in msgs
+    ]
 
 
 def pyroute2_decode_dump(sock: socket.socket) -> list:
@@ -68,9 +75,15 @@ def pyroute2_decode_dump(sock: socket.socket) -> list:
             msg = inet_diag_msg(data, offset=offset)
             msg.decode()
             offset += (length + 3) & ~3
-            out.append((msg["idiag_src"], msg["idiag_sport"], msg["idiag_dst"],
-                        msg["idiag_dport"],
-                        diag.STATES.get(msg["idiag_state"], str(msg["idiag_state"]))))
+            out.append(
+                (
+                    msg["idiag_src"],
+                    msg["idiag_sport"],
+                    msg["idiag_dst"],
+                    msg["idiag_dport"],
+                    diag.STATES.get(msg["idiag_state"], str(msg["idiag_state"])),
+                )
+            )
 
 
 def bare_dump(sock: socket.socket) -> list:
@@ -154,8 +167,10 @@ def measure(name: str, n: int, seconds: float) -> None:
     buckets = open("/proc/sys/net/ipv4/tcp_ehash_entries").read().strip()
     owned = "its own" if int(buckets) > 0 else "the initial namespace's shared"
     opened = open_sockets()
-    print(f"{n} dumps of {len(opened)} IPv4 TCP sockets in namespace {name} "
-          f"({owned} TCP hash, {abs(int(buckets))} buckets):")
+    print(
+        f"{n} dumps of {len(opened)} IPv4 TCP sockets in namespace {name} "
+        f"({owned} TCP hash, {abs(int(buckets))} buckets):"
+    )
     ds = DiagSocket()
     ds.bind()
     sock, raw = diag.open_diag_socket(), diag.open_diag_socket()
@@ -164,20 +179,22 @@ def measure(name: str, n: int, seconds: float) -> None:
     p2, p2_result = timed("p2-decode", lambda: pyroute2_decode_dump(raw), n)
     bare, _ = timed("bare", lambda: bare_dump(raw), n)
     ds.close()
-    assert sorted(old_result) == sorted(new_result) == sorted(p2_result), \
-        (old_result, new_result, p2_result)
+    assert sorted(old_result) == sorted(new_result) == sorted(p2_result), (old_result, new_result, p2_result)
     assert len(new_result) == len(opened), new_result
-    print(f"  old/new = {old / new:.1f}x   p2-decode/new = {p2 / new:.2f}x   "
-          f"new - bare = {(new - bare) * 1e6:.1f} us")
-    print(f"  dumps alone at a 5 ms interval: old {old / 0.005:.1%}, "
-          f"new {new / 0.005:.1%} of a CPU")
+    print(
+        f"  old/new = {old / new:.1f}x   p2-decode/new = {p2 / new:.2f}x   "
+        f"new - bare = {(new - bare) * 1e6:.1f} us"
+    )
+    print(f"  dumps alone at a 5 ms interval: old {old / 0.005:.1%}, new {new / 0.005:.1%} of a CPU")
     print(f"  DiagPoller, {seconds:g} s at each interval (this process's CPU):")
     for interval in INTERVALS:
         share, polls = poller_share(interval, seconds)
         idle = waiting_share(interval, seconds)
-        print(f"    interval {interval * 1e3:4.1f} ms: {share:6.2%} of a CPU, "
-              f"{polls / seconds:4.0f} polls/s, {share * seconds / polls * 1e6:5.0f} us/poll"
-              f"   (the wait alone: {idle:5.2%})")
+        print(
+            f"    interval {interval * 1e3:4.1f} ms: {share:6.2%} of a CPU, "
+            f"{polls / seconds:4.0f} polls/s, {share * seconds / polls * 1e6:5.0f} us/poll"
+            f"   (the wait alone: {idle:5.2%})"
+        )
     for s in (*opened, sock, raw):
         s.close()
 
@@ -227,8 +244,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="dumps per method")
     parser.add_argument("--seconds", type=float, default=3.0, help="per poller interval")
-    parser.add_argument("--no-own-hash", dest="own_hash", action="store_false",
-                        help="skip the second run in a namespace with its own TCP hash")
+    parser.add_argument(
+        "--no-own-hash",
+        dest="own_hash",
+        action="store_false",
+        help="skip the second run in a namespace with its own TCP hash",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (a network namespace)", file=sys.stderr)

@@ -31,8 +31,11 @@ def _quantiles(values: list[float], scale: float = 1e6) -> dict:
 
 def residencies(record) -> list[float]:
     """Each delivered segment's time in the router: kernel receive stamp to verdict."""
-    return [s.t_out - s.t for s in record.segments
-            if s.fate == "delivered" and s.t_out is not None and not s.injected]
+    return [
+        s.t_out - s.t
+        for s in record.segments
+        if s.fate == "delivered" and s.t_out is not None and not s.injected
+    ]
 
 
 def _hook_residency(stats: dict, record) -> dict:
@@ -43,8 +46,7 @@ def _hook_residency(stats: dict, record) -> dict:
     r = stats.get("residency")
     if r is None:
         return _quantiles(residencies(record))
-    return {"n": r.get("queued"), "p50": r.get("p50_us"), "p99": r.get("p99_us"),
-            "max": r.get("max_us")}
+    return {"n": r.get("queued"), "p50": r.get("p50_us"), "p99": r.get("p99_us"), "max": r.get("max_us")}
 
 
 def _transfers(plan, nbytes: int) -> list[float]:
@@ -66,12 +68,16 @@ def bulk(nbytes: int) -> dict:
             armed = _transfers(plan, nbytes)
         record = hook.record
     hooked, unhooked = statistics.median(armed), statistics.median(bare)
-    return {"bytes": nbytes, "unhooked_MBps": [round(r, 1) for r in bare],
-            "armed_MBps": [round(r, 1) for r in armed],
-            "ratio": round(hooked / unhooked, 4), "goal": ">= 0.9",
-            "recorded_segments": len(record.segments),
-            "residency_us": _hook_residency(hook.stats, record),
-            "queue": {k: hook.stats.get(k) for k in ("queue_dropped", "user_dropped")}}
+    return {
+        "bytes": nbytes,
+        "unhooked_MBps": [round(r, 1) for r in bare],
+        "armed_MBps": [round(r, 1) for r in armed],
+        "ratio": round(hooked / unhooked, 4),
+        "goal": ">= 0.9",
+        "recorded_segments": len(record.segments),
+        "residency_us": _hook_residency(hook.stats, record),
+        "queue": {k: hook.stats.get(k) for k in ("queue_dropped", "user_dropped")},
+    }
 
 
 def _connects(plan, n: int = 200, gap: float = 0.005) -> list[float]:
@@ -90,28 +96,37 @@ def idle() -> dict:
             armed = _connects(plan)
         record = hook.record
     extra = statistics.median(armed) - statistics.median(bare)
-    return {"connects": len(armed), "unhooked_connect_us": _quantiles(bare),
-            "armed_connect_us": _quantiles(armed),
-            "extra_rtt_p50_us": round(extra * 1e6, 1), "rtt_goal": "<= 50 us",
-            "residency_us": _hook_residency(hook.stats, record),
-            "residency_goal": "p50 <= 100 us, p99 <= 1000 us"}
+    return {
+        "connects": len(armed),
+        "unhooked_connect_us": _quantiles(bare),
+        "armed_connect_us": _quantiles(armed),
+        "extra_rtt_p50_us": round(extra * 1e6, 1),
+        "rtt_goal": "<= 50 us",
+        "residency_us": _hook_residency(hook.stats, record),
+        "residency_goal": "p50 <= 100 us, p99 <= 1000 us",
+    }
 
 
 def flood(rate: float, seconds: float) -> dict:
     with blab.lab() as plan:
         with blab.hooked(plan, ARMED) as hook:
-            sent = blab.peer(plan.client_ns, "flood", plan.client_addr, plan.server_addr,
-                             PORT, rate, seconds)
+            sent = blab.peer(plan.client_ns, "flood", plan.client_addr, plan.server_addr, PORT, rate, seconds)
             time.sleep(0.5)  # the last answers pass
         record = hook.record
     syns = [s for s in record.segments if s.name == "syn"]
-    return {"rate_asked": rate, "seconds": seconds, "syns_sent": sent["syns"],
-            "rate_sent": round(sent["syns"] / sent["seconds"]),
-            "syns_recorded": len(syns), "segments_recorded": len(record.segments),
-            "queue_dropped": hook.stats.get("queue_dropped"),
-            "user_dropped": hook.stats.get("user_dropped"), "goal": "0 drops",
-            "observer_drops": hook.stats.get("observer_drops"),
-            "residency_us": _hook_residency(hook.stats, record)}
+    return {
+        "rate_asked": rate,
+        "seconds": seconds,
+        "syns_sent": sent["syns"],
+        "rate_sent": round(sent["syns"] / sent["seconds"]),
+        "syns_recorded": len(syns),
+        "segments_recorded": len(record.segments),
+        "queue_dropped": hook.stats.get("queue_dropped"),
+        "user_dropped": hook.stats.get("user_dropped"),
+        "goal": "0 drops",
+        "observer_drops": hook.stats.get("observer_drops"),
+        "residency_us": _hook_residency(hook.stats, record),
+    }
 
 
 def _run(path: Path):
@@ -126,10 +141,15 @@ def setup() -> dict:
     res = _run(ROOT / "scenarios" / "handshake" / "no-listener.yaml")
     timings = res.to_json().get("timings", {})
     scenario = timings.get("run", 0.0)
-    return {"scenario": "handshake/no-listener", "verdict": res.verdict,
-            "wall_s": round(res.duration, 3), "scenario_s": scenario,
-            "outside_scenario_s": round(res.duration - scenario, 3), "goal": "<= 0.5 s",
-            "phases_s": timings}
+    return {
+        "scenario": "handshake/no-listener",
+        "verdict": res.verdict,
+        "wall_s": round(res.duration, 3),
+        "scenario_s": scenario,
+        "outside_scenario_s": round(res.duration - scenario, 3),
+        "goal": "<= 0.5 s",
+        "phases_s": timings,
+    }
 
 
 def json_size() -> dict:
@@ -142,18 +162,24 @@ def json_size() -> dict:
     apps = {(e["host"], e["call"]): e for e in doc["events"] if e["kind"] == "app"}
     recv, conn = apps.get(("server", "recv")), apps.get(("client", "connect"))
     took = recv["t_end"] - conn["t_end"] if recv and conn and recv["t_end"] else None
-    return {"scenario": "bench/bulk.yaml", "verdict": res.verdict, "segments": len(segs),
-            "json_bytes": size, "bytes_per_1000_segments": round(size / len(segs) * 1000),
-            "tcplab_MBps": round(4 * 2**20 / took / 1e6, 1) if took else None,
-            "residency_us": _quantiles(residencies(res.record))}
+    return {
+        "scenario": "bench/bulk.yaml",
+        "verdict": res.verdict,
+        "segments": len(segs),
+        "json_bytes": size,
+        "bytes_per_1000_segments": round(size / len(segs) * 1000),
+        "tcplab_MBps": round(4 * 2**20 / took / 1e6, 1) if took else None,
+        "residency_us": _quantiles(residencies(res.record)),
+    }
 
 
 def catalogue() -> dict:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "catalogue.py")],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "catalogue.py")], cwd=ROOT, capture_output=True, text=True
+    )
     return {"output": proc.stdout.splitlines()[-8:]}
 
 
@@ -162,34 +188,78 @@ def table(out: dict) -> str:
     rows = [("figure", "measured", "anchor", "ratio / value", "goal")]
     if "bulk" in f:
         b = f["bulk"]
-        rows.append(("bulk throughput, armed / unhooked",
-                     f"{statistics.median(b['armed_MBps']):.1f} MB/s",
-                     f"{statistics.median(b['unhooked_MBps']):.1f} MB/s",
-                     f"{b['ratio']:.3f}", b["goal"]))
+        rows.append(
+            (
+                "bulk throughput, armed / unhooked",
+                f"{statistics.median(b['armed_MBps']):.1f} MB/s",
+                f"{statistics.median(b['unhooked_MBps']):.1f} MB/s",
+                f"{b['ratio']:.3f}",
+                b["goal"],
+            )
+        )
         r = b["residency_us"]
-        rows.append(("hook residency under bulk", f"p50 {r.get('p50')} us",
-                     "", f"p99 {r.get('p99')} us", "p50 <= 100, p99 <= 1000 us"))
+        rows.append(
+            (
+                "hook residency under bulk",
+                f"p50 {r.get('p50')} us",
+                "",
+                f"p99 {r.get('p99')} us",
+                "p50 <= 100, p99 <= 1000 us",
+            )
+        )
     if "idle" in f:
         i = f["idle"]
         r = i["residency_us"]
-        rows.append(("hook residency, idle lab", f"p50 {r.get('p50')} us", "",
-                     f"p99 {r.get('p99')} us", i["residency_goal"]))
-        rows.append(("extra handshake RTT (connect p50)",
-                     f"{i['armed_connect_us']['p50']} us",
-                     f"{i['unhooked_connect_us']['p50']} us",
-                     f"+{i['extra_rtt_p50_us']} us", i["rtt_goal"]))
+        rows.append(
+            (
+                "hook residency, idle lab",
+                f"p50 {r.get('p50')} us",
+                "",
+                f"p99 {r.get('p99')} us",
+                i["residency_goal"],
+            )
+        )
+        rows.append(
+            (
+                "extra handshake RTT (connect p50)",
+                f"{i['armed_connect_us']['p50']} us",
+                f"{i['unhooked_connect_us']['p50']} us",
+                f"+{i['extra_rtt_p50_us']} us",
+                i["rtt_goal"],
+            )
+        )
     if "flood" in f:
         x = f["flood"]
-        rows.append((f"SYN flood {x['rate_asked']:.0f}/s for {x['seconds']:g} s",
-                     f"{x['rate_sent']}/s sent", f"{x['syns_recorded']} recorded",
-                     f"{x['queue_dropped']}+{x['user_dropped']} drops", x["goal"]))
+        rows.append(
+            (
+                f"SYN flood {x['rate_asked']:.0f}/s for {x['seconds']:g} s",
+                f"{x['rate_sent']}/s sent",
+                f"{x['syns_recorded']} recorded",
+                f"{x['queue_dropped']}+{x['user_dropped']} drops",
+                x["goal"],
+            )
+        )
     if "setup" in f:
         s = f["setup"]
-        rows.append(("set-up + teardown of a run", f"{s['outside_scenario_s']} s",
-                     f"wall {s['wall_s']} s", f"{s['outside_scenario_s']} s", s["goal"]))
+        rows.append(
+            (
+                "set-up + teardown of a run",
+                f"{s['outside_scenario_s']} s",
+                f"wall {s['wall_s']} s",
+                f"{s['outside_scenario_s']} s",
+                s["goal"],
+            )
+        )
     if "json" in f:
         j = f["json"]
-        rows.append(("result JSON per 1,000 segments", f"{j['bytes_per_1000_segments']} B",
-                     f"{j['segments']} segments", "", "(no goal)"))
+        rows.append(
+            (
+                "result JSON per 1,000 segments",
+                f"{j['bytes_per_1000_segments']} B",
+                f"{j['segments']} segments",
+                "",
+                "(no goal)",
+            )
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)

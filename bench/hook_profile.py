@@ -46,23 +46,48 @@ CLIENT, SERVER = "198.18.0.2", "198.19.0.2"
 MSS = 1448
 
 
-def packet(src: str, dst: str, sport: int, dport: int, flags: int, seq: int, ack: int,
-           payload: int = 0, ident: int = 0) -> bytes:
+def packet(
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    flags: int,
+    seq: int,
+    ack: int,
+    payload: int = 0,
+    ident: int = 0,
+) -> bytes:
     """An IPv4/TCP packet with timestamps (32-byte TCP header, as Linux sends them)."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                      8 << 4, flags, 502, 0, 0) + b"\x01\x01\x08\x0a" + bytes(8)
+    tcp = (
+        struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 8 << 4, flags, 502, 0, 0)
+        + b"\x01\x01\x08\x0a"
+        + bytes(8)
+    )
     total = 20 + len(tcp) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 63, 6, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        total,
+        ident & 0xFFFF,
+        0x4000,
+        63,
+        6,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
     return ip + tcp + bytes(payload)
 
 
 def bulk(n: int) -> list[bytes]:
     """A handshake, then n segments of data and their ACKs, then the FINs."""
     cs, ss = 1000, 5000
-    out = [packet(CLIENT, SERVER, 40000, 8080, SYN, cs, 0),
-           packet(SERVER, CLIENT, 8080, 40000, SYN | ACK, ss, cs + 1),
-           packet(CLIENT, SERVER, 40000, 8080, ACK, cs + 1, ss + 1)]
+    out = [
+        packet(CLIENT, SERVER, 40000, 8080, SYN, cs, 0),
+        packet(SERVER, CLIENT, 8080, 40000, SYN | ACK, ss, cs + 1),
+        packet(CLIENT, SERVER, 40000, 8080, ACK, cs + 1, ss + 1),
+    ]
     seq = cs + 1
     for i in range(n):
         out.append(packet(CLIENT, SERVER, 40000, 8080, ACK | PSH, seq, ss + 1, MSS, i))
@@ -115,6 +140,7 @@ def _drained_stdout():
         sys.stdout = saved
         reader.join()
         return lines
+
     return restore
 
 
@@ -150,8 +176,7 @@ def profile(n: int) -> dict:
     restore = _drained_stdout()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            log = SegmentLog(Outbox(sys.stdout.fileno(), blocking=True),
-                             os.path.join(tmp, "segments.raw"))
+            log = SegmentLog(Outbox(sys.stdout.fileno(), blocking=True), os.path.join(tmp, "segments.raw"))
             hook = plain.Hook(list(faults), [CLIENT], log)
             t = time.perf_counter()
             for p in pkts:
@@ -161,8 +186,9 @@ def profile(n: int) -> dict:
             out["callback+flush"] = _per(time.perf_counter() - t, len(pkts))
     finally:
         lines = restore()
-    out["verdict+record"] = round(out["callback"] - out["stamp"] - out["parse"] - out["classify"]
-                          - out["decide"], 2)
+    out["verdict+record"] = round(
+        out["callback"] - out["stamp"] - out["parse"] - out["classify"] - out["decide"], 2
+    )
     out["message_bytes"] = round(sum(map(len, lines)) / len(pkts), 1)
     out["runner_read"] = _runner_read(lines, len(pkts))
     return {"segments": len(pkts), "us_per_segment": out}

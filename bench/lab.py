@@ -44,8 +44,9 @@ def peer(netns: str, job: str, *args) -> dict:
 
 
 def start(netns: str, job: str, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench.peer", netns, job,
-                             *map(str, args)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.peer", netns, job, *map(str, args)], stdout=subprocess.PIPE, text=True
+    )
 
 
 def listening(proc: subprocess.Popen) -> None:
@@ -62,12 +63,19 @@ class Hooked:
         self.inbox: queue.Queue = queue.Queue()
         self.record = Record(t0=time.monotonic())
         self.stats: dict = {}
-        self.child = Child("router", "tcplab.lab.hook", {
-            "netns": plan.router_ns, "queue": plan.queue, "sysctls": FORWARDING,
-            "client_addrs": client_side(plan.client_addr, plan.prefixlen,
-                                        plan.router_client_addr),
-            "raw_path": str(topology.STATE_DIR / "slots" / str(plan.slot) / "segments.raw"),
-            **fault_config.for_hook(sc, plan)}, self.inbox)
+        self.child = Child(
+            "router",
+            "tcplab.lab.hook",
+            {
+                "netns": plan.router_ns,
+                "queue": plan.queue,
+                "sysctls": FORWARDING,
+                "client_addrs": client_side(plan.client_addr, plan.prefixlen, plan.router_client_addr),
+                "raw_path": str(topology.STATE_DIR / "slots" / str(plan.slot) / "segments.raw"),
+                **fault_config.for_hook(sc, plan),
+            },
+            self.inbox,
+        )
         while self._take(self.inbox.get(timeout=15)) != "ready":
             pass
 

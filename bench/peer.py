@@ -45,7 +45,7 @@ def bulk(addr: str, port: int, nbytes: int) -> dict:
     with socket.create_connection((addr, port)) as s:
         left = nbytes
         while left > 0:
-            left -= s.send(block[:min(CHUNK, left)])
+            left -= s.send(block[: min(CHUNK, left)])
     return {"sent": nbytes}
 
 
@@ -73,9 +73,13 @@ def sysctls(values: str) -> dict:
     return {}
 
 
-JOBS = {"sysctls": (sysctls, (str,)), "sink": (sink, (int, int)), "bulk": (bulk, (str, int, int)),
-        "connects": (connects, (str, int, int, float)),
-        "flood": (flood, (str, str, int, float, float))}
+JOBS = {
+    "sysctls": (sysctls, (str,)),
+    "sink": (sink, (int, int)),
+    "bulk": (bulk, (str, int, int)),
+    "connects": (connects, (str, int, int, float)),
+    "flood": (flood, (str, str, int, float, float)),
+}
 
 
 def main() -> None:

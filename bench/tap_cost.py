@@ -49,9 +49,12 @@ def main() -> None:
     with blab.lab() as plan:
         rows = [("unhooked", figures._transfers(plan, nbytes))]
         for how in ("unread", "drain"):
-            proc = subprocess.Popen([sys.executable, "-m", "bench.tap_cost", how,
-                                     plan.router_ns], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.tap_cost", how, plan.router_ns],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             proc.stdout.readline()
             rows.append((f"tap {how}", figures._transfers(plan, nbytes)))
             proc.stdin.close()
@@ -61,8 +64,10 @@ def main() -> None:
     anchor = statistics.median(rows[0][1])
     for name, rates in rows:
         median = statistics.median(rates)
-        print(f"{name:16} {median:7.1f} MB/s  ratio {median / anchor:.2f}  "
-              f"({', '.join(f'{r:.1f}' for r in rates)})")
+        print(
+            f"{name:16} {median:7.1f} MB/s  ratio {median / anchor:.2f}  "
+            f"({', '.join(f'{r:.1f}' for r in rates)})"
+        )
 
 
 if __name__ == "__main__":

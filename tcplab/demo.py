@@ -55,27 +55,30 @@ def tour_order(scenarios: list[Scenario]) -> list[Scenario]:
     """Each folder's normal case first (what a good handshake looks like before a
     broken one), otherwise as given."""
     folders = list(dict.fromkeys(Path(sc.path).parent for sc in scenarios))
-    return sorted(scenarios, key=lambda sc: (folders.index(Path(sc.path).parent),
-                                             Path(sc.path).stem != "normal"))
+    return sorted(
+        scenarios, key=lambda sc: (folders.index(Path(sc.path).parent), Path(sc.path).stem != "normal")
+    )
 
 
 def slowed(sc: Scenario, hold: float, shift_connect: float = 0.0) -> Scenario:
     """The scenario with every forwarded segment held `hold` seconds more. Pure.
     `shift_connect`: how much later the model says a failing connect() now ends."""
-    faults = tuple(dataclasses.replace(f, by=f.by + hold) if f.action == "delay" else f
-                   for f in sc.faults)
+    faults = tuple(dataclasses.replace(f, by=f.by + hold) if f.action == "delay" else f for f in sc.faults)
     faults += tuple(Fault("delay", name, by=hold) for name in VOCABULARY)
     hosts = dict(sc.expect.hosts)
     client = hosts.get("client")
     if client is not None and client.gives_up_after is not None and shift_connect:
-        hosts["client"] = dataclasses.replace(
-            client, gives_up_after=client.gives_up_after + shift_connect)
+        hosts["client"] = dataclasses.replace(client, gives_up_after=client.gives_up_after + shift_connect)
     # A segment released after both apps finished, and the answer it draws, still
     # belong to the run: settle waits for them; the timeout leaves room for as many
     # holds in a row as a quick scenario has segments.
-    return dataclasses.replace(sc, faults=faults,
-                               expect=dataclasses.replace(sc.expect, hosts=hosts),
-                               settle=sc.settle + 3 * hold, timeout=sc.timeout + 40 * hold)
+    return dataclasses.replace(
+        sc,
+        faults=faults,
+        expect=dataclasses.replace(sc.expect, hosts=hosts),
+        settle=sc.settle + 3 * hold,
+        timeout=sc.timeout + 40 * hold,
+    )
 
 
 # Their timers run on the host's own clock from its initial timeout (1 s), whatever the
@@ -96,25 +99,31 @@ def not_slowable(sc: Scenario, hold: float) -> str | None:
         # Seen on 6.18: stale-syn, slowed, sends its SYN twice: its RST re-arms the SYN
         # timer to TCP_TIMEOUT_MIN (8 ms at HZ=250, core/model/handshake.py), which the held real
         # SYN-ACK outlasts; host faults act at fixed times.
-        return ("its forged segments and host faults are timed against exchanges the "
-                "holds would stretch")
+        return "its forged segments and host faults are timed against exchanges the holds would stretch"
     for host, exp in sc.expect.hosts.items():
         moved = sorted(set(exp.retransmits) - FIXED_TIMER_SEGMENTS)
         if moved:
-            return (f"{host} {', '.join(moved)} retransmissions follow an RTO the kernel "
-                    "computes from the measured round trip, which the holds would lengthen")
+            return (
+                f"{host} {', '.join(moved)} retransmissions follow an RTO the kernel "
+                "computes from the measured round trip, which the holds would lengthen"
+            )
         states = sorted(set(getattr(exp, "lasts", {}) or {}) - FIXED_TIMER_STATES)
         if states:
-            return (f"how long {host} stays in {', '.join(states)} depends on the round "
-                    "trip, which the holds would lengthen")
+            return (
+                f"how long {host} stays in {', '.join(states)} depends on the round "
+                "trip, which the holds would lengthen"
+            )
     plain, slow = _predictions(sc, _same_horizon(sc, hold))
     if plain is not None and slow is not None:
+
         def shape(p):
-            return [(s.sender, s.name) for s in p.segments], sorted(
-                (k, v[0]) for k, v in p.calls.items())
+            return [(s.sender, s.name) for s in p.segments], sorted((k, v[0]) for k, v in p.calls.items())
+
         if shape(plain) != shape(slow):
-            return ("the kernel model says the holds would change which segments are sent "
-                    "(a round trip would outlast a retransmission timer)")
+            return (
+                "the kernel model says the holds would change which segments are sent "
+                "(a round trip would outlast a retransmission timer)"
+            )
     return None
 
 
@@ -147,8 +156,9 @@ def connect_shift(sc: Scenario, hold: float) -> tuple[float, str]:
     slow = slow.calls.get(("client", "connect")) if slow is not None else None
     if not plain or not slow or plain[0] == "ok" or plain[0] != slow[0]:
         return 0.0, ""
-    return round(slow[2] - plain[2], 6), (f"connect() → {plain[0]} comes "
-                                          f"{slow[2] - plain[2]:.3f} s later (model)")
+    return round(slow[2] - plain[2], 6), (
+        f"connect() → {plain[0]} comes {slow[2] - plain[2]:.3f} s later (model)"
+    )
 
 
 class DemoView:
@@ -187,8 +197,7 @@ def pause(console: Console, last: bool) -> bool:
         return True
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        answer = console.input(Text("press Enter for the next scenario, q to stop: ",
-                                    style="bold"))
+        answer = console.input(Text("press Enter for the next scenario, q to stop: ", style="bold"))
     except EOFError:
         return True  # nobody at the keyboard (a pipe): carry on
     finally:
@@ -196,24 +205,27 @@ def pause(console: Console, last: bool) -> bool:
     return answer.strip().lower() not in ("q", "quit")
 
 
-def intro(console: Console, sc: Scenario, index: int, total: int, hold: float,
-          changes: str) -> None:
+def intro(console: Console, sc: Scenario, index: int, total: int, hold: float, changes: str) -> None:
     from tcplab.render.explain import explain_scenario
 
     console.rule(Text(f"{index}/{total}  {sc.name}", style="bold"))
     explain_scenario(console, sc)
     if hold:
-        console.print(Text(
-            f"slowed: every segment the router forwards is held {_s(hold)} more "
-            f"(--slow {hold / HOLD_UNIT:g}), so a round trip takes {_s(2 * hold)} longer; "
-            "the kernel's retransmission timers do not move, and the model is told "
-            "about the holds." + (f" Expectation moved: {changes}." if changes else ""),
-            style="yellow"))
+        console.print(
+            Text(
+                f"slowed: every segment the router forwards is held {_s(hold)} more "
+                f"(--slow {hold / HOLD_UNIT:g}), so a round trip takes {_s(2 * hold)} longer; "
+                "the kernel's retransmission timers do not move, and the model is told "
+                "about the holds." + (f" Expectation moved: {changes}." if changes else ""),
+                style="yellow",
+            )
+        )
     console.print()
 
 
-def tour(console: Console, scenarios: list[Scenario], slow: float, stop_between: bool,
-         all_: bool, stepping=None) -> list:
+def tour(
+    console: Console, scenarios: list[Scenario], slow: float, stop_between: bool, all_: bool, stepping=None
+) -> list:
     """Runs the tour; returns the RunResults. `stepping`: a context per run yielding
     the presenter's StepDriver (`--step`), or None."""
     from tcplab.render.live import print_verdict
@@ -228,12 +240,20 @@ def tour(console: Console, scenarios: list[Scenario], slow: float, stop_between:
         else:
             chosen.append(sc)
     if not chosen:
-        raise ScenarioError(" ".join(sc.path for sc in scenarios), None, "",
-                            "no scenario left to show (--all includes the long ones)")
+        raise ScenarioError(
+            " ".join(sc.path for sc in scenarios),
+            None,
+            "",
+            "no scenario left to show (--all includes the long ones)",
+        )
     plural = "s" if len(chosen) > 1 else ""
-    console.print(Text(f"tcplab demo: {len(chosen)} scenario{plural}"
-                       + (f", slowed: each segment held {_s(hold)}" if hold else ""),
-                       style="bold"))
+    console.print(
+        Text(
+            f"tcplab demo: {len(chosen)} scenario{plural}"
+            + (f", slowed: each segment held {_s(hold)}" if hold else ""),
+            style="bold",
+        )
+    )
     results = []
     for i, sc in enumerate(chosen, 1):
         if CANCEL.is_set():
@@ -247,8 +267,9 @@ def tour(console: Console, scenarios: list[Scenario], slow: float, stop_between:
             changes = f"client gives up after {expected:g} s → {expected + shift:.3f} s ({why})"
         intro(console, sc, i, len(chosen), here, changes)
         if unslowed:
-            console.print(Text(f"not slowed: {unslowed}; it runs at the network's own "
-                               "speed.", style="yellow"))
+            console.print(
+                Text(f"not slowed: {unslowed}; it runs at the network's own speed.", style="yellow")
+            )
         run = slowed(sc, here, shift) if here else sc
         view = DemoView(console, dataclasses.replace(sc, timeout=run.timeout))
         try:
@@ -257,8 +278,9 @@ def tour(console: Console, scenarios: list[Scenario], slow: float, stop_between:
         finally:
             view.finish()
         if here:
-            result.notes.append(f"slowed by tcplab demo --slow {slow:g}: every forwarded "
-                                f"segment held {_s(here)} more")
+            result.notes.append(
+                f"slowed by tcplab demo --slow {slow:g}: every forwarded segment held {_s(here)} more"
+            )
         print_verdict(console, result)
         console.print()
         results.append(result)

@@ -26,8 +26,7 @@ class ScenarioError(TcplabError):
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
     def to_json(self) -> dict:
-        return {"path": self.path, "line": self.line, "key": self.key,
-                "message": self.message}
+        return {"path": self.path, "line": self.line, "key": self.key, "message": self.message}
 
 
 class ScenarioErrors(ScenarioError):

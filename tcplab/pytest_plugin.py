@@ -40,11 +40,19 @@ def is_root() -> bool:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tcplab", "tcplab scenario files")
-    group.addoption("--tcplab-json", metavar="DIR", default=None,
-                    help="keep each scenario's result JSON (as `tcplab run --json`) in DIR")
-    parser.addini("tcplab_scenarios", type="paths", default=[],
-                  help="directories whose scenario files pytest may collect when a "
-                       "command-line path lies inside them (default: scenarios)")
+    group.addoption(
+        "--tcplab-json",
+        metavar="DIR",
+        default=None,
+        help="keep each scenario's result JSON (as `tcplab run --json`) in DIR",
+    )
+    parser.addini(
+        "tcplab_scenarios",
+        type="paths",
+        default=[],
+        help="directories whose scenario files pytest may collect when a "
+        "command-line path lies inside them (default: scenarios)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,15 +62,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if file_path.suffix in (".yaml", ".yml") and _asked_for(parent.config, file_path) \
-            and _looks_like_scenario(file_path):
+    if (
+        file_path.suffix in (".yaml", ".yml")
+        and _asked_for(parent.config, file_path)
+        and _looks_like_scenario(file_path)
+    ):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
 def _scenario_dirs(config: pytest.Config) -> list[Path]:
-    return [Path(p).resolve() for p in config.getini("tcplab_scenarios")] or \
-        [config.rootpath.resolve() / "scenarios"]
+    return [Path(p).resolve() for p in config.getini("tcplab_scenarios")] or [
+        config.rootpath.resolve() / "scenarios"
+    ]
 
 
 def _asked_for(config: pytest.Config, file_path: Path) -> bool:
@@ -70,8 +82,7 @@ def _asked_for(config: pytest.Config, file_path: Path) -> bool:
     path, dirs = file_path.resolve(), _scenario_dirs(config)
     for arg in config.args:
         given = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if given == path or (path.is_relative_to(given)
-                             and any(given.is_relative_to(d) for d in dirs)):
+        if given == path or (path.is_relative_to(given) and any(given.is_relative_to(d) for d in dirs)):
             return True
     return False
 
@@ -115,8 +126,10 @@ class ScenarioItem(pytest.Item):
         from tcplab.lab.preflight import check_sysctls_exist
 
         if not is_root():
-            pytest.skip("tcplab scenarios need root (network namespaces, NFQUEUE, "
-                        "tracefs): run pytest as root, e.g. sudo .venv/bin/pytest")
+            pytest.skip(
+                "tcplab scenarios need root (network namespaces, NFQUEUE, "
+                "tracefs): run pytest as root, e.g. sudo .venv/bin/pytest"
+            )
         try:
             check_sysctls_exist([self.scenario])
         except ScenarioError as e:
@@ -125,23 +138,29 @@ class ScenarioItem(pytest.Item):
         self._keep_json()
         self.add_report_section("call", "tcplab", _verdict_text(self.result))
         if self.result.verdict not in ("pass", "fail"):
-            pytest.fail(f"verdict {self.result.verdict}: the lab could not judge "
-                        f"{self.scenario.name}: " + "; ".join(self.result.errors),
-                        pytrace=False)
+            pytest.fail(
+                f"verdict {self.result.verdict}: the lab could not judge "
+                f"{self.scenario.name}: " + "; ".join(self.result.errors),
+                pytrace=False,
+            )
 
     def runtest(self) -> None:
         """The judging: the failed checks are the report (pytrace=False: no traceback)."""
         if self.result.verdict != "pass":
             failed = [c for c in self.result.checks if not c.passed]
-            pytest.fail(f"{self.scenario.path}: {len(failed)} of {len(self.result.checks)} "
-                        f"checks failed\n{_verdict_text(self.result, failed)}", pytrace=False)
+            pytest.fail(
+                f"{self.scenario.path}: {len(failed)} of {len(self.result.checks)} "
+                f"checks failed\n{_verdict_text(self.result, failed)}",
+                pytrace=False,
+            )
 
     def _keep_json(self) -> None:
         out = self.config.getoption("tcplab_json")
         if out:
             Path(out).mkdir(parents=True, exist_ok=True)
             (Path(out) / f"{self.scenario.name}.json").write_text(
-                json.dumps(self.result.to_json(), indent=1) + "\n")
+                json.dumps(self.result.to_json(), indent=1) + "\n"
+            )
 
     def reportinfo(self):
         return self.path, 0, f"scenario {self.scenario.name}"
@@ -154,8 +173,9 @@ def _verdict_text(result, checks=None) -> str:
     from tcplab.render.live import check_line, print_verdict
 
     out = io.StringIO()
-    console = Console(file=out, width=110, color_system=None, force_terminal=False,
-                      highlight=False, soft_wrap=True)
+    console = Console(
+        file=out, width=110, color_system=None, force_terminal=False, highlight=False, soft_wrap=True
+    )
     if checks is None:
         print_verdict(console, result)
     else:

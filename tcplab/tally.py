@@ -72,7 +72,8 @@ def tally(results: Iterable[dict]) -> dict:
         elif verdict not in VERDICTS:
             seeds["error"].append(seed_of(res))
     return {
-        "runs": runs, **{v: verdicts[v] for v in VERDICTS},
+        "runs": runs,
+        **{v: verdicts[v] for v in VERDICTS},
         "failing_checks": dict(sorted(failing.items(), key=lambda kv: (-kv[1], kv[0]))),
         "not_judged": dict(sorted(abstained.items(), key=lambda kv: (-kv[1], kv[0]))),
         "runs_with_every_model_check_not_judged": all_abstained,
@@ -94,22 +95,23 @@ def load_results(folder: Path) -> list[dict]:
         except (OSError, ValueError) as e:
             raise ScenarioError(str(file), None, "", f"not a tcplab result JSON ({e})") from None
         if not isinstance(res, dict) or "verdict" not in res or "checks" not in res:
-            raise ScenarioError(str(file), None, "", "not a tcplab result JSON (no verdict "
-                                                     "and checks)")
+            raise ScenarioError(str(file), None, "", "not a tcplab result JSON (no verdict and checks)")
         results.append(res)
     return results
 
 
 def lines(table: dict) -> list[str]:
-    out = [f"runs {table['runs']}: pass {table['pass']}, fail {table['fail']}, "
-           f"error {table['error']}"]
-    for title, key in (("failing checks (runs)", "failing_checks"),
-                       ("not judged (runs), by reason", "not_judged")):
+    out = [f"runs {table['runs']}: pass {table['pass']}, fail {table['fail']}, error {table['error']}"]
+    for title, key in (
+        ("failing checks (runs)", "failing_checks"),
+        ("not judged (runs), by reason", "not_judged"),
+    ):
         out.append(f"{title}:" + ("" if table[key] else " none"))
         out += [f"  {count:4d}  {name}" for name, count in table[key].items()]
     if table["not_judged"]:
-        out.append("runs whose every model check was not judged: "
-                   f"{table['runs_with_every_model_check_not_judged']}")
+        out.append(
+            f"runs whose every model check was not judged: {table['runs_with_every_model_check_not_judged']}"
+        )
     for title, key in (("failing seeds", "failing_seeds"), ("error seeds", "error_seeds")):
         out.append(f"{title}: " + (" ".join(map(str, table[key])) or "none"))
     return out

@@ -33,9 +33,11 @@ def _read(path: Path) -> object:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and (p.name.endswith(".json") or p.name.endswith(".json.gz"))
-                  and p.name != MANIFEST)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and (p.name.endswith(".json") or p.name.endswith(".json.gz")) and p.name != MANIFEST
+    )
 
 
 def load(folder: Path) -> tuple[dict[str, list[dict]], dict[str, dict]]:
@@ -55,9 +57,14 @@ def load(folder: Path) -> tuple[dict[str, list[dict]], dict[str, dict]]:
 
 def catalogue_of(scenarios) -> dict[str, dict]:
     """The catalogue as the report needs it, from loaded scenario files."""
-    return {sc.name: {"file": sc.path, "claims": list(sc.claims),
-                      "sysctls": {h: dict(v) for h, v in sorted(sc.sysctls.items())}}
-            for sc in sorted(scenarios, key=lambda s: s.name)}
+    return {
+        sc.name: {
+            "file": sc.path,
+            "claims": list(sc.claims),
+            "sysctls": {h: dict(v) for h, v in sorted(sc.sysctls.items())},
+        }
+        for sc in sorted(scenarios, key=lambda s: s.name)
+    }
 
 
 def _gzip(data: bytes) -> bytes:
@@ -74,8 +81,7 @@ def pack(results: Path, into: Path, catalogue: dict[str, dict]) -> list[Path]:
             continue
         folder = into / str(res.get("kernel", "unknown"))
         folder.mkdir(parents=True, exist_ok=True)
-        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") \
-            else path.read_bytes()
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
         name = path.name.removesuffix(".gz").removesuffix(".json")
         (folder / f"{name}.json.gz").write_bytes(_gzip(raw))
         written.add(folder)
@@ -85,12 +91,14 @@ def pack(results: Path, into: Path, catalogue: dict[str, dict]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tcplab.claims.evidence",
-                                     description="Copy run JSONs into evidence/<release>/.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tcplab.claims.evidence", description="Copy run JSONs into evidence/<release>/."
+    )
     parser.add_argument("results", type=Path)
     parser.add_argument("--into", type=Path, default=Path("evidence"))
-    parser.add_argument("--scenarios", default="scenarios",
-                        help="the scenario files the runs came from (default: scenarios)")
+    parser.add_argument(
+        "--scenarios", default="scenarios", help="the scenario files the runs came from (default: scenarios)"
+    )
     args = parser.parse_args(argv)
     from tcplab.format.load import discover, load_scenario
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tcplab.claims.claim import Claim, Comparison
 from tcplab.claims.record import Run, Seen
-from tcplab.claims.table import Claim, Comparison
 
 HOLDS, DIFFERS, UNTESTED = "holds", "differs", "not tested here"
 
@@ -41,13 +41,12 @@ def agree(c: Comparison, documented: Any, seen: Seen) -> bool | None:
     if c.how == "near":
         docs = list(documented) if isinstance(documented, (tuple, list)) else [documented]
         vals = list(value) if isinstance(value, (tuple, list)) else [value]
-        return len(vals) == len(docs) and all(
-            abs(v - d) <= tolerance(c, d) for d, v in zip(docs, vals))
+        return len(vals) == len(docs) and all(abs(v - d) <= tolerance(c, d) for d, v in zip(docs, vals))
     if c.how == "at_least":
         return value >= documented
     if c.how == "contains":  # the documented states, in this order, one after the other
         n = len(documented)
-        return any(list(value[i:i + n]) == list(documented) for i in range(len(value) - n + 1))
+        return any(list(value[i : i + n]) == list(documented) for i in range(len(value) - n + 1))
     if c.how == "mss":  # at most the MSS; TCP options (up to 40 bytes) may take some of it
         return documented - 40 < value <= documented
     return value == (list(documented) if isinstance(documented, tuple) else documented)
@@ -108,23 +107,33 @@ def judge_run(c: Comparison, res: dict, scenario_pins: dict[str, dict[str, str]]
         else:
             outcome = HOLDS if ok else DIFFERS
             note = _why(c, run) if not ok else ""
-    return {"scenario": res.get("scenario"), "label": c.label,
-            "documented": documented, "says": c.says, "how": c.how,
-            "model": None if predicted is None else predicted.value,
-            "observed": seen.value, "observed_detail": seen.detail,
-            "outcome": outcome, "note": note}
+    return {
+        "scenario": res.get("scenario"),
+        "label": c.label,
+        "documented": documented,
+        "says": c.says,
+        "how": c.how,
+        "model": None if predicted is None else predicted.value,
+        "observed": seen.value,
+        "observed_detail": seen.detail,
+        "outcome": outcome,
+        "note": note,
+    }
 
 
-def judge_claim(claim: Claim, results: list[dict], pins: dict[str, dict[str, dict]],
-                listed: dict[str, tuple[str, ...]]) -> dict:
+def judge_claim(
+    claim: Claim, results: list[dict], pins: dict[str, dict[str, dict]], listed: dict[str, tuple[str, ...]]
+) -> dict:
     """Every comparison of the claim over the runs that show it. `listed`: scenario name
     -> claim IDs, for the whole catalogue (to say which scenario was not run)."""
     rows, differ_notes, untested_notes, outcomes = [], [], [], []
     for c in claim.comparisons:
         names = set(c.scenarios) or {n for n, ids in listed.items() if claim.id in ids}
-        mine = [judge_run(c, res, pins.get(res.get("scenario"), {}))
-                for res in results if res.get("scenario") in names
-                or (not c.scenarios and claim.id in res.get("claims", []))]
+        mine = [
+            judge_run(c, res, pins.get(res.get("scenario"), {}))
+            for res in results
+            if res.get("scenario") in names or (not c.scenarios and claim.id in res.get("claims", []))
+        ]
         mine = [row for row in mine if row is not None]
         got = {row["outcome"] for row in mine}
         outcome = DIFFERS if DIFFERS in got else HOLDS if HOLDS in got else UNTESTED
@@ -132,24 +141,37 @@ def judge_claim(claim: Claim, results: list[dict], pins: dict[str, dict[str, dic
         if not mine:
             ran = {res.get("scenario") for res in results}
             missing = sorted(names - ran)
-            note = (f"not in the results: {', '.join(missing)}" if missing
-                    else "no run shows it")
-            mine = [{"scenario": None, "label": c.label, "documented": None,
-                     "says": c.says, "how": c.how, "model": None, "observed": None,
-                     "observed_detail": "", "outcome": UNTESTED, "note": note}]
+            note = f"not in the results: {', '.join(missing)}" if missing else "no run shows it"
+            mine = [
+                {
+                    "scenario": None,
+                    "label": c.label,
+                    "documented": None,
+                    "says": c.says,
+                    "how": c.how,
+                    "model": None,
+                    "observed": None,
+                    "observed_detail": "",
+                    "outcome": UNTESTED,
+                    "note": note,
+                }
+            ]
         rows += mine
         if outcome == DIFFERS:
             differ_notes += [row["note"] for row in mine if row["outcome"] == DIFFERS]
         elif outcome == UNTESTED:
             untested_notes += [f"{c.label}: {row['note']}" for row in mine if row["note"]]
-    verdict = (DIFFERS if DIFFERS in outcomes else HOLDS if all(o == HOLDS for o in outcomes)
-               else UNTESTED)
+    verdict = DIFFERS if DIFFERS in outcomes else HOLDS if all(o == HOLDS for o in outcomes) else UNTESTED
     notes = differ_notes if verdict == DIFFERS else untested_notes if verdict == UNTESTED else []
     sep = " " if verdict == DIFFERS else "; "  # whole sentences, or one note per quantity
     reason = sep.join(dict.fromkeys(x for x in notes if x))
-    return {"documents": verdict, "reason": reason, "rows": rows,
-            "compared": sum(1 for o in outcomes if o != UNTESTED),
-            "comparisons": len(outcomes)}
+    return {
+        "documents": verdict,
+        "reason": reason,
+        "rows": rows,
+        "compared": sum(1 for o in outcomes if o != UNTESTED),
+        "comparisons": len(outcomes),
+    }
 
 
 def lab_verdict(results: list[dict], claim_id: str, covered: bool) -> str:

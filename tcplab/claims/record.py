@@ -38,8 +38,9 @@ class Run:
         segments = [e for e in events if e.get("kind") == "segment"]
         stop = (res.get("observation") or {}).get("t_stop")
         end = stop if stop is not None else max((e.get("t", 0.0) for e in events), default=0.0)
-        return cls(segments, states, [e for e in events if e.get("kind") == "app"],
-                   res.get("sysctls") or {}, end)
+        return cls(
+            segments, states, [e for e in events if e.get("kind") == "app"], res.get("sysctls") or {}, end
+        )
 
     @classmethod
     def predicted(cls, res: dict) -> Run | None:
@@ -50,23 +51,41 @@ class Run:
             return None
         shift = _first_syn(res)
         parts = [model] + [v for v in model.values() if isinstance(v, dict)]
-        segments = sorted((dict(s, t=s["t"] + shift) for p in parts
-                           for s in p.get("segments") or [] if "t" in s),
-                          key=lambda s: s["t"])
+        segments = sorted(
+            (dict(s, t=s["t"] + shift) for p in parts for s in p.get("segments") or [] if "t" in s),
+            key=lambda s: s["t"],
+        )
         states = [ev for p in parts for ev in _model_states(p.get("states"), shift)]
-        started = {(e["host"], e["call"]): e["t"] for e in reversed(res.get("events") or [])
-                   if e.get("kind") == "app"}
+        started = {
+            (e["host"], e["call"]): e["t"]
+            for e in reversed(res.get("events") or [])
+            if e.get("kind") == "app"
+        }
         calls = []
         for name, call in sorted((model.get("calls") or {}).items()):
             host, _, what = name.partition(" ")
             if call.get("t_end") is not None:
-                calls.append({"host": host, "call": what, "result": call.get("result"),
-                              "t": started.get((host, what), shift),
-                              "t_end": call["t_end"] + shift})
+                calls.append(
+                    {
+                        "host": host,
+                        "call": what,
+                        "result": call.get("result"),
+                        "t": started.get((host, what), shift),
+                        "t_end": call["t_end"] + shift,
+                    }
+                )
         flood = model.get("flood") or {}
         if flood.get("counters"):  # the flood model predicts the server's TcpExt deltas
-            calls.append({"host": "server", "call": "netstat", "result": "ok", "t": 0.0,
-                          "t_end": 0.0, "counters": flood["counters"]})
+            calls.append(
+                {
+                    "host": "server",
+                    "call": "netstat",
+                    "result": "ok",
+                    "t": 0.0,
+                    "t_end": 0.0,
+                    "counters": flood["counters"],
+                }
+            )
         return cls(segments, states, calls, res.get("sysctls") or {}, 0.0, model=True)
 
     # --- what the readers share ---
@@ -101,8 +120,15 @@ def _model_states(states, shift: float) -> list[dict]:
         for st in seq:
             if st.get("maybe"):
                 continue
-            out.append({"t": st["t"] + shift, "host": host, "key": (host, "model", 0, "model", 0),
-                        "from": prev, "to": st["state"]})
+            out.append(
+                {
+                    "t": st["t"] + shift,
+                    "host": host,
+                    "key": (host, "model", 0, "model", 0),
+                    "from": prev,
+                    "to": st["state"],
+                }
+            )
             prev = st["state"]
     return out
 
@@ -122,13 +148,18 @@ def _connection_sockets(run: Run, host: str) -> list[tuple]:
     """The host's connection sockets (not a listener) in the order they appeared."""
     keys = []
     for e in run.states:
-        if e.get("host") == host and e["key"] not in keys and e.get("to") != "LISTEN" \
-                and e["key"][3] not in ("0.0.0.0", "::"):
+        if (
+            e.get("host") == host
+            and e["key"] not in keys
+            and e.get("to") != "LISTEN"
+            and e["key"][3] not in ("0.0.0.0", "::")
+        ):
             keys.append(e["key"])
     return keys
 
 
 # --- the readers: each takes (run, host, what, nth) and returns Seen or None -------------
+
 
 def call_duration(run: Run, host: str, what: str, nth: int = 1) -> Seen | None:
     found = [c for c in run.calls_of(host, what) if c.get("t_end") is not None]
@@ -237,8 +268,13 @@ def state_on(run: Run, host: str, what: str, nth: int = 1) -> Seen | None:
 
 
 def _last_arrival(run: Run, host: str, before: float) -> Seen | None:
-    arrived = [(at, s["name"]) for s in run.segments if s.get("from") == _peer(host)
-               for at in [_delivered_at(s)] if at is not None and at <= before + 1e-4]
+    arrived = [
+        (at, s["name"])
+        for s in run.segments
+        if s.get("from") == _peer(host)
+        for at in [_delivered_at(s)]
+        if at is not None and at <= before + 1e-4
+    ]
     return Seen(max(arrived)[1]) if arrived else None
 
 
@@ -255,8 +291,7 @@ def backoffs_undone(run: Run, host: str, what: str, nth: int = 0) -> Seen | None
     if len(gaps) < 3:
         return None
     cap = float(run.sysctl(host, "net.ipv4.tcp_rto_max_ms") or 120000) / 1000
-    undone = sum(1 for prev, gap in zip(gaps[1:], gaps[2:])
-                 if gap < 1.5 * prev and gap < 0.9 * cap)
+    undone = sum(1 for prev, gap in zip(gaps[1:], gaps[2:]) if gap < 1.5 * prev and gap < 0.9 * cap)
     return Seen(undone, "gaps " + ", ".join(f"{g:.3g}" for g in gaps))
 
 
@@ -272,10 +307,14 @@ def unprompted(run: Run, host: str, what: str, nth: int = 0) -> Seen | None:
     mine = sorted(s["t"] for s in run.sent(host, what))
     if not mine:
         return None
-    arrivals = [at for s in run.segments if s.get("from") == _peer(host)
-                for at in [_delivered_at(s)] if at is not None]
-    return Seen(sum(1 for a, b in zip(mine, mine[1:])
-                    if not any(a < at <= b + 1e-4 for at in arrivals)))
+    arrivals = [
+        at
+        for s in run.segments
+        if s.get("from") == _peer(host)
+        for at in [_delivered_at(s)]
+        if at is not None
+    ]
+    return Seen(sum(1 for a, b in zip(mine, mine[1:]) if not any(a < at <= b + 1e-4 for at in arrivals)))
 
 
 def holders(run: Run, host: str = "", what: str = "TIME_WAIT", nth: int = 0) -> Seen | None:
@@ -292,8 +331,13 @@ def after_last(run: Run, host: str, what: str, nth: int = 0) -> Seen | None:
     if whole is None or not whole.ended or not enter:
         return None
     leave = min(enter) + whole.value
-    arrived = [at for s in run.segments if s.get("from") == _peer(host)
-               for at in [_delivered_at(s)] if at is not None and at <= leave]
+    arrived = [
+        at
+        for s in run.segments
+        if s.get("from") == _peer(host)
+        for at in [_delivered_at(s)]
+        if at is not None and at <= leave
+    ]
     return Seen(round(leave - max(arrived), 3)) if arrived else None
 
 
@@ -301,8 +345,12 @@ def mss_announced(run: Run, host: str) -> int | None:
     """The MSS option in the SYN (or SYN-ACK) that reached `host`, as the router let it
     go; 0 when it carried none; None when the record has no raw bytes."""
     for s in run.segments:
-        if s.get("from") == _peer(host) and s.get("name") in ("syn", "syn-ack") \
-                and not s.get("injected") and _delivered_at(s) is not None:
+        if (
+            s.get("from") == _peer(host)
+            and s.get("name") in ("syn", "syn-ack")
+            and not s.get("injected")
+            and _delivered_at(s) is not None
+        ):
             raw = s.get("raw_out") or s.get("raw")
             return _mss_option(bytes.fromhex(raw)) if raw else None
     return None
@@ -311,7 +359,7 @@ def mss_announced(run: Run, host: str) -> int | None:
 def _mss_option(packet: bytes) -> int:
     ihl = (packet[0] & 0x0F) * 4
     tcp = packet[ihl:]
-    options, i = tcp[20:(tcp[12] >> 4) * 4], 0
+    options, i = tcp[20 : (tcp[12] >> 4) * 4], 0
     while i < len(options):
         kind = options[i]
         if kind == 0:
@@ -320,7 +368,7 @@ def _mss_option(packet: bytes) -> int:
             i += 1
             continue
         if kind == 2 and i + 3 < len(options):
-            return int.from_bytes(options[i + 2:i + 4], "big")
+            return int.from_bytes(options[i + 2 : i + 4], "big")
         i += max(options[i + 1], 2) if i + 1 < len(options) else len(options)
     return 0
 
@@ -335,8 +383,12 @@ def seq_used(run: Run, host: str, what: str, nth: int = 1) -> Seen | None:
         return None
     s = sent[nth - 1]
     for p in run.segments:
-        if p.get("from") == _peer(host) and p["t"] >= s["t"] and "A" in (p.get("flags") or "") \
-                and (p.get("ack", 0) - s["seq"]) % 2**32 > s.get("len", 0):
+        if (
+            p.get("from") == _peer(host)
+            and p["t"] >= s["t"]
+            and "A" in (p.get("flags") or "")
+            and (p.get("ack", 0) - s["seq"]) % 2**32 > s.get("len", 0)
+        ):
             return Seen((p["ack"] - s["seq"] - s.get("len", 0)) % 2**32)
     return None
 
@@ -352,5 +404,7 @@ def same_seq(run: Run, host: str, what: str, nth: int = 0) -> Seen | None:
     seqs = [s.get("seq") for s in run.sent(host, what) if not s.get("injected")]
     if run.model or len(seqs) < 2 or None in seqs:
         return None
-    return Seen("same" if len(set(seqs)) == 1 else "changed",
-                f"{len(seqs)} copies, {len(set(seqs))} sequence number(s)")
+    return Seen(
+        "same" if len(set(seqs)) == 1 else "changed",
+        f"{len(seqs)} copies, {len(set(seqs))} sequence number(s)",
+    )

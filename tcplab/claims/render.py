@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from tcplab.claims.judge import DIFFERS
 
-STATES = {"SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-          "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSING", "LISTEN"}
+STATES = {
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "CLOSING",
+    "LISTEN",
+}
 
 
 def fmt(value) -> str:
@@ -30,8 +41,7 @@ def _cell(row: dict | None) -> str:
         return "—"
     if row["observed"] is None:
         return f"not tested here ({row['note']})"
-    seen = fmt(row["observed"]) + (f" ({row['observed_detail']})" if row["observed_detail"]
-                                   else "")
+    seen = fmt(row["observed"]) + (f" ({row['observed_detail']})" if row["observed_detail"] else "")
     verdict = f"**{row['outcome']}**" if row["outcome"] == DIFFERS else row["outcome"]
     return f"model {fmt(row['model'])}; observed {seen}: {verdict}"
 
@@ -55,13 +65,18 @@ def _comparison_table(claim: dict, releases: list[str]) -> list[str]:
                 keys.append(key)
                 by[key] = {}
             by[key][release] = row
-    out = ["| quantity | scenario | documents | " + " | ".join(f"Linux {k}" for k in releases)
-           + " |", "|---|---|---|" + "---|" * len(releases)]
+    out = [
+        "| quantity | scenario | documents | " + " | ".join(f"Linux {k}" for k in releases) + " |",
+        "|---|---|---|" + "---|" * len(releases),
+    ]
     for key in keys:
         rows = by[key]
         documented = " / ".join(dict.fromkeys(_documented(r) for r in rows.values()))
-        out.append(f"| {key[0]} | {('`' + key[1] + '`') if key[1] else '—'} | {documented} | "
-                   + " | ".join(_cell(rows.get(k)) for k in releases) + " |")
+        out.append(
+            f"| {key[0]} | {('`' + key[1] + '`') if key[1] else '—'} | {documented} | "
+            + " | ".join(_cell(rows.get(k)) for k in releases)
+            + " |"
+        )
     return out
 
 
@@ -79,15 +94,19 @@ def render_markdown(report: dict) -> str:
         "the documented one. **The lab's verdict** — pass, fail, error — says whether the "
         "scenario's own checks (its expectations and the kernel model) passed.",
         "",
-        *[f"- **{k['summary']}** (HZ={k['hz'] or '?'}; {k['runs']} runs"
-          + (f", {k['when']}" if k["when"] else "") + ")" for k in report["kernels"]],
+        *[
+            f"- **{k['summary']}** (HZ={k['hz'] or '?'}; {k['runs']} runs"
+            + (f", {k['when']}" if k["when"] else "")
+            + ")"
+            for k in report["kernels"]
+        ],
         "",
         "How the documents' verdict is decided: each claim states quantities or behaviours "
         "(a number, an errno, a state sequence, a segment count, the segment that answers "
         "another). A number agrees within max("
         f"{tol['abs']:g} s, {tol['rel'] * 100:g} %) of the documented value (timer-wheel "
         "lateness), unless its row says otherwise; everything else must be equal. Where the "
-        "documents give a rule rather than a number (\"tcp_fin_timeout\"), the rule is "
+        'documents give a rule rather than a number ("tcp_fin_timeout"), the rule is '
         "applied to the run's own settings. A run that sets a sysctl the documents' number "
         "depends on to another value (a fast variant) does not test that number. A claim "
         "`holds` when every one of its comparisons held in some run, `differs` when any "
@@ -97,20 +116,26 @@ def render_markdown(report: dict) -> str:
         "|---|" + "---|" * len(releases) + "---|",
     ]
     for c in report["claims"]:
-        cells = [f"{k['documents']} · lab {k['lab']}" for k in
-                 (c["kernels"][r] for r in releases)]
-        out.append(f"| [{c['id']}](#{c['id'].lower()}) | " + " | ".join(cells)
-                   + f" | {c['text']} |")
+        cells = [f"{k['documents']} · lab {k['lab']}" for k in (c["kernels"][r] for r in releases)]
+        out.append(f"| [{c['id']}](#{c['id'].lower()}) | " + " | ".join(cells) + f" | {c['text']} |")
     for c in report["claims"]:
-        out += ["", f"## {c['id']}", "", f"{c['text']} (seeds {', '.join(c['seeds'])}; "
-                f"scenarios: {', '.join('`' + s + '`' for s in c['scenarios']) or 'none'})", ""]
+        out += [
+            "",
+            f"## {c['id']}",
+            "",
+            f"{c['text']} (seeds {', '.join(c['seeds'])}; "
+            f"scenarios: {', '.join('`' + s + '`' for s in c['scenarios']) or 'none'})",
+            "",
+        ]
         if c["headline"]:
             out += [f"**{c['headline']}**", ""]
         for r in releases:
             k = c["kernels"][r]
-            line = (f"- Linux {r}: documents **{k['documents']}** "
-                    f"({k['compared']} of {k['comparisons']} comparisons tested); "
-                    f"lab: {k['lab']}.")
+            line = (
+                f"- Linux {r}: documents **{k['documents']}** "
+                f"({k['compared']} of {k['comparisons']} comparisons tested); "
+                f"lab: {k['lab']}."
+            )
             if k["reason"]:
                 line += f" {k['reason']}"
             out.append(line)

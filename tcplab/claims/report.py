@@ -30,8 +30,11 @@ def kernel_hz(results: list[dict]) -> int | None:
 
 def when_run(results: list[dict]) -> str:
     """The runs' own start and end (UTC), from the results."""
-    spans = [(r["started"], r["started"] + (r.get("duration") or 0.0))
-             for r in results if isinstance(r.get("started"), (int, float))]
+    spans = [
+        (r["started"], r["started"] + (r.get("duration") or 0.0))
+        for r in results
+        if isinstance(r.get("started"), (int, float))
+    ]
     if not spans:
         return ""
     fmt = "%Y-%m-%d %H:%M"
@@ -41,14 +44,24 @@ def when_run(results: list[dict]) -> str:
 
 
 def _kernel_summary(release: str, results: list[dict], claims: list[dict]) -> dict:
-    counts = {v: sum(1 for c in claims if c["kernels"][release]["documents"] == v)
-              for v in (HOLDS, DIFFERS, UNTESTED)}
+    counts = {
+        v: sum(1 for c in claims if c["kernels"][release]["documents"] == v)
+        for v in (HOLDS, DIFFERS, UNTESTED)
+    }
     passed = sum(1 for r in results if r.get("verdict") == "pass")
-    return {"release": release, "hz": kernel_hz(results), "runs": len(results),
-            "pass": passed, "when": when_run(results), "counts": counts,
-            "summary": (f"on Linux {release}: {counts[HOLDS]} hold, {counts[DIFFERS]} "
-                        f"differ, {counts[UNTESTED]} not tested; lab: {passed}/"
-                        f"{len(results)} scenarios pass")}
+    return {
+        "release": release,
+        "hz": kernel_hz(results),
+        "runs": len(results),
+        "pass": passed,
+        "when": when_run(results),
+        "counts": counts,
+        "summary": (
+            f"on Linux {release}: {counts[HOLDS]} hold, {counts[DIFFERS]} "
+            f"differ, {counts[UNTESTED]} not tested; lab: {passed}/"
+            f"{len(results)} scenarios pass"
+        ),
+    }
 
 
 def headline(per_kernel: dict[str, dict]) -> str:
@@ -58,8 +71,9 @@ def headline(per_kernel: dict[str, dict]) -> str:
         by.setdefault(k["documents"], []).append(release)
     if HOLDS in by and DIFFERS in by:
         why = next(k["reason"] for k in per_kernel.values() if k["documents"] == DIFFERS)
-        return (f"Holds on Linux {', '.join(by[HOLDS])}, differs on Linux "
-                f"{', '.join(by[DIFFERS])}. {why}").strip()
+        return (
+            f"Holds on Linux {', '.join(by[HOLDS])}, differs on Linux {', '.join(by[DIFFERS])}. {why}"
+        ).strip()
     return ""
 
 
@@ -77,8 +91,18 @@ def build_report(groups: dict[str, list[dict]], catalogue: dict[str, dict]) -> d
             results = sorted(groups[release], key=lambda r: str(r.get("scenario")))
             judged = judge_claim(claim, results, pins, listed)
             per_kernel[release] = {"lab": lab_verdict(results, claim.id, covered), **judged}
-        claims.append({"id": claim.id, "seeds": list(claim.seeds), "text": claim.text,
-                       "scenarios": sorted(n for n, ids in listed.items() if claim.id in ids),
-                       "headline": headline(per_kernel), "kernels": per_kernel})
-    return {"kernels": [_kernel_summary(k, groups[k], claims) for k in releases],
-            "tolerance": {"abs": ABS, "rel": REL}, "claims": claims}
+        claims.append(
+            {
+                "id": claim.id,
+                "seeds": list(claim.seeds),
+                "text": claim.text,
+                "scenarios": sorted(n for n, ids in listed.items() if claim.id in ids),
+                "headline": headline(per_kernel),
+                "kernels": per_kernel,
+            }
+        )
+    return {
+        "kernels": [_kernel_summary(k, groups[k], claims) for k in releases],
+        "tolerance": {"abs": ABS, "rel": REL},
+        "claims": claims,
+    }

@@ -18,18 +18,43 @@ from tcplab.errors import ScenarioError
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--jobs", "-j", default=0, type=click.IntRange(0, 64),
-              help="Scenarios side by side (default: all of them).")
-@click.option("--results", "results_dir", type=click.Path(exists=True, file_okay=False),
-              help="Build the report from saved run JSONs (.json or .json.gz; run --json "
-                   "DIR) instead of running the catalogue: directly in DIR, or one "
-                   "subfolder per kernel (evidence/), one report column per kernel.")
-@click.option("--keep", "keep_dir", type=click.Path(file_okay=False),
-              help="Keep each run's result JSON in this directory.")
-@click.option("--out", "out_md", default="docs/claims.md", show_default=True,
-              type=click.Path(dir_okay=False), help="The Markdown report.")
-@click.option("--json", "out_json", default="docs/claims.json", show_default=True,
-              type=click.Path(dir_okay=False), help="The same report as JSON.")
+@click.option(
+    "--jobs",
+    "-j",
+    default=0,
+    type=click.IntRange(0, 64),
+    help="Scenarios side by side (default: all of them).",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Build the report from saved run JSONs (.json or .json.gz; run --json "
+    "DIR) instead of running the catalogue: directly in DIR, or one "
+    "subfolder per kernel (evidence/), one report column per kernel.",
+)
+@click.option(
+    "--keep",
+    "keep_dir",
+    type=click.Path(file_okay=False),
+    help="Keep each run's result JSON in this directory.",
+)
+@click.option(
+    "--out",
+    "out_md",
+    default="docs/claims.md",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The Markdown report.",
+)
+@click.option(
+    "--json",
+    "out_json",
+    default="docs/claims.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The same report as JSON.",
+)
 @click.option("--no-color", is_flag=True)
 def claims(paths, jobs, results_dir, keep_dir, out_md, out_json, no_color) -> None:
     """Run the catalogue (default: scenarios/) and write the claims report: for every
@@ -94,18 +119,26 @@ def _claims_table(report: dict):
     for k in report["kernels"]:
         table.add_column(f"Linux {k['release']}")
     for c in report["claims"]:
-        table.add_row(c["id"], *(f"{v['documents']} · lab {v['lab']}"
-                                 for v in c["kernels"].values()))
+        table.add_row(c["id"], *(f"{v['documents']} · lab {v['lab']}" for v in c["kernels"].values()))
     return table
 
 
 @click.command(name="list")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--claims", "by_claim", is_flag=True,
-              help="One row per documented claim: its scenarios and whether they pass.")
-@click.option("--report", "report_json", default="docs/claims.json", show_default=True,
-              type=click.Path(dir_okay=False),
-              help="The claims report whose verdicts to show (from `tcplab claims`).")
+@click.option(
+    "--claims",
+    "by_claim",
+    is_flag=True,
+    help="One row per documented claim: its scenarios and whether they pass.",
+)
+@click.option(
+    "--report",
+    "report_json",
+    default="docs/claims.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The claims report whose verdicts to show (from `tcplab claims`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The same rows as a JSON list.")
 @click.option("--no-color", is_flag=True)
 def list_(paths, by_claim, report_json, as_json, no_color) -> None:
@@ -119,9 +152,21 @@ def list_(paths, by_claim, report_json, as_json, no_color) -> None:
     console = make_console(no_color)
     if not by_claim:
         if as_json:
-            click.echo(json.dumps([{"scenario": sc.name, "file": str(sc.path),
-                                    "claims": list(sc.claims), "timeout": sc.timeout,
-                                    "model": sc.expect.model} for sc in scenarios], indent=1))
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "scenario": sc.name,
+                            "file": str(sc.path),
+                            "claims": list(sc.claims),
+                            "timeout": sc.timeout,
+                            "model": sc.expect.model,
+                        }
+                        for sc in scenarios
+                    ],
+                    indent=1,
+                )
+            )
             return
         table = Table(title="scenarios")
         for col in ("scenario", "file", "claims", "timeout"):
@@ -133,18 +178,23 @@ def list_(paths, by_claim, report_json, as_json, no_color) -> None:
     verdicts, source = {}, "no report yet: run `tcplab claims`"
     try:
         report = json.loads(Path(report_json).read_text())
-        verdicts = {c["id"]: "; ".join(f"{k['documents']} · lab {k['lab']}"
-                                       for k in c["kernels"].values())
-                    for c in report["claims"]}
-        source = f"verdicts from {report_json} (" + "; ".join(
-            k["summary"] for k in report["kernels"]) + ")"
+        verdicts = {
+            c["id"]: "; ".join(f"{k['documents']} · lab {k['lab']}" for k in c["kernels"].values())
+            for c in report["claims"]
+        }
+        source = f"verdicts from {report_json} (" + "; ".join(k["summary"] for k in report["kernels"]) + ")"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     rows = []
     for claim in CLAIMS:
         names = [sc.name for sc in scenarios if claim.id in sc.claims]
-        status = ("no scenario" if not names
-                  else verdicts.get(claim.id, "not run") if verdicts else "has a scenario")
+        status = (
+            "no scenario"
+            if not names
+            else verdicts.get(claim.id, "not run")
+            if verdicts
+            else "has a scenario"
+        )
         rows.append({"claim": claim.id, "scenarios": names, "status": status})
     if as_json:
         click.echo(json.dumps(rows, indent=1))

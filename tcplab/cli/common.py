@@ -43,6 +43,7 @@ def side_by_side(fn, items: list, jobs: int, length) -> list:
     (by `length`, the scenario's timeout) start first: a catalogue then takes about as
     long as its longest scenario, instead of that one starting last behind the rest."""
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {i: pool.submit(fn, items[i])
-                   for i in sorted(range(len(items)), key=lambda i: -length(items[i]))}
+        futures = {
+            i: pool.submit(fn, items[i]) for i in sorted(range(len(items)), key=lambda i: -length(items[i]))
+        }
         return [futures[i].result() for i in range(len(items))]

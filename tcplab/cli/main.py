@@ -26,10 +26,21 @@ def cli(ctx: click.Context) -> None:
         signals.release()
 
 
-for command in (running.run, running.demo, offline.show, offline.rejudge, offline.explain,
-                offline.validate, offline.schema, offline.generate, new.new, machine.doctor,
-                machine.clean,
-                catalogue.claims, catalogue.list_):
+for command in (
+    running.run,
+    running.demo,
+    offline.show,
+    offline.rejudge,
+    offline.explain,
+    offline.validate,
+    offline.schema,
+    offline.generate,
+    new.new,
+    machine.doctor,
+    machine.clean,
+    catalogue.claims,
+    catalogue.list_,
+):
     cli.add_command(command)
 
 

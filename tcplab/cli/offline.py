@@ -26,8 +26,7 @@ from tcplab.generate.vocabulary import KINDS  # stdlib only: cheap, for --kind's
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False))
 @click.option("--html", "html_path", type=click.Path(dir_okay=False))
 @click.option("--no-color", is_flag=True)
-def show(result_json, junit_path, mermaid_path, pcap_path, svg_path, html_path,
-         no_color) -> None:
+def show(result_json, junit_path, mermaid_path, pcap_path, svg_path, html_path, no_color) -> None:
     """Re-render a saved run (from run --json): the ladder and the verdict."""
     from tcplab.core.events import event_from_json
     from tcplab.render.ladder import Ladder
@@ -59,10 +58,19 @@ def show(result_json, junit_path, mermaid_path, pcap_path, svg_path, html_path,
 
 @click.command()
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Where the new result JSONs go (one per saved run, same name).")
-@click.option("--scenarios", "scenario_dir", type=click.Path(exists=True, file_okay=False),
-              help="Where the scenario files are, when not where the results say.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where the new result JSONs go (one per saved run, same name).",
+)
+@click.option(
+    "--scenarios",
+    "scenario_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Where the scenario files are, when not where the results say.",
+)
 def rejudge(results_dir, out_dir, scenario_dir) -> None:
     """Judge saved runs (run --json DIR/; .json or .json.gz) again with this version's
     checks and model: nothing runs, no root. Each scenario comes from the file its
@@ -72,8 +80,7 @@ def rejudge(results_dir, out_dir, scenario_dir) -> None:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    saved_runs = sorted(Path(results_dir).glob("*.json")) + \
-        sorted(Path(results_dir).glob("*.json.gz"))
+    saved_runs = sorted(Path(results_dir).glob("*.json")) + sorted(Path(results_dir).glob("*.json.gz"))
     judged = 0
     for path in saved_runs:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -106,10 +113,8 @@ def explain(scenario_path, no_color) -> None:
         from tcplab.claims import BY_ID
 
         if claim not in BY_ID:
-            raise ScenarioError(scenario_path, None, "", "no such claim (there are "
-                                f"{', '.join(BY_ID)})")
-        explain_claim(console, claim, BY_ID[claim].text,
-                      [sc for sc in load_all([]) if claim in sc.claims])
+            raise ScenarioError(scenario_path, None, "", f"no such claim (there are {', '.join(BY_ID)})")
+        explain_claim(console, claim, BY_ID[claim].text, [sc for sc in load_all([]) if claim in sc.claims])
         return
     for sc in load_all([scenario_path]):
         explain_scenario(console, sc)
@@ -117,8 +122,12 @@ def explain(scenario_path, no_color) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON document on stdout: each file with its scenario or its errors.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON document on stdout: each file with its scenario or its errors.",
+)
 def validate(paths, as_json) -> None:
     """Check scenario files without running them (no root needed): every mistake in
     every file, one `file:line: key: message` line each on stderr; exit 2 if any."""
@@ -133,14 +142,12 @@ def validate(paths, as_json) -> None:
         try:
             sc = load_scenario(path)
         except ScenarioError as e:
-            report.append({"path": str(path), "errors": [
-                err.to_json() for err in getattr(e, "errors", [e])]})
+            report.append({"path": str(path), "errors": [err.to_json() for err in getattr(e, "errors", [e])]})
             if not as_json:
                 for err in getattr(e, "errors", [e]):
                     click.echo(f"tcplab: {err}", err=True)
             continue
-        report.append({"path": sc.path, "scenario": sc.name, "claims": list(sc.claims),
-                       "errors": []})
+        report.append({"path": sc.path, "scenario": sc.name, "claims": list(sc.claims), "errors": []})
         if not as_json:
             click.echo(f"ok  {sc.path}: {sc.name} ({', '.join(sc.claims) or 'no claims'})")
     bad = sum(bool(f["errors"]) for f in report)
@@ -160,17 +167,32 @@ def schema() -> None:
 
 @click.group(invoke_without_command=True)
 @click.option("--seed", type=int, help="The first seed (required to generate).")
-@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 100000),
-              help="How many files: seeds SEED .. SEED+COUNT-1.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="The folder for gen-<seed>.yaml (required to generate).")
-@click.option("--kind", default="any", show_default=True,
-              type=click.Choice(KINDS),
-              help="Which phase the faults and schedules aim at.")
+@click.option(
+    "--count",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="How many files: seeds SEED .. SEED+COUNT-1.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="The folder for gen-<seed>.yaml (required to generate).",
+)
+@click.option(
+    "--kind",
+    default="any",
+    show_default=True,
+    type=click.Choice(KINDS),
+    help="Which phase the faults and schedules aim at.",
+)
 @click.option("--fast", is_flag=True, help="Only scenarios with a timeout of 10 s or less.")
-@click.option("--linear-timeouts/--no-linear-timeouts", default=None,
-              help="May the files pin tcp_syn_linear_timeouts (default: whether this "
-                   "kernel has it).")
+@click.option(
+    "--linear-timeouts/--no-linear-timeouts",
+    default=None,
+    help="May the files pin tcp_syn_linear_timeouts (default: whether this kernel has it).",
+)
 @click.pass_context
 def generate(ctx, seed, count, out_dir, kind, fast, linear_timeouts) -> None:
     """Write seeded, reproducible scenarios judged by the kernel model only (no root
@@ -183,15 +205,16 @@ def generate(ctx, seed, count, out_dir, kind, fast, linear_timeouts) -> None:
     if ctx.invoked_subcommand:
         if given:
             option = next(p.opts[0] for p in ctx.command.params if p.name == given[0])
-            raise click.UsageError(f"{option} is for generating, not for "
-                                   f"{ctx.invoked_subcommand}")
+            raise click.UsageError(f"{option} is for generating, not for {ctx.invoked_subcommand}")
         return
     if seed is None or out_dir is None:
         raise click.UsageError("generating needs --seed and --out")
     linear = has_linear_timeouts() if linear_timeouts is None else linear_timeouts
     written = write_scenarios(seed, count, Path(out_dir), kind, fast, linear)
-    click.echo(f"wrote {len(written)} scenario{'s' * (len(written) != 1)} to {out_dir}: "
-               f"gen-{seed}.yaml .. gen-{seed + count - 1}.yaml")
+    click.echo(
+        f"wrote {len(written)} scenario{'s' * (len(written) != 1)} to {out_dir}: "
+        f"gen-{seed}.yaml .. gen-{seed + count - 1}.yaml"
+    )
 
 
 @generate.command()

@@ -20,7 +20,8 @@ def output_path(path, name: str, suffix: str, ext: str, many: bool) -> Path:
 def write_json(result, json_path, many: bool, suffix: str = "") -> None:
     if json_path:
         output_path(json_path, result.scenario.name, suffix, ".json", many).write_text(
-            json.dumps(result.to_json(), indent=1) + "\n")
+            json.dumps(result.to_json(), indent=1) + "\n"
+        )
 
 
 def write_mermaid(res: dict, path, many: bool, suffix: str = "") -> None:
@@ -43,5 +44,4 @@ def write_pictures(res: dict, svg_path, html_path, many: bool, suffix: str = "")
     if svg_path:
         output_path(svg_path, res["scenario"], suffix, ".svg", many).write_text(svg(res))
     if html_path:
-        output_path(html_path, res["scenario"], suffix, ".html", many).write_text(
-            html_page(res))
+        output_path(html_path, res["scenario"], suffix, ".html", many).write_text(html_page(res))

@@ -17,9 +17,12 @@ from tcplab.cli.outputs import write_json, write_mermaid, write_pcap, write_pict
 
 def _step_option(f):
     return click.option(
-        "--step", is_flag=True, help="Step through the run: each segment a fault touches "
+        "--step",
+        is_flag=True,
+        help="Step through the run: each segment a fault touches "
         "(`--step all FILE`: every segment) is held in the router until the presenter "
-        "presses d/Enter (deliver), x (drop) or h (hold on). Needs a terminal.")(f)
+        "presses d/Enter (deliver), x (drop) or h (hold on). Needs a terminal.",
+    )(f)
 
 
 def step_mode(step: bool, paths: tuple) -> tuple[str | None, tuple]:
@@ -37,6 +40,7 @@ def step_mode(step: bool, paths: tuple) -> tuple[str | None, tuple]:
 def stepping(mode: str | None):
     """A context per run: None, or the presenter's StepDriver with the terminal in
     cbreak mode for as long as the run goes (restored on every way out)."""
+
     @contextmanager
     def session():
         if mode is None:
@@ -47,6 +51,7 @@ def stepping(mode: str | None):
 
         with presenter_keys() as keys:
             yield StepDriver(mode, keys)
+
     return session
 
 
@@ -64,35 +69,63 @@ def _check_step(step: str | None, jobs: int = 1, repeat: int = 1, slow: float = 
 
 def _output(flag: str, dest: str, what: str):
     """An option naming where an output goes: a file, or a folder for several runs."""
-    return click.option(flag, dest, type=click.Path(),
-                        help=f"{what} (a directory when several scenarios run).")
+    return click.option(
+        flag, dest, type=click.Path(), help=f"{what} (a directory when several scenarios run)."
+    )
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @_output("--json", "json_path", "Write the result JSON here")
-@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Scenarios to run side by side.")
-@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 1000),
-              help="Run each scenario N times; report verdict counts and the spread of "
-                   "every checked timing.")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
-              help="Write JUnit XML here: one testcase per check.")
+@click.option(
+    "--jobs",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Scenarios to run side by side.",
+)
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Run each scenario N times; report verdict counts and the spread of every checked timing.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    help="Write JUnit XML here: one testcase per check.",
+)
 @_output("--mermaid", "mermaid_path", "Write the ladder as a Mermaid sequenceDiagram here")
-@_output("--pcap", "pcap_path",
-         "Write a pcapng of the segments as sent and as delivered, with comments")
+@_output("--pcap", "pcap_path", "Write a pcapng of the segments as sent and as delivered, with comments")
 @_output("--svg", "svg_path", "Write the ladder as an SVG picture here")
-@_output("--html", "html_path",
-         "Write a self-contained HTML page (the picture and the checks) here")
+@_output("--html", "html_path", "Write a self-contained HTML page (the picture and the checks) here")
 @click.option("--no-color", is_flag=True, help="Plain text, no control codes.")
-@click.option("--timings", is_flag=True, help="After each verdict, the seconds each phase "
-              "of set-up and teardown took (also in the result JSON, `timings`).")
+@click.option(
+    "--timings",
+    is_flag=True,
+    help="After each verdict, the seconds each phase "
+    "of set-up and teardown took (also in the result JSON, `timings`).",
+)
 @_step_option
-def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
-        svg_path, html_path, no_color, timings, step) -> None:
+def run(
+    paths,
+    json_path,
+    jobs,
+    repeat,
+    junit_path,
+    mermaid_path,
+    pcap_path,
+    svg_path,
+    html_path,
+    no_color,
+    timings,
+    step,
+) -> None:
     """Run scenario files (or folders of them) and judge what the kernel did."""
-    from tcplab.render.live import (LiveView, QuietView, print_verdict, repeat_tables,
-                                    summary_table)
+    from tcplab.render.live import LiveView, QuietView, print_verdict, repeat_tables, summary_table
     from tcplab.lab import preflight
     from tcplab.runner import CANCEL, run_scenario
 
@@ -117,9 +150,11 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
             view.finish()
         print_verdict(console, result)
         if timings:
-            console.print("  timings: " + ", ".join(
-                f"{phase} {seconds:.3f} s" for phase, seconds in result.timings.items()),
-                highlight=False)
+            console.print(
+                "  timings: "
+                + ", ".join(f"{phase} {seconds:.3f} s" for phase, seconds in result.timings.items()),
+                highlight=False,
+            )
         if jobs == 1:
             console.print()
         suffix = f".{i}" if repeat > 1 else ""
@@ -149,13 +184,17 @@ def run(paths, json_path, jobs, repeat, junit_path, mermaid_path, pcap_path,
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--slow", default=0.0, type=click.FloatRange(0, 4),
-              help="Hold every segment FACTOR x 0.1 s in the router, so the ladder unfolds "
-                   "at a pace people can follow (at most 4: a longer hold would reach the "
-                   "kernel's 1 s retransmission timeout).", metavar="FACTOR")
+@click.option(
+    "--slow",
+    default=0.0,
+    type=click.FloatRange(0, 4),
+    help="Hold every segment FACTOR x 0.1 s in the router, so the ladder unfolds "
+    "at a pace people can follow (at most 4: a longer hold would reach the "
+    "kernel's 1 s retransmission timeout).",
+    metavar="FACTOR",
+)
 @click.option("--no-pause", is_flag=True, help="Do not wait for Enter between scenarios.")
-@click.option("--all", "all_", is_flag=True,
-              help="Include the scenarios that run longer than a minute.")
+@click.option("--all", "all_", is_flag=True, help="Include the scenarios that run longer than a minute.")
 @click.option("--no-color", is_flag=True)
 @_step_option
 def demo(paths, slow, no_pause, all_, no_color, step) -> None:

@@ -98,21 +98,37 @@ def uniform(seed: int | None, index: int, what: str, seen: Classified) -> float:
     the segment's identity): a hash, not a random stream consumed in arrival order, so
     the same seed gives the same fates to the same segments in every run."""
     key = f"tcplab/{seed}/{index}/{what}/{identity(seen)}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0 ** 64
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
 
 
 # action -> (the hosts it may name, does it take `until`, is `until` required, what it does)
 HOST_FAULTS: dict[str, tuple[tuple[str, ...], bool, bool, str]] = {
-    "link-down": (("client", "server"), True, False,
-                  "the router's link toward the host is set down (and up again at until); "
-                  "the router answers what it cannot forward with ICMP unreachable"),
-    "crash": (("client", "server"), False, False,
-              "the host goes silent: the router drops everything to and from it"),
-    "reboot": (("client", "server"), True, True,
-               "silent as a crash until `until`; its sockets vanish without a FIN, so "
-               "afterwards the host answers with RST"),
-    "kill": (("client", "server"), False, False,
-             "kill -9 of the host's application; the kernel closes its sockets (FIN)"),
+    "link-down": (
+        ("client", "server"),
+        True,
+        False,
+        "the router's link toward the host is set down (and up again at until); "
+        "the router answers what it cannot forward with ICMP unreachable",
+    ),
+    "crash": (
+        ("client", "server"),
+        False,
+        False,
+        "the host goes silent: the router drops everything to and from it",
+    ),
+    "reboot": (
+        ("client", "server"),
+        True,
+        True,
+        "silent as a crash until `until`; its sockets vanish without a FIN, so "
+        "afterwards the host answers with RST",
+    ),
+    "kill": (
+        ("client", "server"),
+        False,
+        False,
+        "kill -9 of the host's application; the kernel closes its sockets (FIN)",
+    ),
 }
 # Who carries a host fault out: the router's hook, or the host's own app agent.
 BY_HOOK = frozenset({"link-down", "crash", "reboot"})
@@ -160,8 +176,7 @@ class Forge:
         if self.at is not None:
             return text + f" at={self.at:g}s"
         nth = "all" if self.nth is None else ",".join(map(str, self.nth))
-        return text + f" after={self.after} nth={nth}" + (
-            f" from={self.sender}" if self.sender else "")
+        return text + f" after={self.after} nth={nth}" + (f" from={self.sender}" if self.sender else "")
 
 
 def silencing(faults, src_host: str | None, dst_host: str | None, t: float | None):
@@ -175,8 +190,14 @@ def silencing(faults, src_host: str | None, dst_host: str | None, t: float | Non
 
 def rst_after(forges, name: str, nth: int, sender: str):
     """The forge rst rules a forwarded segment triggers."""
-    return [f for f in forges if f.kind == "rst" and f.after == name
-            and (f.sender is None or f.sender == sender) and (f.nth is None or nth in f.nth)]
+    return [
+        f
+        for f in forges
+        if f.kind == "rst"
+        and f.after == name
+        and (f.sender is None or f.sender == sender)
+        and (f.nth is None or nth in f.nth)
+    ]
 
 
 def expected_seq(highest_end: dict[str, int], to: str) -> int | None:

@@ -31,12 +31,11 @@ def parse_range(text: str) -> KernelRange | str:
     since = before = None
     parts = [p for p in text.split(",")]
     if not 1 <= len(parts) <= 2:
-        return "expected one or two bounds such as \">= 6.5\" or \">= 6.5, < 6.13\""
+        return 'expected one or two bounds such as ">= 6.5" or ">= 6.5, < 6.13"'
     for part in parts:
         m = BOUND.match(part)
         if not m:
-            return (f"expected a bound such as \">= 6.5\" or \"< 6.13\" (major.minor), "
-                    f"found {part.strip()!r}")
+            return f'expected a bound such as ">= 6.5" or "< 6.13" (major.minor), found {part.strip()!r}'
         version = (int(m[2]), int(m[3]))
         if m[1] == ">=":
             if since is not None:
@@ -47,14 +46,12 @@ def parse_range(text: str) -> KernelRange | str:
                 return "two upper bounds"
             before = version
     if since is not None and before is not None and since >= before:
-        return f"an empty range: no kernel is >= {since[0]}.{since[1]} and < " \
-               f"{before[0]}.{before[1]}"
+        return f"an empty range: no kernel is >= {since[0]}.{since[1]} and < {before[0]}.{before[1]}"
     return KernelRange(since, before, ", ".join(p.strip() for p in parts))
 
 
 # HostExpect fields that map names to expectations: a range replaces single entries.
-PER_ENTRY = ("calls", "retransmits", "sends", "largest", "sockets", "lasts", "returns_after",
-             "resent")
+PER_ENTRY = ("calls", "retransmits", "sends", "largest", "sockets", "lasts", "returns_after", "resent")
 
 
 def overlay(base: HostExpect, over: HostExpect) -> HostExpect:
@@ -72,8 +69,9 @@ def overlay(base: HostExpect, over: HostExpect) -> HostExpect:
     return dataclasses.replace(base, **changes)
 
 
-def for_kernel(hosts: dict[str, HostExpect], by_kernel: tuple[KernelExpect, ...],
-               version: Version | None) -> tuple[dict[str, HostExpect], list[KernelExpect]]:
+def for_kernel(
+    hosts: dict[str, HostExpect], by_kernel: tuple[KernelExpect, ...], version: Version | None
+) -> tuple[dict[str, HostExpect], list[KernelExpect]]:
     """Each host's expectations on this kernel, and the ranges that applied (none when
     the version is unknown: the scenario's own expectations are judged)."""
     applied = [k for k in by_kernel if version is not None and version in k.range]

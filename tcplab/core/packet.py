@@ -25,5 +25,4 @@ def parse_ipv4_tcp(packet: bytes) -> Segment | None:
     # The header's total length, not the bytes we were given: the hook's queue copies
     # only the first bytes of each packet (tcplab/lab/hook/__main__.py).
     length = max(0, total - ihl - doff)
-    return Segment(socket.inet_ntoa(src), sport, socket.inet_ntoa(dst), dport,
-                   flags, seq, ack, length)
+    return Segment(socket.inet_ntoa(src), sport, socket.inet_ntoa(dst), dport, flags, seq, ack, length)

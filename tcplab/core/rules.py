@@ -32,9 +32,11 @@ PASS = Verdict(ACCEPT)
 
 
 def matches(fault: Fault, seg: Classified) -> bool:
-    return (fault.segment == seg.name
-            and (fault.sender is None or fault.sender == seg.sender)
-            and (fault.nth is None or seg.nth in fault.nth))
+    return (
+        fault.segment == seg.name
+        and (fault.sender is None or fault.sender == seg.sender)
+        and (fault.nth is None or seg.nth in fault.nth)
+    )
 
 
 def decide(faults: tuple[Fault, ...] | list[Fault], seg: Classified) -> Verdict:
@@ -49,7 +51,6 @@ def decide(faults: tuple[Fault, ...] | list[Fault], seg: Classified) -> Verdict:
             return Verdict(fault.action, fault.by, fault)
         dice = fault.dice(index, seg)
         if dice.hit:
-            return Verdict(fault.action, dice.delay, fault,
-                           dice.roll if fault.probability < 1.0 else None)
+            return Verdict(fault.action, dice.delay, fault, dice.roll if fault.probability < 1.0 else None)
         missed = dice.roll if missed is None else missed
     return PASS if missed is None else Verdict(ACCEPT, roll=missed)

@@ -32,8 +32,24 @@ APP_HOSTS = ("client", "server")
 #   repeat: {...}         -> Repeat
 #   flood: {syns, port}   -> {"syns": int, "port": int} (raw SYNs from spoofed lab addresses)
 #   netstat               -> None (reads the namespace's TcpExt counters)
-STEP_CALLS = ("listen", "accept", "connect", "send", "recv", "sleep", "close", "shutdown",
-              "bind", "linger", "keepalive", "syncnt", "rcvtimeo", "repeat", "flood", "netstat")
+STEP_CALLS = (
+    "listen",
+    "accept",
+    "connect",
+    "send",
+    "recv",
+    "sleep",
+    "close",
+    "shutdown",
+    "bind",
+    "linger",
+    "keepalive",
+    "syncnt",
+    "rcvtimeo",
+    "repeat",
+    "flood",
+    "netstat",
+)
 # Steps that set an option on the current socket (or the next one, if none yet).
 OPTION_CALLS = ("linger", "keepalive", "syncnt", "rcvtimeo")
 
@@ -55,8 +71,11 @@ class Repeat:
     steps: tuple[Step, ...]
 
     def to_wire(self) -> dict:
-        return {"times": self.times, "parallel": self.parallel,
-                "steps": [step_to_wire(s) for s in self.steps]}
+        return {
+            "times": self.times,
+            "parallel": self.parallel,
+            "steps": [step_to_wire(s) for s in self.steps],
+        }
 
 
 def step_to_wire(step: Step) -> list:
@@ -138,8 +157,9 @@ class KernelRange:
     text: str = ""
 
     def __contains__(self, version: Version) -> bool:
-        return ((self.since is None or version >= self.since)
-                and (self.before is None or version < self.before))
+        return (self.since is None or version >= self.since) and (
+            self.before is None or version < self.before
+        )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,16 @@ from dataclasses import dataclass, field
 
 # Flag bits as in the TCP header (RFC 9293 section 3.1).
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
-                 (ECE, "E"), (CWR, "C"))
+_FLAG_LETTERS = (
+    (SYN, "S"),
+    (FIN, "F"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "A"),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "C"),
+)
 
 CLIENT, SERVER = "client", "server"
 
@@ -20,29 +28,34 @@ CLIENT, SERVER = "client", "server"
 VOCABULARY: dict[str, tuple[tuple[str, ...], frozenset[str], bool, str]] = {
     "syn": (("handshake-1",), frozenset({CLIENT}), True, "client's SYN"),
     "syn-ack": (("handshake-2",), frozenset({SERVER}), True, "server's SYN-ACK"),
-    "ack": (("handshake-3",), frozenset({CLIENT}), False,
-            "client's pure ACK completing the handshake"),
-    "fin": (("teardown-1",), frozenset({CLIENT, SERVER}), True,
-            "first FIN, from whichever side closes first"),
-    "fin-ack": (("teardown-2",), frozenset({CLIENT, SERVER}), False,
-                "pure ACK of the first FIN"),
-    "peer-fin": (("teardown-3",), frozenset({CLIENT, SERVER}), True,
-                 "the second FIN, from the passive closer"),
-    "last-ack": (("teardown-4",), frozenset({CLIENT, SERVER}), False,
-                 "ACK of the second FIN"),
+    "ack": (("handshake-3",), frozenset({CLIENT}), False, "client's pure ACK completing the handshake"),
+    "fin": (
+        ("teardown-1",),
+        frozenset({CLIENT, SERVER}),
+        True,
+        "first FIN, from whichever side closes first",
+    ),
+    "fin-ack": (("teardown-2",), frozenset({CLIENT, SERVER}), False, "pure ACK of the first FIN"),
+    "peer-fin": (
+        ("teardown-3",),
+        frozenset({CLIENT, SERVER}),
+        True,
+        "the second FIN, from the passive closer",
+    ),
+    "last-ack": (("teardown-4",), frozenset({CLIENT, SERVER}), False, "ACK of the second FIN"),
     "data": ((), frozenset({CLIENT, SERVER}), True, "segment with payload"),
-    "data-ack": ((), frozenset({CLIENT, SERVER}), False,
-                 "any other pure ACK (of data, a window update)"),
-    "keepalive": ((), frozenset({CLIENT, SERVER}), False,
-                  "a keepalive (or zero-window) probe: a bare ACK with seq one below what "
-                  "its sender has sent"),
-    "keepalive-ack": ((), frozenset({CLIENT, SERVER}), False,
-                      "the pure ACK answering a keepalive probe"),
+    "data-ack": ((), frozenset({CLIENT, SERVER}), False, "any other pure ACK (of data, a window update)"),
+    "keepalive": (
+        (),
+        frozenset({CLIENT, SERVER}),
+        False,
+        "a keepalive (or zero-window) probe: a bare ACK with seq one below what its sender has sent",
+    ),
+    "keepalive-ack": ((), frozenset({CLIENT, SERVER}), False, "the pure ACK answering a keepalive probe"),
     "rst": ((), frozenset({CLIENT, SERVER}), False, "any RST"),
 }
 
-ALIASES: dict[str, str] = {a: name for name, (aliases, *_rest) in VOCABULARY.items()
-                           for a in aliases}
+ALIASES: dict[str, str] = {a: name for name, (aliases, *_rest) in VOCABULARY.items() for a in aliases}
 
 
 def canonical_name(name: str) -> str | None:
@@ -140,16 +153,26 @@ def _name(conn: _Connection, seg: Segment, sender: str) -> str:
         return "last-ack"
     if conn.first_fin and conn.first_fin[0] != sender and _covers(seg.ack, conn.first_fin[1]):
         return "fin-ack"
-    if (sender == CLIENT and conn.server_isn is not None and conn.first_fin is None
-            and seg.ack == (conn.server_isn + 1) & 0xFFFFFFFF
-            and conn.client_isn is not None and seg.seq == (conn.client_isn + 1) & 0xFFFFFFFF):
+    if (
+        sender == CLIENT
+        and conn.server_isn is not None
+        and conn.first_fin is None
+        and seg.ack == (conn.server_isn + 1) & 0xFFFFFFFF
+        and conn.client_isn is not None
+        and seg.seq == (conn.client_isn + 1) & 0xFFFFFFFF
+    ):
         return "ack"
     # In a simultaneous open each side ACKs the other's SYN-ACK: the server's ACK is the
     # mirror image of the client's and gets the same name.
-    if (sender == SERVER and conn.simultaneous and conn.first_fin is None
-            and conn.server_isn is not None and conn.client_isn is not None
-            and seg.seq == (conn.server_isn + 1) & 0xFFFFFFFF
-            and seg.ack == (conn.client_isn + 1) & 0xFFFFFFFF):
+    if (
+        sender == SERVER
+        and conn.simultaneous
+        and conn.first_fin is None
+        and conn.server_isn is not None
+        and conn.client_isn is not None
+        and seg.seq == (conn.server_isn + 1) & 0xFFFFFFFF
+        and seg.ack == (conn.client_isn + 1) & 0xFFFFFFFF
+    ):
         return "ack"
     return "data-ack"
 
@@ -195,12 +218,19 @@ class Classifier:
         self._next = 1
 
     def _connection(self, seg: Segment, sender: str) -> _Connection:
-        key = ((seg.src, seg.sport, seg.dst, seg.dport) if sender == CLIENT
-               else (seg.dst, seg.dport, seg.src, seg.sport))
+        key = (
+            (seg.src, seg.sport, seg.dst, seg.dport)
+            if sender == CLIENT
+            else (seg.dst, seg.dport, seg.src, seg.sport)
+        )
         conn = self._conns.get(key)
         fresh_syn = seg.flags & SYN and not seg.flags & ACK
-        if conn is None or (fresh_syn and conn.client_isn is not None
-                            and seg.seq != conn.client_isn and conn.first_fin is not None):
+        if conn is None or (
+            fresh_syn
+            and conn.client_isn is not None
+            and seg.seq != conn.client_isn
+            and conn.first_fin is not None
+        ):
             # A new SYN with another ISN after a close: the 4-tuple is reused.
             conn = _Connection(number=self._next)
             self._next += 1
@@ -251,8 +281,11 @@ class Classifier:
             conn.client_isn = seg.seq
         elif name == "syn-ack" and sender == CLIENT:
             conn.client_isn = seg.seq if conn.client_isn is None else conn.client_isn
-        elif name == "syn-ack" and conn.server_isn is None and (
-                conn.client_isn is None or seg.ack == (conn.client_isn + 1) & 0xFFFFFFFF):
+        elif (
+            name == "syn-ack"
+            and conn.server_isn is None
+            and (conn.client_isn is None or seg.ack == (conn.client_isn + 1) & 0xFFFFFFFF)
+        ):
             # Only a SYN-ACK of the client's own SYN: one answering an old duplicate SYN
             # (RFC 9293 3.5, forge: stale-syn) carries an ISN the handshake never uses.
             conn.server_isn = seg.seq

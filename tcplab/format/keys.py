@@ -12,8 +12,19 @@ from typing import NamedTuple
 from tcplab.core.faults import HOST_FAULTS, SEGMENT_ACTIONS
 from tcplab.core.scenario import APP_HOSTS, STEP_CALLS
 
-TOP_KEYS = ("scenario", "summary", "claims", "hosts", "apps", "faults", "expect", "timeout",
-            "settle", "seed", "$schema")  # $schema: for editors, ignored
+TOP_KEYS = (
+    "scenario",
+    "summary",
+    "claims",
+    "hosts",
+    "apps",
+    "faults",
+    "expect",
+    "timeout",
+    "settle",
+    "seed",
+    "$schema",
+)  # $schema: for editors, ignored
 HOST_KEYS = ("sysctls",)
 CLAIM = re.compile(r"[HTF][0-9]+")
 SYSCTL = re.compile(r"net\.[a-z0-9_.\-]+")  # only net.* sysctls are per network namespace
@@ -57,15 +68,17 @@ FLOOD_KEYS = ("syns", "port")
 SHUTDOWN_HOWS = ("wr", "rd", "rdwr")
 MAX_SEND = 16 * 1024 * 1024
 # Steps a repeat cannot hold, and why.
-NOT_REPEATED = {"listen": "one listener per port: put listen before the repeat",
-                "repeat": "repeats do not nest",
-                "flood": "one flood step sends as many SYNs as asked: raise syns instead"}
+NOT_REPEATED = {
+    "listen": "one listener per port: put listen before the repeat",
+    "repeat": "repeats do not nest",
+    "flood": "one flood step sends as many SYNs as asked: raise syns instead",
+}
 
 # --- faults ------------------------------------------------------------------------------
 
 FAULT_ACTIONS = SEGMENT_ACTIONS  # drop: NAME, delay: NAME, ...
 FAULT_KEYS = FAULT_ACTIONS + ("nth", "from", "by", "probability", "jitter")
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1
 HOST_FAULT_KEYS = (*HOST_FAULTS, "at", "until")
 FORGE_KEYS = ("forge", "to", "at", "after", "nth", "from")
 ACTION_KEYS = (*HOST_FAULTS, "forge")  # the keys that make an entry a host fault or forge
@@ -76,15 +89,40 @@ EXPECT_KEYS = APP_HOSTS + ("model", "tolerance", "kernels")
 MODELS = ("linux",)
 TOLERANCE_KEYS = ("abs", "rel")
 EXPECTABLE_CALLS = tuple(c for c in STEP_CALLS if c not in ("sleep", "repeat"))
-HOST_EXPECT_KEYS = EXPECTABLE_CALLS + ("retransmits", "sends", "gives_up_after", "states",
-                                       "sockets", "lasts", "returns_after", "largest",
-                                       "resent", "received")
+HOST_EXPECT_KEYS = EXPECTABLE_CALLS + (
+    "retransmits",
+    "sends",
+    "gives_up_after",
+    "states",
+    "sockets",
+    "lasts",
+    "returns_after",
+    "largest",
+    "resent",
+    "received",
+)
 BOUND_KEYS = ("at_least", "at_most")  # resent: {NAME: {at_least: N, at_most: M}}
 TIMING_KEYS = ("intervals", "offsets", "count")
 LASTING_KEYS = ("at_least",)  # lasts: {STATE: {at_least: DURATION}}
 ERRNO_NAMES = frozenset(errno.errorcode.values())  # the names the app agent reports
-STATES = ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
-          "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
+STATES = (
+    "CLOSE",
+    "LISTEN",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "CLOSE_WAIT",
+    "CLOSING",
+    "LAST_ACK",
+    "TIME_WAIT",
+)
 # Textbook and RFC spellings -> the kernel's names (what inet_diag and the tracepoint say).
-STATE_ALIASES = {"CLOSED": "CLOSE", "SYN_RCVD": "SYN_RECV", "SYN_RECEIVED": "SYN_RECV",
-                 "FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2"}
+STATE_ALIASES = {
+    "CLOSED": "CLOSE",
+    "SYN_RCVD": "SYN_RECV",
+    "SYN_RECEIVED": "SYN_RECV",
+    "FIN_WAIT_1": "FIN_WAIT1",
+    "FIN_WAIT_2": "FIN_WAIT2",
+}

@@ -27,11 +27,14 @@ MAX_TIMEOUT = 3600  # seconds
 def scenario(r: Reader, root: Node) -> Scenario:
     """The scenario, or every mistake in it as one ScenarioErrors."""
     if not isinstance(root, MappingNode):
-        r.fail(root, "", "expected a mapping of scenario keys (scenario, summary, apps, "
-                         f"...) at the top level, found {found(root)}")
+        r.fail(
+            root,
+            "",
+            "expected a mapping of scenario keys (scenario, summary, apps, "
+            f"...) at the top level, found {found(root)}",
+        )
     top = r.mapping(root, "", keys.TOP_KEYS, required=("scenario", "summary", "apps"))
-    name = top.get("scenario", r.string, what="a one-line scenario name", blank=False,
-                   one_line=True)
+    name = top.get("scenario", r.string, what="a one-line scenario name", blank=False, one_line=True)
     summary = top.get("summary", r.string, what="a summary", blank=False)
     claims = top.get("claims", partial(_claims, r), ())
     sysctls = top.get("hosts", partial(_hosts, r), {host: {} for host in HOSTS})
@@ -48,20 +51,35 @@ def scenario(r: Reader, root: Node) -> Scenario:
     known_seed = 0 if r.failed_since(before) else seed
     before = r.failures
     every = top.get("faults", partial(faults.faults, r), (), timeout=limit, seed=known_seed)
-    if seed is not None and not r.failed_since(before) and \
-            not any(isinstance(f, Fault) and f.random for f in every):
-        r.note(top.line("seed"), "seed", "no fault rolls dice (give a drop, delay or "
-                                         "duplicate a probability, or a delay a jitter)")
-    expected = top.get("expect", partial(expect.expect, r), Expect(), apps=apps,
-                       timeout=limit)
+    if (
+        seed is not None
+        and not r.failed_since(before)
+        and not any(isinstance(f, Fault) and f.random for f in every)
+    ):
+        r.note(
+            top.line("seed"),
+            "seed",
+            "no fault rolls dice (give a drop, delay or duplicate a probability, or a delay a jitter)",
+        )
+    expected = top.get("expect", partial(expect.expect, r), Expect(), apps=apps, timeout=limit)
     if r.errors:
         raise ScenarioErrors(r.errors)
     return Scenario(
-        path=r.path, name=name, summary=summary.strip(), claims=claims, sysctls=sysctls,
-        apps=apps, faults=tuple(f for f in every if isinstance(f, Fault)),
-        expect=expected, timeout=timeout, settle=settle, lines=dict(r.lines),
+        path=r.path,
+        name=name,
+        summary=summary.strip(),
+        claims=claims,
+        sysctls=sysctls,
+        apps=apps,
+        faults=tuple(f for f in every if isinstance(f, Fault)),
+        expect=expected,
+        timeout=timeout,
+        settle=settle,
+        lines=dict(r.lines),
         host_faults=tuple(f for f in every if isinstance(f, HostFault)),
-        forges=tuple(f for f in every if isinstance(f, Forge)), seed=seed)
+        forges=tuple(f for f in every if isinstance(f, Forge)),
+        seed=seed,
+    )
 
 
 def _claims(r: Reader, node: Node, key: str) -> tuple[str, ...]:
@@ -92,13 +110,23 @@ def _sysctls(r: Reader, node: Node, key: str) -> dict[str, str]:
     settings = {}
     for name, (knode, vnode) in r.entries(node, key).items():
         if not keys.SYSCTL.fullmatch(name):
-            r.note(knode, join(key, name), "expected a per-namespace sysctl name such "
-                   "as net.ipv4.tcp_syn_retries (only net.* can differ per host)")
+            r.note(
+                knode,
+                join(key, name),
+                "expected a per-namespace sysctl name such "
+                "as net.ipv4.tcp_syn_retries (only net.* can differ per host)",
+            )
             continue
         setting = value(vnode)
         if type(setting) is not int:  # written to /proc/sys as text: one line of it
-            setting = r.attempt(r.string, vnode, join(key, name), "an integer or a one-line "
-                                "string", blank=False, one_line=True)
+            setting = r.attempt(
+                r.string,
+                vnode,
+                join(key, name),
+                "an integer or a one-line string",
+                blank=False,
+                one_line=True,
+            )
         settings[name] = str(setting)
         r.lines[join(key, name)] = line_of(knode)
     return settings
@@ -115,18 +143,22 @@ def load_scenario(path: str | Path) -> Scenario:
         with open(path, "rb") as f:  # bounded: /dev/zero is not a scenario
             data = f.read(MAX_FILE + 1)
         if len(data) > MAX_FILE:
-            raise ScenarioError(shown, None, "", f"larger than {MAX_FILE // 1024} KiB: "
-                                                 "not a scenario file")
+            raise ScenarioError(shown, None, "", f"larger than {MAX_FILE // 1024} KiB: not a scenario file")
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        why = {errno.ENOENT: "no such file or directory",
-               errno.EISDIR: "is a directory, expected a scenario file"}.get(
-            getattr(e, "errno", None), f"cannot read: {getattr(e, 'strerror', None) or e}")
+        why = {
+            errno.ENOENT: "no such file or directory",
+            errno.EISDIR: "is a directory, expected a scenario file",
+        }.get(getattr(e, "errno", None), f"cannot read: {getattr(e, 'strerror', None) or e}")
         raise ScenarioError(shown, None, "", why) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ScenarioError(shown, data[:e.start].count(b"\n") + 1, "",
-                            f"expected UTF-8 text, found byte 0x{data[e.start]:02x}") from None
+        raise ScenarioError(
+            shown,
+            data[: e.start].count(b"\n") + 1,
+            "",
+            f"expected UTF-8 text, found byte 0x{data[e.start]:02x}",
+        ) from None
     return load_text(text, shown)
 
 
@@ -139,9 +171,17 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(given)
         if not path.exists():
             raise ScenarioError(str(given), None, "", "no such file or directory")
-        files = [path] if not path.is_dir() else sorted(
-            f for f in path.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
-            and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        files = (
+            [path]
+            if not path.is_dir()
+            else sorted(
+                f
+                for f in path.rglob("*")
+                if f.suffix in (".yaml", ".yml")
+                and f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            )
+        )
         for file in files:
             if file.resolve() not in seen:
                 seen.add(file.resolve())

@@ -27,8 +27,10 @@ _TAG = "tag:yaml.org,2002:"
 _NOT_PLAIN = object()  # a list, a mapping, or a scalar that is not null/bool/int/float/str
 _c = yaml.constructor.SafeConstructor()
 _BUILD: dict[str, Callable[[Node], Any]] = {
-    _TAG + "null": lambda node: None, _TAG + "bool": _c.construct_yaml_bool,
-    _TAG + "int": _c.construct_yaml_int, _TAG + "float": _c.construct_yaml_float,
+    _TAG + "null": lambda node: None,
+    _TAG + "bool": _c.construct_yaml_bool,
+    _TAG + "int": _c.construct_yaml_int,
+    _TAG + "float": _c.construct_yaml_float,
     _TAG + "str": lambda node: node.value,
 }
 
@@ -46,7 +48,7 @@ def value(node: Node) -> Any:
 def show(text: str, limit: int = 50) -> str:
     """repr() keeps a message on one line; long values are cut."""
     shown = repr(text)
-    return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 def found(node: Node) -> str:
@@ -124,8 +126,7 @@ class Map:
         found too."""
         if name not in self:
             return default
-        return self.reader.attempt(parse, self.node(name), self.path(name), default=default,
-                                   **kw)
+        return self.reader.attempt(parse, self.node(name), self.path(name), default=default, **kw)
 
 
 class Reader:
@@ -166,8 +167,7 @@ class Reader:
         if len(self.errors) >= MAX_ERRORS:
             raise ScenarioErrors(self.errors)
 
-    def attempt(self, parse: Callable[..., Any], *args: Any, default: Any = None,
-                **kw: Any) -> Any:
+    def attempt(self, parse: Callable[..., Any], *args: Any, default: Any = None, **kw: Any) -> Any:
         """parse(*args, **kw), or, when it fails, its error noted and `default`: where the
         format can pick up after a mistake (a key's value, a list item), so that one
         mistake does not hide the next. Checks that depend on a part that failed skip it,
@@ -192,19 +192,22 @@ class Reader:
         entries: Entries = {}
         for knode, vnode in node.value:  # a bad key is noted and left out; the first of
             if knode.tag == _TAG + "merge":  # duplicates is kept. Expanding merges would
-                self.note(knode, key, "merge keys (<<) are not supported; alias a whole "
-                                      "mapping or list instead")  # need blow-up guards
+                self.note(
+                    knode, key, "merge keys (<<) are not supported; alias a whole mapping or list instead"
+                )  # need blow-up guards
             elif not isinstance(knode, ScalarNode):
                 self.note(knode, key, f"expected a name as key, found {found(knode)}")
             elif knode.value in entries:
-                self.note(knode, join(key, knode.value), "duplicate key (first given at line "
-                                                         f"{line_of(entries[knode.value][0])})")
+                self.note(
+                    knode,
+                    join(key, knode.value),
+                    f"duplicate key (first given at line {line_of(entries[knode.value][0])})",
+                )
             else:
                 entries[knode.value] = (knode, vnode)
         return entries
 
-    def mapping(self, node: Node, key: str, allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> Map:
+    def mapping(self, node: Node, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> Map:
         """The entries of a mapping whose keys are `allowed`: unknown and missing keys
         are noted (the caller gets the rest), a node that is no mapping fails."""
         checked = Map(self, key, self.entries(node, key))
@@ -212,8 +215,11 @@ class Reader:
             if name not in allowed:
                 checked.meant.add(closest(name, allowed))
                 listed = ", ".join(a for a in allowed if a != "$schema")
-                self.note(checked.line(name), checked.path(name), f"unknown key {show(name)}"
-                          f"{hint(name, allowed)} (expected one of: {listed})")
+                self.note(
+                    checked.line(name),
+                    checked.path(name),
+                    f"unknown key {show(name)}{hint(name, allowed)} (expected one of: {listed})",
+                )
                 del checked.entries[name]
                 checked.unknown += 1
         for name in required:
@@ -229,36 +235,45 @@ class Reader:
             self.fail(node, key, "expected a non-empty list, found an empty one")
         return [(item, f"{key}[{i}]") for i, item in enumerate(node.value)]
 
-    def string(self, node: Node, key: str, what: str, blank: bool = True,
-               one_line: bool = False) -> str:
+    def string(self, node: Node, key: str, what: str, blank: bool = True, one_line: bool = False) -> str:
         text = value(node)
-        if (not isinstance(text, str) or (not blank and not text.strip())
-                or (one_line and any(c in text for c in "\r\n\0"))):
+        if (
+            not isinstance(text, str)
+            or (not blank and not text.strip())
+            or (one_line and any(c in text for c in "\r\n\0"))
+        ):
             self.fail(node, key, f"expected {what}, found {found(node)}")
         return text
 
     def choice(self, node: Node, key: str, choices: tuple[str, ...]) -> str:
         text = self.string(node, key, " or ".join(choices))
         if text not in choices:
-            self.fail(node, key, f"expected {' or '.join(choices)}, found {found(node)}"
-                                 f"{hint(text, choices)}")
+            self.fail(node, key, f"expected {' or '.join(choices)}, found {found(node)}{hint(text, choices)}")
         return text
 
-    def integer(self, node: Node, key: str, lo: int, hi: int | None = None,
-                what: str | None = None) -> int:
+    def integer(self, node: Node, key: str, lo: int, hi: int | None = None, what: str | None = None) -> int:
         number = value(node)
-        what = what or (f"an integer from {lo} to {hi}" if hi is not None
-                        else f"an integer >= {lo}")
+        what = what or (f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}")
         if type(number) is not int:  # bool is an int subclass: `yes` must not pass as 1
             quoted = isinstance(number, str) and number.strip().lstrip("+-").isdigit()
-            self.fail(node, key, f"expected {what}, found {found(node)}"
-                                 + (" (remove the quotes)" if quoted else ""))
+            self.fail(
+                node,
+                key,
+                f"expected {what}, found {found(node)}" + (" (remove the quotes)" if quoted else ""),
+            )
         if number < lo or (hi is not None and number > hi):
             self.fail(node, key, f"expected {what}, found {show(node.value)[1:-1]}")
         return number
 
-    def duration(self, node: Node, key: str, positive: bool = False,
-                 limit: float | None = None, below: bool = False, why: str = "") -> float:
+    def duration(
+        self,
+        node: Node,
+        key: str,
+        positive: bool = False,
+        limit: float | None = None,
+        below: bool = False,
+        why: str = "",
+    ) -> float:
         try:
             seconds = parse_duration(value(node))
         except (ValueError, OverflowError):  # float() of a 400-digit integer overflows
@@ -268,8 +283,9 @@ class Reader:
             bounds = ["above 0"] if positive else []
             if limit is not None:
                 bounds.append(f"{'below' if below else 'at most'} {limit:g}s{why}")
-            self.fail(node, key, f"expected a duration {' and '.join(bounds)}, "
-                                 f"found {show(node.value)[1:-1]}")
+            self.fail(
+                node, key, f"expected a duration {' and '.join(bounds)}, found {show(node.value)[1:-1]}"
+            )
         return seconds
 
     def durations(self, node: Node, key: str) -> tuple[float, ...]:
@@ -284,9 +300,13 @@ class Reader:
     def segment(self, name: str, where: Node, key: str) -> str:
         canonical = canonical_name(name)
         if canonical is None:
-            self.fail(where, key, f"unknown segment name {show(name)}"
-                                  f"{hint(name, (*VOCABULARY, *ALIASES))} (expected one of: "
-                                  f"{', '.join(VOCABULARY)}, or an alias: {', '.join(ALIASES)})")
+            self.fail(
+                where,
+                key,
+                f"unknown segment name {show(name)}"
+                f"{hint(name, (*VOCABULARY, *ALIASES))} (expected one of: "
+                f"{', '.join(VOCABULARY)}, or an alias: {', '.join(ALIASES)})",
+            )
         return canonical
 
 
@@ -300,16 +320,22 @@ def compose(text: str, path: str) -> Node:
         if e.context and e.context_mark and mark and e.context_mark.line != mark.line:
             context += f" (line {e.context_mark.line + 1})"
         said = ", ".join(part for part in (context, e.problem) if part)
-        raise ScenarioError(path, mark.line + 1 if mark else None, "",
-                            f"invalid YAML: {said}".replace("\n", " ")) from None
+        raise ScenarioError(
+            path, mark.line + 1 if mark else None, "", f"invalid YAML: {said}".replace("\n", " ")
+        ) from None
     except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. NUL
-        raise ScenarioError(path, text[:e.position].count("\n") + 1, "",
-                            f"invalid YAML: character U+{e.character:04X} is not allowed") from None
+        raise ScenarioError(
+            path,
+            text[: e.position].count("\n") + 1,
+            "",
+            f"invalid YAML: character U+{e.character:04X} is not allowed",
+        ) from None
     except yaml.YAMLError as e:
         raise ScenarioError(path, None, "", f"invalid YAML: {e}".replace("\n", " ")) from None
     except RecursionError:
         raise ScenarioError(path, None, "", "invalid YAML: nested too deeply") from None
     if root is None:
-        raise ScenarioError(path, None, "", "empty file: expected a mapping with at least "
-                                            "scenario, summary and apps")
+        raise ScenarioError(
+            path, None, "", "empty file: expected a mapping with at least scenario, summary and apps"
+        )
     return root

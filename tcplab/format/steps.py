@@ -21,8 +21,7 @@ def apps(r: Reader, node: Node, key: str) -> dict[str, tuple[Step, ...] | None]:
     """Each host's steps; None for a host whose steps had a mistake (the expectations'
     checks against its steps then leave it alone)."""
     hosts = r.mapping(node, key, APP_HOSTS, required=APP_HOSTS)
-    return {host: hosts.get(host, lambda n, k, host=host: steps(r, n, k, host))
-            for host in APP_HOSTS}
+    return {host: hosts.get(host, lambda n, k, host=host: steps(r, n, k, host)) for host in APP_HOSTS}
 
 
 def steps(r: Reader, node: Node, key: str, host: str) -> tuple[Step, ...] | None:
@@ -37,8 +36,7 @@ def steps(r: Reader, node: Node, key: str, host: str) -> tuple[Step, ...] | None
     return parsed
 
 
-def check_order(r: Reader, steps: tuple[Step, ...], key: str, host: str,
-                listened: bool) -> None:
+def check_order(r: Reader, steps: tuple[Step, ...], key: str, host: str, listened: bool) -> None:
     """The lab has one listener (the server); the client connects to the server, and
     the server to the client only for a simultaneous open. A call on a socket that
     cannot exist yet would only fail with EBADF at run time."""
@@ -48,18 +46,28 @@ def check_order(r: Reader, steps: tuple[Step, ...], key: str, host: str,
         if s.call == "listen" and host != "server":
             r.fail(where, skey, "only the server can listen")
         if s.call == "connect" and s.arg[0] == host:
-            r.fail(where, skey, f"the {host} cannot connect to itself; connect to "
-                                f"{'server' if host == 'client' else 'client'}:PORT")
+            r.fail(
+                where,
+                skey,
+                f"the {host} cannot connect to itself; connect to "
+                f"{'server' if host == 'client' else 'client'}:PORT",
+            )
         if s.call == "accept" and not listened:
             r.fail(where, skey, "accept needs an earlier listen in the same list")
         if s.call in ("send", "recv", "close", "shutdown") and not connected:
             first = "connect" if host == "client" else "accept"
-            r.fail(where, skey, f"{s.call} needs a connection: put {first} before it"
-                                + (" (each repeat iteration has its own socket)"
-                                   if "repeat" in key else ""))
+            r.fail(
+                where,
+                skey,
+                f"{s.call} needs a connection: put {first} before it"
+                + (" (each repeat iteration has its own socket)" if "repeat" in key else ""),
+            )
         if s.call == "flood" and host != "client":
-            r.fail(where, skey, "only the client floods (its spoofed sources are "
-                                "addresses of the client's subnet)")
+            r.fail(
+                where,
+                skey,
+                "only the client floods (its spoofed sources are addresses of the client's subnet)",
+            )
         if isinstance(s.arg, Repeat):
             check_order(r, s.arg.steps, f"{skey}.steps", host, listened)
         listened = listened or s.call == "listen"
@@ -71,18 +79,24 @@ def step(r: Reader, node: Node, key: str) -> Step:
     if isinstance(node, MappingNode):
         entries = r.entries(node, key)
         if len(entries) != 1:
-            r.fail(node, key, f"expected one call per step, found {len(entries)} keys "
-                              f"({', '.join(map(show, entries))}); give each call its own "
-                              "list item")
+            r.fail(
+                node,
+                key,
+                f"expected one call per step, found {len(entries)} keys "
+                f"({', '.join(map(show, entries))}); give each call its own "
+                "list item",
+            )
         ((call, (where, arg)),) = entries.items()
     elif isinstance(value(node), str):
         call, where, arg = node.value, node, None
     else:
-        r.fail(node, key, f"expected a call such as accept or listen: 8080, "
-                          f"found {found(node)}")
+        r.fail(node, key, f"expected a call such as accept or listen: 8080, found {found(node)}")
     if call not in keys.STEP_FORMS:
-        r.fail(where, key, f"unknown call {show(call)}{hint(call, STEP_CALLS)} "
-                           f"(expected one of: {', '.join(STEP_CALLS)})")
+        r.fail(
+            where,
+            key,
+            f"unknown call {show(call)}{hint(call, STEP_CALLS)} (expected one of: {', '.join(STEP_CALLS)})",
+        )
     form = keys.STEP_FORMS[call]
     if arg is None or value(arg) is None:  # `close` and `close:` mean the same
         if not form.bare_ok:
@@ -95,6 +109,7 @@ def step(r: Reader, node: Node, key: str) -> Step:
 
 # --- step arguments: one parser per call ----------------------------------------------------
 
+
 def _connect(r: Reader, node: Node, key: str) -> tuple[str, int]:
     what = "server:PORT such as server:8080"
     if not (match := _CONNECT.fullmatch(r.string(node, key, what))):
@@ -102,8 +117,7 @@ def _connect(r: Reader, node: Node, key: str) -> tuple[str, int]:
     # Addresses are the lab's business; the name is all we need. The server connects to
     # the client only for a simultaneous open (check_order() checks who connects to whom).
     if match[1] not in APP_HOSTS:
-        r.fail(node, key, f"expected server:PORT (or client:PORT from the server), found "
-                          f"{show(match[1])}")
+        r.fail(node, key, f"expected server:PORT (or client:PORT from the server), found {show(match[1])}")
     if not 1 <= int(match[2]) <= 65535:
         r.fail(node, key, f"expected a port number from 1 to 65535, found {match[2]}")
     return (match[1], int(match[2]))
@@ -112,8 +126,7 @@ def _connect(r: Reader, node: Node, key: str) -> tuple[str, int]:
 def _send(r: Reader, node: Node, key: str) -> int | str:
     if isinstance(text := value(node), str):
         return text  # those bytes, UTF-8 encoded
-    return r.integer(node, key, 0, keys.MAX_SEND,
-                     f"a byte count from 0 to {keys.MAX_SEND} or a string")
+    return r.integer(node, key, 0, keys.MAX_SEND, f"a byte count from 0 to {keys.MAX_SEND} or a string")
 
 
 def _port(r: Reader, node: Node, key: str) -> int:
@@ -125,16 +138,22 @@ def _listen(r: Reader, node: Node, key: str) -> int | dict[str, int]:
         return _port(r, node, key)
     m = r.mapping(node, key, keys.LISTEN_KEYS, required=("port",))
     # listen(2) takes any int; the kernel caps it at net.core.somaxconn.
-    return {"port": m.get("port", lambda n, k: _port(r, n, k)),
-            "backlog": m.get("backlog", r.integer, 128, lo=0, hi=65535)}
+    return {
+        "port": m.get("port", lambda n, k: _port(r, n, k)),
+        "backlog": m.get("backlog", r.integer, 128, lo=0, hi=65535),
+    }
 
 
 def _whole_seconds(r: Reader, node: Node, key: str, hi: int) -> int:
     """TCP_KEEPIDLE and TCP_KEEPINTVL are whole seconds from 1 to 32767."""
     seconds = r.duration(node, key)
     if seconds != int(seconds) or not 1 <= seconds <= hi:
-        r.fail(node, key, f"expected whole seconds from 1s to {hi}s (the kernel takes "
-                          f"seconds), found {show(node.value)[1:-1]}")
+        r.fail(
+            node,
+            key,
+            f"expected whole seconds from 1s to {hi}s (the kernel takes "
+            f"seconds), found {show(node.value)[1:-1]}",
+        )
     return int(seconds)
 
 
@@ -142,34 +161,42 @@ def _keepalive(r: Reader, node: Node, key: str) -> bool | dict[str, int | None]:
     if value(node) is True:  # `on`, `yes`, `true`: SO_KEEPALIVE with the sysctls
         return True
     if not isinstance(node, MappingNode):
-        r.fail(node, key, f"expected on or a mapping of idle, interval, count, found "
-                          f"{found(node)}")
+        r.fail(node, key, f"expected on or a mapping of idle, interval, count, found {found(node)}")
     k = r.mapping(node, key, keys.KEEPALIVE_KEYS)
-    return {"idle": k.get("idle", lambda n, key: _whole_seconds(r, n, key, 32767)),
-            "interval": k.get("interval", lambda n, key: _whole_seconds(r, n, key, 32767)),
-            "count": k.get("count", r.integer, lo=1, hi=127)}
+    return {
+        "idle": k.get("idle", lambda n, key: _whole_seconds(r, n, key, 32767)),
+        "interval": k.get("interval", lambda n, key: _whole_seconds(r, n, key, 32767)),
+        "count": k.get("count", r.integer, lo=1, hi=127),
+    }
 
 
 def _repeat(r: Reader, node: Node, key: str) -> Repeat:
     m = r.mapping(node, key, keys.REPEAT_KEYS, required=("times", "steps"))
     parallel = m.get("parallel", lambda n, k: value(n), False)
     if type(parallel) is not bool:
-        r.fail(m.node("parallel"), m.path("parallel"), f"expected true or false, found "
-                                                       f"{found(m.node('parallel'))}")
-    inner = m.get("steps", lambda n, k: tuple(step(r, item, ikey)
-                                             for item, ikey in r.items(n, k, True)), ())
+        r.fail(
+            m.node("parallel"),
+            m.path("parallel"),
+            f"expected true or false, found {found(m.node('parallel'))}",
+        )
+    inner = m.get("steps", lambda n, k: tuple(step(r, item, ikey) for item, ikey in r.items(n, k, True)), ())
     for i, s in enumerate(inner):
         if s.call in keys.NOT_REPEATED:
-            r.fail(s.line, f"{m.path('steps')}[{i}].{s.call}",
-                   f"{s.call} cannot be inside a repeat ({keys.NOT_REPEATED[s.call]})")
+            r.fail(
+                s.line,
+                f"{m.path('steps')}[{i}].{s.call}",
+                f"{s.call} cannot be inside a repeat ({keys.NOT_REPEATED[s.call]})",
+            )
     # 1000 threads or sockets is already far beyond what a lab run needs.
     return Repeat(m.get("times", r.integer, lo=1, hi=1000), parallel, inner)
 
 
 def _flood(r: Reader, node: Node, key: str) -> dict[str, int]:
     m = r.mapping(node, key, keys.FLOOD_KEYS, required=keys.FLOOD_KEYS)
-    return {"syns": m.get("syns", r.integer, lo=1, hi=10000),
-            "port": m.get("port", lambda n, k: _port(r, n, k))}
+    return {
+        "syns": m.get("syns", r.integer, lo=1, hi=10000),
+        "port": m.get("port", lambda n, k: _port(r, n, k)),
+    }
 
 
 # call -> its argument's parser, for the calls whose form takes one

@@ -41,17 +41,20 @@ class Dur(int):
 LEADS = tuple(Dur(d) for d in (50 * MS, 100 * MS, 200 * MS, 500 * MS, 1 * S))
 # How far apart two independent app calls are due: the races issue 11 found. "reactive"
 # (one app answers the other's segment, e.g. recv then close) is a shape's own choice.
-TIES = {"exact": (Dur(0),),
-        "near": tuple(Dur(d) for d in (300, 500, 1 * MS, 2 * MS, 5 * MS)),
-        "gap": tuple(Dur(d) for d in (100 * MS, 250 * MS, 500 * MS, 500 * MS, 1 * S))}
+TIES = {
+    "exact": (Dur(0),),
+    "near": tuple(Dur(d) for d in (300, 500, 1 * MS, 2 * MS, 5 * MS)),
+    "gap": tuple(Dur(d) for d in (100 * MS, 250 * MS, 500 * MS, 500 * MS, 1 * S)),
+}
 SIZES = (1, 100, 536, 1448, 3000)  # all within the initial window: no ACK clocking
 TEXTS = ("hello", "ping", "bye")
 REQUESTS = ("GET / HTTP/1.0", "GET /index.html HTTP/1.0", "HEAD / HTTP/1.0")
 THINKS = tuple(Dur(d) for d in (0, 1 * MS, 100 * MS, 500 * MS))
 HOST_FAULT_ATS = tuple(Dur(d) for d in (300 * MS, 500 * MS, 1 * S))
 RCVTIMEOS = tuple(Dur(d) for d in (200 * MS, 500 * MS, 1 * S, 2 * S))
-DELAYS = tuple(Dur(d) for d in (1 * MS, 3 * MS, 10 * MS, 50 * MS, 200 * MS, 500 * MS,
-                                1 * S, 1500 * MS, 2 * S))
+DELAYS = tuple(
+    Dur(d) for d in (1 * MS, 3 * MS, 10 * MS, 50 * MS, 200 * MS, 500 * MS, 1 * S, 1500 * MS, 2 * S)
+)
 FAST_DELAYS = DELAYS[:6]
 DUPLICATE_LAGS = tuple(Dur(d) for d in (0, 0, 1 * MS, 50 * MS, 300 * MS))
 # (value, weight): nth None is `all`.
@@ -133,9 +136,13 @@ class Fault:
     by: Dur | None
 
     def phrase(self) -> str:
-        which = ("every" if self.nth is None
-                 else f"the {ordinal(self.nth)}" if isinstance(self.nth, int)
-                 else "occurrences " + " and ".join(f"#{n}" for n in self.nth) + " of")
+        which = (
+            "every"
+            if self.nth is None
+            else f"the {ordinal(self.nth)}"
+            if isinstance(self.nth, int)
+            else "occurrences " + " and ".join(f"#{n}" for n in self.nth) + " of"
+        )
         what = f"{which} {self.segment}" + (f" from the {self.sender}" if self.sender else "")
         if self.action == "delay":
             return f"delays {what} by {self.by}"
@@ -159,12 +166,12 @@ def opening(host: str) -> list[Step]:
     return [CONNECT] if host == "client" else [ACCEPT]
 
 
-def who_sends(data: tuple[str, ...] = (), rst: tuple[str, ...] = (), closes: bool = True,
-           **more: tuple[str, ...]) -> dict[str, frozenset[str]]:
+def who_sends(
+    data: tuple[str, ...] = (), rst: tuple[str, ...] = (), closes: bool = True, **more: tuple[str, ...]
+) -> dict[str, frozenset[str]]:
     """Which host sends which segment name in a schedule. Teardown names come from both
     sides unless a shape knows better: in a tie either side may close first."""
-    sends = {"syn": frozenset({"client"}), "syn-ack": frozenset({"server"}),
-             "ack": frozenset({"client"})}
+    sends = {"syn": frozenset({"client"}), "syn-ack": frozenset({"server"}), "ack": frozenset({"client"})}
     if closes:
         sends |= {name: frozenset(HOSTS) for name in ("fin", "fin-ack", "peer-fin", "last-ack")}
     if data:
@@ -181,8 +188,7 @@ def draw_payload(rng: random.Random) -> int | str:
 
 def size_words(payload: int | str) -> str:
     n = payload if isinstance(payload, int) else len(payload.encode())
-    return f"{n} byte{'s' if n != 1 else ''}" + (f" ({payload!r})" if isinstance(payload, str)
-                                                 else "")
+    return f"{n} byte{'s' if n != 1 else ''}" + (f" ({payload!r})" if isinstance(payload, str) else "")
 
 
 def draw_tie(rng: random.Random, allowed: tuple[str, ...]) -> tuple[str, Dur]:
@@ -191,17 +197,18 @@ def draw_tie(rng: random.Random, allowed: tuple[str, ...]) -> tuple[str, Dur]:
 
 
 def when_words(tie: str, off: Dur, whom: str) -> str:
-    return {"reactive": f"as soon as its recv() returns (it reacts to the {whom})",
-            "exact": f"at the same nominal moment as the {whom} (an exact tie)",
-            "near": f"{off} after the {whom} (a near tie)",
-            "gap": f"{off} after the {whom}"}[tie]
+    return {
+        "reactive": f"as soon as its recv() returns (it reacts to the {whom})",
+        "exact": f"at the same nominal moment as the {whom} (an exact tie)",
+        "near": f"{off} after the {whom} (a near tie)",
+        "gap": f"{off} after the {whom}",
+    }[tie]
 
 
 # How an app ends its side of the connection: (steps, words, sends an RST, weight).
 CLOSINGS = (
     ([CLOSE], "closes", False, 6),
-    ([("shutdown", "rdwr")], "shuts down both directions (shutdown: rdwr) and keeps the "
-                             "socket", False, 1),
+    ([("shutdown", "rdwr")], "shuts down both directions (shutdown: rdwr) and keeps the socket", False, 1),
     ([("shutdown", "rd"), CLOSE], "shuts down reading, then closes", False, 1),
     ([("linger", 0), CLOSE], "closes with SO_LINGER 0 (an RST, no FIN)", True, 1),
 )

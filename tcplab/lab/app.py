@@ -21,13 +21,25 @@ from tcplab.lab.diag import DEFAULT_INTERVAL
 
 # Sysctls the result records for every host (what the kernel model needs).
 REPORTED_SYSCTLS = (
-    "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries",
-    "net.ipv4.tcp_syn_linear_timeouts", "net.ipv4.tcp_rto_min_us", "net.ipv4.tcp_rto_max_ms",
-    "net.ipv4.tcp_retries1", "net.ipv4.tcp_retries2", "net.ipv4.tcp_orphan_retries",
-    "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_abort_on_overflow",
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_early_retrans", "net.ipv4.tcp_timestamps",
-    "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_max_tw_buckets", "net.core.somaxconn",
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_syn_linear_timeouts",
+    "net.ipv4.tcp_rto_min_us",
+    "net.ipv4.tcp_rto_max_ms",
+    "net.ipv4.tcp_retries1",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.tcp_orphan_retries",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_early_retrans",
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_max_tw_buckets",
+    "net.core.somaxconn",
     "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_ehash_entries",  # > 0: the namespace has a TCP hash of its own
 )
@@ -45,8 +57,9 @@ class App:
     a fresh App per iteration that shares the listener, so every iteration has its own
     socket; they all stay open until the run ends unless a step closes them."""
 
-    def __init__(self, addr: str, peer_addr: str, listener: socket.socket | None = None,
-                 iteration: int | None = None):
+    def __init__(
+        self, addr: str, peer_addr: str, listener: socket.socket | None = None, iteration: int | None = None
+    ):
         self.addr, self.peer_addr = addr, peer_addr
         self.listener: socket.socket | None = listener
         self.sock: socket.socket | None = None
@@ -157,8 +170,7 @@ class App:
         return " ".join(f"{k}={v}" for k, v in sorted(self.counters.items()))
 
     def repeat(self, arg) -> str:
-        apps = [App(self.addr, self.peer_addr, self.listener, i + 1)
-                for i in range(arg["times"])]
+        apps = [App(self.addr, self.peer_addr, self.listener, i + 1) for i in range(arg["times"])]
         for app in apps:
             app.pending = list(self.pending)  # options given before the repeat: each socket
         self.pending = []
@@ -213,8 +225,17 @@ def run_step(app: App, call: str, arg) -> None:
     extra = _ends(app.sock) if call in ("connect", "accept", "send", "recv") else {}
     if app.counters is not None:
         extra["counters"] = app.counters
-    child.emit("app", mono=start, mono_end=time.monotonic(), call=call, arg=arg,
-               result=result, detail=detail, **tag, **extra)
+    child.emit(
+        "app",
+        mono=start,
+        mono_end=time.monotonic(),
+        call=call,
+        arg=arg,
+        result=result,
+        detail=detail,
+        **tag,
+        **extra,
+    )
 
 
 def start_diag(interval: float):
@@ -247,8 +268,7 @@ def main() -> None:
     proc.start(steps)
     threading.Thread(target=proc.relay, daemon=True).start()
     poller = start_diag(config.get("diag_interval", DEFAULT_INTERVAL))
-    child.emit("ready", sysctls={k: v for k, v in in_force.items() if v is not None},
-               app_pid=proc.pid)
+    child.emit("ready", sysctls={k: v for k, v in in_force.items() if v is not None}, app_pid=proc.pid)
     # Only this thread reads commands. `go` starts the application; `go T0` or a later
     # `clock T0` gives the apps' start on CLOCK_MONOTONIC, from which kill and reboot
     # are timed (the server goes first, and the clock starts when the client does).
@@ -260,8 +280,7 @@ def main() -> None:
             proc.go()
         if words[:1] in (["go"], ["clock"]) and len(words) == 2 and not scheduled:
             scheduled = True
-            appproc.schedule(config.get("host_faults", []), float(words[1]), proc,
-                             config.get("host", ""))
+            appproc.schedule(config.get("host_faults", []), float(words[1]), proc, config.get("host", ""))
         elif words == ["stop"]:
             break
     poller.stop()

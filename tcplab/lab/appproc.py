@@ -89,14 +89,23 @@ class AppProcess:
         _pid, status = os.waitpid(self.pid, 0)
         if self.stopping:  # a call still blocked now is recorded as such by the runner
             return
-        self.exit = (f"exit {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status)
-                     else signal.Signals(os.WTERMSIG(status)).name)
+        self.exit = (
+            f"exit {os.waitstatus_to_exitcode(status)}"
+            if os.WIFEXITED(status)
+            else signal.Signals(os.WTERMSIG(status)).name
+        )
         now = time.monotonic()
         if self.open_call is not None:  # the call it was blocked in never returns
             c = self.open_call
-            child.emit("app", mono=c["mono"], mono_end=now, call=c["call"], arg=c.get("arg"),
-                       result=self.exit if self.exit.startswith("SIG") else "exited",
-                       detail=f"the application process ended ({self.exit})")
+            child.emit(
+                "app",
+                mono=c["mono"],
+                mono_end=now,
+                call=c["call"],
+                arg=c.get("arg"),
+                result=self.exit if self.exit.startswith("SIG") else "exited",
+                detail=f"the application process ended ({self.exit})",
+            )
         child.emit("app-exit", how=self.exit)
         if not self.done:
             child.emit("done")
@@ -143,8 +152,7 @@ def destroy_request(s: tuple, seq: int) -> bytes:
     body += struct.pack("!HH", lport, rport)
     body += socket.inet_aton(laddr) + bytes(12) + socket.inet_aton(raddr) + bytes(12)
     body += struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF)
-    return struct.pack("=IHHII", 16 + len(body), SOCK_DESTROY,
-                       NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+    return struct.pack("=IHHII", 16 + len(body), SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
 
 
 def destroy_all() -> list[str]:
@@ -164,6 +172,7 @@ def destroy_all() -> list[str]:
 
 def schedule(faults: list[dict], t0: float, app: AppProcess, host: str) -> None:
     """kill and reboot of this host, at their times since the apps started."""
+
     def act(fault: dict) -> None:
         margin = REBOOT_MARGIN if fault["action"] == "reboot" else 0.0
         time.sleep(max(0.0, t0 + fault["at"] + margin - time.monotonic()))
@@ -177,10 +186,10 @@ def schedule(faults: list[dict], t0: float, app: AppProcess, host: str) -> None:
                 failed = [f"inet_diag: {e.strerror or e}"]
             what = "app killed, sockets gone" + (f" but {'; '.join(failed)}" if failed else "")
             if failed:  # e.g. no CONFIG_INET_DIAG_DESTROY: the lab could not do the fault
-                child.emit("lab-error", message=f"reboot of the {host}: could not destroy "
-                                                + "; ".join(failed))
-        child.emit("fault", mono=mono, action=fault["action"], host=host, what=what,
-                   fault=_describe(fault))
+                child.emit(
+                    "lab-error", message=f"reboot of the {host}: could not destroy " + "; ".join(failed)
+                )
+        child.emit("fault", mono=mono, action=fault["action"], host=host, what=what, fault=_describe(fault))
 
     for fault in faults:
         threading.Thread(target=act, args=(fault,), daemon=True).start()

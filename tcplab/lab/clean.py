@@ -76,6 +76,7 @@ def clean_dead_runs() -> list[str]:
             # mkdir happened but owner.json not yet written: a run being born right now
             # looks like this for microseconds; leave a young empty slot alone.
             import time
+
             if time.time() - d.stat().st_mtime < 10:
                 continue
         for name in owner.get("namespaces", []):

@@ -43,9 +43,20 @@ Sock = tuple[str, int, str, int, str]  # laddr, lport, raddr, rport, state name
 # Kernel TCP state numbers (include/net/tcp_states.h), named as the Record names them.
 # inet_diag reports a request sock as SYN_RECV (3) and a timewait minisocket by its
 # substate, TIME_WAIT (6) or FIN_WAIT2 (5); NEW_SYN_RECV (12) is listed for safety.
-STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-          6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
-          11: "CLOSING", 12: "SYN_RECV"}
+STATES = {
+    1: "ESTABLISHED",
+    2: "SYN_SENT",
+    3: "SYN_RECV",
+    4: "FIN_WAIT1",
+    5: "FIN_WAIT2",
+    6: "TIME_WAIT",
+    7: "CLOSE",
+    8: "CLOSE_WAIT",
+    9: "LAST_ACK",
+    10: "LISTEN",
+    11: "CLOSING",
+    12: "SYN_RECV",
+}
 
 # Every state bit but TCP_BOUND_INACTIVE (13): that pseudo-state asks for sockets that
 # are only bound (before connect() or listen()); they are in no TCP state, would show as
@@ -79,8 +90,12 @@ _RECV_SIZE = 65536  # the kernel fills a dump skb up to 32 KiB
 def _request(seq: int) -> bytes:
     """The dump request, encoded by pyroute2: every IPv4 TCP socket in REQUEST_STATES."""
     req = inet_diag_req()
-    req["header"] = {"type": SOCK_DIAG_BY_FAMILY, "flags": NLM_F_REQUEST | NLM_F_DUMP,
-                     "sequence_number": seq, "pid": 0}
+    req["header"] = {
+        "type": SOCK_DIAG_BY_FAMILY,
+        "flags": NLM_F_REQUEST | NLM_F_DUMP,
+        "sequence_number": seq,
+        "pid": 0,
+    }
     req["sdiag_family"] = socket.AF_INET
     req["sdiag_protocol"] = socket.IPPROTO_TCP
     req["idiag_ext"] = 0
@@ -95,8 +110,7 @@ _REQUEST = bytearray(_request(0))  # a template: dump_tcp writes each dump's seq
 
 def open_diag_socket() -> socket.socket:
     """A NETLINK_SOCK_DIAG socket in the network namespace of the calling thread."""
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                         NETLINK_SOCK_DIAG)
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
 
 
 _counter = itertools.count(1)  # one sequence for all sockets is enough
@@ -111,8 +125,7 @@ def dump_tcp(sock: socket.socket) -> list[Sock]:
     in every state but bound-only. Raises OSError if the kernel refuses the dump."""
     seq = _next_seq()
     request = bytearray(_REQUEST)
-    _NLMSGHDR.pack_into(request, 0, len(request), SOCK_DIAG_BY_FAMILY,
-                        NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+    _NLMSGHDR.pack_into(request, 0, len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
     sock.send(request)
     buf = bytearray(_RECV_SIZE)
     unpack_hdr, unpack_msg = _NLMSGHDR.unpack_from, _INET_DIAG_MSG.unpack_from
@@ -156,18 +169,23 @@ class DiagTracker:
     def __init__(self) -> None:
         self._known: dict[tuple[str, int, str, int], str] = {}
 
-    def update(self, now: float, sockets: Iterable[Sock],
-               after: float | None = None) -> list[dict[str, Any]]:
+    def update(self, now: float, sockets: Iterable[Sock], after: float | None = None) -> list[dict[str, Any]]:
         """The changes since the last dump, stamped `now` (this dump's end) and
         `after` (when the dump before it began: no change can be older)."""
         current = {(la, lp, ra, rp): state for la, lp, ra, rp, state in sockets}
         known = self._known
         if current == known:  # the usual poll: nothing moved
             return []
-        changes = [self._change(now, after, key, known.get(key, "CLOSE"), state)
-                   for key, state in current.items() if known.get(key) != state]
-        changes += [self._change(now, after, key, state, "CLOSE")
-                    for key, state in known.items() if key not in current]
+        changes = [
+            self._change(now, after, key, known.get(key, "CLOSE"), state)
+            for key, state in current.items()
+            if known.get(key) != state
+        ]
+        changes += [
+            self._change(now, after, key, state, "CLOSE")
+            for key, state in known.items()
+            if key not in current
+        ]
         self._known = current
         return changes
 
@@ -175,11 +193,18 @@ class DiagTracker:
         return list(self._known)
 
     @staticmethod
-    def _change(now: float, after: float | None, key: tuple[str, int, str, int], old: str,
-                new: str) -> dict:
+    def _change(now: float, after: float | None, key: tuple[str, int, str, int], old: str, new: str) -> dict:
         laddr, lport, raddr, rport = key
-        return {"mono": now, "after": after, "old": old, "new": new, "laddr": laddr, "lport": lport,
-                "raddr": raddr, "rport": rport}
+        return {
+            "mono": now,
+            "after": after,
+            "old": old,
+            "new": new,
+            "laddr": laddr,
+            "lport": lport,
+            "raddr": raddr,
+            "rport": rport,
+        }
 
 
 class DiagPoller:
@@ -187,8 +212,7 @@ class DiagPoller:
     `callback`. "mono" is time.monotonic() when the dump returned: the change happened
     at most one interval plus one dump earlier."""
 
-    def __init__(self, callback: Callable[[dict[str, Any]], None],
-                 interval: float = DEFAULT_INTERVAL):
+    def __init__(self, callback: Callable[[dict[str, Any]], None], interval: float = DEFAULT_INTERVAL):
         self.callback, self.interval = callback, interval
         self.error: BaseException | None = None
         self._tracker = DiagTracker()
@@ -206,8 +230,9 @@ class DiagPoller:
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
-            raise LabError(f"inet_diag is not usable: {e}",
-                           "needs CONFIG_INET_DIAG and CONFIG_INET_TCP_DIAG") from e
+            raise LabError(
+                f"inet_diag is not usable: {e}", "needs CONFIG_INET_DIAG and CONFIG_INET_TCP_DIAG"
+            ) from e
         self._thread = threading.Thread(target=self._run, daemon=True, name="diag-poller")
         self._thread.start()
 

@@ -24,24 +24,29 @@ def from_json(cls, d: dict):
 
 
 def for_hook(sc, plan) -> dict:
-    return {"faults": [to_json(f) for f in sc.faults],
-            "host_faults": [to_json(f) for f in sc.host_faults if f.action in BY_HOOK],
-            "forges": [to_json(f) for f in sc.forges],
-            "addrs": {"client": plan.client_addr, "server": plan.server_addr},
-            "links": {"client": {"ifname": "to-client", "addr": plan.router_client_addr,
-                                 "prefixlen": plan.prefixlen},
-                      "server": {"ifname": "to-server", "addr": plan.router_server_addr,
-                                 "prefixlen": plan.prefixlen}}}
+    return {
+        "faults": [to_json(f) for f in sc.faults],
+        "host_faults": [to_json(f) for f in sc.host_faults if f.action in BY_HOOK],
+        "forges": [to_json(f) for f in sc.forges],
+        "addrs": {"client": plan.client_addr, "server": plan.server_addr},
+        "links": {
+            "client": {"ifname": "to-client", "addr": plan.router_client_addr, "prefixlen": plan.prefixlen},
+            "server": {"ifname": "to-server", "addr": plan.router_server_addr, "prefixlen": plan.prefixlen},
+        },
+    }
 
 
 def hook_faults(config: dict) -> tuple[list[Fault], list[HostFault], list[Forge]]:
     """The hook's side of for_hook()."""
-    return ([from_json(Fault, f) for f in config.get("faults", ())],
-            [from_json(HostFault, f) for f in config.get("host_faults", ())],
-            [from_json(Forge, f) for f in config.get("forges", ())])
+    return (
+        [from_json(Fault, f) for f in config.get("faults", ())],
+        [from_json(HostFault, f) for f in config.get("host_faults", ())],
+        [from_json(Forge, f) for f in config.get("forges", ())],
+    )
 
 
 def for_agent(sc, host: str) -> dict:
-    return {"host": host,
-            "host_faults": [to_json(f) for f in sc.host_faults
-                            if f.action in BY_AGENT and f.host == host]}
+    return {
+        "host": host,
+        "host_faults": [to_json(f) for f in sc.host_faults if f.action in BY_AGENT and f.host == host],
+    }

@@ -29,15 +29,17 @@ class Finding:
 
 def root() -> Finding:
     ok = os.geteuid() == 0
-    return Finding("root", ok, "running as root" if ok else f"uid {os.geteuid()}",
-                   "run as root (sudo tcplab ...)")
+    return Finding(
+        "root", ok, "running as root" if ok else f"uid {os.geteuid()}", "run as root (sudo tcplab ...)"
+    )
 
 
 def iptables() -> Finding:
     path = shutil.which("iptables")
     if not path:
-        return Finding("iptables", False, "iptables not found",
-                       "apt-get install iptables (scripts/setup.sh installs it)")
+        return Finding(
+            "iptables", False, "iptables not found", "apt-get install iptables (scripts/setup.sh installs it)"
+        )
     out = subprocess.run([path, "--version"], capture_output=True, text=True)
     return Finding("iptables", out.returncode == 0, (out.stdout or out.stderr).strip())
 
@@ -45,9 +47,11 @@ def iptables() -> Finding:
 def nfqueue() -> Finding:
     """nfnetlink_queue must be loadable; the iptables NFQUEUE target (xt_NFQUEUE)
     is what the hook uses, since native nft `queue` is missing on some kernels."""
+
     def present() -> bool:
-        return (os.path.exists("/proc/net/netfilter/nfnetlink_queue")
-                or os.path.exists("/sys/module/nfnetlink_queue"))
+        return os.path.exists("/proc/net/netfilter/nfnetlink_queue") or os.path.exists(
+            "/sys/module/nfnetlink_queue"
+        )
 
     if not present() and shutil.which("modprobe"):
         subprocess.run(["modprobe", "nfnetlink_queue"], capture_output=True)
@@ -56,10 +60,15 @@ def nfqueue() -> Finding:
     try:
         import netfilterqueue  # noqa: F401
     except ImportError as e:
-        return Finding("nfnetlink_queue", False, f"python binding missing: {e}",
-                       "pip install NetfilterQueue (needs libnetfilter-queue-dev, gcc)")
-    return Finding("nfnetlink_queue", ok, "module loaded" if ok else "module not available",
-                   "" if ok else fix)
+        return Finding(
+            "nfnetlink_queue",
+            False,
+            f"python binding missing: {e}",
+            "pip install NetfilterQueue (needs libnetfilter-queue-dev, gcc)",
+        )
+    return Finding(
+        "nfnetlink_queue", ok, "module loaded" if ok else "module not available", "" if ok else fix
+    )
 
 
 def polling_only() -> bool:
@@ -73,28 +82,44 @@ def tracefs(root: str = TRACEFS) -> Finding:
     tracepoint, so without it the lab cannot judge states exactly: fatal, unless the
     user asked for polling only."""
     if polling_only():
-        return Finding("tracefs", False, "off (TCPLAB_TRACEFS=off): states come from "
-                       "inet_diag polling only, and short states may be missed",
-                       "unset TCPLAB_TRACEFS", fatal=False)
+        return Finding(
+            "tracefs",
+            False,
+            "off (TCPLAB_TRACEFS=off): states come from "
+            "inet_diag polling only, and short states may be missed",
+            "unset TCPLAB_TRACEFS",
+            fatal=False,
+        )
     from tcplab.lab.tracefs import mounted
 
     if not mounted(root):
-        return Finding("tracefs", False, f"not mounted at {root}, and mounting it failed",
-                       f"mount -t tracefs nodev {root} (the kernel needs CONFIG_FTRACE); "
-                       "or run with TCPLAB_TRACEFS=off to take states from inet_diag "
-                       "polling only")
+        return Finding(
+            "tracefs",
+            False,
+            f"not mounted at {root}, and mounting it failed",
+            f"mount -t tracefs nodev {root} (the kernel needs CONFIG_FTRACE); "
+            "or run with TCPLAB_TRACEFS=off to take states from inet_diag "
+            "polling only",
+        )
     ok = os.path.isdir(f"{root}/events/sock/inet_sock_set_state")
-    return Finding("tracefs", ok,
-                   "sock:inet_sock_set_state available" if ok else
-                   "this kernel has no sock:inet_sock_set_state tracepoint",
-                   "" if ok else "a kernel with CONFIG_TRACEPOINTS (4.16 or later); or run "
-                   "with TCPLAB_TRACEFS=off to take states from inet_diag polling only")
+    return Finding(
+        "tracefs",
+        ok,
+        "sock:inet_sock_set_state available"
+        if ok
+        else "this kernel has no sock:inet_sock_set_state tracepoint",
+        ""
+        if ok
+        else "a kernel with CONFIG_TRACEPOINTS (4.16 or later); or run "
+        "with TCPLAB_TRACEFS=off to take states from inet_diag polling only",
+    )
 
 
 def netns() -> Finding:
     ok = os.path.exists("/proc/self/ns/net")
-    return Finding("network namespaces", ok, "supported" if ok else "no /proc/self/ns/net",
-                   "a kernel with CONFIG_NET_NS")
+    return Finding(
+        "network namespaces", ok, "supported" if ok else "no /proc/self/ns/net", "a kernel with CONFIG_NET_NS"
+    )
 
 
 def kernel() -> Finding:
@@ -106,9 +131,12 @@ def sysctls(names: set[str]) -> Finding:
     namespace's /proc/sys is only read here, never written."""
     missing = sorted(n for n in names if not os.path.exists("/proc/sys/" + n.replace(".", "/")))
     if missing:
-        return Finding("sysctls", False, "not on this kernel: " + ", ".join(missing),
-                       f"remove them from the scenario or use a kernel that has them "
-                       f"(this is {platform.release()})")
+        return Finding(
+            "sysctls",
+            False,
+            "not on this kernel: " + ", ".join(missing),
+            f"remove them from the scenario or use a kernel that has them (this is {platform.release()})",
+        )
     return Finding("sysctls", True, f"{len(names)} requested, all present")
 
 
@@ -134,14 +162,12 @@ def check_sysctls_exist(scenarios, proc_sys: str = "/proc/sys") -> None:
                     raise ScenarioError(sc.path, sc.lines.get(key), key, why)
 
 
-def settable(values: dict[str, str], proc_sys: str = "/proc/sys"
-             ) -> tuple[dict[str, str], list[str]]:
+def settable(values: dict[str, str], proc_sys: str = "/proc/sys") -> tuple[dict[str, str], list[str]]:
     """The sysctls to write, and a note for each one left out because this kernel
     lacks it and behaves as its value (check_sysctls_exist() let only those through)."""
     keep, notes = {}, []
     for name, value in values.items():
-        note = None if os.path.isfile(f"{proc_sys}/" + name.replace(".", "/")) \
-            else absent_means(name, value)
+        note = None if os.path.isfile(f"{proc_sys}/" + name.replace(".", "/")) else absent_means(name, value)
         if note:
             notes.append(note)
         else:
@@ -169,8 +195,7 @@ def kernel_hz() -> int | None:
     """CONFIG_HZ of the running kernel, for the model's timer-wheel granularity."""
     import gzip
 
-    for path, opener in (("/proc/config.gz", gzip.open),
-                         (f"/boot/config-{platform.release()}", open)):
+    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{platform.release()}", open)):
         try:
             with opener(path, "rt") as f:
                 for line in f:

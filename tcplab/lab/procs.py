@@ -23,11 +23,16 @@ class Child:
         self.inbox = inbox
         self.stderr_lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, bufsize=1,
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
             # Own process group: a Ctrl-C at the terminal reaches the runner only, and
             # the runner stops children in order (hook last, so nothing is unhooked early).
-            start_new_session=True)
+            start_new_session=True,
+        )
         self.send(json.dumps(config))
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()

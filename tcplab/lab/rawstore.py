@@ -54,5 +54,5 @@ def _read_into(out: dict, data: bytes) -> None:
         i += _HEAD.size
         if i + n > len(data):
             break
-        out.setdefault(ident, {})["raw_out" if which == AS_SENT else "raw"] = data[i:i + n]
+        out.setdefault(ident, {})["raw_out" if which == AS_SENT else "raw"] = data[i : i + n]
         i += n

@@ -27,8 +27,11 @@ def keepalive(arg) -> list[Option]:
     mapping also sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (whole seconds)."""
     opts: list[Option] = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
     if isinstance(arg, dict):
-        for key, opt in (("idle", socket.TCP_KEEPIDLE), ("interval", socket.TCP_KEEPINTVL),
-                         ("count", socket.TCP_KEEPCNT)):
+        for key, opt in (
+            ("idle", socket.TCP_KEEPIDLE),
+            ("interval", socket.TCP_KEEPINTVL),
+            ("count", socket.TCP_KEEPCNT),
+        ):
             if arg.get(key) is not None:
                 opts.append((socket.IPPROTO_TCP, opt, int(arg[key])))
     return opts
@@ -41,8 +44,9 @@ def syncnt(count: int) -> list[Option]:
 def rcvtimeo(seconds: float) -> list[Option]:
     # struct timeval; a blocking recv() then fails with EAGAIN after that long.
     sec = int(seconds)
-    return [(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-             struct.pack("ll", sec, int(round((seconds - sec) * 1e6))))]
+    return [
+        (socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, int(round((seconds - sec) * 1e6))))
+    ]
 
 
 def apply(sock: socket.socket, options: list[Option]) -> None:
@@ -52,15 +56,29 @@ def apply(sock: socket.socket, options: list[Option]) -> None:
 
 # --- the SYN flood (H11) ------------------------------------------------------------------
 
+
 def syn_packet(src: str, dst: str, sport: int, dport: int, seq: int) -> bytes:
     """An IPv4 packet holding a SYN with an MSS option, as a connect() would send."""
     options = struct.pack("!BBH", 2, 4, 1460)  # MSS 1460
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (20 + len(options)) // 4 << 4,
-                      0x02, 64240, 0, 0) + options
+    tcp = (
+        struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (20 + len(options)) // 4 << 4, 0x02, 64240, 0, 0)
+        + options
+    )
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp),
+        0,
+        0x4000,
+        64,
+        6,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
     ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
     return ip + tcp
 
@@ -80,8 +98,9 @@ def client_side(own: str, prefixlen: int, router: str) -> list[str]:
     return [str(a) for a in net.hosts() if str(a) != router]
 
 
-def syn_flood(own: str, dst: str, dport: int, count: int, gap: float = 0.001,
-              rate: float | None = None) -> str:
+def syn_flood(
+    own: str, dst: str, dport: int, count: int, gap: float = 0.001, rate: float | None = None
+) -> str:
     """`count` SYNs to dst:dport from spoofed addresses of our subnet, one every `gap`
     seconds (the router's NFQUEUE hook sees each one; an unpaced burst could overflow
     its queue, which would make the run an error). With `rate` (SYNs a second) they
@@ -103,6 +122,7 @@ def syn_flood(own: str, dst: str, dport: int, count: int, gap: float = 0.001,
 
 
 # --- the namespace's TCP counters -----------------------------------------------------------
+
 
 def tcp_counters(path: str = "/proc/net/netstat") -> dict[str, int]:
     """TcpExt counters of the caller's network namespace (/proc/net is the reader's

@@ -52,18 +52,30 @@ class Plan:
 
     @property
     def addr_to_host(self) -> dict[str, str]:
-        return {self.client_addr: "client", self.server_addr: "server",
-                self.router_client_addr: "router", self.router_server_addr: "router"}
+        return {
+            self.client_addr: "client",
+            self.server_addr: "server",
+            self.router_client_addr: "router",
+            self.router_server_addr: "router",
+        }
 
 
 def plan(slot: int, run_id: str) -> Plan:
     """198.18.0.0/15 is reserved for network benchmark tests (RFC 2544): client side
     198.18.<slot>.0/24, server side 198.19.<slot>.0/24."""
     base = f"{PREFIX}{run_id}"
-    return Plan(run_id=run_id, slot=slot, client_ns=f"{base}-c", router_ns=f"{base}-r",
-                server_ns=f"{base}-s", client_addr=f"198.18.{slot}.2",
-                router_client_addr=f"198.18.{slot}.1", server_addr=f"198.19.{slot}.2",
-                router_server_addr=f"198.19.{slot}.1", queue=slot)
+    return Plan(
+        run_id=run_id,
+        slot=slot,
+        client_ns=f"{base}-c",
+        router_ns=f"{base}-r",
+        server_ns=f"{base}-s",
+        client_addr=f"198.18.{slot}.2",
+        router_client_addr=f"198.18.{slot}.1",
+        server_addr=f"198.19.{slot}.2",
+        router_server_addr=f"198.19.{slot}.1",
+        queue=slot,
+    )
 
 
 def claim_slot() -> Plan:
@@ -79,9 +91,17 @@ def claim_slot() -> Plan:
         except FileExistsError:
             continue
         p = plan(slot, f"{secrets.token_hex(2)}{slot:02x}")
-        (d / "owner.json").write_text(json.dumps(
-            {"pid": os.getpid(), "start": _proc_start(os.getpid()), "run_id": p.run_id,
-             "namespaces": list(p.namespaces), "created": time.time()}))
+        (d / "owner.json").write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "start": _proc_start(os.getpid()),
+                    "run_id": p.run_id,
+                    "namespaces": list(p.namespaces),
+                    "created": time.time(),
+                }
+            )
+        )
         return p
     raise LabError(f"all {SLOTS} lab slots are in use", fix="tcplab clean")
 
@@ -148,30 +168,39 @@ def build(p: Plan) -> None:
     # segments a real link would carry; the hook's queue used to cut the hosts'
     # 64 KB GSO packets up itself, and segments it no longer queues must look alike.
     with _netns(p.client_ns) as ns:
-        ns.link("add", ifname="eth0", kind="veth", gso_max_segs=1,
-                peer={"ifname": "to-client", "net_ns_fd": p.router_ns, "gso_max_segs": 1})
+        ns.link(
+            "add",
+            ifname="eth0",
+            kind="veth",
+            gso_max_segs=1,
+            peer={"ifname": "to-client", "net_ns_fd": p.router_ns, "gso_max_segs": 1},
+        )
     with _netns(p.server_ns) as ns:
-        ns.link("add", ifname="eth0", kind="veth", gso_max_segs=1,
-                peer={"ifname": "to-server", "net_ns_fd": p.router_ns, "gso_max_segs": 1})
-    _configure(p.client_ns, {"eth0": p.client_addr}, gateway=p.router_client_addr,
-               prefixlen=p.prefixlen)
-    _configure(p.server_ns, {"eth0": p.server_addr}, gateway=p.router_server_addr,
-               prefixlen=p.prefixlen)
-    _configure(p.router_ns, {"to-client": p.router_client_addr,
-                             "to-server": p.router_server_addr}, gateway=None,
-               prefixlen=p.prefixlen)
+        ns.link(
+            "add",
+            ifname="eth0",
+            kind="veth",
+            gso_max_segs=1,
+            peer={"ifname": "to-server", "net_ns_fd": p.router_ns, "gso_max_segs": 1},
+        )
+    _configure(p.client_ns, {"eth0": p.client_addr}, gateway=p.router_client_addr, prefixlen=p.prefixlen)
+    _configure(p.server_ns, {"eth0": p.server_addr}, gateway=p.router_server_addr, prefixlen=p.prefixlen)
+    _configure(
+        p.router_ns,
+        {"to-client": p.router_client_addr, "to-server": p.router_server_addr},
+        gateway=None,
+        prefixlen=p.prefixlen,
+    )
 
 
 def create_namespaces(names: tuple[str, ...]) -> None:
     """Each with a small TCP hash of its own (see tcplab/lab/mkns.py for why)."""
-    proc = subprocess.run([sys.executable, "-m", "tcplab.lab.mkns", *names],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "tcplab.lab.mkns", *names], capture_output=True, text=True)
     if proc.returncode != 0:
         raise LabError(f"cannot create network namespaces: {proc.stderr.strip()[-300:]}")
 
 
-def _configure(ns_name: str, addrs: dict[str, str], gateway: str | None,
-               prefixlen: int) -> None:
+def _configure(ns_name: str, addrs: dict[str, str], gateway: str | None, prefixlen: int) -> None:
     with _netns(ns_name) as ns:
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         for ifname, addr in addrs.items():

@@ -29,8 +29,7 @@ def explain_claim(console: Console, claim: str, text: str, scenarios: list[Scena
     if not scenarios:
         console.print("no shipped scenario cites it")
         return
-    table = Table(title=f"{len(scenarios)} scenario{'s' * (len(scenarios) != 1)} "
-                        f"citing {claim}")
+    table = Table(title=f"{len(scenarios)} scenario{'s' * (len(scenarios) != 1)} citing {claim}")
     for col in ("scenario", "file", "claims", "timeout", "judged by"):
         table.add_column(col)
     for sc in scenarios:
@@ -59,21 +58,20 @@ def explain_scenario(console: Console, sc: Scenario) -> None:
         _expected(console, k.hosts, f", on Linux {k.range.text}")
     # The judged prediction's own function, before a run: the scenario's sysctls stand
     # for what the agents will report (a new namespace's defaults for the rest).
-    pred = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250),
-                   sc.sysctls)
+    pred = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250), sc.sysctls)
     table = Table(title=f"kernel model for {pred.kernel.name()}: what this kernel should do")
     for col in ("t (s)", "from", "segment", "fate", "why", "late by up to"):
         table.add_column(col)
     for p in pred.segments:
-        table.add_row(f"{p.t:.3f}", p.sender, f"{p.name} #{p.nth}", p.fate, p.cause,
-                      f"{p.slack:.3f} s")
+        table.add_row(f"{p.t:.3f}", p.sender, f"{p.name} #{p.nth}", p.fate, p.cause, f"{p.slack:.3f} s")
     console.print(table)
     for (host, call), (result, _start, end) in pred.calls.items():
         what = f"{call}() → {result}" if call != "request" else "request dropped"
         console.print(f"model: {host} {what} at t={end:.3f} s")
     if pred.teardown is not None and pred.teardown.unsupported:
-        console.print(Text(f"model: the teardown is not modelled: {pred.teardown.unsupported}",
-                           style="yellow"))
+        console.print(
+            Text(f"model: the teardown is not modelled: {pred.teardown.unsupported}", style="yellow")
+        )
     elif pred.teardown is not None:
         _explain_teardown(console, pred.teardown)
     for note in pred.notes:
@@ -85,10 +83,8 @@ def _explain_teardown(console: Console, td) -> None:
     table = Table(title="teardown (t from when the connection exists)")
     for col in ("t (s)", "host", "segment or state", "fate", "why", "late by up to"):
         table.add_column(col)
-    rows = [(p.t, p.sender, f"{p.name} #{p.nth}", p.fate, p.cause, p.slack)
-            for p in td.segments]
-    rows += [(s.t, host, s.state, "", s.cause, s.slack)
-             for host, states in td.states.items() for s in states]
+    rows = [(p.t, p.sender, f"{p.name} #{p.nth}", p.fate, p.cause, p.slack) for p in td.segments]
+    rows += [(s.t, host, s.state, "", s.cause, s.slack) for host, states in td.states.items() for s in states]
     for t, host, what, fate, why, slack in sorted(rows, key=lambda r: r[0]):
         table.add_row(f"{t:.3f}", host, what, fate, why, f"{slack:.3f} s")
     console.print(table)
@@ -99,7 +95,8 @@ def _expected(console, hosts: dict, where: str) -> None:
         for name, timing in exp.retransmits.items():
             shown = timing.intervals or timing.offsets
             what = "intervals" if timing.intervals else "offsets"
-            console.print(f"expected ({host} {name} {what}{where}): "
-                          f"{', '.join(f'{x:g}' for x in shown or ())} s")
+            console.print(
+                f"expected ({host} {name} {what}{where}): {', '.join(f'{x:g}' for x in shown or ())} s"
+            )
         if exp.gives_up_after is not None:
             console.print(f"expected ({host} gives up after{where}): {exp.gives_up_after:g} s")

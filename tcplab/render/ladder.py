@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tcplab.core.events import (AppCalled, Event, FaultActed, KernelNoted, SegmentSeen,
-                                StateChanged)
+from tcplab.core.events import AppCalled, Event, FaultActed, KernelNoted, SegmentSeen, StateChanged
 from tcplab.core.segments import flag_string
 
 T_W, SIDE_W = 9, 30
@@ -36,13 +35,22 @@ class Ladder:
         if isinstance(ev, SegmentSeen):
             return self._segment(ev)
         if isinstance(ev, StateChanged):
-            return self._side(ev.t, ev.host, f"{ev.new}", "bold" if ev.source == "tracepoint"
-                              else "italic", f"{ev.old}→" if ev.old != "CLOSE" else "")
+            return self._side(
+                ev.t,
+                ev.host,
+                f"{ev.new}",
+                "bold" if ev.source == "tracepoint" else "italic",
+                f"{ev.old}→" if ev.old != "CLOSE" else "",
+            )
         if isinstance(ev, AppCalled):
             took = f" {ev.t_end - ev.t:.3f}s" if ev.t_end is not None else ""
             style = "green" if ev.result == "ok" else "bold red"
-            return self._side(ev.t_end if ev.t_end is not None else ev.t, ev.host,
-                              f"{ev.call}() → {ev.result or 'blocked'}{took}", style)
+            return self._side(
+                ev.t_end if ev.t_end is not None else ev.t,
+                ev.host,
+                f"{ev.call}() → {ev.result or 'blocked'}{took}",
+                style,
+            )
         if isinstance(ev, FaultActed):  # drawn in the network column: the lab did it
             return self._side(ev.t, "router", f"⚡ {ev.host} {ev.what}", "bold yellow")
         if isinstance(ev, KernelNoted):
@@ -51,16 +59,24 @@ class Ladder:
 
     def choices(self, pending, t: float, hints: dict[str, str]) -> list[Text]:
         """Step mode: the held segment's choices, each with the model's hint."""
-        lines = [Text(f"{t:>{T_W - 1}.3f} ", style="dim") + Text(
-            f"⏸ {pending.label()} is held in the router"
-            + (f" (the scenario: {pending.scenario})" if pending.scenario else "")
-            + ". What now?", style="bold cyan")]
-        for keys, what, hint in (("d/Enter", "deliver", hints.get("deliver")),
-                                 ("x", "drop", hints.get("drop")),
-                                 ("h", "hold", "it stays in the router; the kernels' "
-                                               "timers go on")):
-            lines.append(Text(f"{'':>{T_W}}  [{keys}] {what}: ", style="cyan") +
-                         Text(hint or "the model has nothing to say", style="dim"))
+        lines = [
+            Text(f"{t:>{T_W - 1}.3f} ", style="dim")
+            + Text(
+                f"⏸ {pending.label()} is held in the router"
+                + (f" (the scenario: {pending.scenario})" if pending.scenario else "")
+                + ". What now?",
+                style="bold cyan",
+            )
+        ]
+        for keys, what, hint in (
+            ("d/Enter", "deliver", hints.get("deliver")),
+            ("x", "drop", hints.get("drop")),
+            ("h", "hold", "it stays in the router; the kernels' timers go on"),
+        ):
+            lines.append(
+                Text(f"{'':>{T_W}}  [{keys}] {what}: ", style="cyan")
+                + Text(hint or "the model has nothing to say", style="dim")
+            )
         return lines
 
     def decided(self, s: SegmentSeen, t: float | None) -> Text:
@@ -68,8 +84,7 @@ class Ladder:
         return self._time(t if t is not None else s.t) + self._segment(s, "by hand")[T_W:]
 
     def call_started(self, t: float, host: str, call: str, arg) -> Text:
-        shown = "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, (list, tuple))
-                                        else str(arg))
+        shown = "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, (list, tuple)) else str(arg))
         return self._side(t, host, f"{call}({shown}) …", "dim")
 
     def _time(self, t: float) -> Text:
@@ -77,7 +92,7 @@ class Ladder:
 
     def _side(self, t: float, host: str, text: str, style: str, prefix: str = "") -> Text:
         line = self._time(t)
-        label = (prefix + text)[:SIDE_W - 1]
+        label = (prefix + text)[: SIDE_W - 1]
         if host == "client":
             line.append(f"{label:<{SIDE_W}}", style=style)
         elif host == "server":
@@ -89,9 +104,11 @@ class Ladder:
         return line
 
     def _rel(self, s: SegmentSeen) -> tuple[int, int]:
-        mine = self._isn.setdefault((s.conn, s.sender), s.seq) if (
-            s.flags & 0x02 and not s.injected) else \
-            self._isn.get((s.conn, s.sender), s.seq)
+        mine = (
+            self._isn.setdefault((s.conn, s.sender), s.seq)
+            if (s.flags & 0x02 and not s.injected)
+            else self._isn.get((s.conn, s.sender), s.seq)
+        )
         other = "server" if s.sender == "client" else "client"
         theirs = self._isn.get((s.conn, other))
         seq = (s.seq - mine) & 0xFFFFFFFF
@@ -133,6 +150,5 @@ class Ladder:
         else:
             arrow = label.center(body, "─")
         arrow = arrow[:body]
-        line.append(("─" + arrow + "▶") if s.sender == "client" else ("◀" + arrow + "─"),
-                    style=style)
+        line.append(("─" + arrow + "▶") if s.sender == "client" else ("◀" + arrow + "─"), style=style)
         return line

@@ -39,8 +39,13 @@ class LiveView:
         every = (*scenario.faults, *scenario.host_faults, *scenario.forges)
         if every:
             c.print(Text("faults: " + "; ".join(f.describe() for f in every), style="yellow"))
-        c.print(Text(f"lab {plan.run_id}: client {plan.client_addr} ⇄ router ⇄ server "
-                     f"{plan.server_addr}, queue {plan.queue}", style="dim"))
+        c.print(
+            Text(
+                f"lab {plan.run_id}: client {plan.client_addr} ⇄ router ⇄ server "
+                f"{plan.server_addr}, queue {plan.queue}",
+                style="dim",
+            )
+        )
         c.print(self.ladder.header())
         self.timeout = scenario.timeout
         if c.is_terminal:
@@ -118,12 +123,18 @@ def format_value(v) -> str:
 
 def check_line(c: Check) -> Text:
     if not c.judged:  # an abstention: neither a pass nor a fail
-        return Text("  – ", style="yellow") + Text(f"{c.name}: {c.actual}") + (
-            Text(f"\n      ({c.evidence})", style="dim") if c.evidence else Text(""))
+        return (
+            Text("  – ", style="yellow")
+            + Text(f"{c.name}: {c.actual}")
+            + (Text(f"\n      ({c.evidence})", style="dim") if c.evidence else Text(""))
+        )
     mark = Text("  ✓ " if c.passed else "  ✗ ", style="green" if c.passed else "bold red")
     body = f"{c.name}: "
-    window = (f"-{MODEL_EARLY * 1000:.0f} ms/+{c.tolerance:.3f} s" if c.one_sided
-              else f"± {c.tolerance:.3f} s") if c.tolerance is not None else ""
+    window = (
+        (f"-{MODEL_EARLY * 1000:.0f} ms/+{c.tolerance:.3f} s" if c.one_sided else f"± {c.tolerance:.3f} s")
+        if c.tolerance is not None
+        else ""
+    )
     if window and c.slop is not None:  # the lab's own share of the window
         window += f", slop {c.slop * 1000:.1f} ms"
     if c.passed:
@@ -144,20 +155,35 @@ def check_line(c: Check) -> Text:
 def print_verdict(console: Console, result) -> None:
     """A RunResult, or a saved result JSON (dict) for `tcplab show`."""
     if isinstance(result, dict):
-        name, verdict, duration, kernel = (result["scenario"], result["verdict"],
-                                           result.get("duration", 0.0), result["kernel"])
-        checks = [Check(**{k: v for k, v in c.items() if k in _CHECK_FIELDS},
-                        judged=c.get("judged", True), slop=c.get("slop"),
-                        error=c.get("error", False),
-                        one_sided=c.get("window") == "late") for c in result["checks"]]
+        name, verdict, duration, kernel = (
+            result["scenario"],
+            result["verdict"],
+            result.get("duration", 0.0),
+            result["kernel"],
+        )
+        checks = [
+            Check(
+                **{k: v for k, v in c.items() if k in _CHECK_FIELDS},
+                judged=c.get("judged", True),
+                slop=c.get("slop"),
+                error=c.get("error", False),
+                one_sided=c.get("window") == "late",
+            )
+            for c in result["checks"]
+        ]
         errors, notes = result.get("errors", []), result.get("notes", [])
     else:
-        name, verdict, duration, kernel = (result.scenario.name, result.verdict,
-                                           result.duration, result.kernel)
+        name, verdict, duration, kernel = (
+            result.scenario.name,
+            result.verdict,
+            result.duration,
+            result.kernel,
+        )
         checks, errors, notes = result.checks, result.errors, result.notes
     style = VERDICT_STYLE.get(verdict, "")
-    console.print(Text(f"{verdict.upper()} ", style=style) +
-                  Text(f"{name} in {duration:.1f} s (kernel {kernel})"))
+    console.print(
+        Text(f"{verdict.upper()} ", style=style) + Text(f"{name} in {duration:.1f} s (kernel {kernel})")
+    )
     for c in checks:
         console.print(check_line(c))
     for e in errors:
@@ -175,9 +201,13 @@ def summary_table(results) -> Table:
         table.add_column(col)
     for r in results:
         passed = sum(c.passed for c in r.checks)
-        table.add_row(r.scenario.name, ",".join(r.scenario.claims),
-                      Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")),
-                      f"{passed}/{len(r.checks)}", f"{r.duration:.1f} s")
+        table.add_row(
+            r.scenario.name,
+            ",".join(r.scenario.claims),
+            Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")),
+            f"{passed}/{len(r.checks)}",
+            f"{r.duration:.1f} s",
+        )
     return table
 
 
@@ -194,8 +224,9 @@ def repeat_tables(results) -> list[Table]:
     for name, runs in by_name.items():
         verdicts = Counter(r.verdict for r in runs)
         flips = "no flips" if len(verdicts) == 1 else "VERDICT FLIPS"
-        table = Table(title=f"{name}: {len(runs)} runs, "
-                            f"{', '.join(f'{v} {n}' for v, n in verdicts.items())} ({flips})")
+        table = Table(
+            title=f"{name}: {len(runs)} runs, {', '.join(f'{v} {n}' for v, n in verdicts.items())} ({flips})"
+        )
         for col in ("check", "expected", "min", "median", "max", "failed"):
             table.add_column(col)
         timings: dict[str, list] = defaultdict(list)
@@ -208,8 +239,13 @@ def repeat_tables(results) -> list[Table]:
                     timings[c.name].append(c.actual)
                     expected[c.name] = c.expected
         for check, values in timings.items():
-            table.add_row(check, format_value(expected[check]), format_value(min(values)),
-                          format_value(statistics.median(values)), format_value(max(values)),
-                          str(failed[check]))
+            table.add_row(
+                check,
+                format_value(expected[check]),
+                format_value(min(values)),
+                format_value(statistics.median(values)),
+                format_value(max(values)),
+                str(failed[check]),
+            )
         tables.append(table)
     return tables

@@ -43,6 +43,7 @@ def esc(text) -> str:
 
 # -- what goes on which row ---------------------------------------------------------------
 
+
 def _rows(res: dict) -> list[tuple[float, str, dict]]:
     """(t, what, event) in drawing order: a segment when it reached the router, a held
     segment again when the router released it, a state change when it happened, a call
@@ -85,6 +86,7 @@ def _layout(rows) -> tuple[list[float], list[tuple[float, float, float]], float]
 
 # -- labels ---------------------------------------------------------------------------------
 
+
 def _relative(res: dict) -> dict[int, tuple[str, str]]:
     """id(event) -> (seq, ack) shown relative to each side's ISN (its first SYN); a
     number whose ISN this run never saw stays absolute."""
@@ -120,33 +122,39 @@ def _segment_label(e: dict, rel: tuple[str, str]) -> str:
 
 def _call_text(e: dict, end: bool) -> str:
     arg = e.get("arg")
-    shown = "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, list)
-                                     and len(arg) == 2 else str(arg))
+    shown = (
+        "" if arg is None else (f"{arg[0]}:{arg[1]}" if isinstance(arg, list) and len(arg) == 2 else str(arg))
+    )
     if not end:
-        return f"{e.get('call', '?')}({shown}) …" + ("" if e.get("t_end") is not None
-                                                      else " never returned")
+        return f"{e.get('call', '?')}({shown}) …" + ("" if e.get("t_end") is not None else " never returned")
     took = e["t_end"] - e["t"]
     return f"{e.get('call', '?')}() → {e.get('result') or 'blocked'} {took:.3f}s"
 
 
 # -- drawing --------------------------------------------------------------------------------
 
+
 def _text(x, y, s, cls, anchor="start", fill=None, extra="") -> str:
     colour = f' fill="{fill}"' if fill else ""
-    return (f'<text x="{x:.1f}" y="{y:.1f}" class="{cls}" text-anchor="{anchor}"'
-            f'{colour}{extra}>{esc(s)}</text>')
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" class="{cls}" text-anchor="{anchor}"{colour}{extra}>{esc(s)}</text>'
+    )
 
 
 def _arrowhead(x, y, direction, colour) -> str:
     d = 9 * direction
-    return (f'<polygon class="head" points="{x:.1f},{y:.1f} {x - d:.1f},{y - 4.5:.1f} '
-            f'{x - d:.1f},{y + 4.5:.1f}" fill="{colour}"/>')
+    return (
+        f'<polygon class="head" points="{x:.1f},{y:.1f} {x - d:.1f},{y - 4.5:.1f} '
+        f'{x - d:.1f},{y + 4.5:.1f}" fill="{colour}"/>'
+    )
 
 
 def _line(x1, y1, x2, y2, colour, dashed=False, cls="shaft") -> str:
     dash = ' stroke-dasharray="6 4"' if dashed else ""
-    return (f'<line class="{cls}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-            f'stroke="{colour}" stroke-width="2"{dash}/>')
+    return (
+        f'<line class="{cls}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+        f'stroke="{colour}" stroke-width="2"{dash}/>'
+    )
 
 
 def _segment(e: dict, y: float, y_out: float | None, rel) -> str:
@@ -159,23 +167,28 @@ def _segment(e: dict, y: float, y_out: float | None, rel) -> str:
     label = _segment_label(e, rel)
     if fate not in COLOUR:
         label += f" ({fate})"
-    why = f"t={e.get('t', 0):.6f}s {label} {fate}" + (f" by {e['fault']}" if e.get("fault")
-                                                      else "")
-    parts = [f'<g class="segment fate-{esc(fate)}" data-name="{esc(e.get("name", ""))}" '
-             f'data-nth="{esc(e.get("nth", ""))}" data-from="{esc(src)}">',
-             f"<title>{esc(why)}</title>"]
+    why = f"t={e.get('t', 0):.6f}s {label} {fate}" + (f" by {e['fault']}" if e.get("fault") else "")
+    parts = [
+        f'<g class="segment fate-{esc(fate)}" data-name="{esc(e.get("name", ""))}" '
+        f'data-nth="{esc(e.get("nth", ""))}" data-from="{esc(src)}">',
+        f"<title>{esc(why)}</title>",
+    ]
     if fate == "dropped" or (fate not in ("delivered", "delayed") and e.get("t_out") is None):
         # It died in the router: the arrow stops at the router's column, with the mark.
         end = xr - way * 6
         parts.append(_line(xs, y, end, y + SLANT / 2, colour))
         if fate == "dropped":
-            parts.append(f'<path class="drop-mark" d="M{xr - 7} {y - 4} l14 14 m0 -14 l-14 14"'
-                         f' stroke="{colour}" stroke-width="3"/>')
-            parts.append(_text(xr + way * 12, y + 8, "dropped", "mark", "start" if way > 0
-                               else "end", colour))
+            parts.append(
+                f'<path class="drop-mark" d="M{xr - 7} {y - 4} l14 14 m0 -14 l-14 14"'
+                f' stroke="{colour}" stroke-width="3"/>'
+            )
+            parts.append(
+                _text(xr + way * 12, y + 8, "dropped", "mark", "start" if way > 0 else "end", colour)
+            )
         else:
-            parts.append(_text(xr + way * 12, y + 8, f"? {fate}", "mark",
-                               "start" if way > 0 else "end", colour))
+            parts.append(
+                _text(xr + way * 12, y + 8, f"? {fate}", "mark", "start" if way > 0 else "end", colour)
+            )
         parts.append(_text((xs + xr) / 2, y - 4, label, "seg", "middle", colour))
     elif fate == "delayed" and y_out is not None:
         # Into the router, held (a dashed stretch down its column), then out.
@@ -201,11 +214,14 @@ def _state(e: dict, y: float) -> str:
     text = new if old in ("", "CLOSE") else f"{old}→{new}"
     w = 7.0 * len(text) + 12
     italic = ' font-style="italic"' if e.get("source") == "inet_diag" else ""
-    return (f'<g class="state" data-host="{esc(host)}"><title>{esc(text)} '
-            f'(seen by {esc(e.get("source", "?"))})</title>'
-            f'<rect x="{x - w / 2:.1f}" y="{y - 12:.1f}" width="{w:.1f}" height="16" rx="8" '
-            f'fill="#ffffff" stroke="{SIDE_COLOUR.get(host, "#555")}"/>'
-            + _text(x, y, text, "state", "middle", extra=italic) + "</g>")
+    return (
+        f'<g class="state" data-host="{esc(host)}"><title>{esc(text)} '
+        f"(seen by {esc(e.get('source', '?'))})</title>"
+        f'<rect x="{x - w / 2:.1f}" y="{y - 12:.1f}" width="{w:.1f}" height="16" rx="8" '
+        f'fill="#ffffff" stroke="{SIDE_COLOUR.get(host, "#555")}"/>'
+        + _text(x, y, text, "state", "middle", extra=italic)
+        + "</g>"
+    )
 
 
 def _call(e: dict, y: float, end: bool) -> str:
@@ -213,31 +229,43 @@ def _call(e: dict, y: float, end: bool) -> str:
     x, anchor = (X["client"] - 10, "end") if host == "client" else (X["server"] + 10, "start")
     ok = e.get("result") == "ok"
     fill = "#777777" if not end else ("#2e7d32" if ok else "#c62828")
-    return (f'<g class="call" data-host="{esc(host)}" data-call="{esc(e.get("call", ""))}">'
-            + _text(x, y, _call_text(e, end), "call", anchor, fill) + "</g>")
+    return (
+        f'<g class="call" data-host="{esc(host)}" data-call="{esc(e.get("call", ""))}">'
+        + _text(x, y, _call_text(e, end), "call", anchor, fill)
+        + "</g>"
+    )
 
 
 def _break(y: float, gap: float, y_after: float) -> str:
     """A torn band across the lifelines: time skipped, not drawn to scale."""
     mid = (y + y_after) / 2
-    zig = " ".join(f"{x},{mid - 5 if i % 2 else mid + 5}"
-                   for i, x in enumerate(range(X_TIME + 10, WIDTH - 10, 12)))
-    return (f'<g class="time-break"><rect x="0" y="{y + 4:.1f}" width="{WIDTH}" '
-            f'height="{y_after - y - 8:.1f}" fill="#ffffff"/>'
-            f'<polyline points="{zig}" fill="none" stroke="#9e9e9e" stroke-width="1.5"/>'
-            f'<rect x="{X["router"] - 70}" y="{mid - 9:.1f}" width="140" height="18" '
-            f'fill="#ffffff"/>'
-            + _text(X["router"], mid + 4, f"… {gap:.1f} s later …", "break", "middle",
-                    "#616161") + "</g>")
+    zig = " ".join(
+        f"{x},{mid - 5 if i % 2 else mid + 5}" for i, x in enumerate(range(X_TIME + 10, WIDTH - 10, 12))
+    )
+    return (
+        f'<g class="time-break"><rect x="0" y="{y + 4:.1f}" width="{WIDTH}" '
+        f'height="{y_after - y - 8:.1f}" fill="#ffffff"/>'
+        f'<polyline points="{zig}" fill="none" stroke="#9e9e9e" stroke-width="1.5"/>'
+        f'<rect x="{X["router"] - 70}" y="{mid - 9:.1f}" width="140" height="18" '
+        f'fill="#ffffff"/>'
+        + _text(X["router"], mid + 4, f"… {gap:.1f} s later …", "break", "middle", "#616161")
+        + "</g>"
+    )
 
 
 def _check_text(c: dict) -> str:
     from tcplab.core.check.base import Check
     from tcplab.render.live import check_line
 
-    check = Check(**{k: c[k] for k in ("name", "passed", "expected", "actual", "tolerance",
-                                       "evidence", "line") if k in c},
-                  one_sided=c.get("window") == "late", judged=c.get("judged", True))
+    check = Check(
+        **{
+            k: c[k]
+            for k in ("name", "passed", "expected", "actual", "tolerance", "evidence", "line")
+            if k in c
+        },
+        one_sided=c.get("window") == "late",
+        judged=c.get("judged", True),
+    )
     return check_line(check).plain.strip()
 
 
@@ -252,27 +280,53 @@ def svg(res: dict) -> str:
     extra = res.get("errors", []) + res.get("notes", [])
     height = int(bottom + 40 + CHECK_ROW * (len(lines) + len(extra) + 1))
     verdict = res.get("verdict", "?")
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="tcplab-ladder" width="{WIDTH}" '
-           f'height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="{FONT}" '
-           f'font-size="12">',
-           "<style>.seg,.mark{font-size:11px}.call{font-size:11px}.state{font-size:11px;"
-           "fill:#222}.t{font-size:10px;fill:#777}.chk{font-size:11px}"
-           ".title{font-size:17px;font-weight:bold}.sub{font-size:11px;fill:#555}"
-           ".col{font-size:13px;font-weight:bold}.break{font-size:11px}</style>",
-           f'<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="tcplab-ladder" width="{WIDTH}" '
+        f'height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="{FONT}" '
+        f'font-size="12">',
+        "<style>.seg,.mark{font-size:11px}.call{font-size:11px}.state{font-size:11px;"
+        "fill:#222}.t{font-size:10px;fill:#777}.chk{font-size:11px}"
+        ".title{font-size:17px;font-weight:bold}.sub{font-size:11px;fill:#555}"
+        ".col{font-size:13px;font-weight:bold}.break{font-size:11px}</style>",
+        f'<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>',
+    ]
     claims = ", ".join(res.get("claims") or []) or "none"
-    out.append(_text(12, 24, f"{res.get('scenario', '?')} — {verdict.upper()}", "title",
-                     fill=VERDICT.get(verdict, "#333")))
-    out.append(_text(12, 42, f"claims {claims} · {res.get('file', '')} · kernel "
-                     f"{res.get('kernel', '?')} · {res.get('duration', 0):.1f} s", "sub"))
-    out.append(_text(12, 57, "seq/ack relative to each side's ISN · rows in time order, "
-                     "not to scale; long silences drawn as breaks", "sub"))
+    out.append(
+        _text(
+            12,
+            24,
+            f"{res.get('scenario', '?')} — {verdict.upper()}",
+            "title",
+            fill=VERDICT.get(verdict, "#333"),
+        )
+    )
+    out.append(
+        _text(
+            12,
+            42,
+            f"claims {claims} · {res.get('file', '')} · kernel "
+            f"{res.get('kernel', '?')} · {res.get('duration', 0):.1f} s",
+            "sub",
+        )
+    )
+    out.append(
+        _text(
+            12,
+            57,
+            "seq/ack relative to each side's ISN · rows in time order, "
+            "not to scale; long silences drawn as breaks",
+            "sub",
+        )
+    )
     for host, x in X.items():
         name = "network (router)" if host == "router" else host
         out.append(_text(x, TOP - 18, name, "col", "middle", SIDE_COLOUR[host]))
-        out.append(f'<line class="lifeline" x1="{x}" y1="{TOP - 10}" x2="{x}" y2="{bottom}" '
-                   f'stroke="#bdbdbd" stroke-width="{1 if host == "router" else 2}"'
-                   + (' stroke-dasharray="3 3"' if host == "router" else "") + "/>")
+        out.append(
+            f'<line class="lifeline" x1="{x}" y1="{TOP - 10}" x2="{x}" y2="{bottom}" '
+            f'stroke="#bdbdbd" stroke-width="{1 if host == "router" else 2}"'
+            + (' stroke-dasharray="3 3"' if host == "router" else "")
+            + "/>"
+        )
     for y, gap, y_after in breaks:
         out.append(_break(y, gap, y_after))
     shown_t = None
@@ -287,8 +341,15 @@ def svg(res: dict) -> str:
         elif what in ("call", "call-start"):
             out.append(_call(e, y, what == "call"))
     y = bottom + 24
-    out.append(_text(12, y, f"checks: {sum(c.get('passed', False) for c in checks)} of "
-                     f"{len(checks)} passed", "col", fill=VERDICT.get(verdict, "#333")))
+    out.append(
+        _text(
+            12,
+            y,
+            f"checks: {sum(c.get('passed', False) for c in checks)} of {len(checks)} passed",
+            "col",
+            fill=VERDICT.get(verdict, "#333"),
+        )
+    )
     out.append('<g class="checks">')
     for line in lines:
         y += CHECK_ROW
@@ -313,13 +374,19 @@ def html_page(res: dict) -> str:
     for c in res.get("checks", []):
         ok = c.get("passed")
         tol = c.get("tolerance")
-        window = "" if tol is None else (f"-{MODEL_SLOP * 1000:.0f} ms/+{tol:.3f} s"
-                                         if c.get("window") == "late"
-                                         else f"± {tol:.3f} s")
-        rows.append(f'<tr class="{"pass" if ok else "fail"}"><td>{"✓" if ok else "✗"}</td>'
-                    f"<td>{esc(c.get('name', ''))}</td><td>{esc(c.get('expected', ''))}</td>"
-                    f"<td>{esc(c.get('actual', ''))}</td><td>{esc(window)}</td>"
-                    f"<td class=\"proof\">{esc(c.get('evidence', ''))}</td></tr>")
+        window = (
+            ""
+            if tol is None
+            else (
+                f"-{MODEL_SLOP * 1000:.0f} ms/+{tol:.3f} s" if c.get("window") == "late" else f"± {tol:.3f} s"
+            )
+        )
+        rows.append(
+            f'<tr class="{"pass" if ok else "fail"}"><td>{"✓" if ok else "✗"}</td>'
+            f"<td>{esc(c.get('name', ''))}</td><td>{esc(c.get('expected', ''))}</td>"
+            f"<td>{esc(c.get('actual', ''))}</td><td>{esc(window)}</td>"
+            f'<td class="proof">{esc(c.get("evidence", ""))}</td></tr>'
+        )
     errors = "".join(f"<li>{esc(e)}</li>" for e in res.get("errors", []))
     notes = "".join(f"<li>{esc(n)}</li>" for n in res.get("notes", []))
     title = f"{res.get('scenario', '?')}: {verdict}"

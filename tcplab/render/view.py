@@ -27,10 +27,23 @@ class View(Protocol):
 
 
 class NullView:
-    def started(self, scenario, plan): pass
-    def event(self, ev): pass
-    def call_started(self, t, host, call, arg): pass
-    def tick(self, t, waiting): pass
-    def note(self, text): pass
-    def held(self, pending, t, hints): pass
-    def decided(self, seg, t): pass
+    def started(self, scenario, plan):
+        pass
+
+    def event(self, ev):
+        pass
+
+    def call_started(self, t, host, call, arg):
+        pass
+
+    def tick(self, t, waiting):
+        pass
+
+    def note(self, text):
+        pass
+
+    def held(self, pending, t, hints):
+        pass
+
+    def decided(self, seg, t):
+        pass

@@ -15,8 +15,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from tcplab.vm.plan import (CACHE, Failed, GUEST_PYTHON, HERE, MIRROR, ROOT, SECURITY,
-                            TEST_FLAVOUR, image_kernel, image_key)
+from tcplab.vm.plan import (
+    CACHE,
+    Failed,
+    GUEST_PYTHON,
+    HERE,
+    MIRROR,
+    ROOT,
+    SECURITY,
+    TEST_FLAVOUR,
+    image_kernel,
+    image_key,
+)
 from tcplab.vm.procs import remove, say, scratch, sh
 
 # ----------------------------------------------------------------- the project's files
@@ -24,11 +34,17 @@ from tcplab.vm.procs import remove, say, scratch, sh
 
 def project_files(source: str) -> list[str]:
     if source == "head":
-        out = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
-                             capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
+            capture_output=True,
+            check=True,
+        ).stdout
     else:
-        out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout
     names = [n.decode() for n in out.split(b"\0") if n]
     if source == "worktree":  # a tracked file deleted in the worktree is not sent
         names = [n for n in names if os.path.lexists(ROOT / n)]
@@ -37,19 +53,23 @@ def project_files(source: str) -> list[str]:
 
 def source_note(source: str) -> str:
     def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
+
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return (f"source: {source}\ncommit: {git('rev-parse', 'HEAD')}\n"
-            f"uncommitted changes: {'yes' if dirty and source == 'worktree' else 'no'}\n"
-            + (dirty + "\n" if dirty and source == "worktree" else ""))
+    return (
+        f"source: {source}\ncommit: {git('rev-parse', 'HEAD')}\n"
+        f"uncommitted changes: {'yes' if dirty and source == 'worktree' else 'no'}\n"
+        + (dirty + "\n" if dirty and source == "worktree" else "")
+    )
 
 
 def add_project(tar: tarfile.TarFile, source: str, prefix: str) -> None:
     if source == "head":
-        blob = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar",
-                               f"--prefix={prefix}/", "HEAD"],
-                              capture_output=True, check=True).stdout
+        blob = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", f"--prefix={prefix}/", "HEAD"],
+            capture_output=True,
+            check=True,
+        ).stdout
         with tarfile.open(fileobj=io.BytesIO(blob)) as src:
             for m in src.getmembers():
                 tar.addfile(m, src.extractfile(m) if m.isfile() else None)
@@ -75,16 +95,18 @@ def add_bytecode(tar: tarfile.TarFile, names: list[str], prefix: str) -> None:
             path = Path(name)
             pyc = Path(tmp) / "x.pyc"
             try:
-                py_compile.compile(str(ROOT / name), cfile=str(pyc), dfile=f"/root/project/{name}",
-                                   doraise=True)
+                py_compile.compile(
+                    str(ROOT / name), cfile=str(pyc), dfile=f"/root/project/{name}", doraise=True
+                )
             except py_compile.PyCompileError:
                 continue
             tar.add(pyc, arcname=f"{prefix}/{path.parent}/__pycache__/{path.stem}.{tag}.pyc")
 
 
 def key_files() -> dict[str, bytes]:
-    return {n: (ROOT / n).read_bytes() for n in ("pyproject.toml", "scripts/setup.sh")} | \
-           {"guest-init": (HERE / "guest-init").read_bytes()}
+    return {n: (ROOT / n).read_bytes() for n in ("pyproject.toml", "scripts/setup.sh")} | {
+        "guest-init": (HERE / "guest-init").read_bytes()
+    }
 
 
 # ----------------------------------------------------------------- build
@@ -96,8 +118,7 @@ def need_root() -> None:
 
 
 def ensure_host_tools() -> None:
-    wanted = {"qemu-system-x86_64": "qemu-system-x86", "debootstrap": "debootstrap",
-              "mkfs.ext4": "e2fsprogs"}
+    wanted = {"qemu-system-x86_64": "qemu-system-x86", "debootstrap": "debootstrap", "mkfs.ext4": "e2fsprogs"}
     missing = sorted({pkg for cmd, pkg in wanted.items() if not shutil.which(cmd)})
     if missing:
         say(f"installing {' '.join(missing)} on the host")
@@ -162,8 +183,12 @@ def build(name: str, rebuild: bool = False) -> dict:
     if meta and meta.get("key") == key and not rebuild:
         return meta
     if meta:
-        say(f"{name}: the cached image is stale (pyproject.toml, scripts/setup.sh or the "
-            f"recipe changed): rebuilding" if meta.get("key") != key else f"{name}: rebuilding")
+        say(
+            f"{name}: the cached image is stale (pyproject.toml, scripts/setup.sh or the "
+            f"recipe changed): rebuilding"
+            if meta.get("key") != key
+            else f"{name}: rebuilding"
+        )
     need_root()
     ensure_host_tools()
     t0 = time.monotonic()
@@ -177,7 +202,8 @@ def build(name: str, rebuild: bool = False) -> dict:
         os.chmod(root, 0o755)  # not the 0700 of the temporary directory it was made in
         (root / "etc/apt/sources.list").write_text(
             f"deb {MIRROR} bookworm main\ndeb {MIRROR} bookworm-updates main\n"
-            f"deb {SECURITY} bookworm-security main\ndeb {MIRROR} bookworm-backports main\n")
+            f"deb {SECURITY} bookworm-security main\ndeb {MIRROR} bookworm-backports main\n"
+        )
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
         bundle = Path("/etc/ssl/certs/ca-certificates.crt")
         if bundle.exists():  # TLS to PyPI verifies as on the host (as fresh-machine-check does)
@@ -198,11 +224,24 @@ def build(name: str, rebuild: bool = False) -> dict:
         (root / "root/chroot-build.sh").write_text(CHROOT_SCRIPT)
         test_flag = "--test" if name.endswith(TEST_FLAVOUR) else ""
         # Mounts only inside a private mount namespace: they vanish with it, on any exit.
-        sh(["unshare", "-m", "--propagation", "private", "bash", "-ec",
-            'r=$1; shift; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; '
-            'mount --rbind /dev "$r/dev"; mount -t tmpfs tmpfs "$r/run"; '
-            'exec chroot "$r" /usr/bin/env -i bash /root/chroot-build.sh "$@"',
-            "_", str(root), kernel.suite, kernel.package, test_flag])
+        sh(
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "bash",
+                "-ec",
+                'r=$1; shift; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; '
+                'mount --rbind /dev "$r/dev"; mount -t tmpfs tmpfs "$r/run"; '
+                'exec chroot "$r" /usr/bin/env -i bash /root/chroot-build.sh "$@"',
+                "_",
+                str(root),
+                kernel.suite,
+                kernel.package,
+                test_flag,
+            ]
+        )
         (root / "root/chroot-build.sh").unlink()
         (root / "etc/resolv.conf").write_text("")
         boot = root / "boot"
@@ -214,28 +253,53 @@ def build(name: str, rebuild: bool = False) -> dict:
         out.mkdir()
         shutil.copy(vmlinuz[0], out / "vmlinuz")
         shutil.copy(boot / f"initrd.img-{release}", out / "initrd.img")
-        used = int(subprocess.run(["du", "-sb", str(root)], capture_output=True, text=True,
-                                  check=True).stdout.split()[0])
+        used = int(
+            subprocess.run(
+                ["du", "-sb", str(root)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
         size_mb = int(used * 1.25 / 2**20) + 1024  # room for the runs' own files
-        sh(["mkfs.ext4", "-q", "-F", "-L", "tcplab-root", "-d", str(root),
-            str(out / "disk.img"), f"{size_mb}M"])
-        pkg = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Version}",
-                              f"linux-image-{release}"], capture_output=True, text=True).stdout
-        meta = {"name": name, "key": key, "kernel_release": release, "package": kernel.package,
-                "package_version": pkg, "suite": kernel.suite,
-                "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "build_seconds": round(time.monotonic() - t0, 1),
-                "disk_mb": size_mb, "disk_used_mb": round(used / 2**20)}
+        sh(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-L",
+                "tcplab-root",
+                "-d",
+                str(root),
+                str(out / "disk.img"),
+                f"{size_mb}M",
+            ]
+        )
+        pkg = subprocess.run(
+            ["chroot", str(root), "dpkg-query", "-W", "-f", "${Version}", f"linux-image-{release}"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        meta = {
+            "name": name,
+            "key": key,
+            "kernel_release": release,
+            "package": kernel.package,
+            "package_version": pkg,
+            "suite": kernel.suite,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "disk_mb": size_mb,
+            "disk_used_mb": round(used / 2**20),
+        }
         (out / "image.json").write_text(json.dumps(meta, indent=1) + "\n")
         dest = image_dir(name)
         remove(dest)
         out.rename(dest)
-        say(f"{name}: built {release} ({pkg}) in {meta['build_seconds']:.0f} s, "
-            f"{meta['disk_used_mb']} MB used of a {size_mb} MB disk: {dest}")
+        say(
+            f"{name}: built {release} ({pkg}) in {meta['build_seconds']:.0f} s, "
+            f"{meta['disk_used_mb']} MB used of a {size_mb} MB disk: {dest}"
+        )
         return meta
     finally:
         remove(work)
 
 
 # ----------------------------------------------------------------- run
-

@@ -29,13 +29,35 @@ import threading
 import time
 from pathlib import Path
 
-from tcplab.vm.image import (add_project, build, image_dir, image_meta, key_files,
-                             need_root, source_note)
-from tcplab.vm.plan import (CACHE, Failed, HERE, TEST_FLAVOUR, Usage, choose_accel,
-                            image_key, image_name, judge_probe, parse_args, probe_argv,
-                            qemu_argv, results_dir, rewrite_out, summarize)
-from tcplab.vm.procs import (forget, kill, kill_children, on_signal, remove, say, scratch,
-                             spawn, sweep_leftovers)
+from tcplab.vm.image import add_project, build, image_dir, image_meta, key_files, need_root, source_note
+from tcplab.vm.plan import (
+    CACHE,
+    Failed,
+    HERE,
+    TEST_FLAVOUR,
+    Usage,
+    choose_accel,
+    image_key,
+    image_name,
+    judge_probe,
+    parse_args,
+    probe_argv,
+    qemu_argv,
+    results_dir,
+    rewrite_out,
+    summarize,
+)
+from tcplab.vm.procs import (
+    forget,
+    kill,
+    kill_children,
+    on_signal,
+    remove,
+    say,
+    scratch,
+    spawn,
+    sweep_leftovers,
+)
 
 
 def kvm_usable() -> bool:
@@ -97,8 +119,10 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         job = work / "job.tar"
         with tarfile.open(job, "w", format=tarfile.GNU_FORMAT) as tar:
             tar.add(HERE / "guest-job.sh", arcname="job.sh")
-            for arcname, data in (("args", b"".join(a.encode() + b"\0" for a in rewrite_out(args.lab_args))),
-                                  ("source.txt", source_note(args.source).encode())):
+            for arcname, data in (
+                ("args", b"".join(a.encode() + b"\0" for a in rewrite_out(args.lab_args))),
+                ("source.txt", source_note(args.source).encode()),
+            ):
                 info = tarfile.TarInfo(arcname)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -109,17 +133,31 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         console = work / "console.log"
         accel, why = choose_accel(args.accel, kvm_usable(), lambda: probe_kvm(img / "vmlinuz"))
         say(f"{name}: booting {meta['kernel_release']} under {accel.upper()} ({why})")
-        argv = qemu_argv(accel=accel, kernel=img / "vmlinuz", initrd=img / "initrd.img",
-                         disk=img / "disk.img", job=job, results=results, console=console,
-                         memory=args.memory, smp=args.smp, name=f"tcplab-{name}",
-                         extra_append=os.environ.get("KERNEL_VM_APPEND", ""),
-                         cpu_model=os.environ.get("KERNEL_VM_CPU", ""))
+        argv = qemu_argv(
+            accel=accel,
+            kernel=img / "vmlinuz",
+            initrd=img / "initrd.img",
+            disk=img / "disk.img",
+            job=job,
+            results=results,
+            console=console,
+            memory=args.memory,
+            smp=args.smp,
+            name=f"tcplab-{name}",
+            extra_append=os.environ.get("KERNEL_VM_APPEND", ""),
+            cpu_model=os.environ.get("KERNEL_VM_CPU", ""),
+        )
         stop = threading.Event()
         echo = threading.Thread(target=follow, args=(console, stop, args.quiet), daemon=True)
         echo.start()
         # TMPDIR: where qemu keeps the snapshot=on overlay, removed with the work dir.
-        proc = spawn(argv, env=dict(os.environ, TMPDIR=str(work)),
-                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = spawn(
+            argv,
+            env=dict(os.environ, TMPDIR=str(work)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         timed_out = False
         try:
             proc.wait(timeout=args.timeout)
@@ -142,8 +180,7 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         if args.out is None:
             remove(out)  # results/vm/<release>/ holds the last run only
         out.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["tar", "-xf", str(results), "-C", str(out), "--no-same-owner"],
-                       capture_output=True)
+        subprocess.run(["tar", "-xf", str(results), "-C", str(out), "--no-same-owner"], capture_output=True)
         shutil.copy(console, out / "console.log") if console.exists() else None
         if timed_out:
             say(f"{name}: timed out after {args.timeout:.0f} s; qemu killed; console in {out}/console.log")
@@ -153,8 +190,10 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         try:
             rc = int((out / "exit-code").read_text())
         except (OSError, ValueError):
-            say(f"{name}: the VM brought back no results (qemu exit {proc.returncode}); "
-                f"see {out}/console.log" + (f"; qemu: {qemu_err.strip()[-300:]}" if qemu_err.strip() else ""))
+            say(
+                f"{name}: the VM brought back no results (qemu exit {proc.returncode}); "
+                f"see {out}/console.log" + (f"; qemu: {qemu_err.strip()[-300:]}" if qemu_err.strip() else "")
+            )
             return 3
         timing = {}
         try:
@@ -165,9 +204,11 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         (out / "timing.json").write_text(json.dumps(timing) + "\n")
         for stem, verdict in summarize(out):
             say(f"  {stem}: {verdict}")
-        say(f"{name}: {meta['kernel_release']}, ./lab exited {rc}; booted to the job in "
+        say(
+            f"{name}: {meta['kernel_release']}, ./lab exited {rc}; booted to the job in "
             f"{timing.get('boot_to_job_s', '?')} s, job {timing.get('job_s', '?')} s, "
-            f"{wall:.0f} s in all; results in {out}")
+            f"{wall:.0f} s in all; results in {out}"
+        )
         return rc
     finally:
         remove(work)
@@ -178,9 +219,11 @@ def list_images() -> int:
         meta = image_meta(d.name)
         if meta:
             current = meta.get("key") == image_key(d.name, key_files())
-            print(f"{d.name:10} {meta['kernel_release']:28} {meta.get('package_version', ''):22} "
-                  f"built {meta['built']} in {meta['build_seconds']:.0f} s"
-                  f"{'' if current else '  (stale: rebuilt on next use)'}")
+            print(
+                f"{d.name:10} {meta['kernel_release']:28} {meta.get('package_version', ''):22} "
+                f"built {meta['built']} in {meta['build_seconds']:.0f} s"
+                f"{'' if current else '  (stale: rebuilt on next use)'}"
+            )
     return 0
 
 
@@ -215,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         sweep_leftovers()
         if args.command == "build":
             for k in args.kernels:
-                build(k + (TEST_FLAVOUR if args.test_deps and not k.endswith(TEST_FLAVOUR) else ""),
-                      rebuild=args.rebuild)
+                build(
+                    k + (TEST_FLAVOUR if args.test_deps and not k.endswith(TEST_FLAVOUR) else ""),
+                    rebuild=args.rebuild,
+                )
             return 0
         worst = 0
         for k in args.kernels:

@@ -24,15 +24,19 @@ GUEST_PYTHON = (3, 11)  # Debian 12's python3
 @dataclass(frozen=True)
 class Kernel:
     name: str
-    suite: str          # the apt target release the kernel package comes from
+    suite: str  # the apt target release the kernel package comes from
     package: str
     about: str
 
 
 KERNELS = {
     "6.1": Kernel("6.1", "bookworm", "linux-image-cloud-amd64", "Debian 12's own kernel"),
-    "6.12": Kernel("6.12", "bookworm-backports", "linux-image-cloud-amd64",
-                   "Debian 12 with the bookworm-backports kernel"),
+    "6.12": Kernel(
+        "6.12",
+        "bookworm-backports",
+        "linux-image-cloud-amd64",
+        "Debian 12 with the bookworm-backports kernel",
+    ),
 }
 # The lab's test suite needs more inside (setup.sh --test): a separate image, NAME+test.
 TEST_FLAVOUR = "+test"
@@ -63,36 +67,59 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     lab_args: list[str] = []
     if "--" in argv:
         i = argv.index("--")
-        argv, lab_args = argv[:i], argv[i + 1:]
+        argv, lab_args = argv[:i], argv[i + 1 :]
     commands = ("build", "run", "list", "clean")
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv = ["run", *argv]
-    p = argparse.ArgumentParser(prog="kernel-vm", description=USAGE,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="kernel-vm", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build (or reuse) the cached image of each kernel")
     b.add_argument("kernels", nargs="+", metavar="KERNEL")
     b.add_argument("--rebuild", action="store_true", help="build even when the cached image is current")
-    b.add_argument("--test-deps", action="store_true",
-                   help="also what ./lab test needs (setup.sh --test): the image NAME+test")
-    r = sub.add_parser("run", help="boot each kernel's image and run ./lab ARGS inside",
-                       epilog="ARGS after -- go to ./lab inside the VM, as root; an argument "
-                              "OUT or OUT/... names the directory brought back to the host.")
+    b.add_argument(
+        "--test-deps",
+        action="store_true",
+        help="also what ./lab test needs (setup.sh --test): the image NAME+test",
+    )
+    r = sub.add_parser(
+        "run",
+        help="boot each kernel's image and run ./lab ARGS inside",
+        epilog="ARGS after -- go to ./lab inside the VM, as root; an argument "
+        "OUT or OUT/... names the directory brought back to the host.",
+    )
     r.add_argument("kernels", nargs="+", metavar="KERNEL")
-    r.add_argument("--accel", choices=("auto", "kvm", "tcg"),
-                   default=os.environ.get("KERNEL_VM_ACCEL", "auto"),
-                   help="auto: KVM if a probe guest runs under it, else TCG (default)")
-    r.add_argument("--timeout", type=float, default=float(os.environ.get("KERNEL_VM_TIMEOUT", 3600)),
-                   help="seconds the VM may run before qemu is killed (default 3600)")
-    r.add_argument("--out", type=Path, default=None,
-                   help="host directory for the results (default results/vm/<kernel release>/)")
+    r.add_argument(
+        "--accel",
+        choices=("auto", "kvm", "tcg"),
+        default=os.environ.get("KERNEL_VM_ACCEL", "auto"),
+        help="auto: KVM if a probe guest runs under it, else TCG (default)",
+    )
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=float(os.environ.get("KERNEL_VM_TIMEOUT", 3600)),
+        help="seconds the VM may run before qemu is killed (default 3600)",
+    )
+    r.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="host directory for the results (default results/vm/<kernel release>/)",
+    )
     r.add_argument("--memory", default="2G")
     r.add_argument("--smp", type=int, default=2)
-    r.add_argument("--source", choices=("worktree", "head"), default="worktree",
-                   help="worktree: the checkout's files as they are now (tracked and "
-                        "untracked, not ignored); head: the committed tree (git archive HEAD)")
-    r.add_argument("--no-build", action="store_true",
-                   help="fail instead of building a missing or stale image")
+    r.add_argument(
+        "--source",
+        choices=("worktree", "head"),
+        default="worktree",
+        help="worktree: the checkout's files as they are now (tracked and "
+        "untracked, not ignored); head: the committed tree (git archive HEAD)",
+    )
+    r.add_argument(
+        "--no-build", action="store_true", help="fail instead of building a missing or stale image"
+    )
     r.add_argument("--quiet", action="store_true", help="do not echo the VM's console")
     sub.add_parser("list", help="the cached images")
     c = sub.add_parser("clean", help="remove cached images (all, or the named ones) and leftovers")
@@ -100,13 +127,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ns = p.parse_args(argv)
     ns.lab_args = lab_args
     if ns.command == "run" and not lab_args:
-        raise Usage("run: give the lab's arguments after --, e.g. "
-                    "-- run scenarios/handshake/normal.yaml --json OUT/")
+        raise Usage(
+            "run: give the lab's arguments after --, e.g. -- run scenarios/handshake/normal.yaml --json OUT/"
+        )
     if ns.command in ("build", "run", "clean"):
         for k in ns.kernels:
             if image_kernel(k) is None:
-                raise Usage(f"unknown kernel {k!r}: known are {', '.join(KERNELS)} "
-                            f"(and NAME{TEST_FLAVOUR} for an image with the test tools)")
+                raise Usage(
+                    f"unknown kernel {k!r}: known are {', '.join(KERNELS)} "
+                    f"(and NAME{TEST_FLAVOUR} for an image with the test tools)"
+                )
     return ns
 
 
@@ -142,39 +172,103 @@ def image_key(kernel: str, files: dict[str, bytes]) -> str:
     return h.hexdigest()[:16]
 
 
-def qemu_argv(*, accel: str, kernel: Path, initrd: Path, disk: Path, job: Path,
-              results: Path, console: Path, memory: str = "2G", smp: int = 2,
-              name: str = "tcplab", extra_append: str = "", cpu_model: str = "") -> list[str]:
+def qemu_argv(
+    *,
+    accel: str,
+    kernel: Path,
+    initrd: Path,
+    disk: Path,
+    job: Path,
+    results: Path,
+    console: Path,
+    memory: str = "2G",
+    smp: int = 2,
+    name: str = "tcplab",
+    extra_append: str = "",
+    cpu_model: str = "",
+) -> list[str]:
     """The VM: no network, no display; the root disk is a throw-away snapshot of the cached
     image (so every boot starts from the same image), the job is a raw tar on vdb and the
     results a raw tar the guest writes on vdc. Under nice: others may be timing things here."""
     # cx16=off under TCG: qemu 7.2 (Debian 12's) emulates 6.12's per-CPU cmpxchg16b (the
     # SLUB freelist) wrongly now and then, and the guest oopses at boot (1 boot in 3
     # here); without cx16 the kernel takes its fallback path: 10 boots in 10.
-    cpu = ["-accel", "kvm", "-cpu", cpu_model or "host"] if accel == "kvm" else \
-          ["-accel", "tcg,thread=multi", "-cpu", cpu_model or "max,cx16=off"]
-    append = ("root=/dev/vda rw console=ttyS0 init=/sbin/kernel-vm-init panic=-1 "
-              "quiet loglevel=4 net.ifnames=0")
+    cpu = (
+        ["-accel", "kvm", "-cpu", cpu_model or "host"]
+        if accel == "kvm"
+        else ["-accel", "tcg,thread=multi", "-cpu", cpu_model or "max,cx16=off"]
+    )
+    append = (
+        "root=/dev/vda rw console=ttyS0 init=/sbin/kernel-vm-init panic=-1 quiet loglevel=4 net.ifnames=0"
+    )
     if extra_append:  # KERNEL_VM_APPEND, for debugging a boot (e.g. loglevel=7)
         append += " " + extra_append
-    return ["nice", "-n", "10", "qemu-system-x86_64", "-name", name,
-            "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
-            *cpu, "-smp", str(smp), "-m", memory, "-no-reboot",
-            "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
-            "-drive", f"file={disk},if=virtio,format=raw,snapshot=on",
-            "-drive", f"file={job},if=virtio,format=raw,readonly=on",
-            "-drive", f"file={results},if=virtio,format=raw",
-            "-device", "virtio-rng-pci",
-            "-serial", f"file:{console}"]
+    return [
+        "nice",
+        "-n",
+        "10",
+        "qemu-system-x86_64",
+        "-name",
+        name,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        *cpu,
+        "-smp",
+        str(smp),
+        "-m",
+        memory,
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append,
+        "-drive",
+        f"file={disk},if=virtio,format=raw,snapshot=on",
+        "-drive",
+        f"file={job},if=virtio,format=raw,readonly=on",
+        "-drive",
+        f"file={results},if=virtio,format=raw",
+        "-device",
+        "virtio-rng-pci",
+        "-serial",
+        f"file:{console}",
+    ]
 
 
 def probe_argv(kernel: Path) -> list[str]:
     """A guest that only boots the kernel until it finds no root and panics: under a KVM
     that works that takes a second or two and qemu exits 0 (-no-reboot)."""
-    return ["nice", "-n", "10", "qemu-system-x86_64", "-nodefaults", "-no-user-config",
-            "-display", "none", "-monitor", "none", "-serial", "none",
-            "-accel", "kvm", "-cpu", "host", "-m", "256M", "-no-reboot",
-            "-kernel", str(kernel), "-append", "root=/dev/nonexistent panic=-1 console=ttyS0"]
+    return [
+        "nice",
+        "-n",
+        "10",
+        "qemu-system-x86_64",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-m",
+        "256M",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "root=/dev/nonexistent panic=-1 console=ttyS0",
+    ]
 
 
 def choose_accel(wanted: str, kvm_usable: bool, probe) -> tuple[str, str]:
@@ -189,16 +283,20 @@ def choose_accel(wanted: str, kvm_usable: bool, probe) -> tuple[str, str]:
     if not kvm_usable:
         return "tcg", "no usable /dev/kvm"
     ok, reason = probe()
-    return (("kvm", "the probe guest ran under KVM") if ok
-            else ("tcg", f"KVM cannot run a guest here ({reason})"))
+    return (
+        ("kvm", "the probe guest ran under KVM") if ok else ("tcg", f"KVM cannot run a guest here ({reason})")
+    )
 
 
 def judge_probe(returncode: int | None, stderr: str) -> tuple[bool, str]:
     """The probe's outcome: exited 0 is success; KVM's internal errors (the guest stops,
     qemu does not exit) and a timeout (returncode None) are failures."""
     for line in stderr.splitlines():
-        if "KVM internal error" in line or "failed to initialize kvm" in line.lower() \
-                or "emulation failure" in line:
+        if (
+            "KVM internal error" in line
+            or "failed to initialize kvm" in line.lower()
+            or "emulation failure" in line
+        ):
             return False, line.strip()
     if returncode is None:
         return False, "the probe guest did not finish"
@@ -228,5 +326,3 @@ def summarize(results_dir: Path) -> list[tuple[str, str]]:
         if isinstance(data, dict) and "verdict" in data:
             rows.append((p.stem, str(data["verdict"])))
     return rows
-
-

@@ -45,8 +45,9 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def spawn(argv: list[str], niced: bool = False, **kw) -> subprocess.Popen:
-    proc = subprocess.Popen(argv, start_new_session=True,
-                            preexec_fn=die_with_parent_niced if niced else die_with_parent, **kw)
+    proc = subprocess.Popen(
+        argv, start_new_session=True, preexec_fn=die_with_parent_niced if niced else die_with_parent, **kw
+    )
     _children.add(proc)
     return proc
 
@@ -106,5 +107,3 @@ def sweep_leftovers() -> None:
             continue
         if not Path(f"/proc/{pid}").exists():
             remove(d)
-
-

@@ -38,10 +38,23 @@ def catalogue(tmp_path_factory):
     # The longest scenario bounds the catalogue (the longest start first, six side by
     # side); the margin is for set-up and teardown on a loaded machine.
     limit = max(load_scenario(path).timeout for path in chosen) + 300
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--jobs",
-                           str(min(len(chosen), CATALOGUE_JOBS)),
-                           "--json", str(out), "--no-color", *map(str, chosen)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=limit)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcplab",
+            "run",
+            "--jobs",
+            str(min(len(chosen), CATALOGUE_JOBS)),
+            "--json",
+            str(out),
+            "--no-color",
+            *map(str, chosen),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=limit,
+    )
     results = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
-    return {"proc": proc, "results": results, "before": before, "after": root_snapshot(),
-            "chosen": chosen}
+    return {"proc": proc, "results": results, "before": before, "after": root_snapshot(), "chosen": chosen}

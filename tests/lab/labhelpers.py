@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-_ENTER = ("import os, sys; from tcplab.lab.child import enter_netns; "
-          "enter_netns(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])")
+_ENTER = (
+    "import os, sys; from tcplab.lab.child import enter_netns; "
+    "enter_netns(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
+)
 
 
 def ns_argv(ns: str, *argv: str) -> list[str]:
@@ -20,8 +22,7 @@ def ns_argv(ns: str, *argv: str) -> list[str]:
 
 def ns_output(ns: str, *argv: str) -> str:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run(ns_argv(ns, *argv), capture_output=True, text=True,
-                          env=env).stdout
+    return subprocess.run(ns_argv(ns, *argv), capture_output=True, text=True, env=env).stdout
 
 
 def children_of(pid: int, module: str) -> list[int]:
@@ -69,8 +70,7 @@ def runnable_here(path: Path) -> str | None:
         for name in values:
             if not os.path.exists("/proc/sys/" + name.replace(".", "/")):
                 return f"this kernel has no {name}"
-    if sc.name == "syn-lost-modern" and not os.path.exists(
-            "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"):
+    if sc.name == "syn-lost-modern" and not os.path.exists("/proc/sys/net/ipv4/tcp_syn_linear_timeouts"):
         return "describes the defaults of Linux >= 6.5"
     return None
 
@@ -84,23 +84,31 @@ def selected(path: Path) -> bool:
     if not only:
         return True
     text = path.read_text()
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("scenario:")), path.stem)
-    return any(fnmatch.fnmatch(name, w.strip()) or fnmatch.fnmatch(path.stem, w.strip())
-               for w in only)
+    name = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("scenario:")),
+        path.stem,
+    )
+    return any(fnmatch.fnmatch(name, w.strip()) or fnmatch.fnmatch(path.stem, w.strip()) for w in only)
 
 
 def root_snapshot() -> dict[str, str]:
     """What the root namespace looks like to someone who fears we touched it."""
+
     def out(*cmd):
         try:
             return subprocess.run(cmd, capture_output=True, text=True).stdout
         except FileNotFoundError:
             return f"{cmd[0]} missing"
-    return {"iptables": out("iptables-save"), "nft": out("nft", "list", "ruleset"),
-            "links": out("ip", "-o", "link", "show"), "netns": out("ip", "netns", "list"),
-            "tracefs": " ".join(sorted(os.listdir("/sys/kernel/tracing/instances")))
-            if os.path.isdir("/sys/kernel/tracing/instances") else ""}
+
+    return {
+        "iptables": out("iptables-save"),
+        "nft": out("nft", "list", "ruleset"),
+        "links": out("ip", "-o", "link", "show"),
+        "netns": out("ip", "netns", "list"),
+        "tracefs": " ".join(sorted(os.listdir("/sys/kernel/tracing/instances")))
+        if os.path.isdir("/sys/kernel/tracing/instances")
+        else "",
+    }
 
 
 def strip_counters(text: str) -> str:
@@ -109,8 +117,7 @@ def strip_counters(text: str) -> str:
 
 
 def result(catalogue, name):
-    path = next((p for p in ALL if p.stem == name or f"scenario: {name}\n" in p.read_text()),
-                None)
+    path = next((p for p in ALL if p.stem == name or f"scenario: {name}\n" in p.read_text()), None)
     why = runnable_here(path) if path else None
     if why:
         pytest.skip(f"{name}: {why}")
@@ -122,13 +129,17 @@ def result(catalogue, name):
 
 
 def segments(res, name=None, sender=None):
-    return [e for e in res["events"] if e["kind"] == "segment"
-            and (name is None or e["name"] == name) and (sender is None or e["from"] == sender)]
+    return [
+        e
+        for e in res["events"]
+        if e["kind"] == "segment"
+        and (name is None or e["name"] == name)
+        and (sender is None or e["from"] == sender)
+    ]
 
 
 def calls(res, host, call):
-    return [e for e in res["events"] if e["kind"] == "app" and e["host"] == host
-            and e["call"] == call]
+    return [e for e in res["events"] if e["kind"] == "app" and e["host"] == host and e["call"] == call]
 
 
 def states(res, host):
@@ -137,5 +148,3 @@ def states(res, host):
 
 def failed_checks(res):
     return [c for c in res["checks"] if not c["passed"]] or res["errors"]
-
-

@@ -16,9 +16,19 @@ from tcplab.lab import topology
 
 pytestmark = pytest.mark.root
 
-NAMES = ["no-accept", "accept-queue-full", "accept-queue-abort", "syn-flood-syncookies",
-         "simultaneous-open", "syn-lost-many", "close-wait-leak",
-         "time-wait-port-exhaustion", "broken-pipe", "no-time-wait", "linger-zero"]
+NAMES = [
+    "no-accept",
+    "accept-queue-full",
+    "accept-queue-abort",
+    "syn-flood-syncookies",
+    "simultaneous-open",
+    "syn-lost-many",
+    "close-wait-leak",
+    "time-wait-port-exhaustion",
+    "broken-pipe",
+    "no-time-wait",
+    "linger-zero",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -30,8 +40,7 @@ def test_scenario_passes_on_this_kernel(catalogue, name):
 
 def conns(res, host, new):
     """4-tuples of the host's sockets that ever changed into `new`."""
-    return {(e["laddr"], e["lport"], e["raddr"], e["rport"]) for e in states(res, host)
-            if e["to"] == new}
+    return {(e["laddr"], e["lport"], e["raddr"], e["rport"]) for e in states(res, host) if e["to"] == new}
 
 
 def test_no_accept_connection_is_established_and_acks_data(catalogue):
@@ -63,8 +72,7 @@ def test_accept_queue_holds_somaxconn_plus_one(catalogue):
     assert acks and all(a["fate"] in ("delivered", "delayed") for a in acks)
     assert len(synacks) >= 2 and synacks[1]["retransmission"]
     assert 1.0 <= synacks[1]["t"] - synacks[0]["t"] <= 1.1
-    assert (res["sysctls"]["server"]["net.ipv4.tcp_abort_on_overflow"] == "0"
-            and not segments(res, "rst"))
+    assert res["sysctls"]["server"]["net.ipv4.tcp_abort_on_overflow"] == "0" and not segments(res, "rst")
     # The fifth: every SYN delivered, none answered (the SYN is dropped, ListenOverflows).
     syns = [s for s in segments(res, "syn", "client") if s["t"] >= late["t"]]
     assert len(syns) >= 3 and {s["fate"] for s in syns} == {"delivered"}
@@ -77,8 +85,9 @@ def test_abort_on_overflow_resets_the_late_connection(catalogue):
     res = result(catalogue, "accept-queue-abort")
     (rst,) = segments(res, "rst", "server")
     (reset,) = [c for c in calls(res, "client", "recv") if c["result"] == "ECONNRESET"]
-    connect = next(c for c in calls(res, "client", "connect")
-                   if c["iteration"] == reset["iteration"] and c["t"] > 0.5)
+    connect = next(
+        c for c in calls(res, "client", "connect") if c["iteration"] == reset["iteration"] and c["t"] > 0.5
+    )
     assert rst["dport"] == connect["lport"]
     (ack,) = [s for s in segments(res, "ack", "client") if s["sport"] == rst["dport"]]
     assert 0 <= rst["t"] - ack["t_out"] < 0.02
@@ -101,8 +110,7 @@ def test_syn_flood_fills_the_request_queue_then_cookies(catalogue):
     mine = [s for s in segments(res, "syn-ack", "server") if s["dst"] == client]
     assert len(mine) == 1
     # The flood never left the lab: every segment is between the two lab subnets.
-    lab = [ipaddress.ip_network(f"{res['lab'][h]}/24", strict=False)
-           for h in ("client", "server")]
+    lab = [ipaddress.ip_network(f"{res['lab'][h]}/24", strict=False) for h in ("client", "server")]
     for s in segments(res):
         assert {ipaddress.ip_address(s["src"]) in n for n in lab} == {True, False}
         assert {ipaddress.ip_address(s["dst"]) in n for n in lab} == {True, False}
@@ -118,11 +126,15 @@ def test_router_has_no_way_out_of_the_lab():
         routes = ns_output(plan.router_ns, "ip", "-4", "route", "show", "table", "all")
         main = [r for r in routes.splitlines() if "table local" not in r]
         assert sorted(r.split()[0] for r in main) == sorted(
-            [f"198.18.{plan.slot}.0/24", f"198.19.{plan.slot}.0/24"]), routes
+            [f"198.18.{plan.slot}.0/24", f"198.19.{plan.slot}.0/24"]
+        ), routes
         assert "default" not in routes
         links = ns_output(plan.router_ns, "ip", "-o", "link", "show")
-        assert sorted(line.split(":")[1].strip().split("@")[0]
-                      for line in links.splitlines()) == ["lo", "to-client", "to-server"]
+        assert sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()) == [
+            "lo",
+            "to-client",
+            "to-server",
+        ]
         unreachable = ns_output(plan.router_ns, "sh", "-c", "ip route get 192.0.2.1 2>&1")
         assert "unreachable" in unreachable
     finally:
@@ -144,8 +156,11 @@ def test_simultaneous_open_segments(catalogue):
         assert synack[me]["ack"] == (syn[peer]["seq"] + 1) % 2**32
         # Both SYNs were delivered before either SYN-ACK: they really crossed.
         assert syn[me]["t_out"] < min(s["t_out"] for s in synack.values())
-        assert [e for e in states(res, me) if e["to"] == "SYN_RECV"
-                and e["from"] == "SYN_SENT" and e["source"] == "tracepoint"]
+        assert [
+            e
+            for e in states(res, me)
+            if e["to"] == "SYN_RECV" and e["from"] == "SYN_SENT" and e["source"] == "tracepoint"
+        ]
     assert {s["from"] for s in segments(res, "ack")} <= {"client", "server"}
 
 
@@ -177,8 +192,11 @@ def test_close_wait_leak(catalogue):
     res = result(catalogue, "close-wait-leak")
     waiting = conns(res, "server", "CLOSE_WAIT")
     assert len(waiting) == 5
-    left = {(e["laddr"], e["lport"], e["raddr"], e["rport"]) for e in states(res, "server")
-            if e["from"] == "CLOSE_WAIT"}
+    left = {
+        (e["laddr"], e["lport"], e["raddr"], e["rport"])
+        for e in states(res, "server")
+        if e["from"] == "CLOSE_WAIT"
+    }
     assert not left
     assert not [s for s in segments(res, sender="server") if "F" in s["flags"]]
     assert len({c["rport"] for c in calls(res, "server", "accept")}) == 5
@@ -222,7 +240,8 @@ def test_broken_pipe(catalogue):
     first, second = calls(res, "server", "send")
     assert first["result"] == second["result"] == "EPIPE"
     assert "of 1000000 bytes" in first["detail"] and not first["detail"].startswith(
-        "Broken pipe after 1000000")
+        "Broken pipe after 1000000"
+    )
     resets = [e for e in res["events"] if e["kind"] == "kernel" and e["event"] == "tcp_send_reset"]
     if resets:  # with tracepoints: the first RST came from the timewait minisocket
         assert "TCP_TIMEWAIT_SOCKET" in resets[0]["detail"]

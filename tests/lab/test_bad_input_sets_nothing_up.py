@@ -19,16 +19,28 @@ pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "bad_input"
-SAMPLE = ["sysctl-not-on-this-kernel.yaml", "sysctl-not-namespaced.yaml",
-          "unknown-segment-name.yaml", "nth-zero.yaml", "delay-negative.yaml",
-          "duration-absurd.yaml", "fault-shadowed-by-drop-all.yaml", "syn-ack-from-client.yaml",
-          "missing-apps-server.yaml", "yaml-syntax-tab.yaml", "empty.yaml", "binary.yaml",
-          "a-directory.yaml"]
+SAMPLE = [
+    "sysctl-not-on-this-kernel.yaml",
+    "sysctl-not-namespaced.yaml",
+    "unknown-segment-name.yaml",
+    "nth-zero.yaml",
+    "delay-negative.yaml",
+    "duration-absurd.yaml",
+    "fault-shadowed-by-drop-all.yaml",
+    "syn-ack-from-client.yaml",
+    "missing-apps-server.yaml",
+    "yaml-syntax-tab.yaml",
+    "empty.yaml",
+    "binary.yaml",
+    "a-directory.yaml",
+]
 # Known wrong today (see KNOWN_WRONG in tests/unit/test_bad_input_corpus.py): the check
 # before the run lets these through, the lab is built and the run ends with exit 3.
 # Sysctls that exist as paths but cannot be set: caught before set-up, not by the lab.
-BUILDS_A_LAB = {"sysctl-is-a-directory.yaml": "a directory is not a sysctl",
-                "sysctl-read-only.yaml": "a read-only sysctl cannot be set"}
+BUILDS_A_LAB = {
+    "sysctl-is-a-directory.yaml": "a directory is not a sysctl",
+    "sysctl-read-only.yaml": "a read-only sysctl cannot be set",
+}
 
 
 def _dir_state(path: str, prefix: str = "") -> tuple[list[str], int | None]:
@@ -53,9 +65,13 @@ def snapshot() -> dict:
 
 def run_bad(name: str) -> tuple[subprocess.CompletedProcess, dict, dict]:
     before = snapshot()
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color",
-                           str(CORPUS / name)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "run", "--no-color", str(CORPUS / name)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     return proc, before, snapshot()
 
 

@@ -16,10 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_slowed_demo_explains_runs_and_judges(tmp_path):
     files = [ROOT / "scenarios" / "handshake" / f for f in ("no-listener.yaml", "normal.yaml")]
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "demo", "--no-pause", "--slow", "2",
-                           "--no-color", *map(str, files)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=180,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "demo", "--no-pause", "--slow", "2", "--no-color", *map(str, files)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     out = proc.stdout
     flat = " ".join(out.split())  # the console wraps long sentences
     assert proc.returncode == 0, out[-4000:] + proc.stderr
@@ -36,8 +40,10 @@ def test_slowed_demo_explains_runs_and_judges(tmp_path):
     # it answers (unslowed, well under a millisecond), and the refusal takes one slowed
     # round trip (SYN held, RST held), not the ~1 ms of an unslowed run.
     normal = out[first:second]
-    seen = {m[2]: float(m[1]) for m in re.finditer(
-        r"^\s+(\d+\.\d+)\s+.*?(?:─|◀)+ ((?:syn|syn-ack|ack)) #1 ", normal, re.M)}
+    seen = {
+        m[2]: float(m[1])
+        for m in re.finditer(r"^\s+(\d+\.\d+)\s+.*?(?:─|◀)+ ((?:syn|syn-ack|ack)) #1 ", normal, re.M)
+    }
     assert set(seen) == {"syn", "syn-ack", "ack"}, normal
     assert 0.19 <= seen["syn-ack"] - seen["syn"] <= 0.3
     assert 0.19 <= seen["ack"] - seen["syn-ack"] <= 0.3

@@ -18,9 +18,18 @@ from tcplab.core.craft import mss_of
 
 pytestmark = pytest.mark.root
 
-FAULT_SCENARIOS = ["stale-syn", "mss", "mss-from-mtu", "server-reboot", "network-restored",
-                   "network-restored-client-gave-up", "server-process-killed", "port-closed",
-                   "forged-rst", "duplicate-syn"]
+FAULT_SCENARIOS = [
+    "stale-syn",
+    "mss",
+    "mss-from-mtu",
+    "server-reboot",
+    "network-restored",
+    "network-restored-client-gave-up",
+    "server-process-killed",
+    "port-closed",
+    "forged-rst",
+    "duplicate-syn",
+]
 # The hook and the agents act on their own timers (a select() timeout, a sleeping
 # thread) under load from parallel runs on two cores: a fault acts this late at most
 # (measured over 30 runs side by side: 0.1-38 ms, the most for setting a link down).
@@ -32,8 +41,7 @@ AT_ONCE = 0.1
 
 
 def faults(res, action=None):
-    return [e for e in res["events"] if e["kind"] == "fault"
-            and (action is None or e["action"] == action)]
+    return [e for e in res["events"] if e["kind"] == "fault" and (action is None or e["action"] == action)]
 
 
 def seg_faults(res, text):
@@ -101,10 +109,10 @@ def test_reboot_silences_then_the_host_answers_with_rst(catalogue):
     back = [e for e in silent if e["what"].startswith("back up")]
     assert back and 3.0 <= back[0]["t"] <= 3.0 + ACT_LATE
     during = [s for s in segments(res) if silent[0]["t"] <= s["t"] < back[0]["t"]]
-    assert during and all(s["fate"] == "dropped" and "reboot server" in s["fault"]
-                          for s in during), during
-    assert any(s["name"] == "fin" and s["from"] == "server" for s in during), \
+    assert during and all(s["fate"] == "dropped" and "reboot server" in s["fault"] for s in during), during
+    assert any(s["name"] == "fin" and s["from"] == "server" for s in during), (
         "the killed application's FIN went out and was lost with the host"
+    )
     (data,) = segments(res, "data", "client")
     assert data["t"] > 3.0 and data["fate"] == "delivered"
     after = [s for s in segments(res, "rst", "server") if s["t"] >= data["t"]]
@@ -136,14 +144,17 @@ def test_client_gave_up_during_the_outage_then_rst(catalogue):
     res = result(catalogue, "network-restored-client-gave-up")
     client_data = segments(res, "data", "client")
     assert len(client_data) >= 4
-    assert all(s["fate"] == "dropped" and "link-down server" in s["fault"]
-               for s in client_data)
+    assert all(s["fate"] == "dropped" and "link-down server" in s["fault"] for s in client_data)
     assert [s["retransmission"] for s in client_data] == [False] + [True] * (len(client_data) - 1)
     # The router said so: ICMP net unreachable to the client, quoting the data's seq,
     # at once after some of the drops (the router's kernel rate-limits them).
     icmps = faults(res, "icmp")
-    assert icmps and all(e["host"] == "client" and e["what"] == "ICMP net unreachable"
-                         and f"seq={client_data[0]['seq']}" in e["fault"] for e in icmps)
+    assert icmps and all(
+        e["host"] == "client"
+        and e["what"] == "ICMP net unreachable"
+        and f"seq={client_data[0]['seq']}" in e["fault"]
+        for e in icmps
+    )
     assert all(min(abs(e["t"] - s["t"]) for s in client_data) <= AT_ONCE for e in icmps)
     (recv,) = calls(res, "client", "recv")
     assert recv["result"] == "ENETUNREACH"

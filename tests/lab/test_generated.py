@@ -41,25 +41,47 @@ def linear_timeouts() -> bool:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     if SLICE == 0:
-        pytest.skip("set TCPLAB_GENERATED=40 to run the generated slice (not yet a CI "
-                    "gate: the judge's false-FAIL rate on fresh seeds is not zero)")
+        pytest.skip(
+            "set TCPLAB_GENERATED=40 to run the generated slice (not yet a CI "
+            "gate: the judge's false-FAIL rate on fresh seeds is not zero)"
+        )
     files = tmp_path_factory.mktemp("generated")
     for seed in range(SLICE_SEED, SLICE_SEED + SLICE):
-        (files / f"gen-{seed}.yaml").write_text(
-            generate(seed, fast=True, linear_timeouts=linear_timeouts()))
+        (files / f"gen-{seed}.yaml").write_text(generate(seed, fast=True, linear_timeouts=linear_timeouts()))
     chosen = sorted(files.glob("*.yaml"))
     # The corpus files that pin tcp_syn_linear_timeouts cannot run where it is missing.
-    chosen += [p for p in sorted(CORPUS.glob("*.yaml")) if linear_timeouts()
-               or "tcp_syn_linear_timeouts" not in p.read_text()]
+    chosen += [
+        p
+        for p in sorted(CORPUS.glob("*.yaml"))
+        if linear_timeouts() or "tcp_syn_linear_timeouts" not in p.read_text()
+    ]
     out = tmp_path_factory.mktemp("generated-results")
     limit = max(load_scenario(p).timeout for p in chosen) + 600
     # Four at a time: the judge must hold on a busy machine, but this slice is about
     # generality, not about load (the catalogue run is the load test).
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--jobs", "4", "--json",
-                           str(out), "--no-color", *map(str, chosen)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=limit)
-    return {"proc": proc, "chosen": chosen,
-            "results": {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcplab",
+            "run",
+            "--jobs",
+            "4",
+            "--json",
+            str(out),
+            "--no-color",
+            *map(str, chosen),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=limit,
+    )
+    return {
+        "proc": proc,
+        "chosen": chosen,
+        "results": {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")},
+    }
 
 
 def test_every_file_ran(generated):
@@ -72,10 +94,12 @@ def test_no_false_fail(generated):
     wrong = {}
     for name, res in generated["results"].items():
         if res["verdict"] == "fail":
-            wrong[name] = [f"{c['name']}: expected {c['expected']}, got {c['actual']}"
-                           for c in res["checks"] if c.get("judged", True) and not c["passed"]]
-        elif res["verdict"] == "error" and not all(e.startswith("not judged")
-                                                   for e in res["errors"]):
+            wrong[name] = [
+                f"{c['name']}: expected {c['expected']}, got {c['actual']}"
+                for c in res["checks"]
+                if c.get("judged", True) and not c["passed"]
+            ]
+        elif res["verdict"] == "error" and not all(e.startswith("not judged") for e in res["errors"]):
             wrong[name] = res["errors"]
     assert not wrong, json.dumps(wrong, indent=1)
 
@@ -83,8 +107,10 @@ def test_no_false_fail(generated):
 def test_abstentions_are_few(generated):
     """At most 15 % of the generated runs have a model part not judged (issue 11's
     bound; the corpus is left out: it was chosen for what the model found hard)."""
-    results = [r for name, r in generated["results"].items()
-               if name.startswith("gen-")
-               and SLICE_SEED <= int(name[4:]) < SLICE_SEED + SLICE]
+    results = [
+        r
+        for name, r in generated["results"].items()
+        if name.startswith("gen-") and SLICE_SEED <= int(name[4:]) < SLICE_SEED + SLICE
+    ]
     abstained = [r for r in results if any(not c.get("judged", True) for c in r["checks"])]
     assert len(abstained) <= 0.15 * len(results) + 1, [r["scenario"] for r in abstained]

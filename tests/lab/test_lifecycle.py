@@ -21,9 +21,13 @@ FAST = ROOT / "scenarios" / "handshake" / "syn-lost-fast.yaml"  # ~9 s, a blocke
 
 
 def start_run(json_path: Path, scenario: Path = FAST) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tcplab", "run", "--no-color",
-                             "--json", str(json_path), str(scenario)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tcplab", "run", "--no-color", "--json", str(json_path), str(scenario)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def lab_namespaces() -> set[str]:
@@ -90,8 +94,9 @@ def test_clean_removes_a_killed_run_and_spares_a_live_one(tmp_path):
     doomed.communicate(timeout=10)
     assert doomed_ns <= lab_namespaces()
 
-    clean = subprocess.run([sys.executable, "-m", "tcplab", "clean"], capture_output=True,
-                           text=True, cwd=ROOT, timeout=60)
+    clean = subprocess.run(
+        [sys.executable, "-m", "tcplab", "clean"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert clean.returncode == 0, clean.stderr
     assert not doomed_ns & lab_namespaces(), clean.stdout
     assert live_ns <= lab_namespaces(), "clean touched a live run"
@@ -105,9 +110,14 @@ def test_without_tracefs_states_come_from_inet_diag(tmp_path):
     """Where tracefs cannot be had the run still judges, from inet_diag alone, and
     says so. SYN_SENT lasts seconds here, long enough for polling to see it."""
     env = {**os.environ, "TCPLAB_TRACEFS": "off"}
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color", "--json",
-                           str(tmp_path / "r.json"), str(FAST)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "run", "--no-color", "--json", str(tmp_path / "r.json"), str(FAST)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     res = json.loads((tmp_path / "r.json").read_text())
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "inet_diag only" in " ".join(res["notes"])
@@ -116,4 +126,3 @@ def test_without_tracefs_states_come_from_inet_diag(tmp_path):
     assert {e["source"] for e in client} == {"inet_diag"}
     gone = client[-1]["t"]
     assert 7.0 <= gone <= 7.9, gone  # 7 s give-up + timer lateness + one poll
-

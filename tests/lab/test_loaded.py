@@ -19,23 +19,45 @@ from labhelpers import ROOT
 
 pytestmark = pytest.mark.root
 
-SCENARIOS = ["handshake/syn-lost-fast", "handshake/synack-lost-fast",
-             "handshake/ack-lost-fast", "handshake/normal", "teardown/normal",
-             "teardown/fin-lost-fast", "teardown/fin-ack-lost", "teardown/peer-fin-lost",
-             "teardown/last-ack-lost", "failure/server-host-crash-fast"]
+SCENARIOS = [
+    "handshake/syn-lost-fast",
+    "handshake/synack-lost-fast",
+    "handshake/ack-lost-fast",
+    "handshake/normal",
+    "teardown/normal",
+    "teardown/fin-lost-fast",
+    "teardown/fin-ack-lost",
+    "teardown/peer-fin-lost",
+    "teardown/last-ack-lost",
+    "failure/server-host-crash-fast",
+]
 
 
 @pytest.fixture(scope="module")
 def loaded_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("loaded")
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(2 * (os.cpu_count() or 2))]
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 2))
+    ]
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "tcplab", "run", "--jobs", str(len(SCENARIOS)),
-             "--json", str(out), "--no-color",
-             *(str(ROOT / "scenarios" / f"{name}.yaml") for name in SCENARIOS)],
-            capture_output=True, text=True, cwd=ROOT, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "tcplab",
+                "run",
+                "--jobs",
+                str(len(SCENARIOS)),
+                "--json",
+                str(out),
+                "--no-color",
+                *(str(ROOT / "scenarios" / f"{name}.yaml") for name in SCENARIOS),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+        )
     finally:
         for b in burners:
             b.kill()
@@ -50,9 +72,15 @@ def test_every_scenario_ran(loaded_run):
 
 def test_a_loaded_run_is_an_error_never_a_fail(loaded_run):
     _proc, results = loaded_run
-    wrong = {name: [f"{c['name']}: expected {c['expected']}, got {c['actual']}"
-                    for c in res["checks"] if c.get("judged", True) and not c["passed"]]
-             for name, res in results.items() if res["verdict"] == "fail"}
+    wrong = {
+        name: [
+            f"{c['name']}: expected {c['expected']}, got {c['actual']}"
+            for c in res["checks"]
+            if c.get("judged", True) and not c["passed"]
+        ]
+        for name, res in results.items()
+        if res["verdict"] == "fail"
+    }
     assert not wrong, json.dumps(wrong, indent=1)
     for name, res in results.items():
         if res["verdict"] == "error":  # it says why: the lab, not the kernel

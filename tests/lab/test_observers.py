@@ -72,8 +72,13 @@ print(json.dumps({"seen": seen, "known": known, "ours": ours, "theirs": theirs})
 
 def in_ns(ns: str, code: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.Popen(ns_argv(ns, sys.executable, "-c", code), env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ns_argv(ns, sys.executable, "-c", code),
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def expect(proc: subprocess.Popen, word: str, timeout: float = 5.0) -> str:
@@ -98,8 +103,7 @@ def two_namespaces():
         for ns in (CLIENT_NS, SERVER_NS):
             netns.create(ns)
         with NetNS(CLIENT_NS) as ipr:
-            ipr.link("add", ifname="veth0", kind="veth",
-                     peer={"ifname": "veth0", "net_ns_fd": SERVER_NS})
+            ipr.link("add", ifname="veth0", kind="veth", peer={"ifname": "veth0", "net_ns_fd": SERVER_NS})
         for ns, addr in ((CLIENT_NS, CLIENT_IP), (SERVER_NS, SERVER_IP)):
             with NetNS(ns) as ipr:
                 (veth,) = ipr.link_lookup(ifname="veth0")
@@ -158,29 +162,38 @@ def test_tracepoint_and_inet_diag_see_their_states():
     events = to_events(records, {CLIENT_IP: "client", SERVER_IP: "server"}, t0)
 
     def states(host, **where):
-        return [e for e in events if isinstance(e, StateChanged) and e.host == host
-                and all(getattr(e, k) == v for k, v in where.items())]
+        return [
+            e
+            for e in events
+            if isinstance(e, StateChanged)
+            and e.host == host
+            and all(getattr(e, k) == v for k, v in where.items())
+        ]
 
     client = states("client", lport=port)
-    assert [(e.old, e.new) for e in client[:2]] == [("CLOSE", "SYN_SENT"),
-                                                    ("SYN_SENT", "ESTABLISHED")]
+    assert [(e.old, e.new) for e in client[:2]] == [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
     child = states("server", rport=port)
-    assert [(e.old, e.new) for e in child[:2]] == [("LISTEN", "SYN_RECV"),
-                                                   ("SYN_RECV", "ESTABLISHED")]
+    assert [(e.old, e.new) for e in child[:2]] == [("LISTEN", "SYN_RECV"), ("SYN_RECV", "ESTABLISHED")]
     # The tracepoint shows the server's child only when the handshake completes, after
     # the drop rule went at 1.3 s, and never shows TIME_WAIT.
     assert child[0].t > 1.3, f"child appeared at {child[0].t:.3f} s, expected after 1.3 s"
     assert all(e.new != "TIME_WAIT" for e in events if isinstance(e, StateChanged))
-    synacks = [e.t for e in events if isinstance(e, KernelNoted)
-               and e.host == "server" and e.event == "tcp_retransmit_synack"]
+    synacks = [
+        e.t
+        for e in events
+        if isinstance(e, KernelNoted) and e.host == "server" and e.event == "tcp_retransmit_synack"
+    ]
     # The request's SYN-ACK timer: 1 s after the SYN, late by up to one 4 ms jiffy plus
     # timer-wheel slack.
     after_syn = [round(t - client[0].t, 3) for t in synacks]
     assert after_syn and 1.0 <= after_syn[0] <= 1.05, f"SYN-ACK retransmits at +{after_syn} s"
 
     diag = polled["seen"]
-    conn = [d for d in diag if (d["laddr"], d["lport"], d["raddr"], d["rport"])
-            == (SERVER_IP, PORT, CLIENT_IP, port)]
+    conn = [
+        d
+        for d in diag
+        if (d["laddr"], d["lport"], d["raddr"], d["rport"]) == (SERVER_IP, PORT, CLIENT_IP, port)
+    ]
     seen = [d["new"] for d in conn]
     # Polling misses short states (the server's ESTABLISHED lasts microseconds here), but
     # the request sock lived 1.3 s and the timewait minisocket outlives the test.

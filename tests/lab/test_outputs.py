@@ -19,11 +19,28 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_real_run_exports_junit_mermaid_and_shows_again(tmp_path):
     scenario = ROOT / "scenarios" / "handshake" / "ack-lost-then-data.yaml"
     out = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "mmd", "pcapng")}
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color",
-                           "--json", str(out["json"]), "--junit", str(out["xml"]),
-                           "--mermaid", str(out["mmd"]), "--pcap", str(out["pcapng"]),
-                           str(scenario)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcplab",
+            "run",
+            "--no-color",
+            "--json",
+            str(out["json"]),
+            "--junit",
+            str(out["xml"]),
+            "--mermaid",
+            str(out["mmd"]),
+            "--pcap",
+            str(out["pcapng"]),
+            str(scenario),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     res = json.loads(out["json"].read_text())
 
@@ -38,9 +55,13 @@ def test_a_real_run_exports_junit_mermaid_and_shows_again(tmp_path):
     assert len([x for x in mmd if "-xR:" in x]) == len(dropped) == 1  # the lost ACK
     assert len([x for x in mmd if x.startswith("    R->>")]) == len(segments) - len(dropped)
 
-    show = subprocess.run([sys.executable, "-m", "tcplab", "show", "--no-color",
-                           str(out["json"])], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    show = subprocess.run(
+        [sys.executable, "-m", "tcplab", "show", "--no-color", str(out["json"])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert show.returncode == 0, show.stderr
     for e in segments:
         assert f"{e['name']} #{e['nth']}" in show.stdout
@@ -57,10 +78,28 @@ def check_pcap_with_tshark(path, segments):
         if os.environ.get("CI"):
             pytest.fail("tshark is missing: ./lab test installs it (scripts/setup.sh --test)")
         pytest.skip("tshark is not installed")
-    rows = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-E", "separator=|",
-                           "-o", "tcp.relative_sequence_numbers:FALSE",
-                           "-e", "frame.comment", "-e", "tcp.seq", "-e", "tcp.ack"],
-                          capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = subprocess.run(
+        [
+            tshark,
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-o",
+            "tcp.relative_sequence_numbers:FALSE",
+            "-e",
+            "frame.comment",
+            "-e",
+            "tcp.seq",
+            "-e",
+            "tcp.ack",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     got = [tuple(r.split("|")) for r in rows]
     want = []
     for e in segments:

@@ -23,11 +23,11 @@ import pytest
 pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = [ROOT / "scenarios" / "handshake" / f"{name}.yaml"
-             for name in ("ack-lost-then-data", "delay-synack")]
+SCENARIOS = [
+    ROOT / "scenarios" / "handshake" / f"{name}.yaml" for name in ("ack-lost-then-data", "delay-synack")
+]
 WIDTH, HEIGHT = 1100, 1300
-GREEN, RED, AMBER, GREY = (0x2E, 0x7D, 0x32), (0xC6, 0x28, 0x28), (0xD9, 0x78, 0x00), \
-    (0xBD, 0xBD, 0xBD)
+GREEN, RED, AMBER, GREY = (0x2E, 0x7D, 0x32), (0xC6, 0x28, 0x28), (0xD9, 0x78, 0x00), (0xBD, 0xBD, 0xBD)
 
 
 def chromium() -> str:
@@ -42,16 +42,31 @@ def chromium() -> str:
 
 def screenshot(browser: str, page: Path, png: Path, tmp: Path) -> None:
     offline = ["unshare", "--net"] if shutil.which("unshare") else []
-    cmd = [*offline, browser, "--headless", "--no-sandbox", "--disable-gpu",
-           "--hide-scrollbars", "--no-first-run", "--no-default-browser-check",
-           f"--user-data-dir={tmp / 'chromium-profile'}",
-           "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--disable-extensions", "--disable-default-apps",
-           "--disable-features=Translate,MediaRouter,OptimizationHints",
-           "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=socks5://127.0.0.1:9",
-           f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}", page.as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": str(tmp)})
+    cmd = [
+        *offline,
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--no-default-browser-check",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--disable-features=Translate,MediaRouter,OptimizationHints",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--proxy-server=socks5://127.0.0.1:9",
+        f"--window-size={WIDTH},{HEIGHT}",
+        f"--screenshot={png}",
+        page.as_uri(),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp)}
+    )
     assert png.exists(), f"no screenshot: {proc.returncode}\n{proc.stderr[-2000:]}"
 
 
@@ -61,8 +76,8 @@ def decode_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, ihdr = 8, [], None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             ihdr = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
@@ -75,7 +90,7 @@ def decode_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]
     prev, rows = bytearray(stride), []
     for y in range(height):
         start = y * (stride + 1)
-        ftype, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        ftype, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         if ftype == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 0xFF
@@ -92,16 +107,19 @@ def decode_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]
                     pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                     pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
                 line[i] = (line[i] + pred) & 0xFF
-        rows.append([tuple(line[x:x + 3]) for x in range(0, stride, bpp)])
+        rows.append([tuple(line[x : x + 3]) for x in range(0, stride, bpp)])
         prev = line
     return width, height, rows
 
 
 def where(rows, colour, slack=24) -> list[tuple[int, int]]:
     """(x, y) of the pixels within `slack` (sum of channel differences) of a colour."""
-    return [(x, y) for y, row in enumerate(rows) for x, px in enumerate(row)
-            if abs(px[0] - colour[0]) + abs(px[1] - colour[1]) + abs(px[2] - colour[2])
-            <= slack]
+    return [
+        (x, y)
+        for y, row in enumerate(rows)
+        for x, px in enumerate(row)
+        if abs(px[0] - colour[0]) + abs(px[1] - colour[1]) + abs(px[2] - colour[2]) <= slack
+    ]
 
 
 def lifelines(rows) -> tuple[int, int, int]:
@@ -152,29 +170,61 @@ def check_ladder(png: Path, dropped: bool, held: bool) -> None:
 def test_svg_and_html_of_a_real_run_render_in_a_browser(tmp_path):
     browser = chromium()
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color", "--jobs", "2",
-                           "--json", str(out), "--svg", str(out), "--html", str(out),
-                           *map(str, SCENARIOS)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=180)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcplab",
+            "run",
+            "--no-color",
+            "--jobs",
+            "2",
+            "--json",
+            str(out),
+            "--svg",
+            str(out),
+            "--html",
+            str(out),
+            *map(str, SCENARIOS),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    for name, dropped, held in (("ack-lost-then-data", True, False),
-                                ("delay-synack", False, True)):
+    for name, dropped, held in (("ack-lost-then-data", True, False), ("delay-synack", False, True)):
         res = json.loads((out / f"{name}.json").read_text())
         segments = [e for e in res["events"] if e["kind"] == "segment"]
         picture = (out / f"{name}.svg").read_text()
         root = ET.fromstring(picture.encode())
-        drawn = [g for g in root.iter("{http://www.w3.org/2000/svg}g")
-                 if "segment" in g.get("class", "").split()]
-        assert [(g.get("data-name"), int(g.get("data-nth"))) for g in drawn] == \
-            [(e["name"], e["nth"]) for e in segments]
+        drawn = [
+            g for g in root.iter("{http://www.w3.org/2000/svg}g") if "segment" in g.get("class", "").split()
+        ]
+        assert [(g.get("data-name"), int(g.get("data-nth"))) for g in drawn] == [
+            (e["name"], e["nth"]) for e in segments
+        ]
         assert any(e["fate"] == "dropped" for e in segments) == dropped
         assert any(e["fate"] == "delayed" for e in segments) == held
 
         # `show` draws the saved run exactly as the live run did.
         again = tmp_path / f"{name}.again.svg"
-        shown = subprocess.run([sys.executable, "-m", "tcplab", "show", "--no-color",
-                                "--svg", str(again), str(out / f"{name}.json")],
-                               capture_output=True, text=True, cwd=ROOT, timeout=60)
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tcplab",
+                "show",
+                "--no-color",
+                "--svg",
+                str(again),
+                str(out / f"{name}.json"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert shown.returncode == 0, shown.stderr
         assert again.read_text() == picture
 

@@ -36,10 +36,27 @@ exec "$@"
 def without_tracefs(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
     if not shutil.which("unshare") or not shutil.which("findmnt"):
         pytest.skip("unshare or findmnt (util-linux) is missing")
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "unchanged", "sh", "-c",
-                           NO_TRACEFS, "sh", sys.executable, "-m", "tcplab", *argv],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env=env or os.environ.copy())
+    proc = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "sh",
+            "-c",
+            NO_TRACEFS,
+            "sh",
+            sys.executable,
+            "-m",
+            "tcplab",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env or os.environ.copy(),
+    )
     if proc.returncode == 97:
         pytest.skip(f"no private copy of the mount holding /sys/kernel: {proc.stderr[-200:]}")
     assert proc.returncode != 98, f"could not hide tracefs: {proc.stderr}"
@@ -76,9 +93,14 @@ def test_polling_only_is_a_choice_doctor_shows_as_degraded():
 
 def _run_normal(argv_prefix: list[str], env: dict | None = None):
     before = snapshot()
-    proc = subprocess.run([*argv_prefix, sys.executable, "-m", "tcplab", "run", "--no-color",
-                           str(NORMAL)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, env=env or os.environ.copy())
+    proc = subprocess.run(
+        [*argv_prefix, sys.executable, "-m", "tcplab", "run", "--no-color", str(NORMAL)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env or os.environ.copy(),
+    )
     return proc, before, snapshot()
 
 
@@ -86,14 +108,16 @@ def test_not_root_stops_the_run_before_set_up():
     if not shutil.which("setpriv"):
         pytest.skip("setpriv (util-linux) is missing")
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    reach = subprocess.run([*nobody, sys.executable, "-c", "import tcplab"], cwd=ROOT,
-                           capture_output=True, text=True)
+    reach = subprocess.run(
+        [*nobody, sys.executable, "-c", "import tcplab"], cwd=ROOT, capture_output=True, text=True
+    )
     if reach.returncode != 0:  # a checkout under /root: uid 65534 cannot even start it
         pytest.skip(f"uid 65534 cannot run this checkout's Python: {reach.stderr[-200:]}")
     proc, before, after = _run_normal(nobody)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "tcplab: root: uid 65534 (fix: run as root (sudo tcplab ...))"]
+        "tcplab: root: uid 65534 (fix: run as root (sudo tcplab ...))"
+    ]
     assert after == before
 
 
@@ -102,7 +126,7 @@ def test_no_iptables_stops_the_run_before_set_up():
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
     proc, before, after = _run_normal([], env)
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    line, = proc.stderr.strip().splitlines()
+    (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("tcplab: iptables: iptables not found (fix: apt-get install")
     assert after == before
 
@@ -114,11 +138,12 @@ def test_nfqueue_binding_missing_stops_the_run_before_set_up(tmp_path):
     shadow = tmp_path / "netfilterqueue"
     shadow.mkdir()
     (shadow / "__init__.py").write_text(
-        "raise ImportError('libnetfilter_queue.so.1: cannot open shared object file')\n")
+        "raise ImportError('libnetfilter_queue.so.1: cannot open shared object file')\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     proc, before, after = _run_normal([], env)
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    line, = proc.stderr.strip().splitlines()
+    (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("tcplab: nfnetlink_queue: python binding missing")
     assert "pip install NetfilterQueue" in line
     assert after == before

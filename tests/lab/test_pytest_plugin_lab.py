@@ -23,9 +23,23 @@ def test_pytest_runs_scenarios_and_reports_the_failed_check(tmp_path):
     (tmp_path / "scenarios" / "normal.yaml").write_text(normal)
     (tmp_path / "scenarios" / "impossible.yaml").write_text(impossible)
 
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA",
-                           "scenarios", "--tcplab-json", "results"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            "scenarios",
+            "--tcplab-json",
+            "results",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     out = proc.stdout
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out[-3000:] + proc.stderr
     assert "1 failed, 1 passed" in out, out[-3000:]
@@ -38,4 +52,6 @@ def test_pytest_runs_scenarios_and_reports_the_failed_check(tmp_path):
 
     saved = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
     assert {name: r["verdict"] for name, r in saved.items()} == {
-        "handshake-normal": "pass", "handshake-seven-syns": "fail"}
+        "handshake-normal": "pass",
+        "handshake-seven-syns": "fail",
+    }

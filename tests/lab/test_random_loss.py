@@ -43,8 +43,7 @@ def run(seed: int, tmp: Path) -> dict:
     path = tmp / f"random-loss-{seed}.yaml"
     path.write_text(SCENARIO.format(seed=seed))
     res = run_scenario(load_text(path.read_text(), str(path))).to_json()
-    assert res["verdict"] == "pass", (res["errors"], [c for c in res["checks"]
-                                                      if not c["passed"]])
+    assert res["verdict"] == "pass", (res["errors"], [c for c in res["checks"] if not c["passed"]])
     return res
 
 
@@ -63,8 +62,7 @@ def fates(res: dict) -> dict[tuple[int, int], tuple[str, float]]:
 
 
 def lost_first_copies(f: dict) -> set[int]:
-    return {offset for (offset, copy), (fate, _roll) in f.items()
-            if copy == 1 and fate == "dropped"}
+    return {offset for (offset, copy), (fate, _roll) in f.items() if copy == 1 and fate == "dropped"}
 
 
 def test_same_seed_same_fates_five_times_another_seed_others(tmp_path):
@@ -83,9 +81,11 @@ def test_same_seed_same_fates_five_times_another_seed_others(tmp_path):
         assert all(f[k] == first[k] for k in f.keys() & first.keys())
     other = fates(run(17, tmp_path))
     assert lost_first_copies(other) != lost_first_copies(first)
-    print(f"seed 16: {[len(f) for f in runs]} data segments, "
-          f"{len(lost_first_copies(first))} first copies lost, "
-          f"{[sum(fate == 'dropped' for fate, _r in f.values()) for f in runs]} dropped, "
-          f"every fate identical: {all(f == first for f in runs)}; seed 17: "
-          f"{len(lost_first_copies(other))} first copies lost, "
-          f"{len(lost_first_copies(other) & lost_first_copies(first))} of them the same")
+    print(
+        f"seed 16: {[len(f) for f in runs]} data segments, "
+        f"{len(lost_first_copies(first))} first copies lost, "
+        f"{[sum(fate == 'dropped' for fate, _r in f.values()) for f in runs]} dropped, "
+        f"every fate identical: {all(f == first for f in runs)}; seed 17: "
+        f"{len(lost_first_copies(other))} first copies lost, "
+        f"{len(lost_first_copies(other) & lost_first_copies(first))} of them the same"
+    )

@@ -42,9 +42,11 @@ EITHER_SIDE = {"simultaneous-close"}
 
 
 def signature(res: dict, racy: set, sides: bool = True) -> list[tuple]:
-    return sorted((s["conn"], s["from"] if sides else "", s["name"], s["nth"], s["fate"],
-                   s.get("injected", False)) for s in res["events"]
-                  if s["kind"] == "segment" and (s["from"], s["name"]) not in racy)
+    return sorted(
+        (s["conn"], s["from"] if sides else "", s["name"], s["nth"], s["fate"], s.get("injected", False))
+        for s in res["events"]
+        if s["kind"] == "segment" and (s["from"], s["name"]) not in racy
+    )
 
 
 def _saved(name: str) -> dict | None:

@@ -7,8 +7,7 @@ stated here, and check that the run left nothing behind.
 from __future__ import annotations
 
 import pytest
-from labhelpers import (ALL, calls, failed_checks, lab_processes, result, segments, states,
-                        strip_counters)
+from labhelpers import ALL, calls, failed_checks, lab_processes, result, segments, states, strip_counters
 from tcplab.core.model.kernel import Kernel
 
 pytestmark = pytest.mark.root
@@ -55,8 +54,11 @@ def test_syn_lost_retransmits_same_sequence_number(catalogue):
     assert {s["fate"] for s in syns} == {"dropped"}
     assert res["sysctls"]["client"]["net.ipv4.tcp_syn_linear_timeouts"] == "0"
     if "no tracepoints" not in " ".join(res["notes"]):
-        rtx = [e for e in res["events"] if e["kind"] == "kernel"
-               and e["event"] == "tcp_retransmit_skb" and e["host"] == "client"]
+        rtx = [
+            e
+            for e in res["events"]
+            if e["kind"] == "kernel" and e["event"] == "tcp_retransmit_skb" and e["host"] == "client"
+        ]
         assert len(rtx) == 5
 
 
@@ -151,8 +153,7 @@ def test_json_contract(catalogue):
     for e in res["events"]:
         assert isinstance(e["t"], float) or isinstance(e["t"], int)
     seg = segments(res)[0]
-    assert {"name", "nth", "from", "flags", "seq", "ack", "len", "fate",
-            "retransmission"} <= seg.keys()
+    assert {"name", "nth", "from", "flags", "seq", "ack", "len", "fate", "retransmission"} <= seg.keys()
     st = states(res, "client")[0]
     assert {"host", "from", "to", "source"} <= st.keys()
 
@@ -162,11 +163,11 @@ def test_nothing_left_behind(catalogue):
     assert strip_counters(after["iptables"]) == strip_counters(before["iptables"])
     assert after["nft"] == before["nft"]
     assert after["links"] == before["links"]
-    assert [n for n in after["netns"].split() if n.startswith("tl-")] == \
-        [n for n in before["netns"].split() if n.startswith("tl-")]
+    assert [n for n in after["netns"].split() if n.startswith("tl-")] == [
+        n for n in before["netns"].split() if n.startswith("tl-")
+    ]
     for res in catalogue["results"].values():  # this catalogue's own instances; other
         # runs on the machine (another checkout, a chroot) may have theirs
         assert res["lab"]["tracefs_instance"] not in after["tracefs"].split()
         assert not set(res["lab"]["namespaces"]) & set(after["netns"].split())
     assert lab_processes() == []
-

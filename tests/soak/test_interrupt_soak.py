@@ -25,8 +25,9 @@ import pytest
 pytestmark = [
     pytest.mark.root,
     pytest.mark.soak,
-    pytest.mark.skipif(os.environ.get("TCPLAB_SOAK") != "1",
-                       reason="soak profile: set TCPLAB_SOAK=1 to run it"),
+    pytest.mark.skipif(
+        os.environ.get("TCPLAB_SOAK") != "1", reason="soak profile: set TCPLAB_SOAK=1 to run it"
+    ),
 ]
 
 _LAB = Path(__file__).resolve().parents[1] / "lab" / "test_never_leaves_a_mess.py"
@@ -52,8 +53,16 @@ def test_interrupt_soak(tmp_path):
     summary = {**lab.summarise(done), **info, "seconds": round(time.monotonic() - started, 1)}
     print(json.dumps(summary, indent=1))
     if report := os.environ.get("TCPLAB_SOAK_REPORT"):
-        Path(report).write_text(json.dumps(
-            {"summary": summary, "interruptions": [
-                {k: v for k, v in dataclasses.asdict(it).items() if k != "output"}
-                for it in done]}, indent=1) + "\n")
+        Path(report).write_text(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "interruptions": [
+                        {k: v for k, v in dataclasses.asdict(it).items() if k != "output"} for it in done
+                    ],
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     lab.assert_campaign(done, seed, "TCPLAB_INTERRUPT_SEED")

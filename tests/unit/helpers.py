@@ -22,9 +22,7 @@ def handshake():
 
 def client_close_4way(x=X + 1, y=Y + 1):
     """Client closes first; four segments."""
-    return [c2s(FIN | ACK, x, y), s2c(ACK, y, x + 1), s2c(FIN | ACK, y, x + 1),
-            c2s(ACK, x + 1, y + 1)]
+    return [c2s(FIN | ACK, x, y), s2c(ACK, y, x + 1), s2c(FIN | ACK, y, x + 1), c2s(ACK, x + 1, y + 1)]
 
 
-__all__ = ["ACK", "FIN", "RST", "SYN", "C", "S", "X", "Y", "c2s", "s2c", "handshake",
-           "client_close_4way"]
+__all__ = ["ACK", "FIN", "RST", "SYN", "C", "S", "X", "Y", "c2s", "s2c", "handshake", "client_close_4way"]

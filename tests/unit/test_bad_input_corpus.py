@@ -42,8 +42,7 @@ SIDECAR = {
 
 # Sysctls are checked against this kernel by `run`, before anything is set up; `validate`
 # checks files only and does not look at /proc/sys.
-RUN_ONLY = {"sysctl-not-on-this-kernel.yaml", "sysctl-is-a-directory.yaml",
-            "sysctl-read-only.yaml"}
+RUN_ONLY = {"sysctl-not-on-this-kernel.yaml", "sysctl-is-a-directory.yaml", "sysctl-read-only.yaml"}
 
 # Mistakes the code gets wrong today (reported, not fixed here). Each still runs: when it
 # starts to pass, the test fails so that the entry is removed.
@@ -79,6 +78,7 @@ def run_cli(monkeypatch, *args: str) -> tuple[int | str, str, str]:
 
     def tripwire(*_a, **_k):
         raise WouldSetUp
+
     monkeypatch.setattr(runner, "run_scenario", tripwire)
     monkeypatch.setattr(topology, "claim_slot", tripwire)
     monkeypatch.setattr(signals, "catch", lambda: None)
@@ -151,16 +151,30 @@ def test_validate_of_the_whole_corpus_reports_every_file(monkeypatch):
     assert sorted(bad) == sorted(str(f) for f in files if f.name not in RUN_ONLY)
 
 
-SAMPLE = ["binary.yaml", "empty.yaml", "a-directory.yaml", "deeply-nested.yaml",
-          "alias-bomb.yaml", "yaml-syntax-tab.yaml", "not-utf8.yaml", "nth-zero.yaml"]
+SAMPLE = [
+    "binary.yaml",
+    "empty.yaml",
+    "a-directory.yaml",
+    "deeply-nested.yaml",
+    "alias-bomb.yaml",
+    "yaml-syntax-tab.yaml",
+    "not-utf8.yaml",
+    "nth-zero.yaml",
+]
 
 
 def test_a_sample_as_real_processes():
     """The same contract through `python -m tcplab`, interpreter exit code and all."""
+
     def one(name):
-        return name, subprocess.run([sys.executable, "-m", "tcplab", "validate",
-                                     str(CORPUS / name)], capture_output=True, text=True,
-                                    cwd=ROOT, timeout=60)
+        return name, subprocess.run(
+            [sys.executable, "-m", "tcplab", "validate", str(CORPUS / name)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+
     with ThreadPoolExecutor(max_workers=len(SAMPLE)) as pool:
         for name, proc in pool.map(one, SAMPLE):
             found = problems(CORPUS / name, proc.returncode, proc.stdout, proc.stderr)
@@ -169,15 +183,21 @@ def test_a_sample_as_real_processes():
 
 def _limit_memory():
     import resource
+
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
 # A scenario file is read with a bound (tcplab.format.load.MAX_FILE): /dev/zero once ended
 # in a MemoryError traceback or the OOM killer.
 def test_an_endless_file_is_bad_input():
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "validate", "/dev/zero"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60,
-                          preexec_fn=_limit_memory)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "validate", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        preexec_fn=_limit_memory,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-500:]
     assert proc.stderr.startswith("tcplab: /dev/zero: ") and "Traceback" not in proc.stderr
 
@@ -195,16 +215,25 @@ def mangled(draw) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(text)))
         if draw(st.booleans()):
-            text = text[:at] + text[at + draw(st.integers(1, 40)):]
+            text = text[:at] + text[at + draw(st.integers(1, 40)) :]
         else:
             text = text[:at] + draw(st.text(max_size=20)) + text[at:]
     return text.encode("utf-8", "surrogatepass")
 
 
-@settings(max_examples=300, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(
-    lambda t: t.encode("utf-8", "surrogatepass")), mangled()))
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        mangled(),
+    )
+)
 def test_validate_never_raises(data, monkeypatch):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz.yaml"

@@ -15,7 +15,7 @@ from tcplab.claims import BY_ID, CLAIMS, build_report, render_markdown
 from tcplab.claims.evidence import load, pack
 from tcplab.claims.judge import DIFFERS, HOLDS, UNTESTED, agree, judge_claim, judge_run
 from tcplab.claims.record import Run, Seen, _mss_option
-from tcplab.claims.table import Comparison
+from tcplab.claims.claim import Comparison
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT, SERVER = "198.18.0.2", "198.19.0.2"

@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tcplab(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "tcplab", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tcplab", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
 
 
 def test_validate_all_shipped_scenarios():
@@ -21,8 +22,10 @@ def test_validate_all_shipped_scenarios():
 
 def test_bad_scenario_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scenario: x\nsummary: y\napps:\n  server: [listen: 8080]\n"
-                   "  client: [connect: 'server:8080']\nfaults:\n  - drop: synack\n")
+    bad.write_text(
+        "scenario: x\nsummary: y\napps:\n  server: [listen: 8080]\n"
+        "  client: [connect: 'server:8080']\nfaults:\n  - drop: synack\n"
+    )
     for command in ("validate", "run"):
         proc = tcplab(command, str(bad))
         assert proc.returncode == 2
@@ -43,9 +46,11 @@ def test_usage_error_is_exit_2():
 
 def test_unknown_sysctl_is_the_scenarios_mistake(tmp_path):
     bad = tmp_path / "sysctl.yaml"
-    bad.write_text("scenario: x\nsummary: y\nhosts:\n  client:\n    sysctls:\n"
-                   "      net.ipv4.tcp_no_such_knob: 1\napps:\n  server: [listen: 8080]\n"
-                   "  client: [connect: 'server:8080']\nexpect:\n  client: {connect: ok}\n")
+    bad.write_text(
+        "scenario: x\nsummary: y\nhosts:\n  client:\n    sysctls:\n"
+        "      net.ipv4.tcp_no_such_knob: 1\napps:\n  server: [listen: 8080]\n"
+        "  client: [connect: 'server:8080']\nexpect:\n  client: {connect: ok}\n"
+    )
     proc = tcplab("run", str(bad))
     assert proc.returncode == 2
     assert f"{bad}:6: hosts.client.sysctls.net.ipv4.tcp_no_such_knob:" in proc.stderr
@@ -63,8 +68,9 @@ def test_not_root_is_exit_3_before_anything_is_set_up(monkeypatch, capsys):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     claimed = []
     monkeypatch.setattr(topology, "claim_slot", lambda: claimed.append(1))
-    monkeypatch.setattr(sys, "argv", ["tcplab", "run", "--no-color",
-                                      str(ROOT / "scenarios/handshake/normal.yaml")])
+    monkeypatch.setattr(
+        sys, "argv", ["tcplab", "run", "--no-color", str(ROOT / "scenarios/handshake/normal.yaml")]
+    )
     with pytest.raises(SystemExit) as exit_:
         main()
     out = capsys.readouterr().err  # one line, before any output of a run
@@ -87,12 +93,19 @@ def test_explain_shows_claim_faults_and_the_models_prediction():
 def test_doctor_names_a_sysctl_this_kernel_lacks(tmp_path):
     """`tcplab doctor SCENARIO` shows every finding at once, the scenario's sysctls too."""
     sc = tmp_path / "nosuch.yaml"
-    sc.write_text("scenario: x\nsummary: y\nhosts:\n  client:\n    sysctls:\n"
-                  "      net.ipv4.tcp_no_such_thing: 1\napps:\n  server: [listen: 8080]\n"
-                  "  client: [connect: 'server:8080']\n")
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "doctor", "--no-color", str(sc)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60,
-                          env={"COLUMNS": "250", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    sc.write_text(
+        "scenario: x\nsummary: y\nhosts:\n  client:\n    sysctls:\n"
+        "      net.ipv4.tcp_no_such_thing: 1\napps:\n  server: [listen: 8080]\n"
+        "  client: [connect: 'server:8080']\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "doctor", "--no-color", str(sc)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={"COLUMNS": "250", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     row = next(line for line in proc.stdout.splitlines() if "sysctls" in line)
     assert "net.ipv4.tcp_no_such_thing" in row and "MISSING" in row
@@ -119,9 +132,23 @@ def test_rejudge_judges_saved_runs_again_offline(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     runs = root / "tests/corpus/generated/runs"
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "rejudge", str(runs), "--out",
-                           str(tmp_path), "--scenarios", str(root / "tests/corpus/generated")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcplab",
+            "rejudge",
+            str(runs),
+            "--out",
+            str(tmp_path),
+            "--scenarios",
+            str(root / "tests/corpus/generated"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = sorted(tmp_path.glob("*.json"))
     assert len(out) == len(list(runs.glob("*.json.gz")))

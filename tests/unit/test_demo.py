@@ -51,11 +51,12 @@ def classify(*segments):
 def test_slow_holds_every_segment_and_adds_to_the_scenarios_own_delay(tmp_path):
     sc = slowed(scenario(tmp_path, HANDSHAKE_DELAYED), 0.2)
     syn1, syn2, synack, ack, data = classify(
-        Segment(C, 40000, S, 8080, 0x02, 1000, 0, 0), Segment(C, 40000, S, 8080, 0x02, 1000,
-                                                            0, 0),
+        Segment(C, 40000, S, 8080, 0x02, 1000, 0, 0),
+        Segment(C, 40000, S, 8080, 0x02, 1000, 0, 0),
         Segment(S, 8080, C, 40000, 0x12, 5000, 1001, 0),
         Segment(C, 40000, S, 8080, 0x10, 1001, 5001, 0),
-        Segment(C, 40000, S, 8080, 0x18, 1001, 5001, 5))
+        Segment(C, 40000, S, 8080, 0x18, 1001, 5001, 5),
+    )
     first = decide(sc.faults, syn1)
     assert first.action == DROP  # the scenario's own fault still decides first
     for seen, held in ((syn2, 0.2), (synack, 0.5), (ack, 0.2), (data, 0.2)):
@@ -66,7 +67,9 @@ def test_slow_holds_every_segment_and_adds_to_the_scenarios_own_delay(tmp_path):
 
 
 def test_a_refused_connect_is_expected_one_slowed_round_trip_later(tmp_path):
-    sc = scenario(tmp_path, """\
+    sc = scenario(
+        tmp_path,
+        """\
         # refused
         scenario: refused
         summary: Nobody listens.
@@ -79,7 +82,8 @@ def test_a_refused_connect_is_expected_one_slowed_round_trip_later(tmp_path):
             gives_up_after: 0s
           tolerance: {abs: 50ms}
         timeout: 10s
-    """)
+    """,
+    )
     shift, why = connect_shift(sc, 0.2)
     assert abs(shift - 0.4) < 0.01 and "ECONNREFUSED" in why  # SYN held, then the RST
     moved = slowed(sc, 0.2, shift)
@@ -88,7 +92,9 @@ def test_a_refused_connect_is_expected_one_slowed_round_trip_later(tmp_path):
 
 
 def test_a_timed_out_connect_is_not_moved(tmp_path):
-    sc = scenario(tmp_path, """\
+    sc = scenario(
+        tmp_path,
+        """\
         # lost
         scenario: lost
         summary: Every SYN is lost.
@@ -104,12 +110,15 @@ def test_a_timed_out_connect_is_not_moved(tmp_path):
           client:
             connect: ETIMEDOUT
         timeout: 15s
-    """)
+    """,
+    )
     assert connect_shift(sc, 0.3)[0] == 0.0  # dropped segments are never held
 
 
 def test_rto_and_round_trip_timings_are_not_slowed(tmp_path):
-    fin = scenario(tmp_path, """\
+    fin = scenario(
+        tmp_path,
+        """\
         # fin
         scenario: fin
         summary: FINs are lost.
@@ -123,14 +132,17 @@ def test_rto_and_round_trip_timings_are_not_slowed(tmp_path):
             retransmits:
               fin: {offsets: [204ms]}
         timeout: 10s
-    """)
+    """,
+    )
     assert "RTO" in not_slowable(fin, 0.1)
 
 
 def test_the_model_refuses_holds_that_would_change_the_handshake(tmp_path):
     # The ACK is held 500 ms: it reaches the server at 0.8 s, before its SYN-ACK timer
     # (1 s). Held 0.1 s more at every hop it arrives just as that timer fires (1.1 s).
-    sc = scenario(tmp_path, """\
+    sc = scenario(
+        tmp_path,
+        """\
         # late ack
         scenario: late-ack
         summary: The SYN-ACK is held 300 ms and the ACK 500 ms.
@@ -146,7 +158,8 @@ def test_the_model_refuses_holds_that_would_change_the_handshake(tmp_path):
           client:
             connect: ok
         timeout: 10s
-    """)
+    """,
+    )
     assert not_slowable(sc, 0.05) is None
     assert "model" in not_slowable(sc, 0.15)
 
@@ -155,16 +168,19 @@ def test_tour_shows_each_folders_normal_case_first_and_skips_long_ones():
     paths = [ROOT / "scenarios" / "handshake" / f for f in ("no-listener.yaml", "normal.yaml")]
     paths.append(ROOT / "scenarios" / "teardown" / "normal.yaml")
     loaded = [load_scenario(p) for p in paths]
-    assert [Path(sc.path).stem for sc in tour_order(loaded)] == [
-        "normal", "no-listener", "normal"]
+    assert [Path(sc.path).stem for sc in tour_order(loaded)] == ["normal", "no-listener", "normal"]
     long = load_scenario(ROOT / "scenarios" / "handshake" / "syn-lost.yaml")
     assert "--all" in runnable(long, all_=False)
 
 
 def test_slow_beyond_the_initial_rto_is_a_usage_error():
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "demo", "--slow", "5",
-                           "scenarios/handshake/normal.yaml"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "demo", "--slow", "5", "scenarios/handshake/normal.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "--slow" in proc.stderr
 
 
@@ -184,6 +200,7 @@ def test_pause_waits_for_enter_and_q_stops(monkeypatch):
 
     def eof(*a):
         raise EOFError
+
     monkeypatch.setattr(builtins, "input", eof)
     assert pause(console, last=False) is True  # no keyboard (a pipe): go on
     assert pause(console, last=True) is True  # never waits after the last one

@@ -31,8 +31,18 @@ def moves(changes) -> list[tuple[float, str, str, int]]:
 
 def test_new_sockets_start_from_close():
     changes = DiagTracker().update(1.0, [LISTENER])
-    assert changes == [{"mono": 1.0, "after": None, "old": "CLOSE", "new": "LISTEN",
-                        "laddr": SRV, "lport": 8080, "raddr": "0.0.0.0", "rport": 0}]
+    assert changes == [
+        {
+            "mono": 1.0,
+            "after": None,
+            "old": "CLOSE",
+            "new": "LISTEN",
+            "laddr": SRV,
+            "lport": 8080,
+            "raddr": "0.0.0.0",
+            "rport": 0,
+        }
+    ]
 
 
 def test_a_change_carries_when_the_dump_before_began():
@@ -51,10 +61,10 @@ def test_unchanged_dump_says_nothing():
 def test_request_sock_then_child_reads_as_one_socket():
     tracker = DiagTracker()
     tracker.update(1.0, [LISTENER])
-    assert moves(tracker.update(1.005, [LISTENER, conn("SYN_RECV")])) == [
-        (1.005, "CLOSE", "SYN_RECV", 40000)]
+    assert moves(tracker.update(1.005, [LISTENER, conn("SYN_RECV")])) == [(1.005, "CLOSE", "SYN_RECV", 40000)]
     assert moves(tracker.update(2.03, [LISTENER, conn("ESTABLISHED")])) == [
-        (2.03, "SYN_RECV", "ESTABLISHED", 40000)]
+        (2.03, "SYN_RECV", "ESTABLISHED", 40000)
+    ]
 
 
 def test_timewait_substates_and_expiry():
@@ -80,13 +90,13 @@ def test_known_lists_the_last_dump():
 
 # --- dump_tcp on a fake NETLINK_SOCK_DIAG socket ------------------------------------
 
+
 def diag_msg(seq: int, sock: tuple, state: int, attrs=(("INET_DIAG_SHUTDOWN", 0),)) -> bytes:
     """One inet_diag_msg as the kernel sends it, encoded by pyroute2, with attributes
     after the fixed header (the kernel always adds some)."""
     laddr, lport, raddr, rport = sock
     m = inet_diag_msg()
-    m["header"] = {"type": SOCK_DIAG_BY_FAMILY, "flags": NLM_F_MULTI,
-                   "sequence_number": seq, "pid": 0}
+    m["header"] = {"type": SOCK_DIAG_BY_FAMILY, "flags": NLM_F_MULTI, "sequence_number": seq, "pid": 0}
     m["idiag_family"], m["idiag_state"] = socket.AF_INET, state
     m["idiag_sport"], m["idiag_dport"] = lport, rport
     m["idiag_src"] = (int(ipaddress.IPv4Address(laddr)), 0, 0, 0)
@@ -124,10 +134,18 @@ class FakeNetlink:
         return len(datagram) if flags & socket.MSG_TRUNC else n
 
 
-SOCKS = [((SRV, 8080, "0.0.0.0", 0), 10), ((SRV, 8080, CLI, 40000), 3),
-         ((SRV, 8081, CLI, 40001), 6), ((SRV, 8081, CLI, 40002), 5)]
-EXPECTED = [LISTENER, conn("SYN_RECV"), (SRV, 8081, CLI, 40001, "TIME_WAIT"),
-            (SRV, 8081, CLI, 40002, "FIN_WAIT2")]
+SOCKS = [
+    ((SRV, 8080, "0.0.0.0", 0), 10),
+    ((SRV, 8080, CLI, 40000), 3),
+    ((SRV, 8081, CLI, 40001), 6),
+    ((SRV, 8081, CLI, 40002), 5),
+]
+EXPECTED = [
+    LISTENER,
+    conn("SYN_RECV"),
+    (SRV, 8081, CLI, 40001, "TIME_WAIT"),
+    (SRV, 8081, CLI, 40002, "FIN_WAIT2"),
+]
 
 
 def test_dump_tcp_request_is_a_dump_of_ipv4_tcp_with_minisockets():
@@ -158,8 +176,7 @@ def test_dump_tcp_names_states_across_datagrams():
 def test_dump_tcp_skips_what_an_abandoned_dump_left_behind():
     def reply(seq):
         stale = diag_msg(seq - 1, (SRV, 9, CLI, 9), 1) + control(NLMSG_DONE, seq - 1)
-        return [stale, b"".join(diag_msg(seq, s, st) for s, st in SOCKS)
-                + control(NLMSG_DONE, seq)]
+        return [stale, b"".join(diag_msg(seq, s, st) for s, st in SOCKS) + control(NLMSG_DONE, seq)]
 
     assert dump_tcp(FakeNetlink(reply)) == EXPECTED
 
@@ -175,6 +192,7 @@ def test_dump_tcp_each_dump_has_its_own_sequence_number():
 def test_dump_tcp_unknown_state_is_its_number():
     def reply(seq):
         return [diag_msg(seq, (SRV, 1, CLI, 2), 14) + control(NLMSG_DONE, seq)]
+
     assert dump_tcp(FakeNetlink(reply)) == [(SRV, 1, CLI, 2, "14")]
 
 
@@ -189,6 +207,7 @@ def test_dump_tcp_raises_the_kernels_error(kind):
 def test_dump_tcp_refuses_a_truncated_datagram():
     def huge(seq):
         return [diag_msg(seq, (SRV, 1, CLI, 2), 1) * 1000]  # 96 000 bytes
+
     with pytest.raises(OSError) as e:
         dump_tcp(FakeNetlink(huge))
     assert e.value.errno == errno.EMSGSIZE
@@ -208,19 +227,21 @@ ipv4 = st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n)))
 port = st.integers(0, 65535)
 
 
-@given(st.lists(st.tuples(st.tuples(ipv4, port, ipv4, port), st.integers(1, 12)),
-                max_size=40),
-       st.sampled_from([(), (("INET_DIAG_SHUTDOWN", 3),), (("INET_DIAG_CONG", "cubic"),
-                                                          ("INET_DIAG_SHUTDOWN", 0))]))
+@given(
+    st.lists(st.tuples(st.tuples(ipv4, port, ipv4, port), st.integers(1, 12)), max_size=40),
+    st.sampled_from(
+        [(), (("INET_DIAG_SHUTDOWN", 3),), (("INET_DIAG_CONG", "cubic"), ("INET_DIAG_SHUTDOWN", 0))]
+    ),
+)
 def test_dump_tcp_reads_what_pyroute2_reads(socks, attrs):
     def pyroute2_reads(data: bytes) -> tuple:
         m = inet_diag_msg(data)
         m.decode()
-        return (m["idiag_src"], m["idiag_sport"], m["idiag_dst"], m["idiag_dport"],
-                STATES[m["idiag_state"]])
+        return (m["idiag_src"], m["idiag_sport"], m["idiag_dst"], m["idiag_dport"], STATES[m["idiag_state"]])
 
     expected = [pyroute2_reads(diag_msg(0, s, state, attrs)) for s, state in socks]
+
     def reply(seq):
-        return [b"".join(diag_msg(seq, s, state, attrs) for s, state in socks)
-                + control(NLMSG_DONE, seq)]
+        return [b"".join(diag_msg(seq, s, state, attrs) for s, state in socks) + control(NLMSG_DONE, seq)]
+
     assert dump_tcp(FakeNetlink(reply)) == expected

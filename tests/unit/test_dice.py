@@ -27,8 +27,12 @@ def transfer(order, isn_c=X, isn_s=Y):
 
 def fates(faults, order, **isns):
     """segment identity -> (action, roll) for every data segment."""
-    return {identity(s): (v.action, v.roll) for s in transfer(order, **isns)
-            if s.name == "data" for v in [decide(faults, s)]}
+    return {
+        identity(s): (v.action, v.roll)
+        for s in transfer(order, **isns)
+        if s.name == "data"
+        for v in [decide(faults, s)]
+    }
 
 
 LOSS = (Fault(DROP, "data", probability=0.3, seed=7),)
@@ -90,8 +94,7 @@ def test_the_fault_index_separates_the_dice():
     of the second."""
     one = (Fault(DROP, "data", probability=0.5, seed=7),)
     two = (Fault(DELAY, "data-ack", by=0.1), Fault(DROP, "data", probability=0.5, seed=7))
-    assert fates(one, list(range(100))) != {
-        k: (a, r) for k, (a, r) in fates(two, list(range(100))).items()}
+    assert fates(one, list(range(100))) != {k: (a, r) for k, (a, r) in fates(two, list(range(100))).items()}
 
 
 def test_a_miss_falls_through_to_the_next_fault():
@@ -117,5 +120,4 @@ def test_the_handshake_is_counted_by_copy():
 
 def test_describe_names_the_dice():
     f = Fault(DELAY, "data", by=0.02, jitter=0.005, probability=0.3, seed=7)
-    assert f.describe() == ("delay data nth=all by=0.02s jitter=0.005s probability=30% "
-                            "seed=7")
+    assert f.describe() == ("delay data nth=all by=0.02s jitter=0.005s probability=30% seed=7")

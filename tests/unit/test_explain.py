@@ -36,8 +36,7 @@ def judged(sc) -> tuple[list, list]:
     p = predict(sc, Kernel.from_release(platform.release(), kernel_hz() or 250), sc.sysctls)
     rows = [(f"{s.t:.3f}", s.sender, f"{s.name} #{s.nth}", s.fate) for s in p.segments]
     if p.teardown is not None and not p.teardown.unsupported:
-        rows += [(f"{s.t:.3f}", s.sender, f"{s.name} #{s.nth}", s.fate)
-                 for s in p.teardown.segments]
+        rows += [(f"{s.t:.3f}", s.sender, f"{s.name} #{s.nth}", s.fate) for s in p.teardown.segments]
     calls = [(h, c, r, f"{e:.3f}") for (h, c), (r, _s, e) in p.calls.items() if c != "request"]
     return rows, calls
 

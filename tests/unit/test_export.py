@@ -9,31 +9,92 @@ from tcplab.core.events import AppCalled, SegmentSeen, StateChanged, event_from_
 from tcplab.render.export import junit, mermaid
 
 EVENTS = [
-    SegmentSeen(t=0.001, name="syn", nth=1, sender="client", flags=0x02, seq=5, ack=0,
-                length=0, fate="dropped", retransmission=False, conn=1, t_out=None,
-                src="198.18.1.2", dst="198.19.1.2", sport=40000, dport=8080,
-                fault="drop syn nth=all"),
-    SegmentSeen(t=1.01, name="syn", nth=2, sender="client", flags=0x02, seq=5, ack=0,
-                length=0, fate="delivered", retransmission=True, conn=1, t_out=1.0102),
-    SegmentSeen(t=1.02, name="syn-ack", nth=1, sender="server", flags=0x12, seq=9, ack=6,
-                length=0, fate="delayed", retransmission=False, conn=1, t_out=2.52,
-                held_late=0.0004),
-    StateChanged(t=0.0, host="client", old="CLOSE", new="SYN_SENT", source="tracepoint",
-                 laddr="198.18.1.2", lport=40000, raddr="198.19.1.2", rport=8080),
-    AppCalled(t=0.0, host="client", call="connect", arg=["server", 8080], result="ok",
-              t_end=2.53, detail=""),
+    SegmentSeen(
+        t=0.001,
+        name="syn",
+        nth=1,
+        sender="client",
+        flags=0x02,
+        seq=5,
+        ack=0,
+        length=0,
+        fate="dropped",
+        retransmission=False,
+        conn=1,
+        t_out=None,
+        src="198.18.1.2",
+        dst="198.19.1.2",
+        sport=40000,
+        dport=8080,
+        fault="drop syn nth=all",
+    ),
+    SegmentSeen(
+        t=1.01,
+        name="syn",
+        nth=2,
+        sender="client",
+        flags=0x02,
+        seq=5,
+        ack=0,
+        length=0,
+        fate="delivered",
+        retransmission=True,
+        conn=1,
+        t_out=1.0102,
+    ),
+    SegmentSeen(
+        t=1.02,
+        name="syn-ack",
+        nth=1,
+        sender="server",
+        flags=0x12,
+        seq=9,
+        ack=6,
+        length=0,
+        fate="delayed",
+        retransmission=False,
+        conn=1,
+        t_out=2.52,
+        held_late=0.0004,
+    ),
+    StateChanged(
+        t=0.0,
+        host="client",
+        old="CLOSE",
+        new="SYN_SENT",
+        source="tracepoint",
+        laddr="198.18.1.2",
+        lport=40000,
+        raddr="198.19.1.2",
+        rport=8080,
+    ),
+    AppCalled(t=0.0, host="client", call="connect", arg=["server", 8080], result="ok", t_end=2.53, detail=""),
 ]
 
 
 def result(verdict="fail"):
-    return {"scenario": "demo", "verdict": verdict, "kernel": "6.18", "claims": ["H2"],
-            "duration": 3.5, "errors": ["hook died"] if verdict == "error" else [],
-            "checks": [] if verdict == "error" else [
-                {"name": "client syn repeats: interval 1", "passed": False, "expected": 1.0,
-                 "actual": 2.0, "tolerance": 0.125, "evidence": "t=1.010s syn #2"},
-                {"name": "client connect()", "passed": True, "expected": "ok",
-                 "actual": "ok", "tolerance": None}],
-            "events": [e.to_json() for e in EVENTS]}
+    return {
+        "scenario": "demo",
+        "verdict": verdict,
+        "kernel": "6.18",
+        "claims": ["H2"],
+        "duration": 3.5,
+        "errors": ["hook died"] if verdict == "error" else [],
+        "checks": []
+        if verdict == "error"
+        else [
+            {
+                "name": "client syn repeats: interval 1",
+                "passed": False,
+                "expected": 1.0,
+                "actual": 2.0,
+                "tolerance": 0.125,
+                "evidence": "t=1.010s syn #2",
+            },
+            {"name": "client connect()", "passed": True, "expected": "ok", "actual": "ok", "tolerance": None},
+        ],
+        "events": [e.to_json() for e in EVENTS],
+    }
 
 
 def test_events_round_trip_through_json():

@@ -12,8 +12,17 @@ from unit.helpers import ACK, C, RST, S, SYN, X, Y, c2s, handshake, s2c
 
 from tcplab.core import craft
 from tcplab.core.events import FaultActed, event_from_json
-from tcplab.core.faults import (DELAY, DUPLICATE, Forge, HostFault, STRIP_MSS, expected_seq,
-                                rst_after, schedule, silencing)
+from tcplab.core.faults import (
+    DELAY,
+    DUPLICATE,
+    Forge,
+    HostFault,
+    STRIP_MSS,
+    expected_seq,
+    rst_after,
+    schedule,
+    silencing,
+)
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.record import Record
 from tcplab.core.rules import decide
@@ -22,8 +31,10 @@ from tcplab.render.ladder import Ladder
 from tcplab.format.load import load_text
 from tcplab.core.check.expect import check_scenario
 
-HEAD = ("scenario: t\nsummary: s\napps:\n  server: [listen: 8080, accept, sleep: 5s]\n"
-        "  client: [connect: \"server:8080\", send: 4000]\ntimeout: 10s\nfaults:\n")
+HEAD = (
+    "scenario: t\nsummary: s\napps:\n  server: [listen: 8080, accept, sleep: 5s]\n"
+    '  client: [connect: "server:8080", send: 4000]\ntimeout: 10s\nfaults:\n'
+)
 
 
 def load(faults: str):
@@ -34,23 +45,26 @@ def load(faults: str):
 
 
 def test_host_faults_and_forges_load_apart_from_segment_faults():
-    sc = load("  - drop: syn\n    nth: 1\n"
-              "  - link-down: server\n    at: 1s\n    until: 2.5s\n"
-              "  - crash: client\n    at: 4s\n"
-              "  - reboot: server\n    at: 3s\n    until: 5s\n"
-              "  - kill: server\n    at: 500ms\n"
-              "  - forge: rst\n    to: client\n    after: data\n    nth: 2\n"
-              "  - forge: stale-syn\n"
-              "  - duplicate: syn-ack\n    by: 10ms\n"
-              "  - strip-mss: syn\n")
+    sc = load(
+        "  - drop: syn\n    nth: 1\n"
+        "  - link-down: server\n    at: 1s\n    until: 2.5s\n"
+        "  - crash: client\n    at: 4s\n"
+        "  - reboot: server\n    at: 3s\n    until: 5s\n"
+        "  - kill: server\n    at: 500ms\n"
+        "  - forge: rst\n    to: client\n    after: data\n    nth: 2\n"
+        "  - forge: stale-syn\n"
+        "  - duplicate: syn-ack\n    by: 10ms\n"
+        "  - strip-mss: syn\n"
+    )
     assert [f.action for f in sc.faults] == ["drop", "duplicate", "strip-mss"]
     assert sc.faults[1].by == 0.01 and sc.faults[2].by == 0.0
-    assert sc.host_faults == (HostFault("link-down", "server", 1.0, 2.5, 10),
-                              HostFault("crash", "client", 4.0, None, 13),
-                              HostFault("reboot", "server", 3.0, 5.0, 15),
-                              HostFault("kill", "server", 0.5, None, 18))
-    assert sc.forges == (Forge("rst", "client", after="data", nth=(2,), line=20),
-                         Forge("stale-syn", line=24))
+    assert sc.host_faults == (
+        HostFault("link-down", "server", 1.0, 2.5, 10),
+        HostFault("crash", "client", 4.0, None, 13),
+        HostFault("reboot", "server", 3.0, 5.0, 15),
+        HostFault("kill", "server", 0.5, None, 18),
+    )
+    assert sc.forges == (Forge("rst", "client", after="data", nth=(2,), line=20), Forge("stale-syn", line=24))
 
 
 def test_a_duplicate_may_follow_at_once_but_a_delay_may_not_be_zero():
@@ -59,31 +73,33 @@ def test_a_duplicate_may_follow_at_once_but_a_delay_may_not_be_zero():
         load("  - delay: data\n    by: 0s\n")
 
 
-@pytest.mark.parametrize("faults, key, words", [
-    ("  - link-down: server\n    at: 3s\n    until: 2s\n", "faults[0].until", "after at"),
-    ("  - crash: server\n    at: 10s\n", "faults[0].at", "below 10s"),
-    ("  - kill: router\n    at: 1s\n", "faults[0].kill", "router is the lab's"),
-    ("  - forge: rst\n    to: gateway\n    at: 1s\n", "faults[0].to", "client or server"),
-    ("  - forge: rst\n    to: client\n", "faults[0]", "neither"),
-    ("  - forge: rst\n    to: client\n    at: 1s\n    nth: 1\n", "faults[0].nth", "after"),
-    ("  - forge: rst\n    to: client\n    after: syn-ack\n    from: client\n",
-     "faults[0].from", "only sent by the server"),
-    ("  - forge: stale-syn\n    at: 1s\n", "faults[0].at", "no other key"),
-    ("  - forge: bogus\n", "faults[0].forge", "rst or stale-syn"),
-    ("  - crash: server\n    at: 1s\n    until: 2s\n", "faults[0].until", "no end"),
-    ("  - reboot: server\n    at: 1s\n", "faults[0].until", "missing"),
-    ("  - crash: server\n", "faults[0].at", "missing"),
-    ("  - crash: server\n    at: 1s\n    by: 1s\n", "faults[0].by", "unknown key"),
-    ("  - crash: server\n    at: 1s\n  - crash: server\n    at: 2s\n", "faults[1]",
-     "given twice"),
-    ("  - crash: server\n    at: 1s\n  - kill: server\n    at: 2s\n", "faults[1]",
-     "crashed at 1s"),
-    ("  - strip-mss: fin\n", "faults[0].strip-mss", "MSS option"),
-    ("  - strip-mss: syn\n    by: 1s\n", "faults[0].by", "delay only"),
-    ("  - drop: syn\n    duplicate: syn\n", "faults[0]", "both (drop and duplicate)"),
-])
-
-
+@pytest.mark.parametrize(
+    "faults, key, words",
+    [
+        ("  - link-down: server\n    at: 3s\n    until: 2s\n", "faults[0].until", "after at"),
+        ("  - crash: server\n    at: 10s\n", "faults[0].at", "below 10s"),
+        ("  - kill: router\n    at: 1s\n", "faults[0].kill", "router is the lab's"),
+        ("  - forge: rst\n    to: gateway\n    at: 1s\n", "faults[0].to", "client or server"),
+        ("  - forge: rst\n    to: client\n", "faults[0]", "neither"),
+        ("  - forge: rst\n    to: client\n    at: 1s\n    nth: 1\n", "faults[0].nth", "after"),
+        (
+            "  - forge: rst\n    to: client\n    after: syn-ack\n    from: client\n",
+            "faults[0].from",
+            "only sent by the server",
+        ),
+        ("  - forge: stale-syn\n    at: 1s\n", "faults[0].at", "no other key"),
+        ("  - forge: bogus\n", "faults[0].forge", "rst or stale-syn"),
+        ("  - crash: server\n    at: 1s\n    until: 2s\n", "faults[0].until", "no end"),
+        ("  - reboot: server\n    at: 1s\n", "faults[0].until", "missing"),
+        ("  - crash: server\n", "faults[0].at", "missing"),
+        ("  - crash: server\n    at: 1s\n    by: 1s\n", "faults[0].by", "unknown key"),
+        ("  - crash: server\n    at: 1s\n  - crash: server\n    at: 2s\n", "faults[1]", "given twice"),
+        ("  - crash: server\n    at: 1s\n  - kill: server\n    at: 2s\n", "faults[1]", "crashed at 1s"),
+        ("  - strip-mss: fin\n", "faults[0].strip-mss", "MSS option"),
+        ("  - strip-mss: syn\n    by: 1s\n", "faults[0].by", "delay only"),
+        ("  - drop: syn\n    duplicate: syn\n", "faults[0]", "both (drop and duplicate)"),
+    ],
+)
 def test_mistakes_name_their_key(faults, key, words):
     with pytest.raises(Exception) as caught:
         load(faults)
@@ -107,8 +123,15 @@ def test_silence_covers_both_directions_from_at_and_ends_at_until():
     assert silencing((crash,), "client", "server", 1e6) is crash  # a crash never ends
     assert silencing((reboot,), "client", "server", 3.0) is None  # back up at until
     # link-down and kill are not silences: the kernel and the agent do those
-    assert silencing((HostFault("link-down", "server", 0.0, 9.0),
-                      HostFault("kill", "server", 0.0)), "client", "server", 1.0) is None
+    assert (
+        silencing(
+            (HostFault("link-down", "server", 0.0, 9.0), HostFault("kill", "server", 0.0)),
+            "client",
+            "server",
+            1.0,
+        )
+        is None
+    )
 
 
 def test_schedule_lists_what_the_hook_does_on_its_own_in_time_order():
@@ -116,7 +139,10 @@ def test_schedule_lists_what_the_hook_does_on_its_own_in_time_order():
     late = Forge("rst", "server", at=3.0)
     after = Forge("rst", "server", after="data")
     assert schedule((down, HostFault("kill", "server", 1.0)), (late, after)) == [
-        (2.0, "down", down), (3.0, "forge", late), (4.0, "up", down)]
+        (2.0, "down", down),
+        (3.0, "forge", late),
+        (4.0, "up", down),
+    ]
 
 
 def test_forge_after_matches_name_sender_and_occurrence():
@@ -138,8 +164,7 @@ def test_a_forged_rst_carries_the_sequence_number_its_receiver_expects():
 
 
 def test_duplicate_and_strip_mss_verdicts_deliver_and_only_a_delay_holds():
-    sc = load("  - duplicate: syn\n    by: 20ms\n  - strip-mss: syn-ack\n"
-              "  - delay: ack\n    by: 1s\n")
+    sc = load("  - duplicate: syn\n    by: 20ms\n  - strip-mss: syn-ack\n  - delay: ack\n    by: 1s\n")
     clf = Classifier({C})
     syn, synack, ack = (clf.classify(s) for s in handshake())
     v = decide(sc.faults, syn)
@@ -153,12 +178,16 @@ def test_the_server_isn_comes_from_the_syn_ack_of_the_clients_own_syn():
     handshake's ACK must still be named `ack` against the second SYN-ACK."""
     clf = Classifier({C})
     old = X - 2**28
-    names = [clf.classify(s).name for s in (
-        c2s(SYN, X),                      # the real SYN (held by the router)
-        s2c(SYN | ACK, 777, old + 1),     # the answer to the stale SYN
-        c2s(RST, old + 1),                # the client refuses it
-        s2c(SYN | ACK, Y, X + 1),         # the answer to the real SYN
-        c2s(ACK, X + 1, Y + 1))]
+    names = [
+        clf.classify(s).name
+        for s in (
+            c2s(SYN, X),  # the real SYN (held by the router)
+            s2c(SYN | ACK, 777, old + 1),  # the answer to the stale SYN
+            c2s(RST, old + 1),  # the client refuses it
+            s2c(SYN | ACK, Y, X + 1),  # the answer to the real SYN
+            c2s(ACK, X + 1, Y + 1),
+        )
+    ]
     assert names == ["syn", "syn-ack", "rst", "syn-ack", "ack"]
 
 
@@ -168,10 +197,16 @@ def test_the_server_isn_comes_from_the_syn_ack_of_the_clients_own_syn():
 def _syn_with_mss(mss: int = 1460) -> bytes:
     from scapy.layers.inet import IP, TCP
 
-    return bytes(IP(src=C, dst=S) / TCP(sport=40000, dport=8080, flags="S", seq=X,
-                                         options=[("MSS", mss), ("SAckOK", b""),
-                                                  ("Timestamp", (1, 0)), ("NOP", None),
-                                                  ("WScale", 7)]))
+    return bytes(
+        IP(src=C, dst=S)
+        / TCP(
+            sport=40000,
+            dport=8080,
+            flags="S",
+            seq=X,
+            options=[("MSS", mss), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None), ("WScale", 7)],
+        )
+    )
 
 
 def _checksums_ok(packet: bytes) -> bool:
@@ -201,8 +236,13 @@ def test_with_seq_moves_only_the_sequence_number():
     syn = _syn_with_mss()
     stale = craft.with_seq(syn, X - 2**28)
     a, b = parse_ipv4_tcp(syn), parse_ipv4_tcp(stale)
-    assert b.seq == (X - 2**28) % 2**32 and (b.src, b.sport, b.dst, b.dport, b.flags) == \
-        (a.src, a.sport, a.dst, a.dport, a.flags)
+    assert b.seq == (X - 2**28) % 2**32 and (b.src, b.sport, b.dst, b.dport, b.flags) == (
+        a.src,
+        a.sport,
+        a.dst,
+        a.dport,
+        a.flags,
+    )
     assert craft.mss_of(stale) == 1460 and _checksums_ok(stale)
 
 
@@ -220,11 +260,26 @@ def test_a_made_up_rst_is_a_well_formed_bare_rst():
 
 def _seg(t, name, sender, injected=False, length=0, nth=1):
     src, dst = (C, S) if sender == "client" else (S, C)
-    return {"mono": 100.0 + t, "id": int(t * 1000), "name": name, "nth": nth,
-            "sender": sender, "flags": RST if name == "rst" else ACK, "seq": 1, "ack": 1,
-            "length": length, "fate": "delivered", "retransmission": False, "conn": 1,
-            "mono_out": 100.0 + t, "src": src, "dst": dst, "sport": 1, "dport": 2,
-            "injected": injected}
+    return {
+        "mono": 100.0 + t,
+        "id": int(t * 1000),
+        "name": name,
+        "nth": nth,
+        "sender": sender,
+        "flags": RST if name == "rst" else ACK,
+        "seq": 1,
+        "ack": 1,
+        "length": length,
+        "fate": "delivered",
+        "retransmission": False,
+        "conn": 1,
+        "mono_out": 100.0 + t,
+        "src": src,
+        "dst": dst,
+        "sport": 1,
+        "dport": 2,
+        "injected": injected,
+    }
 
 
 def test_injected_segments_are_no_sends_of_the_host_they_pretend_to_be():
@@ -233,19 +288,23 @@ def test_injected_segments_are_no_sends_of_the_host_they_pretend_to_be():
     rec.add_segment(_seg(0.2, "data", "server", length=536))
     rec.add_segment(_seg(0.3, "data", "server", injected=True, length=1460))
     assert rec.sent_by("server", "rst") == []
-    sc = load_text(HEAD.replace("faults:\n", "") + "expect:\n  server:\n"
-                   "    sends: {rst: 0, data: 1}\n    largest: {data: 536}\n", "t.yaml")
+    sc = load_text(
+        HEAD.replace("faults:\n", "") + "expect:\n  server:\n"
+        "    sends: {rst: 0, data: 1}\n    largest: {data: 536}\n",
+        "t.yaml",
+    )
     checks = check_scenario(sc, rec)
     assert [(c.name, c.passed, c.actual) for c in checks] == [
-        ("server sends rst", True, 0), ("server sends data", True, 1),
-        ("server largest data", True, 536)]
+        ("server sends rst", True, 0),
+        ("server sends data", True, 1),
+        ("server largest data", True, 536),
+    ]
 
 
 def test_largest_fails_with_the_biggest_segment_as_proof():
     rec = Record(t0=100.0)
     rec.add_segment(_seg(0.2, "data", "server", length=1460))
-    sc = load_text(HEAD.replace("faults:\n", "") + "expect:\n  server:\n"
-                   "    largest: {data: 536}\n", "t.yaml")
+    sc = load_text(HEAD.replace("faults:\n", "") + "expect:\n  server:\n    largest: {data: 536}\n", "t.yaml")
     (check,) = check_scenario(sc, rec)
     assert (check.passed, check.expected, check.actual) == (False, 536, 1460)
     assert "len=1460" in check.evidence
@@ -253,12 +312,19 @@ def test_largest_fails_with_the_biggest_segment_as_proof():
 
 def test_fault_events_round_trip_and_show_in_the_ladder():
     rec = Record(t0=100.0)
-    ev = rec.add_fault("router", {"kind": "fault", "mono": 101.5, "host": "server",
-                                  "action": "link-down", "what": "link down",
-                                  "fault": "link-down server at=1.5s"})
+    ev = rec.add_fault(
+        "router",
+        {
+            "kind": "fault",
+            "mono": 101.5,
+            "host": "server",
+            "action": "link-down",
+            "what": "link down",
+            "fault": "link-down server at=1.5s",
+        },
+    )
     died = rec.add_fault("server", {"kind": "app-exit", "mono": 102.0, "how": "SIGKILL"})
-    assert (ev.t, ev.host, died.action, died.what) == (1.5, "server", "app-exit",
-                                                        "app ended: SIGKILL")
+    assert (ev.t, ev.host, died.action, died.what) == (1.5, "server", "app-exit", "app ended: SIGKILL")
     assert rec.events() == [ev, died]
     assert event_from_json(ev.to_json()) == ev
     line = Ladder(120).line(ev).plain
@@ -270,8 +336,7 @@ def test_the_ladder_marks_injected_segments_and_keeps_the_real_isn():
     from tcplab.core.events import SegmentSeen
 
     ladder = Ladder(120)
-    stale = SegmentSeen(0.0, "syn", 0, "client", SYN, X - 2**28, 0, 0, "delivered", False,
-                        1, injected=True)
+    stale = SegmentSeen(0.0, "syn", 0, "client", SYN, X - 2**28, 0, 0, "delivered", False, 1, injected=True)
     real = SegmentSeen(0.0, "syn", 1, "client", SYN, X, 0, 0, "delayed", False, 1, 0.01)
     assert "⊕syn (router)" in ladder.line(stale).plain
     assert "seq=0 " in ladder.line(real).plain  # relative to the client's own ISN
@@ -301,8 +366,7 @@ def test_sock_destroy_request_encodes_as_pyroute2_encodes_inet_diag_req_v2():
     from tcplab.lab.appproc import destroy_request
 
     req = inet_diag_req()
-    req["header"] = {"type": SOCK_DESTROY, "flags": NLM_F_REQUEST | NLM_F_ACK,
-                     "sequence_number": 7, "pid": 0}
+    req["header"] = {"type": SOCK_DESTROY, "flags": NLM_F_REQUEST | NLM_F_ACK, "sequence_number": 7, "pid": 0}
     req["sdiag_family"], req["sdiag_protocol"] = so.AF_INET, so.IPPROTO_TCP
     req["idiag_ext"], req["idiag_states"] = 0, 0xFFFFFFFF
     req["idiag_sport"], req["idiag_dport"] = 8080, 40000

@@ -87,11 +87,21 @@ def test_host_faults_strike_an_established_idle_connection(corpus):
 def test_the_vocabulary_is_covered(corpus):
     faulted = Counter((f.segment, f.action) for _d, _t, sc in corpus for f in sc.faults)
     names = {name for name, _action in faulted}
-    assert names >= {"syn", "syn-ack", "ack", "fin", "fin-ack", "peer-fin", "last-ack",
-                     "data", "data-ack", "rst", "keepalive"}
+    assert names >= {
+        "syn",
+        "syn-ack",
+        "ack",
+        "fin",
+        "fin-ack",
+        "peer-fin",
+        "last-ack",
+        "data",
+        "data-ack",
+        "rst",
+        "keepalive",
+    }
     assert {action for _n, action in faulted} == {"drop", "delay", "duplicate"}
-    nths = {f.nth if f.nth is None else len(f.nth) > 1 for _d, _t, sc in corpus
-            for f in sc.faults}
+    nths = {f.nth if f.nth is None else len(f.nth) > 1 for _d, _t, sc in corpus for f in sc.faults}
     assert nths == {None, False, True}  # all, one occurrence, a list
     senders = {f.sender for _d, _t, sc in corpus for f in sc.faults}
     assert senders == {None, "client", "server"}
@@ -108,13 +118,24 @@ def test_every_app_call_and_argument_form_is_used(corpus):
         for steps in sc.apps.values():
             for s in all_steps(steps):
                 form = type(s.arg).__name__ if s.call in ("send", "recv") else s.arg
-                used[(s.call, form if s.call in ("send", "recv", "shutdown", "linger")
-                      else None)] += 1
-    assert set(used) >= {("listen", None), ("accept", None), ("connect", None),
-                         ("send", "int"), ("send", "str"), ("recv", "NoneType"),
-                         ("recv", "int"), ("sleep", None), ("close", None),
-                         ("shutdown", "wr"), ("shutdown", "rd"), ("shutdown", "rdwr"),
-                         ("linger", 0), ("keepalive", None), ("rcvtimeo", None)}
+                used[(s.call, form if s.call in ("send", "recv", "shutdown", "linger") else None)] += 1
+    assert set(used) >= {
+        ("listen", None),
+        ("accept", None),
+        ("connect", None),
+        ("send", "int"),
+        ("send", "str"),
+        ("recv", "NoneType"),
+        ("recv", "int"),
+        ("sleep", None),
+        ("close", None),
+        ("shutdown", "wr"),
+        ("shutdown", "rd"),
+        ("shutdown", "rdwr"),
+        ("linger", 0),
+        ("keepalive", None),
+        ("rcvtimeo", None),
+    }
 
 
 def _sleep_pairs(sc):
@@ -143,24 +164,29 @@ def test_sysctls_are_pinned_where_a_chain_would_be_long(corpus):
             assert int(sc.sysctls["server"]["net.ipv4.tcp_synack_retries"]) <= 3
         seen.update(name for values in sc.sysctls.values() for name in values)
     assert {n.rsplit(".", 1)[1] for n in seen} == {
-        "tcp_syn_retries", "tcp_synack_retries", "tcp_orphan_retries", "tcp_fin_timeout",
-        "tcp_retries2", "tcp_syn_linear_timeouts"}
+        "tcp_syn_retries",
+        "tcp_synack_retries",
+        "tcp_orphan_retries",
+        "tcp_fin_timeout",
+        "tcp_retries2",
+        "tcp_syn_linear_timeouts",
+    }
     without = _loaded(linear=False, seeds=range(100))
-    assert not any("net.ipv4.tcp_syn_linear_timeouts" in sc.sysctls["client"]
-                   for _d, _t, sc in without)
+    assert not any("net.ipv4.tcp_syn_linear_timeouts" in sc.sysctls["client"] for _d, _t, sc in without)
 
 
-@pytest.mark.parametrize("kind, names, host_faults", [
-    ("handshake", {"syn", "syn-ack", "ack"}, set()),
-    ("teardown", {"fin", "fin-ack", "peer-fin", "last-ack", "rst"}, {"kill"}),
-    ("established", {"data", "data-ack", "keepalive", "keepalive-ack"},
-     {"crash", "link-down"}),
-])
+@pytest.mark.parametrize(
+    "kind, names, host_faults",
+    [
+        ("handshake", {"syn", "syn-ack", "ack"}, set()),
+        ("teardown", {"fin", "fin-ack", "peer-fin", "last-ack", "rst"}, {"kill"}),
+        ("established", {"data", "data-ack", "keepalive", "keepalive-ack"}, {"crash", "link-down"}),
+    ],
+)
 def test_each_kind_faults_its_own_phase(kind, names, host_faults):
     for d, _text, sc in _loaded(kind, seeds=range(60)):
         assert d.phase == kind
-        hit = {f.segment for f in sc.faults} & names or \
-            {h.action for h in sc.host_faults} & host_faults
+        hit = {f.segment for f in sc.faults} & names or {h.action for h in sc.host_faults} & host_faults
         assert hit, f"seed {d.seed}: {[f.segment for f in sc.faults]}"
 
 
@@ -180,63 +206,87 @@ def test_a_file_the_loader_rejects_is_a_generator_bug(tmp_path, monkeypatch):
 
 
 def test_cli_generate_writes_count_files(tmp_path):
-    result = CliRunner().invoke(cli, ["generate", "--seed", "5", "--count", "3",
-                                      "--out", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["generate", "--seed", "5", "--count", "3", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen-5.yaml", "gen-6.yaml",
-                                                         "gen-7.yaml"]
-    assert (tmp_path / "gen-6.yaml").read_text() == generate(6, "any", False,
-                                                            has_linear_timeouts())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen-5.yaml", "gen-6.yaml", "gen-7.yaml"]
+    assert (tmp_path / "gen-6.yaml").read_text() == generate(6, "any", False, has_linear_timeouts())
     assert CliRunner().invoke(cli, ["generate", "--count", "3"]).exit_code == 2
-    assert CliRunner().invoke(cli, ["generate", "--seed", "1", "tally",
-                                    str(tmp_path)]).exit_code == 2
+    assert CliRunner().invoke(cli, ["generate", "--seed", "1", "tally", str(tmp_path)]).exit_code == 2
 
 
 # --- the tally ----------------------------------------------------------------------------
+
 
 def _check(name, passed=True, **more):
     return {"name": name, "passed": passed, "expected": None, "actual": None, **more}
 
 
 RESULTS = [
-    {"scenario": "gen-3", "verdict": "pass", "checks": [
-        _check("model: client syn count"),
-        {**_check("model: not judged: teardown", actual="a keepalive step"), "judged": False}]},
-    {"scenario": "gen-12", "verdict": "fail", "checks": [
-        _check("model: client data #3 after #2 (RTO)", False),
-        _check("model: client states after ESTABLISHED", False)]},
-    {"scenario": "gen-7", "verdict": "fail", "checks": [
-        _check("model: client data #2 after #1 (RTO)", False),
-        _check("model: server sends nothing after t=1.234s", False)]},
+    {
+        "scenario": "gen-3",
+        "verdict": "pass",
+        "checks": [
+            _check("model: client syn count"),
+            {**_check("model: not judged: teardown", actual="a keepalive step"), "judged": False},
+        ],
+    },
+    {
+        "scenario": "gen-12",
+        "verdict": "fail",
+        "checks": [
+            _check("model: client data #3 after #2 (RTO)", False),
+            _check("model: client states after ESTABLISHED", False),
+        ],
+    },
+    {
+        "scenario": "gen-7",
+        "verdict": "fail",
+        "checks": [
+            _check("model: client data #2 after #1 (RTO)", False),
+            _check("model: server sends nothing after t=1.234s", False),
+        ],
+    },
     {"scenario": "gen-1", "verdict": "error", "checks": [], "errors": ["the hook died"]},
-    {"scenario": "teardown-normal", "verdict": "pass", "checks": [
-        _check("client close()"), _check("model: client syn count"),
-        _check("model: server states", judged=False,
-                                         actual="too loaded: the hook 80 ms late")]},
-    {"scenario": "gen-20", "verdict": "error", "checks": [
-        _check("client close()"),
-        {**_check("model: not judged: teardown", actual="a keepalive step"), "judged": False}]},
+    {
+        "scenario": "teardown-normal",
+        "verdict": "pass",
+        "checks": [
+            _check("client close()"),
+            _check("model: client syn count"),
+            _check("model: server states", judged=False, actual="too loaded: the hook 80 ms late"),
+        ],
+    },
+    {
+        "scenario": "gen-20",
+        "verdict": "error",
+        "checks": [
+            _check("client close()"),
+            {**_check("model: not judged: teardown", actual="a keepalive step"), "judged": False},
+        ],
+    },
 ]
 
 
 def test_tally_counts_a_hand_made_set():
     table = tally(RESULTS)
     assert (table["runs"], table["pass"], table["fail"], table["error"]) == (6, 2, 2, 2)
-    assert table["failing_checks"] == {"model: client data #k after #k (RTO)": 2,
-                                       "model: client states after ESTABLISHED": 1,
-                                       "model: server sends nothing after t=Ns": 1}
-    assert table["not_judged"] == {"teardown (a keepalive step)": 2,
-                                   "model: server states (too loaded: the hook N ms late)": 1}
+    assert table["failing_checks"] == {
+        "model: client data #k after #k (RTO)": 2,
+        "model: client states after ESTABLISHED": 1,
+        "model: server sends nothing after t=Ns": 1,
+    }
+    assert table["not_judged"] == {
+        "teardown (a keepalive step)": 2,
+        "model: server states (too loaded: the hook N ms late)": 1,
+    }
     assert table["runs_with_every_model_check_not_judged"] == 1
     assert table["failing_seeds"] == [7, 12]
     assert table["error_seeds"] == [1, 20]
 
 
 def test_normalise_folds_numbers_but_not_sysctl_names():
-    assert normalise("model: client data #12 after #11 (RTO)") == \
-        "model: client data #k after #k (RTO)"
-    assert normalise("model: tcp_retries2 give-up at 12.6 s") == \
-        "model: tcp_retries2 give-up at N s"
+    assert normalise("model: client data #12 after #11 (RTO)") == "model: client data #k after #k (RTO)"
+    assert normalise("model: tcp_retries2 give-up at 12.6 s") == "model: tcp_retries2 give-up at N s"
 
 
 def test_tally_text_and_json_from_the_cli(tmp_path):

@@ -27,15 +27,27 @@ def test_rows_become_the_records_segments_with_their_bytes(tmp_path):
     clf = Classifier({C})
     for i, seg in enumerate(handshake()):
         ident = log.next_id()
-        log.segment(ident, 10.0 + i, clf.classify(seg), "delivered", 10.5 + i, None,
-                    bytes([0x45, i]) * 200, 400, sent=b"out" if i == 1 else None)
+        log.segment(
+            ident,
+            10.0 + i,
+            clf.classify(seg),
+            "delivered",
+            10.5 + i,
+            None,
+            bytes([0x45, i]) * 200,
+            400,
+            sent=b"out" if i == 1 else None,
+        )
     assert out.lines == []  # nothing before the flush: the verdicts come first
     log.close()
     (msg,) = out.lines
     rec = Record(t0=10.0)
     segs = rec.add_segments(msg)
     assert [(s.name, s.t, s.t_out, s.wire_len) for s in segs] == [
-        ("syn", 0.0, 0.5, 400), ("syn-ack", 1.0, 1.5, 400), ("ack", 2.0, 2.5, 400)]
+        ("syn", 0.0, 0.5, 400),
+        ("syn-ack", 1.0, 1.5, 400),
+        ("ack", 2.0, 2.5, 400),
+    ]
     rec.attach_raw(rawstore.read(path))
     assert len(bytes.fromhex(rec.segments[0].raw)) == rawstore.RAW_MAX  # cut, once
     assert rec.segments[1].raw_out == b"out".hex() and rec.segments[0].raw_out == ""

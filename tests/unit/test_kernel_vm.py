@@ -32,12 +32,15 @@ def test_build_list_clean():
     assert plan.parse_args(["clean"]).kernels == []
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["run", "6.1"], "after --"),
-    (["6.1"], "after --"),
-    (["build", "5.10"], "unknown kernel '5.10'"),
-    (["6.2", "--", "run", "x.yaml"], "unknown kernel"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["run", "6.1"], "after --"),
+        (["6.1"], "after --"),
+        (["build", "5.10"], "unknown kernel '5.10'"),
+        (["6.2", "--", "run", "x.yaml"], "unknown kernel"),
+    ],
+)
 def test_bad_command_lines(argv, says):
     with pytest.raises(plan.Usage, match=says):
         plan.parse_args(argv)
@@ -58,10 +61,32 @@ def test_lab_test_runs_on_the_image_with_the_test_tools():
 
 
 def test_out_names_the_directory_brought_back():
-    assert plan.rewrite_out(["run", "a.yaml", "--json", "OUT/", "--junit", "OUT/j.xml", "--x=OUT",
-                           "OUTSIDE", "b/OUT/", "--mermaid=OUT/m.mmd"], "/g") == \
-        ["run", "a.yaml", "--json", "/g/", "--junit", "/g/j.xml", "--x=/g",
-         "OUTSIDE", "b/OUT/", "--mermaid=/g/m.mmd"]
+    assert plan.rewrite_out(
+        [
+            "run",
+            "a.yaml",
+            "--json",
+            "OUT/",
+            "--junit",
+            "OUT/j.xml",
+            "--x=OUT",
+            "OUTSIDE",
+            "b/OUT/",
+            "--mermaid=OUT/m.mmd",
+        ],
+        "/g",
+    ) == [
+        "run",
+        "a.yaml",
+        "--json",
+        "/g/",
+        "--junit",
+        "/g/j.xml",
+        "--x=/g",
+        "OUTSIDE",
+        "b/OUT/",
+        "--mermaid=/g/m.mmd",
+    ]
 
 
 def test_results_dir():
@@ -81,10 +106,18 @@ def test_image_key_follows_the_kernel_and_what_setup_installs():
 
 
 def _argv(accel):
-    return plan.qemu_argv(accel=accel, kernel=Path("/i/vmlinuz"), initrd=Path("/i/initrd.img"),
-                        disk=Path("/i/disk.img"), job=Path("/w/job.tar"),
-                        results=Path("/w/results.img"), console=Path("/w/console.log"),
-                        memory="3G", smp=4, name="tcplab-6.1")
+    return plan.qemu_argv(
+        accel=accel,
+        kernel=Path("/i/vmlinuz"),
+        initrd=Path("/i/initrd.img"),
+        disk=Path("/i/disk.img"),
+        job=Path("/w/job.tar"),
+        results=Path("/w/results.img"),
+        console=Path("/w/console.log"),
+        memory="3G",
+        smp=4,
+        name="tcplab-6.1",
+    )
 
 
 def _after(argv, flag):
@@ -97,9 +130,11 @@ def test_qemu_command_line():
     assert _after(argv, "-accel") == ["tcg,thread=multi"] and _after(argv, "-cpu") == ["max,cx16=off"]
     assert _after(argv, "-smp") == ["4"] and _after(argv, "-m") == ["3G"]
     # vda: the cached image, never written (a throw-away snapshot); vdb: the job; vdc: results
-    assert _after(argv, "-drive") == ["file=/i/disk.img,if=virtio,format=raw,snapshot=on",
-                                      "file=/w/job.tar,if=virtio,format=raw,readonly=on",
-                                      "file=/w/results.img,if=virtio,format=raw"]
+    assert _after(argv, "-drive") == [
+        "file=/i/disk.img,if=virtio,format=raw,snapshot=on",
+        "file=/w/job.tar,if=virtio,format=raw,readonly=on",
+        "file=/w/results.img,if=virtio,format=raw",
+    ]
     append = _after(argv, "-append")[0].split()
     assert {"root=/dev/vda", "console=ttyS0", "init=/sbin/kernel-vm-init", "panic=-1"} <= set(append)
     assert _after(argv, "-kernel") == ["/i/vmlinuz"] and _after(argv, "-initrd") == ["/i/initrd.img"]
@@ -141,14 +176,17 @@ def test_accel_choice():
     assert accel == "tcg" and "KVM internal error" in why and bad.calls == 1
 
 
-@pytest.mark.parametrize("rc, stderr, ok", [
-    (0, "", True),
-    (None, "KVM internal error. Suberror: 1\nemulation failure\n", False),
-    (None, "", False),                        # timed out
-    (1, "qemu-system-x86_64: failed to initialize kvm: Permission denied\n", False),
-    (1, "something else\n", False),
-    (0, "KVM internal error. Suberror: 1\n", False),
-])
+@pytest.mark.parametrize(
+    "rc, stderr, ok",
+    [
+        (0, "", True),
+        (None, "KVM internal error. Suberror: 1\nemulation failure\n", False),
+        (None, "", False),  # timed out
+        (1, "qemu-system-x86_64: failed to initialize kvm: Permission denied\n", False),
+        (1, "something else\n", False),
+        (0, "KVM internal error. Suberror: 1\n", False),
+    ],
+)
 def test_probe_outcome(rc, stderr, ok):
     assert plan.judge_probe(rc, stderr)[0] is ok
 
@@ -176,11 +214,15 @@ def test_a_dead_runs_leftovers_are_swept_and_a_live_ones_kept(tmp_path, monkeypa
 
 def test_the_job_carries_the_project_and_its_bytecode():
     import shutil
+
     if shutil.which("git") is None or not (Path(__file__).resolve().parents[2] / ".git").exists():
-        pytest.skip("the project's files are listed by git: needs git and a checkout "
-                    "(a copy made by `git archive`, as on a fresh machine, has neither)")
+        pytest.skip(
+            "the project's files are listed by git: needs git and a checkout "
+            "(a copy made by `git archive`, as on a fresh machine, has neither)"
+        )
     import io
     import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         image.add_project(tar, "worktree", "project")

@@ -7,8 +7,7 @@ import pytest
 from tcplab.core.check.handshake import _closest
 from tcplab.core.faults import Fault
 from tcplab.core.model.handshake import predict_handshake
-from tcplab.core.model.handshake_params import (HostParams, syn_schedule, syn_time_limit,
-                                                synack_schedule)
+from tcplab.core.model.handshake_params import HostParams, syn_schedule, syn_time_limit, synack_schedule
 from tcplab.core.model.kernel import Kernel
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")
@@ -31,19 +30,22 @@ def test_documents_schedule_with_syn_retries_5():
     """Claim H2's 1+2+4+8+16+32 = 63 s, on either kernel once linear timeouts are off."""
     for k in (K61, K618):
         assert syn_schedule(params(k, tcp_syn_retries=5, tcp_syn_linear_timeouts=0)) == (
-            [1, 3, 7, 15, 31], 63)
+            [1, 3, 7, 15, 31],
+            63,
+        )
 
 
-@pytest.mark.parametrize("retries,offsets,give_up", [
-    (3, [1, 2, 3, 4, 5, 7, 11], 19),  # LINUX-TCP row 1: TCP_SYNCNT 3 -> 7 retransmits, 19.3 s
-    (2, [1, 2, 3, 4, 5], 7),          # the time limit (7 s) wins over N+L
-    (1, [1, 2], 3),
-    # N+L = 12 retransmits come before the 367 s time limit (127 + 2 * 120 s) would;
-    # derived from the row 1 rule, not measured.
-    (8, [1, 2, 3, 4, 5, 7, 11, 19, 35, 67, 131, 251], 371),
-])
-
-
+@pytest.mark.parametrize(
+    "retries,offsets,give_up",
+    [
+        (3, [1, 2, 3, 4, 5, 7, 11], 19),  # LINUX-TCP row 1: TCP_SYNCNT 3 -> 7 retransmits, 19.3 s
+        (2, [1, 2, 3, 4, 5], 7),  # the time limit (7 s) wins over N+L
+        (1, [1, 2], 3),
+        # N+L = 12 retransmits come before the 367 s time limit (127 + 2 * 120 s) would;
+        # derived from the row 1 rule, not measured.
+        (8, [1, 2, 3, 4, 5, 7, 11, 19, 35, 67, 131, 251], 371),
+    ],
+)
 def test_syn_count_and_time_limits_6_18(retries, offsets, give_up):
     assert syn_schedule(params(K618, tcp_syn_retries=retries)) == (offsets, give_up)
 
@@ -58,10 +60,9 @@ def test_synack_schedule():
     assert synack_schedule(params(K61, tcp_synack_retries=2)) == ([1, 3], 7)
 
 
-@pytest.mark.parametrize("delay,slack", [(0.2, 0.008), (1, 0.036), (2, 0.036), (4, 0.26),
-                                         (16, 0.26), (32, 2.052), (64, 2.052)])
-
-
+@pytest.mark.parametrize(
+    "delay,slack", [(0.2, 0.008), (1, 0.036), (2, 0.036), (4, 0.26), (16, 0.26), (32, 2.052), (64, 2.052)]
+)
 def test_timer_wheel_lateness_at_hz_250(delay, slack):
     assert K618.slack(delay) == pytest.approx(slack)
 
@@ -104,8 +105,7 @@ def test_simulated_ack_lost_answers_every_synack():
 
 
 def test_simulated_delayed_synack_draws_timer_and_syn_triggered_answers():
-    p = predict_handshake(K618, params(K618), params(K618),
-                          (Fault("delay", "syn-ack", by=1.5),), True)
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("delay", "syn-ack", by=1.5),), True)
     assert len(p.of("server", "syn-ack")) == 3
     assert [round(t, 1) for t, _ in names(p, "client", "ack")] == [1.5, 2.5]
     assert p.calls[("client", "connect")][2] == pytest.approx(1.5, abs=0.01)
@@ -118,8 +118,9 @@ def test_no_listener_is_refused():
 
 
 def test_data_completes_the_handshake_when_the_ack_is_lost():
-    p = predict_handshake(K618, params(K618), params(K618), (Fault("drop", "ack", nth=(1,)),),
-                          True, data_after_connect=0.1)
+    p = predict_handshake(
+        K618, params(K618), params(K618), (Fault("drop", "ack", nth=(1,)),), True, data_after_connect=0.1
+    )
     assert len(p.of("server", "syn-ack")) == 1  # no retransmit: data arrived first
     assert ("server", "request") not in p.calls
 
@@ -128,8 +129,7 @@ def test_a_tie_between_timer_and_segment_yields_both_outcomes():
     """delay-synack on 6.18: the request timer and the retransmitted SYN are both due
     at 1 s. Timer first: 3 SYN-ACKs (seen 19 of 20 runs); SYN first: the SYN re-arms
     the timer to 2 s and the handshake completes at 1.5 s, so 2 (seen once)."""
-    p = predict_handshake(K618, params(K618), params(K618),
-                          (Fault("delay", "syn-ack", by=1.5),), True)
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("delay", "syn-ack", by=1.5),), True)
     assert len(p.of("server", "syn-ack")) == 3
     assert sorted(len(o.of("server", "syn-ack")) for o in p.alternatives)[0] == 2
 
@@ -140,8 +140,7 @@ def test_two_hosts_timers_due_together_may_fire_server_first():
     request timer fired first and its SYN-ACK reached the client before the client's
     SYN timer: one SYN in all. The model has that order among its alternatives, next
     to the textbook one (a second SYN)."""
-    p = predict_handshake(K618, params(K618), params(K618),
-                          (Fault("drop", "syn-ack", nth=(1,)),), True)
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("drop", "syn-ack", nth=(1,)),), True)
     assert len(p.of("client", "syn")) == 2
     assert 1 in [len(o.of("client", "syn")) for o in p.alternatives]
 
@@ -149,8 +148,7 @@ def test_two_hosts_timers_due_together_may_fire_server_first():
 def test_the_checker_judges_against_the_outcome_the_run_took():
     from tcplab.core.record import Record
 
-    p = predict_handshake(K618, params(K618), params(K618),
-                          (Fault("delay", "syn-ack", by=1.5),), True)
+    p = predict_handshake(K618, params(K618), params(K618), (Fault("delay", "syn-ack", by=1.5),), True)
 
     class Seen:  # what the Record answers for counts: two SYN-ACKs, as in the rare order
         def sent_by(self, sender, name):

@@ -15,8 +15,15 @@ from tcplab.core.record import Record
 from tcplab.format.load import load_scenario
 from tcplab.core.check.flood import observe
 from tcplab.core.check.model import check_model
-from tcplab.core.model.flood import (COOKIE, DROPPED, ListenerParams, REQUEST,
-                                     nominal_arrivals, predict_flood, synack_retries_now)
+from tcplab.core.model.flood import (
+    COOKIE,
+    DROPPED,
+    ListenerParams,
+    REQUEST,
+    nominal_arrivals,
+    predict_flood,
+    synack_retries_now,
+)
 from tcplab.core.model.handshake_params import HostParams
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.predict import predict
@@ -24,14 +31,19 @@ from tcplab.core.model.predict import predict
 K618 = Kernel.from_release("6.18.44-fc-v657")
 K61 = Kernel.from_release("6.1.0")
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios/handshake/syn-flood-syncookies.yaml"
-SERVER = {"net.ipv4.tcp_syncookies": "1", "net.ipv4.tcp_max_syn_backlog": "16",
-          "net.ipv4.tcp_synack_retries": "5", "net.core.somaxconn": "4096"}
+SERVER = {
+    "net.ipv4.tcp_syncookies": "1",
+    "net.ipv4.tcp_max_syn_backlog": "16",
+    "net.ipv4.tcp_synack_retries": "5",
+    "net.core.somaxconn": "4096",
+}
 
 
 def flood(kernel, server=SERVER, backlog=16, syns=200, until=8.5, genuine_at=0.2):
     params = ListenerParams.from_sysctls(kernel, server, backlog)
-    return predict_flood(kernel, params, HostParams.from_sysctls(kernel, {}),
-                         nominal_arrivals(syns), genuine_at, until=until)
+    return predict_flood(
+        kernel, params, HostParams.from_sysctls(kernel, {}), nominal_arrivals(syns), genuine_at, until=until
+    )
 
 
 def synacks_per_request(fp):
@@ -54,9 +66,13 @@ def test_618_keeps_backlog_plus_one_requests_then_cookies_for_the_rest():
     first = fp.flood_requests()[0]
     assert first.synacks == pytest.approx([0.0, 1.0, 3.0])
     assert first.fate == "dropped" and first.end == pytest.approx(7.0)
-    assert fp.counter_totals() == {"SyncookiesSent": 184, "TCPReqQFullDoCookies": 184,
-                                   "SyncookiesRecv": 1, "TCPSynRetrans": 42,
-                                   "TCPTimeouts": 51}
+    assert fp.counter_totals() == {
+        "SyncookiesSent": 184,
+        "TCPReqQFullDoCookies": 184,
+        "SyncookiesRecv": 1,
+        "TCPSynRetrans": 42,
+        "TCPTimeouts": 51,
+    }
 
 
 def test_61_keeps_backlog_requests():
@@ -80,19 +96,19 @@ def test_the_survivors_keep_their_full_retries():
     assert last.fate == "dropped" and last.end - last.created == pytest.approx(63.0)
 
 
-@pytest.mark.parametrize("qlen, young, retries", [
-    (8, 0, 5),     # 2 * 8 = 16 is not more than max(8, 16): no pruning
-    (17, 17, 5),   # all young: 17 < 34
-    (17, 8, 4),    # 16 <= 17 < 32
-    (17, 4, 3),
-    (17, 2, 2),
-    (17, 0, 2),    # never below 2
-    (5, 0, 2),     # a small backlog counts as 8: 2 * 5 > 8
-])
-
-
-def test_reqsk_timer_handler_cuts_retries_while_old_requests_clog_the_queue(qlen, young,
-                                                                           retries):
+@pytest.mark.parametrize(
+    "qlen, young, retries",
+    [
+        (8, 0, 5),  # 2 * 8 = 16 is not more than max(8, 16): no pruning
+        (17, 17, 5),  # all young: 17 < 34
+        (17, 8, 4),  # 16 <= 17 < 32
+        (17, 4, 3),
+        (17, 2, 2),
+        (17, 0, 2),  # never below 2
+        (5, 0, 2),  # a small backlog counts as 8: 2 * 5 > 8
+    ],
+)
+def test_reqsk_timer_handler_cuts_retries_while_old_requests_clog_the_queue(qlen, young, retries):
     p = ListenerParams(synack_retries=5, backlog=16 if qlen > 5 else 4)
     assert synack_retries_now(p, qlen, young) == retries
 
@@ -134,11 +150,12 @@ def scenario_prediction(kernel=K618):
 def test_the_scenario_gets_the_flood_model_and_a_plain_handshake_for_the_genuine_client():
     pred, res = scenario_prediction()
     assert pred.flood.params.max_ack_backlog == 16 and pred.flood.syns == 200
-    assert res.model["flood"]["answers"] == {"request": "#1-#17 (17)",
-                                             "cookie": "#18-#200 (183)"}
-    assert [(s.sender, s.name) for s in pred.segments
-            if s.name in ("syn", "syn-ack", "ack")] == [
-        ("client", "syn"), ("server", "syn-ack"), ("client", "ack")]
+    assert res.model["flood"]["answers"] == {"request": "#1-#17 (17)", "cookie": "#18-#200 (183)"}
+    assert [(s.sender, s.name) for s in pred.segments if s.name in ("syn", "syn-ack", "ack")] == [
+        ("client", "syn"),
+        ("server", "syn-ack"),
+        ("client", "ack"),
+    ]
     assert pred.calls[("client", "connect")][0] == "ok"
 
 
@@ -152,8 +169,16 @@ def syn_time(i):
     return 0.0029 + 0.0011 * (i - 1)
 
 
-def measured(requests=17, dropped=DROPPED_FIRST, gaps=(1.02, 2.018), third=4.14,
-             drop_after=4.16, cookie_again=(), counters=None, genuine_synacks=(0.0001,)):
+def measured(
+    requests=17,
+    dropped=DROPPED_FIRST,
+    gaps=(1.02, 2.018),
+    third=4.14,
+    drop_after=4.16,
+    cookie_again=(),
+    counters=None,
+    genuine_synacks=(0.0001,),
+):
     """Flood SYN i at syn_time(i); the first `requests` keep a request whose SYN-ACK
     is retransmitted after `gaps`; then those in `dropped` die `drop_after` their last
     SYN-ACK, the others send a third retransmission `third` later."""
@@ -161,11 +186,24 @@ def measured(requests=17, dropped=DROPPED_FIRST, gaps=(1.02, 2.018), third=4.14,
     conn = 0
 
     def seg(t, sender, name, nth, flags, src, sport, dst, dport, c):
-        return SegmentSeen(t=round(t, 6), name=name, nth=nth, sender=sender, flags=flags,
-                           seq=1, ack=1, length=5 if name == "data" else 0,
-                           fate="delivered", retransmission=nth > 1, conn=c,
-                           t_out=round(t + 0.0001, 6), src=src, dst=dst, sport=sport,
-                           dport=dport)
+        return SegmentSeen(
+            t=round(t, 6),
+            name=name,
+            nth=nth,
+            sender=sender,
+            flags=flags,
+            seq=1,
+            ack=1,
+            length=5 if name == "data" else 0,
+            fate="delivered",
+            retransmission=nth > 1,
+            conn=c,
+            t_out=round(t + 0.0001, 6),
+            src=src,
+            dst=dst,
+            sport=sport,
+            dport=dport,
+        )
 
     for i in range(1, 201):
         conn += 1
@@ -176,38 +214,52 @@ def measured(requests=17, dropped=DROPPED_FIRST, gaps=(1.02, 2.018), third=4.14,
             times += [times[0] + gaps[0], times[0] + gaps[0] + gaps[1]]
             if i not in dropped:
                 times.append(times[-1] + third)
-            diag.append(StateChanged(t + 0.006, "server", "CLOSE", "SYN_RECV", "inet_diag",
-                                     S, SP, src, sport))
+            diag.append(
+                StateChanged(t + 0.006, "server", "CLOSE", "SYN_RECV", "inet_diag", S, SP, src, sport)
+            )
             if i in dropped:
-                diag.append(StateChanged(times[-1] + drop_after, "server", "SYN_RECV",
-                                         "CLOSE", "inet_diag", S, SP, src, sport))
+                diag.append(
+                    StateChanged(
+                        times[-1] + drop_after, "server", "SYN_RECV", "CLOSE", "inet_diag", S, SP, src, sport
+                    )
+                )
         elif i in cookie_again:
             times.append(times[0] + 1.0)
-        segs += [seg(a, "server", "syn-ack", n + 1, 0x12, S, SP, src, sport, conn)
-                 for n, a in enumerate(times)]
+        segs += [
+            seg(a, "server", "syn-ack", n + 1, 0x12, S, SP, src, sport, conn) for n, a in enumerate(times)
+        ]
     conn += 1
     g = 0.2240
     segs.append(seg(g, "client", "syn", 1, 0x02, C, CP, S, SP, conn))
-    segs += [seg(g + a, "server", "syn-ack", n + 1, 0x12, S, SP, C, CP, conn)
-             for n, a in enumerate(genuine_synacks)]
-    segs += [seg(g + 0.0002, "client", "ack", 1, 0x10, C, CP, S, SP, conn),
-             seg(g + 0.0008, "client", "data", 1, 0x18, C, CP, S, SP, conn)]
+    segs += [
+        seg(g + a, "server", "syn-ack", n + 1, 0x12, S, SP, C, CP, conn)
+        for n, a in enumerate(genuine_synacks)
+    ]
+    segs += [
+        seg(g + 0.0002, "client", "ack", 1, 0x10, C, CP, S, SP, conn),
+        seg(g + 0.0008, "client", "data", 1, 0x18, C, CP, S, SP, conn),
+    ]
     r = Record(t0=0.0)
     r.segments = sorted(segs, key=lambda s: s.t)
     r.diag_states = diag
     r.tracepoint_states = [
         StateChanged(g - 0.0001, "client", "CLOSE", "SYN_SENT", "tracepoint", C, CP, S, SP),
-        StateChanged(g + 0.0002, "client", "SYN_SENT", "ESTABLISHED", "tracepoint",
-                     C, CP, S, SP)]
-    after = {"SyncookiesSent": 184, "SyncookiesRecv": 1, "TCPReqQFullDoCookies": 184,
-             "TCPSynRetrans": 42, "TCPTimeouts": 51, "TCPPureAcks": 1}
+        StateChanged(g + 0.0002, "client", "SYN_SENT", "ESTABLISHED", "tracepoint", C, CP, S, SP),
+    ]
+    after = {
+        "SyncookiesSent": 184,
+        "SyncookiesRecv": 1,
+        "TCPReqQFullDoCookies": 184,
+        "TCPSynRetrans": 42,
+        "TCPTimeouts": 51,
+        "TCPPureAcks": 1,
+    }
     r.apps = [
         AppCalled(0.0005, "server", "netstat", None, "ok", 0.0007, counters={}),
         AppCalled(0.0010, "client", "flood", {"syns": 200, "port": SP}, "ok", 0.2238),
-        AppCalled(0.2239, "client", "connect", ("server", SP), "ok", 0.2244, lport=CP,
-                  rport=SP),
-        AppCalled(8.2300, "server", "netstat", None, "ok", 8.2303,
-                  counters={**after, **(counters or {})})]
+        AppCalled(0.2239, "client", "connect", ("server", SP), "ok", 0.2244, lport=CP, rport=SP),
+        AppCalled(8.2300, "server", "netstat", None, "ok", 8.2303, counters={**after, **(counters or {})}),
+    ]
     r.t_stop = 8.54
     return r
 
@@ -238,30 +290,31 @@ def test_observe_tells_the_flood_from_the_genuine_connection():
     assert [c.answer for c in obs.flood[:18]] == [REQUEST] * 17 + [COOKIE]
 
 
-@pytest.mark.parametrize("bend, check", [
-    # A cookie SYN-ACK sent again, as if it had kept a request.
-    ({"cookie_again": (50,)}, "model: flood cookie SYN-ACKs sent again"),
-    # 16 requests, as 6.1.0's `qlen >= backlog` would keep.
-    ({"requests": 16}, "model: flood SYNs answered with a request (SYN_RECV)"),
-    # No pruning at 7 s: every request retransmits, none is dropped.
-    ({"dropped": set()}, "model: flood SYN-ACKs per request"),
-    ({"dropped": set()}, "model: flood requests dropped"),
-    # All pruned: the 8 that find the queue half empty would not be.
-    ({"dropped": set(range(1, 18))}, "model: flood SYN-ACKs per request"),
-    # The first retransmission 80 ms late: more than the timer wheel's 36 ms.
-    ({"gaps": (1.08, 2.018)}, "model: flood request SYN-ACK #2 after #1"),
-    # The second one early: a 1.5 s wait, not 2 s.
-    ({"gaps": (1.02, 1.5)}, "model: flood request SYN-ACK #3 after #2"),
-    # Dropped a second after the last SYN-ACK, not at the 4 s timer.
-    ({"drop_after": 1.0}, "model: flood request dropped 4 s after its last SYN-ACK"),
-    # A counter the model does not add up to.
-    ({"counters": {"SyncookiesSent": 183}}, "model: server TcpExt SyncookiesSent"),
-    ({"counters": {"ListenDrops": 2}}, "model: server TcpExt ListenDrops"),
-    # The genuine SYN-ACK retransmitted, as if the genuine SYN had kept a request.
-    ({"genuine_synacks": (0.0001, 1.02)}, "model: server syn-ack count"),
-])
-
-
+@pytest.mark.parametrize(
+    "bend, check",
+    [
+        # A cookie SYN-ACK sent again, as if it had kept a request.
+        ({"cookie_again": (50,)}, "model: flood cookie SYN-ACKs sent again"),
+        # 16 requests, as 6.1.0's `qlen >= backlog` would keep.
+        ({"requests": 16}, "model: flood SYNs answered with a request (SYN_RECV)"),
+        # No pruning at 7 s: every request retransmits, none is dropped.
+        ({"dropped": set()}, "model: flood SYN-ACKs per request"),
+        ({"dropped": set()}, "model: flood requests dropped"),
+        # All pruned: the 8 that find the queue half empty would not be.
+        ({"dropped": set(range(1, 18))}, "model: flood SYN-ACKs per request"),
+        # The first retransmission 80 ms late: more than the timer wheel's 36 ms.
+        ({"gaps": (1.08, 2.018)}, "model: flood request SYN-ACK #2 after #1"),
+        # The second one early: a 1.5 s wait, not 2 s.
+        ({"gaps": (1.02, 1.5)}, "model: flood request SYN-ACK #3 after #2"),
+        # Dropped a second after the last SYN-ACK, not at the 4 s timer.
+        ({"drop_after": 1.0}, "model: flood request dropped 4 s after its last SYN-ACK"),
+        # A counter the model does not add up to.
+        ({"counters": {"SyncookiesSent": 183}}, "model: server TcpExt SyncookiesSent"),
+        ({"counters": {"ListenDrops": 2}}, "model: server TcpExt ListenDrops"),
+        # The genuine SYN-ACK retransmitted, as if the genuine SYN had kept a request.
+        ({"genuine_synacks": (0.0001, 1.02)}, "model: server syn-ack count"),
+    ],
+)
 def test_a_record_that_disagrees_fails(bend, check):
     pred, _res = scenario_prediction()
     bad = failed(check_model(pred, measured(**bend)))
@@ -273,8 +326,12 @@ def test_a_run_that_ends_before_the_7s_expiry_expects_no_drop_yet():
     the run may or may not have fired."""
     pred, _res = scenario_prediction()
     r = measured()
-    r = dataclasses.replace(r, t_stop=7.1, segments=[s for s in r.segments if s.t < 7.1],
-                            diag_states=[e for e in r.diag_states if e.t < 7.1])
+    r = dataclasses.replace(
+        r,
+        t_stop=7.1,
+        segments=[s for s in r.segments if s.t < 7.1],
+        diag_states=[e for e in r.diag_states if e.t < 7.1],
+    )
     r.apps[-1] = dataclasses.replace(r.apps[-1], t=7.0, t_end=7.0003)
     checks = {c.name: c for c in check_model(pred, r)}
     assert checks["model: flood requests dropped"].passed

@@ -6,9 +6,18 @@ from tcplab.core.packet import parse_ipv4_tcp
 
 
 def test_parses_tcp_with_options_and_payload():
-    pkt = IP(src="198.18.1.2", dst="198.19.1.2") / TCP(
-        sport=40000, dport=8080, flags="PA", seq=123, ack=456,
-        options=[("MSS", 1460), ("NOP", None), ("WScale", 7)]) / (b"x" * 37)
+    pkt = (
+        IP(src="198.18.1.2", dst="198.19.1.2")
+        / TCP(
+            sport=40000,
+            dport=8080,
+            flags="PA",
+            seq=123,
+            ack=456,
+            options=[("MSS", 1460), ("NOP", None), ("WScale", 7)],
+        )
+        / (b"x" * 37)
+    )
     seg = parse_ipv4_tcp(bytes(pkt))
     assert (seg.src, seg.sport, seg.dst, seg.dport) == ("198.18.1.2", 40000, "198.19.1.2", 8080)
     assert (seg.seq, seg.ack, seg.length, seg.flags) == (123, 456, 37, 0x18)

@@ -14,37 +14,69 @@ X_ISN, Y_ISN = 1000, 5000
 
 
 def seg(t, name, nth, sender, fate, flags, seq, ack, t_out=None, retrans=False):
-    return SegmentSeen(t=t, name=name, nth=nth, sender=sender, flags=flags, seq=seq, ack=ack,
-                       length=0, fate=fate, retransmission=retrans, conn=1, t_out=t_out,
-                       fault="drop syn nth=1" if fate == "dropped" else None).to_json()
+    return SegmentSeen(
+        t=t,
+        name=name,
+        nth=nth,
+        sender=sender,
+        flags=flags,
+        seq=seq,
+        ack=ack,
+        length=0,
+        fate=fate,
+        retransmission=retrans,
+        conn=1,
+        t_out=t_out,
+        fault="drop syn nth=1" if fate == "dropped" else None,
+    ).to_json()
 
 
 def result(events, **extra):
-    res = {"scenario": "demo", "file": "scenarios/demo.yaml", "claims": ["H2"],
-           "verdict": "pass", "kernel": "6.18.0", "duration": 2.0, "errors": [], "notes": [],
-           "checks": [{"name": "client connect()", "passed": True, "expected": "ok",
-                       "actual": "ok", "tolerance": None, "window": "both",
-                       "evidence": "", "line": 3},
-                      {"name": "client syn repeats: interval 1", "passed": False,
-                       "expected": 1.0, "actual": 1.3, "tolerance": 0.125, "window": "both",
-                       "evidence": "t=1.300s syn #2", "line": 9}],
-           "events": events}
+    res = {
+        "scenario": "demo",
+        "file": "scenarios/demo.yaml",
+        "claims": ["H2"],
+        "verdict": "pass",
+        "kernel": "6.18.0",
+        "duration": 2.0,
+        "errors": [],
+        "notes": [],
+        "checks": [
+            {
+                "name": "client connect()",
+                "passed": True,
+                "expected": "ok",
+                "actual": "ok",
+                "tolerance": None,
+                "window": "both",
+                "evidence": "",
+                "line": 3,
+            },
+            {
+                "name": "client syn repeats: interval 1",
+                "passed": False,
+                "expected": 1.0,
+                "actual": 1.3,
+                "tolerance": 0.125,
+                "window": "both",
+                "evidence": "t=1.300s syn #2",
+                "line": 9,
+            },
+        ],
+        "events": events,
+    }
     res.update(extra)
     return res
 
 
 HANDSHAKE = [
-    AppCalled(t=0.0, host="client", call="connect", arg=["server", 8080], result="ok",
-              t_end=1.02).to_json(),
-    StateChanged(t=0.0, host="client", old="CLOSE", new="SYN_SENT",
-                 source="tracepoint").to_json(),
+    AppCalled(t=0.0, host="client", call="connect", arg=["server", 8080], result="ok", t_end=1.02).to_json(),
+    StateChanged(t=0.0, host="client", old="CLOSE", new="SYN_SENT", source="tracepoint").to_json(),
     seg(0.0001, "syn", 1, "client", "dropped", 0x02, X_ISN, 0),
     seg(1.01, "syn", 2, "client", "delivered", 0x02, X_ISN, 0, 1.0101, retrans=True),
     seg(1.011, "syn-ack", 1, "server", "delayed", 0x12, Y_ISN, X_ISN + 1, 2.511),
-    StateChanged(t=1.011, host="server", old="LISTEN", new="SYN_RECV",
-                 source="inet_diag").to_json(),
-    StateChanged(t=2.512, host="client", old="SYN_SENT", new="ESTABLISHED",
-                 source="tracepoint").to_json(),
+    StateChanged(t=1.011, host="server", old="LISTEN", new="SYN_RECV", source="inet_diag").to_json(),
+    StateChanged(t=2.512, host="client", old="SYN_SENT", new="ESTABLISHED", source="tracepoint").to_json(),
     seg(2.512, "ack", 1, "client", "delivered", 0x10, X_ISN + 1, Y_ISN + 1, 2.5121),
 ]
 
@@ -54,8 +86,7 @@ def parse(text):
 
 
 def lifelines(root):
-    xs = sorted(float(line.get("x1")) for line in root.iterfind(".//s:line[@class='lifeline']",
-                                                                   NS))
+    xs = sorted(float(line.get("x1")) for line in root.iterfind(".//s:line[@class='lifeline']", NS))
     assert len(xs) == 3
     return dict(zip(("client", "router", "server"), xs))
 
@@ -126,8 +157,9 @@ def test_states_sit_on_their_side_and_calls_show_results():
 
 
 def test_a_long_silence_becomes_one_break_and_keeps_the_picture_short():
-    quiet = HANDSHAKE + [StateChanged(t=62.6, host="client", old="TIME_WAIT", new="CLOSE",
-                                      source="inet_diag").to_json()]
+    quiet = HANDSHAKE + [
+        StateChanged(t=62.6, host="client", old="TIME_WAIT", new="CLOSE", source="inet_diag").to_json()
+    ]
     short = parse(svg(result(HANDSHAKE)))
     long = parse(svg(result(quiet)))
     assert groups(short, "time-break") == []
@@ -141,8 +173,7 @@ def test_checks_are_listed_under_the_picture_with_their_verdicts():
     (checks,) = groups(root, "checks")
     lines = texts(checks)
     assert lines[0] == "✓ client connect(): ok"
-    assert lines[1].startswith("✗ client syn repeats: interval 1: expected 1.000 s, got "
-                               "1.300 s")
+    assert lines[1].startswith("✗ client syn repeats: interval 1: expected 1.000 s, got 1.300 s")
     title = " ".join(texts(root)[:2])
     assert "demo — PASS" in title and "claims H2" in title and "kernel 6.18.0" in title
 
@@ -161,8 +192,7 @@ def test_unknown_fates_are_drawn_and_named():
 
 def test_odd_text_is_escaped_in_svg_and_html():
     odd = 'a<b & "c" ]]> \x01 </svg>'
-    call = AppCalled(t=0.0, host="server", call="listen", arg=odd, result="ok",
-                     t_end=0.001).to_json()
+    call = AppCalled(t=0.0, host="server", call="listen", arg=odd, result="ok", t_end=0.001).to_json()
     res = result([call], scenario=odd, notes=[odd])
     root = parse(svg(res))  # would raise if anything broke the XML
     assert any('a<b & "c" ]]> \ufffd </svg>' in t for t in texts(root))

@@ -71,28 +71,35 @@ def test_only_paths_inside_the_scenario_dirs_collect_by_directory(pytester, lab)
     # tcplab_scenarios moves the scenario directory.
     pytester.makeini("[pytest]\ntcplab_scenarios = elsewhere\n")
     assert collected(pytester.runpytest("--collect-only", "-q", "elsewhere")) == [
-        "elsewhere/normal.yaml::handshake-normal"]
+        "elsewhere/normal.yaml::handshake-normal"
+    ]
     assert collected(pytester.runpytest("--collect-only", "-q", "scenarios")) == []
 
 
 def test_the_projects_own_test_run_collects_no_yaml():
     """tests/bad_input holds broken scenario files: under `./lab test` (pytest tests)
     they must stay files, not become collection errors."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
-                           "-p", "no:cacheprovider", "tests/bad_input"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/bad_input"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, proc.stdout + proc.stderr
 
 
 def test_a_bad_scenario_is_a_collection_error_with_the_loaders_line(pytester, lab):
     (pytester.path / "scenarios/bad.yaml").write_text(
         "# a claim\nscenario: bad\nsummary: x\napps:\n  server: [listen: 8080]\n"
-        "  client: [conect: 'server:8080']\n")
+        "  client: [conect: 'server:8080']\n"
+    )
     result = pytester.runpytest("scenarios")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     error = result.stdout.str().split("ERROR collecting scenarios/bad.yaml", 1)[1]
-    assert error.splitlines()[1].startswith(
-        "scenarios/bad.yaml:6: apps.client[0]: unknown call 'conect'"), error
+    assert error.splitlines()[1].startswith("scenarios/bad.yaml:6: apps.client[0]: unknown call 'conect'"), (
+        error
+    )
     assert lab.runs == []
 
 
@@ -104,18 +111,24 @@ def test_not_root_skips_with_the_reason(pytester, lab, monkeypatch):
     assert lab.runs == []
 
 
-def test_a_failed_check_fails_the_item_with_expected_actual_tolerance_and_proof(
-        pytester, lab):
-    lab.verdict("fail", [
-        Check("client connect()", True, "ok", "ok"),
-        Check("client syn repeats: interval 1", False, 1.0, 3.2, tolerance=0.125,
-              evidence=PROOF, line=15)])
+def test_a_failed_check_fails_the_item_with_expected_actual_tolerance_and_proof(pytester, lab):
+    lab.verdict(
+        "fail",
+        [
+            Check("client connect()", True, "ok", "ok"),
+            Check(
+                "client syn repeats: interval 1", False, 1.0, 3.2, tolerance=0.125, evidence=PROOF, line=15
+            ),
+        ],
+    )
     result = pytester.runpytest("scenarios")
     result.assert_outcomes(failed=1)
     report = result.stdout.str().split("Captured")[0]  # the failure, not the verdict
-    assert ("scenarios/handshake/normal.yaml: 1 of 2 checks failed\n"
-            "  ✗ client syn repeats: interval 1: expected 1.000 s, got 3.200 s, tolerance "
-            f"± 0.125 s [scenario line 15]\n      proof: {PROOF}\n") in report, report
+    assert (
+        "scenarios/handshake/normal.yaml: 1 of 2 checks failed\n"
+        "  ✗ client syn repeats: interval 1: expected 1.000 s, got 3.200 s, tolerance "
+        f"± 0.125 s [scenario line 15]\n      proof: {PROOF}\n"
+    ) in report, report
     assert "client connect()" not in report
 
 
@@ -127,13 +140,13 @@ def test_verdict_error_is_an_error_not_a_failure(pytester, lab):
 
 
 def test_a_sysctl_this_kernel_lacks_is_an_error_before_any_run(pytester, lab):
-    text = NORMAL.replace("apps:", "hosts:\n  client:\n    sysctls: "
-                                   "{net.ipv4.tcp_no_such_sysctl: 1}\napps:", 1)
+    text = NORMAL.replace(
+        "apps:", "hosts:\n  client:\n    sysctls: {net.ipv4.tcp_no_such_sysctl: 1}\napps:", 1
+    )
     (pytester.path / "scenarios/handshake/normal.yaml").write_text(text)
     result = pytester.runpytest("scenarios")
     result.assert_outcomes(errors=1)
-    assert ("hosts.client.sysctls.net.ipv4.tcp_no_such_sysctl: this kernel"
-            in result.stdout.str())
+    assert "hosts.client.sysctls.net.ipv4.tcp_no_such_sysctl: this kernel" in result.stdout.str()
     assert lab.runs == []
 
 

@@ -20,8 +20,20 @@ def text(renderable, width=110):
 
 
 def seg(t, name, nth, sender, fate, flags=0x02, t_out=None):
-    return SegmentSeen(t=t, name=name, nth=nth, sender=sender, flags=flags, seq=7, ack=0,
-                       length=0, fate=fate, retransmission=nth > 1, conn=1, t_out=t_out)
+    return SegmentSeen(
+        t=t,
+        name=name,
+        nth=nth,
+        sender=sender,
+        flags=flags,
+        seq=7,
+        ack=0,
+        length=0,
+        fate=fate,
+        retransmission=nth > 1,
+        conn=1,
+        t_out=t_out,
+    )
 
 
 def test_dropped_segment_ends_mid_network_and_retransmission_is_marked():
@@ -38,18 +50,27 @@ def test_delayed_segment_shows_its_hold():
 
 
 def scenario(name):
-    return Scenario(path=f"{name}.yaml", name=name, summary="", claims=(), sysctls={},
-                    apps={}, faults=(), expect=Expect(), timeout=1)
+    return Scenario(
+        path=f"{name}.yaml",
+        name=name,
+        summary="",
+        claims=(),
+        sysctls={},
+        apps={},
+        faults=(),
+        expect=Expect(),
+        timeout=1,
+    )
 
 
 def test_repeat_table_counts_verdicts_and_spreads_timings():
     sc = scenario("s")
-    runs = [RunResult(sc, v, [Check("client syn repeats: interval 1", v == "pass", 1.0, a,
-                                    0.125)]) for v, a in (("pass", 1.01), ("pass", 1.03),
-                                                          ("fail", 1.2))]
+    runs = [
+        RunResult(sc, v, [Check("client syn repeats: interval 1", v == "pass", 1.0, a, 0.125)])
+        for v, a in (("pass", 1.01), ("pass", 1.03), ("fail", 1.2))
+    ]
     (table,) = repeat_tables(runs)
     out = text(table)
     assert "3 runs" in out and "pass 2" in out and "fail 1" in out and "VERDICT FLIPS" in out
     row = next(line for line in out.splitlines() if "interval 1" in line)
-    assert "1.010 s" in row and "1.030 s" in row and "1.200 s" in row and row.rstrip(
-        " │").endswith("1")
+    assert "1.010 s" in row and "1.030 s" in row and "1.200 s" in row and row.rstrip(" │").endswith("1")

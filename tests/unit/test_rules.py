@@ -23,8 +23,15 @@ def test_drop_all_is_nth_none():
 
 
 def test_direction_filter():
-    segs = classify_all([c2s(SYN, X), s2c(SYN | ACK, Y, X + 1), c2s(ACK, X + 1, Y + 1),
-                         c2s(ACK, X + 1, Y + 1, length=5), s2c(ACK, Y + 1, X + 6, length=5)])
+    segs = classify_all(
+        [
+            c2s(SYN, X),
+            s2c(SYN | ACK, Y, X + 1),
+            c2s(ACK, X + 1, Y + 1),
+            c2s(ACK, X + 1, Y + 1, length=5),
+            s2c(ACK, Y + 1, X + 6, length=5),
+        ]
+    )
     faults = (Fault("drop", "data", sender="server"),)
     assert [decide(faults, s).action for s in segs] == [ACCEPT] * 4 + [DROP]
 

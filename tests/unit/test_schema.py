@@ -74,17 +74,18 @@ def validator():
 
 
 def test_the_committed_schema_is_what_tcplab_schema_prints():
-    proc = subprocess.run([sys.executable, "-m", "tcplab", "schema"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcplab", "schema"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == COMMITTED.read_text(), (
-        f"{COMMITTED.relative_to(ROOT)} is out of date; regenerate it: {REGENERATE}")
+        f"{COMMITTED.relative_to(ROOT)} is out of date; regenerate it: {REGENERATE}"
+    )
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_scenario_validates(path, validator):
-    errors = [f"{e.json_path}: {e.message}" for e in
-              validator.iter_errors(yaml.safe_load(path.read_text()))]
+    errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
     assert not errors, errors
 
 
@@ -119,8 +120,9 @@ def test_the_schema_rejects_what_the_loader_rejects_at_the_same_key(name, valida
     places = {_where(e) for e in _all(validator.iter_errors(yaml.safe_load(text)))}
     assert places, "the schema accepts it"
     top_level = not re.search(r"[.\[]", key)
-    assert any(p == key or (p and re.match(re.escape(p) + r"[.\[]", key))
-               or (p == "" and top_level) for p in places), (key, places)
+    assert any(
+        p == key or (p and re.match(re.escape(p) + r"[.\[]", key)) or (p == "" and top_level) for p in places
+    ), (key, places)
 
 
 def test_a_draft_07_validator_judges_alike():
@@ -129,8 +131,9 @@ def test_a_draft_07_validator_judges_alike():
     schema = json.loads(COMMITTED.read_text())
     draft7 = jsonschema.Draft7Validator(schema)
     assert all(draft7.is_valid(yaml.safe_load(path.read_text())) for path in SCENARIOS)
-    accepted = [name for name in SCHEMA_CATCHES
-                if draft7.is_valid(yaml.safe_load((BAD / f"{name}.yaml").read_text()))]
+    accepted = [
+        name for name in SCHEMA_CATCHES if draft7.is_valid(yaml.safe_load((BAD / f"{name}.yaml").read_text()))
+    ]
     assert accepted == []
 
     def beside_ref(node, where="#"):
@@ -142,13 +145,16 @@ def test_a_draft_07_validator_judges_alike():
         elif isinstance(node, list):
             for i, value in enumerate(node):
                 yield from beside_ref(value, f"{where}/{i}")
+
     assert list(beside_ref(schema)) == []
 
 
 def test_the_schema_accepts_a_minimal_scenario_and_rejects_one_typo(validator):
-    minimal = {"scenario": "x", "summary": "y",
-               "apps": {"server": [{"listen": 8080}, "accept"],
-                        "client": [{"connect": "server:8080"}]}}
+    minimal = {
+        "scenario": "x",
+        "summary": "y",
+        "apps": {"server": [{"listen": 8080}, "accept"], "client": [{"connect": "server:8080"}]},
+    }
     assert validator.is_valid(minimal)
     assert not validator.is_valid({**minimal, "timeuot": "5s"})
 
@@ -165,18 +171,15 @@ def test_every_key_of_the_loaders_tables_is_in_the_schema():
     d = s["$defs"]
     assert list(_props(s)) == list(keys.TOP_KEYS)
     assert list(_props(s, "properties", "hosts")) == list(HOSTS)
-    assert list(_props(s["properties"]["hosts"]["properties"]["client"])) == list(
-        keys.HOST_KEYS)
+    assert list(_props(s["properties"]["hosts"]["properties"]["client"])) == list(keys.HOST_KEYS)
     calls = [set(_props(d[f"{host}Step"]["anyOf"][1])) for host in APP_HOSTS]
     assert set.union(*calls) == set(keys.STEP_FORMS)
     for host in APP_HOSTS:
         bare = d[f"{host}Step"]["anyOf"][0]["enum"]
         assert bare and all(keys.STEP_FORMS[call].bare_ok for call in bare)
-        assert set(_props(s["properties"]["expect"]["properties"][host])) == set(
-            keys.HOST_EXPECT_KEYS)
+        assert set(_props(s["properties"]["expect"]["properties"][host])) == set(keys.HOST_EXPECT_KEYS)
     assert set(_props(s["properties"]["expect"])) == set(keys.EXPECT_KEYS)
-    assert set(_props(s["properties"]["expect"]["properties"]["tolerance"])) == set(
-        keys.TOLERANCE_KEYS)
+    assert set(_props(s["properties"]["expect"]["properties"]["tolerance"])) == set(keys.TOLERANCE_KEYS)
     assert set(_props(d["timing"])) == set(keys.TIMING_KEYS)
     assert set(_props(d["segmentFault"])) == set(keys.FAULT_KEYS)
     assert set(_props(d["hostFault"])) == set(keys.HOST_FAULT_KEYS)
@@ -188,8 +191,12 @@ def test_every_key_of_the_loaders_tables_is_in_the_schema():
     args = _props(d["clientStep"]["anyOf"][1]) | _props(d["serverStep"]["anyOf"][1])
     assert args["shutdown"]["enum"] == list(keys.SHUTDOWN_HOWS)
     # The mapping forms of step arguments: listen, keepalive, repeat, flood.
-    for call, names in (("listen", keys.LISTEN_KEYS), ("keepalive", keys.KEEPALIVE_KEYS),
-                        ("repeat", keys.REPEAT_KEYS), ("flood", keys.FLOOD_KEYS)):
+    for call, names in (
+        ("listen", keys.LISTEN_KEYS),
+        ("keepalive", keys.KEEPALIVE_KEYS),
+        ("repeat", keys.REPEAT_KEYS),
+        ("flood", keys.FLOOD_KEYS),
+    ):
         forms = args[call].get("anyOf", [args[call]])
         assert [list(f["properties"]) for f in forms if "properties" in f] == [list(names)]
     lasts = _props(s["properties"]["expect"]["properties"]["client"])["lasts"]
@@ -197,11 +204,16 @@ def test_every_key_of_the_loaders_tables_is_in_the_schema():
     assert list(lasting["properties"]) == list(keys.LASTING_KEYS)
 
 
-@pytest.mark.parametrize("state", ["SYN_SENT", "syn-sent", "TCP_FIN_WAIT1", "closed",
-                                   "SYN_RCVD", " Time_Wait "])
+@pytest.mark.parametrize(
+    "state", ["SYN_SENT", "syn-sent", "TCP_FIN_WAIT1", "closed", "SYN_RCVD", " Time_Wait "]
+)
 def test_state_names_are_accepted_as_the_loader_folds_them(state, validator):
-    scenario = {"scenario": "x", "summary": "y", "expect": {"client": {"states": [state]}},
-                "apps": {"server": [{"listen": 8080}], "client": [{"connect": "server:8080"}]}}
+    scenario = {
+        "scenario": "x",
+        "summary": "y",
+        "expect": {"client": {"states": [state]}},
+        "apps": {"server": [{"listen": 8080}], "client": [{"connect": "server:8080"}]},
+    }
     assert validator.is_valid(scenario)
     assert not validator.is_valid({**scenario, "expect": {"client": {"states": ["SYN_SEND"]}}})
 
@@ -212,11 +224,17 @@ def test_descriptions_come_from_the_docs_tables_sections_and_example():
         "## hosts\n\nPer host,\nits sysctls.\n\n## apps\n\nA step is:\n\n"
         "| step | what |\n|---|---|\n| `keepalive: on` | SO_KEEPALIVE |\n\n"
         "| name | what it is |\n|---|---|\n| `keepalive` | a probe |\n"
-        "| `delay: NAME` + `by: DURATION` | hold it \\| then `forward` it |\n")
+        "| `delay: NAME` + `by: DURATION` | hold it \\| then `forward` it |\n"
+    )
     assert docs == {
-        "scenario": "name (required)", "apps": "both hosts",  # "A step is:" leads a table
+        "scenario": "name (required)",
+        "apps": "both hosts",  # "A step is:" leads a table
         "hosts": "Per host, its sysctls.",
-        "keepalive": "SO_KEEPALIVE", "step:keepalive": "SO_KEEPALIVE",
+        "keepalive": "SO_KEEPALIVE",
+        "step:keepalive": "SO_KEEPALIVE",
         "name:keepalive": "a probe",
-        "delay": "hold it | then forward it", "name:delay": "hold it | then forward it",
-        "by": "hold it | then forward it", "name:by": "hold it | then forward it"}
+        "delay": "hold it | then forward it",
+        "name:delay": "hold it | then forward it",
+        "by": "hold it | then forward it",
+        "name:by": "hold it | then forward it",
+    }

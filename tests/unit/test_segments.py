@@ -12,14 +12,16 @@ def names(segments):
 
 
 def test_handshake_names_and_senders():
-    assert names(handshake()) == [("syn", 1, "client", False), ("syn-ack", 1, "server", False),
-                                  ("ack", 1, "client", False)]
+    assert names(handshake()) == [
+        ("syn", 1, "client", False),
+        ("syn-ack", 1, "server", False),
+        ("ack", 1, "client", False),
+    ]
 
 
 def test_retransmitted_syn_has_same_seq_and_counts_up():
     got = names([c2s(SYN, X), c2s(SYN, X), c2s(SYN, X)])
-    assert got == [("syn", 1, "client", False), ("syn", 2, "client", True),
-                   ("syn", 3, "client", True)]
+    assert got == [("syn", 1, "client", False), ("syn", 2, "client", True), ("syn", 3, "client", True)]
 
 
 def test_repeated_handshake_ack_is_counted_but_not_a_retransmission():
@@ -31,13 +33,16 @@ def test_repeated_handshake_ack_is_counted_but_not_a_retransmission():
 
 def test_four_way_close_from_client():
     got = names(handshake() + client_close_4way())[3:]
-    assert got == [("fin", 1, "client", False), ("fin-ack", 1, "server", False),
-                   ("peer-fin", 1, "server", False), ("last-ack", 1, "client", False)]
+    assert got == [
+        ("fin", 1, "client", False),
+        ("fin-ack", 1, "server", False),
+        ("peer-fin", 1, "server", False),
+        ("last-ack", 1, "client", False),
+    ]
 
 
 def test_three_way_close_fin_carries_ack():
-    segs = handshake() + [c2s(FIN | ACK, X + 1, Y + 1), s2c(FIN | ACK, Y + 1, X + 2),
-                          c2s(ACK, X + 2, Y + 2)]
+    segs = handshake() + [c2s(FIN | ACK, X + 1, Y + 1), s2c(FIN | ACK, Y + 1, X + 2), c2s(ACK, X + 2, Y + 2)]
     assert [n for n, *_ in names(segs)[3:]] == ["fin", "peer-fin", "last-ack"]
 
 
@@ -58,7 +63,9 @@ def test_data_retransmission_by_seq():
 
 def test_rst_from_either_side():
     assert names([c2s(SYN, X), s2c(RST | ACK, 0, X + 1)]) == [
-        ("syn", 1, "client", False), ("rst", 1, "server", False)]
+        ("syn", 1, "client", False),
+        ("rst", 1, "server", False),
+    ]
 
 
 def test_seq_wraps_around():
@@ -82,8 +89,9 @@ def test_vocabulary_aliases_and_senders():
     assert senders("syn") == {"client"} and senders("syn-ack") == {"server"}
 
 
-@pytest.mark.parametrize("flags,text", [(SYN, "S"), (SYN | ACK, "SA"), (FIN | ACK, "FA"),
-                                        (RST | ACK, "RA"), (0, ".")])
+@pytest.mark.parametrize(
+    "flags,text", [(SYN, "S"), (SYN | ACK, "SA"), (FIN | ACK, "FA"), (RST | ACK, "RA"), (0, ".")]
+)
 def test_flag_string(flags, text):
     assert flag_string(flags) == text
 
@@ -93,12 +101,21 @@ def test_simultaneous_open_names_both_sides_alike():
     # side answers with a SYN-ACK carrying its own ISN again, then each ACKs the other's
     # SYN-ACK. Whichever SYN the router sees first, both ACKs are the handshake's `ack`.
     for first_syn in ([c2s(SYN, X), s2c(SYN, Y)], [s2c(SYN, Y), c2s(SYN, X)]):
-        segs = first_syn + [s2c(SYN | ACK, Y, X + 1), c2s(SYN | ACK, X, Y + 1),
-                            c2s(ACK, X + 1, Y + 1), s2c(ACK, Y + 1, X + 1)]
+        segs = first_syn + [
+            s2c(SYN | ACK, Y, X + 1),
+            c2s(SYN | ACK, X, Y + 1),
+            c2s(ACK, X + 1, Y + 1),
+            s2c(ACK, Y + 1, X + 1),
+        ]
         got = sorted(names(segs))
-        assert got == [("ack", 1, "client", False), ("ack", 1, "server", False),
-                       ("syn", 1, "client", False), ("syn", 1, "server", False),
-                       ("syn-ack", 1, "client", False), ("syn-ack", 1, "server", False)]
+        assert got == [
+            ("ack", 1, "client", False),
+            ("ack", 1, "server", False),
+            ("syn", 1, "client", False),
+            ("syn", 1, "server", False),
+            ("syn-ack", 1, "client", False),
+            ("syn-ack", 1, "server", False),
+        ]
 
 
 def test_server_ack_without_simultaneous_open_stays_data_ack():

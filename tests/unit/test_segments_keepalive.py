@@ -14,8 +14,7 @@ def test_server_keepalive_after_the_handshake_and_the_clients_answer():
     # Nothing sent yet: the server's snd_nxt is y+1, its probe carries y. The answer from
     # the client looks like the handshake ACK (seq x+1, ack y+1) but answers the probe.
     segs = handshake() + [s2c(ACK, Y, X + 1), c2s(ACK, X + 1, Y + 1)]
-    assert names(segs)[3:] == [("keepalive", 1, "server", False),
-                               ("keepalive-ack", 1, "client", False)]
+    assert names(segs)[3:] == [("keepalive", 1, "server", False), ("keepalive-ack", 1, "client", False)]
 
 
 def test_unanswered_probes_count_up_and_are_not_retransmissions():
@@ -24,17 +23,23 @@ def test_unanswered_probes_count_up_and_are_not_retransmissions():
 
 
 def test_client_keepalive_after_data_both_ways():
-    segs = handshake() + [c2s(ACK, X + 1, Y + 1, length=10), s2c(ACK, Y + 1, X + 11, length=5),
-                          c2s(ACK, X + 11, Y + 6),  # acknowledges the server's 5 bytes
-                          c2s(ACK, X + 10, Y + 6), s2c(ACK, Y + 6, X + 11)]
-    assert [n for n, *_ in names(segs)[3:]] == ["data", "data", "data-ack", "keepalive",
-                                                "keepalive-ack"]
+    segs = handshake() + [
+        c2s(ACK, X + 1, Y + 1, length=10),
+        s2c(ACK, Y + 1, X + 11, length=5),
+        c2s(ACK, X + 11, Y + 6),  # acknowledges the server's 5 bytes
+        c2s(ACK, X + 10, Y + 6),
+        s2c(ACK, Y + 6, X + 11),
+    ]
+    assert [n for n, *_ in names(segs)[3:]] == ["data", "data", "data-ack", "keepalive", "keepalive-ack"]
 
 
 def test_ordinary_bare_acks_are_not_probes():
     # seq = snd_nxt: a data ACK, the repeated handshake ACK, an ACK after a FIN.
-    segs = handshake() + [c2s(ACK, X + 1, Y + 1, length=100), s2c(ACK, Y + 1, X + 101),
-                          s2c(ACK, Y + 1, X + 101)]
+    segs = handshake() + [
+        c2s(ACK, X + 1, Y + 1, length=100),
+        s2c(ACK, Y + 1, X + 101),
+        s2c(ACK, Y + 1, X + 101),
+    ]
     assert [n for n, *_ in names(segs)[3:]] == ["data", "data-ack", "data-ack"]
     again = handshake() + [s2c(SYN | ACK, Y, X + 1), c2s(ACK, X + 1, Y + 1)]
     assert [n for n, *_ in names(again)[3:]] == ["syn-ack", "ack"]
@@ -44,8 +49,7 @@ def test_a_retransmitted_fin_or_synack_is_not_a_probe():
     # Both sit one below their sender's snd_nxt, but carry FIN or SYN.
     segs = handshake() + [c2s(FIN | ACK, X + 1, Y + 1), c2s(FIN | ACK, X + 1, Y + 1)]
     assert [n for n, *_ in names(segs)[3:]] == ["fin", "fin"]
-    assert names([c2s(SYN, X), s2c(SYN | ACK, Y, X + 1), s2c(SYN | ACK, Y, X + 1)])[2][0] == \
-        "syn-ack"
+    assert names([c2s(SYN, X), s2c(SYN | ACK, Y, X + 1), s2c(SYN | ACK, Y, X + 1)])[2][0] == "syn-ack"
 
 
 def test_a_one_byte_retransmission_is_data():

@@ -29,13 +29,16 @@ def imports(path: Path, known: set[str]) -> list[tuple[str, str, int]]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out += [(a.name, "", node.lineno) for a in node.names if a.name.startswith("tcplab")]
-        elif isinstance(node, ast.ImportFrom) and node.module and \
-                node.module.startswith("tcplab") and node.level == 0:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("tcplab")
+            and node.level == 0
+        ):
             for a in node.names:
                 sub = f"{node.module}.{a.name}"
                 # `from tcplab.core import model`: the module itself, not a name in it
-                out.append((sub, "", node.lineno) if sub in known else
-                           (node.module, a.name, node.lineno))
+                out.append((sub, "", node.lineno) if sub in known else (node.module, a.name, node.lineno))
     return out
 
 
@@ -52,16 +55,23 @@ def private_attributes(path: Path, known: set[str]) -> list[tuple[str, str, int]
             for a in node.names:
                 if a.asname and a.name in known:
                     aliases[a.asname] = a.name
-    return [(aliases[n.value.id], n.attr, n.lineno) for n in ast.walk(tree)
-            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-            and n.value.id in aliases and n.attr.startswith("_")
-            and not n.attr.startswith("__")]
+    return [
+        (aliases[n.value.id], n.attr, n.lineno)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and isinstance(n.value, ast.Name)
+        and n.value.id in aliases
+        and n.attr.startswith("_")
+        and not n.attr.startswith("__")
+    ]
 
 
 def graph() -> dict[str, set[str]]:
     mods = modules()
-    return {name: {m for m, _n, _l in imports(path, set(mods)) if m in mods and m != name}
-            for name, path in mods.items()}
+    return {
+        name: {m for m, _n, _l in imports(path, set(mods)) if m in mods and m != name}
+        for name, path in mods.items()
+    }
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
@@ -108,17 +118,21 @@ def test_no_import_cycles_inside_the_package():
 
 def test_no_private_name_imported_across_modules():
     mods = modules()
-    bad = [f"{path.relative_to(PACKAGE.parent)}:{line}: {mod}.{name}"
-           for me, path in mods.items()
-           for mod, name, line in imports(path, set(mods)) + private_attributes(path, set(mods))
-           if name.startswith("_") and not name.startswith("__") and mod != me]
+    bad = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: {mod}.{name}"
+        for me, path in mods.items()
+        for mod, name, line in imports(path, set(mods)) + private_attributes(path, set(mods))
+        if name.startswith("_") and not name.startswith("__") and mod != me
+    ]
     assert not bad, "private names imported across modules:\n" + "\n".join(bad)
 
 
 def test_the_private_import_check_sees_one(tmp_path):
     f = tmp_path / "x.py"
-    f.write_text("from tcplab import runner\n\ndef g():\n    from tcplab.runner import _secret\n"
-                 "    return runner._other\n")
+    f.write_text(
+        "from tcplab import runner\n\ndef g():\n    from tcplab.runner import _secret\n"
+        "    return runner._other\n"
+    )
     assert ("tcplab.runner", "_secret", 4) in imports(f, {"tcplab.runner"})
     assert private_attributes(f, {"tcplab.runner"}) == [("tcplab.runner", "_other", 5)]
 

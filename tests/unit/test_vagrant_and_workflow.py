@@ -48,15 +48,24 @@ def tool(name: str, installed_by: str) -> str:
 def vagrant_env(vagrantfile_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
     """Vagrant's home and the machine state (.vagrant/) in tmp_path, so the checkout and
     ~/.vagrant.d are left alone; none of the caller's VAGRANT_*/TCPLAB_* settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAGRANT_", "TCPLAB_BOX",
-                                                                      "TCPLAB_VAGRANT"))}
-    return env | {"VAGRANT_CWD": str(vagrantfile_dir), "VAGRANT_HOME": str(tmp_path / "home"),
-                  "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"),
-                  "VAGRANT_CHECKPOINT_DISABLE": "1"} | extra
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VAGRANT_", "TCPLAB_BOX", "TCPLAB_VAGRANT"))
+    }
+    return (
+        env
+        | {
+            "VAGRANT_CWD": str(vagrantfile_dir),
+            "VAGRANT_HOME": str(tmp_path / "home"),
+            "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"),
+            "VAGRANT_CHECKPOINT_DISABLE": "1",
+        }
+        | extra
+    )
 
 
-def vagrant_validate(vagrantfile_dir: Path, tmp_path: Path, *, providers: bool = False,
-                     **extra_env: str) -> subprocess.CompletedProcess:
+def vagrant_validate(
+    vagrantfile_dir: Path, tmp_path: Path, *, providers: bool = False, **extra_env: str
+) -> subprocess.CompletedProcess:
     """`vagrant validate --ignore-provider`: everything but the provider blocks, without
     VirtualBox or libvirt installed; providers=True checks the libvirt block too (with the
     vagrant-libvirt plugin installed)."""
@@ -65,21 +74,29 @@ def vagrant_validate(vagrantfile_dir: Path, tmp_path: Path, *, providers: bool =
     if providers:
         env["VAGRANT_DEFAULT_PROVIDER"] = "libvirt"
     argv = [vagrant, "validate", "--no-color"] + ([] if providers else ["--ignore-provider"])
-    return subprocess.run(argv, cwd=vagrantfile_dir, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(argv, cwd=vagrantfile_dir, env=env, capture_output=True, text=True, timeout=120)
 
 
 def has_vagrant_libvirt(tmp_path: Path) -> bool:
     vagrant = tool("vagrant", "`sudo ./lab test` (scripts/setup.sh --test)")
-    out = subprocess.run([vagrant, "plugin", "list"], env=vagrant_env(ROOT, tmp_path),
-                         capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        [vagrant, "plugin", "list"],
+        env=vagrant_env(ROOT, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     return "vagrant-libvirt" in out
 
 
 def check_workflow(path: Path) -> subprocess.CompletedProcess:
     exe = tool("check-jsonschema", "the [test] extra of pyproject.toml")
-    return subprocess.run([exe, "--builtin-schema", "vendor.github-workflows", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [exe, "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def machines() -> list[str]:
@@ -87,6 +104,7 @@ def machines() -> list[str]:
 
 
 # --- the Vagrantfile ---------------------------------------------------------------------
+
 
 def test_vagrantfile_validates(tmp_path):
     had_state = (ROOT / ".vagrant").exists()
@@ -184,13 +202,19 @@ def test_vagrant_box_script_uses_the_vagrantfiles_box():
 
 
 def test_readme_names_only_machines_the_vagrantfile_defines():
-    named = set(re.findall(r"vagrant (?:up|ssh|halt|destroy|reload|rsync(?:-auto)?|provision)"
-                           r" ([a-z][\w-]*)", (ROOT / "README.md").read_text()))
+    named = set(
+        re.findall(
+            r"vagrant (?:up|ssh|halt|destroy|reload|rsync(?:-auto)?|provision)"
+            r" ([a-z][\w-]*)",
+            (ROOT / "README.md").read_text(),
+        )
+    )
     assert {"debian12", "recent"} <= named
     assert named <= set(machines())
 
 
 # --- the workflow ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_matches_the_github_schema(path):

@@ -33,15 +33,16 @@ def random_faults(faults: tuple[Fault, ...]) -> list[Fault]:
 def opening_judged(faults: tuple[Fault, ...]) -> bool:
     """Can the handshake model judge the opening despite the random faults?"""
     dice = random_faults(faults)
-    return not any(f.segment in OPENING for f in dice) and not any(
-        f.segment == "ack" for f in faults)
+    return not any(f.segment in OPENING for f in dice) and not any(f.segment == "ack" for f in faults)
 
 
 def why(faults: tuple[Fault, ...]) -> str:
     """The abstentions' reason, naming the faults that roll dice."""
     named = "; ".join(f.describe() for f in random_faults(faults))
-    return (f"random faults ({named}): which segments exist after a loss (retransmissions, "
-            "recovery, probes) is the kernel's data path, which the model does not simulate")
+    return (
+        f"random faults ({named}): which segments exist after a loss (retransmissions, "
+        "recovery, probes) is the kernel's data path, which the model does not simulate"
+    )
 
 
 def unjudged(faults: tuple[Fault, ...]) -> list[tuple[str, str]]:
@@ -50,5 +51,4 @@ def unjudged(faults: tuple[Fault, ...]) -> list[tuple[str, str]]:
         return []
     if not opening_judged(faults):
         return [("everything", why(faults))]
-    return [("the teardown, the RST count and what follows the client's first data or "
-             "FIN", why(faults))]
+    return [("the teardown, the RST count and what follows the client's first data or FIN", why(faults))]

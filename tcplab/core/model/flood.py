@@ -71,11 +71,15 @@ class ListenerParams:
 
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict[str, str], backlog: int) -> ListenerParams:
-        return cls(syncookies=sysctl_int(s, "net.ipv4.tcp_syncookies", 1),
-                   synack_retries=sysctl_int(s, "net.ipv4.tcp_synack_retries", 5),
-                   somaxconn=sysctl_int(s, "net.core.somaxconn", 4096),
-                   max_syn_backlog=sysctl_int(s, "net.ipv4.tcp_max_syn_backlog", 128),
-                   backlog=backlog, full_above=kernel.accept_queue_full_above)
+        return cls(
+            syncookies=sysctl_int(s, "net.ipv4.tcp_syncookies", 1),
+            synack_retries=sysctl_int(s, "net.ipv4.tcp_synack_retries", 5),
+            somaxconn=sysctl_int(s, "net.core.somaxconn", 4096),
+            max_syn_backlog=sysctl_int(s, "net.ipv4.tcp_max_syn_backlog", 128),
+            backlog=backlog,
+            # not known (None): `>=`, as before 6.13; predict() judges no flood then
+            full_above=kernel.accept_queue_full_above is True,
+        )
 
     @property
     def max_ack_backlog(self) -> int:
@@ -143,34 +147,45 @@ class FloodPrediction:
     def flood_requests(self) -> list[Request]:
         return [r for r in self.requests if r.who > 0]
 
-    def counter_totals(self, since: float = float("-inf"), until: float = float("inf")
-                       ) -> Counter:
+    def counter_totals(self, since: float = float("-inf"), until: float = float("inf")) -> Counter:
         return Counter(name for t, _s, name in self.counters if since <= t <= until)
 
     def to_json(self, origin: float = 0.0) -> dict:
         """The prediction for the result JSON, times from `origin`."""
+
         def rel(t):
             return round(t - origin, 4)
+
         reqs = self.flood_requests()
         by_count = Counter(len(r.synacks) for r in reqs)
         return {
-            "syns": self.syns, "backlog": self.params.max_ack_backlog,
-            "queue_full_when": ("qlen > backlog" if self.params.full_above
-                                else "qlen >= backlog"),
-            "answers": {a: ranges(self.indexes(a)) for a in (REQUEST, COOKIE, DROPPED)
-                        if self.indexes(a)},
+            "syns": self.syns,
+            "backlog": self.params.max_ack_backlog,
+            "queue_full_when": ("qlen > backlog" if self.params.full_above else "qlen >= backlog"),
+            "answers": {a: ranges(self.indexes(a)) for a in (REQUEST, COOKIE, DROPPED) if self.indexes(a)},
             "requests_at_most": self.peak,
             "request_synacks": {str(n): c for n, c in sorted(by_count.items())},
-            "requests": [{"syn": r.who, "synacks": [rel(t) for t in r.synacks],
-                          "late_by_up_to": [round(s, 4) for s in r.slacks],
-                          "fate": r.fate, "end": None if r.end is None else rel(r.end)}
-                         for r in reqs],
-            "genuine": {"syns": [rel(t) for t in self.genuine_syns], "answers": self.genuine,
-                        "connect": None if self.connect is None else {
-                            "result": self.connect[0],
-                            "after": round(self.connect[2] - self.connect[1], 4)}},
+            "requests": [
+                {
+                    "syn": r.who,
+                    "synacks": [rel(t) for t in r.synacks],
+                    "late_by_up_to": [round(s, 4) for s in r.slacks],
+                    "fate": r.fate,
+                    "end": None if r.end is None else rel(r.end),
+                }
+                for r in reqs
+            ],
+            "genuine": {
+                "syns": [rel(t) for t in self.genuine_syns],
+                "answers": self.genuine,
+                "connect": None
+                if self.connect is None
+                else {"result": self.connect[0], "after": round(self.connect[2] - self.connect[1], 4)},
+            },
             "counters": dict(sorted(self.counter_totals().items())),
-            "horizon": rel(self.until), "notes": self.notes}
+            "horizon": rel(self.until),
+            "notes": self.notes,
+        }
 
 
 def ranges(nums: list[int]) -> str:
@@ -279,8 +294,7 @@ class _Sim:
             req.fate, req.end = "completed", t + TRANSIT
             self.queue.remove(req)
 
-    def run(self, fp: FloodPrediction, genuine_at: float | None, until: float
-            ) -> FloodPrediction:
+    def run(self, fp: FloodPrediction, genuine_at: float | None, until: float) -> FloodPrediction:
         self.fp = fp
         for i, t in enumerate(fp.arrivals):
             self.at(t, "flood_syn", i + 1)
@@ -304,9 +318,14 @@ class _Sim:
         return fp
 
 
-def predict_flood(kernel: Kernel, params: ListenerParams, client: HostParams,
-                  arrivals: list[float], genuine_at: float | None,
-                  until: float = 600.0) -> FloodPrediction:
+def predict_flood(
+    kernel: Kernel,
+    params: ListenerParams,
+    client: HostParams,
+    arrivals: list[float],
+    genuine_at: float | None,
+    until: float = 600.0,
+) -> FloodPrediction:
     """Every flood SYN's answer, each request's SYN-ACKs and end, the genuine client's
     SYNs and connect(), and the server's TcpExt counter increments, for flood SYNs
     reaching the listener at `arrivals` and the genuine client's first SYN sent at
@@ -330,15 +349,23 @@ def flood_setup(sc) -> tuple[dict, int, bool] | None:
         return None
     listen = next((s for s in all_steps(sc.apps["server"]) if s.call == "listen"), None)
     arg = None if listen is None else listen.arg
-    port, backlog = (arg, 128) if isinstance(arg, int) else (
-        (arg or {}).get("port"), (arg or {}).get("backlog", 128))
-    covered = len(floods) == 1 and listen is not None and floods[0].arg["port"] == port \
-        and not sc.faults and not sc.host_faults and not sc.forges
+    port, backlog = (
+        (arg, 128) if isinstance(arg, int) else ((arg or {}).get("port"), (arg or {}).get("backlog", 128))
+    )
+    covered = (
+        len(floods) == 1
+        and listen is not None
+        and floods[0].arg["port"] == port
+        and not sc.faults
+        and not sc.host_faults
+        and not sc.forges
+    )
     return floods[0].arg, backlog, covered
 
 
-def for_scenario(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-                 client_sysctls: dict[str, str]) -> tuple[FloodPrediction | None, str]:
+def for_scenario(
+    sc, kernel: Kernel, sysctls: dict[str, dict[str, str]], client_sysctls: dict[str, str]
+) -> tuple[FloodPrediction | None, str]:
     """For a scenario whose client floods the listener first: the flood's prediction
     (None when there is no flood, or one the model does not cover, with a note why)."""
     setup = flood_setup(sc)
@@ -346,8 +373,10 @@ def for_scenario(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
         return None, ""
     flood, backlog, covered = setup
     if not covered:
-        return None, ("the flood model covers one flood at the listener's port "
-                      "without faults; this scenario is judged without it")
+        return None, (
+            "the flood model covers one flood at the listener's port "
+            "without faults; this scenario is judged without it"
+        )
     params = ListenerParams.from_sysctls(kernel, sysctls.get("server", {}), backlog)
     client = HostParams.from_sysctls(kernel, client_sysctls)
     arrivals = nominal_arrivals(flood["syns"])
@@ -358,9 +387,14 @@ def for_scenario(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
 def with_flood(prediction: Prediction, fp: FloodPrediction) -> Prediction:
     """The handshake prediction as the flood leaves the genuine connection's handshake
     (its SYN answered with a cookie, a request, or dropped): a new Prediction."""
-    out = dataclasses.replace(prediction, segments=list(prediction.segments),
-                              calls=dict(prediction.calls), notes=list(prediction.notes),
-                              alternatives=list(prediction.alternatives), flood=fp)
+    out = dataclasses.replace(
+        prediction,
+        segments=list(prediction.segments),
+        calls=dict(prediction.calls),
+        notes=list(prediction.notes),
+        alternatives=list(prediction.alternatives),
+        flood=fp,
+    )
     adopt_genuine(out, fp)
     return out
 
@@ -376,35 +410,41 @@ def adopt_genuine(prediction: Prediction, fp: FloodPrediction) -> None:
     if fp.genuine[0] != DROPPED:
         # A cookie keeps no request: no request timer, nothing for it to drop.
         if fp.genuine[0] == COOKIE:
-            prediction.segments[:] = [s for s in prediction.segments if not (
-                s.sender == "server" and s.name == "syn-ack" and s.cause == "timer")]
+            prediction.segments[:] = [
+                s
+                for s in prediction.segments
+                if not (s.sender == "server" and s.name == "syn-ack" and s.cause == "timer")
+            ]
             prediction.calls.pop(("server", "request"), None)
         return
-    ok = fp.connect is not None and fp.connect[0] == "ok"
-    segs = [PredictedSegment(t - t0, "client", "syn", i + 1, "delivered",
-                             "first" if i == 0 else "timer", slack)
-            for i, (t, slack) in enumerate(zip(fp.genuine_syns, fp.genuine_slacks))]
+    segs = [
+        PredictedSegment(t - t0, "client", "syn", i + 1, "delivered", "first" if i == 0 else "timer", slack)
+        for i, (t, slack) in enumerate(zip(fp.genuine_syns, fp.genuine_slacks))
+    ]
     later = []
-    if ok:
+    if fp.connect is not None and fp.connect[0] == "ok":
         end, slack = fp.connect[2] - t0, fp.genuine_slacks[-1]
-        segs += [PredictedSegment(end - TRANSIT, "server", "syn-ack", 1, "delivered",
-                                  "answer", slack),
-                 PredictedSegment(end, "client", "ack", 1, "delivered", "answer", slack)]
+        segs += [
+            PredictedSegment(end - TRANSIT, "server", "syn-ack", 1, "delivered", "answer", slack),
+            PredictedSegment(end, "client", "ack", 1, "delivered", "answer", slack),
+        ]
         # What followed the connect (the first data) follows it still.
         shift = end - 2 * TRANSIT
-        later = [dataclasses.replace(s, t=s.t + shift, slack=s.slack + slack)
-                 for s in prediction.segments if s.name not in ("syn", "syn-ack", "ack")]
+        later = [
+            dataclasses.replace(s, t=s.t + shift, slack=s.slack + slack)
+            for s in prediction.segments
+            if s.name not in ("syn", "syn-ack", "ack")
+        ]
     prediction.segments[:] = sorted(segs + later, key=lambda s: s.t)
     prediction.alternatives.clear()  # the handshake model's ties are not this handshake's
     prediction.calls.pop(("server", "request"), None)
     if fp.connect is not None:
         result, _start, end = fp.connect
         prediction.calls[("client", "connect")] = (result, 0.0, end - t0)
-    prediction.notes.append(f"the flood drops the genuine client's first "
-                            f"{fp.genuine.count(DROPPED)} SYN(s)")
+    prediction.notes.append(f"the flood drops the genuine client's first {fp.genuine.count(DROPPED)} SYN(s)")
 
 
 def _connects(sc) -> bool:
     """Does the client connect() after its flood?"""
     steps = [s.call for s in all_steps(sc.apps["client"])]
-    return "connect" in steps[steps.index("flood"):]
+    return "connect" in steps[steps.index("flood") :]

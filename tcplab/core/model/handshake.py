@@ -46,6 +46,7 @@ import copy
 import dataclasses
 import heapq
 import itertools
+from typing import Literal, TypedDict
 
 from tcplab.core.faults import DELAY, DUPLICATE, Fault
 from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
@@ -61,6 +62,23 @@ from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
 # The app's and the hook's stamps around a rate-limited answer: 1 ms (RACE_NOISE's own
 # figure, model/teardown/params.py).
 RATE_STAMP_NOISE = 0.001
+
+
+class _Request(TypedDict):
+    """The server's request socket."""
+
+    isn: int  # the client's
+    snt: int  # the server's ISN
+    num_timeout: int
+    gen: int  # the request timer's arming
+    last_oow: float
+    slack: float
+    maybe: str  # PredictedChange.maybe
+
+
+# The real SYN the router holds (forge: stale-syn): sender, flags, length, slack, seq, ack
+_Held = tuple[str, int, int, float, int, int]
+
 
 class _Sim:
     """One way the handshake can unfold. `packets_first` breaks ties between a timer
@@ -93,8 +111,7 @@ class _Sim:
         self.syn_retrans, self.syn_slack = 0, 0.0
         self.client_oow = (-1e9, 0.0)  # the client's last out-of-window ACK: when, how late
         self.syn_gen = 0  # the SYN timer's arming: an unacceptable ACK re-arms it
-        # server request: {"isn", "snt", "num_timeout", "gen", "last_oow", "slack", "maybe"}
-        self.req = None
+        self.req: _Request | None = None  # the server's request
         self.server_child = False
         self.server_oow_at = -1e9  # the server's full socket's last challenge ACK
         self.data_after_connect: float | None = None
@@ -105,7 +122,8 @@ class _Sim:
         # says): from then on what reaches it is the teardown model's to answer.
         self.client_gone_at: float | None = None
         self.stale_syn = False  # forge: stale-syn
-        self.held = None  # the real SYN while the router holds it (False once released)
+        # the real SYN while the router holds it (False once released)
+        self.held: _Held | Literal[False] | None = None
         self.track_states = False  # fill pred.states (the openings modelled state by state)
 
     def at(self, t: float, what: str, *args) -> None:
@@ -424,7 +442,8 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
     # timer-first outcome above): each subset of up to MAX_RACES of them the other way.
     # A deferred expiry changes the ones after it, so the races of each outcome are
     # explored in turn (breadth first, up to MAX_RACES deferred, MAX_OUTCOMES runs).
-    todo, tried = [frozenset({r}) for r in outcomes[0].races], set()
+    todo = [frozenset({r}) for r in outcomes[0].races]
+    tried: set[frozenset[int]] = set()
     while todo and len(tried) < MAX_OUTCOMES:
         defer = todo.pop(0)
         if defer in tried or len(defer) > MAX_RACES:

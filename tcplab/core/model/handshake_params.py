@@ -24,11 +24,16 @@ class HostParams:
         return cls(
             syn_retries=sysctl_int(s, "net.ipv4.tcp_syn_retries", 6),
             synack_retries=sysctl_int(s, "net.ipv4.tcp_synack_retries", 5),
-            syn_linear_timeouts=(sysctl_int(s, "net.ipv4.tcp_syn_linear_timeouts", 4)
-                                 if kernel.linear_timeouts else 0),
-            rto_max=(sysctl_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
-                     if kernel.rto_max_sysctl else TCP_RTO_MAX),
-            invalid_ratelimit=sysctl_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0)
+            syn_linear_timeouts=(
+                sysctl_int(s, "net.ipv4.tcp_syn_linear_timeouts", 4) if kernel.linear_timeouts else 0
+            ),
+            rto_max=(
+                sysctl_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
+                if kernel.rto_max_sysctl
+                else TCP_RTO_MAX
+            ),
+            invalid_ratelimit=sysctl_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0,
+        )
 
 
 # -- the client's SYN timer -------------------------------------------------------------
@@ -37,7 +42,7 @@ class HostParams:
 def syn_wait(p: HostParams, k: int) -> float:
     """The wait before SYN retransmission k (1-based) or the expiry after it."""
     doublings = max(0, k - 1 - p.syn_linear_timeouts)
-    return min(TCP_TIMEOUT_INIT * 2 ** doublings, p.rto_max)
+    return min(TCP_TIMEOUT_INIT * 2**doublings, p.rto_max)
 
 
 def syn_time_limit(p: HostParams) -> float:
@@ -50,8 +55,7 @@ def syn_time_limit(p: HostParams) -> float:
 
 
 def syn_gives_up(p: HostParams, retransmits_done: int, elapsed: float) -> bool:
-    return retransmits_done >= p.syn_retries + p.syn_linear_timeouts or \
-        elapsed >= syn_time_limit(p) - 1e-9
+    return retransmits_done >= p.syn_retries + p.syn_linear_timeouts or elapsed >= syn_time_limit(p) - 1e-9
 
 
 def syn_schedule(p: HostParams) -> tuple[list[float], float]:
@@ -75,4 +79,3 @@ def synack_schedule(p: HostParams) -> tuple[list[float], float]:
 
 
 # -- the handshake simulator ------------------------------------------------------------
-

@@ -32,28 +32,31 @@ class HandshakeInputs:
     server_at: float | None = None  # a simultaneous open: the server's first SYN, from the client's
 
 
-def handshake_inputs(sc: Scenario, sysctls: dict[str, dict[str, str]],
-                     record: Record | None = None) -> HandshakeInputs:
+def handshake_inputs(
+    sc: Scenario, sysctls: dict[str, dict[str, str]], record: Record | None = None
+) -> HandshakeInputs:
     client_steps = sc.apps["client"]
     return HandshakeInputs(
-        port=next((s.arg[1] for s in all_steps(client_steps) if s.call == "connect"),
-                  DEFAULT_PORT),
+        port=next((s.arg[1] for s in all_steps(client_steps) if s.call == "connect"), DEFAULT_PORT),
         listens=any(s.call == "listen" for s in sc.apps["server"]),
         client_sysctls=with_syncnt(sysctls.get("client", {}), client_steps),
         server_connects=server_connects(sc),
         stale_syn=any(f.kind == "stale-syn" for f in sc.forges),
         server_at=server_start(sc, record) if record is not None else None,
         copies=copies_sent(record) if record is not None else (),
-        **first_after_connect(client_steps, record))
+        **first_after_connect(client_steps, record),
+    )
 
 
 def copies_sent(record: Record) -> tuple[tuple[str, str, int, float], ...]:
     syns = record.sent_by("client", "syn")
     if not syns:
         return ()
-    return tuple((s.sender, s.name, s.nth, (s.t_out if s.t_out is not None else s.t) - syns[0].t)
-                 for s in record.segments if s.injected
-                 and (s.fault or "").startswith("duplicate"))
+    return tuple(
+        (s.sender, s.name, s.nth, (s.t_out if s.t_out is not None else s.t) - syns[0].t)
+        for s in record.segments
+        if s.injected and (s.fault or "").startswith("duplicate")
+    )
 
 
 def server_connects(sc: Scenario) -> bool:
@@ -92,20 +95,28 @@ def first_after_connect(steps, record: Record | None) -> dict:
         if answers and after:
             # up to the first that got through: a dropped first data segment leaves
             # the request to the FIN right behind it (gen-4074 on 6.18)
-            reached = next((i for i, s in enumerate(after) if s.t_out is not None),
-                           len(after) - 1)
-            chain = after[:reached + 1]
-            return {"data_after_connect": max(0.0, after[0].t - answers[0].t_out),
-                    "first_segment": (after[0].flags, after[0].length),
-                    "then": tuple((s.t - after[0].t, s.flags, s.length) for s in chain[1:])}
+            reached = next((i for i, s in enumerate(after) if s.t_out is not None), len(after) - 1)
+            chain = after[: reached + 1]
+            return {
+                "data_after_connect": max(0.0, after[0].t - answers[0].t_out),
+                "first_segment": (after[0].flags, after[0].length),
+                "then": tuple((s.t - after[0].t, s.flags, s.length) for s in chain[1:]),
+            }
     return {"data_after_connect": data_after_connect(steps)}
 
 
 def client_data_or_fin(record: Record) -> list:
     """What the client sent on its first connection that carries data or a FIN."""
     syns = record.sent_by("client", "syn")
-    return [s for s in record.segments if syns and s.conn == syns[0].conn
-            and s.sender == "client" and not s.injected and (s.length > 0 or s.flags & FIN)]
+    return [
+        s
+        for s in record.segments
+        if syns
+        and s.conn == syns[0].conn
+        and s.sender == "client"
+        and not s.injected
+        and (s.length > 0 or s.flags & FIN)
+    ]
 
 
 def data_after_connect(steps) -> float | None:

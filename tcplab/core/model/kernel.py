@@ -73,8 +73,7 @@ class Kernel:
         (STABLE_SYNACK_IN_SYN_RECV), else None (the model cannot tell)."""
         return self._fixed_since((6, 11), STABLE_SYNACK_IN_SYN_RECV)
 
-    def _fixed_since(self, mainline: tuple[int, int],
-                     observed: dict[tuple[int, int], int]) -> bool | None:
+    def _fixed_since(self, mainline: tuple[int, int], observed: dict[tuple[int, int], int]) -> bool | None:
         if self.version >= mainline:
             return True
         seen = observed.get(self.version)
@@ -147,8 +146,9 @@ def absent_means(name: str, value) -> str | None:
     known = ABSENT_MEANS.get(name)
     if known is None or str(value).strip() != known[0]:
         return None
-    return (f"{name}={value} not set: this kernel predates it (it came in {known[1]}), "
-            "and behaves as that value")
+    return (
+        f"{name}={value} not set: this kernel predates it (it came in {known[1]}), and behaves as that value"
+    )
 
 
 def sysctl_value(sysctls: dict[str, str], name: str, default: float) -> float:

@@ -47,8 +47,16 @@ from tcplab.core.segments import ACK, RST, SYN, Classifier, Segment
 from tcplab.core.model.prediction import shape
 from tcplab.core.model.handshake_params import HostParams, syn_time_limit
 from tcplab.core.model.kernel import Kernel, TCP_TIMEOUT_INIT, TRANSIT
-from tcplab.core.model.prediction import (C_ADDR, C_PORT, PredictedChange, PredictedSegment,
-                                          Prediction, S_ADDR, X, Y)
+from tcplab.core.model.prediction import (
+    C_ADDR,
+    C_PORT,
+    PredictedChange,
+    PredictedSegment,
+    Prediction,
+    S_ADDR,
+    X,
+    Y,
+)
 
 
 @dataclass
@@ -68,9 +76,17 @@ class _Host:
 
 
 class _Crossed:
-    def __init__(self, kernel: Kernel, client: HostParams, server: HostParams,
-                 faults: tuple[Fault, ...], port: int, packets_first: bool,
-                 server_at: float | None = None, synack_ok: bool | None = None):
+    def __init__(
+        self,
+        kernel: Kernel,
+        client: HostParams,
+        server: HostParams,
+        faults: tuple[Fault, ...],
+        port: int,
+        packets_first: bool,
+        server_at: float | None = None,
+        synack_ok: bool | None = None,
+    ):
         self.k, self.faults, self.port = kernel, faults, port
         # SYN_RECV takes the peer's SYN-ACK (Kernel.synack_in_syn_recv), as given when
         # the kernel's own rule is not known for its stable level
@@ -78,8 +94,7 @@ class _Crossed:
         self.server_at = server_at
         self.transit = 0.0 if packets_first else TRANSIT
         self.packets_first = packets_first
-        self.hosts = {"client": _Host("client", client, X),
-                      "server": _Host("server", server, Y)}
+        self.hosts = {"client": _Host("client", client, X), "server": _Host("server", server, Y)}
         self.clf = Classifier({C_ADDR})
         self.q: list = []
         self.n = itertools.count()
@@ -96,19 +111,18 @@ class _Crossed:
         h.state = state
         self.pred.states.setdefault(h.name, []).append(PredictedChange(t, state, clock))
 
-    def send(self, t: float, h: _Host, flags: int, seq: int, ack: int, cause: str,
-             slack: float, clock: str) -> None:
+    def send(
+        self, t: float, h: _Host, flags: int, seq: int, ack: int, cause: str, slack: float, clock: str
+    ) -> None:
         src, dst = (C_ADDR, S_ADDR) if h.name == "client" else (S_ADDR, C_ADDR)
         sport, dport = (C_PORT, self.port) if h.name == "client" else (self.port, C_PORT)
         seen = self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
         verdict = decide(self.faults, seen)
         fate = verdict.fate
-        self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
-                                                   cause, slack, clock))
+        self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate, cause, slack, clock))
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
-            self.at(t + self.transit + held, "arrive", self.peer(h).name, flags, seq, ack,
-                    slack, clock)
+            self.at(t + self.transit + held, "arrive", self.peer(h).name, flags, seq, ack, slack, clock)
 
     def arm(self, h: _Host, t: float, wait: float, slack: float, clock: str) -> None:
         h.gen += 1
@@ -135,14 +149,14 @@ class _Crossed:
             return
         h.slack += self.k.slack(wait)
         linear = h.p.syn_linear_timeouts if h.state == "SYN_SENT" else 0
-        if h.retrans >= h.p.syn_retries + linear or \
-                t - h.t_connect >= syn_time_limit(h.p) - 1e-9:
+        if h.retrans >= h.p.syn_retries + linear or t - h.t_connect >= syn_time_limit(h.p) - 1e-9:
             self.finish(h, t, "ETIMEDOUT", h.clock)  # tcp_write_err()
             return
         h.retrans += 1
         if h.state == "SYN_SENT":
             self.send(t, h, SYN, h.isn, 0, "timer", h.slack, h.clock)
         else:
+            assert h.rcv_nxt is not None  # set with SYN_RECV, by the peer's SYN
             self.send(t, h, SYN | ACK, h.isn, h.rcv_nxt, "timer", h.slack, h.clock)
         if h.state != "SYN_SENT" or h.retrans > h.p.syn_linear_timeouts:
             h.rto = min(h.rto * 2, h.p.rto_max)
@@ -152,10 +166,10 @@ class _Crossed:
     def challenge_ack(self, t: float, h: _Host, slack: float, clock: str) -> None:
         if t - h.last_oow >= h.p.invalid_ratelimit:
             h.last_oow = t
+            assert h.rcv_nxt is not None  # SYN_RECV or ESTABLISHED: the peer's SYN came
             self.send(t, h, ACK, h.isn + 1, h.rcv_nxt, "answer", slack, clock)
 
-    def arrive(self, t: float, name: str, flags: int, seq: int, ack: int, slack: float,
-               clock: str) -> None:
+    def arrive(self, t: float, name: str, flags: int, seq: int, ack: int, slack: float, clock: str) -> None:
         h = self.hosts[name]
         acceptable = ack == h.isn + 1
         if h.state == "SYN_SENT":
@@ -207,30 +221,39 @@ class _Crossed:
         return self.pred
 
 
-def predict_simultaneous_open(kernel: Kernel, client: HostParams, server: HostParams,
-                              faults: tuple[Fault, ...], port: int,
-                              until: float = 600.0,
-                              server_at: float | None = None) -> Prediction:
+def predict_simultaneous_open(
+    kernel: Kernel,
+    client: HostParams,
+    server: HostParams,
+    faults: tuple[Fault, ...],
+    port: int,
+    until: float = 600.0,
+    server_at: float | None = None,
+) -> Prediction:
     """Both hosts connect() to each other at t = 0 (each on its own clock), or the
     server `server_at` seconds after the client (on the client's clock: negative when
     it went first), with the scenario's faults applied as the router would. Ties
     between a timer and an arriving segment are simulated both ways, as in
     core/model/handshake.py."""
-    main, other = (_Crossed(kernel, client, server, faults, port, first,
-                            server_at).run(until)
-                   for first in (False, True))
+    main, other = (
+        _Crossed(kernel, client, server, faults, port, first, server_at).run(until) for first in (False, True)
+    )
     if shape(other) != shape(main):
         main.alternatives.append(other)
-        main.notes.append("a timer and a segment are due at the same moment; the kernel "
-                          "may run either first, and the outcomes differ")
+        main.notes.append(
+            "a timer and a segment are due at the same moment; the kernel "
+            "may run either first, and the outcomes differ"
+        )
     if kernel.synack_in_syn_recv is None:  # both rules, each with both orders
         for first in (False, True):
-            fixed = _Crossed(kernel, client, server, faults, port, first, server_at,
-                             synack_ok=True).run(until)
-            if all((shape(fixed), fixed.calls) != (shape(a), a.calls)
-                   for a in [main, *main.alternatives]):
+            fixed = _Crossed(kernel, client, server, faults, port, first, server_at, synack_ok=True).run(
+                until
+            )
+            if all((shape(fixed), fixed.calls) != (shape(a), a.calls) for a in [main, *main.alternatives]):
                 main.alternatives.append(fixed)
-        main.notes.append(f"whether {kernel.name()} (stable level {kernel.stable or 'unknown'})"
-                          " has the stable backport of 23e89e8ee7be (a SYN-ACK accepted in "
-                          "SYN_RECV) is not known here: either outcome is the kernel's")
+        main.notes.append(
+            f"whether {kernel.name()} (stable level {kernel.stable or 'unknown'})"
+            " has the stable backport of 23e89e8ee7be (a SYN-ACK accepted in "
+            "SYN_RECV) is not known here: either outcome is the kernel's"
+        )
     return main

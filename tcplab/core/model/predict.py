@@ -26,13 +26,14 @@ from tcplab.core.model.open import predict_simultaneous_open
 from tcplab.core.model.prediction import Prediction
 from tcplab.core.model.teardown.observe import handshake_rtt, kernel_rtt_range
 from tcplab.core.model.teardown.predict import teardown_for
-from tcplab.core.model.teardown.prediction import gone_at
+from tcplab.core.model.teardown.prediction import TeardownPrediction, gone_at
 from tcplab.core.record import Record
 from tcplab.core.scenario import Scenario
 
 
-def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-            record: Record | None = None) -> Prediction:
+def predict(
+    sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]], record: Record | None = None
+) -> Prediction:
     """What this kernel should do in this scenario. `sysctls`: per host, what is in
     force (the agents' report when judging; the scenario's own before a run)."""
     if chance.random_faults(sc.faults):
@@ -41,8 +42,9 @@ def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     prediction = _phases(sc, kernel, sysctls, inputs, record, None)
     if record is None or inputs.server_connects:
         return prediction
-    gone = gone_at(prediction.teardown, "client")
-    if gone is None and prediction.teardown is not None:  # not judged: the record's
+    teardown = prediction.teardown  # _teardown()'s, below: a TeardownPrediction or None
+    gone = gone_at(teardown, "client") if isinstance(teardown, TeardownPrediction) else None
+    if gone is None and teardown is not None:  # not judged: the record's
         gone = client_hand_over(record)
     if gone is None:
         return prediction
@@ -51,8 +53,9 @@ def predict(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     return _phases(sc, kernel, sysctls, inputs, record, gone)
 
 
-def _with_dice(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-                record: Record | None) -> Prediction:
+def _with_dice(
+    sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]], record: Record | None
+) -> Prediction:
     """Random faults (chance.py): the opening alone, with the certain faults, up to
     the client's first data or FIN; or nothing, when the dice can reach the opening."""
     unjudged = chance.unjudged(sc.faults)
@@ -66,54 +69,89 @@ def _with_dice(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     rolled = {f.segment for f in chance.random_faults(sc.faults)}
 
     def without_dice(p: Prediction) -> Prediction:
-        return dataclasses.replace(p, segments=[s for s in p.segments
-                                                if s.name not in rolled])
+        return dataclasses.replace(p, segments=[s for s in p.segments if s.name not in rolled])
+
     return dataclasses.replace(
-        without_dice(prediction), unjudged=unjudged,
+        without_dice(prediction),
+        unjudged=unjudged,
         alternatives=[without_dice(a) for a in prediction.alternatives],
-        notes=[*prediction.notes, f"not judged: {unjudged[0][0]}: {unjudged[0][1]}"])
+        notes=[*prediction.notes, f"not judged: {unjudged[0][0]}: {unjudged[0][1]}"],
+    )
 
 
-def _phases(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-            inputs: HandshakeInputs, record: Record | None,
-            client_gone_at: float | None) -> Prediction:
+def _phases(
+    sc: Scenario,
+    kernel: Kernel,
+    sysctls: dict[str, dict[str, str]],
+    inputs: HandshakeInputs,
+    record: Record | None,
+    client_gone_at: float | None,
+) -> Prediction:
     prediction = _opening(sc, kernel, sysctls, inputs, client_gone_at)
     rtts = handshake_rtt(record) if record is not None else None
     ranges = kernel_rtt_range(record) if record is not None else None
-    bursts = established.predict(kernel, sc, sysctls, prediction, rtts,  # a peer gone silent
-                                 ranges)
+    bursts = established.predict(
+        kernel,
+        sc,
+        sysctls,
+        prediction,
+        rtts,  # a peer gone silent
+        ranges,
+    )
     if bursts:
         prediction = established.with_bursts(prediction, bursts)
     if flood.flood_setup(sc) is not None and kernel.accept_queue_full_above is None:
-        why = (f"whether {kernel.name()} (stable level {kernel.stable or 'unknown'}) holds "
-               f"a request more than listen()'s backlog (the stable backport of "
-               f"3479c7549fb1, Kernel.accept_queue_full_above) is not known here")
+        why = (
+            f"whether {kernel.name()} (stable level {kernel.stable or 'unknown'}) holds "
+            f"a request more than listen()'s backlog (the stable backport of "
+            f"3479c7549fb1, Kernel.accept_queue_full_above) is not known here"
+        )
         return Prediction(kernel, notes=[f"not judged: {why}"], unjudged=[("everything", why)])
     fp, note = flood.for_scenario(sc, kernel, sysctls, inputs.client_sysctls)  # H11
     if fp is not None:
         prediction = flood.with_flood(prediction, fp)
     if note:
         prediction = dataclasses.replace(prediction, notes=[*prediction.notes, note])
-    return dataclasses.replace(prediction, teardown=_teardown(sc, kernel, sysctls,
-                                                              prediction, record))
+    return dataclasses.replace(prediction, teardown=_teardown(sc, kernel, sysctls, prediction, record))
 
 
-def _opening(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-             inputs: HandshakeInputs, client_gone_at: float | None) -> Prediction:
+def _opening(
+    sc: Scenario,
+    kernel: Kernel,
+    sysctls: dict[str, dict[str, str]],
+    inputs: HandshakeInputs,
+    client_gone_at: float | None,
+) -> Prediction:
     client = HostParams.from_sysctls(kernel, inputs.client_sysctls)
     server = HostParams.from_sysctls(kernel, sysctls.get("server", {}))
     if inputs.server_connects:
-        return predict_simultaneous_open(kernel, client, server, sc.faults, inputs.port,
-                                         sc.timeout, inputs.server_at)
+        return predict_simultaneous_open(
+            kernel, client, server, sc.faults, inputs.port, sc.timeout, inputs.server_at
+        )
     return predict_handshake(
-        kernel, client, server, sc.faults, listens=inputs.listens, port=inputs.port,
-        data_after_connect=inputs.data_after_connect, first_segment=inputs.first_segment,
-        then=inputs.then, copies=inputs.copies,
-        until=sc.timeout, client_gone_at=client_gone_at, stale_syn=inputs.stale_syn)
+        kernel,
+        client,
+        server,
+        sc.faults,
+        listens=inputs.listens,
+        port=inputs.port,
+        data_after_connect=inputs.data_after_connect,
+        first_segment=inputs.first_segment,
+        then=inputs.then,
+        copies=inputs.copies,
+        until=sc.timeout,
+        client_gone_at=client_gone_at,
+        stale_syn=inputs.stale_syn,
+    )
 
 
-def _teardown(sc: Scenario, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-              prediction: Prediction, record: Record | None):
+def _teardown(
+    sc: Scenario,
+    kernel: Kernel,
+    sysctls: dict[str, dict[str, str]],
+    prediction: Prediction,
+    record: Record | None,
+):
     """The teardown part, once connect() succeeded; with the record, from the RTT the
     handshake measured and what the apps did. A peer gone silent that the teardown
     model does not cover is established.py's alone."""

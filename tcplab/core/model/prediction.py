@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tcplab.core.model.kernel import Kernel
 
@@ -34,6 +35,14 @@ class PredictedChange:
     maybe: str = ""
 
 
+class Part(Protocol):
+    """A part's own prediction kept on a Prediction (the teardown's, the flood's),
+    typed by what a Prediction needs of it: their modules import this one, not the
+    other way."""
+
+    def to_json(self) -> dict: ...
+
+
 @dataclass
 class Prediction:
     kernel: Kernel
@@ -42,9 +51,9 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     horizon: float = 0.0  # the model says nothing about what happens after this
     alternatives: list[Prediction] = field(default_factory=list)  # other orders of a tie
-    teardown: object | None = None  # teardown/prediction.py's TeardownPrediction, if any
+    teardown: Part | None = None  # teardown/prediction.py's TeardownPrediction, if any
     established: list = field(default_factory=list)  # established.py's Bursts
-    flood: object | None = None  # flood.py's FloodPrediction: a SYN flood came first
+    flood: Part | None = None  # flood.py's FloodPrediction: a SYN flood came first
     # host -> its connection's state changes, where the opening is modelled state by
     # state (a simultaneous open, a stale SYN); empty: not predicted
     states: dict[str, list[PredictedChange]] = field(default_factory=dict)
@@ -61,25 +70,45 @@ class Prediction:
     def of(self, sender: str, name: str) -> list[PredictedSegment]:
         """What `sender` itself sent of that name (the router's forgeries left out, as
         Record.sent_by leaves them out)."""
-        return [s for s in self.segments if s.sender == sender and s.name == name
-                and not s.injected]
+        return [s for s in self.segments if s.sender == sender and s.name == name and not s.injected]
 
     def to_json(self) -> dict:
         """The result JSON's `model`: what was judged, in the runner's units."""
-        out = {"kernel": self.kernel.name(), "segments": [
-            {"t": round(p.t, 4), "from": p.sender, "name": p.name, "nth": p.nth,
-             "fate": p.fate, "cause": p.cause, "late_by_up_to": round(p.slack, 4),
-             **({"clock": p.clock} if p.clock != "client" else {})} for p in self.segments],
-            "calls": {f"{h} {c}": {"result": r, "t_end": round(e, 4)}
-                      for (h, c), (r, _s, e) in self.calls.items()}}
+        out = {
+            "kernel": self.kernel.name(),
+            "segments": [
+                {
+                    "t": round(p.t, 4),
+                    "from": p.sender,
+                    "name": p.name,
+                    "nth": p.nth,
+                    "fate": p.fate,
+                    "cause": p.cause,
+                    "late_by_up_to": round(p.slack, 4),
+                    **({"clock": p.clock} if p.clock != "client" else {}),
+                }
+                for p in self.segments
+            ],
+            "calls": {
+                f"{h} {c}": {"result": r, "t_end": round(e, 4)} for (h, c), (r, _s, e) in self.calls.items()
+            },
+        }
         if self.states:  # open.py, the stale SYN: the hosts' states
-            out["states"] = {host: [{"t": round(c.t, 4), "state": c.state, **(
-                {"maybe": c.maybe} if c.maybe else {})} for c in changes]
-                for host, changes in self.states.items()}
+            out["states"] = {
+                host: [
+                    {"t": round(c.t, 4), "state": c.state, **({"maybe": c.maybe} if c.maybe else {})}
+                    for c in changes
+                ]
+                for host, changes in self.states.items()
+            }
         if self.flood is not None:
-            out["flood"] = {**self.flood.to_json(), "note": (
-                "times from the first flood SYN; the handshake's segments and calls above "
-                "count from the genuine client's first SYN")}
+            out["flood"] = {
+                **self.flood.to_json(),
+                "note": (
+                    "times from the first flood SYN; the handshake's segments and calls above "
+                    "count from the genuine client's first SYN"
+                ),
+            }
         if self.teardown is not None:
             out["teardown"] = self.teardown.to_json()
         if self.unjudged:
@@ -98,4 +127,5 @@ Y_OLD = Y - 12187  # the server's ISN for the old SYN's request: another, earlie
 
 def shape(p: Prediction) -> tuple:
     return tuple((s.sender, s.name, s.fate) for s in p.segments), tuple(
-        sorted((k, v[0]) for k, v in p.calls.items()))
+        sorted((k, v[0]) for k, v in p.calls.items())
+    )
