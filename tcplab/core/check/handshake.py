@@ -219,22 +219,45 @@ def _entered_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
 
 
 def _model_request(pred, record: Record, t0: float, slop: Slop) -> list[Check]:
+    """Each request the server dropped, in order, against what the record shows of
+    it: inet_diag's SYN_RECV -> CLOSE, or, where a new request took the 4-tuple within
+    one poll (the drop was never in a dump), the new request's first SYN-ACK, which
+    carries another ISN (tcp_conn_request() picks one per request;
+    inet_rtx_syn_ack() resends the same)."""
     want = pred.calls.get(("server", "request"))
-    if want is None:
+    drops = list(pred.request_drops) or ([(want[2], 0.0)] if want else [])
+    if not drops:
         return []
-    dropped_at = want[2]
-    gone = [e for e in record.states() if e.host == "server" and e.old == "SYN_RECV"
-            and e.new == "CLOSE"]
     synacks = pred.of("server", "syn-ack")
     last = max((s.t for s in synacks), default=0.0)
-    slack = max((s.slack for s in synacks), default=0.0) + \
-        pred.kernel.slack(dropped_at - last) + 0.05  # + one inet_diag poll, loaded
-    if not gone:
-        return [Check("model: server drops the request at", False, dropped_at,
-                      "never seen", slack)]
-    got = round(gone[0].t - t0, 6)
-    lo, hi = window(dropped_at, slack, slop.at(gone[0].t))
-    return [Check("model: server drops the request at", lo <= got <= hi, dropped_at, got,
-                  round(hi - dropped_at, 4),
-                  f"t={gone[0].t:.3f}s SYN_RECV->CLOSE ({gone[0].source})", one_sided=True,
-                  slop=slop.at(gone[0].t))]
+    legacy = max((s.slack for s in synacks), default=0.0) + pred.kernel.slack(
+        drops[-1][0] - last)  # the last drop, as judged before drops were listed
+    seen = request_ends(record)
+    out = []
+    for k, (dropped_at, late) in enumerate(drops):
+        name = "model: server drops the request at" if len(drops) == 1 else \
+            f"model: server drops request #{k + 1} at"
+        slack = max(late, legacy if k == len(drops) - 1 else 0.0) + 0.05  # + a poll, loaded
+        if k >= len(seen):
+            out.append(Check(name, False, dropped_at, "never seen", slack))
+            continue
+        t, how = seen[k]
+        got = round(t - t0, 6)
+        lo, hi = window(dropped_at, slack, slop.at(t))
+        out.append(Check(name, lo <= got <= hi, dropped_at, got, round(hi - dropped_at, 4),
+                         f"t={t:.3f}s {how}", one_sided=True, slop=slop.at(t)))
+    return out
+
+
+def request_ends(record: Record) -> list[tuple[float, str]]:
+    """The server's requests' ends as the record shows them, in order: a SYN_RECV ->
+    CLOSE, or a server SYN-ACK with another ISN than the one before it with no such
+    change between them (the old request was replaced within one inet_diag poll)."""
+    ends = [(e.t, f"SYN_RECV->CLOSE ({e.source})") for e in record.states()
+            if e.host == "server" and e.old == "SYN_RECV" and e.new == "CLOSE"]
+    synacks = [s for s in record.sent_by("server", "syn-ack") if not s.injected]
+    for before, s in zip(synacks, synacks[1:]):
+        if s.seq != before.seq and not any(before.t <= t <= s.t for t, _ in ends):
+            ends.append((s.t, f"a new request: {describe_segment(s)}, another ISN than "
+                              f"syn-ack #{before.nth}'s"))
+    return sorted(ends)

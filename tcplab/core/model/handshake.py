@@ -43,7 +43,6 @@ from __future__ import annotations
 from __future__ import annotations
 
 import copy
-import dataclasses
 import heapq
 import itertools
 from typing import Literal, TypedDict
@@ -53,7 +52,7 @@ from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wai
 from tcplab.core.model.kernel import LAST_HOP, TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (C_ADDR, C_PORT, S_ADDR, STALE_HOLD, STALE_ISN_BACK,
                                           X, Y, Y_OLD, PredictedChange, PredictedSegment,
-                                          Prediction, shape)
+                                          Prediction, shape, surely_seen)
 from tcplab.core.rules import Verdict, decide
 
 from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
@@ -100,7 +99,12 @@ class _Sim:
         self.req_fires = 0  # request timer expiries so far (a race names one by index)
         self.last_fire: tuple[int, float, float] | None = None  # (index, when, window)
         self.held_timer: int | None = None  # a held expiry's gen, until a segment comes
-        self.defer: frozenset[int] = frozenset()  # expiries that come after their race
+        # expiries that come after their race: ("req", index) or ("syn", index)
+        self.defer: frozenset[tuple[str, int]] = frozenset()
+        self.syn_fires, self.syn_fire = 0, (-1, 0.0, -1.0)  # the SYN timer's, likewise
+        self.syn_held: tuple[int, int, float] | None = None
+        self.void = False  # a held SYN timer no SYN-ACK came to: not an outcome at all
+        self.first_at: float | None = None  # when the client's first data or FIN leaves
         self.k, self.cp, self.sp = kernel, client, server
         self.faults, self.listens, self.port = faults, listens, port
         self.clf = Classifier({C_ADDR})
@@ -149,7 +153,7 @@ class _Sim:
         return Segment(src, sport, dst, dport, flags, seq, ack, length)
 
     def send(self, t: float, sender: str, flags: int, seq: int, ack: int, cause: str,
-             slack: float, length: int = 0) -> None:
+             slack: float, length: int = 0, listed: bool = True) -> None:
         seen = self.clf.classify(self.wire(sender, flags, seq, ack, length))
         verdict = decide(self.faults, seen)
         hold = (self.stale_syn and self.held is None and seen.sender == "client"
@@ -157,8 +161,9 @@ class _Sim:
         if hold:  # FaultHook.decide(): the stale-syn hold comes before any other fault
             verdict = Verdict(DELAY, STALE_HOLD)
         fate = verdict.fate
-        self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
-                                                   cause, slack))
+        if listed:
+            self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate,
+                                                       cause, slack))
         if hold:
             self.forge_stale_syn(t, seq, slack)
             self.held = (sender, flags, length, slack, seq, ack)
@@ -201,9 +206,19 @@ class _Sim:
         self.send(t, "client", SYN, X, 0, "first", 0.0)
         self.at(t + syn_wait(self.cp, 1), "syn_timer", 1, self.syn_gen, syn_wait(self.cp, 1))
 
-    def syn_timer(self, t: float, k: int, gen: int, wait: float) -> None:
+    def syn_timer(self, t: float, k: int, gen: int, wait: float, deferred=False) -> None:
         if self.client_state != "SYN_SENT" or gen != self.syn_gen:
             return
+        if not deferred:
+            # tcp_retransmit_timer() fires anywhere in its bucket: a SYN-ACK reaching
+            # the client within it may come first (tcp_rcv_synsent_state_process()
+            # then clears the timer: gen-7039 on 6.18, no second SYN); both explored
+            idx, self.syn_fires = self.syn_fires, self.syn_fires + 1
+            self.syn_fire = (idx, t, self.k.slack(wait))
+            if ("syn", idx) in self.defer:
+                self.syn_held = (k, gen, wait)
+                self.at(t + self.syn_fire[2], "syn_timer_latest", k, gen, wait)
+                return
         self.syn_slack += self.k.slack(wait)
         if syn_gives_up(self.cp, self.syn_retrans, t - self.t_connect):
             self.client_state = "CLOSE"
@@ -216,6 +231,13 @@ class _Sim:
         self.at(t + wait, "syn_timer", k + 1, gen, wait)
 
     def client_gets(self, t: float, flags: int, slack: float, ack: int) -> None:
+        if self.syn_held is not None:  # the held expiry runs right after this
+            self.at(t + 1e-6, "syn_timer", *self.syn_held, True)
+            self.syn_held = None
+        idx, fired, window = self.syn_fire
+        if self.client_state == "SYN_SENT" and flags & SYN and ack == X + 1 and \
+                fired <= t <= fired + window and ("syn", idx) not in self.pred.races:
+            self.pred.races.append(("syn", idx))
         if self.client_gone_at is not None and t >= self.client_gone_at:
             return  # the connection is closed or in TIME_WAIT: the teardown model's
         if self.client_state == "SYN_SENT" and flags & ACK and ack != X + 1:
@@ -241,9 +263,17 @@ class _Sim:
                 self.pred.calls[("client", "connect")] = ("ok", self.t_connect, t)
                 self.send(t, "client", ACK, X + 1, Y + 1, "answer", slack)
                 if self.data_after_connect is not None:
-                    self.at(t + self.data_after_connect, "client_data", slack)
+                    self.first_at = t + self.data_after_connect
+                    self.at(self.first_at, "client_data", slack)
                     self.data_after_connect = None  # the first segment after connect()
             elif self.client_state == "ESTABLISHED":
+                if self.first_at is not None and t < self.first_at <= t + slack:
+                    # a SYN-ACK as late as its timer may be comes after the client's
+                    # data or FIN: the answer is then the full socket's, named after
+                    # them (tcp_validate_incoming()'s challenge ACK in FIN_WAIT1,
+                    # gen-7107 on 6.18), the teardown model's to count
+                    fewer, more = self.pred.uncertain.get(("client", "ack"), (0, 0))
+                    self.pred.uncertain[("client", "ack")] = (fewer + 1, more)
                 self.client_oow = self.oow_answer(t, slack, "client", self.client_oow,
                                                   self.cp.invalid_ratelimit, X + 1, Y + 1)
 
@@ -273,8 +303,8 @@ class _Sim:
             self.held_timer = None
         elif self.last_fire is not None:
             idx, fired, window = self.last_fire
-            if fired <= t <= fired + window and idx not in self.pred.races:
-                self.pred.races.append(idx)
+            if fired <= t <= fired + window and ("req", idx) not in self.pred.races:
+                self.pred.races.append(("req", idx))
         req = self.req
         if flags & RST:
             # tcp_check_req(): an RST at the request's rcv_nxt drops it, unanswered
@@ -282,6 +312,7 @@ class _Sim:
             if req is not None and seq == req["isn"] + 1:
                 self.req = None
                 self.change("server", t, "CLOSE", req["maybe"])
+                self.pred.request_drops.append((t, slack))
         elif flags & SYN and not flags & ACK:
             if not self.listens:
                 self.send(t, "server", RST | ACK, 0, seq + 1, "answer", slack)
@@ -316,6 +347,7 @@ class _Sim:
                 self.send(t, "server", ACK, Y + 1, X + 1, "answer", slack)
         elif flags & ACK and req is not None:
             self.req, self.server_child = None, True  # the ACK or data completes it
+            self.pred.server_connected = True
             self.change("server", t, "ESTABLISHED")
 
     def req_timer(self, t: float, gen: int, deferred: bool = False) -> None:
@@ -330,7 +362,7 @@ class _Sim:
             idx, self.req_fires = self.req_fires, self.req_fires + 1
             window = self.k.slack(wait)
             self.last_fire = (idx, t, window)
-            if idx in self.defer:
+            if ("req", idx) in self.defer:
                 self.held_timer = gen
                 self.at(t + window, "req_timer_latest", gen)
                 return
@@ -339,6 +371,7 @@ class _Sim:
             self.req = None
             self.change("server", t, "CLOSE", req["maybe"])
             self.pred.calls[("server", "request")] = ("dropped", 0.0, t)
+            self.pred.request_drops.append((t, req["slack"]))
             return
         req["num_timeout"] += 1
         self.send(t, "server", SYN | ACK, req["snt"], req["isn"] + 1, "timer", req["slack"])
@@ -356,6 +389,9 @@ class _Sim:
                 self.syn_timer(t, *args)
             elif what == "req_timer":
                 self.req_timer(t, *args)
+            elif what == "syn_timer_latest" and self.syn_held == args:
+                self.void = True  # it is held for a SYN-ACK only: main's outcome did this
+                break
             elif what == "req_timer_latest":  # nothing came within the bucket after all
                 if self.held_timer == args[0]:
                     self.held_timer = None
@@ -371,8 +407,10 @@ class _Sim:
             elif what == "client_data":
                 if self.client_state == "ESTABLISHED":
                     flags, length = self.first_segment
+                    # an RST (close() with SO_LINGER 0, a give-up) is the teardown's or
+                    # the established model's to count; here it only reaches the server
                     self.send(t, "client", flags, X + 1, Y + 1, "first", args[0],
-                              length=length)
+                              length=length, listed=not flags & RST)
                     seq = X + 1 + length
                     for dt, flags, length in self.then:
                         self.at(t + dt, "client_then", flags, length, seq, args[0])
@@ -382,27 +420,8 @@ class _Sim:
                 if self.client_state == "ESTABLISHED":
                     self.send(t, "client", flags, seq, Y + 1, "first", slack, length=length)
         self.pred.horizon = until
-        self.pred.states = {h: _surely_seen(c, until) for h, c in self.pred.states.items()}
+        self.pred.states = {h: surely_seen(c, until) for h, c in self.pred.states.items()}
         return self.pred
-
-
-DIAG_SURE = 0.1  # inet_diag polls every 8 ms: a request living this long is surely seen
-
-
-def _surely_seen(changes: list[PredictedChange], until: float) -> list[PredictedChange]:
-    """A request marked `maybe` is surely seen, and so is its end, when it lives at
-    least DIAG_SURE and no other request of the same 4-tuple follows within DIAG_SURE
-    of its end (the poll would see the 4-tuple in SYN_RECV throughout)."""
-    out = list(changes)
-    for label in {c.maybe for c in changes if c.maybe}:
-        mine = [i for i, c in enumerate(changes) if c.maybe == label]
-        start, last = changes[mine[0]].t, mine[-1]
-        end = changes[last].t if changes[last].state == "CLOSE" else until
-        nxt = changes[last + 1].t if last + 1 < len(changes) else None
-        if end - start >= DIAG_SURE and (nxt is None or nxt - end >= DIAG_SURE):
-            for i in mine:
-                out[i] = dataclasses.replace(changes[i], maybe="")
-    return out
 
 
 def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
@@ -443,7 +462,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
     # A deferred expiry changes the ones after it, so the races of each outcome are
     # explored in turn (breadth first, up to MAX_RACES deferred, MAX_OUTCOMES runs).
     todo = [frozenset({r}) for r in outcomes[0].races]
-    tried: set[frozenset[int]] = set()
+    tried: set[frozenset[tuple[str, int]]] = set()
     while todo and len(tried) < MAX_OUTCOMES:
         defer = todo.pop(0)
         if defer in tried or len(defer) > MAX_RACES:
@@ -451,8 +470,10 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
         tried.add(defer)
         sim = new_sim(False)
         sim.defer = defer
-        outcomes.append(sim.run(until))
-        todo += [defer | {r} for r in outcomes[-1].races if r not in defer]
+        outcome = sim.run(until)
+        if not sim.void:
+            outcomes.append(outcome)
+            todo += [defer | {r} for r in outcome.races if r not in defer]
     main, others = outcomes[0], outcomes[1:]
     shapes = {_timed_shape(main)}
     for other in others:

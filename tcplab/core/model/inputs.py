@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tcplab.core.record import Record
 from tcplab.core.scenario import Scenario, all_steps
-from tcplab.core.segments import ACK, FIN
+from tcplab.core.segments import ACK, FIN, RST
 
 DEFAULT_PORT = 8080  # the format's default, for a client that never connects
 
@@ -91,7 +91,9 @@ def first_after_connect(steps, record: Record | None) -> dict:
     steps say plainly."""
     if record is not None:
         answers = [s for s in record.sent_by("server", "syn-ack") if s.t_out is not None]
-        after = client_data_or_fin(record)
+        # an RST too (close() with SO_LINGER 0): at the request's rcv_nxt it drops the
+        # request (tcp_check_req(), embryonic_reset; gen-7144 on 6.18)
+        after = client_data_or_fin(record, rst=True)
         if answers and after:
             # up to the first that got through: a dropped first data segment leaves
             # the request to the FIN right behind it (gen-4074 on 6.18)
@@ -105,8 +107,9 @@ def first_after_connect(steps, record: Record | None) -> dict:
     return {"data_after_connect": data_after_connect(steps)}
 
 
-def client_data_or_fin(record: Record) -> list:
-    """What the client sent on its first connection that carries data or a FIN."""
+def client_data_or_fin(record: Record, rst: bool = False) -> list:
+    """What the client sent on its first connection that carries data or a FIN (or,
+    with `rst`, is an RST)."""
     syns = record.sent_by("client", "syn")
     return [
         s
@@ -115,7 +118,7 @@ def client_data_or_fin(record: Record) -> list:
         and s.conn == syns[0].conn
         and s.sender == "client"
         and not s.injected
-        and (s.length > 0 or s.flags & FIN)
+        and (s.length > 0 or s.flags & FIN or (rst and s.flags & RST))
     ]
 
 

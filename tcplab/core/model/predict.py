@@ -27,8 +27,14 @@ from tcplab.core.model.prediction import Prediction
 from tcplab.core.model.teardown.observe import handshake_rtt, kernel_rtt_range
 from tcplab.core.model.teardown.predict import teardown_for
 from tcplab.core.model.teardown.prediction import TeardownPrediction, gone_at
+
 from tcplab.core.record import Record
 from tcplab.core.scenario import Scenario
+
+NO_SERVER_CONNECTION = (
+    "the server's request was dropped before anything completed it (tcp_check_req()), "
+    "so it has no connection to close, and the teardown model starts from both"
+)
 
 
 def predict(
@@ -160,4 +166,18 @@ def _teardown(
     teardown = teardown_for(sc, kernel, sysctls, record)
     if teardown is not None and teardown.unsupported and prediction.established:
         return None
+    if teardown is not None and prediction.request_drops and not prediction.server_connected:
+        return _no_server_connection(teardown)
+    return teardown
+
+
+def _no_server_connection(teardown: TeardownPrediction) -> TeardownPrediction:
+    """The client's RST (close() with SO_LINGER 0) dropped the server's request
+    (tcp_check_req(), embryonic_reset; gen-7144 on 6.18): accept() never returns and
+    there is no server connection. The teardown's server part goes where it only
+    changes state; where it sends, the teardown is not judged."""
+    for p in (teardown, *teardown.alternatives):
+        if any(s.sender == "server" for s in p.segments):
+            return TeardownPrediction(unsupported=NO_SERVER_CONNECTION)
+        p.states.pop("server", None)
     return teardown

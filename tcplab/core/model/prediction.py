@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -58,7 +59,12 @@ class Prediction:
     # state (a simultaneous open, a stale SYN); empty: not predicted
     states: dict[str, list[PredictedChange]] = field(default_factory=dict)
     client_gone_at: float | None = None  # from then on the teardown model answers the client
-    races: list[int] = field(default_factory=list)  # request timer expiries a SYN raced
+    # timer expiries a segment raced within their bucket: ("req", k) the request
+    # timer's k-th, ("syn", k) the client's SYN timer's (handshake.py)
+    races: list[tuple[str, int]] = field(default_factory=list)
+    # every request the server dropped, in order: (when, how late it may be)
+    request_drops: list[tuple[float, float]] = field(default_factory=list)
+    server_connected: bool = False  # a request became the server's connection
     # (sender, name) -> (how many of these may be missing, how many more may come): a
     # rate-limited answer whose gap to the last one was within their lateness of the
     # limit, so the kernel may have decided either way (handshake.py, oow_answer())
@@ -129,3 +135,22 @@ def shape(p: Prediction) -> tuple:
     return tuple((s.sender, s.name, s.fate) for s in p.segments), tuple(
         sorted((k, v[0]) for k, v in p.calls.items())
     )
+
+
+DIAG_SURE = 0.1  # inet_diag polls every 8 ms: a request living this long is surely seen
+
+
+def surely_seen(changes: list[PredictedChange], until: float) -> list[PredictedChange]:
+    """A request marked `maybe` is surely seen, and so is its end, when it lives at
+    least DIAG_SURE and no other request of the same 4-tuple follows within DIAG_SURE
+    of its end (the poll would see the 4-tuple in SYN_RECV throughout)."""
+    out = list(changes)
+    for label in {c.maybe for c in changes if c.maybe}:
+        mine = [i for i, c in enumerate(changes) if c.maybe == label]
+        start, last = changes[mine[0]].t, mine[-1]
+        end = changes[last].t if changes[last].state == "CLOSE" else until
+        nxt = changes[last + 1].t if last + 1 < len(changes) else None
+        if end - start >= DIAG_SURE and (nxt is None or nxt - end >= DIAG_SURE):
+            for i in mine:
+                out[i] = dataclasses.replace(changes[i], maybe="")
+    return out
