@@ -152,6 +152,35 @@ def test_a_race_is_said_in_the_check():
     assert states.passed and "race" in states.evidence
 
 
+@pytest.mark.parametrize("name", ["gen-7291", "gen-7005"])
+def test_a_close_that_the_peer_fin_beat_is_judged_so(name):
+    """The client's close() stamped 0.3-1.2 ms before the server's FIN reached it (and
+    after its data's ACK): the FIN came first in the kernel (CLOSE_WAIT, LAST_ACK), an
+    order the model holds the call for (AfterArrival) from its stamp until the FIN."""
+    res = judge(name)
+    states = next(c for c in res.checks if c.name == "model: client states after ESTABLISHED")
+    assert res.verdict == "pass" and states.judged
+    assert "the client's close() after the server's fin" in states.evidence
+
+
+@pytest.mark.parametrize("name", ["gen-7291", "gen-7005"])
+def test_a_close_long_before_the_peer_fin_cannot_show_close_wait(name):
+    """The same records with the server's FIN held 3 ms longer by the router: the
+    client's close() was then made well beyond the race bound before the FIN came, so
+    it reached the kernel first (FIN_WAIT1); CLOSE_WAIT and no ACK of the FIN, as
+    recorded, is no order the kernel can take."""
+    def bend(run):
+        def later(e):
+            if e.get("kind") == "segment" and e.get("from") == "server" and \
+                    e.get("name") == "fin" and e.get("t_out") is not None:
+                return {**e, "t_out": e["t_out"] + 0.003}
+            return e
+        return {**run, "events": [later(e) for e in run["events"]]}
+    failed = failed_names(judge(name, bend))
+    assert "model: client states after ESTABLISHED" in failed
+    assert "model: client fin-ack count" in failed
+
+
 def test_an_abstention_is_shown_and_is_not_a_pass():
     """gen-4156 delays the server's data-ack #2, which in the run was the ACK of the
     client's first data (#1 was the challenge ACK to the router's copy of the SYN, the

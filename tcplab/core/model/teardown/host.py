@@ -20,7 +20,9 @@ class Host:
         self.last_fire: tuple[int, float, float] | None = None  # (its race step, when, window)
         self.held_fin: tuple | None = None  # an expiry held for the next ACK (gen, kind, wait)
         self.timer_released: set = set()  # expiries already held once
-        self.deferred: int | None = None  # a step held until the next arrival (AFTER_NEXT)
+        # a step held until the segment it raced arrives (AfterArrival): (step, that
+        # segment's kind, how many of that kind are still to come)
+        self.deferred: tuple[int, str, int] | None = None
         self.released: dict[int, float] = {}  # such steps, and when they then ran
         self.state = "ESTABLISHED"
         self.next_step = 0

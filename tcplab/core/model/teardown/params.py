@@ -24,7 +24,12 @@ SAME_SEGMENT = 0.010
 TLP_TIMEOUT_MIN = 0.002  # tcp_schedule_loss_probe() with more than the FIN out
 PAWS_TICK = 0.001  # the TSval clock's tick (ms): tcp_paws_check() allows one
 RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it
-# The calls whose effect depends on whether a segment came before them.
+# The calls whose effect depends on whether a segment came before them. Each segment
+# that reached the host within the race bound of the call is a race of its own (the
+# kernel acted on the call at one moment, on one side of each), except for a recv():
+# whether it returns at once or waits is decided by the first segment that has
+# something for it (data, the FIN, an RST); those behind it are read, or left for the
+# next call, in either order (tcp_recvmsg() returns what is queued, the FIN after it).
 RACING_CALLS = ("close", "shutdown", "send", "recv")
 MSS = 1448  # a 1500-byte MTU less the IP and TCP headers and the timestamp option
 TCP_INIT_CWND = 10  # segments sent before the first ACK comes back (RFC 6928)
@@ -157,7 +162,23 @@ MAX_EVENTS = 200_000  # far beyond any teardown's few hundred events
 MAX_RACES = 3  # 2^3 orders at most; more races than that in one teardown is too loaded
 
 
-AFTER_NEXT = "after the next arrival"  # a shift: hold the call until a segment comes
+AFTER_NEXT = "after the next arrival"  # a shift: hold a timer's expiry until an ACK comes
+
+
+@dataclass(frozen=True)
+class AfterArrival:
+    """A shift, the other order of a race: the call reached the kernel after the segment
+    it raced. The syscall takes the socket lock, and what the softirq processed before
+    it got the lock is what the call sees: so the call is held from its own stamp (it
+    cannot act before the app made it) until that segment has been processed, and then
+    acts on a socket that has seen it and everything that came before it. The segment
+    is named by its kind (`what`, e.g. "the server's fin") and which of that kind since
+    the stamp it is (`nth`), not by time, as its arrival may move when the order
+    changes; the call acts at the latest at the end of the race bound (Observed.race),
+    the latest the kernel can act on it."""
+
+    what: str
+    nth: int = 1
 
 
 SOCKET_OPTIONS = ("linger", "rcvtimeo")  # set before connect(), they still apply after

@@ -8,8 +8,8 @@ from tcplab.core.faults import Fault
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.observe import first_closer, handshake_rtt, observe
 from tcplab.core.model.teardown.params import (AFTER_NEXT, ENDINGS, HOST_FAULT_ENDINGS,
-                                               MAX_RACES, SOCKET_OPTIONS, TeardownParams,
-                                               Unsupported, UnsupportedLate,
+                                               MAX_RACES, SOCKET_OPTIONS, AfterArrival,
+                                               TeardownParams, Unsupported, UnsupportedLate,
                                                rto_after_handshake, rtt_estimate)
 from tcplab.core.model.teardown.prediction import Observed, Race, TeardownPrediction
 from tcplab.core.model.teardown.sim import Sim
@@ -30,7 +30,10 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     call, and each segment reaches its peer when the router really let it go. Where a
     call and a segment reached a host closer than `observed.race`, the other order is
     simulated too (up to MAX_RACES races, every combination), and the outcomes that
-    differ are in `alternatives`."""
+    differ are in `alternatives`. A call that several segments reached within the
+    bound has a race with each: the kernel acted on it at one moment, so in each
+    outcome it is on one side of each (one race of that call's flipped at a time, or
+    none)."""
     rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
     for h, samples in (observed.rtt_samples if observed is not None else {}).items():
         if samples:  # what the run's ACKs taught the kernel, not only the handshake
@@ -43,26 +46,38 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     main = sim()
     if observed is None or not (main.races or main.delack_choice):
         return main
-    races = _distinct(main.races)[:MAX_RACES]
+    groups, left_out = _chosen(main.races)
+    races = [r for g in groups for r in g]
     main.races, main.race_bound = races, observed.race
     main.orders = tuple(r.call_t > r.arrival_t for r in races)
-    early = {(False,) * len(races): main}
-    for flips in itertools.product((False, True), repeat=len(races)):
-        if any(flips):
-            shifts = {}
-            for race, flip, after in zip(races, flips, main.orders):
-                if flip:  # the call on the other side of the arrival: before it, or (as
-                    # the arrival may move when the order changes) after the next one
-                    shifts[(race.host, race.step)] = (race.arrival_t - 1e-6 if after else
-                                                      AFTER_NEXT)
-            early[flips] = _try(main, lambda shifts=shifts: sim(shifts), flips)
-        if early[flips] is not None and early[flips].delack_choice:
-            given = shifts if any(flips) else None
-            _try(main, lambda given=given: sim(given, True), flips)
+    if left_out:  # their other orders are not simulated: the run may have taken one
+        main.unmodelled_orders.append(f"{left_out} more races than the {MAX_RACES} "
+                                      "modelled")
+    for choice in itertools.product(*[[None, *g] for g in groups]):
+        shifts: dict = {}
+        at = {}  # where each flipped call acted, on the model's clock
+        for race in filter(None, choice):
+            key = (race.host, race.step)
+            shifts[key], at[key] = _other_side(race)
+        orders = tuple(at.get((r.host, r.step), r.call_t) > r.arrival_t for r in races)
+        out = _try(main, lambda shifts=shifts: sim(shifts), orders) if shifts else main
+        if out is not None and out.delack_choice:
+            _try(main, lambda shifts=shifts: sim(shifts or None, True), orders)
     return main
 
 
-def _try(main: TeardownPrediction, run, flips) -> TeardownPrediction | None:
+def _other_side(race: Race) -> tuple:
+    """The shift that puts the call (or timer) on the other side of the arrival it
+    raced, and about when it then acts: moved before an arrival that came before its
+    stamp; held for one that came after it (AfterArrival; for a timer, the next ACK)."""
+    if race.call_t > race.arrival_t:
+        return race.arrival_t - 1e-6, race.arrival_t - 1e-6
+    if race.call == "timer":
+        return AFTER_NEXT, race.arrival_t + 1e-9
+    return AfterArrival(race.what, race.nth), race.arrival_t + 1e-9
+
+
+def _try(main: TeardownPrediction, run, orders) -> TeardownPrediction | None:
     """One more order's outcome among main's alternatives (if it differs from all
     so far); an order the model cannot follow is noted instead."""
     try:
@@ -71,20 +86,34 @@ def _try(main: TeardownPrediction, run, flips) -> TeardownPrediction | None:
         main.unmodelled_orders.append(str(e))
         main.unmodelled_late |= isinstance(e, UnsupportedLate)
         return None
-    other.orders = tuple(a != f for a, f in zip(main.orders, flips))
+    other.orders = orders
     if other is not main and _shape(other) not in {_shape(main)} | {
             _shape(a) for a in main.alternatives}:
         main.alternatives.append(other)
     return other
 
 
-def _distinct(races: list[Race]) -> list[Race]:
-    out, keys = [], set()
+def _chosen(races: list[Race]) -> tuple[list[list[Race]], int]:
+    """The races to simulate, grouped by call (or timer expiry), and how many are left
+    out beyond MAX_RACES. Within a call, a segment that changes what the call does (a
+    FIN, data, an RST) before a pure ACK, then the nearest; across calls, each call's
+    first race before any call's second. A timer has one race: the ACK that may beat
+    it."""
+    groups: dict[tuple[str, int], list[Race]] = {}
+    seen = set()
     for r in races:
-        if (r.host, r.step) not in keys:
-            keys.add((r.host, r.step))
-            out.append(r)
-    return out
+        key = (r.host, r.step, r.arrival_t, r.what)
+        if key in seen or (r.call == "timer" and (r.host, r.step) in groups):
+            continue
+        seen.add(key)
+        groups.setdefault((r.host, r.step), []).append(r)
+    ranked = [sorted(g, key=lambda r: (not r.matters, abs(r.call_t - r.arrival_t)))
+              for g in groups.values()]
+    order = [g[rank] for rank in range(max(map(len, ranked), default=0))
+             for g in ranked if rank < len(g)][:MAX_RACES]
+    picked = {id(r) for r in order}
+    chosen = [[r for r in g if id(r) in picked] for g in ranked]
+    return [g for g in chosen if g], len(seen) - len(order)
 
 
 def _shape(p: TeardownPrediction) -> tuple:

@@ -57,6 +57,9 @@ class Race:
     call_t: float
     arrival_t: float
     what: str  # the arriving segment, e.g. "the client's fin"
+    # which arrival of that kind since the call's stamp (AfterArrival), for one after it
+    nth: int = 1
+    matters: bool = True  # a FIN, data or an RST: it changes what the call does
 
 
 @dataclass

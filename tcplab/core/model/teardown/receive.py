@@ -19,10 +19,6 @@ class Receive:
     # segments -----------------------------------------------------------------------
     def arrive(self, t: float, h: Host, flags: int, seq: int, ack: int, slack: float,
                length: int = 0, sent: float | None = None) -> None:
-        if h.deferred is not None:  # (any segment: a pure ACK matters to a close())
-            h.released[h.deferred] = t + 1e-6  # the deferred call, right after this
-            h.deferred = None
-            self.schedule_step(t + 1e-6, h)
         if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
             gen_, kind_, wait_ = h.held_fin
             h.held_fin = None
@@ -38,13 +34,13 @@ class Receive:
         counts = self.matters(flags, length)
         what = self.describe_arrival((h.name, flags, 0, 0, 0, length))
         self.arrived[h.name].append((t, what, counts))
+        if h.deferred is not None and h.deferred[1] == what:
+            i, _what, left = h.deferred
+            h.deferred = (i, what, left - 1)
+            if left <= 1:  # the segment the deferred call raced: the call right after it
+                self.release_deferred(t + 1e-6, h)
         if self.obs is not None:
-            # a call the app stamped just before this arrival may have reached the
-            # kernel after it: the stamp comes first, the act up to the bound later
-            for call_t, i, call in self.calls_done[h.name]:
-                if counts or call in ("close", "shutdown"):
-                    if t - self.obs.race <= call_t <= t and (h.name, i) not in self.shifts:
-                        self.races.append(Race(h.name, i, call, call_t, t, what))
+            self.note_races_after(t, h, flags, ack, what, counts)
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
                 self.answer_rst(t, h, ack, slack)
@@ -144,6 +140,21 @@ class Receive:
         elif h.state == "FIN_WAIT2":
             self.send(t, h, ACK, "answer", slack)
             self.time_wait(t, h, slack)
+
+    def note_races_after(self, t: float, h: Host, flags: int, ack: int, what: str,
+                         counts: bool) -> None:
+        """A call the app stamped just before this arrival may have reached the kernel
+        after it: the stamp comes first, the act up to the bound later. Not a segment
+        that acknowledges what the call sent (its FIN, its data): that one was sent by
+        the peer after the call acted."""
+        for call_t, i, call, snd_nxt in self.calls_done[h.name]:
+            if not (counts or call in ("close", "shutdown")) or (h.name, i) in self.shifts:
+                continue
+            if call == "recv" and any(r.host == h.name and r.step == i for r in self.races):
+                continue  # a recv() races only the first segment that wakes it
+            if t - self.obs.race <= call_t <= t and not (flags & ACK and ack > snd_nxt):
+                nth = sum(1 for at, w, _c in self.arrived[h.name] if w == what and at >= call_t)
+                self.races.append(Race(h.name, i, call, call_t, t, what, nth, counts))
 
     @staticmethod
     def rst_accepted(h: Host, seq: int) -> bool:

@@ -11,7 +11,7 @@ from tcplab.core.model.kernel import LAST_HOP, TRANSIT, Kernel
 from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADDR, X, Y
 from tcplab.core.model.teardown.data import DataPath
 from tcplab.core.model.teardown.host import Host
-from tcplab.core.model.teardown.params import (AFTER_NEXT,
+from tcplab.core.model.teardown.params import (AfterArrival,
                                                MAX_EVENTS, MSS, NEED_RESET, RACE_NOISE,
                                                RACING_CALLS, SAME_SEGMENT,
                                                TCP_INIT_CWND, TeardownParams,
@@ -30,7 +30,7 @@ class Sim(Timers, Receive, DataPath):
                  rto: dict[str, float], steps: dict[str, list[Step]],
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
                  host_faults: tuple = (), observed: Observed | None = None,
-                 shifts: dict[tuple[str, int], float] | None = None,
+                 shifts: dict[tuple[str, int], float | str | AfterArrival] | None = None,
                  rtt: dict[str, float] | None = None, delack_late: bool = False):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
@@ -40,7 +40,9 @@ class Sim(Timers, Receive, DataPath):
         self.races: list[Race] = []
         # every arrival: (when, what, whether it changes what an app call does)
         self.arrived: dict[str, list[tuple[float, str, bool]]] = {"client": [], "server": []}
-        self.calls_done: dict[str, list[tuple[float, int, str]]] = {"client": [], "server": []}
+        # every racing call made: (when, step, call, snd_nxt before it)
+        self.calls_done: dict[str, list[tuple[float, int, str, int]]] = {"client": [],
+                                                                        "server": []}
         self.host_faults = host_faults
         self.hosts = {h: Host(h, params[h], rto[h], steps[h], (rtt or {}).get(h, 0.001))
                       for h in ("client", "server")}
@@ -191,8 +193,9 @@ class Sim(Timers, Receive, DataPath):
         """With a record: when the app made its call of step i (None: it never did)."""
         if i in h.released:
             return h.released[i]
-        if (h.name, i) in self.shifts:
-            return self.shifts[(h.name, i)]
+        shift = self.shifts.get((h.name, i))
+        if isinstance(shift, float):  # moved before the arrival it raced
+            return shift
         seen = self.obs.steps[h.name]
         if i >= len(seen):
             return None
@@ -204,9 +207,6 @@ class Sim(Timers, Receive, DataPath):
         while h.next_step < len(h.steps) and not h.gone:
             i = h.next_step
             if self.obs is not None:
-                if self.shifts.get((h.name, i)) == AFTER_NEXT and i not in h.released:
-                    h.deferred = i  # the other order: after the segment it raced
-                    return
                 due = self.due(h, i)
                 if due is None:  # the app never made this call (killed, or still blocked)
                     h.next_step = len(h.steps)
@@ -214,12 +214,18 @@ class Sim(Timers, Receive, DataPath):
                 if due > t + 1e-9:
                     self.schedule_step(due, h)
                     return
+                shift = self.shifts.get((h.name, i))
+                if isinstance(shift, AfterArrival) and i not in h.released:
+                    # the other order: from its stamp (now), after the segment it raced
+                    h.deferred = (i, shift.what, shift.nth)
+                    self.at(t + self.obs.race, 0, "undefer", h.name, i)
+                    return
             s = h.steps[i]
             h.next_step += 1
             h.waiting = h.waiting_recv = False
             if s.call in RACING_CALLS and self.obs is not None:
                 self.note_race(t, h, i, s.call)
-                self.calls_done[h.name].append((t, i, s.call))
+                self.calls_done[h.name].append((t, i, s.call, h.snd + h.fin_sent))
             if s.call == "sleep":
                 if self.obs is None:  # with a record the next call's stamp says when
                     self.schedule_step(t + s.arg, h)
@@ -272,21 +278,32 @@ class Sim(Timers, Receive, DataPath):
             h.returned_at = seen[i][1]
 
     def note_race(self, t: float, h: Host, i: int, call: str) -> None:
-        """An app call that a segment reached the same host within the race bound of:
-        the stamps cannot say which came first (Observed.race)."""
+        """An app call that a segment reached the same host within the race bound of,
+        before its stamp: the stamps cannot say which came first (Observed.race). Each
+        such segment is a race of its own (the call may have reached the kernel
+        before any of them); those arriving after the stamp, Receive.arrive() notes."""
         if (h.name, i) in self.shifts:
             return
         # A pure ACK matters to a close() too: after an abort it draws an RST
         # (gen-4284: linger 0, the data's ACK and the close() 0.2 ms apart).
         acks_too = call in ("close", "shutdown")
-        near = [(at, what) for at, what, counts in self.arrived[h.name]
-                if abs(at - t) <= self.obs.race and at > h.woke_at and (counts or acks_too)]
-        near += [(qt, self.describe_arrival(args)) for qt, _p, _n, what, args in self.q
-                 if what == "arrive" and args[0] == h.name and abs(qt - t) <= self.obs.race
-                 and (self.matters(args[1], args[5]) or acks_too)]
-        if near:
-            at, what = min(near, key=lambda a: abs(a[0] - t))
-            self.races.append(Race(h.name, i, call, t, at, what))
+        for at, what, counts in self.arrived[h.name]:
+            if t - at <= self.obs.race and at > h.woke_at and (counts or acks_too):
+                self.races.append(Race(h.name, i, call, t, at, what, matters=counts))
+                if call == "recv":  # only the first that has something for it (RACING_CALLS)
+                    return
+
+    def undefer(self, t: float, h: Host, i: int) -> None:
+        """A call held for the segment it raced (AfterArrival), which has not come by
+        the end of the race bound: the kernel acted on the call by then all the same."""
+        if h.deferred is not None and h.deferred[0] == i:
+            self.release_deferred(t, h)
+
+    def release_deferred(self, t: float, h: Host) -> None:
+        i = h.deferred[0]
+        h.released[i] = t
+        h.deferred = None
+        self.schedule_step(t, h)
 
     def note_timer_race(self, t: float, h: Host, step: int, wait: float) -> None:
         """A retransmission timer fires anywhere in [due, due + Kernel.slack(wait)]
@@ -439,6 +456,8 @@ class Sim(Timers, Receive, DataPath):
                     self.fin_timer(t, h, gen_, kind_, wait_)
             elif what == "release":
                 self.release_nagle(t, h)
+            elif what == "undefer":
+                self.undefer(t, h, *args[1:])
             elif what == "tw_timer":
                 self.tw_timer(t, h, *args[1:])
             elif what == "delayed_ack":
