@@ -46,8 +46,11 @@ def test_three_handshakes_on_debian12s_kernel(tmp_path):
             "--out", str(out), *([] if build else ["--no-build"]), "--",
             "run", "--no-color", "--json", "OUT/",
             *(f"scenarios/handshake/{name}.yaml" for name in SCENARIOS)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=ROOT)
-    why = f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    # Popen, not run: the pid names kernel-vm's temporary directory, checked below
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    _stdout, stderr = proc.communicate(timeout=1500)
+    why = f"exit {proc.returncode}\n{stderr[-3000:]}"
     # kernel-vm's own failures (no VM, no results) are 3 or 124 with no exit-code file;
     # the lab's exit code inside is judged through the verdicts below
     assert (out / "exit-code").exists(), why

@@ -58,11 +58,23 @@ def _names() -> list[str]:
     return [load_scenario(path).name for path in SCENARIOS]
 
 
+def _random(name: str) -> bool:
+    """Faults with dice (`probability`, `jitter`): a segment's fate is a function of
+    which segment it is, but which segments the kernel sends after a loss (SACK
+    recovery, RACK, the congestion window) depends on timing, so no two runs record
+    the same stream (data-loss-30: the 81st data segment dropped in one run, never
+    sent in another)."""
+    sc = next(s for s in map(load_scenario, SCENARIOS) if s.name == name)
+    return any(f.random for f in sc.faults)
+
+
 @pytest.mark.parametrize("name", _names())
 def test_record_matches_the_saved_one(catalogue, name):
     saved = _saved(name)
     if saved is None:
         pytest.skip(f"no saved record of {name} for {platform.release()}")
+    if _random(name):
+        pytest.skip(f"{name} rolls dice: its segment stream differs run to run")
     res = result(catalogue, name)
     racy, sides = RACY.get(name, set()), name not in EITHER_SIDE
     assert signature(res, racy, sides) == signature(saved, racy, sides)
