@@ -73,24 +73,37 @@ class _Run:
 
     def _start_children(self, plan: topology.Plan) -> None:
         router_sysctls = {"net.ipv4.ip_forward": "1", **self.sc.sysctls.get("router", {})}
-        self._spawn("router", "tcplab.lab.hook", {
-            "netns": plan.router_ns, "queue": plan.queue, "sysctls": router_sysctls,
-            # The whole client side: a flood's spoofed sources are client addresses too.
-            "client_addrs": client_side(plan.client_addr, plan.prefixlen,
-                                        plan.router_client_addr),
-            "raw_path": str(topology.raw_path(plan)),
-            **(self.step.config() if self.step else {}),
-            **fault_config.for_hook(self.sc, plan)})
+        self._spawn(
+            "router",
+            "tcplab.lab.hook",
+            {
+                "netns": plan.router_ns,
+                "queue": plan.queue,
+                "sysctls": router_sysctls,
+                # The whole client side: a flood's spoofed sources are client addresses too.
+                "client_addrs": client_side(plan.client_addr, plan.prefixlen, plan.router_client_addr),
+                "raw_path": str(topology.raw_path(plan)),
+                **(self.step.config() if self.step else {}),
+                **fault_config.for_hook(self.sc, plan),
+            },
+        )
         self.result.sysctls["router"] = router_sysctls
-        for host, ns, addr, peer in (("server", plan.server_ns, plan.server_addr,
-                                      plan.client_addr),
-                                     ("client", plan.client_ns, plan.client_addr,
-                                      plan.server_addr)):
-            self._spawn(host, "tcplab.lab.app", {
-                "netns": ns, "addr": addr, "peer_addr": peer,
-                "sysctls": self._settable(host),
-                "steps": [step_to_wire(s) for s in self.sc.apps[host]],
-                **fault_config.for_agent(self.sc, host)})
+        for host, ns, addr, peer in (
+            ("server", plan.server_ns, plan.server_addr, plan.client_addr),
+            ("client", plan.client_ns, plan.client_addr, plan.server_addr),
+        ):
+            self._spawn(
+                host,
+                "tcplab.lab.app",
+                {
+                    "netns": ns,
+                    "addr": addr,
+                    "peer_addr": peer,
+                    "sysctls": self._settable(host),
+                    "steps": [step_to_wire(s) for s in self.sc.apps[host]],
+                    **fault_config.for_agent(self.sc, host),
+                },
+            )
         ready = self._wait_ready({"router", "server", "client"})
         for role in ("server", "client"):
             self.result.sysctls[role] = ready[role].get("sysctls", {})
@@ -112,8 +125,7 @@ class _Run:
 
         if preflight.polling_only():  # the user's choice, stated in the result
             self.trace = None
-            self.result.notes.append("no tracepoints (TCPLAB_TRACEFS=off); states come "
-                                     "from inet_diag only")
+            self.result.notes.append("no tracepoints (TCPLAB_TRACEFS=off); states come from inet_diag only")
             self.view.note(self.result.notes[-1])
             return
         # Preflight found the tracepoint; failing now (an instance that cannot be made)
@@ -140,8 +152,10 @@ class _Run:
             elif msg["kind"] == "exited":
                 raise LabError(f"could not start the lab: {self.children[who].why_dead()}")
         for role in roles - set(ready):
-            raise LabError(f"{role} did not become ready within {READY_TIMEOUT:.0f} s "
-                           f"({' | '.join(self.children[role].stderr_lines[-3:])})")
+            raise LabError(
+                f"{role} did not become ready within {READY_TIMEOUT:.0f} s "
+                f"({' | '.join(self.children[role].stderr_lines[-3:])})"
+            )
         return ready
 
     # -- the run ----------------------------------------------------------------------
@@ -161,8 +175,10 @@ class _Run:
                 raise Interrupted(f"interrupted at t={t:.1f}s")
             paused = self.step.pause(now) if self.step else 0.0  # the presenter's
             if t > self.sc.timeout + paused:
-                self.result.notes.append(f"timeout: stopped after {self.sc.timeout:g} s" + (
-                    f" and {paused:.1f} s paused by the presenter" if paused else ""))
+                self.result.notes.append(
+                    f"timeout: stopped after {self.sc.timeout:g} s"
+                    + (f" and {paused:.1f} s paused by the presenter" if paused else "")
+                )
                 break
             if self.done >= {"client", "server"}:
                 settle_from = settle_from or now
@@ -170,8 +186,7 @@ class _Run:
                     break
             self._pump(plan, timeout=0.05)
             if self.step:
-                self.step.turn(self.sc, rec, self.view, self.children["router"].send,
-                               time.monotonic())
+                self.step.turn(self.sc, rec, self.view, self.children["router"].send, time.monotonic())
             if not client_go and self._server_listening():
                 self._client_go()
                 client_go = True
@@ -188,8 +203,9 @@ class _Run:
         self.children["server"].send(f"clock {clock}")
 
     def _server_listening(self) -> bool:
-        return any(c.host == "server" and c.call == "listen" for c in self.record.apps) or \
-            "server" in self.done
+        return (
+            any(c.host == "server" and c.call == "listen" for c in self.record.apps) or "server" in self.done
+        )
 
     def _waiting(self) -> str:
         """What the run is waiting for: blocked calls, and the next event the kernel
@@ -199,15 +215,20 @@ class _Run:
         held = self.step.status(self.record, time.monotonic()) if self.step else ""
         if held:  # the presenter's turn: the scenario's own next event may never come
             return held
-        parts = [f"{host} {call}() blocked {now - t:.1f}s"
-                 for host, call, t in self.record.open_calls()]
+        parts = [f"{host} {call}() blocked {now - t:.1f}s" for host, call, t in self.record.open_calls()]
         syns = self.record.sent_by("client", "syn")
         if self.prediction is not None and syns:
             origin = syns[0].t
-            upcoming = [(origin + p.t, f"{p.sender} {p.name} #{p.nth}")
-                        for p in self.prediction.segments if origin + p.t > now]
-            upcoming += [(origin + end, f"{host} {call}() {result}") for (host, call), (
-                result, _start, end) in self.prediction.calls.items() if origin + end > now]
+            upcoming = [
+                (origin + p.t, f"{p.sender} {p.name} #{p.nth}")
+                for p in self.prediction.segments
+                if origin + p.t > now
+            ]
+            upcoming += [
+                (origin + end, f"{host} {call}() {result}")
+                for (host, call), (result, _start, end) in self.prediction.calls.items()
+                if origin + end > now
+            ]
             upcoming += teardown_hints(self.prediction.teardown, origin, now)
             if upcoming:
                 at, what = min(upcoming)
@@ -279,15 +300,19 @@ class _Run:
         evs = to_events(records, plan.addr_to_host, self.record.t0)
         states = [e for e in evs if e.kind == "state"]
         kernel = [e for e in evs if e.kind != "state"]
-        for ev in sorted(states[len(self.record.tracepoint_states):] +
-                         kernel[len(self.record.kernel):], key=lambda e: e.t):
+        for ev in sorted(
+            states[len(self.record.tracepoint_states) :] + kernel[len(self.record.kernel) :],
+            key=lambda e: e.t,
+        ):
             self.view.event(ev)
         self.record.tracepoint_states, self.record.kernel = states, kernel
         if final and self.trace.timers:
-            self.record.timer_late = [[round(t - self.record.t0, 6), late, fn]
-                                      for t, late, fn in timer_lateness(records)]
-            self.record.timer_fired = [[round(t - self.record.t0, 6), fn]
-                                       for t, fn in timer_expiries(records)]
+            self.record.timer_late = [
+                [round(t - self.record.t0, 6), late, fn] for t, late, fn in timer_lateness(records)
+            ]
+            self.record.timer_fired = [
+                [round(t - self.record.t0, 6), fn] for t, fn in timer_expiries(records)
+            ]
 
     # -- tear-down --------------------------------------------------------------------
     def stop(self, plan: topology.Plan) -> None:
@@ -308,8 +333,10 @@ class _Run:
         if self.record is not None:
             self._guard("reading the last messages", self._drain)
             self.record.close_open_calls()
-            self._guard("reading the segments' bytes", lambda: self.record.attach_raw(
-                rawstore.read(topology.raw_path(plan))))
+            self._guard(
+                "reading the segments' bytes",
+                lambda: self.record.attach_raw(rawstore.read(topology.raw_path(plan))),
+            )
             self.record.sort_segments()
 
     def _guard(self, what: str, step, *args) -> None:
@@ -353,8 +380,7 @@ def _setting_up():
         SETUP_SLOTS.release()
 
 
-def run_scenario(scenario: Scenario, view: View | None = None,
-                 step: StepDriver | None = None) -> RunResult:
+def run_scenario(scenario: Scenario, view: View | None = None, step: StepDriver | None = None) -> RunResult:
     """One scenario watched by `view`; with `step`, a presenter steps it (stepping.py)."""
     view = view or NullView()
     started = time.monotonic()
@@ -366,9 +392,14 @@ def run_scenario(scenario: Scenario, view: View | None = None,
         if CANCEL.is_set():
             raise Interrupted("interrupted before set-up")
         plan = topology.claim_slot()
-        run.result.lab = {"run_id": plan.run_id, "namespaces": list(plan.namespaces),
-                          "client": plan.client_addr, "server": plan.server_addr,
-                          "queue": plan.queue, "tracefs_instance": f"tcplab-{plan.run_id}"}
+        run.result.lab = {
+            "run_id": plan.run_id,
+            "namespaces": list(plan.namespaces),
+            "client": plan.client_addr,
+            "server": plan.server_addr,
+            "queue": plan.queue,
+            "tracefs_instance": f"tcplab-{plan.run_id}",
+        }
         with _setting_up():
             run.start(plan)
         with run.phase("run"):
@@ -395,15 +426,21 @@ def _judge(run: _Run, duration: float) -> RunResult:
     if stats:  # the queue's and the observer's counters, the hook's own residency
         res.lab["hook"] = {k: v for k, v in stats.items() if k not in ("kind", "mono")}
     if stats.get("queue_dropped") or stats.get("user_dropped"):
-        res.errors.append(f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
-                          f"queued, {stats.get('user_dropped')} undeliverable): the hook "
-                          "fell behind, so the record is incomplete")
+        res.errors.append(
+            f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
+            f"queued, {stats.get('user_dropped')} undeliverable): the hook "
+            "fell behind, so the record is incomplete"
+        )
     if stats.get("observer_drops"):
-        res.errors.append(f"the router's observer lost {stats['observer_drops']} segments "
-                          "(it fell behind, or died): the record is incomplete")
+        res.errors.append(
+            f"the router's observer lost {stats['observer_drops']} segments "
+            "(it fell behind, or died): the record is incomplete"
+        )
     if run.trace is not None and run.trace.lost:
-        res.errors.append(f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
-                          "lost): the state record is incomplete")
+        res.errors.append(
+            f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
+            "lost): the state record is incomplete"
+        )
     if run.record is not None and not res.errors:
         judge_record(run.sc, res, run.record)
     res.verdict = "error" if res.errors or run.record is None else verdict(res.checks)

@@ -28,8 +28,7 @@ def _split(packet: bytes) -> tuple[bytearray, bytearray, bytes]:
     ihl = (packet[0] & 0x0F) * 4
     total = struct.unpack_from("!H", packet, 2)[0]
     doff = (packet[ihl + 12] >> 4) * 4
-    return (bytearray(packet[:ihl]), bytearray(packet[ihl:ihl + doff]),
-            bytes(packet[ihl + doff:total]))
+    return (bytearray(packet[:ihl]), bytearray(packet[ihl : ihl + doff]), bytes(packet[ihl + doff : total]))
 
 
 def _join(ip: bytearray, tcp: bytearray, payload: bytes) -> bytes:
@@ -38,8 +37,7 @@ def _join(ip: bytearray, tcp: bytearray, payload: bytes) -> bytes:
     struct.pack_into("!H", ip, 10, 0)
     struct.pack_into("!H", ip, 10, checksum(bytes(ip)))
     struct.pack_into("!H", tcp, 16, 0)
-    pseudo = bytes(ip[12:20]) + struct.pack("!BBH", 0, socket.IPPROTO_TCP,
-                                            len(tcp) + len(payload))
+    pseudo = bytes(ip[12:20]) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp) + len(payload))
     struct.pack_into("!H", tcp, 16, checksum(pseudo + bytes(tcp) + payload))
     return bytes(ip + tcp) + payload
 
@@ -58,7 +56,7 @@ def options(packet: bytes) -> list[tuple[int, bytes]]:
             continue
         if i + 1 >= len(tcp) or tcp[i + 1] < 2:
             break  # malformed: stop, as the kernel's tcp_parse_options() does
-        out.append((kind, bytes(tcp[i + 2:i + tcp[i + 1]])))
+        out.append((kind, bytes(tcp[i + 2 : i + tcp[i + 1]])))
         i += tcp[i + 1]
     return out
 
@@ -72,8 +70,14 @@ def tsval_of(raw: str) -> int | None:
         found = options(bytes.fromhex(raw))
     except (ValueError, IndexError, struct.error):
         return None
-    return next((struct.unpack("!I", data[:4])[0] for kind, data in found
-                 if kind == TCPOPT_TIMESTAMP and len(data) == 8), None)
+    return next(
+        (
+            struct.unpack("!I", data[:4])[0]
+            for kind, data in found
+            if kind == TCPOPT_TIMESTAMP and len(data) == 8
+        ),
+        None,
+    )
 
 
 def mss_of(packet: bytes) -> int | None:
@@ -98,7 +102,7 @@ def strip_mss(packet: bytes) -> bytes:
         if i + 1 >= len(tcp) or tcp[i + 1] < 2:
             break
         if kind == TCPOPT_MSS:
-            tcp[i:i + tcp[i + 1]] = bytes([TCPOPT_NOP]) * tcp[i + 1]
+            tcp[i : i + tcp[i + 1]] = bytes([TCPOPT_NOP]) * tcp[i + 1]
         i += tcp[i + 1]
     return _join(ip, tcp, payload)
 
@@ -110,14 +114,30 @@ def with_seq(packet: bytes, seq: int) -> bytes:
     return _join(ip, tcp, payload)
 
 
-def rst(src: str, sport: int, dst: str, dport: int, seq: int, ack: int | None = None,
-        ident: int = 0) -> bytes:
+def rst(
+    src: str, sport: int, dst: str, dport: int, seq: int, ack: int | None = None, ident: int = 0
+) -> bytes:
     """A bare RST (with ACK when `ack` is given). To be accepted at once it must carry
     exactly the receiver's RCV.NXT (RFC 5961 3.2; otherwise a challenge ACK)."""
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, ident & 0xFFFF, 0x4000, 64,
-                               socket.IPPROTO_TCP, 0, socket.inet_aton(src),
-                               socket.inet_aton(dst)))
+    ip = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            40,
+            ident & 0xFFFF,
+            0x4000,
+            64,
+            socket.IPPROTO_TCP,
+            0,
+            socket.inet_aton(src),
+            socket.inet_aton(dst),
+        )
+    )
     flags = RST | (ACK if ack is not None else 0)
-    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF,
-                                (ack or 0) & 0xFFFFFFFF, 5 << 4, flags, 0, 0, 0))
+    tcp = bytearray(
+        struct.pack(
+            "!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, (ack or 0) & 0xFFFFFFFF, 5 << 4, flags, 0, 0, 0
+        )
+    )
     return _join(ip, tcp, b"")

@@ -9,8 +9,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from tcplab.core.events import (AppCalled, Event, FaultActed, KernelNoted, SegmentSeen,
-                                StateChanged, event_from_json)
+from tcplab.core.events import (
+    AppCalled,
+    Event,
+    FaultActed,
+    KernelNoted,
+    SegmentSeen,
+    StateChanged,
+    event_from_json,
+)
 
 # States the sock:inet_sock_set_state tracepoint never reports (request sockets and
 # timewait minisockets); inet_diag polling fills them in (LINUX-TCP.md section 9).
@@ -52,27 +59,34 @@ class Record:
     def observation(self) -> dict:
         """What the result JSON keeps besides the events, so that a saved run can be
         judged again (Record.from_json)."""
-        return {"have_tracepoint": self.have_tracepoint, "t_stop": self.t_stop,
-                "alive_at_end": sorted([host, list(four)] for host, four in self.alive_at_end),
-                # both sources before merging (events hold the merged history, which
-                # has dropped the tracepoint's handovers that judging reads)
-                "tracepoint_states": [e.to_json() for e in self.tracepoint_states],
-                "diag_states": [e.to_json() for e in self.diag_states],
-                **({"timer_late": self.timer_late} if self.timer_late is not None else {}),
-                **({"timer_fired": self.timer_fired} if self.timer_fired is not None else {}),
-                **({"jiffies": self.jiffies} if self.jiffies else {})}
+        return {
+            "have_tracepoint": self.have_tracepoint,
+            "t_stop": self.t_stop,
+            "alive_at_end": sorted([host, list(four)] for host, four in self.alive_at_end),
+            # both sources before merging (events hold the merged history, which
+            # has dropped the tracepoint's handovers that judging reads)
+            "tracepoint_states": [e.to_json() for e in self.tracepoint_states],
+            "diag_states": [e.to_json() for e in self.diag_states],
+            **({"timer_late": self.timer_late} if self.timer_late is not None else {}),
+            **({"timer_fired": self.timer_fired} if self.timer_fired is not None else {}),
+            **({"jiffies": self.jiffies} if self.jiffies else {}),
+        }
 
     @classmethod
     def from_json(cls, saved: dict) -> Record:
         """The Record of a saved run (its result JSON). Runs saved before the
         `observation` key existed stop observing at their last event."""
         obs = saved.get("observation") or {}
-        rec = cls(t0=0.0, wall0=saved.get("started") or 0.0,
-                  have_tracepoint=obs.get("have_tracepoint", True),
-                  t_stop=obs.get("t_stop"), timer_late=obs.get("timer_late"),
-                  timer_fired=obs.get("timer_fired"),
-                  jiffies=[tuple(x) for x in obs.get("jiffies", [])],
-                  alive_at_end={(h, tuple(f)) for h, f in obs.get("alive_at_end", [])})
+        rec = cls(
+            t0=0.0,
+            wall0=saved.get("started") or 0.0,
+            have_tracepoint=obs.get("have_tracepoint", True),
+            t_stop=obs.get("t_stop"),
+            timer_late=obs.get("timer_late"),
+            timer_fired=obs.get("timer_fired"),
+            jiffies=[tuple(x) for x in obs.get("jiffies", [])],
+            alive_at_end={(h, tuple(f)) for h, f in obs.get("alive_at_end", [])},
+        )
         for d in saved.get("events", []):
             ev = event_from_json(d)
             if isinstance(ev, SegmentSeen):
@@ -95,13 +109,29 @@ class Record:
     # -- feeding ------------------------------------------------------------------
     def add_segment(self, m: dict) -> SegmentSeen:
         seg = SegmentSeen(
-            t=self.t(m["mono"]), name=m["name"], nth=m["nth"], sender=m["sender"],
-            flags=m["flags"], seq=m["seq"], ack=m["ack"], length=m["length"],
-            fate=m["fate"], retransmission=m["retransmission"], conn=m["conn"],
-            t_out=self.t(m["mono_out"]), src=m["src"], dst=m["dst"], sport=m["sport"],
-            dport=m["dport"], fault=m.get("fault"), raw=m.get("raw", ""),
-            wire_len=m.get("wire_len", 0), injected=m.get("injected", False),
-            raw_out=m.get("raw_out", ""), roll=m.get("roll"))
+            t=self.t(m["mono"]),
+            name=m["name"],
+            nth=m["nth"],
+            sender=m["sender"],
+            flags=m["flags"],
+            seq=m["seq"],
+            ack=m["ack"],
+            length=m["length"],
+            fate=m["fate"],
+            retransmission=m["retransmission"],
+            conn=m["conn"],
+            t_out=self.t(m["mono_out"]),
+            src=m["src"],
+            dst=m["dst"],
+            sport=m["sport"],
+            dport=m["dport"],
+            fault=m.get("fault"),
+            raw=m.get("raw", ""),
+            wire_len=m.get("wire_len", 0),
+            injected=m.get("injected", False),
+            raw_out=m.get("raw_out", ""),
+            roll=m.get("roll"),
+        )
         if seg.fate in ("delayed", "held"):  # held: for the presenter (core/step.py)
             self._delayed[m["id"]] = len(self.segments)
         if "id" in m:
@@ -122,8 +152,8 @@ class Record:
             got = raws.get(ident)
             if got:
                 self.segments[i] = dataclasses.replace(
-                    self.segments[i], raw=got.get("raw", b"").hex(),
-                    raw_out=got.get("raw_out", b"").hex())
+                    self.segments[i], raw=got.get("raw", b"").hex(), raw_out=got.get("raw_out", b"").hex()
+                )
 
     def sort_segments(self) -> None:
         """In the order the router received them, once nothing refers to them by
@@ -140,8 +170,8 @@ class Record:
         due = self.segments[i].t_out
         released = self.t(m["mono"])
         self.segments[i] = dataclasses.replace(
-            self.segments[i], t_out=released,
-            held_late=round(released - due, 6) if due is not None else None)
+            self.segments[i], t_out=released, held_late=round(released - due, 6) if due is not None else None
+        )
         return self.segments[i]
 
     def decide(self, m: dict) -> SegmentSeen | None:
@@ -151,57 +181,87 @@ class Record:
         if i is None:
             return None
         self.segments[i] = dataclasses.replace(
-            self.segments[i], fate=m["fate"], fault=m["fault"],
-            t_out=self.t(m["mono"]) if m["fate"] != "dropped" else None)
+            self.segments[i],
+            fate=m["fate"],
+            fault=m["fault"],
+            t_out=self.t(m["mono"]) if m["fate"] != "dropped" else None,
+        )
         return self.segments[i]
 
     def held_id(self, seg: SegmentSeen) -> int | None:
         """The hook's id of a segment still held for the presenter."""
-        return next((ident for ident, i in self._delayed.items()
-                     if self.segments[i] is seg and seg.fate == "held"), None)
+        return next(
+            (ident for ident, i in self._delayed.items() if self.segments[i] is seg and seg.fate == "held"),
+            None,
+        )
 
     def app_started(self, host: str, m: dict) -> None:
         self._open_calls[(host, m.get("iteration"))] = (m["mono"], m["call"], m.get("arg"))
 
     def app_finished(self, host: str, m: dict) -> AppCalled:
         self._open_calls.pop((host, m.get("iteration")), None)
-        call = AppCalled(t=self.t(m["mono"]), host=host, call=m["call"], arg=m.get("arg"),
-                         result=m["result"], t_end=self.t(m["mono_end"]),
-                         detail=m.get("detail", ""), iteration=m.get("iteration"),
-                         lport=m.get("lport"), rport=m.get("rport"),
-                         counters=m.get("counters"))
+        call = AppCalled(
+            t=self.t(m["mono"]),
+            host=host,
+            call=m["call"],
+            arg=m.get("arg"),
+            result=m["result"],
+            t_end=self.t(m["mono_end"]),
+            detail=m.get("detail", ""),
+            iteration=m.get("iteration"),
+            lport=m.get("lport"),
+            rport=m.get("rport"),
+            counters=m.get("counters"),
+        )
         self.apps.append(call)
         return call
 
     def open_calls(self) -> list[tuple[str, str, float]]:
         """(host, call, t started) of every call still blocked."""
-        return [(host, call, self.t(mono)) for (host, _i), (mono, call, _arg)
-                in sorted(self._open_calls.items(), key=_open_key)]
+        return [
+            (host, call, self.t(mono))
+            for (host, _i), (mono, call, _arg) in sorted(self._open_calls.items(), key=_open_key)
+        ]
 
     def close_open_calls(self) -> None:
         """Calls still blocked when the run ended are recorded with no result."""
         for (host, i), (mono, call, arg) in sorted(self._open_calls.items(), key=_open_key):
-            self.apps.append(AppCalled(t=self.t(mono), host=host, call=call, arg=arg,
-                                       result=None, t_end=None, detail="still blocked",
-                                       iteration=i))
+            self.apps.append(
+                AppCalled(
+                    t=self.t(mono),
+                    host=host,
+                    call=call,
+                    arg=arg,
+                    result=None,
+                    t_end=None,
+                    detail="still blocked",
+                    iteration=i,
+                )
+            )
         self._open_calls.clear()
 
     def add_fault(self, who: str, m: dict) -> FaultActed:
         """A fault acted (the hook or an agent says so), or an application ended."""
         if m["kind"] == "app-exit":
-            ev = FaultActed(self.t(m["mono"]), who, "app-exit",
-                            f"app ended: {m['how']}")
+            ev = FaultActed(self.t(m["mono"]), who, "app-exit", f"app ended: {m['how']}")
         else:
-            ev = FaultActed(self.t(m["mono"]), m.get("host", who), m["action"], m["what"],
-                            m.get("fault", ""))
+            ev = FaultActed(self.t(m["mono"]), m.get("host", who), m["action"], m["what"], m.get("fault", ""))
         self.faults.append(ev)
         return ev
 
     def add_diag(self, host: str, m: dict) -> StateChanged:
-        ev = StateChanged(t=self.t(m["mono"]), host=host, old=m["old"], new=m["new"],
-                          source="inet_diag", laddr=m["laddr"], lport=m["lport"],
-                          raddr=m["raddr"], rport=m["rport"],
-                          after=self.t(m["after"]) if m.get("after") is not None else None)
+        ev = StateChanged(
+            t=self.t(m["mono"]),
+            host=host,
+            old=m["old"],
+            new=m["new"],
+            source="inet_diag",
+            laddr=m["laddr"],
+            lport=m["lport"],
+            raddr=m["raddr"],
+            rport=m["rport"],
+            after=self.t(m["after"]) if m.get("after") is not None else None,
+        )
         self.diag_states.append(ev)
         return ev
 
@@ -209,17 +269,18 @@ class Record:
     def states(self) -> list[StateChanged]:
         if self.merged:
             return list(self.merged)
-        return merge_states(self.tracepoint_states, self.diag_states, self.have_tracepoint,
-                            self.alive_at_end)
+        return merge_states(self.tracepoint_states, self.diag_states, self.have_tracepoint, self.alive_at_end)
 
     def events(self) -> list[Event]:
-        return sorted([*self.segments, *self.apps, *self.kernel, *self.states(), *self.faults],
-                      key=lambda e: e.t)
+        return sorted(
+            [*self.segments, *self.apps, *self.kernel, *self.states(), *self.faults], key=lambda e: e.t
+        )
 
     def sent_by(self, host: str, name: str) -> list[SegmentSeen]:
         """Occurrences of `name` from `host` on the first connection that has any."""
-        mine = [s for s in self.segments if s.sender == host and s.name == name
-                and not s.injected]  # the router's copies and forgeries are not the host's
+        mine = [
+            s for s in self.segments if s.sender == host and s.name == name and not s.injected
+        ]  # the router's copies and forgeries are not the host's
         if not mine:
             return []
         first = mine[0].conn
@@ -250,9 +311,12 @@ def _tuple(e: StateChanged) -> tuple:
     return (e.laddr, e.lport, e.raddr, e.rport)
 
 
-def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
-                 have_tracepoint: bool, alive_at_end: set | frozenset = frozenset()
-                 ) -> list[StateChanged]:
+def merge_states(
+    tracepoint: list[StateChanged],
+    diag: list[StateChanged],
+    have_tracepoint: bool,
+    alive_at_end: set | frozenset = frozenset(),
+) -> list[StateChanged]:
     """One state history from two sources. The tracepoint is exact for full sockets;
     inet_diag adds what it cannot see. Without tracefs, inet_diag is all there is."""
     if not have_tracepoint:
@@ -288,8 +352,7 @@ def merge_states(tracepoint: list[StateChanged], diag: list[StateChanged],
     return sorted(kept, key=lambda e: (e.t, e.new != "SYN_RECV"))
 
 
-def _requests_seen_leaving(tracepoint: list[StateChanged], kept: list[StateChanged]
-                           ) -> list[StateChanged]:
+def _requests_seen_leaving(tracepoint: list[StateChanged], kept: list[StateChanged]) -> list[StateChanged]:
     """A request the poller never saw, whose child the tracepoint saw leave SYN_RECV:
     it was in SYN_RECV until then (the tracepoint's oldstate says so). A request lives
     one RTT, less than a poll period on a fast path, so on a slow machine the poll can
@@ -302,8 +365,7 @@ def _requests_seen_leaving(tracepoint: list[StateChanged], kept: list[StateChang
         key = (e.host, _tuple(e))
         if e.old == "SYN_RECV" and e.rport != 0 and key not in entered:
             entered.add(key)
-            out.append(dataclasses.replace(e, old="LISTEN", new="SYN_RECV",
-                                           source="inferred"))
+            out.append(dataclasses.replace(e, old="LISTEN", new="SYN_RECV", source="inferred"))
     return out
 
 

@@ -23,23 +23,35 @@ from tcplab.core.events import KernelNoted, StateChanged
 from tcplab.errors import LabError
 
 TRACEFS = "/sys/kernel/tracing"
-EVENTS = ("sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_retransmit_synack",
-          "tcp/tcp_send_reset", "tcp/tcp_receive_reset")
+EVENTS = (
+    "sock/inet_sock_set_state",
+    "tcp/tcp_retransmit_skb",
+    "tcp/tcp_retransmit_synack",
+    "tcp/tcp_send_reset",
+    "tcp/tcp_receive_reset",
+)
 # The kernel's own timer lateness: timer:timer_expire_entry says, for every wheel timer
 # it runs, `now` and the wheel's `baseclk` (jiffies) — now - baseclk is how late the
 # timer softirq ran it past its (rounded) expiry. Only TCP's timers are traced (a filter
 # on the handler's address from /proc/kallsyms: the filter takes no symbol names).
 TIMER_EVENT = "timer/timer_expire_entry"
-TCP_TIMERS = ("tcp_write_timer", "tcp_delack_timer", "tcp_keepalive_timer",
-              "reqsk_timer_handler", "tw_timer_handler")
+TCP_TIMERS = (
+    "tcp_write_timer",
+    "tcp_delack_timer",
+    "tcp_keepalive_timer",
+    "reqsk_timer_handler",
+    "tw_timer_handler",
+)
 BUFFER_KB = 2048  # per CPU (default 1408); a scenario writes KBs, but bursts come in softirq
 _POLL_MS = 50  # how long stop() can wait for the reader thread
 
 # "<task>-<pid> [(<tgid>)] [<cpu>] <flags> <secs>.<usecs>: <event>: <body>". The task
 # name (comm) may hold spaces and dashes, so it is whatever precedes the last
 # "-<pid>" that is followed by the CPU column.
-_LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]"
-                   r"\s+(?:\S+\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s?(?P<body>.*)$")
+_LINE = re.compile(
+    r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]"
+    r"\s+(?:\S+\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s?(?P<body>.*)$"
+)
 _FIELD = re.compile(r"(\w+)=(\S*)")
 _LOST = re.compile(r"CPU:\s*\d+ \[LOST (\d+) EVENTS\]")
 
@@ -109,8 +121,7 @@ def _fill_connect_ports(rows) -> None:
             continue
         for j in range(i + 1, len(rows)):
             later, (la, lp, ra, rp) = rows[j]
-            if (j not in used and lp and (la, ra, rp) == (laddr, raddr, rport)
-                    and _leaves_syn_sent(later)):
+            if j not in used and lp and (la, ra, rp) == (laddr, raddr, rport) and _leaves_syn_sent(later):
                 used.add(j)
                 rows[i] = (rec, (laddr, lp, raddr, rport))
                 break
@@ -124,8 +135,7 @@ def _detail(event: str, f: dict[str, str], laddr, lport, raddr, rport) -> str:
     return " ".join([f"{laddr}:{lport} {arrow} {raddr}:{rport}", *extra])
 
 
-def to_events(records, addr_to_host: dict[str, str],
-              t0: float) -> list[StateChanged | KernelNoted]:
+def to_events(records, addr_to_host: dict[str, str], t0: float) -> list[StateChanged | KernelNoted]:
     """Parsed records -> Record events for the lab's hosts, t relative to t0."""
     rows = [(rec, t) for rec in records if (t := _tuple(rec)) is not None]
     _fill_connect_ports(rows)
@@ -137,12 +147,23 @@ def to_events(records, addr_to_host: dict[str, str],
             continue
         t, f = rec["mono"] - t0, rec["fields"]
         if rec["event"] == "inet_sock_set_state":
-            out.append(StateChanged(t, host, _state(f.get("oldstate", "")),
-                                    _state(f.get("newstate", "")), "tracepoint",
-                                    laddr, lport, raddr, rport))
+            out.append(
+                StateChanged(
+                    t,
+                    host,
+                    _state(f.get("oldstate", "")),
+                    _state(f.get("newstate", "")),
+                    "tracepoint",
+                    laddr,
+                    lport,
+                    raddr,
+                    rport,
+                )
+            )
         else:
-            out.append(KernelNoted(t, host, rec["event"],
-                                   _detail(rec["event"], f, laddr, lport, raddr, rport)))
+            out.append(
+                KernelNoted(t, host, rec["event"], _detail(rec["event"], f, laddr, lport, raddr, rport))
+            )
     return sorted(out, key=lambda e: e.t)
 
 
@@ -152,8 +173,7 @@ def timer_filter(kallsyms: str) -> str | None:
     found = {}
     for line in kallsyms.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[2] in TCP_TIMERS and parts[1] in "tT" \
-                and int(parts[0], 16) != 0:
+        if len(parts) >= 3 and parts[2] in TCP_TIMERS and parts[1] in "tT" and int(parts[0], 16) != 0:
             found.setdefault(parts[2], parts[0])
     if not found:
         return None
@@ -179,8 +199,11 @@ def timer_lateness(records) -> list[list]:
 
 def timer_expiries(records) -> list[list]:
     """[t (mono), handler] of every traced TCP timer that ran."""
-    return [[rec["mono"], rec["fields"].get("function", "")] for rec in records
-            if rec["event"] == "timer_expire_entry"]
+    return [
+        [rec["mono"], rec["fields"].get("function", "")]
+        for rec in records
+        if rec["event"] == "timer_expire_entry"
+    ]
 
 
 def _write(path: str, value: str) -> None:
@@ -193,8 +216,7 @@ def mounted(root: str = TRACEFS) -> bool:
     whether it is there now. Preflight asks this before a run, TraceSession again."""
     if not os.path.isdir(f"{root}/instances"):
         try:
-            subprocess.run(["mount", "-t", "tracefs", "nodev", root], capture_output=True,
-                           timeout=10)
+            subprocess.run(["mount", "-t", "tracefs", "nodev", root], capture_output=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             pass  # judged just below
     return os.path.isdir(f"{root}/instances")
@@ -202,9 +224,10 @@ def mounted(root: str = TRACEFS) -> bool:
 
 def _mount_tracefs(root: str) -> None:
     if not mounted(root):
-        raise LabError(f"tracefs is not available at {root}",
-                       f"run as root on a kernel with CONFIG_FTRACE and mount it (mount -t "
-                       f"tracefs nodev {root})")
+        raise LabError(
+            f"tracefs is not available at {root}",
+            f"run as root on a kernel with CONFIG_FTRACE and mount it (mount -t tracefs nodev {root})",
+        )
 
 
 def leftover_instances(prefix: str, root: str = TRACEFS) -> list[str]:
@@ -237,8 +260,10 @@ def remove_instance(name: str, root: str = TRACEFS, patience: float = 0.0) -> No
             if e.errno == errno.EBUSY and time.monotonic() < deadline:
                 time.sleep(0.02)
                 continue
-            raise LabError(f"cannot remove tracefs instance {path}: {e.strerror}",
-                           "stop the tcplab run that still uses it, then retry") from e
+            raise LabError(
+                f"cannot remove tracefs instance {path}: {e.strerror}",
+                "stop the tcplab run that still uses it, then retry",
+            ) from e
 
 
 class TraceSession:
@@ -262,15 +287,19 @@ class TraceSession:
         try:
             os.mkdir(self.path)
         except OSError as e:
-            fix = ("a killed run left it: remove it with tcplab's clean command"
-                   if isinstance(e, FileExistsError) else "run as root")
+            fix = (
+                "a killed run left it: remove it with tcplab's clean command"
+                if isinstance(e, FileExistsError)
+                else "run as root"
+            )
             raise LabError(f"cannot create tracefs instance {self.path}: {e.strerror}", fix) from e
         fd = -1
         try:
             self._configure()
             fd = os.open(f"{self.path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
             self._thread: threading.Thread | None = threading.Thread(
-                target=self._read, args=(fd,), daemon=True, name=f"trace-{name}")
+                target=self._read, args=(fd,), daemon=True, name=f"trace-{name}"
+            )
             self._thread.start()  # from here on the thread owns fd
         except BaseException:
             if fd >= 0:

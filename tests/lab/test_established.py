@@ -15,8 +15,13 @@ from labhelpers import calls, failed_checks, result, segments, states
 
 pytestmark = pytest.mark.root
 
-ESTABLISHED = ["server-host-crash-fast", "server-host-crash", "network-down",
-               "client-crash-keepalive", "client-crash-no-keepalive"]
+ESTABLISHED = [
+    "server-host-crash-fast",
+    "server-host-crash",
+    "network-down",
+    "client-crash-keepalive",
+    "client-crash-no-keepalive",
+]
 R_LO, R_HI = 0.204, 0.212
 FWD = 0.02  # the hook's forwarding and scheduling, both ends of a gap
 
@@ -117,8 +122,10 @@ def test_keepalive_probes_then_rst_and_etimedout(catalogue):
     probes = segments(res, "keepalive", "server")
     assert len(probes) == 3
     # tcp_xmit_probe_skb(): a bare ACK one below snd_nxt; nothing was sent, so the ISN.
-    assert all(p["flags"] == "A" and p["len"] == 0 and p["seq"] == synack["seq"]
-               and p["fate"] == "dropped" for p in probes)
+    assert all(
+        p["flags"] == "A" and p["len"] == 0 and p["seq"] == synack["seq"] and p["fate"] == "dropped"
+        for p in probes
+    )
     idle = probes[0]["t"] - ack["t_out"]
     assert 2 - 0.01 <= idle <= 2 + late(2) + FWD
     assert all(1 - 0.01 <= x <= 1 + late(1) + FWD for x in gaps(probes))
@@ -138,4 +145,3 @@ def test_without_keepalive_the_server_never_finds_out(catalogue):
     assert closed(res, "server") == [] and closed(res, "client") == []
     (recv,) = calls(res, "server", "recv")
     assert recv["result"] is None  # still blocked when the run ended, 20 s later
-

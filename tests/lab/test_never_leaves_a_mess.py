@@ -93,6 +93,7 @@ def write_scenario(tmp: Path, text: str) -> Path:
 # What a run can leave behind
 # ---------------------------------------------------------------------------------------
 
+
 def _out(*cmd: str) -> str:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
@@ -105,13 +106,13 @@ def iptables_rules() -> str:
     """iptables-save (nft and legacy backends, v4 and v6) without comment lines and
     counters, which change on their own."""
     out = []
-    for cmd in ("iptables-save", "ip6tables-save", "iptables-legacy-save",
-                "ip6tables-legacy-save"):
+    for cmd in ("iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save"):
         text = _out(cmd)
         if "not installed" in text:
             continue
-        lines = [re.sub(r"\[\d+:\d+\]", "[-]", line) for line in text.splitlines()
-                 if not line.startswith("#")]
+        lines = [
+            re.sub(r"\[\d+:\d+\]", "[-]", line) for line in text.splitlines() if not line.startswith("#")
+        ]
         out.append(f"== {cmd}\n" + "\n".join(lines))
     return "\n".join(out)
 
@@ -164,17 +165,20 @@ def lab_module_processes() -> set[str]:
     """Lab processes started from this checkout (their working directory, which the
     runner's children inherit): another checkout's lab runs on the same machine are
     none of this test's business."""
+
     def here(entry: str) -> bool:
         try:
             return Path(f"/proc/{entry.split(':')[0]}/cwd").resolve() == ROOT
         except OSError:
             return False
+
     return {p for p in lab_processes() if here(p)}
 
 
 @dataclass
 class LabState:
     """The lab's footprint on the machine at one moment."""
+
     namespaces: set[str]
     instances: set[str]
     slots: set[str]
@@ -184,14 +188,17 @@ class LabState:
 
     @classmethod
     def now(cls) -> LabState:
-        return cls(namespaces=_names(NETNS_DIR, topology.PREFIX),
-                   instances=_names(INSTANCES, "tcplab-"), slots=_names(slots_dir()),
-                   lab_procs=lab_module_processes(), rules=iptables_rules(),
-                   nft=_out("nft", "list", "ruleset"))
+        return cls(
+            namespaces=_names(NETNS_DIR, topology.PREFIX),
+            instances=_names(INSTANCES, "tcplab-"),
+            slots=_names(slots_dir()),
+            lab_procs=lab_module_processes(),
+            rules=iptables_rules(),
+            nft=_out("nft", "list", "ruleset"),
+        )
 
 
-def leftovers(before: LabState, runner_pid: int, marker: str,
-              results: list[dict]) -> list[str]:
+def leftovers(before: LabState, runner_pid: int, marker: str, results: list[dict]) -> list[str]:
     """Everything a finished runner left: its namespaces, tracefs instances, slots and
     processes, and any change to the root namespace's iptables or nft rules. Names
     new since `before` count unless a live run (not this runner) claims them."""
@@ -200,12 +207,12 @@ def leftovers(before: LabState, runner_pid: int, marker: str,
     found = []
     own_ns = {n for r in results for n in r.get("lab", {}).get("namespaces", [])}
     own_inst = {r["lab"]["tracefs_instance"] for r in results if r.get("lab")}
-    for name in sorted(((after.namespaces - before.namespaces) - live_ns)
-                       | (own_ns & after.namespaces)):
+    for name in sorted(((after.namespaces - before.namespaces) - live_ns) | (own_ns & after.namespaces)):
         found.append(f"namespace {name}")
-    for inst in sorted({i for i in after.instances - before.instances
-                        if i.removeprefix("tcplab-") not in live_ids}
-                       | (own_inst & after.instances)):
+    for inst in sorted(
+        {i for i in after.instances - before.instances if i.removeprefix("tcplab-") not in live_ids}
+        | (own_inst & after.instances)
+    ):
         found.append(f"tracefs instance {inst}")
     for slot in sorted(after.slots - before.slots):
         try:
@@ -242,8 +249,16 @@ def leftovers(before: LabState, runner_pid: int, marker: str,
 # what systemd's KillMode=control-group does on stop: SIGTERM to the runner and all its
 # descendants at once, children included.
 MODES = ("SIGINT", "SIGINT to the group", "SIGTERM", "SIGTERM to every process")
-PHASES = ("start-up", "lost by Python", "before set-up", "set-up", "mid-run", "teardown",
-          "exiting", "after exit")
+PHASES = (
+    "start-up",
+    "lost by Python",
+    "before set-up",
+    "set-up",
+    "mid-run",
+    "teardown",
+    "exiting",
+    "after exit",
+)
 
 
 @dataclass
@@ -262,15 +277,16 @@ class Interruption:
     written: list[float] = field(default_factory=list)  # result JSONs, s after the start
 
     def line(self) -> str:
-        return (f"#{self.index:<3} {self.delay or 0:6.3f}s {self.mode:<25} jobs={self.jobs} "
-                f"exit={self.code} phase={'+'.join(self.phases)} "
-                f"{'held' if self.held else 'python'} "
-                f"leftovers={len(self.leftovers)}"
-                + (f" PROBLEM: {'; '.join(self.problems)}" if self.problems else ""))
+        return (
+            f"#{self.index:<3} {self.delay or 0:6.3f}s {self.mode:<25} jobs={self.jobs} "
+            f"exit={self.code} phase={'+'.join(self.phases)} "
+            f"{'held' if self.held else 'python'} "
+            f"leftovers={len(self.leftovers)}"
+            + (f" PROBLEM: {'; '.join(self.problems)}" if self.problems else "")
+        )
 
 
-def start_runner(scenario: Path, out: Path, jobs: int, marker: str,
-                 log: Path) -> subprocess.Popen:
+def start_runner(scenario: Path, out: Path, jobs: int, marker: str, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tcplab", "run", "--no-color"]
     if jobs > 1:  # the worker-thread path: two runs side by side
         cmd += ["--repeat", str(jobs), "--jobs", str(jobs)]
@@ -279,9 +295,15 @@ def start_runner(scenario: Path, out: Path, jobs: int, marker: str,
     # Output to a file, not a pipe: a stray process holding the pipe open must not
     # keep the test waiting; the leftover count finds it instead.
     with open(log, "w") as f, sigint_as_in_a_terminal():
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own group, as in a terminal
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own group, as in a terminal
 
 
 @contextmanager
@@ -310,8 +332,13 @@ def clean_up_after(proc: subprocess.Popen, marker: str) -> None:
         except ProcessLookupError:
             pass
     proc.wait()
-    subprocess.run([sys.executable, "-m", "tcplab", "clean"], cwd=ROOT, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "tcplab", "clean"],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
 
 
 def signals_held(pid: int) -> bool:
@@ -319,13 +346,17 @@ def signals_held(pid: int) -> bool:
     as its first act (tcplab/cli/signals.py) and later catches SIGTERM, which Python's
     start-up never does. Before that, a signal meets the interpreter's defaults."""
     try:
-        status = {line.split(":")[0]: line.split()[1]
-                  for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                  if line.startswith(("SigBlk", "SigCgt"))}
+        status = {
+            line.split(":")[0]: line.split()[1]
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith(("SigBlk", "SigCgt"))
+        }
     except (OSError, IndexError):
         return False
-    return bool(int(status["SigBlk"], 16) & (1 << (signal.SIGINT - 1))
-                or int(status["SigCgt"], 16) & (1 << (signal.SIGTERM - 1)))
+    return bool(
+        int(status["SigBlk"], 16) & (1 << (signal.SIGINT - 1))
+        or int(status["SigCgt"], 16) & (1 << (signal.SIGTERM - 1))
+    )
 
 
 def send(proc: subprocess.Popen, mode: str, marker: str) -> None:
@@ -362,8 +393,12 @@ def phase_of(res: dict, written: float, signalled: float) -> str:
     errors = " ".join(res["errors"])
     if "interrupted before set-up" in errors:
         return "before set-up"
-    if "interrupted during set-up" in errors or "could not start the lab" in errors \
-            or "cannot create network namespaces" in errors or "did not become ready" in errors:
+    if (
+        "interrupted during set-up" in errors
+        or "could not start the lab" in errors
+        or "cannot create network namespaces" in errors
+        or "did not become ready" in errors
+    ):
         return "set-up"
     if "interrupted at t=" in errors or "died during the run" in errors:
         return "mid-run"
@@ -372,8 +407,9 @@ def phase_of(res: dict, written: float, signalled: float) -> str:
     return "teardown" if signalled < written else "exiting"
 
 
-def interrupt_once(index: int, scenario: Path, delay: float | None, mode: str, jobs: int,
-                   workdir: Path) -> Interruption:
+def interrupt_once(
+    index: int, scenario: Path, delay: float | None, mode: str, jobs: int, workdir: Path
+) -> Interruption:
     it = Interruption(index, delay, mode, jobs)
     marker = f"tcplab-interrupt-{secrets.token_hex(6)}"
     out = workdir / f"run{index}" / ("results" if jobs > 1 else "result.json")
@@ -397,8 +433,7 @@ def interrupt_once(index: int, scenario: Path, delay: float | None, mode: str, j
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         hung = processes_with(marker)
-        it.problems.append("the runner did not exit within 30 s of the signal: "
-                           + "; ".join(hung))
+        it.problems.append("the runner did not exit within 30 s of the signal: " + "; ".join(hung))
     it.took = time.monotonic() - started
     it.code = proc.returncode
     it.output = log.read_text(errors="replace")
@@ -417,12 +452,18 @@ def interrupt_once(index: int, scenario: Path, delay: float | None, mode: str, j
         # process (-15), SIGINT raises KeyboardInterrupt (-2), or, inside the import of
         # `site` or `runpy`, a fatal start-up error (exit 1).
         it.phases = ["start-up"]
-        python_init = it.code == 1 and ("Fatal Python error: init_import_site" in it.output
-                                        or "Could not import runpy module" in it.output)
+        python_init = it.code == 1 and (
+            "Fatal Python error: init_import_site" in it.output
+            or "Could not import runpy module" in it.output
+        )
         if it.code != 130 and (it.held or (it.code != -sig and not python_init)):
             it.problems.append(f"exit {it.code} with no result written")
-    elif not it.held and "Exception ignored" in it.output and "KeyboardInterrupt" in \
-            it.output and not any("interrupted" in " ".join(r["errors"]) for r in results):
+    elif (
+        not it.held
+        and "Exception ignored" in it.output
+        and "KeyboardInterrupt" in it.output
+        and not any("interrupted" in " ".join(r["errors"]) for r in results)
+    ):
         # Only before tcplab's first line: a KeyboardInterrupt raised inside one of
         # Python's own import callbacks is "ignored" (unraisable), and the run goes on
         # as if never interrupted. A signal tcplab held is never lost this way.
@@ -432,8 +473,7 @@ def interrupt_once(index: int, scenario: Path, delay: float | None, mode: str, j
             it.problems.append(f"exit {it.code} for a {own} run")
     else:
         it.phases = [phase_of(r, written, signalled) for r, written in found]
-        own = max((r["verdict"] for r in results),
-                  key=["pass", "fail", "error"].index)
+        own = max((r["verdict"] for r in results), key=["pass", "fail", "error"].index)
         own_code = {"pass": 0, "fail": 1}.get(own, 3)
         # After its results are written the CLI may already be past its last look at
         # the flag (its own code), or in Python's finalization, which gives signals
@@ -475,10 +515,12 @@ def campaign(n: int, seed: int, workdir: Path, log=print) -> tuple[list[Interrup
     scenario = write_scenario(workdir, INTERRUPT_ME)
     baseline = interrupt_once(0, scenario, None, "none", 1, workdir)
     assert baseline.code == 0 and not baseline.leftovers, baseline.output[-3000:]
-    (res, _), = results_of(workdir / "run0" / "result.json", 1)
+    ((res, _),) = results_of(workdir / "run0" / "result.json", 1)
     total, written = baseline.took, baseline.written[0]
-    log(f"seed {seed}: baseline {res['verdict']}, exit after {total:.2f} s, result "
-        f"written at {written:.2f} s, run_scenario took {res['duration']:.2f} s")
+    log(
+        f"seed {seed}: baseline {res['verdict']}, exit after {total:.2f} s, result "
+        f"written at {written:.2f} s, run_scenario took {res['duration']:.2f} s"
+    )
     modes = [MODES[i % len(MODES)] for i in range(n)]
     rng.shuffle(modes)
     delays = plan_delays(rng, n, total, written)
@@ -499,20 +541,21 @@ def summarise(done: list[Interruption]) -> dict:
         for p in it.phases:
             phases[p] += 1
     # A --jobs 2 interruption hits two runs, each in its own phase.
-    return {"interruptions": len(done), "runs_by_phase": phases,
-            "before tcplab held the signals": sum(not it.held for it in done
-                                                  if it.phases != ["after exit"]),
-            "modes": {m: sum(it.mode == m for it in done) for m in MODES},
-            "parallel": sum(it.jobs > 1 for it in done),
-            "leftovers": sum(len(it.leftovers) for it in done),
-            "problems": sum(len(it.problems) for it in done)}
+    return {
+        "interruptions": len(done),
+        "runs_by_phase": phases,
+        "before tcplab held the signals": sum(not it.held for it in done if it.phases != ["after exit"]),
+        "modes": {m: sum(it.mode == m for it in done) for m in MODES},
+        "parallel": sum(it.jobs > 1 for it in done),
+        "leftovers": sum(len(it.leftovers) for it in done),
+        "problems": sum(len(it.problems) for it in done),
+    }
 
 
 def assert_campaign(done: list[Interruption], seed: int, env: str) -> None:
     bad = [it for it in done if it.leftovers or it.problems]
     if bad:
-        lines = [f"seed {seed} (rerun with {env}={seed}): {len(bad)} of {len(done)} "
-                 "interruptions went wrong"]
+        lines = [f"seed {seed} (rerun with {env}={seed}): {len(bad)} of {len(done)} interruptions went wrong"]
         for it in bad:
             lines.append(it.line())
             lines += [f"    leftover: {x}" for x in it.leftovers]
@@ -537,9 +580,16 @@ def test_a_signal_during_start_up_is_never_lost(tmp_path):
     signals (polled), and fixed moments through loading and preflight."""
     scenario = write_scenario(tmp_path, INTERRUPT_ME)
     done = []
-    for i, (when, jobs, mode) in enumerate([("held", 2, "SIGINT"), ("held", 1, "SIGTERM"),
-                                            (0.1, 2, "SIGINT"), (0.2, 2, "SIGTERM"),
-                                            (0.3, 2, "SIGINT"), (0.45, 1, "SIGINT")]):
+    for i, (when, jobs, mode) in enumerate(
+        [
+            ("held", 2, "SIGINT"),
+            ("held", 1, "SIGTERM"),
+            (0.1, 2, "SIGINT"),
+            (0.2, 2, "SIGTERM"),
+            (0.3, 2, "SIGINT"),
+            (0.45, 1, "SIGINT"),
+        ]
+    ):
         it = Interruption(i + 1, None if when == "held" else when, mode, jobs)
         marker = f"tcplab-interrupt-{secrets.token_hex(6)}"
         out = tmp_path / f"run{i}" / ("results" if jobs > 1 else "result.json")
@@ -548,8 +598,7 @@ def test_a_signal_during_start_up_is_never_lost(tmp_path):
         started = time.monotonic()
         proc = start_runner(scenario, out, jobs, marker, out.parent / "output.txt")
         if when == "held":  # polled without sleeping: the first moment counts
-            while not signals_held(proc.pid) and proc.poll() is None \
-                    and time.monotonic() < started + 5.0:
+            while not signals_held(proc.pid) and proc.poll() is None and time.monotonic() < started + 5.0:
                 pass
         else:
             time.sleep(max(0.0, started + when - time.monotonic()))
@@ -570,17 +619,24 @@ def test_a_signal_during_start_up_is_never_lost(tmp_path):
         print(it.line())
         done.append(it)
     bad = [it for it in done if it.problems or it.leftovers]
-    assert not bad, "\n".join(f"{it.line()}\n    leftovers: {it.leftovers}\n    output tail: "
-                               f"{it.output[-1500:]}" for it in bad)
+    assert not bad, "\n".join(
+        f"{it.line()}\n    leftovers: {it.leftovers}\n    output tail: {it.output[-1500:]}" for it in bad
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # helpers for the runs below
 # ---------------------------------------------------------------------------------------
 
+
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tcplab", "run", "--no-color", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tcplab", "run", "--no-color", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 class Runner:
@@ -589,10 +645,15 @@ class Runner:
 
     def __init__(self, *args: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tcplab", "run", "--no-color", *args], cwd=ROOT,
+            [sys.executable, "-m", "tcplab", "run", "--no-color", *args],
+            cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # lines as they are printed
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -609,8 +670,7 @@ class Runner:
             time.sleep(0.05)
         raise AssertionError(f"no {module} child appeared:\n{self.output[-3000:]}")
 
-    def wait_for_queued(self, plan: topology.Plan, packets: int,
-                        timeout: float = 20.0) -> None:
+    def wait_for_queued(self, plan: topology.Plan, packets: int, timeout: float = 20.0) -> None:
         """Until that many segments have passed through the run's NFQUEUE (its
         id_sequence in the router namespace's /proc/net/netfilter/nfnetlink_queue):
         the hook is bound and the scenario's traffic is on."""
@@ -621,8 +681,7 @@ class Runner:
                 if len(cols) > 7 and cols[0] == str(plan.queue) and int(cols[7]) >= packets:
                     return
             time.sleep(0.05)
-        raise AssertionError(f"{packets} segments never went through the queue:\n"
-                             f"{self.output[-3000:]}")
+        raise AssertionError(f"{packets} segments never went through the queue:\n{self.output[-3000:]}")
 
     def slot(self) -> topology.Plan:
         """The plan of this runner's run, from its slot's owner.json."""
@@ -659,8 +718,7 @@ def assert_in_init_netns() -> None:
 
 
 def events(res: dict, kind: str, **match) -> list[dict]:
-    return [e for e in res["events"] if e["kind"] == kind
-            and all(e.get(k) == v for k, v in match.items())]
+    return [e for e in res["events"] if e["kind"] == kind and all(e.get(k) == v for k, v in match.items())]
 
 
 # ---------------------------------------------------------------------------------------
@@ -678,22 +736,41 @@ def bpf_lab_or_control(control_port: int) -> list[tuple[int, int, int, int]]:
     in the kernel, so the machine's own traffic cannot fill the socket's buffer."""
     net, mask = LAB_NET
     prog = [  # (code, jt label, jf label, k); labels resolved below, None = next
-        ("ldh_proto", None, None, 0xFFFFF000),          # A = skb->protocol
+        ("ldh_proto", None, None, 0xFFFFF000),  # A = skb->protocol
         ("jeq", "ipv4", None, ETH_P_IP),
         ("jeq", "arp", "drop", ETH_P_ARP),
-        ("ipv4:ld", None, None, 12), ("and", None, None, mask), ("jeq", "keep", None, net),
-        ("ld", None, None, 16), ("and", None, None, mask), ("jeq", "keep", None, net),
-        ("ld", None, None, 16), ("jeq", None, "drop", 0x7F000001),
-        ("ldb", None, None, 9), ("jeq", None, "drop", socket.IPPROTO_UDP),
-        ("ldx_iphl", None, None, 0), ("ldh_ind", None, None, 2),
+        ("ipv4:ld", None, None, 12),
+        ("and", None, None, mask),
+        ("jeq", "keep", None, net),
+        ("ld", None, None, 16),
+        ("and", None, None, mask),
+        ("jeq", "keep", None, net),
+        ("ld", None, None, 16),
+        ("jeq", None, "drop", 0x7F000001),
+        ("ldb", None, None, 9),
+        ("jeq", None, "drop", socket.IPPROTO_UDP),
+        ("ldx_iphl", None, None, 0),
+        ("ldh_ind", None, None, 2),
         ("jeq", "keep", "drop", control_port),
-        ("arp:ld", None, None, 14), ("and", None, None, mask), ("jeq", "keep", None, net),
-        ("ld", None, None, 24), ("and", None, None, mask), ("jeq", "keep", "drop", net),
+        ("arp:ld", None, None, 14),
+        ("and", None, None, mask),
+        ("jeq", "keep", None, net),
+        ("ld", None, None, 24),
+        ("and", None, None, mask),
+        ("jeq", "keep", "drop", net),
         ("drop:ret", None, None, 0),
         ("keep:ret", None, None, 0x40000),
     ]
-    codes = {"ldh_proto": 0x28, "ld": 0x20, "ldb": 0x30, "and": 0x54, "jeq": 0x15,
-             "ldx_iphl": 0xB1, "ldh_ind": 0x48, "ret": 0x06}
+    codes = {
+        "ldh_proto": 0x28,
+        "ld": 0x20,
+        "ldb": 0x30,
+        "and": 0x54,
+        "jeq": 0x15,
+        "ldx_iphl": 0xB1,
+        "ldh_ind": 0x48,
+        "ret": 0x06,
+    }
     labels = {op.split(":")[0]: i for i, (op, *_r) in enumerate(prog) if ":" in op}
     out = []
     for i, (op, jt, jf, k) in enumerate(prog):
@@ -734,8 +811,7 @@ class Sniffer:
     `sock` was made in), filtered by bpf_lab_or_control, read after the fact."""
 
     def __init__(self, control_port: int, sock: socket.socket | None = None):
-        self.sock = sock or socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM,
-                                          socket.htons(ETH_P_ALL))
+        self.sock = sock or socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         attach_filter(self.sock, bpf_lab_or_control(control_port))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.setblocking(False)
@@ -749,13 +825,15 @@ class Sniffer:
             except BlockingIOError:
                 break
             self.frames.append((ifname, proto, pkttype, data))
-        _packets, drops = struct.unpack(
-            "II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        _packets, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
         self.drops += drops
 
     def lab_packets(self) -> list[str]:
-        return [f"{ifname}: {pair[0]} -> {pair[1]}" for ifname, proto, _t, data in self.frames
-                if (pair := lab_addresses(proto, data)) is not None]
+        return [
+            f"{ifname}: {pair[0]} -> {pair[1]}"
+            for ifname, proto, _t, data in self.frames
+            if (pair := lab_addresses(proto, data)) is not None
+        ]
 
     def saw_payload(self, payload: bytes) -> list[str]:
         return [ifname for ifname, _p, _t, data in self.frames if payload in data]
@@ -767,6 +845,7 @@ class Sniffer:
 def test_bpf_and_classifier_on_constructed_packets():
     """The pure parts of the sniffer, on packets made here: the lab's range is found as
     source, destination or ARP address, and nothing else is."""
+
     def ipv4(src, dst):
         return bytes(12) + socket.inet_aton(src) + socket.inet_aton(dst)
 
@@ -820,17 +899,24 @@ def test_no_lab_packet_on_root_interfaces(tmp_path):
     probe = write_scenario(tmp_path, ISOLATION)
     before = _names(NETNS_DIR, topology.PREFIX)
     out = tmp_path / "results"
-    run = Runner("--jobs", "3", "--json", str(out), str(probe),
-                 str(SCENARIOS / "handshake" / "normal.yaml"),
-                 str(SCENARIOS / "teardown" / "normal.yaml"))
+    run = Runner(
+        "--jobs",
+        "3",
+        "--json",
+        str(out),
+        str(probe),
+        str(SCENARIOS / "handshake" / "normal.yaml"),
+        str(SCENARIOS / "teardown" / "normal.yaml"),
+    )
     inside: dict[str, Sniffer] = {}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(inside) < 3 and run.proc.poll() is None:
         for name in sorted(_names(NETNS_DIR, topology.PREFIX) - before - set(inside)):
             if name.endswith("-r"):
                 try:
-                    sock = pr_netns.create_socket(name, socket.AF_PACKET, socket.SOCK_DGRAM,
-                                                  socket.htons(ETH_P_ALL), flags=0)
+                    sock = pr_netns.create_socket(
+                        name, socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL), flags=0
+                    )
                 except (OSError, RuntimeError, TimeoutError):
                     continue  # that run is already over
                 inside[name] = Sniffer(port, sock)
@@ -852,22 +938,27 @@ def test_no_lab_packet_on_root_interfaces(tmp_path):
     assert root.drops == 0, "the root sniffer dropped packets: the test proves nothing"
     assert root.lab_packets() == [], "lab packets on root-namespace interfaces"
     for when in (b"before", b"after"):
-        assert "lo" in root.saw_payload(b"tcplab-control-" + when + b"-" + token), \
+        assert "lo" in root.saw_payload(b"tcplab-control-" + when + b"-" + token), (
             f"positive control: the root sniffer missed the datagram sent {when.decode()}"
+        )
     router = lab["namespaces"][1]
     assert router in inside, f"no sniffer opened in {router} (opened: {sorted(inside)})"
     seen = inside[router].lab_packets()
     data_path = [p for p in seen if f"{lab['client']} -> {lab['server']}" in p]
     assert len(data_path) >= 6, f"positive control: the router sniffer saw only {seen}"
     # Forwarded: each seen arriving (to the router's MAC) and leaving.
-    kinds = {t for _i, proto, t, data in inside[router].frames
-             if lab_addresses(proto, data) == (lab["client"], lab["server"])}
+    kinds = {
+        t
+        for _i, proto, t, data in inside[router].frames
+        if lab_addresses(proto, data) == (lab["client"], lab["server"])
+    }
     assert kinds == {socket.PACKET_HOST, socket.PACKET_OUTGOING}, kinds
 
 
 # ---------------------------------------------------------------------------------------
 # (d) a hook that dies or falls behind: an error, never a verdict; traffic not black-holed
 # ---------------------------------------------------------------------------------------
+
 
 def streaming_scenario(sends: int, gap: str) -> str:
     client = ", ".join(['connect: "server:8080"'] + [f"send: 100, sleep: {gap}"] * sends)
@@ -916,17 +1007,23 @@ def test_dead_hook_is_an_error_and_traffic_still_flows(tmp_path):
 
     hooked = events(res, "segment")
     last_hooked = max(s["t"] for s in hooked)
-    hooked_bytes = sum(s["len"] for s in hooked if s["name"] == "data" and s["from"] == "client"
-                       and s["fate"] == "delivered")
+    hooked_bytes = sum(
+        s["len"] for s in hooked if s["name"] == "data" and s["from"] == "client" and s["fate"] == "delivered"
+    )
     recvs = events(res, "app", host="server", call="recv", result="ok", detail="100 bytes")
     after = [r for r in recvs if r["t_end"] > last_hooked + 0.05]
-    print(f"hook's last segment at t={last_hooked:.3f} s; the server read {len(recvs)} times, "
-          f"{len(after)} of them after that ({hooked_bytes} bytes seen by the hook)")
+    print(
+        f"hook's last segment at t={last_hooked:.3f} s; the server read {len(recvs)} times, "
+        f"{len(after)} of them after that ({hooked_bytes} bytes seen by the hook)"
+    )
     # 1 s of a send every 50 ms: about 20 reads after the hook's death.
-    assert len(after) >= 10, (f"the server read {len(after)} times after the hook died "
-                              f"(t={last_hooked:.2f}): traffic was black-holed")
-    assert 100 * len(recvs) >= hooked_bytes + 100 * len(after), \
+    assert len(after) >= 10, (
+        f"the server read {len(after)} times after the hook died "
+        f"(t={last_hooked:.2f}): traffic was black-holed"
+    )
+    assert 100 * len(recvs) >= hooked_bytes + 100 * len(after), (
         "the server got less than the hook saw plus the unhooked stream"
+    )
 
 
 QUIET = """\
@@ -1032,10 +1129,14 @@ def test_hook_falling_behind_until_the_queue_overflows_is_an_error(tmp_path):
     run.wait_for_queued(plan, 3)  # the handshake: connected, the client sleeps now
     os.kill(hook, signal.SIGSTOP)
     try:
-        flood = subprocess.run([sys.executable, "-c", FLOOD, plan.client_ns, plan.client_addr,
-                                plan.server_addr, "6000"], capture_output=True, text=True,
-                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                               timeout=30)
+        flood = subprocess.run(
+            [sys.executable, "-c", FLOOD, plan.client_ns, plan.client_addr, plan.server_addr, "6000"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=30,
+        )
         time.sleep(0.2)
     finally:
         os.kill(hook, signal.SIGCONT)
@@ -1077,10 +1178,16 @@ def root_namespace() -> dict[str, str]:
     """What the lab promises never to touch, as seen from the root namespace: every
     readable file under /proc/sys/net, and the rules, links, addresses and routes."""
     snap: dict[str, str] = {}
-    for cmd in (("nft", "list", "ruleset"), ("ip", "-o", "link", "show"),
-                ("ip", "-o", "addr", "show"), ("ip", "route", "show", "table", "all"),
-                ("ip", "-6", "route", "show", "table", "all"), ("ip", "rule", "show"),
-                ("ip", "-6", "rule", "show"), ("ip", "netns", "list")):
+    for cmd in (
+        ("nft", "list", "ruleset"),
+        ("ip", "-o", "link", "show"),
+        ("ip", "-o", "addr", "show"),
+        ("ip", "route", "show", "table", "all"),
+        ("ip", "-6", "route", "show", "table", "all"),
+        ("ip", "rule", "show"),
+        ("ip", "-6", "rule", "show"),
+        ("ip", "netns", "list"),
+    ):
         text = _out(*cmd)
         # Lifetimes of dynamic addresses and routes count down on their own.
         text = re.sub(r"(valid_lft|preferred_lft|expires) \d+sec", r"\1 -", text)
@@ -1110,9 +1217,9 @@ def root_before():
     return second, volatile | SELF_CHANGING
 
 
-ROOT_CHECK_SCENARIOS = [SCENARIOS / "handshake" / f"{n}.yaml"
-                        for n in ("normal", "no-listener", "delay-synack")] + \
-                       [SCENARIOS / "teardown" / "normal.yaml"]
+ROOT_CHECK_SCENARIOS = [
+    SCENARIOS / "handshake" / f"{n}.yaml" for n in ("normal", "no-listener", "delay-synack")
+] + [SCENARIOS / "teardown" / "normal.yaml"]
 
 
 def test_root_namespace_untouched(root_before, tmp_path):
@@ -1121,17 +1228,23 @@ def test_root_namespace_untouched(root_before, tmp_path):
     dead hook and the overflowed queue above count too): no difference at all."""
     before, volatile = root_before
     out = tmp_path / "results"
-    proc = run_cli("--jobs", str(len(ROOT_CHECK_SCENARIOS)), "--json", str(out),
-                   *map(str, ROOT_CHECK_SCENARIOS))
+    proc = run_cli(
+        "--jobs", str(len(ROOT_CHECK_SCENARIOS)), "--json", str(out), *map(str, ROOT_CHECK_SCENARIOS)
+    )
     verdicts = {p.stem: json.loads(p.read_text())["verdict"] for p in out.glob("*.json")}
-    assert len(verdicts) == len(ROOT_CHECK_SCENARIOS) and "error" not in verdicts.values(), \
+    assert len(verdicts) == len(ROOT_CHECK_SCENARIOS) and "error" not in verdicts.values(), (
         proc.stdout[-3000:] + proc.stderr[-2000:]
+    )
     after = root_namespace()
     sysctls = sum(k.startswith("/proc") for k in before)
-    print(f"root namespace: {len(before)} entries compared ({sysctls} sysctl files), left out "
-          f"as self-changing: {sorted(volatile) or 'none'}")
-    changed = sorted(k for k in before.keys() | after.keys()
-                     if k not in volatile and before.get(k) != after.get(k))
+    print(
+        f"root namespace: {len(before)} entries compared ({sysctls} sysctl files), left out "
+        f"as self-changing: {sorted(volatile) or 'none'}"
+    )
+    changed = sorted(
+        k for k in before.keys() | after.keys() if k not in volatile and before.get(k) != after.get(k)
+    )
     assert not changed, "the root namespace changed:\n" + "\n".join(
-        f"{k}:\n  before: {before.get(k)!r}\n  after:  {after.get(k)!r}" for k in changed)
+        f"{k}:\n  before: {before.get(k)!r}\n  after:  {after.get(k)!r}" for k in changed
+    )
     assert lab_module_processes() == set()

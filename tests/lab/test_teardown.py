@@ -12,10 +12,20 @@ from labhelpers import calls, failed_checks, result, segments, states
 
 pytestmark = pytest.mark.root
 
-TEARDOWN = ["three-way-close", "fin-lost", "fin-lost-fast", "fin-ack-lost",
-            "fin-wait2-timeout", "fin-wait2-timeout-fast", "shutdown-half-close",
-            "peer-fin-lost", "last-ack-lost", "time-wait", "simultaneous-close",
-            "connect-vs-accept"]
+TEARDOWN = [
+    "three-way-close",
+    "fin-lost",
+    "fin-lost-fast",
+    "fin-ack-lost",
+    "fin-wait2-timeout",
+    "fin-wait2-timeout-fast",
+    "shutdown-half-close",
+    "peer-fin-lost",
+    "last-ack-lost",
+    "time-wait",
+    "simultaneous-close",
+    "connect-vs-accept",
+]
 ANSWER = 0.005  # an answer leaves within this of the segment it answers
 R_LO, R_HI = 0.204, 0.220  # the RTO: 0.2 s + the RTT (up to ~16 ms when loaded), in jiffies
 
@@ -38,8 +48,7 @@ def check(res, name):
 
 
 def kernel_events(res, event, host):
-    return [e for e in res["events"] if e["kind"] == "kernel" and e["event"] == event
-            and e["host"] == host]
+    return [e for e in res["events"] if e["kind"] == "kernel" and e["event"] == event and e["host"] == host]
 
 
 def traced(res):
@@ -62,8 +71,7 @@ def fin_offsets(res, name, sender):
     return [round(s["t"] - sent[0]["t"], 4) for s in sent[1:]], sent
 
 
-@pytest.mark.parametrize("name,copies,dies_after", [("fin-lost-fast", 4, 16),
-                                                    ("fin-lost", 9, 512)])
+@pytest.mark.parametrize("name,copies,dies_after", [("fin-lost-fast", 4, 16), ("fin-lost", 9, 512)])
 def test_lost_fin_probe_then_doubling_then_silent_death(catalogue, name, copies, dies_after):
     res = result(catalogue, name)
     offsets, sent = fin_offsets(res, "fin", "client")
@@ -71,10 +79,10 @@ def test_lost_fin_probe_then_doubling_then_silent_death(catalogue, name, copies,
     assert all(s["retransmission"] for s in sent[1:])
     # The probe at R, then RTO copies at 2R, 4R, ...: each timer (R, then R, 2R, 4R, ...)
     # fires late by up to its wheel level, and the lateness adds up along the chain.
-    waits = [R_HI, R_HI] + [R_HI * 2 ** k for k in range(1, copies)]
+    waits = [R_HI, R_HI] + [R_HI * 2**k for k in range(1, copies)]
     for k, off in enumerate(offsets):
-        nominal = R_LO * 2 ** k
-        assert nominal - 0.01 <= off <= R_HI * 2 ** k + sum(map(late, waits[:k + 1])) + 0.01
+        nominal = R_LO * 2**k
+        assert nominal - 0.01 <= off <= R_HI * 2**k + sum(map(late, waits[: k + 1])) + 0.01
     assert not segments(res, "rst"), "an orphan gives up without an RST"
     (closed,) = [e for e in states(res, "client") if e["from"] == "FIN_WAIT1"]
     assert closed["to"] == "CLOSE" and closed["source"] == "tracepoint"
@@ -95,8 +103,7 @@ def test_fin_ack_lost_every_copy_is_acked_again(catalogue):
     assert peer["ack"] == (fins[0]["seq"] + 1) % 2**32  # the FIN that ends FIN_WAIT1
 
 
-@pytest.mark.parametrize("name,timeout", [("fin-wait2-timeout-fast", 3),
-                                          ("fin-wait2-timeout", 60)])
+@pytest.mark.parametrize("name,timeout", [("fin-wait2-timeout-fast", 3), ("fin-wait2-timeout", 60)])
 def test_orphan_fin_wait2_ends_after_tcp_fin_timeout(catalogue, name, timeout):
     res = result(catalogue, name)
     assert res["sysctls"]["client"]["net.ipv4.tcp_fin_timeout"] == str(timeout)

@@ -16,24 +16,38 @@ from tcplab.core.model.prediction import Prediction
 from tcplab.core.model.established import with_bursts
 
 K618 = Kernel.from_release("6.18.44-fc-v657")
-HANDSHAKE = [(0.0010, "client", "syn", 0x02), (0.0013, "server", "syn-ack", 0x12),
-             (0.0016, "client", "ack", 0x10)]
+HANDSHAKE = [
+    (0.0010, "client", "syn", 0x02),
+    (0.0013, "server", "syn-ack", 0x12),
+    (0.0016, "client", "ack", 0x10),
+]
 
 
 def seg(t, sender, name, nth=1, flags=0x18, fate="delivered", length=0):
-    return SegmentSeen(t=t, name=name, nth=nth, sender=sender, flags=flags, seq=1, ack=1,
-                       length=length, fate=fate, retransmission=nth > 1, conn=1,
-                       t_out=t + 0.0001 if fate == "delivered" else None)
+    return SegmentSeen(
+        t=t,
+        name=name,
+        nth=nth,
+        sender=sender,
+        flags=flags,
+        seq=1,
+        ack=1,
+        length=length,
+        fate=fate,
+        retransmission=nth > 1,
+        conn=1,
+        t_out=t + 0.0001 if fate == "delivered" else None,
+    )
 
 
 def record(segments, closed_at=None, host="client", call=None, t_stop=30.0):
     r = Record(t0=0.0)
     r.segments = [seg(t, s, n, flags=f) for t, s, n, f in HANDSHAKE] + segments
-    r.tracepoint_states = [StateChanged(0.001, "client", "SYN_SENT", "ESTABLISHED",
-                                        "tracepoint", rport=8080)]
+    r.tracepoint_states = [StateChanged(0.001, "client", "SYN_SENT", "ESTABLISHED", "tracepoint", rport=8080)]
     if closed_at is not None:
-        r.tracepoint_states.append(StateChanged(closed_at, host, "ESTABLISHED", "CLOSE",
-                                                "tracepoint", rport=8080))
+        r.tracepoint_states.append(
+            StateChanged(closed_at, host, "ESTABLISHED", "CLOSE", "tracepoint", rport=8080)
+        )
     if call is not None:
         r.apps.append(call)
     r.t_stop = t_stop
@@ -41,21 +55,31 @@ def record(segments, closed_at=None, host="client", call=None, t_stop=30.0):
 
 
 def chain(times, sender="client", name="data"):
-    return [seg(t, sender, name, nth=i + 1, fate="dropped", length=100 if name == "data"
-                else 0) for i, t in enumerate(times)]
+    return [
+        seg(t, sender, name, nth=i + 1, fate="dropped", length=100 if name == "data" else 0)
+        for i, t in enumerate(times)
+    ]
 
 
 def prediction(fault, client, server, sysctls):
-    sc = Scenario("x.yaml", "x", "", (), {}, {"client": tuple(client),
-                                               "server": tuple(server)},
-                  (), Expect(), 30.0, host_faults=(fault,))
+    sc = Scenario(
+        "x.yaml",
+        "x",
+        "",
+        (),
+        {},
+        {"client": tuple(client), "server": tuple(server)},
+        (),
+        Expect(),
+        30.0,
+        host_faults=(fault,),
+    )
     pred = Prediction(K618)
     pred.calls[("client", "connect")] = ("ok", 0.0, 0.0004)
     return with_bursts(pred, predict_bursts(K618, sc, sysctls, pred))
 
 
-CLIENT_SENDS = [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100),
-                Step("recv")]
+CLIENT_SENDS = [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100), Step("recv")]
 SERVER_WAITS = [Step("listen", 8080), Step("accept"), Step("recv")]
 RETRIES2_5 = {"client": {"net.ipv4.tcp_retries2": "5"}}
 # server-host-crash-fast, run 1 on 6.18: the data, TLP, 5 RTOs; ESTABLISHED->CLOSE.
@@ -67,25 +91,26 @@ DOWN_CLOSED = 15.4855
 
 
 def judged(pred, rec):
-    return {c.name: c for c in check_model(pred, rec) if "data" in c.name or "keepalive" in
-            c.name or "gives up" in c.name or "recv" in c.name}
+    return {
+        c.name: c
+        for c in check_model(pred, rec)
+        if "data" in c.name or "keepalive" in c.name or "gives up" in c.name or "recv" in c.name
+    }
 
 
 def recv(result, t_end):
-    return AppCalled(t=2.0044, host="client", call="recv", arg=None, result=result,
-                     t_end=t_end)
+    return AppCalled(t=2.0044, host="client", call="recv", arg=None, result=result, t_end=t_end)
 
 
 def crash_pred():
-    return prediction(HostFault("crash", "server", 1.0), CLIENT_SENDS, SERVER_WAITS,
-                      RETRIES2_5)
+    return prediction(HostFault("crash", "server", 1.0), CLIENT_SENDS, SERVER_WAITS, RETRIES2_5)
 
 
 def test_the_measured_crash_chain_passes():
-    checks = judged(crash_pred(), record(chain(CRASH), CRASH_CLOSED,
-                                         call=recv("ETIMEDOUT", CRASH_CLOSED)))
-    assert len(checks) == 8 and all(c.passed for c in checks.values()), \
-        [c for c in checks.values() if not c.passed]
+    checks = judged(crash_pred(), record(chain(CRASH), CRASH_CLOSED, call=recv("ETIMEDOUT", CRASH_CLOSED)))
+    assert len(checks) == 8 and all(c.passed for c in checks.values()), [
+        c for c in checks.values() if not c.passed
+    ]
 
 
 def test_a_chain_that_does_not_back_off_fails():
@@ -105,32 +130,27 @@ def test_giving_up_early_or_never_fails():
     early = judged(crash_pred(), record(chain(CRASH[:-1]), CRASH[-2] + 3.3))
     assert not early["model: client data count"].passed  # one RTO short of the limit
     never = judged(crash_pred(), record(chain(CRASH), None))
-    assert never["model: client gives up after data #7"].actual == \
-        "still ESTABLISHED when the run ended"
+    assert never["model: client gives up after data #7"].actual == "still ESTABLISHED when the run ended"
     assert not never["model: client gives up after data #7"].passed
 
 
 def test_the_error_must_be_the_one_the_model_says():
-    checks = judged(crash_pred(), record(chain(CRASH), CRASH_CLOSED,
-                                         call=recv("ECONNRESET", CRASH_CLOSED)))
+    checks = judged(crash_pred(), record(chain(CRASH), CRASH_CLOSED, call=recv("ECONNRESET", CRASH_CLOSED)))
     assert not checks["model: client recv()"].passed
 
 
 def down_pred():
-    return prediction(HostFault("link-down", "server", 1.0), CLIENT_SENDS, SERVER_WAITS,
-                      RETRIES2_5)
+    return prediction(HostFault("link-down", "server", 1.0), CLIENT_SENDS, SERVER_WAITS, RETRIES2_5)
 
 
 def test_the_measured_link_down_chain_passes_with_the_icmp_replayed():
-    checks = judged(down_pred(), record(chain(DOWN), DOWN_CLOSED,
-                                        call=recv("ENETUNREACH", DOWN_CLOSED)))
+    checks = judged(down_pred(), record(chain(DOWN), DOWN_CLOSED, call=recv("ENETUNREACH", DOWN_CLOSED)))
     assert all(c.passed for c in checks.values()), [c for c in checks.values() if not c.passed]
     assert "after an ICMP" in next(n for n in checks if n.startswith("model: client data #7"))
 
 
 def test_a_soft_error_must_surface_and_etimedout_is_wrong_after_icmp():
-    checks = judged(down_pred(), record(chain(DOWN), DOWN_CLOSED,
-                                        call=recv("ETIMEDOUT", DOWN_CLOSED)))
+    checks = judged(down_pred(), record(chain(DOWN), DOWN_CLOSED, call=recv("ETIMEDOUT", DOWN_CLOSED)))
     assert not checks["model: client recv()"].passed
 
 
@@ -153,8 +173,12 @@ def test_ignoring_the_icmp_entirely_fails_too():
 # -- keepalive ----------------------------------------------------------------------------
 
 CLIENT_SLEEPS = [Step("connect", ("server", 8080)), Step("sleep", 8.0)]
-SERVER_PROBES = [Step("listen", 8080), Step("accept"),
-                 Step("keepalive", {"idle": 2, "interval": 1, "count": 3}), Step("recv")]
+SERVER_PROBES = [
+    Step("listen", 8080),
+    Step("accept"),
+    Step("keepalive", {"idle": 2, "interval": 1, "count": 3}),
+    Step("recv"),
+]
 # client-crash-keepalive on 6.18: probes 2.028, 1.020, 1.028 s apart, RST 1.024 s later.
 PROBES = [2.0299, 3.0499, 4.0779]
 
@@ -164,17 +188,18 @@ def keepalive_pred():
 
 
 def server_recv(result, t_end):
-    return AppCalled(t=0.003, host="server", call="recv", arg=None, result=result,
-                     t_end=t_end)
+    return AppCalled(t=0.003, host="server", call="recv", arg=None, result=result, t_end=t_end)
 
 
 def keepalive_record(probes, closed_at):
     segs = chain(probes, "server", "keepalive")
     if closed_at is not None:
-        segs.append(dataclasses.replace(seg(closed_at, "server", "rst", flags=0x14),
-                                        fate="dropped", t_out=None))
-    return record(segs, closed_at, host="server",
-                  call=server_recv("ETIMEDOUT" if closed_at else None, closed_at))
+        segs.append(
+            dataclasses.replace(seg(closed_at, "server", "rst", flags=0x14), fate="dropped", t_out=None)
+        )
+    return record(
+        segs, closed_at, host="server", call=server_recv("ETIMEDOUT" if closed_at else None, closed_at)
+    )
 
 
 def test_the_measured_keepalive_run_passes():
@@ -212,4 +237,3 @@ def test_a_quiet_survivor_must_send_nothing_and_stay_established():
     noisy = {c.name: c for c in check_model(pred, keepalive_record(PROBES, 5.1019))}
     assert not noisy["model: server sends nothing after t=1s"].passed
     assert not noisy["model: server stays ESTABLISHED"].passed
-

@@ -23,7 +23,7 @@ from tcplab.format.load import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests/corpus/generated"
-RUNS = sorted(p.name[:-len(".json.gz")] for p in (CORPUS / "runs").glob("*.json.gz"))
+RUNS = sorted(p.name[: -len(".json.gz")] for p in (CORPUS / "runs").glob("*.json.gz"))
 
 
 def saved(name: str) -> dict:
@@ -46,23 +46,29 @@ def test_the_corpus_is_there():
 @pytest.mark.parametrize("name", RUNS)
 def test_a_run_the_kernel_got_right_is_not_a_fail(name):
     res = judge(name)
-    failed = [f"{c.name}: expected {c.expected}, got {c.actual}" for c in res.checks
-              if c.judged and not c.passed]
+    failed = [
+        f"{c.name}: expected {c.expected}, got {c.actual}" for c in res.checks if c.judged and not c.passed
+    ]
     assert res.verdict in ("pass", "error"), failed
     if res.verdict == "error":  # only an abstention may stop a verdict here
         assert all(e.startswith("not judged") for e in res.errors), res.errors
 
 
 def drop_events(run: dict, keep) -> dict:
-    return {**run, "events": [e for e in run["events"] if keep(e)],
-            "observation": _filter_observation(run.get("observation"), keep)}
+    return {
+        **run,
+        "events": [e for e in run["events"] if keep(e)],
+        "observation": _filter_observation(run.get("observation"), keep),
+    }
 
 
 def _filter_observation(obs, keep):
     if not obs:
         return obs
-    return {**obs, **{k: [e for e in obs.get(k, []) if keep(e)]
-                      for k in ("tracepoint_states", "diag_states")}}
+    return {
+        **obs,
+        **{k: [e for e in obs.get(k, []) if keep(e)] for k in ("tracepoint_states", "diag_states")},
+    }
 
 
 def failed_names(res) -> list[str]:
@@ -72,8 +78,10 @@ def failed_names(res) -> list[str]:
 def test_a_missing_last_ack_is_a_failure():
     """fresh-tie: both apps close 0.12 ms apart (a race, judged both ways). Had the
     client never acknowledged the server's FIN, no order explains the record."""
-    res = judge("fresh-tie", lambda r: drop_events(
-        r, lambda e: not (e.get("kind") == "segment" and e.get("name") == "last-ack")))
+    res = judge(
+        "fresh-tie",
+        lambda r: drop_events(r, lambda e: not (e.get("kind") == "segment" and e.get("name") == "last-ack")),
+    )
     assert "model: client last-ack count" in failed_names(res)
 
 
@@ -83,11 +91,12 @@ def test_an_extra_rst_is_a_failure():
     reached the client's TIME_WAIT 0.6 ms older than the FIN that came since and was
     answered (PAWS), where in gen-4071 an ACK 0.1 ms older was not: within one
     timestamp tick (1 ms) either may happen, and the teardown is no longer judged.)"""
+
     def bend(run):
-        rst = next(e for e in run["events"] if e.get("kind") == "segment"
-                   and e.get("name") == "rst")
+        rst = next(e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "rst")
         extra = {**rst, "t": rst["t"] + 0.002, "t_out": rst["t_out"] + 0.002, "nth": 2}
         return {**run, "events": run["events"] + [extra]}
+
     res = judge("gen-6228", bend)
     assert "model: server rst count" in failed_names(res)
 
@@ -96,12 +105,17 @@ def test_an_undecidable_record_is_not_judged():
     """fresh-synackdelay bent with an RST nobody sent: no modelled order explains it,
     and one order (a late SYN-ACK reaching a TIME_WAIT) is not modelled, so the lab
     says it cannot judge rather than pass or fail."""
+
     def bend(run):
-        rsts = [e for e in run["events"] if e.get("kind") == "segment"
-                and e.get("name") == "rst"]
-        extra = {**rsts[-1], "t": rsts[-1]["t"] + 0.5, "t_out": rsts[-1]["t_out"] + 0.5,
-                 "nth": rsts[-1]["nth"] + 1}
+        rsts = [e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "rst"]
+        extra = {
+            **rsts[-1],
+            "t": rsts[-1]["t"] + 0.5,
+            "t_out": rsts[-1]["t_out"] + 0.5,
+            "nth": rsts[-1]["nth"] + 1,
+        }
         return {**run, "events": run["events"] + [extra]}
+
     res = judge("fresh-synackdelay", bend)
     assert not failed_names(res)
     assert any(not c.judged and c.name == "model: not judged: teardown" for c in res.checks)
@@ -111,13 +125,17 @@ def test_a_probe_at_the_rto_instead_is_a_failure():
     """gen-1040: the server's FIN follows unacknowledged data, so its loss probe comes
     2 srtt + 2 ms later (seen 5 ms), not after the RTO (204 ms), which is what the
     model said before it knew (and what a FIN alone gets)."""
+
     def bend(run):
-        fins = [e for e in run["events"] if e.get("kind") == "segment"
-                and e.get("name") == "peer-fin"]
+        fins = [e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "peer-fin"]
         first, second = fins[0], fins[1]
-        moved = {**second, "t": first["t"] + 0.204,
-                 "t_out": None if second["t_out"] is None else first["t"] + 0.2042}
+        moved = {
+            **second,
+            "t": first["t"] + 0.204,
+            "t_out": None if second["t_out"] is None else first["t"] + 0.2042,
+        }
         return {**run, "events": [moved if e is second else e for e in run["events"]]}
+
     res = judge("gen-1040", bend)
     assert "model: server peer-fin #2 after #1" in failed_names(res)
 
@@ -125,21 +143,24 @@ def test_a_probe_at_the_rto_instead_is_a_failure():
 def test_a_state_the_kernel_cannot_reach_is_a_failure():
     """fresh-http10: the client, half-closed, ends in TIME_WAIT; a record where it went
     to CLOSE_WAIT instead has no order that explains it."""
+
     def bend(run):
         def swap(e):
-            if e.get("kind") == "state" and e.get("host") == "client" and \
-                    e.get("to") == "FIN_WAIT1":
+            if e.get("kind") == "state" and e.get("host") == "client" and e.get("to") == "FIN_WAIT1":
                 return {**e, "to": "CLOSE_WAIT"}
-            if e.get("kind") == "state" and e.get("host") == "client" and \
-                    e.get("from") == "FIN_WAIT1":
+            if e.get("kind") == "state" and e.get("host") == "client" and e.get("from") == "FIN_WAIT1":
                 return {**e, "from": "CLOSE_WAIT"}
             return e
+
         events = [swap(e) for e in run["events"]]
         obs = run.get("observation")
         if obs:
-            obs = {**obs, **{k: [swap(e) for e in obs.get(k, [])]
-                             for k in ("tracepoint_states", "diag_states")}}
+            obs = {
+                **obs,
+                **{k: [swap(e) for e in obs.get(k, [])] for k in ("tracepoint_states", "diag_states")},
+            }
         return {**run, "events": events, "observation": obs}
+
     res = judge("fresh-http10", bend)
     assert "model: client states after ESTABLISHED" in failed_names(res)
 
@@ -169,13 +190,20 @@ def test_a_close_long_before_the_peer_fin_cannot_show_close_wait(name):
     client's close() was then made well beyond the race bound before the FIN came, so
     it reached the kernel first (FIN_WAIT1); CLOSE_WAIT and no ACK of the FIN, as
     recorded, is no order the kernel can take."""
+
     def bend(run):
         def later(e):
-            if e.get("kind") == "segment" and e.get("from") == "server" and \
-                    e.get("name") == "fin" and e.get("t_out") is not None:
+            if (
+                e.get("kind") == "segment"
+                and e.get("from") == "server"
+                and e.get("name") == "fin"
+                and e.get("t_out") is not None
+            ):
                 return {**e, "t_out": e["t_out"] + 0.003}
             return e
+
         return {**run, "events": [later(e) for e in run["events"]]}
+
     failed = failed_names(judge(name, bend))
     assert "model: client states after ESTABLISHED" in failed
     assert "model: client fin-ack count" in failed
@@ -210,10 +238,14 @@ def test_record_round_trip_keeps_what_judging_reads():
 
 def slow_syn_ack(by: float):
     def bend(run: dict) -> dict:
-        events = [dict(e, t_out=e["t_out"] + by) if e.get("kind") == "segment"
-                  and e.get("name") == "syn-ack" and e.get("t_out") is not None else e
-                  for e in run["events"]]
+        events = [
+            dict(e, t_out=e["t_out"] + by)
+            if e.get("kind") == "segment" and e.get("name") == "syn-ack" and e.get("t_out") is not None
+            else e
+            for e in run["events"]
+        ]
         return {**run, "events": events}
+
     return bend
 
 
@@ -243,9 +275,19 @@ def test_a_copy_of_the_syn_after_the_handshake_draws_one_challenge_ack():
     handshake completed; the server's full socket answered it with a challenge ACK
     (RFC 5961 4.2). Judged, not abstained; without that ACK the record is wrong."""
     res = judge("gen-2055")
-    assert res.verdict == "pass" and not any(
-        "handshake segment counts" in c.name for c in res.checks)
-    bent = judge("gen-2055", lambda r: drop_events(r, lambda e: not (
-        e.get("kind") == "segment" and e.get("from") == "server"
-        and e.get("name") == "data-ack" and e.get("nth") == 1)))
+    assert res.verdict == "pass" and not any("handshake segment counts" in c.name for c in res.checks)
+    bent = judge(
+        "gen-2055",
+        lambda r: drop_events(
+            r,
+            lambda e: (
+                not (
+                    e.get("kind") == "segment"
+                    and e.get("from") == "server"
+                    and e.get("name") == "data-ack"
+                    and e.get("nth") == 1
+                )
+            ),
+        ),
+    )
     assert bent.verdict == "fail", [c.name for c in bent.checks if not c.passed]

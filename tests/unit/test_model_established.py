@@ -8,9 +8,17 @@ import pytest
 from tcplab.core.faults import HostFault
 from tcplab.core.model.established import predict as predict_bursts
 from tcplab.core.scenario import Expect, Scenario, Step
-from tcplab.core.model.established import (EstParams, Keepalive, UnreachableRouter,
-                                           initial_rto, keepalive_probes, probe_timeout,
-                                           retransmissions, time_limit, with_bursts)
+from tcplab.core.model.established import (
+    EstParams,
+    Keepalive,
+    UnreachableRouter,
+    initial_rto,
+    keepalive_probes,
+    probe_timeout,
+    retransmissions,
+    time_limit,
+    with_bursts,
+)
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.prediction import Prediction
 
@@ -50,16 +58,17 @@ def test_loss_probe_waits_no_longer_than_the_rto():
     assert probe_timeout(K618, p, 0.150, 0.6) == pytest.approx(0.5)  # 2 srtt + rto_min
 
 
-@pytest.mark.parametrize("boundary,rto_max,limit", [
-    (15, 120, 924.6),  # ip-sysctl.rst's "hypothetical timeout of 924.6 seconds"
-    (5, 120, 12.6),
-    (3, 120, 3.0),  # tcp_retries1: the route re-check
-    (8, 120, 102.2),  # RFC 1122's "at least 100 seconds"
-    (9, 120, 204.6),  # the last one below ilog2(120 s / 200 ms) = 9
-    (15, 1, 14.4),  # tcp_rto_max_ms=1000: ilog2(5) = 2, then 13 x 1 s
-])
-
-
+@pytest.mark.parametrize(
+    "boundary,rto_max,limit",
+    [
+        (15, 120, 924.6),  # ip-sysctl.rst's "hypothetical timeout of 924.6 seconds"
+        (5, 120, 12.6),
+        (3, 120, 3.0),  # tcp_retries1: the route re-check
+        (8, 120, 102.2),  # RFC 1122's "at least 100 seconds"
+        (9, 120, 204.6),  # the last one below ilog2(120 s / 200 ms) = 9
+        (15, 1, 14.4),  # tcp_rto_max_ms=1000: ilog2(5) = 2, then 13 x 1 s
+    ],
+)
 def test_give_up_limit_is_tcp_model_timeout_from_tcp_rto_min(boundary, rto_max, limit):
     assert time_limit(K618, boundary, rto_max) == pytest.approx(limit)
 
@@ -72,10 +81,11 @@ def test_retries2_5_on_6_18_matches_the_measured_chain():
     0.207, 0.415, 0.851, 1.683, 3.347, 6.835 s, recv() failing 13.49 s after the send)."""
     sent, give_up = times(K618, params(K618, tcp_retries2=5))
     assert sent == [0, 0.204, 0.408, 0.816, 1.632, 3.264, 6.528]
-    assert [x.cause for x in retransmissions(K618, params(K618, tcp_retries2=5), LAN)[0]] == \
-        ["first", "probe"] + ["timer"] * 5
-    assert (round(give_up.t, 3), give_up.error, give_up.rto_retransmits) == \
-        (13.056, "ETIMEDOUT", 5)
+    assert [x.cause for x in retransmissions(K618, params(K618, tcp_retries2=5), LAN)[0]] == [
+        "first",
+        "probe",
+    ] + ["timer"] * 5
+    assert (round(give_up.t, 3), give_up.error, give_up.rto_retransmits) == (13.056, "ETIMEDOUT", 5)
     assert give_up.retries1_at == pytest.approx(6.528)  # 3.0 s after 0.408, at an expiry
 
 
@@ -86,8 +96,7 @@ def test_default_retries2_15_gives_up_after_about_929_s_on_both(kernel):
     sent, give_up = times(kernel, params(kernel))
     assert len(sent) == 17  # the data, a tail loss probe and 15 RTO retransmissions
     gaps = [round(b - a, 3) for a, b in zip(sent, sent[1:])]
-    assert gaps[:11] == [0.204, 0.204, 0.408, 0.816, 1.632, 3.264, 6.528, 13.056, 26.112,
-                         52.224, 104.448]
+    assert gaps[:11] == [0.204, 0.204, 0.408, 0.816, 1.632, 3.264, 6.528, 13.056, 26.112, 52.224, 104.448]
     assert gaps[11:] == [120] * 5  # capped at TCP_RTO_MAX
     assert round(give_up.t, 3) == 928.896
     assert give_up.error == "ETIMEDOUT"
@@ -132,18 +141,24 @@ def test_icmp_rate_limit_of_a_router_without_a_route():
     11.642 s of the chain 0, 0.206, 0.414, 0.826, 1.658, 3.322, 4.954, 8.314, 11.642."""
     router = UnreachableRouter()
     chain = [0, 0.206, 0.414, 0.826, 1.658, 3.322, 4.954, 8.314, 11.642]
-    assert [router.answers(t) for t in chain] == [True, True, False, False, False, True,
-                                                  False, True, True]
+    assert [router.answers(t) for t in chain] == [True, True, False, False, False, True, False, True, True]
 
 
 def test_icmp_is_a_soft_error_that_undoes_a_doubling_and_names_the_errno():
     """network-down: tcp_ld_RTO_revert() halves the wait after an answered RTO
     retransmission; the give-up comes by time, with sk_err_soft = ENETUNREACH."""
-    sent, give_up = retransmissions(K618, params(K618, tcp_retries2=5), LAN,
-                                    router=UnreachableRouter())
+    sent, give_up = retransmissions(K618, params(K618, tcp_retries2=5), LAN, router=UnreachableRouter())
     assert [(round(x.t, 3), x.icmp) for x in sent] == [
-        (0, True), (0.204, True), (0.408, False), (0.816, False), (1.632, False),
-        (3.264, True), (4.896, False), (8.16, True), (11.424, True)]
+        (0, True),
+        (0.204, True),
+        (0.408, False),
+        (0.816, False),
+        (1.632, False),
+        (3.264, True),
+        (4.896, False),
+        (8.16, True),
+        (11.424, True),
+    ]
     assert (round(give_up.t, 3), give_up.error) == (14.688, "ENETUNREACH")
     assert give_up.rto_retransmits == 7  # two more than into a crashed host
 
@@ -196,8 +211,18 @@ def test_answered_probes_restart_the_idle_time():
 
 
 def scenario(faults, client, server):
-    return Scenario("x.yaml", "x", "", (), {}, {"client": tuple(client), "server": tuple(server)},
-                    (), Expect(), 30.0, host_faults=tuple(faults))
+    return Scenario(
+        "x.yaml",
+        "x",
+        "",
+        (),
+        {},
+        {"client": tuple(client), "server": tuple(server)},
+        (),
+        Expect(),
+        30.0,
+        host_faults=tuple(faults),
+    )
 
 
 def handshake_done(kernel):
@@ -211,9 +236,11 @@ def extended(pred: Prediction, kernel: Kernel, sc, sysctls: dict) -> Prediction:
 
 
 def test_extend_predicts_the_clients_data_into_a_crashed_server():
-    sc = scenario([HostFault("crash", "server", 1.0)],
-                  [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100),
-                   Step("recv")], [Step("listen", 8080), Step("accept"), Step("recv")])
+    sc = scenario(
+        [HostFault("crash", "server", 1.0)],
+        [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100), Step("recv")],
+        [Step("listen", 8080), Step("accept"), Step("recv")],
+    )
     pred = handshake_done(K618)
     pred = extended(pred, K618, sc, {"client": {"net.ipv4.tcp_retries2": "5"}})
     data = pred.of("client", "data")
@@ -224,10 +251,16 @@ def test_extend_predicts_the_clients_data_into_a_crashed_server():
 
 
 def test_extend_predicts_keepalive_and_its_rst_for_a_crashed_client():
-    sc = scenario([HostFault("crash", "client", 1.0)],
-                  [Step("connect", ("server", 8080)), Step("sleep", 8.0)],
-                  [Step("listen", 8080), Step("accept"),
-                   Step("keepalive", {"idle": 2, "interval": 1, "count": 3}), Step("recv")])
+    sc = scenario(
+        [HostFault("crash", "client", 1.0)],
+        [Step("connect", ("server", 8080)), Step("sleep", 8.0)],
+        [
+            Step("listen", 8080),
+            Step("accept"),
+            Step("keepalive", {"idle": 2, "interval": 1, "count": 3}),
+            Step("recv"),
+        ],
+    )
     pred = handshake_done(K618)
     pred = extended(pred, K618, sc, {})
     assert [round(s.t, 2) for s in pred.of("server", "keepalive")] == [2.0, 3.0, 4.0]
@@ -238,9 +271,11 @@ def test_extend_predicts_keepalive_and_its_rst_for_a_crashed_client():
 def test_extend_without_keepalive_predicts_nothing_more():
     """F7's other half: without keepalive nothing ever tells the server; no segment, no
     abort (the connection stays ESTABLISHED)."""
-    sc = scenario([HostFault("crash", "client", 1.0)],
-                  [Step("connect", ("server", 8080)), Step("sleep", 8.0)],
-                  [Step("listen", 8080), Step("accept"), Step("recv")])
+    sc = scenario(
+        [HostFault("crash", "client", 1.0)],
+        [Step("connect", ("server", 8080)), Step("sleep", 8.0)],
+        [Step("listen", 8080), Step("accept"), Step("recv")],
+    )
     pred = handshake_done(K618)
     pred = extended(pred, K618, sc, {})
     (quiet,) = pred.established
@@ -251,9 +286,11 @@ def test_extend_without_keepalive_predicts_nothing_more():
 def test_data_sent_after_the_link_is_back_is_not_into_the_silence():
     """network-restored: down 1-3 s, the client sends at 4 s: an ordinary send; while it
     was down nothing was sent, so the model only says the client stayed quiet."""
-    sc = scenario([HostFault("link-down", "server", 1.0, until=3.0)],
-                  [Step("connect", ("server", 8080)), Step("sleep", 4.0), Step("send", 100),
-                   Step("recv")], [Step("listen", 8080), Step("accept"), Step("recv")])
+    sc = scenario(
+        [HostFault("link-down", "server", 1.0, until=3.0)],
+        [Step("connect", ("server", 8080)), Step("sleep", 4.0), Step("send", 100), Step("recv")],
+        [Step("listen", 8080), Step("accept"), Step("recv")],
+    )
     pred = handshake_done(K618)
     pred = extended(pred, K618, sc, {})
     assert [b.name for b in pred.established] == ["quiet"]
@@ -261,13 +298,14 @@ def test_data_sent_after_the_link_is_back_is_not_into_the_silence():
 
 
 def test_data_into_a_link_that_comes_back_is_answered_and_nothing_gives_up():
-    sc = scenario([HostFault("link-down", "server", 1.0, until=3.0)],
-                  [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100),
-                   Step("recv")], [Step("listen", 8080), Step("accept"), Step("recv")])
+    sc = scenario(
+        [HostFault("link-down", "server", 1.0, until=3.0)],
+        [Step("connect", ("server", 8080)), Step("sleep", 2.0), Step("send", 100), Step("recv")],
+        [Step("listen", 8080), Step("accept"), Step("recv")],
+    )
     pred = handshake_done(K618)
     pred = extended(pred, K618, sc, {})
     data = pred.of("client", "data")
     assert [round(s.t, 3) for s in data] == [2.0, 2.204, 2.408, 2.816, 3.632]
     assert [s.fate for s in data][-2:] == ["dropped", "delivered"]
     assert ("client", "recv") not in pred.calls
-

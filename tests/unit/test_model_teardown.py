@@ -7,8 +7,14 @@ from tcplab.core.faults import Fault, HostFault
 from tcplab.core.scenario import Step
 from tcplab.format.load import load_text
 from tcplab.core.model.kernel import Kernel
-from tcplab.core.model.teardown.params import (TeardownParams, Unsupported, fin_schedule,
-                                               fin_time, model_timeout, rto_after_handshake)
+from tcplab.core.model.teardown.params import (
+    TeardownParams,
+    Unsupported,
+    fin_schedule,
+    fin_time,
+    model_timeout,
+    rto_after_handshake,
+)
 from tcplab.core.model.teardown.predict import predict_teardown, teardown_for
 from tcplab.core.model.teardown.prediction import teardown_hints
 
@@ -17,8 +23,7 @@ R = 0.204  # the RTO after a LAN handshake at HZ=250: 0.2 s + the RTT, up to a j
 
 
 def params(kernel, **sysctls):
-    return TeardownParams.from_sysctls(kernel, {f"net.ipv4.{k}": str(v)
-                                                for k, v in sysctls.items()})
+    return TeardownParams.from_sysctls(kernel, {f"net.ipv4.{k}": str(v) for k, v in sysctls.items()})
 
 
 def test_rto_after_a_lan_handshake():
@@ -40,7 +45,7 @@ def test_orphan_fin_lost_defaults_probe_then_eight_rtos_then_silence():
     """Row 4 [V]: 0.205, 0.413, 0.829, ... 54.3 s; destroyed 107.5 s after close."""
     for k in (K61, K618):
         offsets, dies = fin_schedule(params(k), R, orphaned=True)
-        assert offsets == pytest.approx([R * 2 ** i for i in range(9)])
+        assert offsets == pytest.approx([R * 2**i for i in range(9)])
         assert dies == pytest.approx(512 * R)  # 104.4 s nominal
 
 
@@ -77,12 +82,17 @@ def steps(text):
     return [Step(*part) for part in text]
 
 
-def predict(client, server, faults=(), kernel=K618, sysctls=None, until=600.0,
-            host_faults=()):
+def predict(client, server, faults=(), kernel=K618, sysctls=None, until=600.0, host_faults=()):
     p = {h: params(kernel, **(sysctls or {}).get(h, {})) for h in ("client", "server")}
-    return predict_teardown(kernel, p, {"client": 0.0005, "server": 0.0005},
-                            {"client": client, "server": server}, tuple(faults), until=until,
-                            host_faults=tuple(host_faults))
+    return predict_teardown(
+        kernel,
+        p,
+        {"client": 0.0005, "server": 0.0005},
+        {"client": client, "server": server},
+        tuple(faults),
+        until=until,
+        host_faults=tuple(host_faults),
+    )
 
 
 def states(pred, host):
@@ -95,13 +105,18 @@ CLOSE_AT_100MS = steps([("sleep", 0.1), ("close",), ("sleep", 1.0)])
 def test_three_way_close_passes_fin_wait2_for_no_time():
     pred = predict(CLOSE_AT_100MS, steps([("recv",), ("close",)]))
     assert [s.name for s in pred.segments] == ["fin", "peer-fin", "last-ack"]
-    assert states(pred, "client") == [(0.1, "FIN_WAIT1"), (0.1, "FIN_WAIT2"), (0.1, "TIME_WAIT"),
-                                      (60.1, "CLOSE")]
+    assert states(pred, "client") == [
+        (0.1, "FIN_WAIT1"),
+        (0.1, "FIN_WAIT2"),
+        (0.1, "TIME_WAIT"),
+        (60.1, "CLOSE"),
+    ]
 
 
 def test_four_way_close_and_time_wait_60s():
-    pred = predict(steps([("sleep", 0.1), ("close",), ("sleep", 70.0)]),
-                   steps([("recv",), ("sleep", 0.2), ("close",)]))
+    pred = predict(
+        steps([("sleep", 0.1), ("close",), ("sleep", 70.0)]), steps([("recv",), ("sleep", 0.2), ("close",)])
+    )
     assert [s.name for s in pred.segments] == ["fin", "fin-ack", "peer-fin", "last-ack"]
     assert states(pred, "client")[-2:] == [(0.3, "TIME_WAIT"), (60.3, "CLOSE")]
     assert [s for _, s in states(pred, "server")] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
@@ -109,21 +124,25 @@ def test_four_way_close_and_time_wait_60s():
 
 
 def test_last_ack_lost_restarts_time_wait_with_every_fin():
-    pred = predict(steps([("sleep", 0.1), ("close",), ("sleep", 90.0)]),
-                   steps([("recv",), ("sleep", 0.2), ("close",)]),
-                   [Fault("drop", "last-ack", nth=tuple(range(1, 8)))])
+    pred = predict(
+        steps([("sleep", 0.1), ("close",), ("sleep", 90.0)]),
+        steps([("recv",), ("sleep", 0.2), ("close",)]),
+        [Fault("drop", "last-ack", nth=tuple(range(1, 8)))],
+    )
     fins = [round(s.t - 0.3, 3) for s in pred.of("server", "peer-fin")]
-    assert fins == pytest.approx([0] + [R * 2 ** i for i in range(7)], abs=1e-3)
+    assert fins == pytest.approx([0] + [R * 2**i for i in range(7)], abs=1e-3)
     assert len(pred.of("client", "last-ack")) == 8  # every copy ACKed, not rate-limited
     tw = [s for s in pred.states["client"] if s.state in ("TIME_WAIT", "CLOSE")]
     assert tw[-1].t - tw[0].t == pytest.approx(64 * R + 60, abs=1e-3)
 
 
 def test_orphan_fin_wait2_times_out_then_a_late_fin_gets_rst():
-    pred = predict(steps([("sleep", 0.1), ("close",), ("sleep", 5.0)]),
-                   steps([("recv",), ("sleep", 0.2), ("close",)]),
-                   [Fault("drop", "peer-fin", nth=(1, 2, 3, 4, 5))],
-                   sysctls={"client": {"tcp_fin_timeout": 2}})
+    pred = predict(
+        steps([("sleep", 0.1), ("close",), ("sleep", 5.0)]),
+        steps([("recv",), ("sleep", 0.2), ("close",)]),
+        [Fault("drop", "peer-fin", nth=(1, 2, 3, 4, 5))],
+        sysctls={"client": {"tcp_fin_timeout": 2}},
+    )
     assert states(pred, "client")[-2:] == [(0.1, "FIN_WAIT2"), (2.1, "CLOSE")]
     (rst,) = pred.of("client", "rst")
     assert rst.t == pytest.approx(0.3 + 16 * R, abs=1e-3)
@@ -132,9 +151,11 @@ def test_orphan_fin_wait2_times_out_then_a_late_fin_gets_rst():
 
 
 def test_shutdown_fin_wait2_has_no_timer():
-    pred = predict(steps([("sleep", 0.1), ("shutdown", "wr"), ("sleep", 100.0)]),
-                   steps([("recv",), ("sleep", 100.0)]),
-                   sysctls={"client": {"tcp_fin_timeout": 3}})
+    pred = predict(
+        steps([("sleep", 0.1), ("shutdown", "wr"), ("sleep", 100.0)]),
+        steps([("recv",), ("sleep", 100.0)]),
+        sysctls={"client": {"tcp_fin_timeout": 3}},
+    )
     assert [s for _, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2"]
 
 
@@ -157,8 +178,12 @@ def test_crossing_fins_whose_ack_overtakes_one_are_closing_on_one_side_only():
 
 
 def test_orphan_fin_lost_dies_silently_on_6_1_too():
-    pred = predict(steps([("sleep", 0.1), ("close",), ("sleep", 120.0)]),
-                   steps([("sleep", 120.0)]), [Fault("drop", "fin")], kernel=K61)
+    pred = predict(
+        steps([("sleep", 0.1), ("close",), ("sleep", 120.0)]),
+        steps([("sleep", 120.0)]),
+        [Fault("drop", "fin")],
+        kernel=K61,
+    )
     assert len(pred.of("client", "fin")) == 10 and not pred.of("client", "rst")
     assert states(pred, "client")[-1] == (round(0.1 + 512 * R, 3), "CLOSE")
 
@@ -178,18 +203,15 @@ def test_scenarios_the_model_does_not_cover():
     # Data the peer accepts beyond the initial window needs ACK clocking: not modelled,
     # and said so (the checks show it as "not judged"), never predicted wrong.
     bulk = SCENARIO.format("send: 100000").replace("close]", "sleep: 1s, close]")
-    assert teardown_for(load_text(bulk, "x"), k, {}).unsupported == \
-        "bulk data beyond the initial window"
+    assert teardown_for(load_text(bulk, "x"), k, {}).unsupported == "bulk data beyond the initial window"
     # SO_KEEPALIVE on a connection that closes before any idle time: nothing changes
-    assert not teardown_for(load_text(SCENARIO.format("keepalive: on"), "x"), k, {}
-                            ).unsupported
+    assert not teardown_for(load_text(SCENARIO.format("keepalive: on"), "x"), k, {}).unsupported
     no_close = SCENARIO.format("recv").replace(", close]", ", sleep: 1s]")
     assert teardown_for(load_text(no_close, "x"), k, {}) is None
 
 
 def test_a_delayed_ack_racing_close_may_or_may_not_leave():
-    pred = predict(CLOSE_AT_100MS, steps([("recv",), ("close",)]),
-                   [Fault("drop", "fin-ack")])
+    pred = predict(CLOSE_AT_100MS, steps([("recv",), ("close",)]), [Fault("drop", "fin-ack")])
     assert not pred.of("server", "fin-ack")
     (maybe,) = pred.maybe
     assert (maybe.sender, maybe.name, maybe.fate) == ("server", "fin-ack", "dropped")
@@ -200,8 +222,9 @@ def test_a_delayed_ack_racing_close_may_or_may_not_leave():
 
 
 def test_live_hints_name_the_next_segments_and_states():
-    pred = predict(steps([("sleep", 0.1), ("close",), ("sleep", 70.0)]),
-                   steps([("recv",), ("sleep", 0.2), ("close",)]))
+    pred = predict(
+        steps([("sleep", 0.1), ("close",), ("sleep", 70.0)]), steps([("recv",), ("sleep", 0.2), ("close",)])
+    )
     hints = teardown_hints(pred, origin=5.0, now=5.25)
     soon = [what for t, what in hints if t < 5.31]
     assert min(hints)[0] == pytest.approx(5.3, abs=1e-3)
@@ -221,13 +244,19 @@ def segs(pred):
 def test_a_killed_app_closes_like_close_and_the_peer_finishes_the_four_way_close(kernel):
     """F5: kill -9 at 1 s: its kernel sends the FIN; the client's recv() sees EOF and it
     closes; the orphaned server ends in TIME_WAIT (LINUX-TCP row 9)."""
-    pred = predict(steps([("recv",), ("close",), ("sleep", 1.0)]), steps([("sleep", 5.0)]),
-                   kernel=kernel, host_faults=[HostFault("kill", "server", 1.0)])
-    assert segs(pred) == [("server", "fin", "delivered"), ("client", "peer-fin", "delivered"),
-                          ("server", "last-ack", "delivered")]
+    pred = predict(
+        steps([("recv",), ("close",), ("sleep", 1.0)]),
+        steps([("sleep", 5.0)]),
+        kernel=kernel,
+        host_faults=[HostFault("kill", "server", 1.0)],
+    )
+    assert segs(pred) == [
+        ("server", "fin", "delivered"),
+        ("client", "peer-fin", "delivered"),
+        ("server", "last-ack", "delivered"),
+    ]
     assert pred.segments[0].t == pytest.approx(1.0)
-    assert [s for _t, s in states(pred, "server")] == ["FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-                                                       "CLOSE"]
+    assert [s for _t, s in states(pred, "server")] == ["FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE"]
     assert [s for _t, s in states(pred, "client")] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
     assert states(pred, "server")[-1][0] == pytest.approx(61.0, abs=0.01)
 
@@ -236,10 +265,17 @@ def test_data_to_a_closed_apps_socket_is_answered_with_rst():
     """F6: after the kill the server's socket is an orphan in FIN_WAIT2 (its receive
     side shut by close()): the client's 100 bytes at 2 s abort it with an RST, which
     closes the client's CLOSE_WAIT socket before its own close()."""
-    pred = predict(steps([("sleep", 2.0), ("send", 100), ("sleep", 0.3), ("close",)]),
-                   steps([("sleep", 5.0)]), host_faults=[HostFault("kill", "server", 1.0)])
-    assert segs(pred) == [("server", "fin", "delivered"), ("client", "fin-ack", "delivered"),
-                          ("client", "data", "delivered"), ("server", "rst", "delivered")]
+    pred = predict(
+        steps([("sleep", 2.0), ("send", 100), ("sleep", 0.3), ("close",)]),
+        steps([("sleep", 5.0)]),
+        host_faults=[HostFault("kill", "server", 1.0)],
+    )
+    assert segs(pred) == [
+        ("server", "fin", "delivered"),
+        ("client", "fin-ack", "delivered"),
+        ("client", "data", "delivered"),
+        ("server", "rst", "delivered"),
+    ]
     assert pred.of("server", "rst")[0].t == pytest.approx(2.0, abs=0.001)
     assert [s for _t, s in states(pred, "server")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
     assert [s for _t, s in states(pred, "client")] == ["CLOSE_WAIT", "CLOSE"]
@@ -249,10 +285,17 @@ def test_data_to_a_closed_apps_socket_is_answered_with_rst():
 def test_a_rebooted_host_says_nothing_then_answers_data_with_rst():
     """F2: the app dies and its socket is destroyed while the host is silent: its FIN
     and RST are dropped at the router; the client's data at 4 s meets no socket."""
-    pred = predict(steps([("sleep", 4.0), ("send", 100), ("recv",)]), steps([("sleep", 6.0)]),
-                   host_faults=[HostFault("reboot", "server", 1.0, 3.0)])
-    assert segs(pred) == [("server", "fin", "dropped"), ("server", "rst", "dropped"),
-                          ("client", "data", "delivered"), ("server", "rst", "delivered")]
+    pred = predict(
+        steps([("sleep", 4.0), ("send", 100), ("recv",)]),
+        steps([("sleep", 6.0)]),
+        host_faults=[HostFault("reboot", "server", 1.0, 3.0)],
+    )
+    assert segs(pred) == [
+        ("server", "fin", "dropped"),
+        ("server", "rst", "dropped"),
+        ("client", "data", "delivered"),
+        ("server", "rst", "delivered"),
+    ]
     assert states(pred, "server") == [(1.0, "FIN_WAIT1"), (1.0, "CLOSE")]
     assert [s for _t, s in states(pred, "client")] == ["CLOSE"]
     assert states(pred, "client")[0][0] == pytest.approx(4.0, abs=0.001)
@@ -261,8 +304,9 @@ def test_a_rebooted_host_says_nothing_then_answers_data_with_rst():
 def test_linger_zero_close_sends_rst_and_skips_time_wait():
     """T9: SO_LINGER {on, 0}: close() is tcp_disconnect(): an RST, CLOSE at once on
     both sides, no FIN from anyone."""
-    pred = predict(steps([("linger", 0), ("sleep", 0.1), ("close",), ("sleep", 0.5)]),
-                   steps([("recv",), ("sleep", 0.5)]))
+    pred = predict(
+        steps([("linger", 0), ("sleep", 0.1), ("close",), ("sleep", 0.5)]), steps([("recv",), ("sleep", 0.5)])
+    )
     assert segs(pred) == [("client", "rst", "delivered")]
     assert states(pred, "client") == [(0.1, "CLOSE")]
     assert [s for _t, s in states(pred, "server")] == ["CLOSE"]
@@ -273,28 +317,37 @@ def test_linger_zero_close_sends_rst_and_skips_time_wait():
 
 def test_unread_data_at_close_aborts_with_rst():
     """tcp_close(): bytes the application never read make close() send an RST."""
-    pred = predict(steps([("send", 10), ("sleep", 1.0)]),
-                   steps([("sleep", 0.5), ("close",)]))
+    pred = predict(steps([("send", 10), ("sleep", 1.0)]), steps([("sleep", 0.5), ("close",)]))
     assert [(s.sender, s.name) for s in pred.segments] == [
-        ("client", "data"), ("server", "data-ack"), ("server", "rst")]
+        ("client", "data"),
+        ("server", "data-ack"),
+        ("server", "rst"),
+    ]
     assert states(pred, "server") == [(0.5, "CLOSE")]
 
 
 def test_without_timewait_buckets_the_closer_closes_and_resets_a_late_fin():
     """T9: tcp_max_tw_buckets=0: tcp_time_wait() gets no minisocket and closes; the
     server's retransmitted FIN (its last ACK was dropped) meets no socket: RST."""
-    pred = predict(steps([("shutdown", "wr"), ("recv",), ("sleep", 1.5)]),
-                   steps([("recv",), ("close",), ("sleep", 2.0)]),
-                   [Fault("drop", "last-ack")],
-                   sysctls={"client": {"tcp_max_tw_buckets": 0}})
+    pred = predict(
+        steps([("shutdown", "wr"), ("recv",), ("sleep", 1.5)]),
+        steps([("recv",), ("close",), ("sleep", 2.0)]),
+        [Fault("drop", "last-ack")],
+        sysctls={"client": {"tcp_max_tw_buckets": 0}},
+    )
     assert [s for _t, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
     assert [s for _t, s in states(pred, "server")] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
     assert [(s.sender, s.name, s.fate) for s in pred.segments][-2:] == [
-        ("server", "peer-fin", "delivered"), ("client", "rst", "delivered")]
+        ("server", "peer-fin", "delivered"),
+        ("client", "rst", "delivered"),
+    ]
     assert pred.of("server", "peer-fin")[1].t == pytest.approx(R, abs=0.002)  # the probe
     # An orphan cannot park in FIN_WAIT2 either: closed as the ACK of its FIN arrives.
-    pred = predict(steps([("close",), ("sleep", 1.0)]), steps([("sleep", 2.0)]),
-                   sysctls={"client": {"tcp_max_tw_buckets": 0}})
+    pred = predict(
+        steps([("close",), ("sleep", 1.0)]),
+        steps([("sleep", 2.0)]),
+        sysctls={"client": {"tcp_max_tw_buckets": 0}},
+    )
     assert [s for _t, s in states(pred, "client")] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"]
     assert states(pred, "client")[-1][0] == pytest.approx(states(pred, "client")[1][0])
 
@@ -304,9 +357,10 @@ def test_writing_to_a_peer_that_closed_draws_one_rst_per_segment():
     1 MB at 2 s leaves as the initial window, 10 segments. The first aborts the orphan
     (FIN_WAIT2 minisocket), the other nine find no socket: ten RSTs. send() is blocked
     for the send buffer when the first RST arrives; the next send sends nothing."""
-    pred = predict(steps([("rcvtimeo", 1.0), ("send", "request"), ("recv",), ("close",),
-                          ("sleep", 2.0)]),
-                   steps([("recv",), ("sleep", 2.0), ("send", 1_000_000), ("send", 1000)]))
+    pred = predict(
+        steps([("rcvtimeo", 1.0), ("send", "request"), ("recv",), ("close",), ("sleep", 2.0)]),
+        steps([("recv",), ("sleep", 2.0), ("send", 1_000_000), ("send", 1000)]),
+    )
     assert pred.of("client", "fin")[0].t == pytest.approx(1.0, abs=0.001)
     assert len(pred.of("server", "data")) == 10 and len(pred.of("client", "rst")) == 10
     # ... and an eleventh if the server's tail loss probe beats the RSTs back
@@ -321,17 +375,29 @@ def test_what_the_teardown_leaves_to_the_established_model():
     core/model/established.py's: the teardown model declines them."""
 
     with pytest.raises(Unsupported):
-        predict(steps([("sleep", 1.5), ("send", 100), ("recv",)]), steps([("sleep", 9.0)]),
-                host_faults=[HostFault("crash", "server", 1.0)])
+        predict(
+            steps([("sleep", 1.5), ("send", 100), ("recv",)]),
+            steps([("sleep", 9.0)]),
+            host_faults=[HostFault("crash", "server", 1.0)],
+        )
     with pytest.raises(Unsupported):
-        predict(steps([("sleep", 1.5), ("send", 100), ("recv",)]), steps([("sleep", 9.0)]),
-                host_faults=[HostFault("link-down", "server", 1.0, 3.0)])
+        predict(
+            steps([("sleep", 1.5), ("send", 100), ("recv",)]),
+            steps([("sleep", 9.0)]),
+            host_faults=[HostFault("link-down", "server", 1.0, 3.0)],
+        )
     # A link down and up while nobody sends: nothing happens (F4).
-    pred = predict(steps([("sleep", 4.0), ("send", 100), ("recv",)]),
-                   steps([("recv",), ("send", 100), ("sleep", 0.5)]),
-                   host_faults=[HostFault("link-down", "server", 1.0, 3.0)])
+    pred = predict(
+        steps([("sleep", 4.0), ("send", 100), ("recv",)]),
+        steps([("recv",), ("send", 100), ("sleep", 0.5)]),
+        host_faults=[HostFault("link-down", "server", 1.0, 3.0)],
+    )
     assert [(s.sender, s.name) for s in pred.segments] == [
-        ("client", "data"), ("server", "data-ack"), ("server", "data"), ("client", "data-ack")]
+        ("client", "data"),
+        ("server", "data-ack"),
+        ("server", "data"),
+        ("client", "data-ack"),
+    ]
     assert pred.states == {"client": [], "server": []}
 
 
@@ -341,10 +407,28 @@ def test_keepalive_probes_in_the_record_leave_the_teardown_unjudged():
 
     sc = load_text(SCENARIO.format("keepalive: on"), "x")
     rec = Record(t0=0.0)
-    for i, (sender, name, t) in enumerate((("client", "syn", 0.0), ("server", "syn-ack", 0.001),
-                                           ("client", "ack", 0.002),
-                                           ("server", "keepalive", 2.0))):
-        rec.segments.append(SegmentSeen(t=t, name=name, nth=1, sender=sender, flags=0, seq=i,
-                                        ack=0, length=0, fate="delivered",
-                                        retransmission=False, conn=1, t_out=t))
+    for i, (sender, name, t) in enumerate(
+        (
+            ("client", "syn", 0.0),
+            ("server", "syn-ack", 0.001),
+            ("client", "ack", 0.002),
+            ("server", "keepalive", 2.0),
+        )
+    ):
+        rec.segments.append(
+            SegmentSeen(
+                t=t,
+                name=name,
+                nth=1,
+                sender=sender,
+                flags=0,
+                seq=i,
+                ack=0,
+                length=0,
+                fate="delivered",
+                retransmission=False,
+                conn=1,
+                t_out=t,
+            )
+        )
     assert teardown_for(sc, K618, {}, rec).unsupported == "server keepalive probes"

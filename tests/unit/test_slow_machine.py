@@ -21,8 +21,16 @@ from unit.test_record_and_check import T0, TEXTBOOK, scenario, syn_lost_record
 
 def slept(rec: Record, length: float, overshoot: float, at: float = 0.5) -> Record:
     rec.app_started("server", {"mono": T0 + at, "call": "sleep", "arg": length})
-    rec.app_finished("server", {"mono": T0 + at, "mono_end": T0 + at + length + overshoot,
-                                "call": "sleep", "arg": length, "result": "ok"})
+    rec.app_finished(
+        "server",
+        {
+            "mono": T0 + at,
+            "mono_end": T0 + at + length + overshoot,
+            "call": "sleep",
+            "arg": length,
+            "result": "ok",
+        },
+    )
     return rec
 
 
@@ -55,8 +63,13 @@ LATE_SYNS = [0, 1.06, 3.09, 7.12, 15.15, 31.18]  # the first RTO 60 ms late, the
 
 def model_checks(rec, late):
     kernel = Kernel((6, 1), late=late)
-    pred = predict_handshake(kernel, HostParams(syn_retries=5, syn_linear_timeouts=0),
-                             HostParams(), (Fault("drop", "syn"),), listens=True)
+    pred = predict_handshake(
+        kernel,
+        HostParams(syn_retries=5, syn_linear_timeouts=0),
+        HostParams(),
+        (Fault("drop", "syn"),),
+        listens=True,
+    )
     return check_model(pred, rec)
 
 
@@ -96,6 +109,7 @@ ffffffff82071b10 t tcp_orphan_update
 
 def test_the_timer_filter_names_tcps_timers_by_address():
     from tcplab.lab.tracefs import timer_filter
+
     rule = timer_filter(KALLSYMS)
     assert rule.count("function == 0x") == 5 and "0xffffffff8208d500" in rule
     assert "82071b10" not in rule and "81244513" not in rule  # not a TCP timer, a .cold part
@@ -105,11 +119,18 @@ def test_the_timer_filter_names_tcps_timers_by_address():
 
 def test_timer_lateness_keeps_what_ran_more_than_a_tick_late():
     from tcplab.lab.tracefs import parse_trace_line, timer_lateness
-    lines = [f"          <idle>-0       [001] ..s1. 100.{i:06d}: timer_expire_entry: "
-             f"timer=0000000011 function={fn} now={now} baseclk={base}"
-             for i, (fn, now, base) in enumerate([("tcp_write_timer", 1000, 1000),
-                                                  ("tcp_write_timer", 2001, 2000),
-                                                  ("tcp_delack_timer", 3012, 3000)])]
+
+    lines = [
+        f"          <idle>-0       [001] ..s1. 100.{i:06d}: timer_expire_entry: "
+        f"timer=0000000011 function={fn} now={now} baseclk={base}"
+        for i, (fn, now, base) in enumerate(
+            [
+                ("tcp_write_timer", 1000, 1000),
+                ("tcp_write_timer", 2001, 2000),
+                ("tcp_delack_timer", 3012, 3000),
+            ]
+        )
+    ]
     got = timer_lateness([parse_trace_line(x) for x in lines])
     assert got == [[100.000002, 12, "tcp_delack_timer"]]
 
@@ -139,16 +160,25 @@ def test_the_stable_level_comes_from_uname():
     assert Kernel.from_release("6.1.0-50-cloud-amd64", 250, debian).stable == 176
     assert Kernel.from_release("6.1.0-50-cloud-amd64").stable is None
     assert Kernel.from_release("6.18.44-fc-v1147").stable == 44
-    assert Kernel.from_release("6.12.95+deb12-cloud-amd64", 250,
-                               "#1 SMP PREEMPT_DYNAMIC Debian 6.12.95-1~bpo12+1").stable == 95
+    assert (
+        Kernel.from_release(
+            "6.12.95+deb12-cloud-amd64", 250, "#1 SMP PREEMPT_DYNAMIC Debian 6.12.95-1~bpo12+1"
+        ).stable
+        == 95
+    )
 
 
-@pytest.mark.parametrize("release, build, want", [
-    ("6.18.44", "", True), ("6.13.0", "", True),
-    ("6.1.0-50-cloud-amd64", "Debian 6.1.176-1", True),  # observed: 17 for listen(16)
-    ("6.1.0-50-cloud-amd64", "Debian 6.1.100-1", None),  # not known either way
-    ("6.1.0-50-cloud-amd64", "", None), ("6.6.0", "", None),
-])
+@pytest.mark.parametrize(
+    "release, build, want",
+    [
+        ("6.18.44", "", True),
+        ("6.13.0", "", True),
+        ("6.1.0-50-cloud-amd64", "Debian 6.1.176-1", True),  # observed: 17 for listen(16)
+        ("6.1.0-50-cloud-amd64", "Debian 6.1.100-1", None),  # not known either way
+        ("6.1.0-50-cloud-amd64", "", None),
+        ("6.6.0", "", None),
+    ],
+)
 def test_the_request_queue_rule_is_known_only_where_it_is(release, build, want):
     assert Kernel.from_release(release, 250, build).accept_queue_full_above is want
 
@@ -156,6 +186,7 @@ def test_the_request_queue_rule_is_known_only_where_it_is(release, build, want):
 def test_a_flood_is_not_judged_where_the_request_queue_rule_is_unknown():
     from tcplab.core.model.predict import predict
     from tcplab.format.load import load_scenario
+
     root = Path(__file__).resolve().parents[2]
     sc = load_scenario(str(root / "scenarios/handshake/syn-flood-syncookies.yaml"))
     unknown = predict(sc, Kernel.from_release("6.1.0-50-cloud-amd64"), sc.sysctls)
@@ -168,6 +199,7 @@ def test_a_flood_is_not_judged_where_the_request_queue_rule_is_unknown():
 def test_a_simultaneous_open_on_an_unknown_stable_level_accepts_either_rule():
     from tcplab.core.model.predict import predict
     from tcplab.format.load import load_scenario
+
     root = Path(__file__).resolve().parents[2]
     sc = load_scenario(str(root / "scenarios/handshake/simultaneous-open.yaml"))
     unknown = predict(sc, Kernel.from_release("6.1.0-50-cloud-amd64"), sc.sysctls)
@@ -192,15 +224,18 @@ jiffies: 4302673438
 
 def test_the_tick_and_the_lab_clock_read_from_timer_list():
     from tcplab.lab.jiffies import parse_timer_list
+
     assert parse_timer_list(TIMER_LIST) == (31124.801213869, 4302673438)
     assert parse_timer_list("no such lines") is None
 
 
 def test_tick_drift_from_two_readings():
     from tcplab.core.check.base import tick_drift
+
     # 15512 jiffies (62.048 s at HZ=250) took 62.3 s of the monotonic clock
     assert tick_drift([(10.0, 1000), (72.3, 16512)], 250) == pytest.approx(
-        (62.3 - 0.008) / 62.048 - 1, abs=1e-6)
+        (62.3 - 0.008) / 62.048 - 1, abs=1e-6
+    )
     assert tick_drift([(10.0, 1000), (72.048, 16512)], 250) == 0.0  # in step
     assert tick_drift([(10.0, 1000), (13.0, 1800)], 250) == 0.0  # too short to tell
     assert tick_drift([(10.0, 1000)], 250) == 0.0
@@ -209,12 +244,12 @@ def test_tick_drift_from_two_readings():
 def test_a_slow_tick_widens_a_one_timer_stay_by_its_drift():
     from unit.test_check_states import TW60, run_checks, time_wait_record
     from tcplab.core.check.states import check_host
+
     rec = time_wait_record(tw_ends=62.6, after=62.56)  # 62.26 s after the handover
     (on_time,) = run_checks(rec, TW60)
     assert not on_time.passed
     drifted = Kernel((6, 1), drift=0.004)  # 60 s of jiffies: 60.24 s of the lab's clock
     (slow,) = check_host("client", TW60, rec, Tolerance(), drifted)
     assert slow.passed and slow.tolerance == pytest.approx(2.052 + 0.24)
-    (far,) = check_host("client", TW60, time_wait_record(tw_ends=63.0, after=62.99),
-                        Tolerance(), drifted)
+    (far,) = check_host("client", TW60, time_wait_record(tw_ends=63.0, after=62.99), Tolerance(), drifted)
     assert not far.passed

@@ -65,59 +65,90 @@ def noted(events, host: str) -> list[tuple[str, str]]:
 
 # parse_trace_line
 
+
 def test_parses_state_line():
     rec = parse_trace_line(HANDSHAKE.splitlines()[3])
     assert rec["mono"] == 279.509827
     assert rec["event"] == "inet_sock_set_state"
     assert rec["fields"] == {
-        "family": "AF_INET", "protocol": "IPPROTO_TCP", "sport": "8080", "dport": "46068",
-        "saddr": "198.18.250.2", "daddr": "198.18.250.1", "saddrv6": "::ffff:198.18.250.2",
-        "daddrv6": "::ffff:198.18.250.1", "oldstate": "TCP_LISTEN", "newstate": "TCP_SYN_RECV"}
+        "family": "AF_INET",
+        "protocol": "IPPROTO_TCP",
+        "sport": "8080",
+        "dport": "46068",
+        "saddr": "198.18.250.2",
+        "daddr": "198.18.250.1",
+        "saddrv6": "::ffff:198.18.250.2",
+        "daddrv6": "::ffff:198.18.250.1",
+        "oldstate": "TCP_LISTEN",
+        "newstate": "TCP_SYN_RECV",
+    }
 
 
-@pytest.mark.parametrize("line, event, key, value", [
-    (RETRANSMIT_SYN, "tcp_retransmit_skb", "state", "TCP_SYN_SENT"),
-    (RETRANSMIT_FAILED, "tcp_retransmit_skb", "err", "-1"),
-    (RETRANSMIT_SYNACK, "tcp_retransmit_synack", "dport", "40988"),
-    (RESET_NO_SOCKET, "tcp_send_reset", "src", "198.18.250.2:9999"),
-    (RESET_FROM_BOUND_LISTENER, "tcp_send_reset", "reason", "TCP_FLAGS"),
-    (RESET_RECEIVED, "tcp_receive_reset", "sock_cookie", "1"),
-])
+@pytest.mark.parametrize(
+    "line, event, key, value",
+    [
+        (RETRANSMIT_SYN, "tcp_retransmit_skb", "state", "TCP_SYN_SENT"),
+        (RETRANSMIT_FAILED, "tcp_retransmit_skb", "err", "-1"),
+        (RETRANSMIT_SYNACK, "tcp_retransmit_synack", "dport", "40988"),
+        (RESET_NO_SOCKET, "tcp_send_reset", "src", "198.18.250.2:9999"),
+        (RESET_FROM_BOUND_LISTENER, "tcp_send_reset", "reason", "TCP_FLAGS"),
+        (RESET_RECEIVED, "tcp_receive_reset", "sock_cookie", "1"),
+    ],
+)
 def test_parses_cause_lines(line, event, key, value):
     rec = parse_trace_line(line)
     assert (rec["event"], rec["fields"][key]) == (event, value)
 
 
-@pytest.mark.parametrize("prefix", [
-    "   Web Content-1234  ",          # constructed: comm with a space
-    "  kworker/u8:1-events-77   ",    # constructed: comm with dashes
-    "  a-b-c-9 ( 9) ",                # constructed: options/record-tgid column
-])
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "   Web Content-1234  ",  # constructed: comm with a space
+        "  kworker/u8:1-events-77   ",  # constructed: comm with dashes
+        "  a-b-c-9 ( 9) ",  # constructed: options/record-tgid column
+    ],
+)
 def test_task_names_with_spaces_and_dashes(prefix):
     rec = parse_trace_line(prefix + RETRANSMIT_SYN.split("   ", 1)[1].lstrip())
     assert rec["mono"] == 296.928105 and rec["fields"]["sport"] == "40988"
 
 
-@pytest.mark.parametrize("line", [
-    "", "# tracer: nop", "#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION",
-    "CPU:1 [LOST 23 EVENTS]",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "# tracer: nop",
+        "#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION",
+        "CPU:1 [LOST 23 EVENTS]",
+    ],
+)
 def test_other_lines_are_none(line):
     assert parse_trace_line(line) is None
 
 
 # to_events
 
+
 def test_handshake_states_per_host_relative_to_t0():
     events = to_events(parsed(HANDSHAKE), HOSTS, t0=279.0)
     assert states(events, "client") == [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
     assert states(events, "server") == [
-        ("CLOSE", "LISTEN"), ("LISTEN", "SYN_RECV"), ("SYN_RECV", "ESTABLISHED"),
-        ("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2"), ("FIN_WAIT2", "CLOSE")]
+        ("CLOSE", "LISTEN"),
+        ("LISTEN", "SYN_RECV"),
+        ("SYN_RECV", "ESTABLISHED"),
+        ("ESTABLISHED", "FIN_WAIT1"),
+        ("FIN_WAIT1", "FIN_WAIT2"),
+        ("FIN_WAIT2", "CLOSE"),
+    ]
     first = events[0]
     assert first.t == pytest.approx(0.197462)
     assert (first.source, first.laddr, first.lport, first.raddr, first.rport) == (
-        "tracepoint", "198.18.250.2", 8080, "0.0.0.0", 0)
+        "tracepoint",
+        "198.18.250.2",
+        8080,
+        "0.0.0.0",
+        0,
+    )
 
 
 def test_syn_sent_gets_the_port_connect_picked_later():
@@ -127,8 +158,9 @@ def test_syn_sent_gets_the_port_connect_picked_later():
 
 def test_syn_sent_port_not_taken_from_an_older_connection():
     # constructed: a live connection on the same 4-tuple minus port, then a new connect
-    older = HANDSHAKE.splitlines()[2].replace("oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED",
-                                              "oldstate=TCP_ESTABLISHED newstate=TCP_FIN_WAIT1")
+    older = HANDSHAKE.splitlines()[2].replace(
+        "oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED", "oldstate=TCP_ESTABLISHED newstate=TCP_FIN_WAIT1"
+    )
     lines = [HANDSHAKE.splitlines()[1], older]
     syn_sent = to_events([parse_trace_line(x) for x in lines], HOSTS, 0.0)[0]
     assert (syn_sent.new, syn_sent.lport) == ("SYN_SENT", 0)
@@ -149,25 +181,26 @@ def test_ipv6_and_new_syn_recv():
 
 
 def test_retransmits_become_kernel_notes():
-    events = to_events(parsed("\n".join([RETRANSMIT_SYN, RETRANSMIT_SYNACK, RETRANSMIT_FAILED])),
-                       HOSTS, 296.0)
+    events = to_events(
+        parsed("\n".join([RETRANSMIT_SYN, RETRANSMIT_SYNACK, RETRANSMIT_FAILED])), HOSTS, 296.0
+    )
     assert noted(events, "client") == [
         ("tcp_retransmit_skb", "198.18.250.1:40988 -> 198.18.250.2:8081 state=SYN_SENT err=0"),
-        ("tcp_retransmit_skb", "198.18.250.1:44440 -> 198.18.250.2:8084 state=SYN_SENT err=-1")]
-    assert noted(events, "server") == [
-        ("tcp_retransmit_synack", "198.18.250.2:8081 -> 198.18.250.1:40988")]
+        ("tcp_retransmit_skb", "198.18.250.1:44440 -> 198.18.250.2:8084 state=SYN_SENT err=-1"),
+    ]
+    assert noted(events, "server") == [("tcp_retransmit_synack", "198.18.250.2:8081 -> 198.18.250.1:40988")]
     assert events[0].t == pytest.approx(0.928105)
 
 
 def test_resets_sent_and_received():
-    events = to_events(parsed("\n".join([RESET_NO_SOCKET, RESET_RECEIVED,
-                                         RESET_FROM_BOUND_LISTENER])), HOSTS, 0.0)
+    events = to_events(
+        parsed("\n".join([RESET_NO_SOCKET, RESET_RECEIVED, RESET_FROM_BOUND_LISTENER])), HOSTS, 0.0
+    )
     assert noted(events, "server") == [
-        ("tcp_send_reset",
-         "198.18.250.2:9999 -> 198.18.250.1:52974 state=UNKNOWN reason=NO_SOCKET"),
-        ("tcp_send_reset", "198.18.250.2:8085 -> 0.0.0.0:0 state=LISTEN reason=TCP_FLAGS")]
-    assert noted(events, "client") == [
-        ("tcp_receive_reset", "198.18.250.1:52974 <- 198.18.250.2:9999")]
+        ("tcp_send_reset", "198.18.250.2:9999 -> 198.18.250.1:52974 state=UNKNOWN reason=NO_SOCKET"),
+        ("tcp_send_reset", "198.18.250.2:8085 -> 0.0.0.0:0 state=LISTEN reason=TCP_FLAGS"),
+    ]
+    assert noted(events, "client") == [("tcp_receive_reset", "198.18.250.1:52974 <- 198.18.250.2:9999")]
 
 
 def test_wildcard_listener_is_known_by_its_port():
@@ -175,7 +208,8 @@ def test_wildcard_listener_is_known_by_its_port():
     assert states(events, "server") == [("CLOSE", "LISTEN"), ("LISTEN", "CLOSE")]
     assert noted(events, "server") == [
         ("tcp_retransmit_synack", "198.18.250.2:8092 -> 198.18.250.1:33818"),
-        ("tcp_send_reset", "0.0.0.0:8092 -> 0.0.0.0:0 state=LISTEN reason=TCP_FLAGS")]
+        ("tcp_send_reset", "0.0.0.0:8092 -> 0.0.0.0:0 state=LISTEN reason=TCP_FLAGS"),
+    ]
 
 
 def test_wildcard_listener_port_shared_outside_the_lab_is_left_out():
@@ -207,6 +241,7 @@ def test_own_instance_removal_waits_out_a_transient_ebusy(monkeypatch):
     assert calls == ["/t/instances/tcplab-x"] * 3
     calls.clear()
     import pytest
+
     with pytest.raises(LabError, match="busy"):
         tracefs.remove_instance("tcplab-x", "/t")  # no patience: one try
     assert len(calls) == 1

@@ -33,24 +33,32 @@ class Check:
     error: bool = False
 
     def to_json(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "expected": self.expected,
-                "actual": self.actual, "tolerance": self.tolerance,
-                "window": "late" if self.one_sided else "both",
-                "evidence": self.evidence, "line": self.line, "judged": self.judged,
-                **({"slop": round(self.slop, 4)} if self.slop is not None else {}),
-                **({"error": True} if self.error else {})}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "expected": self.expected,
+            "actual": self.actual,
+            "tolerance": self.tolerance,
+            "window": "late" if self.one_sided else "both",
+            "evidence": self.evidence,
+            "line": self.line,
+            "judged": self.judged,
+            **({"slop": round(self.slop, 4)} if self.slop is not None else {}),
+            **({"error": True} if self.error else {}),
+        }
 
 
 def not_judged(what: str, why: str, evidence: str = "") -> Check:
     """An abstention: `what` the model leaves unjudged, and why."""
-    return Check(f"model: not judged: {what}", True, "", why, evidence=evidence,
-                 judged=False)
+    return Check(f"model: not judged: {what}", True, "", why, evidence=evidence, judged=False)
 
 
 def describe_segment(s: SegmentSeen) -> str:
     arrow = f"{s.src}:{s.sport} > {s.dst}:{s.dport}"
-    text = (f"t={s.t:.3f}s {s.name} #{s.nth} {arrow} [{flag_string(s.flags)}] "
-            f"seq={s.seq} ack={s.ack} len={s.length} {s.fate}")
+    text = (
+        f"t={s.t:.3f}s {s.name} #{s.nth} {arrow} [{flag_string(s.flags)}] "
+        f"seq={s.seq} ack={s.ack} len={s.length} {s.fate}"
+    )
     return text + (" (retransmission)" if s.retransmission else "")
 
 
@@ -95,10 +103,10 @@ class Slop:
 
     @classmethod
     def of(cls, record: Record) -> Slop:
-        waits = sorted([(s.t, s.t_out - s.t) for s in record.segments
-                        if s.fate == "delivered" and s.t_out is not None] +
-                       [(s.t, s.held_late) for s in record.segments
-                        if s.held_late is not None])
+        waits = sorted(
+            [(s.t, s.t_out - s.t) for s in record.segments if s.fate == "delivered" and s.t_out is not None]
+            + [(s.t, s.held_late) for s in record.segments if s.held_late is not None]
+        )
         worst, out = 0.0, []
         for _t, w in waits:
             worst = max(worst, w)
@@ -134,8 +142,14 @@ def path_turnaround(record: Record) -> float:
         q = next((s for s in first if s.name == question and s.nth == 1), None)
         if q is None or q.t_out is None:
             continue
-        a = next((s for s in record.segments if s.name == answer and s.nth == 1
-                  and s.conn == q.conn and not s.injected and s.t >= q.t_out), None)
+        a = next(
+            (
+                s
+                for s in record.segments
+                if s.name == answer and s.nth == 1 and s.conn == q.conn and not s.injected and s.t >= q.t_out
+            ),
+            None,
+        )
         if a is not None:
             turns.append(a.t - q.t_out)
     return max(0.0, max(turns, default=0.0) - PATH_NORM)
@@ -156,18 +170,25 @@ def outbound_leg(record: Record) -> tuple[float, str]:
       0.3-14 ms after their timers ran on 6.1 under TCG."""
     worst, proof = 0.0, ""
     for host in ("client", "server"):
-        entered = sorted(e.t for e in record.states() if e.host == host
-                         and e.source == "tracepoint" and e.old == "CLOSE"
-                         and e.new == "SYN_SENT")
-        first = sorted(s.t for s in record.segments if s.sender == host and s.name == "syn"
-                       and s.nth == 1 and not s.injected and not s.retransmission)
+        entered = sorted(
+            e.t
+            for e in record.states()
+            if e.host == host and e.source == "tracepoint" and e.old == "CLOSE" and e.new == "SYN_SENT"
+        )
+        first = sorted(
+            s.t
+            for s in record.segments
+            if s.sender == host and s.name == "syn" and s.nth == 1 and not s.injected and not s.retransmission
+        )
         if len(entered) != len(first):
             continue  # a connect the router never saw: no safe pairing
         for began, reached in zip(entered, first):
             if reached - began > worst:
                 worst = reached - began
-                proof = (f"the {host}'s SYN reached the router {worst * 1000:.1f} ms after "
-                         f"its kernel set SYN_SENT (t={began:.3f}s)")
+                proof = (
+                    f"the {host}'s SYN reached the router {worst * 1000:.1f} ms after "
+                    f"its kernel set SYN_SENT (t={began:.3f}s)"
+                )
     fired: dict[str, list[float]] = {}
     for x in record.timer_fired or record.timer_late or ():
         fired.setdefault(x[-1], []).append(x[0])
@@ -178,25 +199,31 @@ def outbound_leg(record: Record) -> tuple[float, str]:
     for s in record.segments:
         if not s.retransmission or s.injected:
             continue
-        ran = sorted(fired.get("reqsk_timer_handler" if s.name == "syn-ack"
-                               else "tcp_write_timer", ()))
+        ran = sorted(fired.get("reqsk_timer_handler" if s.name == "syn-ack" else "tcp_write_timer", ()))
         i = bisect.bisect_right(ran, s.t)
         if not i or not worst < s.t - ran[i - 1] <= SLOP_CAP:
             continue
         if any(ran[i - 1] <= t <= s.t for t in got.get(s.sender, ())):
             continue  # an ACK came in between: a fast retransmit's, not the timer's
         worst = s.t - ran[i - 1]
-        proof = (f"{describe_segment(s)} reached the router {worst * 1000:.1f} ms after "
-                 f"its timer ran (t={ran[i - 1]:.3f}s)")
+        proof = (
+            f"{describe_segment(s)} reached the router {worst * 1000:.1f} ms after "
+            f"its timer ran (t={ran[i - 1]:.3f}s)"
+        )
     return max(0.0, worst - PATH_NORM), proof
 
 
 # What makes a state change (tcp_rcv_state_process(), tcp_rcv_synsent_state_process(),
 # tcp_fin()): the flags a segment reaching the host must carry for it. A change with
 # none of these just before it was the host's own doing (a call, a timer).
-CAUSED_BY = {("SYN_SENT", "ESTABLISHED"): SYN | ACK, ("SYN_RECV", "ESTABLISHED"): ACK,
-             ("FIN_WAIT1", "FIN_WAIT2"): ACK, ("ESTABLISHED", "CLOSE_WAIT"): FIN,
-             ("FIN_WAIT1", "CLOSING"): FIN, ("LAST_ACK", "CLOSE"): ACK}
+CAUSED_BY = {
+    ("SYN_SENT", "ESTABLISHED"): SYN | ACK,
+    ("SYN_RECV", "ESTABLISHED"): ACK,
+    ("FIN_WAIT1", "FIN_WAIT2"): ACK,
+    ("ESTABLISHED", "CLOSE_WAIT"): FIN,
+    ("FIN_WAIT1", "CLOSING"): FIN,
+    ("LAST_ACK", "CLOSE"): ACK,
+}
 
 
 def inbound_leg(record: Record) -> tuple[float, str]:
@@ -216,14 +243,19 @@ def inbound_leg(record: Record) -> tuple[float, str]:
         need = CAUSED_BY.get((e.old, e.new))
         if e.source != "tracepoint" or need is None:
             continue
-        got = [(out, s) for out, s in inbound.get((e.lport, e.rport), ())
-               if s.flags & need == need and out <= e.t and s.sender != e.host]
+        got = [
+            (out, s)
+            for out, s in inbound.get((e.lport, e.rport), ())
+            if s.flags & need == need and out <= e.t and s.sender != e.host
+        ]
         # Longer is no way of the machine's (the other ways are fast): a segment the
         # socket's owner kept in its backlog, or a kernel slow to act, which is judged.
         if got and worst < e.t - got[-1][0] <= SLOP_CAP:
             worst = e.t - got[-1][0]
-            proof = (f"the {e.host}'s kernel went {e.old}->{e.new} at t={e.t:.3f}s, {worst * 1000:.1f} "
-                     f"ms after the router delivered {describe_segment(got[-1][1])}")
+            proof = (
+                f"the {e.host}'s kernel went {e.old}->{e.new} at t={e.t:.3f}s, {worst * 1000:.1f} "
+                f"ms after the router delivered {describe_segment(got[-1][1])}"
+            )
     return max(0.0, worst - PATH_NORM), proof
 
 
@@ -240,17 +272,28 @@ def fin_handover_race(record: Record) -> str:
     for e in record.states():
         if e.source != "tracepoint" or (e.old, e.new) != ("FIN_WAIT1", "FIN_WAIT2"):
             continue
-        mine = [(s.t_out, s) for s in record.segments if s.dport == e.lport
-                and s.sport == e.rport and s.sender != e.host and s.fate == "delivered"
-                and s.t_out is not None and s.t_out <= e.t]
+        mine = [
+            (s.t_out, s)
+            for s in record.segments
+            if s.dport == e.lport
+            and s.sport == e.rport
+            and s.sender != e.host
+            and s.fate == "delivered"
+            and s.t_out is not None
+            and s.t_out <= e.t
+        ]
         acks = [out for out, s in mine if s.flags & ACK and not s.flags & FIN]
         fins = [s for out, s in mine if s.flags & FIN and acks and out >= acks[-1]]
-        resent = fins and any(s.retransmission and s.flags & FIN and s.t > fins[0].t
-                              and s.conn == fins[0].conn for s in record.segments)
+        resent = fins and any(
+            s.retransmission and s.flags & FIN and s.t > fins[0].t and s.conn == fins[0].conn
+            for s in record.segments
+        )
         if resent:  # an overlap whose FIN got through is no loss to explain
-            return (f"race: {describe_segment(fins[0])} reached the {e.host} before its "
-                    f"kernel acted on the ACK of its FIN (FIN_WAIT1->FIN_WAIT2 at "
-                    f"t={e.t:.3f}s), where tcp_rcv_state_process() may lose a FIN")
+            return (
+                f"race: {describe_segment(fins[0])} reached the {e.host} before its "
+                f"kernel acted on the ACK of its FIN (FIN_WAIT1->FIN_WAIT2 at "
+                f"t={e.t:.3f}s), where tcp_rcv_state_process() may lose a FIN"
+            )
     return ""
 
 
@@ -264,8 +307,7 @@ def missed_by(check: Check) -> float | None:
     when it did not fall past it)."""
     if not check.judged or check.passed or check.tolerance is None:
         return None
-    if not isinstance(check.actual, (int, float)) or not isinstance(check.expected,
-                                                                    (int, float)):
+    if not isinstance(check.actual, (int, float)) or not isinstance(check.expected, (int, float)):
         return None
     miss = check.actual - (check.expected + check.tolerance)
     return miss if miss > 0 else None
@@ -290,28 +332,37 @@ class Lateness:
         found = cls._of(record, hz)
         drift = tick_drift(record.jiffies, hz)
         if drift:
-            found = dataclasses.replace(found, drift=drift, proof=found.proof + (
-                f"; the kernel's tick ran {drift * 100:.2f} % slow against the lab's clock "
-                f"(/proc/timer_list at the start and end)"))
+            found = dataclasses.replace(
+                found,
+                drift=drift,
+                proof=found.proof
+                + (
+                    f"; the kernel's tick ran {drift * 100:.2f} % slow against the lab's clock "
+                    f"(/proc/timer_list at the start and end)"
+                ),
+            )
         return found
 
     @classmethod
     def _of(cls, record: Record, hz: int) -> Lateness:
         if record.timer_late is not None:
             return cls._timers(record.timer_late, hz)
-        overshoots = sorted((max(0.0, c.t_end - c.t - float(c.arg)), i)
-                            for i, c in enumerate(record.apps)
-                            if c.call == "sleep" and c.t_end is not None
-                            and isinstance(c.arg, (int, float)))
+        overshoots = sorted(
+            (max(0.0, c.t_end - c.t - float(c.arg)), i)
+            for i, c in enumerate(record.apps)
+            if c.call == "sleep" and c.t_end is not None and isinstance(c.arg, (int, float))
+        )
         if not overshoots:
             return cls()
         n = len(overshoots)
-        median = (overshoots[n // 2][0] if n % 2 else
-                  (overshoots[n // 2 - 1][0] + overshoots[n // 2][0]) / 2)
+        median = overshoots[n // 2][0] if n % 2 else (overshoots[n // 2 - 1][0] + overshoots[n // 2][0]) / 2
         worst, i = overshoots[-1]
-        return cls(round(median, 6), round(worst, 6),
-                   f"the apps' {n} sleeps overshot by {median * 1000:.1f} ms (median), "
-                   f"up to {worst * 1000:.1f} ms: {describe_call(record.apps[i])}")
+        return cls(
+            round(median, 6),
+            round(worst, 6),
+            f"the apps' {n} sleeps overshot by {median * 1000:.1f} ms (median), "
+            f"up to {worst * 1000:.1f} ms: {describe_call(record.apps[i])}",
+        )
 
     @classmethod
     def _timers(cls, late: list, hz: int) -> Lateness:
@@ -319,9 +370,13 @@ class Lateness:
             return cls(0.0, 0.0, "every TCP timer ran within a tick of its expiry")
         t, jiffies, fn = max(late, key=lambda x: x[1])
         worst = round((jiffies - 1) / hz, 6)
-        return cls(worst, worst, f"{len(late)} TCP timer(s) ran late; the worst, {fn} at "
-                                 f"t={t:.3f}s, {jiffies} jiffies past the wheel's clock "
-                                 f"(timer_expire_entry)")
+        return cls(
+            worst,
+            worst,
+            f"{len(late)} TCP timer(s) ran late; the worst, {fn} at "
+            f"t={t:.3f}s, {jiffies} jiffies past the wheel's clock "
+            f"(timer_expire_entry)",
+        )
 
 
 def tick_drift(readings: list, hz: int) -> float:
@@ -340,17 +395,22 @@ def tick_drift(readings: list, hz: int) -> float:
 def too_slow(check: Check) -> Check:
     """A timing check whose slop went past SLOP_CAP: not judged, and the run an error."""
     return dataclasses.replace(
-        check, passed=False, judged=False, error=True,
+        check,
+        passed=False,
+        judged=False,
+        error=True,
         actual=f"not judged: the hook was too slow to judge timing ({(check.slop or 0.0) * 1000:.1f} "
-               f"ms of slop on this moment's path, over the {SLOP_CAP * 1000:.0f} ms cap; "
-               f"seen {check.actual})")
+        f"ms of slop on this moment's path, over the {SLOP_CAP * 1000:.0f} ms cap; "
+        f"seen {check.actual})",
+    )
 
 
 def machine_too_slow(check: Check, why: str) -> Check:
     """A timing check the machine's own lateness could have decided: not judged, and
     the run an error (`why` says how slow, and what proves it)."""
-    return dataclasses.replace(check, passed=False, judged=False, error=True,
-                               actual=f"not judged: {why}; seen {check.actual}")
+    return dataclasses.replace(
+        check, passed=False, judged=False, error=True, actual=f"not judged: {why}; seen {check.actual}"
+    )
 
 
 def window(nominal: float, slack: float, slop: float) -> tuple[float, float]:

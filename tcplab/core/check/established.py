@@ -11,10 +11,15 @@ slop], one-sided as the handshake model's are.
 
 from __future__ import annotations
 
-from tcplab.core.check.base import (Check, MODEL_SLOP, Slop, describe_call, describe_segment,
-                                    not_judged)
-from tcplab.core.model.established import (ERRNO_OF_UNREACH, UnreachableRouter, initial_rto,
-                                           path_back, probe_timeout, time_limit)
+from tcplab.core.check.base import Check, MODEL_SLOP, Slop, describe_call, describe_segment, not_judged
+from tcplab.core.model.established import (
+    ERRNO_OF_UNREACH,
+    UnreachableRouter,
+    initial_rto,
+    path_back,
+    probe_timeout,
+    time_limit,
+)
 from tcplab.core.model.teardown.observe import kernel_rtt_range
 from tcplab.core.record import Record
 
@@ -34,13 +39,29 @@ def check_established(prediction, record: Record, slop: Slop) -> list:
     return out
 
 
-def _gap_check(name: str, wait: float, gap: float, at: float, kernel, slop: Slop,
-               proof: str, extra_ok: bool = True, late: float | None = None) -> Check:
+def _gap_check(
+    name: str,
+    wait: float,
+    gap: float,
+    at: float,
+    kernel,
+    slop: Slop,
+    proof: str,
+    extra_ok: bool = True,
+    late: float | None = None,
+) -> Check:
     """The gap ending at `at` against the wait, late by up to the timer's lateness."""
     hi = wait + (kernel.slack(wait) if late is None else late) + slop.at(at)
-    return Check(name, extra_ok and wait - MODEL_SLOP <= gap <= hi, round(wait, 4),
-                 round(gap, 6), round(hi - wait, 4), proof, one_sided=True,
-                 slop=slop.at(at))
+    return Check(
+        name,
+        extra_ok and wait - MODEL_SLOP <= gap <= hi,
+        round(wait, 4),
+        round(gap, 6),
+        round(hi - wait, 4),
+        proof,
+        one_sided=True,
+        slop=slop.at(at),
+    )
 
 
 def _rtt(record: Record, host: str) -> float:
@@ -56,33 +77,77 @@ def _rtt(record: Record, host: str) -> float:
 
 
 def _closed(record: Record, host: str, after: float):
-    return next((e for e in record.states() if e.host == host and e.old == "ESTABLISHED"
-                 and e.new == "CLOSE" and e.t >= after), None)
+    return next(
+        (
+            e
+            for e in record.states()
+            if e.host == host and e.old == "ESTABLISHED" and e.new == "CLOSE" and e.t >= after
+        ),
+        None,
+    )
 
 
 def _call(record: Record, host: str, call: str | None, after: float):
     """The host's first such call still going at `after` (the abort ends it)."""
-    return next((c for c in record.apps if c.host == host and c.call == call
-                 and (c.t_end is None or c.t_end >= after)), None)
+    return next(
+        (
+            c
+            for c in record.apps
+            if c.host == host and c.call == call and (c.t_end is None or c.t_end >= after)
+        ),
+        None,
+    )
 
 
-def _abort(b, kernel, record: Record, last, wait: float, slop: Slop, error: str,
-           ok: bool = True, limit: str = "", late: float | None = None) -> list:
+def _abort(
+    b,
+    kernel,
+    record: Record,
+    last,
+    wait: float,
+    slop: Slop,
+    error: str,
+    ok: bool = True,
+    limit: str = "",
+    late: float | None = None,
+) -> list:
     label = f"model: {b.host}"
     out = []
     gone = _closed(record, b.host, last.t)
     if gone is None:
-        out.append(Check(f"{label} gives up after {b.name} #{last.nth}", False,
-                         round(wait, 4), "still ESTABLISHED when the run ended"))
+        out.append(
+            Check(
+                f"{label} gives up after {b.name} #{last.nth}",
+                False,
+                round(wait, 4),
+                "still ESTABLISHED when the run ended",
+            )
+        )
     else:
-        out.append(_gap_check(f"{label} gives up after {b.name} #{last.nth}", wait,
-                              gone.t - last.t, gone.t, kernel, slop,
-                              f"t={gone.t:.3f}s ESTABLISHED->CLOSE ({gone.source})"
-                              + (f"; {limit}" if limit else ""), ok, late))
+        out.append(
+            _gap_check(
+                f"{label} gives up after {b.name} #{last.nth}",
+                wait,
+                gone.t - last.t,
+                gone.t,
+                kernel,
+                slop,
+                f"t={gone.t:.3f}s ESTABLISHED->CLOSE ({gone.source})" + (f"; {limit}" if limit else ""),
+                ok,
+                late,
+            )
+        )
     c = _call(record, b.host, b.call, b.fault.at)
     if c is not None:
-        out.append(Check(f"{label} {b.call}()", c.result == error, error,
-                         c.result or "still blocked", evidence=describe_call(c)))
+        out.append(
+            Check(
+                f"{label} {b.call}()",
+                c.result == error,
+                error,
+                c.result or "still blocked",
+                evidence=describe_call(c),
+            )
+        )
     return out
 
 
@@ -90,8 +155,7 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     label = f"model: {b.host} data"
     seen = [s for s in record.sent_by(b.host, "data") if s.t >= b.fault.at - MODEL_SLOP]
     if not seen:
-        return [Check(f"{label} into the silence", False, "data after "
-                      f"t={b.fault.at:g}s", "none")]
+        return [Check(f"{label} into the silence", False, f"data after t={b.fault.at:g}s", "none")]
     p = b.params
     rtt, rtt_hi = kernel_rtt_range(record).get(b.host) or (_rtt(record, b.host),) * 2
     rto, rto_hi = initial_rto(kernel, p, rtt), initial_rto(kernel, p, rtt_hi)
@@ -99,9 +163,13 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     def later(wait: float, what: str) -> float:
         """The timer's lateness for `wait`, and how much longer it is if the RTT
         sample was the range's top (kernel_rtt_range: known to 1 ms either side)."""
-        top = probe_timeout(kernel, p, rtt_hi, rto_hi) if what == "tail loss probe" \
+        top = (
+            probe_timeout(kernel, p, rtt_hi, rto_hi)
+            if what == "tail loss probe"
             else min(wait * rto_hi / rto, p.rto_max)
+        )
         return kernel.slack(wait) + max(0.0, top - wait)
+
     limit = time_limit(kernel, p.retries2, p.rto_max)
     back = path_back(b.fault)
     router = UnreachableRouter(hz=kernel.hz) if b.fault.action == "link-down" else None
@@ -117,14 +185,18 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
         nonlocal soft, backoff
         if i == 0 and tlp:
             return probe_timeout(kernel, p, rtt, rto), "tail loss probe", True
-        if router is None or (back is not None and seen[i].t >= back) or \
-                i < (2 if tlp else 1):  # no revert before an RTO retransmission
-            hit = router is not None and i > 0 and (back is None or seen[i].t < back) \
+        if (
+            router is None or (back is not None and seen[i].t >= back) or i < (2 if tlp else 1)
+        ):  # no revert before an RTO retransmission
+            hit = (
+                router is not None
+                and i > 0
+                and (back is None or seen[i].t < back)
                 and router.answers(seen[i].t)
+            )
             soft = ERRNO_OF_UNREACH[router.code] if hit else soft
-            return min(rto * 2 ** backoff, p.rto_max), "RTO", True
-        plain, halved = min(rto * 2 ** backoff, p.rto_max), min(rto * 2 ** (backoff - 1),
-                                                                p.rto_max)
+            return min(rto * 2**backoff, p.rto_max), "RTO", True
+        plain, halved = min(rto * 2**backoff, p.rto_max), min(rto * 2 ** (backoff - 1), p.rto_max)
         icmp = gap is not None and plain != halved and abs(gap - halved) < abs(gap - plain)
         expected, close = router.step(seen[i].t, icmp)
         if icmp:
@@ -139,9 +211,19 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
         wait, what, fits = next_wait(i - 1, s.t - seen[i - 1].t)
         probe = i == 1 and tlp
         late = not probe and stamp is not None and s.t - stamp >= limit + LIMIT_MARGIN
-        out.append(_gap_check(f"{label} #{s.nth} after #{seen[i - 1].nth} ({what})", wait,
-                              s.t - seen[i - 1].t, s.t, kernel, slop, describe_segment(s),
-                              extra_ok=fits and not late, late=later(wait, what)))
+        out.append(
+            _gap_check(
+                f"{label} #{s.nth} after #{seen[i - 1].nth} ({what})",
+                wait,
+                s.t - seen[i - 1].t,
+                s.t,
+                kernel,
+                slop,
+                describe_segment(s),
+                extra_ok=fits and not late,
+                late=later(wait, what),
+            )
+        )
         if back is not None and s.t >= back:
             return out  # the path is back: this one is answered
         if not probe:
@@ -157,15 +239,30 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     if stamp is None or last.t + wait + later(wait, what) - stamp < limit - LIMIT_MARGIN:
         end = record.t_stop
         if end is None or last.t + wait < end - slop.worst:
-            out.append(Check(f"{label} count", False, f"another at t={last.t + wait:.3f}s",
-                             f"{len(seen)}, the last at t={last.t:.3f}s",
-                             evidence=describe_segment(last)))
+            out.append(
+                Check(
+                    f"{label} count",
+                    False,
+                    f"another at t={last.t + wait:.3f}s",
+                    f"{len(seen)}, the last at t={last.t:.3f}s",
+                    evidence=describe_segment(last),
+                )
+            )
         return out
     # No more is owed: the give-up is what comes next (a retransmission past the
     # limit fails its own gap check above).
-    return out + _abort(b, kernel, record, last, wait, slop, soft or "ETIMEDOUT", fits,
-                        f"limit tcp_retries2={p.retries2}: {limit:g} s after t={stamp:.3f}s",
-                        later(wait, what))
+    return out + _abort(
+        b,
+        kernel,
+        record,
+        last,
+        wait,
+        slop,
+        soft or "ETIMEDOUT",
+        fits,
+        f"limit tcp_retries2={p.retries2}: {limit:g} s after t={stamp:.3f}s",
+        later(wait, what),
+    )
 
 
 def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
@@ -174,8 +271,11 @@ def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
     probes = record.sent_by(b.host, "keepalive")
     conn = probes[0].conn if probes else 1
     until = probes[0].t if probes else float("inf")
-    got = [s for s in record.segments if s.conn == conn and s.sender != b.host
-           and s.fate == "delivered" and s.t < until]
+    got = [
+        s
+        for s in record.segments
+        if s.conn == conn and s.sender != b.host and s.fate == "delivered" and s.t < until
+    ]
     if not got:
         return [Check(f"{label} #1", False, "a segment received first", "none")]
     rx = got[-1]
@@ -185,13 +285,23 @@ def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
         if end is not None and end < rx_t + ka.idle:
             return []  # the run ended first
         return [Check(f"{label} #1", False, f"at t={rx_t + ka.idle:.3f}s", "none")]
-    out = [_gap_check(f"{label} #1 after the last segment received", ka.idle,
-                      probes[0].t - rx_t, probes[0].t, kernel, slop,
-                      describe_segment(probes[0]))]
+    out = [
+        _gap_check(
+            f"{label} #1 after the last segment received",
+            ka.idle,
+            probes[0].t - rx_t,
+            probes[0].t,
+            kernel,
+            slop,
+            describe_segment(probes[0]),
+        )
+    ]
 
     def answered(after: float, before: float = float("inf")) -> bool:
-        return any(x.name == "keepalive-ack" and x.fate == "delivered" and x.conn == conn
-                   and after <= x.t < before for x in record.segments)
+        return any(
+            x.name == "keepalive-ack" and x.fate == "delivered" and x.conn == conn and after <= x.t < before
+            for x in record.segments
+        )
 
     probes_out = 1  # tcp_keepalive_timer(): icsk_probes_out, reset by any ACK
     for prev, s in zip(probes, probes[1:]):
@@ -201,9 +311,19 @@ def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
             late += kernel.slack(ka.idle - ka.interval) if ka.idle > ka.interval else 0.0
         else:
             wait = ka.interval
-        out.append(_gap_check(f"{label} #{s.nth} after #{prev.nth}", wait, s.t - prev.t,
-                              s.t, kernel, slop, describe_segment(s),
-                              extra_ok=probes_out < ka.count, late=late))
+        out.append(
+            _gap_check(
+                f"{label} #{s.nth} after #{prev.nth}",
+                wait,
+                s.t - prev.t,
+                s.t,
+                kernel,
+                slop,
+                describe_segment(s),
+                extra_ok=probes_out < ka.count,
+                late=late,
+            )
+        )
         probes_out += 1
     last = probes[-1]
     if answered(last.t):
@@ -211,15 +331,21 @@ def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
     if probes_out < ka.count:
         end = record.t_stop
         if end is None or last.t + ka.interval < end - slop.worst:
-            out.append(Check(f"{label} count", False,
-                             f"another at t={last.t + ka.interval:.3f}s",
-                             f"{len(probes)}, the last at t={last.t:.3f}s",
-                             evidence=describe_segment(last)))
+            out.append(
+                Check(
+                    f"{label} count",
+                    False,
+                    f"another at t={last.t + ka.interval:.3f}s",
+                    f"{len(probes)}, the last at t={last.t:.3f}s",
+                    evidence=describe_segment(last),
+                )
+            )
         return out
     # tcp_keepalive_timer() aborts when icsk_probes_out reaches keepalive_probes: not
     # one probe more
-    out.append(Check(f"{label} count", probes_out == ka.count, ka.count, probes_out,
-                     evidence=describe_segment(last)))
+    out.append(
+        Check(f"{label} count", probes_out == ka.count, ka.count, probes_out, evidence=describe_segment(last))
+    )
     return out + _abort(b, kernel, record, last, ka.interval, slop, "ETIMEDOUT")
 
 
@@ -231,9 +357,19 @@ def _quiet(b, kernel, record: Record, slop: Slop) -> list:
     gone = _closed(record, b.host, b.fault.at)
     gone = gone if gone is not None and gone.t < end else None
     span = f"after t={b.fault.at:g}s" + (f" until t={end:g}s" if end != float("inf") else "")
-    return [Check(f"model: {b.host} sends nothing {span}", not sent, 0,
-                  len(sent), evidence=describe_segment(sent[0]) if sent else ""),
-            Check(f"model: {b.host} stays ESTABLISHED", gone is None, "ESTABLISHED",
-                  "CLOSE" if gone else "ESTABLISHED",
-                  evidence=f"t={gone.t:.3f}s ESTABLISHED->CLOSE" if gone else "")]
-
+    return [
+        Check(
+            f"model: {b.host} sends nothing {span}",
+            not sent,
+            0,
+            len(sent),
+            evidence=describe_segment(sent[0]) if sent else "",
+        ),
+        Check(
+            f"model: {b.host} stays ESTABLISHED",
+            gone is None,
+            "ESTABLISHED",
+            "CLOSE" if gone else "ESTABLISHED",
+            evidence=f"t={gone.t:.3f}s ESTABLISHED->CLOSE" if gone else "",
+        ),
+    ]

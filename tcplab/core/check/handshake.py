@@ -5,8 +5,7 @@ its origins)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import (Check, describe_call, describe_segment,
-                                    Slop, not_judged, window)
+from tcplab.core.check.base import Check, describe_call, describe_segment, Slop, not_judged, window
 from tcplab.core.check.established import check_established
 from tcplab.core.check.open import check_opening_states
 from tcplab.core.check.teardown import check_teardown
@@ -38,12 +37,18 @@ def check_handshake(prediction, record: Record) -> list[Check]:
     prediction = _closest(prediction, record, origins, slop)
     checks: list[Check] = []
     ended = check_teardown(teardown, record, slop) if teardown is not None else []
-    late = teardown is not None and (teardown.unsupported_late or (
-        teardown.unmodelled_late and any(not c.judged for c in ended)))
+    late = teardown is not None and (
+        teardown.unsupported_late or (teardown.unmodelled_late and any(not c.judged for c in ended))
+    )
     if late:
-        checks.append(not_judged("handshake segment counts", "a late handshake segment "
-                                 "the teardown model cannot follow draws answers named as "
-                                 "handshake segments"))
+        checks.append(
+            not_judged(
+                "handshake segment counts",
+                "a late handshake segment "
+                "the teardown model cannot follow draws answers named as "
+                "handshake segments",
+            )
+        )
     for sender in ("client", "server"):
         # the RSTs are the teardown model's to count when it runs; nobody's when the
         # established model steps aside (it would have said when one comes)
@@ -68,26 +73,40 @@ def _other_answers(prediction, record: Record, t0: float) -> list[Check]:
     until = prediction.client_gone_at if prediction.client_gone_at is not None else float("inf")
     out = []
     for sender in ("client", "server"):
-        names = {p.name for p in prediction.segments if p.sender == sender
-                 and p.name not in MODEL_NAMES + TEARDOWN_NAMES + ("data",)
-                 and not p.injected and p.t < until}
+        names = {
+            p.name
+            for p in prediction.segments
+            if p.sender == sender
+            and p.name not in MODEL_NAMES + TEARDOWN_NAMES + ("data",)
+            and not p.injected
+            and p.t < until
+        }
         for name in sorted(names):
             want = [p for p in prediction.of(sender, name) if p.t < until]
             seen = [s for s in record.sent_by(sender, name) if s.t - t0 < until]
-            out.append(Check(f"model: {sender} {name} count", len(seen) == len(want),
-                             len(want), len(seen),
-                             evidence=describe_segment(seen[-1]) if seen else ""))
+            out.append(
+                Check(
+                    f"model: {sender} {name} count",
+                    len(seen) == len(want),
+                    len(want),
+                    len(seen),
+                    evidence=describe_segment(seen[-1]) if seen else "",
+                )
+            )
     return out
 
 
-def _closest(prediction, record: Record, origins: dict[str, float] | None = None,
-             slop: Slop = Slop()):
+def _closest(prediction, record: Record, origins: dict[str, float] | None = None, slop: Slop = Slop()):
     """Where the model foresees a tie the kernel may break either way, judge the run
     against the outcome whose segment counts it matches best, then the one whose
     segment times fall in more of their windows (the first on a draw)."""
+
     def score(p) -> tuple[int, int, float]:
-        counts = sum(len(p.of(sender, name)) == len(record.sent_by(sender, name))
-                     for sender in ("client", "server") for name in MODEL_NAMES)
+        counts = sum(
+            len(p.of(sender, name)) == len(record.sent_by(sender, name))
+            for sender in ("client", "server")
+            for name in MODEL_NAMES
+        )
         if origins is None:
             return counts, 0, 0.0
         timed = 0
@@ -97,6 +116,7 @@ def _closest(prediction, record: Record, origins: dict[str, float] | None = None
                     lo, hi = window(want.t, want.slack, slop.at(seen.t))
                     timed += lo <= seen.t - origins.get(want.clock, origins["client"]) <= hi
         return counts, timed, -_call_miss(p, record, origins["client"])
+
     return max([prediction, *prediction.alternatives], key=score)
 
 
@@ -107,15 +127,15 @@ def _call_miss(p, record: Record, origin: float) -> float:
     ACK that completes the handshake)."""
     miss = 0.0
     for (host, call), (_result, _start, t_end) in p.calls.items():
-        ends = [c.t_end for c in record.apps
-                if c.host == host and c.call == call and c.t_end is not None]
+        ends = [c.t_end for c in record.apps if c.host == host and c.call == call and c.t_end is not None]
         if ends and t_end is not None:
             miss += abs(ends[0] - origin - t_end)
     return miss
 
 
-def _model_segments(pred, record: Record, sender: str, name: str,
-                    origins: dict[str, float], slop: Slop) -> list[Check]:
+def _model_segments(
+    pred, record: Record, sender: str, name: str, origins: dict[str, float], slop: Slop
+) -> list[Check]:
     want = pred.of(sender, name)
     seen = record.sent_by(sender, name)
     label = f"model: {sender} {name}"
@@ -123,27 +143,45 @@ def _model_segments(pred, record: Record, sender: str, name: str,
         return []
     fewer, more = pred.uncertain.get((sender, name), (0, 0))
     count = len(want) if not (fewer or more) else f"{len(want) - fewer} to {len(want) + more}"
-    out = [Check(f"{label} count", len(want) - fewer <= len(seen) <= len(want) + more,
-                 count, len(seen), evidence=describe_segment(seen[-1]) if seen else "")]
+    out = [
+        Check(
+            f"{label} count",
+            len(want) - fewer <= len(seen) <= len(want) + more,
+            count,
+            len(seen),
+            evidence=describe_segment(seen[-1]) if seen else "",
+        )
+    ]
     # an uncertain answer may be missing or extra: the ones after it pair up with
     # another, so only those before it are timed
-    pairs = list(zip(want, seen))[:len(want) - fewer - more if len(seen) != len(want)
-                                  else None]
+    pairs = list(zip(want, seen))[: len(want) - fewer - more if len(seen) != len(want) else None]
     for p, s in pairs:
         origin = origins.get(p.clock, origins["client"])
         if s.t == origin:  # the first SYN its clock starts from: 0 by definition
             continue
         lo, hi = window(p.t, p.slack, slop.at(s.t))
         got = round(s.t - origin, 6)
-        out.append(Check(f"{label} #{p.nth} at", lo <= got <= hi, round(p.t, 4), got,
-                         round(hi - p.t, 4), describe_segment(s), one_sided=True,
-                         slop=slop.at(s.t)))
+        out.append(
+            Check(
+                f"{label} #{p.nth} at",
+                lo <= got <= hi,
+                round(p.t, 4),
+                got,
+                round(hi - p.t, 4),
+                describe_segment(s),
+                one_sided=True,
+                slop=slop.at(s.t),
+            )
+        )
     return out
 
 
 def _model_connect(pred, record: Record, slop: Slop) -> list[Check]:
-    return [c for host in ("client", "server")  # the server: a simultaneous open
-            for c in _model_connect_of(host, pred, record, slop)]
+    return [
+        c
+        for host in ("client", "server")  # the server: a simultaneous open
+        for c in _model_connect_of(host, pred, record, slop)
+    ]
 
 
 def _model_connect_of(host: str, pred, record: Record, slop: Slop) -> list[Check]:
@@ -153,12 +191,19 @@ def _model_connect_of(host: str, pred, record: Record, slop: Slop) -> list[Check
         return []
     result, start, end = want
     c = made[0]
-    out = [Check(f"model: {host} connect()", c.result == result, result,
-                 c.result or "still blocked", evidence=describe_call(c))]
+    out = [
+        Check(
+            f"model: {host} connect()",
+            c.result == result,
+            result,
+            c.result or "still blocked",
+            evidence=describe_call(c),
+        )
+    ]
     if c.t_end is not None:
-        slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + \
-            pred.kernel.slack(end - max((s.t for s in pred.segments if s.t < end),
-                                        default=0.0))
+        slack = max((s.slack for s in pred.segments if s.t <= end), default=0.0) + pred.kernel.slack(
+            end - max((s.t for s in pred.segments if s.t < end), default=0.0)
+        )
         # The model predicts the kernel's moment; the app thread learns it when the
         # scheduler wakes it, tens of milliseconds later on a loaded machine. So when
         # the tracepoint saw the socket leave SYN_SENT, that is what is judged, and the
@@ -175,16 +220,34 @@ def _model_connect_of(host: str, pred, record: Record, slop: Slop) -> list[Check
         began = first.t if first else entered.t if entered else c.t
         lo, hi = window(end - start, slack, slop.at(judged_at))
         got = round(judged_at - began, 6)
-        proof = describe_call(c) + (f"; the kernel: {kernel.old} -> {kernel.new} at "
-                                    f"t={kernel.t:.3f}s, the app woke "
-                                    f"{(c.t_end - kernel.t) * 1000:.1f} ms later"
-                                    if kernel else "") + (
-            f"; SYN_SENT from t={entered.t:.3f}s, {(entered.t - c.t) * 1000:.1f} ms after "
-            "the app's stamp" if entered else "") + (
-            f"; its first SYN at the router t={first.t:.3f}s" if first else "")
-        out.append(Check(f"model: {host} connect() returns after", lo <= got <= hi,
-                         round(end - start, 4), got, round(hi - (end - start), 4),
-                         proof, one_sided=True, slop=slop.at(judged_at)))
+        proof = (
+            describe_call(c)
+            + (
+                f"; the kernel: {kernel.old} -> {kernel.new} at "
+                f"t={kernel.t:.3f}s, the app woke "
+                f"{(c.t_end - kernel.t) * 1000:.1f} ms later"
+                if kernel
+                else ""
+            )
+            + (
+                f"; SYN_SENT from t={entered.t:.3f}s, {(entered.t - c.t) * 1000:.1f} ms after the app's stamp"
+                if entered
+                else ""
+            )
+            + (f"; its first SYN at the router t={first.t:.3f}s" if first else "")
+        )
+        out.append(
+            Check(
+                f"model: {host} connect() returns after",
+                lo <= got <= hi,
+                round(end - start, 4),
+                got,
+                round(hi - (end - start), 4),
+                proof,
+                one_sided=True,
+                slop=slop.at(judged_at),
+            )
+        )
     return out
 
 
@@ -193,10 +256,15 @@ def _left_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
     SYN_SENT (or SYN_RECV, in a simultaneous open) to ESTABLISHED, or to CLOSE when the
     kernel gives up, within the call's time."""
     for e in record.states():
-        if (e.host == call.host and e.source == "tracepoint"
-                and e.old in ("SYN_SENT", "SYN_RECV") and e.new != "SYN_RECV"
-                and call.t_end is not None and call.t <= e.t <= call.t_end
-                and (call.lport is None or e.lport == call.lport)):
+        if (
+            e.host == call.host
+            and e.source == "tracepoint"
+            and e.old in ("SYN_SENT", "SYN_RECV")
+            and e.new != "SYN_RECV"
+            and call.t_end is not None
+            and call.t <= e.t <= call.t_end
+            and (call.lport is None or e.lport == call.lport)
+        ):
             return e
     return None
 
@@ -205,17 +273,36 @@ def _first_syn(record: Record, call: AppCalled):
     """The call's first SYN as the router saw it (the host's, from the call's port)."""
     if call.lport is None:
         return None
-    return next((s for s in record.segments if s.sender == call.host and s.name == "syn"
-                 and not s.injected and s.sport == call.lport and s.t >= call.t
-                 and (call.t_end is None or s.t <= call.t_end)), None)
+    return next(
+        (
+            s
+            for s in record.segments
+            if s.sender == call.host
+            and s.name == "syn"
+            and not s.injected
+            and s.sport == call.lport
+            and s.t >= call.t
+            and (call.t_end is None or s.t <= call.t_end)
+        ),
+        None,
+    )
 
 
 def _entered_syn_sent(record: Record, call: AppCalled) -> StateChanged | None:
     """The tracepoint's CLOSE -> SYN_SENT of the connecting socket within the call."""
-    return next((e for e in record.states() if e.host == call.host
-                 and e.source == "tracepoint" and e.old == "CLOSE" and e.new == "SYN_SENT"
-                 and call.t <= e.t <= (call.t_end if call.t_end is not None else e.t)
-                 and (call.lport is None or e.lport == call.lport)), None)
+    return next(
+        (
+            e
+            for e in record.states()
+            if e.host == call.host
+            and e.source == "tracepoint"
+            and e.old == "CLOSE"
+            and e.new == "SYN_SENT"
+            and call.t <= e.t <= (call.t_end if call.t_end is not None else e.t)
+            and (call.lport is None or e.lport == call.lport)
+        ),
+        None,
+    )
 
 
 def _model_request(pred, record: Record, t0: float, slop: Slop) -> list[Check]:
@@ -231,12 +318,16 @@ def _model_request(pred, record: Record, t0: float, slop: Slop) -> list[Check]:
     synacks = pred.of("server", "syn-ack")
     last = max((s.t for s in synacks), default=0.0)
     legacy = max((s.slack for s in synacks), default=0.0) + pred.kernel.slack(
-        drops[-1][0] - last)  # the last drop, as judged before drops were listed
+        drops[-1][0] - last
+    )  # the last drop, as judged before drops were listed
     seen = request_ends(record)
     out = []
     for k, (dropped_at, late) in enumerate(drops):
-        name = "model: server drops the request at" if len(drops) == 1 else \
-            f"model: server drops request #{k + 1} at"
+        name = (
+            "model: server drops the request at"
+            if len(drops) == 1
+            else f"model: server drops request #{k + 1} at"
+        )
         slack = max(late, legacy if k == len(drops) - 1 else 0.0) + 0.05  # + a poll, loaded
         if k >= len(seen):
             out.append(Check(name, False, dropped_at, "never seen", slack))
@@ -244,8 +335,18 @@ def _model_request(pred, record: Record, t0: float, slop: Slop) -> list[Check]:
         t, how = seen[k]
         got = round(t - t0, 6)
         lo, hi = window(dropped_at, slack, slop.at(t))
-        out.append(Check(name, lo <= got <= hi, dropped_at, got, round(hi - dropped_at, 4),
-                         f"t={t:.3f}s {how}", one_sided=True, slop=slop.at(t)))
+        out.append(
+            Check(
+                name,
+                lo <= got <= hi,
+                dropped_at,
+                got,
+                round(hi - dropped_at, 4),
+                f"t={t:.3f}s {how}",
+                one_sided=True,
+                slop=slop.at(t),
+            )
+        )
     return out
 
 
@@ -253,11 +354,15 @@ def request_ends(record: Record) -> list[tuple[float, str]]:
     """The server's requests' ends as the record shows them, in order: a SYN_RECV ->
     CLOSE, or a server SYN-ACK with another ISN than the one before it with no such
     change between them (the old request was replaced within one inet_diag poll)."""
-    ends = [(e.t, f"SYN_RECV->CLOSE ({e.source})") for e in record.states()
-            if e.host == "server" and e.old == "SYN_RECV" and e.new == "CLOSE"]
+    ends = [
+        (e.t, f"SYN_RECV->CLOSE ({e.source})")
+        for e in record.states()
+        if e.host == "server" and e.old == "SYN_RECV" and e.new == "CLOSE"
+    ]
     synacks = [s for s in record.sent_by("server", "syn-ack") if not s.injected]
     for before, s in zip(synacks, synacks[1:]):
         if s.seq != before.seq and not any(before.t <= t <= s.t for t, _ in ends):
-            ends.append((s.t, f"a new request: {describe_segment(s)}, another ISN than "
-                              f"syn-ack #{before.nth}'s"))
+            ends.append(
+                (s.t, f"a new request: {describe_segment(s)}, another ISN than syn-ack #{before.nth}'s")
+            )
     return sorted(ends)

@@ -3,8 +3,16 @@ by flood.py, everything else by handshake.py and the parts it gathers)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import (SLOP_CAP, Check, Lateness, machine_too_slow, missed_by,
-                                    not_judged, slow_legs, too_slow)
+from tcplab.core.check.base import (
+    SLOP_CAP,
+    Check,
+    Lateness,
+    machine_too_slow,
+    missed_by,
+    not_judged,
+    slow_legs,
+    too_slow,
+)
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
 from tcplab.core.model.prediction import Prediction
@@ -28,14 +36,14 @@ def check_model(prediction: Prediction, record: Record) -> list[Check]:
         checks = check_handshake(prediction, record)
     late, drift = prediction.kernel.late, prediction.kernel.drift
     if late > SLOP_CAP or drift > DRIFT_CAP:  # every timer's window would widen past it
-        why = (f"this machine ran {late * 1000:.0f} ms late, its tick {drift * 100:.2f} % "
-               f"slow (caps {SLOP_CAP * 1000:.0f} ms, {DRIFT_CAP * 100:g} %): "
-               f"{Lateness.of(record, prediction.kernel.hz).proof}")
-        checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c
-                  for c in checks]
+        why = (
+            f"this machine ran {late * 1000:.0f} ms late, its tick {drift * 100:.2f} % "
+            f"slow (caps {SLOP_CAP * 1000:.0f} ms, {DRIFT_CAP * 100:g} %): "
+            f"{Lateness.of(record, prediction.kernel.hz).proof}"
+        )
+        checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c for c in checks]
     checks = _slow_way_out(checks, record)
-    return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c
-                        for c in checks]
+    return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c for c in checks]
 
 
 def _slow_way_out(checks: list[Check], record: Record) -> list[Check]:
@@ -48,5 +56,4 @@ def _slow_way_out(checks: list[Check], record: Record) -> list[Check]:
     if not leg:
         return checks
     why = f"the machine was slow between the router and its hosts: {proof}"
-    return [machine_too_slow(c, why) if (m := missed_by(c)) is not None and m <= leg
-            else c for c in checks]
+    return [machine_too_slow(c, why) if (m := missed_by(c)) is not None and m <= leg else c for c in checks]

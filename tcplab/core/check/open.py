@@ -38,8 +38,7 @@ def candidates(changes) -> list[list[str]]:
 
 
 def matches(seen: list[str], want: list[str]) -> bool:
-    return seen == want or (bool(want) and want[-1] == "ESTABLISHED"
-                            and seen[:len(want)] == want)
+    return seen == want or (bool(want) and want[-1] == "ESTABLISHED" and seen[: len(want)] == want)
 
 
 def check_opening_states(pred, record: Record) -> list:
@@ -49,10 +48,17 @@ def check_opening_states(pred, record: Record) -> list:
         seen, proof = record.state_sequence(host)
         cands = candidates(changes)
         expected = cands[0] if len(cands) == 1 else " or ".join(map(str, cands))
-        model = ", ".join(f"{c.state} at {c.t:.4f}s" + (f" ({c.maybe}: maybe seen)"
-                                                        if c.maybe else "") for c in changes)
+        model = ", ".join(
+            f"{c.state} at {c.t:.4f}s" + (f" ({c.maybe}: maybe seen)" if c.maybe else "") for c in changes
+        )
         evidence = "; ".join(f"t={e.t:.3f}s {e.old}->{e.new} ({e.source})" for e in proof)
-        out.append(Check(f"model: {host} states", any(matches(seen, c) for c in cands),
-                         expected, seen, evidence=f"{evidence or 'no states seen'} | model: "
-                         f"{model}"))
+        out.append(
+            Check(
+                f"model: {host} states",
+                any(matches(seen, c) for c in cands),
+                expected,
+                seen,
+                evidence=f"{evidence or 'no states seen'} | model: {model}",
+            )
+        )
     return out

@@ -40,13 +40,16 @@ class Stay:
         e = self.leave
         if e is None or e.after is None or self.end != e.t:
             return None
-        return (round(e.after - self.start, 6),
-                f"; inet_diag saw the end between t={e.after:.3f}s and t={e.t:.3f}s")
+        return (
+            round(e.after - self.start, 6),
+            f"; inet_diag saw the end between t={e.after:.3f}s and t={e.t:.3f}s",
+        )
 
     def describe(self) -> str:
         text = _event(self.enter, self.start)
-        return text + (f" .. {_event(self.leave, self.end)}" if self.leave else
-                       " .. still in it when the run ended")
+        return text + (
+            f" .. {_event(self.leave, self.end)}" if self.leave else " .. still in it when the run ended"
+        )
 
 
 def _event(e: StateChanged, t: float) -> str:
@@ -58,9 +61,16 @@ def stays(record: Record, host: str) -> list[Stay]:
     """The stays of the host's first connection socket, in order (record.state_sequence)."""
     seq, proof = record.state_sequence(host)
     times = [_exact(record, e) for e in proof]
-    return [Stay(state, times[i], times[i + 1] if i + 1 < len(proof) else None, proof[i],
-                 proof[i + 1] if i + 1 < len(proof) else None)
-            for i, state in enumerate(seq)]
+    return [
+        Stay(
+            state,
+            times[i],
+            times[i + 1] if i + 1 < len(proof) else None,
+            proof[i],
+            proof[i + 1] if i + 1 < len(proof) else None,
+        )
+        for i, state in enumerate(seq)
+    ]
 
 
 def _exact(record: Record, e: StateChanged) -> float:
@@ -70,9 +80,15 @@ def _exact(record: Record, e: StateChanged) -> float:
     if e.source != "inet_diag" or e.new != "TIME_WAIT":
         return e.t
     key = (e.laddr, e.lport, e.raddr, e.rport)
-    handovers = [x.t for x in record.tracepoint_states
-                 if x.host == e.host and (x.laddr, x.lport, x.raddr, x.rport) == key
-                 and x.new == "CLOSE" and x.old in HANDOVER_FROM and x.t <= e.t]
+    handovers = [
+        x.t
+        for x in record.tracepoint_states
+        if x.host == e.host
+        and (x.laddr, x.lport, x.raddr, x.rport) == key
+        and x.new == "CLOSE"
+        and x.old in HANDOVER_FROM
+        and x.t <= e.t
+    ]
     return max(handovers, default=e.t)
 
 
@@ -81,9 +97,15 @@ def observed_until(record: Record) -> float:
     moment anything was seen (a call's return, a segment's release included)."""
     if record.t_stop is not None:
         return record.t_stop
-    return max((x for e in record.events() for x in (e.t, getattr(e, "t_end", None),
-                                                     getattr(e, "t_out", None))
-                if x is not None), default=0.0)
+    return max(
+        (
+            x
+            for e in record.events()
+            for x in (e.t, getattr(e, "t_end", None), getattr(e, "t_out", None))
+            if x is not None
+        ),
+        default=0.0,
+    )
 
 
 def most_sockets(record: Record, host: str, state: str) -> tuple[int, float | None]:
@@ -102,8 +124,9 @@ def most_sockets(record: Record, host: str, state: str) -> tuple[int, float | No
     return best, when
 
 
-def check_host(host: str, exp: HostExpect, record: Record, tol: Tolerance,
-               kernel: Kernel | None = None) -> list:
+def check_host(
+    host: str, exp: HostExpect, record: Record, tol: Tolerance, kernel: Kernel | None = None
+) -> list:
     checks = []
     for state, want in exp.sockets.items():
         checks.append(_sockets(host, state, want, record, exp.lines.get("sockets", 0)))
@@ -112,18 +135,19 @@ def check_host(host: str, exp: HostExpect, record: Record, tol: Tolerance,
         for state, want in exp.lasts.items():
             checks.append(_lasts(host, state, want, mine, record, tol, kernel))
     for call, segment in exp.returns_after.items():
-        checks.append(_returns_after(host, call, segment, record, tol,
-                                     exp.lines.get("returns_after", 0)))
+        checks.append(_returns_after(host, call, segment, record, tol, exp.lines.get("returns_after", 0)))
     return checks
 
 
 def _sockets(host: str, state: str, want: int, record: Record, line: int):
 
     got, when = most_sockets(record, host, state)
-    proof = (f"{got} at once at t={when:.3f}s (tracepoint and inet_diag, per 4-tuple)"
-             if when is not None else f"no {host} socket was ever in {state}")
-    return Check(f"{host} sockets in {state} at once", got == want, want, got,
-                 evidence=proof, line=line)
+    proof = (
+        f"{got} at once at t={when:.3f}s (tracepoint and inet_diag, per 4-tuple)"
+        if when is not None
+        else f"no {host} socket was ever in {state}"
+    )
+    return Check(f"{host} sockets in {state} at once", got == want, want, got, evidence=proof, line=line)
 
 
 # States one kernel timer ends when they last `seconds` > 0, up to the bound: the
@@ -136,27 +160,36 @@ def _sockets(host: str, state: str, want: int, record: Record, line: int):
 ONE_TIMER = {"TIME_WAIT": TCP_TIMEWAIT_LEN, "FIN_WAIT2": TCP_TIMEWAIT_LEN}
 
 
-def _lasts(host: str, state: str, want: Lasting, mine: list[Stay], record: Record,
-           tol: Tolerance, kernel: Kernel | None = None):
+def _lasts(
+    host: str,
+    state: str,
+    want: Lasting,
+    mine: list[Stay],
+    record: Record,
+    tol: Tolerance,
+    kernel: Kernel | None = None,
+):
 
     name = f"{host} {state} lasts"
     stay = next((s for s in mine if s.state == state), None)
-    expected = (want.seconds if want.seconds is not None else
-                f"at least {want.at_least:g} s" if want.at_least is not None else
-                "until the run ended")
+    expected = (
+        want.seconds
+        if want.seconds is not None
+        else f"at least {want.at_least:g} s"
+        if want.at_least is not None
+        else "until the run ended"
+    )
     if stay is None:
         seen = " -> ".join(s.state for s in mine) or "no states"
         return Check(name, False, expected, f"never in {state} ({seen})", line=want.line)
-    length = round((stay.end if stay.end is not None else observed_until(record))
-                   - stay.start, 6)
-    actual = length if stay.end is not None else \
-        f"{length:g} s so far, still in it when the run ended"
+    length = round((stay.end if stay.end is not None else observed_until(record)) - stay.start, 6)
+    actual = length if stay.end is not None else f"{length:g} s so far, still in it when the run ended"
     if want.forever:
-        return Check(name, stay.end is None, expected, actual, evidence=stay.describe(),
-                     line=want.line)
+        return Check(name, stay.end is None, expected, actual, evidence=stay.describe(), line=want.line)
     if want.at_least is not None:
-        return Check(name, length >= want.at_least, expected, actual,
-                     evidence=stay.describe(), line=want.line)
+        return Check(
+            name, length >= want.at_least, expected, actual, evidence=stay.describe(), line=want.line
+        )
     if 0 < want.seconds <= ONE_TIMER.get(state, 0.0):
         return _one_timer(name, want, stay, length, actual, kernel or Kernel((0, 0)))
     allowed = tol.allowed(want.seconds)
@@ -164,8 +197,7 @@ def _lasts(host: str, state: str, want: Lasting, mine: list[Stay], record: Recor
     return Check(name, passed, want.seconds, actual, allowed, stay.describe(), want.line)
 
 
-def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual,
-               kernel: Kernel) -> Check:
+def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual, kernel: Kernel) -> Check:
     """A stay one kernel timer ends is judged as that timer: it cannot end before it is
     due, and ends at most the timer wheel's granularity for its delay (Kernel.slack,
     kernel/time/timer.c) later, not a relative tolerance (12.5 % of 60 s would admit
@@ -174,11 +206,12 @@ def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual,
     SLOP_CAP, if larger) would more than double it: a starved poller cannot tell, and
     the run is an error."""
     slack = kernel.slack(want.seconds)
-    evidence = (f"{stay.describe()}; one kernel timer of {want.seconds:g} s: fires "
-                f"{want.seconds:g} s .. +{slack * 1000:.0f} ms (timer wheel, HZ={kernel.hz})")
+    evidence = (
+        f"{stay.describe()}; one kernel timer of {want.seconds:g} s: fires "
+        f"{want.seconds:g} s .. +{slack * 1000:.0f} ms (timer wheel, HZ={kernel.hz})"
+    )
     if stay.end is None:
-        return Check(name, False, want.seconds, actual, slack, evidence, want.line,
-                     one_sided=True)
+        return Check(name, False, want.seconds, actual, slack, evidence, want.line, one_sided=True)
     leave, bracket = stay.leave, stay.bracket()
     earliest = length
     if bracket is not None:
@@ -186,21 +219,28 @@ def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual,
         evidence += seen
         poll, cap = length - earliest, max(SLOP_CAP, slack)
         if poll > cap:  # the window would more than double: it could hardly fail
-            return Check(name, False, want.seconds, f"not judged: the inet_diag poller was "
-                         f"too slow to time the end ({poll * 1000:.0f} ms between dumps, "
-                         f"over the {cap * 1000:.0f} ms cap; seen {length:g} s)",
-                         slack, evidence, want.line, one_sided=True, judged=False,
-                         error=True)
+            return Check(
+                name,
+                False,
+                want.seconds,
+                f"not judged: the inet_diag poller was "
+                f"too slow to time the end ({poll * 1000:.0f} ms between dumps, "
+                f"over the {cap * 1000:.0f} ms cap; seen {length:g} s)",
+                slack,
+                evidence,
+                want.line,
+                one_sided=True,
+                judged=False,
+                error=True,
+            )
     elif leave is not None and leave.source == "inet_diag":
         slack += DIAG_SLOP  # a run saved before the bracket was recorded
         evidence += f"; + {DIAG_SLOP * 1000:.0f} ms for an inet_diag poll (no bracket saved)"
     passed = length >= want.seconds - EARLY_SLOP and earliest <= want.seconds + slack
-    return Check(name, passed, want.seconds, actual, round(slack, 4), evidence, want.line,
-                 one_sided=True)
+    return Check(name, passed, want.seconds, actual, round(slack, 4), evidence, want.line, one_sided=True)
 
 
-def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tolerance,
-                   line: int):
+def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tolerance, line: int):
     """The call returns once `segment` from the peer reached this host: not before it
     left the router, and within the tolerance of the time it took to arrive."""
 
@@ -209,19 +249,36 @@ def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tole
     peer = "server" if host == "client" else "client"
     arrived = [s for s in record.sent_by(peer, segment) if s.t_out is not None]
     if not made or made[0].t_end is None:
-        return Check(name, False, f"returns after {segment}",
-                     "never called" if not made else "still blocked when the run ended",
-                     evidence=describe_call(made[0]) if made else "", line=line)
+        return Check(
+            name,
+            False,
+            f"returns after {segment}",
+            "never called" if not made else "still blocked when the run ended",
+            evidence=describe_call(made[0]) if made else "",
+            line=line,
+        )
     c = made[0]
     if not arrived:
-        return Check(name, False, f"returns after {segment}",
-                     f"returned at t={c.t_end:.3f}s, but no {segment} reached the {host}",
-                     evidence=describe_call(c), line=line)
+        return Check(
+            name,
+            False,
+            f"returns after {segment}",
+            f"returned at t={c.t_end:.3f}s, but no {segment} reached the {host}",
+            evidence=describe_call(c),
+            line=line,
+        )
     s = arrived[0]
     wait = max(s.t_out, c.t) - c.t
     allowed = tol.allowed(wait)
     took = round(c.t_end - c.t, 6)
     passed = wait - EARLY_SLOP <= took <= wait + allowed
-    return Check(name, passed, round(wait, 6), took, allowed,
-                 f"{describe_segment(s)}, out at t={s.t_out:.3f}s; {describe_call(c)}", line,
-                 one_sided=True)
+    return Check(
+        name,
+        passed,
+        round(wait, 6),
+        took,
+        allowed,
+        f"{describe_segment(s)}, out at t={s.t_out:.3f}s; {describe_call(c)}",
+        line,
+        one_sided=True,
+    )

@@ -32,10 +32,16 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list
         return [not_judged("teardown", pred.unsupported)]
     pred, race_note = _order(pred, record)
     if pred.races and pred.race_bound > RACE_CAP:
-        return [not_judged("teardown", f"an app call and a segment met within "
-                           f"{pred.race_bound * 1000:.0f} ms, the stamps' uncertainty in "
-                           f"this run (over {RACE_CAP * 1000:.0f} ms: too loaded to order "
-                           "them)", race_note)]
+        return [
+            not_judged(
+                "teardown",
+                f"an app call and a segment met within "
+                f"{pred.race_bound * 1000:.0f} ms, the stamps' uncertainty in "
+                f"this run (over {RACE_CAP * 1000:.0f} ms: too loaded to order "
+                "them)",
+                race_note,
+            )
+        ]
     checks = []
     for sender in ("client", "server"):
         for name in TEARDOWN_NAMES:
@@ -43,14 +49,18 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list
     end = observed_until(record)
     offset = _offset(pred, record)
     for host in ("client", "server"):
-        checks += _states(pred.states.get(host, []), host, record, end, offset, slop,
-                          race_note)
+        checks += _states(pred.states.get(host, []), host, record, end, offset, slop, race_note)
     if pred.unmodelled_orders and not all(c.passed for c in checks):
         # The run did not take the modelled order(s); it may have taken one the model
         # does not cover.
-        return [not_judged("teardown", "the run matches no modelled order of a race, "
-                           f"and another order is not modelled ({pred.unmodelled_orders[0]})",
-                           race_note)]
+        return [
+            not_judged(
+                "teardown",
+                "the run matches no modelled order of a race, "
+                f"and another order is not modelled ({pred.unmodelled_orders[0]})",
+                race_note,
+            )
+        ]
     return checks
 
 
@@ -66,14 +76,14 @@ def _as_the_router_named(pred: TeardownPrediction, record: Record) -> TeardownPr
     router's."""
     seen = [s for s in record.segments if s.name == "fin" and not s.injected]
     want = [s for s in pred.segments if s.name == "fin"]
-    closing = all(any(x.state == "CLOSING" for x in pred.states.get(h, []))
-                  for h in ("client", "server"))
+    closing = all(any(x.state == "CLOSING" for x in pred.states.get(h, [])) for h in ("client", "server"))
     if not (seen and want and closing and seen[0].sender != want[0].sender):
         return pred
     return dataclasses.replace(
-        pred, segments=[dataclasses.replace(s, name=SWAP.get(s.name, s.name))
-                        for s in pred.segments],
-        maybe=[dataclasses.replace(s, name=SWAP.get(s.name, s.name)) for s in pred.maybe])
+        pred,
+        segments=[dataclasses.replace(s, name=SWAP.get(s.name, s.name)) for s in pred.segments],
+        maybe=[dataclasses.replace(s, name=SWAP.get(s.name, s.name)) for s in pred.maybe],
+    )
 
 
 def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction, str]:
@@ -82,27 +92,46 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
     (teardown segment counts, then each host's states), and the checks say so."""
     if not pred.races and not pred.alternatives:
         return _as_the_router_named(pred, record), ""
+
     def score(p: TeardownPrediction) -> tuple:
-        counts = sum(len(p.of(h, n)) == len(record.sent_by(h, n))
-                     for h in ("client", "server") for n in TEARDOWN_NAMES)
-        states = sum([x.state for x in p.states.get(h, [])] ==
-                     [s.state for s in _teardown_stays(record, h)][:len(p.states.get(h, []))]
-                     for h in ("client", "server"))
+        counts = sum(
+            len(p.of(h, n)) == len(record.sent_by(h, n)) for h in ("client", "server") for n in TEARDOWN_NAMES
+        )
+        states = sum(
+            [x.state for x in p.states.get(h, [])]
+            == [s.state for s in _teardown_stays(record, h)][: len(p.states.get(h, []))]
+            for h in ("client", "server")
+        )
         return (counts + states,)
-    best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]],
-               key=score)
+
+    best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]], key=score)
     ways = "; ".join(
         f"the {r.host}'s {r.call if r.call == 'timer' else r.call + '()'} "
         f"{'after' if after else 'before'} {r.what} "
         f"({abs(r.call_t - r.arrival_t) * 1000:.2f} ms apart)"
-        for r, after in zip(pred.races, best.orders or pred.orders))
+        for r, after in zip(pred.races, best.orders or pred.orders)
+    )
     n = 1 + len(pred.alternatives)
     if pred.delack_choice:
-        ways = "; ".join(filter(None, [ways, "the delayed ACK of the FIN " + (
-            "waited (and what the host sent next carried it)" if best.delack_late
-            else "left at once")]))
-    note = (f"race: {n} outcomes modelled, judged as {ways}" if n > 1 else
-            f"race, one outcome whichever way: {ways}")
+        ways = "; ".join(
+            filter(
+                None,
+                [
+                    ways,
+                    "the delayed ACK of the FIN "
+                    + (
+                        "waited (and what the host sent next carried it)"
+                        if best.delack_late
+                        else "left at once"
+                    ),
+                ],
+            )
+        )
+    note = (
+        f"race: {n} outcomes modelled, judged as {ways}"
+        if n > 1
+        else f"race, one outcome whichever way: {ways}"
+    )
     best.races, best.unmodelled_orders = pred.races, pred.unmodelled_orders
     return best, note
 
@@ -114,8 +143,7 @@ def _offset(pred: TeardownPrediction, record: Record) -> float | None:
     return seen[0].t - want[0].t if seen and want else None
 
 
-def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
-              slop: Slop) -> list:
+def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, slop: Slop) -> list:
     want, seen = pred.of(sender, name), record.sent_by(sender, name)
     maybe = [s for s in pred.maybe if s.sender == sender and s.name == name]
     # What the model has the kernel send after observation stopped cannot be in the
@@ -129,24 +157,40 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str,
         return []
     label = f"model: {sender} {name}"
     count = len(want) if not maybe else f"{len(want)} to {len(want) + len(maybe)}"
-    out = [Check(f"{label} count", len(want) <= len(seen) <= len(want) + len(maybe), count,
-                 len(seen), evidence=describe_segment(seen[-1]) if seen else "")]
+    out = [
+        Check(
+            f"{label} count",
+            len(want) <= len(seen) <= len(want) + len(maybe),
+            count,
+            len(seen),
+            evidence=describe_segment(seen[-1]) if seen else "",
+        )
+    ]
     if name not in CHAINS or not want or not seen:
         return out
     for p, s in list(zip(want, seen))[1:]:
         nominal = p.t - want[0].t
         lo, hi = nominal - MODEL_SLOP, nominal + (p.slack - want[0].slack) + slop.at(s.t)
         got = round(s.t - seen[0].t, 6)
-        out.append(Check(f"{label} #{p.nth} after #1", lo <= got <= hi, round(nominal, 4),
-                         got, round(hi - nominal, 4), describe_segment(s), one_sided=True,
-                         slop=slop.at(s.t)))
+        out.append(
+            Check(
+                f"{label} #{p.nth} after #1",
+                lo <= got <= hi,
+                round(nominal, 4),
+                got,
+                round(hi - nominal, 4),
+                describe_segment(s),
+                one_sided=True,
+                slop=slop.at(s.t),
+            )
+        )
     return out
 
 
 def _teardown_stays(record: Record, host: str) -> list[Stay]:
     mine = stays(record, host)
     last = max((i for i, s in enumerate(mine) if s.state == "ESTABLISHED"), default=None)
-    return mine[last + 1:] if last is not None else []
+    return mine[last + 1 :] if last is not None else []
 
 
 DIAG_SURE = 0.1  # inet_diag polls every few ms; a minisocket living this long is seen
@@ -156,33 +200,46 @@ def _fleeting(want: list[PredictedState]) -> set[int]:
     """Indexes of predicted TIME_WAIT stays (timewait minisockets: only inet_diag sees
     them) shorter than DIAG_SURE: an RST that kills one within a poll leaves the record
     showing the tracepoint's FIN_WAIT2|CLOSING->CLOSE handover and nothing else."""
-    return {i for i, p in enumerate(want[:-1])
-            if p.state == "TIME_WAIT" and want[i + 1].t - p.t < DIAG_SURE}
+    return {i for i, p in enumerate(want[:-1]) if p.state == "TIME_WAIT" and want[i + 1].t - p.t < DIAG_SURE}
 
 
-def _states(want: list[PredictedState], host: str, record: Record, end: float,
-            offset: float | None, slop: Slop, race_note: str = "") -> list:
+def _states(
+    want: list[PredictedState],
+    host: str,
+    record: Record,
+    end: float,
+    offset: float | None,
+    slop: Slop,
+    race_note: str = "",
+) -> list:
     seen = _teardown_stays(record, host)
     if not want and not seen:
         return []
     names = [s.state for s in seen]
+
     # Predicted changes up to where observation stopped; one due within the window
     # around the end may or may not have been seen.
     def upto(limit: float) -> list[str]:
         return [p.state for p in want if offset is None or p.t + offset <= limit]
+
     window = max((p.slack for p in want), default=0.0) + slop.worst + DIAG_SLOP
     short, long = upto(end - window), upto(end + window)
-    ok = names in (short, long) or (names[:len(short)] == short and names == long[:len(names)])
+    ok = names in (short, long) or (names[: len(short)] == short and names == long[: len(names)])
     fleeting = _fleeting(want)
     if not ok and fleeting:
         # a minisocket too short-lived for inet_diag's polls may be missing
-        short, long = ([x for i, x in enumerate(seq) if i not in fleeting]
-                       for seq in (short, long))
-        ok = names in (short, long) or (names[:len(short)] == short
-                                        and names == long[:len(names)])
+        short, long = ([x for i, x in enumerate(seq) if i not in fleeting] for seq in (short, long))
+        ok = names in (short, long) or (names[: len(short)] == short and names == long[: len(names)])
     proof = "; ".join(s.describe() for s in seen)
-    out = [Check(f"model: {host} states after ESTABLISHED", ok, long, names,
-                 evidence=f"{proof} ({race_note})" if race_note else proof)]
+    out = [
+        Check(
+            f"model: {host} states after ESTABLISHED",
+            ok,
+            long,
+            names,
+            evidence=f"{proof} ({race_note})" if race_note else proof,
+        )
+    ]
     for i, p in enumerate(want):
         if p.state == "CLOSE":
             continue
@@ -191,10 +248,16 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
         if stay is None:
             continue  # the sequence check above already says so
         if nxt is None:  # nothing ends it before the run does (or ever)
-            got = "still in it when the run ended" if stay.end is None else \
-                round(stay.end - stay.start, 6)
-            out.append(Check(f"model: {host} {p.state} lasts", stay.end is None,
-                             "past the end of the run", got, evidence=stay.describe()))
+            got = "still in it when the run ended" if stay.end is None else round(stay.end - stay.start, 6)
+            out.append(
+                Check(
+                    f"model: {host} {p.state} lasts",
+                    stay.end is None,
+                    "past the end of the run",
+                    got,
+                    evidence=stay.describe(),
+                )
+            )
             continue
         if nxt.cause != "timer":
             continue  # ended by a segment: the segment checks time it
@@ -205,9 +268,18 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
         if stay.end is None:
             due = (nxt.t + offset) if offset is not None else None
             passed = due is not None and due + nxt.slack + sl > end
-            out.append(Check(f"model: {host} {p.state} lasts", passed, round(nominal, 4),
-                             "still in it when the run ended", round(hi - nominal, 4),
-                             stay.describe(), one_sided=True, slop=sl))
+            out.append(
+                Check(
+                    f"model: {host} {p.state} lasts",
+                    passed,
+                    round(nominal, 4),
+                    "still in it when the run ended",
+                    round(hi - nominal, 4),
+                    stay.describe(),
+                    one_sided=True,
+                    slop=sl,
+                )
+            )
             continue
         got = round(stay.end - stay.start, 6)
         earliest, evidence = got, stay.describe()
@@ -215,7 +287,16 @@ def _states(want: list[PredictedState], host: str, record: Record, end: float,
         if bracket is not None:  # the end lies in (after, t]: no longer a guess
             earliest, hi = bracket[0], hi - DIAG_SLOP
             evidence += bracket[1]
-        out.append(Check(f"model: {host} {p.state} lasts", lo <= got and earliest <= hi,
-                         round(nominal, 4), got, round(hi - nominal, 4), evidence,
-                         one_sided=True, slop=sl))
+        out.append(
+            Check(
+                f"model: {host} {p.state} lasts",
+                lo <= got and earliest <= hi,
+                round(nominal, 4),
+                got,
+                round(hi - nominal, 4),
+                evidence,
+                one_sided=True,
+                slop=sl,
+            )
+        )
     return out

@@ -52,14 +52,14 @@ def main() -> None:
         hook = Hook(faults, config["client_addrs"], log, step)
     watcher = None
     if kinds is not None:  # before the queue: nothing it lets pass goes unseen
-        watcher = observer.ObserverProcess(observer.open_socket(), config["client_addrs"],
-                                           kinds, config.get("raw_path"))
+        watcher = observer.ObserverProcess(
+            observer.open_socket(), config["client_addrs"], kinds, config.get("raw_path")
+        )
     child.raise_priority(child.HOOK_NICE)  # after the imports: those are set-up, not forwarding
     keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
     rewrites = any(f.action == STRIP_MSS for f in faults)
-    nfq.bind(config["queue"], hook.on_packet, max_len=QUEUE_MAXLEN,
-             range=FULL_COPY if rewrites else RAW_MAX)
+    nfq.bind(config["queue"], hook.on_packet, max_len=QUEUE_MAXLEN, range=FULL_COPY if rewrites else RAW_MAX)
     flavour = install_rules(config["queue"], selection.iptables_matches(kinds))
     install_prerouting(flavour, config["queue"], prerouting_addrs(hook))
     log.event("ready", iptables=flavour, pid=os.getpid())
@@ -69,8 +69,7 @@ def main() -> None:
         hook.release_all()
         seen = watcher.stop(box.write_line, child.HOOK_NICE) if watcher is not None else {}
         log.close()
-        log.event("stats", **queue_stats(config["queue"]), **seen,
-                  residency=hook.residency())
+        log.event("stats", **queue_stats(config["queue"]), **seen, residency=hook.residency())
         box.close()
         nfq.unbind()
 
@@ -79,8 +78,9 @@ def loop(nfq, hook, watcher, box: Outbox) -> None:
     fd, stdin = nfq.get_fd(), sys.stdin.fileno()
     watch = [fd, stdin] + ([watcher] if watcher is not None else [])
     while True:
-        ready, writable, _ = select.select(watch, [box.fd] if box.pending() else [], [],
-                                           hook.next_timeout(time.monotonic()))
+        ready, writable, _ = select.select(
+            watch, [box.fd] if box.pending() else [], [], hook.next_timeout(time.monotonic())
+        )
         if fd in ready:
             nfq.run(block=False)
         hook.release_due(time.monotonic())

@@ -23,8 +23,18 @@ import socket
 import time
 
 from tcplab.core import craft
-from tcplab.core.faults import (DELAY, DROP, DUPLICATE, STRIP_MSS, Forge, HostFault,
-                                 expected_seq, rst_after, schedule, silencing)
+from tcplab.core.faults import (
+    DELAY,
+    DROP,
+    DUPLICATE,
+    STRIP_MSS,
+    Forge,
+    HostFault,
+    expected_seq,
+    rst_after,
+    schedule,
+    silencing,
+)
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.rules import Verdict, decide
 from tcplab.core.segments import Classified, Segment
@@ -35,7 +45,7 @@ NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT = 0, 3
 ICMP_UNREACH = {0: "net unreachable", 1: "host unreachable", 3: "port unreachable"}
 STALE_ISN_BACK = 0x10000000  # the stale SYN's ISN lies this far behind the real one
 STALE_HOLD = 0.5  # the real SYN is held until the client's RST passed, at most this long
-                  # (below the client's 1 s SYN timer, so it is not retransmitted meanwhile)
+# (below the client's 1 s SYN timer, so it is not retransmitted meanwhile)
 
 
 def _after(a: int, b: int) -> bool:
@@ -43,9 +53,17 @@ def _after(a: int, b: int) -> bool:
 
 
 class FaultHook(Hook):
-    def __init__(self, faults, client_addrs, host_faults: list[HostFault],
-                 forges: list[Forge], addrs: dict[str, str], links: dict[str, dict],
-                 log=None, step: str | None = None):
+    def __init__(
+        self,
+        faults,
+        client_addrs,
+        host_faults: list[HostFault],
+        forges: list[Forge],
+        addrs: dict[str, str],
+        links: dict[str, dict],
+        log=None,
+        step: str | None = None,
+    ):
         super().__init__(faults, client_addrs, log, step)
         self.host_faults, self.forges = tuple(host_faults), tuple(forges)
         self.addrs, self.links = addrs, links  # host -> address; host -> router interface
@@ -110,8 +128,13 @@ class FaultHook(Hook):
         elif what == "forge":
             self.forge_rst(fault, None)
             return
-        self.log.event("fault", action=fault.action, host=fault.host, what=_SAYS[
-                       (fault.action, what)], fault=fault.describe())
+        self.log.event(
+            "fault",
+            action=fault.action,
+            host=fault.host,
+            what=_SAYS[(fault.action, what)],
+            fault=fault.describe(),
+        )
 
     # -- segments ---------------------------------------------------------------------
     def on_packet(self, pkt) -> None:
@@ -135,8 +158,13 @@ class FaultHook(Hook):
         now = arrival(pkt)
         seen = self.classifier.classify(seg)
         fault = next(f for f in self.host_faults if f.action == "link-down" and f.host == host)
-        super().apply(_KernelDrops(pkt), seen, Verdict(DROP, fault=_Why(
-            fault.describe() + " (the router answers ICMP net unreachable)")), now, packet)
+        super().apply(
+            _KernelDrops(pkt),
+            seen,
+            Verdict(DROP, fault=_Why(fault.describe() + " (the router answers ICMP net unreachable)")),
+            now,
+            packet,
+        )
 
     def on_icmp(self, pkt) -> None:
         """An ICMP destination unreachable the router's own kernel sends (link-down):
@@ -147,18 +175,20 @@ class FaultHook(Hook):
         if icmp is None:
             return
         code, to, quoted_seq = icmp
-        self.log.event("fault", action="icmp", host=self.host_of.get(to, to),
-                       what=f"ICMP {ICMP_UNREACH.get(code, f'unreachable code {code}')}",
-                       fault=f"from the router, quoting seq={quoted_seq}")
+        self.log.event(
+            "fault",
+            action="icmp",
+            host=self.host_of.get(to, to),
+            what=f"ICMP {ICMP_UNREACH.get(code, f'unreachable code {code}')}",
+            fault=f"from the router, quoting seq={quoted_seq}",
+        )
 
     def decide(self, seen, now: float) -> Verdict:
         s = seen.segment
-        silent = silencing(self.host_faults, self.host_of.get(s.src), self.host_of.get(s.dst),
-                           self.t(now))
+        silent = silencing(self.host_faults, self.host_of.get(s.src), self.host_of.get(s.dst), self.t(now))
         if silent is not None:
             return Verdict(DROP, fault=silent)
-        if (self.stale is not None and seen.name == "syn" and seen.nth == 1
-                and self.stale_held is None):
+        if self.stale is not None and seen.name == "syn" and seen.nth == 1 and self.stale_held is None:
             return Verdict(DELAY, STALE_HOLD, self.stale)
         return decide(self.faults, seen)
 
@@ -175,8 +205,15 @@ class FaultHook(Hook):
             self.stale_held = next(e for e in self.held if e[2] is pkt)
         if verdict.action == DUPLICATE:
             self._n += 1
-            heapq.heappush(self.copies, (now + verdict.delay, self._n, packet, dict(
-                seen=seen, nth=seen.nth, fault=verdict.fault.describe() + " (the copy)")))
+            heapq.heappush(
+                self.copies,
+                (
+                    now + verdict.delay,
+                    self._n,
+                    packet,
+                    dict(seen=seen, nth=seen.nth, fault=verdict.fault.describe() + " (the copy)"),
+                ),
+            )
         if verdict.action != DROP:
             self.learn(seen)
             for forge in rst_after(self.forges, seen.name, seen.nth, seen.sender):
@@ -194,20 +231,35 @@ class FaultHook(Hook):
             self.tuples[seen.conn] = s
 
     # -- making segments up -----------------------------------------------------------
-    def inject(self, packet: bytes, seen=None, nth: int = 0, fault: str = "",
-               name: str | None = None, sender: str | None = None, conn: int = 0) -> None:
+    def inject(
+        self,
+        packet: bytes,
+        seen=None,
+        nth: int = 0,
+        fault: str = "",
+        name: str | None = None,
+        sender: str | None = None,
+        conn: int = 0,
+    ) -> None:
         seg = parse_ipv4_tcp(packet)
         now = time.monotonic()  # before it leaves: an answer to it comes after it
         try:
             self.raw.sendto(packet, (seg.dst, 0))
         except OSError as e:  # e.g. no route while a link is down: the record says so
-            self.log.event("fault", action="inject", host=sender or seen.sender,
-                           what=f"not sent: {e.strerror}", fault=fault)
+            self.log.event(
+                "fault",
+                action="inject",
+                host=sender or seen.sender,
+                what=f"not sent: {e.strerror}",
+                fault=fault,
+            )
             return
-        seen = Classified(seg, name or seen.name, nth, sender or seen.sender, False,
-                          seen.conn if seen else conn)
-        self.log.segment(self.log.next_id(), now, seen, "delivered", now, fault, packet,
-                         wire_length(packet), injected=True)
+        seen = Classified(
+            seg, name or seen.name, nth, sender or seen.sender, False, seen.conn if seen else conn
+        )
+        self.log.segment(
+            self.log.next_id(), now, seen, "delivered", now, fault, packet, wire_length(packet), injected=True
+        )
 
     def send_stale_syn(self, seen, packet: bytes) -> None:
         """A SYN of the same 4-tuple with an old ISN (its options copied from the real
@@ -231,8 +283,9 @@ class FaultHook(Hook):
         c2s = self.tuples.get(conn)
         seq = expected_seq(self.ends.get(conn, {}), forge.to) if c2s else None
         if seq is None:
-            self.log.event("fault", action="forge", host=forge.to, what="nothing to forge on",
-                           fault=forge.describe())
+            self.log.event(
+                "fault", action="forge", host=forge.to, what="nothing to forge on", fault=forge.describe()
+            )
             return
         if forge.to == "client":
             src, sport, dst, dport = c2s.dst, c2s.dport, c2s.src, c2s.sport
@@ -244,11 +297,13 @@ class FaultHook(Hook):
 
 
 # What the record and the ladder say (short: the ladder's network column is narrow).
-_SAYS = {("link-down", "down"): "link down",
-         ("link-down", "up"): "link up again",
-         ("crash", "silent"): "crashed: silent",
-         ("reboot", "silent"): "rebooting: silent",
-         ("reboot", "back"): "back up, no sockets"}
+_SAYS = {
+    ("link-down", "down"): "link down",
+    ("link-down", "up"): "link up again",
+    ("crash", "silent"): "crashed: silent",
+    ("reboot", "silent"): "rebooting: silent",
+    ("reboot", "back"): "back up, no sockets",
+}
 
 
 class _KernelDrops:
@@ -279,8 +334,9 @@ def set_link(ifname: str, up: bool, addr: str, prefixlen: int) -> None:
     with IPRoute() as ipr:
         idx = ipr.link_lookup(ifname=ifname)[0]
         ipr.link("set", index=idx, state="up" if up else "down")
-        if up and not any(a.get_attr("IFA_ADDRESS") == addr
-                          for a in ipr.get_addr(index=idx, family=socket.AF_INET)):
+        if up and not any(
+            a.get_attr("IFA_ADDRESS") == addr for a in ipr.get_addr(index=idx, family=socket.AF_INET)
+        ):
             ipr.addr("add", index=idx, address=addr, prefixlen=prefixlen)
 
 
@@ -294,7 +350,7 @@ def parse_icmp_unreach(packet: bytes) -> tuple[int, str, int] | None:
     inner_ihl = (packet[inner] & 0x0F) * 4
     if packet[inner + 9] != socket.IPPROTO_TCP or len(packet) < inner + inner_ihl + 8:
         return None
-    seq = int.from_bytes(packet[inner + inner_ihl + 4:inner + inner_ihl + 8], "big")
+    seq = int.from_bytes(packet[inner + inner_ihl + 4 : inner + inner_ihl + 8], "big")
     return packet[ihl + 1], socket.inet_ntoa(packet[16:20]), seq
 
 
@@ -303,8 +359,16 @@ def make_hook(config: dict, faults, host_faults, forges, log=None) -> FaultHook 
     plain Hook then does drop and delay as ever)."""
     if not (host_faults or forges or any(f.action in (DUPLICATE, STRIP_MSS) for f in faults)):
         return None
-    return FaultHook(faults, config["client_addrs"], host_faults, forges,
-                     config["addrs"], config["links"], log, config.get("step"))
+    return FaultHook(
+        faults,
+        config["client_addrs"],
+        host_faults,
+        forges,
+        config["addrs"],
+        config["links"],
+        log,
+        config.get("step"),
+    )
 
 
 def prerouting_addrs(hook) -> list[str]:

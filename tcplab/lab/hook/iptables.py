@@ -15,10 +15,25 @@ def install_rules(queue: int, matches: list[list[str]]) -> str:
     nft-backed one needs nft_compat + xt_NFQUEUE, the legacy one ip_tables."""
     errors = []
     for binary in ("iptables", "iptables-nft", "iptables-legacy"):
-        cmds = [[binary, "-w", "-N", CHAIN],
-                *([binary, "-w", "-A", CHAIN, *match, "-j", "NFQUEUE", "--queue-num",
-                   str(queue), "--queue-bypass"] for match in matches),
-                [binary, "-w", "-I", "FORWARD", "1", "-j", CHAIN]]
+        cmds = [
+            [binary, "-w", "-N", CHAIN],
+            *(
+                [
+                    binary,
+                    "-w",
+                    "-A",
+                    CHAIN,
+                    *match,
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    str(queue),
+                    "--queue-bypass",
+                ]
+                for match in matches
+            ),
+            [binary, "-w", "-I", "FORWARD", "1", "-j", CHAIN],
+        ]
         try:
             for cmd in cmds:
                 subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -37,14 +52,52 @@ def install_prerouting(binary: str, queue: int, addrs: list[str]) -> None:
     tcplab/lab/hook/faults.py), and the router's own ICMP destination unreachables in
     mangle OUTPUT."""
     if addrs:
-        subprocess.run([binary, "-w", "-t", "mangle", "-A", "OUTPUT", "-p", "icmp",
-                        "--icmp-type", "destination-unreachable", "-j", "NFQUEUE",
-                        "--queue-num", str(queue), "--queue-bypass"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                binary,
+                "-w",
+                "-t",
+                "mangle",
+                "-A",
+                "OUTPUT",
+                "-p",
+                "icmp",
+                "--icmp-type",
+                "destination-unreachable",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                str(queue),
+                "--queue-bypass",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     for addr in addrs:
-        subprocess.run([binary, "-w", "-t", "mangle", "-I", "PREROUTING", "1", "-p", "tcp",
-                        "-d", addr, "-j", "NFQUEUE", "--queue-num", str(queue),
-                        "--queue-bypass"], check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                binary,
+                "-w",
+                "-t",
+                "mangle",
+                "-I",
+                "PREROUTING",
+                "1",
+                "-p",
+                "tcp",
+                "-d",
+                addr,
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                str(queue),
+                "--queue-bypass",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
 
 def queue_stats(queue: int) -> dict:
@@ -55,8 +108,12 @@ def queue_stats(queue: int) -> dict:
             for line in f:
                 cols = line.split()
                 if cols and int(cols[0]) == queue:
-                    return {"queue_total": int(cols[2]), "queue_dropped": int(cols[5]),
-                            "user_dropped": int(cols[6]), "id_sequence": int(cols[7])}
+                    return {
+                        "queue_total": int(cols[2]),
+                        "queue_dropped": int(cols[5]),
+                        "user_dropped": int(cols[6]),
+                        "id_sequence": int(cols[7]),
+                    }
     except (OSError, ValueError, IndexError):
         pass
     return {}

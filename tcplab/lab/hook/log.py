@@ -18,9 +18,29 @@ import time
 from tcplab.lab.rawstore import AS_SENT, RawWriter
 
 # The row's fields, in order; the runner zips them back into a message per segment.
-FIELDS = ("id", "mono", "name", "nth", "sender", "flags", "seq", "ack", "length", "fate",
-          "retransmission", "conn", "mono_out", "src", "dst", "sport", "dport", "fault",
-          "wire_len", "injected", "roll")
+FIELDS = (
+    "id",
+    "mono",
+    "name",
+    "nth",
+    "sender",
+    "flags",
+    "seq",
+    "ack",
+    "length",
+    "fate",
+    "retransmission",
+    "conn",
+    "mono_out",
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "fault",
+    "wire_len",
+    "injected",
+    "roll",
+)
 BATCH_MAX = 256
 
 
@@ -38,14 +58,46 @@ class SegmentLog:
         """A segment's id in the record (a release names it)."""
         return next(self._ids)
 
-    def segment(self, ident: int, mono: float, seen, fate: str, mono_out: float | None,
-                fault: str | None, packet: bytes, wire_len: int, injected: bool = False,
-                sent: bytes | None = None, roll: float | None = None) -> None:
+    def segment(
+        self,
+        ident: int,
+        mono: float,
+        seen,
+        fate: str,
+        mono_out: float | None,
+        fault: str | None,
+        packet: bytes,
+        wire_len: int,
+        injected: bool = False,
+        sent: bytes | None = None,
+        roll: float | None = None,
+    ) -> None:
         s = seen.segment
-        self.rows.append((ident, mono, seen.name, seen.nth, seen.sender, s.flags, s.seq,
-                          s.ack, s.length, fate, seen.retransmission, seen.conn, mono_out,
-                          s.src, s.dst, s.sport, s.dport, fault, wire_len, injected,
-                          roll))
+        self.rows.append(
+            (
+                ident,
+                mono,
+                seen.name,
+                seen.nth,
+                seen.sender,
+                s.flags,
+                s.seq,
+                s.ack,
+                s.length,
+                fate,
+                seen.retransmission,
+                seen.conn,
+                mono_out,
+                s.src,
+                s.dst,
+                s.sport,
+                s.dport,
+                fault,
+                wire_len,
+                injected,
+                roll,
+            )
+        )
         self.raw.write(ident, packet)
         if sent is not None:
             self.raw.write(ident, sent, AS_SENT)

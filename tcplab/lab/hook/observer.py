@@ -56,10 +56,12 @@ _TIMESPEC = struct.Struct("qq")
 def _tcp_filter() -> bytes:
     """Classic BPF on a SOCK_DGRAM packet socket (offsets from the IP header):
     accept IPv4 TCP, RAW_MAX bytes of it; anything else, nothing."""
-    prog = [(0x30, 0, 0, 9),          # ldb [9]        protocol
-            (0x15, 0, 1, 6),          # jeq #6 ? next : drop
-            (0x06, 0, 0, RAW_MAX),    # ret #RAW_MAX
-            (0x06, 0, 0, 0)]          # ret #0
+    prog = [
+        (0x30, 0, 0, 9),  # ldb [9]        protocol
+        (0x15, 0, 1, 6),  # jeq #6 ? next : drop
+        (0x06, 0, 0, RAW_MAX),  # ret #RAW_MAX
+        (0x06, 0, 0, 0),
+    ]  # ret #0
     return b"".join(struct.pack("HBBI", *op) for op in prog)
 
 
@@ -68,8 +70,9 @@ def open_socket() -> socket.socket:
     queue sees can be missed."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     code = ctypes.create_string_buffer(_tcp_filter())
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack(
-        "HL", len(code.raw) // 8, ctypes.addressof(code)))
+    sock.setsockopt(
+        socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code.raw) // 8, ctypes.addressof(code))
+    )
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
     sock.setblocking(False)
@@ -90,10 +93,15 @@ class Observer:
             except BlockingIOError:
                 return n
             if addr[2] != PACKET_OUTGOING:
-                stamp = next((_TIMESPEC.unpack(d[:16]) for lvl, typ, d in anc
-                              if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
-                self.observed(to_monotonic(stamp[0] + stamp[1] / 1e9) if stamp
-                              else time.monotonic(), data)
+                stamp = next(
+                    (
+                        _TIMESPEC.unpack(d[:16])
+                        for lvl, typ, d in anc
+                        if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS
+                    ),
+                    None,
+                )
+                self.observed(to_monotonic(stamp[0] + stamp[1] / 1e9) if stamp else time.monotonic(), data)
         return limit
 
     def observed(self, mono: float, packet: bytes) -> None:
@@ -103,13 +111,20 @@ class Observer:
             return
         seen = self.classifier.classify(seg)  # every segment: the names depend on all
         if not queued(self.kinds, seg.flags):
-            self.log.segment(self.log.next_id(), mono, seen, "delivered", mono, None,
-                             packet, int.from_bytes(packet[2:4], "big"))
+            self.log.segment(
+                self.log.next_id(),
+                mono,
+                seen,
+                "delivered",
+                mono,
+                None,
+                packet,
+                int.from_bytes(packet[2:4], "big"),
+            )
 
     def drops(self) -> int:
         try:
-            return struct.unpack("II", self.sock.getsockopt(
-                SOL_PACKET, PACKET_STATISTICS, 8))[1]
+            return struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
         except OSError:
             return 0
 
@@ -121,12 +136,22 @@ class ObserverProcess:
 
     def __init__(self, sock: socket.socket, client_addrs, kinds, raw_path: str | None):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tcplab.lab.hook.observer"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, pass_fds=(sock.fileno(),))
-        self.proc.stdin.write(json.dumps({
-            "fd": sock.fileno(), "client_addrs": list(client_addrs),
-            "kinds": None if kinds is None else list(kinds),
-            "raw_path": raw_path}).encode() + b"\n")
+            [sys.executable, "-m", "tcplab.lab.hook.observer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=(sock.fileno(),),
+        )
+        self.proc.stdin.write(
+            json.dumps(
+                {
+                    "fd": sock.fileno(),
+                    "client_addrs": list(client_addrs),
+                    "kinds": None if kinds is None else list(kinds),
+                    "raw_path": raw_path,
+                }
+            ).encode()
+            + b"\n"
+        )
         self.proc.stdin.flush()
         sock.close()  # the observer's now
         self.fd, self._partial = self.proc.stdout.fileno(), b""
@@ -172,8 +197,9 @@ def main() -> None:
     kinds = None if config["kinds"] is None else tuple(config["kinds"])
     raw_path = config["raw_path"]
     # blocking: a slow hook only makes the observer lag, and it may
-    log = SegmentLog(Outbox(sys.stdout.fileno(), blocking=True),
-                     raw_path and raw_path + ".observer", FIRST_ID)
+    log = SegmentLog(
+        Outbox(sys.stdout.fileno(), blocking=True), raw_path and raw_path + ".observer", FIRST_ID
+    )
     obs = Observer(sock, config["client_addrs"], kinds, log)
     while True:
         ready = select.select([sock, ctl], [], [], 0.5)[0]

@@ -48,8 +48,13 @@ def arrival(pkt) -> float:
 
 
 class Hook:
-    def __init__(self, faults: list[Fault], client_addrs: list[str],
-                 log: SegmentLog | None = None, step: str | None = None):
+    def __init__(
+        self,
+        faults: list[Fault],
+        client_addrs: list[str],
+        log: SegmentLog | None = None,
+        step: str | None = None,
+    ):
         self.faults = tuple(faults)
         # Step mode (core/step.py): segments held until the presenter decides, by id,
         # with when each came (mono) and what the scenario's fault would have done.
@@ -73,8 +78,7 @@ class Hook:
         """decide -> apply; the hook with host faults (faults.py) decides more."""
         self.apply(pkt, seen, decide(self.faults, seen), now, packet)
 
-    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"",
-              sent: bytes | None = None) -> int:
+    def apply(self, pkt, seen, verdict, now: float, packet: bytes = b"", sent: bytes | None = None) -> int:
         """The verdict, then the record. `sent`: the packet as it left, when a fault
         rewrote it. Returns the segment's id in the record."""
         ident = self.log.next_id()
@@ -82,9 +86,18 @@ class Hook:
             pkt.retain()  # as a delay whose end the presenter chooses
             self.presenter[ident] = (pkt, now)
             scenario = verdict.fault.describe() if verdict.fault else "no fault"
-            self.log.segment(ident, now, seen, "held", None,
-                             f"held for the presenter (the scenario: {scenario})",
-                             packet, wire_length(packet), sent=sent, roll=verdict.roll)
+            self.log.segment(
+                ident,
+                now,
+                seen,
+                "held",
+                None,
+                f"held for the presenter (the scenario: {scenario})",
+                packet,
+                wire_length(packet),
+                sent=sent,
+                roll=verdict.roll,
+            )
             return ident
         if verdict.action == DROP:
             pkt.drop()
@@ -101,9 +114,18 @@ class Hook:
             fate, mono_out = "delivered", time.monotonic()
             pkt.accept()
             self.waits.append(mono_out - now)
-        self.log.segment(ident, now, seen, fate, mono_out,
-                         verdict.fault.describe() if verdict.fault else None,
-                         packet, wire_length(packet), sent=sent, roll=verdict.roll)
+        self.log.segment(
+            ident,
+            now,
+            seen,
+            fate,
+            mono_out,
+            verdict.fault.describe() if verdict.fault else None,
+            packet,
+            wire_length(packet),
+            sent=sent,
+            roll=verdict.roll,
+        )
         return ident
 
     def release_due(self, now: float) -> None:
@@ -125,8 +147,9 @@ class Hook:
         pkt, came = self.presenter.pop(ident)
         mono = time.monotonic()
         fate = "dropped" if action == DROP else "delayed"
-        self.log.event("decided", id=ident, fate=fate, mono=mono,
-                       fault=decision_text(action, mono - came, at_end))
+        self.log.event(
+            "decided", id=ident, fate=fate, mono=mono, fault=decision_text(action, mono - came, at_end)
+        )
         if action == DROP:
             pkt.drop()
         else:
@@ -142,8 +165,12 @@ class Hook:
         if not waits:
             return {"queued": 0}
         at = lambda q: round(waits[min(len(waits) - 1, int(q * len(waits)))] * 1e6, 1)  # noqa: E731
-        return {"queued": len(waits), "p50_us": at(0.5), "p99_us": at(0.99),
-                "max_us": round(waits[-1] * 1e6, 1)}
+        return {
+            "queued": len(waits),
+            "p50_us": at(0.5),
+            "p99_us": at(0.99),
+            "max_us": round(waits[-1] * 1e6, 1),
+        }
 
     def command(self, line: str) -> None:
         """The runner's `deliver ID` / `drop ID` (step mode); `go T0` is the fault

@@ -34,8 +34,7 @@ KINDS: dict[str, tuple[int, int]] = {
     "fin": (SYN | RST | FIN, FIN),
     "rst": (RST, RST),
 }
-NAME_KIND = {"syn": "syn", "syn-ack": "syn-ack", "fin": "fin", "peer-fin": "fin",
-             "rst": "rst"}
+NAME_KIND = {"syn": "syn", "syn-ack": "syn-ack", "fin": "fin", "peer-fin": "fin", "rst": "rst"}
 # What the decision classifier must see to count and name the control kinds.
 ALWAYS = ("syn", "fin")
 _FLAG_NAMES = ((SYN, "SYN"), (ACK, "ACK"), (FIN, "FIN"), (RST, "RST"))
@@ -60,8 +59,7 @@ def iptables_matches(kinds: tuple[str, ...] | None) -> list[list[str]]:
     """One list of iptables match arguments per rule."""
     if kinds is None:
         return [["-p", "tcp"]]
-    return [["-p", "tcp", "--tcp-flags", _names(KINDS[k][0]), _names(KINDS[k][1])]
-            for k in kinds]
+    return [["-p", "tcp", "--tcp-flags", _names(KINDS[k][0]), _names(KINDS[k][1])] for k in kinds]
 
 
 def _names(bits: int) -> str:
