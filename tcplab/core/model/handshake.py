@@ -48,14 +48,21 @@ from tcplab.core.model.prediction import Prediction, shape
 from tcplab.core.segments import ACK
 
 
-def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
-                      faults: tuple[Fault, ...], listens: bool, port: int = 8080,
-                      data_after_connect: float | None = None,
-                      first_segment: tuple[int, int] = (ACK, 1),
-                      then: tuple[tuple[float, int, int], ...] = (),
-                      copies: tuple[tuple[str, str, int, float], ...] = (),
-                      client_gone_at: float | None = None,
-                      until: float = 600.0, stale_syn: bool = False) -> Prediction:
+def predict_handshake(
+    kernel: Kernel,
+    client: HostParams,
+    server: HostParams,
+    faults: tuple[Fault, ...],
+    listens: bool,
+    port: int = 8080,
+    data_after_connect: float | None = None,
+    first_segment: tuple[int, int] = (ACK, 1),
+    then: tuple[tuple[float, int, int], ...] = (),
+    copies: tuple[tuple[str, str, int, float], ...] = (),
+    client_gone_at: float | None = None,
+    until: float = 600.0,
+    stale_syn: bool = False,
+) -> Prediction:
     """Segments, connect() result and the server request's fate for one connection
     attempt at t=0, with the scenario's faults applied as the router would. If the
     client sends data `data_after_connect` seconds after connect() returns, that first
@@ -67,6 +74,7 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
 
     Where a timer and an arriving segment tie, both orders are simulated; when they
     lead to different outcomes, the other one is in `alternatives`."""
+
     def new_sim(packets_first: bool) -> HandshakeSim:
         sim = HandshakeSim(kernel, client, server, faults, listens, port, packets_first)
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
@@ -105,8 +113,10 @@ def predict_handshake(kernel: Kernel, client: HostParams, server: HostParams,
             shapes.add(_timed_shape(other))
             main.alternatives.append(other)
     if main.alternatives:
-        main.notes.append("timers and segments are due at the same moment; the kernel "
-                          "may run them in either order, and the outcomes differ")
+        main.notes.append(
+            "timers and segments are due at the same moment; the kernel "
+            "may run them in either order, and the outcomes differ"
+        )
     return main
 
 
@@ -116,5 +126,3 @@ MAX_OUTCOMES = 32
 
 def _timed_shape(p: Prediction) -> tuple:
     return shape(p), tuple(round(s.t, 3) for s in p.segments)
-
-
