@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import overload
 
 from tcplab.core.events import (
     AppCalled,
@@ -99,11 +100,16 @@ class Record:
                 rec.faults.append(ev)
             elif isinstance(ev, StateChanged) and "tracepoint_states" not in obs:
                 rec.merged.append(ev)  # saved merged: merging again would lose handovers
-        rec.tracepoint_states = [event_from_json(d) for d in obs.get("tracepoint_states", [])]
-        rec.diag_states = [event_from_json(d) for d in obs.get("diag_states", [])]
+        rec.tracepoint_states = _states_from_json(obs.get("tracepoint_states", []))
+        rec.diag_states = _states_from_json(obs.get("diag_states", []))
         return rec
 
+    @overload
+    def t(self, mono: float) -> float: ...
+    @overload
+    def t(self, mono: None) -> None: ...
     def t(self, mono: float | None) -> float | None:
+        """Seconds since t0 of a CLOCK_MONOTONIC time, to the microsecond; None stays None."""
         return None if mono is None else round(mono - self.t0, 6)
 
     # -- feeding ------------------------------------------------------------------
@@ -302,6 +308,15 @@ class Record:
         return seq, proof
 
 
+def _states_from_json(saved: list[dict]) -> list[StateChanged]:
+    out = []
+    for d in saved:
+        e = event_from_json(d)
+        assert isinstance(e, StateChanged), d  # observation() saves state changes only
+        out.append(e)
+    return out
+
+
 def _open_key(item) -> tuple:
     (host, iteration), _call = item
     return (host, iteration or 0)
@@ -337,7 +352,7 @@ def merge_states(
     # ACK), the request existed before that moment, however late the poll that saw
     # it was stamped: a loaded poller thread can take the time well after its dump
     # returned, and the record must not show SYN_RECV after ESTABLISHED.
-    established = {}
+    established: dict[tuple[str, tuple], float] = {}
     for e in tracepoint:
         if e.old == "SYN_RECV":
             established.setdefault((e.host, _tuple(e)), e.t)
@@ -375,7 +390,7 @@ def blind_spot(e: StateChanged) -> bool:
     return e.new in TRACEPOINT_BLIND or (e.new == "CLOSE" and e.old in TRACEPOINT_BLIND)
 
 
-def _lives_on(e: StateChanged, diag: list[StateChanged], alive_at_end: set) -> bool:
+def _lives_on(e: StateChanged, diag: list[StateChanged], alive_at_end: set | frozenset) -> bool:
     """Did the connection outlive the tracepoint's CLOSE as a timewait socket? Then
     diag shows it in TIME_WAIT afterwards, or sees it vanish well after (an RST'd
     socket vanishes within a poll or two), or it was still there when the run ended."""
