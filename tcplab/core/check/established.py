@@ -188,13 +188,13 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
         if (
             router is None or (back is not None and seen[i].t >= back) or i < (2 if tlp else 1)
         ):  # no revert before an RTO retransmission
-            hit = (
+            if (
                 router is not None
                 and i > 0
                 and (back is None or seen[i].t < back)
                 and router.answers(seen[i].t)
-            )
-            soft = ERRNO_OF_UNREACH[router.code] if hit else soft
+            ):
+                soft = ERRNO_OF_UNREACH[router.code]
             return min(rto * 2**backoff, p.rto_max), "RTO", True
         plain, halved = min(rto * 2**backoff, p.rto_max), min(rto * 2 ** (backoff - 1), p.rto_max)
         icmp = gap is not None and plain != halved and abs(gap - halved) < abs(gap - plain)
@@ -352,7 +352,8 @@ def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
 def _quiet(b, kernel, record: Record, slop: Slop) -> list:
     """Nothing to send and no keepalive: the survivor sends nothing into the silence and
     nothing ends its connection (claim F7's other half)."""
-    end = path_back(b.fault) if path_back(b.fault) is not None else float("inf")
+    back = path_back(b.fault)
+    end = back if back is not None else float("inf")
     sent = [s for s in record.segments if s.sender == b.host and b.fault.at <= s.t < end]
     gone = _closed(record, b.host, b.fault.at)
     gone = gone if gone is not None and gone.t < end else None

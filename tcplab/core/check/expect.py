@@ -62,7 +62,7 @@ def _too_many(check: Check) -> bool:
     if isinstance(check.actual, int) and isinstance(check.expected, int):
         return check.actual > check.expected
     top = re.fullmatch(r"\d+ to (\d+)", str(check.expected))
-    return bool(top) and isinstance(check.actual, int) and check.actual > int(top[1])
+    return top is not None and isinstance(check.actual, int) and check.actual > int(top[1])
 
 
 def _slow_lab(
@@ -224,6 +224,7 @@ def _largest(host: str, exp: HostExpect, record: Record) -> list[Check]:
 
 def _gives_up(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> Check:
     want = exp.gives_up_after
+    assert want is not None  # check_expect() asks only when it is set
     failed = [c for c in record.apps if c.host == host and c.result not in ("ok", None)]
     line = exp.lines.get("gives_up_after", 0)
     if not failed:
@@ -231,6 +232,7 @@ def _gives_up(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> Che
         actual = f"{blocked[0].call}() still blocked when the run ended" if blocked else "no call failed"
         return Check(f"{host} gives up after", False, want, actual, tol.allowed(want), line=line)
     c = failed[0]
+    assert c.t_end is not None  # a call with a result returned (AppCalled: None if it never did)
     got = round(c.t_end - c.t, 6)
     # The tolerance of the gap checked: from the host's last segment of the call's time
     # (its last retransmission or probe: the timer that ended it ran from there), not
@@ -254,6 +256,7 @@ def _gives_up(host: str, exp: HostExpect, record: Record, tol: Tolerance) -> Che
 def _states(host: str, exp: HostExpect, record: Record) -> Check:
     seq, proof = record.state_sequence(host)
     evidence = "; ".join(f"t={e.t:.3f}s {e.old}->{e.new} ({e.source})" for e in proof)
+    assert exp.states is not None  # check_expect() asks only when it is set
     want = list(exp.states)
     return Check(f"{host} states", seq == want, want, seq, evidence=evidence, line=exp.lines.get("states", 0))
 

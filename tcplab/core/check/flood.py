@@ -272,9 +272,13 @@ def _requests(pred: FloodPrediction, obs: Observed, end: float, slop: float) -> 
             )
         )
     # The requests the timer dropped, and when (inet_diag sees the request go).
-    dropped = [r for r in reqs if r.fate == "dropped"]
-    lo = sum(1 for r in dropped if r.end + r.end_slack + slop + DIAG_POLL < end)
-    hi_n = sum(1 for r in dropped if r.end - MODEL_SLOP <= end)
+    drops = []  # (when, how late it may be)
+    for r in reqs:
+        if r.fate == "dropped":
+            assert r.end is not None  # model/flood.py: its timer dropped it at `end`
+            drops.append((r.end, r.end_slack))
+    lo = sum(1 for t, late in drops if t + late + slop + DIAG_POLL < end)
+    hi_n = sum(1 for t, _late in drops if t - MODEL_SLOP <= end)
     gone = [c for c in mine if c.closed is not None]
     out.append(
         Check(
@@ -286,11 +290,12 @@ def _requests(pred: FloodPrediction, obs: Observed, end: float, slop: float) -> 
         )
     )
     if gone:
-        seen = []
+        timed = []
         for c in gone:
+            assert c.closed is not None  # `gone`: the requests seen to go
             wait = request_wait(len(c.synacks) - 1)  # the expiry after its last SYN-ACK
-            seen.append((c.closed.t - c.synacks[-1].t, wait, _describe(c)))
-        waits = {w for _g, w, _d in seen}
+            timed.append((c.closed.t - c.synacks[-1].t, wait, _describe(c)))
+        waits = {w for _g, w, _d in timed}
         for wait in sorted(waits):
             hi = wait + k.slack(wait) + slop + DIAG_POLL
             out.append(
@@ -298,7 +303,7 @@ def _requests(pred: FloodPrediction, obs: Observed, end: float, slop: float) -> 
                     f"model: flood request dropped {wait:g} s after its last SYN-ACK",
                     wait,
                     hi,
-                    [(g, d) for g, w, d in seen if w == wait],
+                    [(g, d) for g, w, d in timed if w == wait],
                 )
             )
     return out
@@ -337,10 +342,13 @@ def _worst(name: str, wait: float, hi: float, seen: list[tuple[float, str]]) -> 
 
 def _peak(conns: list[FloodConn]) -> int:
     """Most requests inet_diag saw at once."""
-    moves = sorted(
-        [(c.syn_recv.t, 1) for c in conns] + [(c.closed.t, -1) for c in conns if c.closed is not None],
-        key=lambda m: (m[0], m[1]),
-    )
+    opened, closed = [], []
+    for c in conns:
+        assert c.syn_recv is not None  # a request: inet_diag saw it (FloodConn.answer)
+        opened.append((c.syn_recv.t, 1))
+        if c.closed is not None:
+            closed.append((c.closed.t, -1))
+    moves = sorted(opened + closed, key=lambda m: (m[0], m[1]))
     held = peak = 0
     for _t, d in moves:
         held += d
@@ -367,10 +375,16 @@ def _counters(pred: FloodPrediction, record: Record, slop: float) -> list[Check]
         return []
     first: AppCalled | None = reads[0] if len(reads) > 1 else None
     last = reads[-1]
-    before = first.counters if first is not None else {}
+    # `reads` keeps only the netstat calls that returned counters
+    assert last.counters is not None
+    before: dict[str, int] = {}
+    if first is not None:
+        assert first.counters is not None
+        before = first.counters
     start_lo = first.t if first is not None else float("-inf")
     start_hi = (first.t_end or first.t) if first is not None else float("-inf")
-    want_lo, want_hi = Counter(), Counter()
+    want_lo: Counter[str] = Counter()
+    want_hi: Counter[str] = Counter()
     for t, slack, name in pred.counters:
         lo = t if slack == 0 else t - MODEL_SLOP
         hi = t + slack + slop

@@ -47,9 +47,10 @@ class Stay:
 
     def describe(self) -> str:
         text = _event(self.enter, self.start)
-        return text + (
-            f" .. {_event(self.leave, self.end)}" if self.leave else " .. still in it when the run ended"
-        )
+        if self.leave is None:
+            return text + " .. still in it when the run ended"
+        assert self.end is not None  # stays() sets both ends of a stay or neither
+        return text + f" .. {_event(self.leave, self.end)}"
 
 
 def _event(e: StateChanged, t: float) -> str:
@@ -132,8 +133,8 @@ def check_host(
         checks.append(_sockets(host, state, want, record, exp.lines.get("sockets", 0)))
     if exp.lasts:
         mine = stays(record, host)
-        for state, want in exp.lasts.items():
-            checks.append(_lasts(host, state, want, mine, record, tol, kernel))
+        for state, lasting in exp.lasts.items():
+            checks.append(_lasts(host, state, lasting, mine, record, tol, kernel))
     for call, segment in exp.returns_after.items():
         checks.append(_returns_after(host, call, segment, record, tol, exp.lines.get("returns_after", 0)))
     return checks
@@ -190,6 +191,7 @@ def _lasts(
         return Check(
             name, length >= want.at_least, expected, actual, evidence=stay.describe(), line=want.line
         )
+    assert want.seconds is not None  # a Lasting is one of forever, at_least, seconds (format/expect.py)
     if 0 < want.seconds <= ONE_TIMER.get(state, 0.0):
         return _one_timer(name, want, stay, length, actual, kernel or Kernel((0, 0)))
     allowed = tol.allowed(want.seconds)
@@ -205,6 +207,7 @@ def _one_timer(name: str, want: Lasting, stay: Stay, length: float, actual, kern
     window is met if that bracket meets it; a bracket wider than the window's slack (or
     SLOP_CAP, if larger) would more than double it: a starved poller cannot tell, and
     the run is an error."""
+    assert want.seconds is not None  # _lasts() passes a Lasting of `seconds` only
     slack = kernel.slack(want.seconds)
     evidence = (
         f"{stay.describe()}; one kernel timer of {want.seconds:g} s: fires "
@@ -248,16 +251,16 @@ def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tole
     made = [c for c in record.apps if c.host == host and c.call == call]
     peer = "server" if host == "client" else "client"
     arrived = [s for s in record.sent_by(peer, segment) if s.t_out is not None]
-    if not made or made[0].t_end is None:
+    c = made[0] if made else None
+    if c is None or c.t_end is None:
         return Check(
             name,
             False,
             f"returns after {segment}",
-            "never called" if not made else "still blocked when the run ended",
-            evidence=describe_call(made[0]) if made else "",
+            "never called" if c is None else "still blocked when the run ended",
+            evidence=describe_call(c) if c is not None else "",
             line=line,
         )
-    c = made[0]
     if not arrived:
         return Check(
             name,
@@ -268,6 +271,7 @@ def _returns_after(host: str, call: str, segment: str, record: Record, tol: Tole
             line=line,
         )
     s = arrived[0]
+    assert s.t_out is not None  # `arrived` holds only segments that left the router
     wait = max(s.t_out, c.t) - c.t
     allowed = tol.allowed(wait)
     took = round(c.t_end - c.t, 6)
