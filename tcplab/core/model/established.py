@@ -46,6 +46,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from tcplab.core.faults import HostFault
 from tcplab.core.model.kernel import TCP_RTO_MAX, TCP_RTO_MIN, Kernel, sysctl_value
 from tcplab.core.model.prediction import PredictedSegment, Prediction
 
@@ -123,7 +124,8 @@ class UnreachableRouter:
     def __init__(self, ratelimit: float = 1.0, error_cost: float = 1.0,
                  error_burst: float = 5.0, code: str = "net", hz: int = 250):
         self.ratelimit, self.cost, self.burst, self.code = ratelimit, error_cost, error_burst, code
-        self.tokens, self.last, self.hz = 0.0, None, hz
+        self.tokens, self.hz = 0.0, hz
+        self.last: float | None = None  # when ip_error() last ran: the peer is new until then
 
     def answers(self, t: float, seen: bool | None = None) -> bool:
         """Whether the segment at t draws an ICMP. `seen`: what a run showed instead
@@ -183,9 +185,9 @@ def retransmissions(kernel: Kernel, p: EstParams, rtt: float,
 
     def send(t: float, cause: str, slack: float) -> Transmission:
         nonlocal soft
-        icmp = router is not None and (back_at is None or t < back_at) and router.answers(t)
-        if icmp:
-            soft = ERRNO_OF_UNREACH[router.code]
+        icmp = False
+        if router is not None and (back_at is None or t < back_at) and router.answers(t):
+            icmp, soft = True, ERRNO_OF_UNREACH[router.code]
         return Transmission(t, cause, slack, icmp)
 
     out = [send(0.0, "first", 0.0)]
@@ -243,7 +245,8 @@ def keepalive_probes(kernel: Kernel, ka: Keepalive, silent_from: float = 0.0,
     """Probes (t, slack) since the last segment received, and the abort time (None
     past the horizon) with its slack. Probes before `silent_from` are answered, which
     resets the count and restarts the idle time."""
-    probes, t, slack, out = [], ka.idle, kernel.slack(ka.idle), 0
+    probes: list[tuple[float, float]] = []
+    t, slack, out = ka.idle, kernel.slack(ka.idle), 0
     while t <= horizon:
         if out >= ka.count:
             return probes, t, slack
@@ -273,7 +276,7 @@ class Burst:
 
     host: str  # the survivor
     name: str  # "data" | "keepalive" | "quiet" (nothing: it stays ESTABLISHED)
-    fault: object  # the HostFault (crash, link-down)
+    fault: HostFault  # crash, link-down
     params: EstParams
     keepalive: Keepalive | None = None
     anchor: float = 0.0
@@ -430,9 +433,9 @@ def with_bursts(prediction: Prediction, bursts: list[Burst]) -> Prediction:
     for b in bursts:  # the handshake model's own guess at the first data gives way
         out.segments[:] = [s for s in out.segments if not (
             s.sender == b.host and s.name == b.name and s.t >= b.fault.at)]
+        back = path_back(b.fault)
         for i, x in enumerate(b.offsets):
-            fate = "delivered" if path_back(b.fault) is not None and \
-                b.anchor + x.t >= path_back(b.fault) else "dropped"
+            fate = "delivered" if back is not None and b.anchor + x.t >= back else "dropped"
             cause = x.cause + (", ICMP back" if x.icmp else "")
             out.segments.append(PredictedSegment(b.anchor + x.t, b.host, b.name, i + 1,
                                                  fate, cause, x.slack))
@@ -443,6 +446,7 @@ def with_bursts(prediction: Prediction, bursts: list[Burst]) -> Prediction:
             out.segments.append(PredictedSegment(b.anchor + b.abort, b.host, "rst", 1,
                                                  "dropped", "timer", b.abort_slack))
         if b.call is not None:
+            assert b.error is not None  # an abort comes with its errno (_data, _keepalive)
             out.calls[(b.host, b.call)] = (b.error, b.anchor, b.anchor + b.abort)
         out.notes += b.notes
     out.segments.sort(key=lambda s: s.t)
