@@ -7,23 +7,15 @@ retransmission) is declined with the reason."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import MSS, TCP_INIT_CWND, Unsupported
+from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, PSH
 
 
-class DataPath:
+class DataPath(SimBase):
     """Mixed into sim.Sim: sending data and retransmitting it."""
-
-    # what sim.Sim and timers.Timers provide (annotations only: the mixin's view of them)
-    k: Kernel
-    send: Callable[..., str]
-    arm: Callable[[float, Host, str, float], None]
-    probe_wait: Callable[..., float]
-    at: Callable[..., int]
 
     def nagle_holds(self, h: Host) -> bool:
         """tcp_nagle_check() with Nagle on (the lab never sets TCP_NODELAY): a sub-MSS

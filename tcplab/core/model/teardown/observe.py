@@ -61,7 +61,6 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
         at = round(acted[0] if acted else f.at + start, 9)  # as the event queue rounds
         shifted.append(dataclasses.replace(f, at=at, until=(
             None if f.until is None else f.until + at - f.at)))
-    shifted = tuple(shifted)
     copies: dict[tuple[str, str], list[float]] = {}
     for s in record.segments:  # a duplicate's copies (not the router's forgeries)
         if s.injected and s.t_out is not None and (s.fault or "").startswith("duplicate"):
@@ -70,7 +69,7 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
                     {k: tuple(v) for k, v in copies.items()},
                     {h: rtt_samples(record, h, conn) for h in ("client", "server")},
                     {(s.sender, s.name, s.nth): s.t - origin for s in record.segments
-                     if s.conn == conn and not s.injected}), shifted
+                     if s.conn == conn and not s.injected}), tuple(shifted)
 
 
 def _after(a: int, b: int) -> bool:

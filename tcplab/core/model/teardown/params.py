@@ -105,13 +105,12 @@ def rtt_estimate(kernel: Kernel, p: TeardownParams, samples: list[float]
     __tcp_set_rto() compute them (srtt: 7/8 old + 1/8 new; rttvar starts at
     max(2m, rto_min) and, each round trip, falls back a quarter of the way to the
     round's largest mdev, which starts at rto_min), the RTO in whole jiffies. Every
-    sample counts as its own round trip: the lab's exchanges are a few segments."""
-    srtt = mdev = rttvar = mdev_max = None
-    for m in samples:
-        if srtt is None:  # no previous measure: rto = 3 rtt, at least rtt + rto_min
-            srtt, mdev = m, 2 * m
-            rttvar = mdev_max = max(mdev, p.rto_min)
-            continue
+    sample counts as its own round trip: the lab's exchanges are a few segments. At
+    least one sample."""
+    # the first: no previous measure, so rto = 3 rtt, at least rtt + rto_min
+    srtt, mdev = samples[0], 2 * samples[0]
+    rttvar = mdev_max = max(mdev, p.rto_min)
+    for m in samples[1:]:
         err = m - srtt
         srtt += err / 8
         if err < 0:  # a smaller RTT moves mdev an eighth as much

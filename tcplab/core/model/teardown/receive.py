@@ -10,10 +10,11 @@ from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import (PAWS_TICK, RCV_WND, Unsupported,
                                                UnsupportedLate, delack_max)
 from tcplab.core.model.teardown.prediction import Race, gone_at
+from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, RST, SYN
 
 
-class Receive:
+class Receive(SimBase):
     """Mixed into sim.Sim: the methods an arriving segment runs."""
 
     # segments -----------------------------------------------------------------------
@@ -147,6 +148,7 @@ class Receive:
         after it: the stamp comes first, the act up to the bound later. Not a segment
         that acknowledges what the call sent (its FIN, its data): that one was sent by
         the peer after the call acted."""
+        assert self.obs is not None  # arrive() asks only with a record
         for call_t, i, call, snd_nxt in self.calls_done[h.name]:
             if not (counts or call in ("close", "shutdown")) or (h.name, i) in self.shifts:
                 continue

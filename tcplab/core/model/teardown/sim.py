@@ -196,10 +196,12 @@ class Sim(Timers, Receive, DataPath):
         shift = self.shifts.get((h.name, i))
         if isinstance(shift, float):  # moved before the arrival it raced
             return shift
+        assert self.obs is not None  # step() asks only with a record
         seen = self.obs.steps[h.name]
         if i >= len(seen):
             return None
-        return -1.0 if seen[i] is None else seen[i][0]
+        stamps = seen[i]
+        return -1.0 if stamps is None else stamps[0]
 
     def step(self, t: float, h: Host, gen: int | None = None) -> None:
         if gen is not None and gen != h.step_gen:
@@ -273,9 +275,10 @@ class Sim(Timers, Receive, DataPath):
         if self.obs is None or (h.name, i) in self.shifts:
             return
         seen = self.obs.steps[h.name]
-        if i < len(seen) and seen[i] is not None and seen[i][1] is not None:
-            self.at(seen[i][1], 4, "recv_timeout", h.name, h.recv_gen)
-            h.returned_at = seen[i][1]
+        stamps = seen[i] if i < len(seen) else None  # (start, end) of the call
+        if stamps is not None and stamps[1] is not None:
+            self.at(stamps[1], 4, "recv_timeout", h.name, h.recv_gen)
+            h.returned_at = stamps[1]
 
     def note_race(self, t: float, h: Host, i: int, call: str) -> None:
         """An app call that a segment reached the same host within the race bound of,
@@ -284,6 +287,7 @@ class Sim(Timers, Receive, DataPath):
         before any of them); those arriving after the stamp, Receive.arrive() notes."""
         if (h.name, i) in self.shifts:
             return
+        assert self.obs is not None  # step() asks only with a record
         # A pure ACK matters to a close() too: after an abort it draws an RST
         # (gen-4284: linger 0, the data's ACK and the close() 0.2 ms apart).
         acks_too = call in ("close", "shutdown")
@@ -300,6 +304,7 @@ class Sim(Timers, Receive, DataPath):
             self.release_deferred(t, h)
 
     def release_deferred(self, t: float, h: Host) -> None:
+        assert h.deferred is not None  # its callers found a call deferred
         i = h.deferred[0]
         h.released[i] = t
         h.deferred = None
@@ -310,6 +315,7 @@ class Sim(Timers, Receive, DataPath):
         (its timer-wheel bucket): an ACK arriving within that window may come first and
         cancel it (seen on 6.18, gen-2025: the ACK of data and FIN 4.2 ms after the send,
         the probe due at 4 ms, no probe sent)."""
+        assert self.obs is not None  # fin_timer() asks only with a record
         window = self.k.slack(wait) + self.obs.race
         near = [qt for qt, _p, _n, what, args in self.q
                 if what == "arrive" and args[0] == h.name and args[1] & ACK

@@ -11,11 +11,12 @@ from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import (AFTER_NEXT, PAWS_TICK, TCP_TIMEWAIT_LEN,
                                                TLP_TIMEOUT_MIN, Unsupported, delack_max,
                                                fin_time, retry_limit)
+from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.rules import decide
 from tcplab.core.segments import ACK, FIN
 
 
-class Timers:
+class Timers(SimBase):
     """Mixed into sim.Sim: the methods a timer or an old segment runs."""
 
     def subsume_delack(self, t: float, h: Host) -> None:
@@ -61,6 +62,7 @@ class Timers:
             # bucket allows), which may make it moot
             h.held_fin = (gen, kind, wait)
             h.timer_released.add(key)
+            assert self.obs is not None  # a shift is a race a record showed (predict.py)
             self.at(t + self.k.slack(wait) + self.obs.race, 2, "fin_timer_latest",
                     h.name, gen)
             return
