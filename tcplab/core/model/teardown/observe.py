@@ -7,6 +7,7 @@ import math
 
 from tcplab.core.model.teardown.params import (ENDINGS, RACE_NOISE, SOCKET_OPTIONS,
                                                Unsupported)
+from tcplab.core.model.teardown.paws import stamps
 from tcplab.core.model.teardown.prediction import Observed
 from tcplab.core.craft import tsval_of
 from tcplab.core.segments import ACK, FIN, SYN
@@ -62,15 +63,28 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
         shifted.append(dataclasses.replace(f, at=at, until=(
             None if f.until is None else f.until + at - f.at)))
     shifted = tuple(shifted)
-    copies: dict[tuple[str, str], list[float]] = {}
+    copies: dict[tuple[str, str], list[float | None]] = {}
     for s in record.segments:  # a duplicate's copies (not the router's forgeries)
         if s.injected and s.t_out is not None and (s.fault or "").startswith("duplicate"):
-            copies.setdefault((s.sender, s.name), []).append(s.t_out - origin)
+            copies.setdefault((s.sender, s.name), []).append(
+                (s.t_out - origin, truncated(s)))
     return Observed(steps, arrivals, race, tuple(late),
                     {k: tuple(v) for k, v in copies.items()},
                     {h: rtt_samples(record, h, conn) for h in ("client", "server")},
                     {(s.sender, s.name, s.nth): s.t - origin for s in record.segments
-                     if s.conn == conn and not s.injected}), shifted
+                     if s.conn == conn and not s.injected},
+                    stamps(record, conn, origin)), shifted
+
+
+def truncated(s) -> bool:
+    """A copy the router sent with fewer bytes than the segment has: the hook queues
+    only the first RAW_MAX (256) bytes of a packet (lab/hook/__main__.py, rawstore.py)
+    and its copy is those bytes (raw_send_hdrinc() then sets the IP length to 256).
+    Such copies of data were answered by full sockets and by closed ones (an RST) on
+    6.18, as a whole copy is, but never by a TIME_WAIT socket (gen-7028, gen-7204,
+    gen-7262; a whole 100-byte copy was, gen-2004): not understood, so not modelled."""
+    held = len(s.raw) // 2
+    return bool(s.raw) and s.wire_len is not None and held < s.wire_len
 
 
 def _after(a: int, b: int) -> bool:
