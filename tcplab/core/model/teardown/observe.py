@@ -20,9 +20,15 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
     if not syns:
         return None, host_faults
     origin, conn = syns[0].t, syns[0].conn
-    probes = [s for s in record.segments if s.conn == conn and s.name == "keepalive"]
-    if probes:  # tcp_keepalive_timer() acted: the established model's, not this one's
-        raise Unsupported(f"{probes[0].sender} keepalive probes")
+    for host, opener in (("client", "connect"), ("server", "accept")):
+        plan = [s.call for s in sc.apps[host]]
+        turned_on = opener in plan and "keepalive" in plan[plan.index(opener):]
+        if not turned_on and any(s.conn == conn and s.name == "keepalive" and s.sender == host
+                                 for s in record.segments):
+            # SO_KEEPALIVE set before the connection existed (inherited by accept(),
+            # armed by tcp_finish_connect()): not followed by keepalive.py
+            raise Unsupported(f"{host} keepalive probes, keepalive set before the "
+                              "connection (not modelled)")
     steps = {}
     for host, opener in (("client", "connect"), ("server", "accept")):
         plan = sc.apps[host]

@@ -77,6 +77,7 @@ class Receive:
         if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
             self.old_ack(t, h, sent, slack)
             return
+        self.keepalive_heard(t, h, flags, ack, length)  # keepalive.py
         if h.state == "TIME_WAIT" and not flags & (FIN | RST) and not length:
             # an in-window bare ACK: the timewait timer starts again, nothing is sent
             # (tcp_timewait_state_process(), inet_twsk_reschedule())

@@ -11,6 +11,7 @@ from tcplab.core.model.kernel import LAST_HOP, TRANSIT, Kernel
 from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADDR, X, Y
 from tcplab.core.model.teardown.data import DataPath
 from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.keepalive import Keepalive
 from tcplab.core.model.teardown.paws import Paws
 from tcplab.core.model.teardown.params import (AfterArrival,
                                                MAX_EVENTS, MSS, NEED_RESET, RACE_NOISE,
@@ -26,7 +27,7 @@ from tcplab.core.scenario import Step
 from tcplab.core.segments import ACK, Classifier, FIN, RST, SYN, Segment
 
 
-class Sim(Timers, Receive, DataPath, Paws):
+class Sim(Timers, Receive, DataPath, Paws, Keepalive):
     def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
                  rto: dict[str, float], steps: dict[str, list[Step]],
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
@@ -263,12 +264,8 @@ class Sim(Timers, Receive, DataPath, Paws):
                 h.linger0 = s.arg == 0
             elif s.call == "rcvtimeo":
                 h.rcvtimeo = s.arg
-            elif s.call == "keepalive":
-                # Its probes come only after an idle time (at least 1 s): a connection
-                # that closes sooner never sends one. With a record, probes that did go
-                # out leave the teardown unjudged (observe()); before a run, the
-                # established model predicts them.
-                pass
+            elif s.call == "keepalive":  # keepalive.py
+                self.keepalive_on(t, h, s.arg)
             elif s.call != "netstat":  # reading counters sends nothing
                 raise Unsupported(f"{h.name} {s.call}")
 
@@ -474,6 +471,10 @@ class Sim(Timers, Receive, DataPath, Paws):
                 self.recv_timeout(t, h, *args[1:])
             elif what == "host_fault":
                 self.host_fault(t, h, *args[1:])
+            elif what == "ka_timer":
+                self.keepalive_timer(t, h, *args[1:])
+            elif what == "ka_timer_latest":
+                self.ka_release(t, h, *args[1:])
         self.pred.horizon = until
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
         return self.pred
