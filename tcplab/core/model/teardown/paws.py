@@ -108,14 +108,19 @@ class Paws:
         """The host sends a segment: its TSecr pins the host's ts_recent, its ack is
         the rcv_wup it announced. Returns its TSval, for the peer's PAWS."""
         got = self.stamp_of(h.name, name, nth, t, slack)
-        if got is None or flags & RST:
-            return None if got is None else got[1]
+        base = Y if h.name == "client" else X
         r = self.ts_range(h)
-        _t, tsval, tsecr, rel_ack = got
+        if got is None or flags & RST or not flags & ACK or ack - base != got[3]:
+            # not the run's segment of that name and number (it acknowledges something
+            # else), or no timestamps: nothing known from it, and the rcv_wup it
+            # announced is the kernel's, not known here
+            if flags & ACK and not flags & RST:
+                r[2] = None
+            return None
+        _t, tsval, tsecr, _rel_ack = got
         if tsecr is not None:
             r[0] = r[1] = tsecr
-        base = Y if h.name == "client" else X
-        r[2] = ack if flags & ACK and ack - base == rel_ack else None
+        r[2] = ack
         return tsval
 
     def ts_accepted(self, h, tsval: int | None, seq: int, length: int, flags: int, time_wait: bool) -> None:
