@@ -87,6 +87,23 @@ def test_the_sysctls_when_the_step_names_no_value():
     assert times(pred, "server", "keepalive") == pytest.approx([3.0], abs=0.003)
 
 
+def test_probes_from_close_wait_meet_the_orphans_fin_wait2_then_nothing():
+    """The prober got the FIN and never closes: CLOSE_WAIT probes like ESTABLISHED. The
+    closer's orphan answers from its FIN_WAIT2 minisocket (out of the window, its own
+    rate limit); once tcp_fin_time() is over nothing owns the connection, the next probe
+    draws an RST (tcp_v4_send_reset()) and the prober closes."""
+    pred = prediction(
+        "keepalive: {idle: 2, interval: 1, count: 5}, recv, sleep: 10s",
+        "sleep: 0.3s, close",
+        sysctls={"client": {"net.ipv4.tcp_fin_timeout": "3"}},
+    )
+    assert times(pred, "server", "keepalive") == pytest.approx([2.3, 4.3], abs=0.003)
+    assert len(pred.of("client", "keepalive-ack")) == 1
+    rst = pred.of("client", "rst")
+    assert len(rst) == 1 and rst[0].t == pytest.approx(4.3, abs=0.003)
+    assert [x.state for x in pred.states["server"]] == ["CLOSE_WAIT", "CLOSE"]
+
+
 # -- the checks, on real records (tests/corpus/generated/) ------------------------------
 
 from tests.unit.test_judge_corpus import failed_names, judge  # noqa: E402
