@@ -399,36 +399,3 @@ def test_what_the_teardown_leaves_to_the_established_model():
         ("client", "data-ack"),
     ]
     assert pred.states == {"client": [], "server": []}
-
-
-def test_keepalive_probes_in_the_record_leave_the_teardown_unjudged():
-    from tcplab.core.events import SegmentSeen
-    from tcplab.core.record import Record
-
-    sc = load_text(SCENARIO.format("keepalive: on"), "x")
-    rec = Record(t0=0.0)
-    for i, (sender, name, t) in enumerate(
-        (
-            ("client", "syn", 0.0),
-            ("server", "syn-ack", 0.001),
-            ("client", "ack", 0.002),
-            ("server", "keepalive", 2.0),
-        )
-    ):
-        rec.segments.append(
-            SegmentSeen(
-                t=t,
-                name=name,
-                nth=1,
-                sender=sender,
-                flags=0,
-                seq=i,
-                ack=0,
-                length=0,
-                fate="delivered",
-                retransmission=False,
-                conn=1,
-                t_out=t,
-            )
-        )
-    assert teardown_for(sc, K618, {}, rec).unsupported == "server keepalive probes"

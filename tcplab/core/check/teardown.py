@@ -24,6 +24,9 @@ from tcplab.core.record import Record
 
 MODEL_SLOP = 0.010
 CHAINS = ("fin", "peer-fin")
+# core/model/teardown/keepalive.py: the probes and their answers, each probe timed from
+# the client's first SYN (the model's clock; its chain goes on from the probe before)
+KEEPALIVE_NAMES = ("keepalive", "keepalive-ack")
 
 
 def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list:
@@ -44,7 +47,7 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list
         ]
     checks = []
     for sender in ("client", "server"):
-        for name in TEARDOWN_NAMES:
+        for name in TEARDOWN_NAMES + KEEPALIVE_NAMES:
             checks += _segments(pred, record, sender, name, slop)
     end = observed_until(record)
     offset = _offset(pred, record)
@@ -94,14 +97,11 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
         return _as_the_router_named(pred, record), ""
 
     def score(p: TeardownPrediction) -> tuple:
-        counts = sum(
-            len(p.of(h, n)) == len(record.sent_by(h, n)) for h in ("client", "server") for n in TEARDOWN_NAMES
-        )
-        states = sum(
-            [x.state for x in p.states.get(h, [])]
-            == [s.state for s in _teardown_stays(record, h)][: len(p.states.get(h, []))]
-            for h in ("client", "server")
-        )
+        counts = sum(len(p.of(h, n)) == len(record.sent_by(h, n))
+                     for h in ("client", "server") for n in TEARDOWN_NAMES + KEEPALIVE_NAMES)
+        states = sum([x.state for x in p.states.get(h, [])] ==
+                     [s.state for s in _teardown_stays(record, h)][:len(p.states.get(h, []))]
+                     for h in ("client", "server"))
         return (counts + states,)
 
     best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]], key=score)
@@ -157,15 +157,10 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, 
         return []
     label = f"model: {sender} {name}"
     count = len(want) if not maybe else f"{len(want)} to {len(want) + len(maybe)}"
-    out = [
-        Check(
-            f"{label} count",
-            len(want) <= len(seen) <= len(want) + len(maybe),
-            count,
-            len(seen),
-            evidence=describe_segment(seen[-1]) if seen else "",
-        )
-    ]
+    out = [Check(f"{label} count", len(want) <= len(seen) <= len(want) + len(maybe), count,
+                 len(seen), evidence=describe_segment(seen[-1]) if seen else "")]
+    if name == "keepalive" and syns:
+        return out + _probes(want, seen, syns[0].t, slop)
     if name not in CHAINS or not want or not seen:
         return out
     for p, s in list(zip(want, seen))[1:]:
@@ -184,6 +179,19 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, 
                 slop=slop.at(s.t),
             )
         )
+    return out
+
+
+def _probes(want: list, seen: list, t0: float, slop: Slop) -> list:
+    """Each keepalive probe at [nominal - 10 ms, nominal + its timer's lateness +
+    slop] since the client's first SYN (the model re-anchors on the probe before)."""
+    out = []
+    for p, s in zip(want, seen):
+        got = round(s.t - t0, 6)
+        lo, hi = p.t - MODEL_SLOP, p.t + p.slack + slop.at(s.t)
+        out.append(Check(f"model: {p.sender} keepalive #{p.nth} at", lo <= got <= hi,
+                         round(p.t, 4), got, round(hi - p.t, 4), describe_segment(s),
+                         one_sided=True, slop=slop.at(s.t)))
     return out
 
 

@@ -60,6 +60,9 @@ class TeardownParams:
     tlp: bool = True  # tcp_early_retrans 3 or 4
     timewait: bool = True  # tcp_max_tw_buckets > 0: inet_twsk_alloc() can succeed
     invalid_ratelimit: float = 0.5  # tcp_invalid_ratelimit: out-of-window ACKs
+    keepalive_time: float = 7200.0  # tcp_keepalive_time, _intvl, _probes (keepalive.py)
+    keepalive_intvl: float = 75.0
+    keepalive_probes: int = 9
 
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict[str, str]) -> TeardownParams:
@@ -72,7 +75,10 @@ class TeardownParams:
                      if kernel.rto_max_sysctl else TCP_RTO_MAX),
             tlp=sysctl_int(s, "net.ipv4.tcp_early_retrans", 3) in (3, 4),
             timewait=sysctl_int(s, "net.ipv4.tcp_max_tw_buckets", 1) > 0,
-            invalid_ratelimit=sysctl_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0)
+            invalid_ratelimit=sysctl_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0,
+            keepalive_time=float(sysctl_int(s, "net.ipv4.tcp_keepalive_time", 7200)),
+            keepalive_intvl=float(sysctl_int(s, "net.ipv4.tcp_keepalive_intvl", 75)),
+            keepalive_probes=sysctl_int(s, "net.ipv4.tcp_keepalive_probes", 9))
 
 
 def rto_after_handshake(kernel: Kernel, p: TeardownParams, rtt: float) -> float:

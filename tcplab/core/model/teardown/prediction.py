@@ -38,13 +38,17 @@ class Observed:
     # (t_out, receiver, flags, sent: its TSval, as a send time): the handshake model's
     # part while the connection is ESTABLISHED, the teardown's once it is not.
     late: tuple[tuple[float, str, int, float], ...] = ()
-    # (sender, name) -> when the router sent each duplicate's copy, in order
-    copies: dict[tuple[str, str], tuple[float, ...]] = field(default_factory=dict)
+    # (sender, name) -> when the router sent each duplicate's copy, in order, and
+    # whether it was cut short (observe.truncated())
+    copies: dict[tuple[str, str], tuple[tuple[float, bool], ...]] = field(default_factory=dict)
     # host -> the RTT samples its kernel took before its first FIN (rtt_samples())
     rtt_samples: dict[str, list[float]] = field(default_factory=dict)
     # (sender, name, nth) -> when the router took that segment in (its own copies
     # aside): which segment a fault's `nth` hit in the run
     sent: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    # (sender, name, nth) -> (t, TSval, TSecr, ack relative to the peer's ISN): the
+    # timestamps the record's bytes carry (paws.py)
+    stamps: dict[tuple[str, str, int], tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

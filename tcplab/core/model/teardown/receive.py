@@ -19,7 +19,8 @@ class Receive(SimBase):
 
     # segments -----------------------------------------------------------------------
     def arrive(self, t: float, h: Host, flags: int, seq: int, ack: int, slack: float,
-               length: int = 0, sent: float | None = None) -> None:
+               length: int = 0, sent: float | None = None, tsval: int | None = None,
+               cut: bool = False) -> None:
         if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
             gen_, kind_, wait_ = h.held_fin
             h.held_fin = None
@@ -46,24 +47,38 @@ class Receive(SimBase):
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
                 self.answer_rst(t, h, ack, slack)
             return
+        if cut and h.state == "TIME_WAIT":  # observe.truncated()
+            raise Unsupported(f"the router's copy of data cut to the 256 bytes the hook "
+                              f"holds, reaching the {h.name}'s TIME_WAIT (seen unanswered "
+                              "on 6.18: not understood)")
         if sent is not None and not flags & RST:
             # Timestamps (on in every lab connection): the segment's TSval is its send
             # time. One older than the newest seen (ts_recent) is a PAWS reject.
-            if sent < h.ts_recent and h.state == "TIME_WAIT":
-                if h.ts_recent - sent <= PAWS_TICK:
-                    # TSval counts milliseconds (tcp_clock_ms()): sent within a tick of
-                    # the newest, it may carry the same value and pass tcp_paws_check()
-                    # (gen-4071 on 6.18: an ACK held 50 ms, sent 0.1 ms before the one
-                    # that started TIME_WAIT, was not answered)
-                    raise Unsupported(f"a segment reaching the {h.name}'s TIME_WAIT "
-                                      "within a timestamp tick of the newest (PAWS "
-                                      "may pass it or not)")
+            rejected = sent < h.ts_recent
+            if h.state == "TIME_WAIT" and abs(h.ts_recent - sent) <= PAWS_TICK:
+                # TSval counts milliseconds (tcp_clock_ms()): sent within a tick of
+                # the newest, it may carry the same value and pass tcp_paws_check()
+                # (gen-4071 on 6.18: an ACK held 50 ms, sent 0.1 ms before the one
+                # that started TIME_WAIT, was not answered): the record's TSvals and
+                # TSecrs decide (paws.py)
+                rejected = self.paws_rejects(h, tsval)
+                if rejected is None and not (seq == h.rcv and not length
+                                             and not flags & FIN):
+                    # Out of the window, passed or not it is answered alike (an ACK,
+                    # the timer restarted): only a bare ACK at rcv_nxt is taken in
+                    # silently when it passes
+                    rejected = True
+                if rejected is None and sent < h.ts_recent:
+                    raise Unsupported(self.paws_unknown(h, tsval))
+            if rejected and h.state == "TIME_WAIT":
                 self.paws_in_time_wait(t, h, slack, occupies=bool(flags & FIN or length))
                 return
             h.ts_recent = max(h.ts_recent, sent)
+            self.ts_accepted(h, tsval, seq, length, flags, h.state == "TIME_WAIT")
         if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
             self.old_ack(t, h, sent, slack)
             return
+        self.keepalive_heard(t, h, flags, ack, length)  # keepalive.py
         if h.state == "TIME_WAIT" and not flags & (FIN | RST) and not length:
             # an in-window bare ACK: the timewait timer starts again, nothing is sent
             # (tcp_timewait_state_process(), inet_twsk_reschedule())

@@ -11,6 +11,8 @@ from tcplab.core.model.kernel import LAST_HOP, TRANSIT, Kernel
 from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADDR, X, Y
 from tcplab.core.model.teardown.data import DataPath
 from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.keepalive import Keepalive
+from tcplab.core.model.teardown.paws import Paws
 from tcplab.core.model.teardown.params import (AfterArrival,
                                                MAX_EVENTS, MSS, NEED_RESET, RACE_NOISE,
                                                RACING_CALLS, SAME_SEGMENT,
@@ -25,7 +27,7 @@ from tcplab.core.scenario import Step
 from tcplab.core.segments import ACK, Classifier, FIN, RST, SYN, Segment
 
 
-class Sim(Timers, Receive, DataPath):
+class Sim(Timers, Receive, DataPath, Paws, Keepalive):
     def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
                  rto: dict[str, float], steps: dict[str, list[Step]],
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
@@ -35,7 +37,7 @@ class Sim(Timers, Receive, DataPath):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late = delack_late
-        self.copies: dict[tuple[str, str], list[float]] = {}  # duplicates' copies not yet sent
+        self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
         self.races: list[Race] = []
         # every arrival: (when, what, whether it changes what an app call does)
@@ -107,16 +109,17 @@ class Sim(Timers, Receive, DataPath):
             self.same_segment(t, h, seen.name, seen.nth, slack)
         self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                    cause, slack))
+        tsval = self.ts_sent(h, seen.name, seen.nth, t, slack, flags, ack)  # paws.py
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
             at = self.arrival(t + TRANSIT + held, h.name, seen.name, seen.nth)
             self.overtaking(h, seen.name, seq, length, flags, at)
             self.last_sent = [self.at(at, 1, "arrive", other.name, flags, seq, ack, slack,
-                                      length, t)]
+                                      length, t, tsval)]
             if verdict.action == DUPLICATE:  # the router's copy, `by` after the original
-                copy = self.copy_arrival(h.name, seen.name, at + verdict.delay)
+                copy, cut = self.copy_arrival(h.name, seen.name, at + verdict.delay)
                 self.last_sent.append(self.at(copy, 1, "arrive", other.name,
-                                              flags, seq, ack, slack, length, t))
+                                              flags, seq, ack, slack, length, t, tsval, cut))
         return fate
 
     def overtaking(self, h: Host, name: str, seq: int, length: int, flags: int,
@@ -147,14 +150,18 @@ class Sim(Timers, Receive, DataPath):
                               "not the one the model sends (counted apart: an answer "
                               "of the handshake's?)")
 
-    def copy_arrival(self, sender: str, name: str, nominal: float) -> float:
+    def copy_arrival(self, sender: str, name: str, nominal: float) -> tuple[float, bool]:
         """A duplicate's copy: with a record, when the router really sent it (its raw
-        socket send follows the hook's own timing, not the original's t_out + by)."""
+        socket send follows the hook's own timing, not the original's t_out + by), and
+        whether the router sent it cut short (observe.truncated())."""
         if self.obs is None:
-            return nominal
+            return nominal, False
         copies = self.copies.setdefault((sender, name), list(self.obs.copies.get(
             (sender, name), ())))
-        return copies.pop(0) + LAST_HOP if copies else nominal
+        if not copies:
+            return nominal, False
+        at, cut = copies.pop(0)
+        return at + LAST_HOP, cut
 
     def arrival(self, nominal: float, sender: str, name: str, nth: int) -> float:
         """When a segment reaches its receiver: with a record, when the router really let
@@ -259,12 +266,8 @@ class Sim(Timers, Receive, DataPath):
                 h.linger0 = s.arg == 0
             elif s.call == "rcvtimeo":
                 h.rcvtimeo = s.arg
-            elif s.call == "keepalive":
-                # Its probes come only after an idle time (at least 1 s): a connection
-                # that closes sooner never sends one. With a record, probes that did go
-                # out leave the teardown unjudged (observe()); before a run, the
-                # established model predicts them.
-                pass
+            elif s.call == "keepalive":  # keepalive.py
+                self.keepalive_on(t, h, s.arg)
             elif s.call != "netstat":  # reading counters sends nothing
                 raise Unsupported(f"{h.name} {s.call}")
 
@@ -474,6 +477,10 @@ class Sim(Timers, Receive, DataPath):
                 self.recv_timeout(t, h, *args[1:])
             elif what == "host_fault":
                 self.host_fault(t, h, *args[1:])
+            elif what == "ka_timer":
+                self.keepalive_timer(t, h, *args[1:])
+            elif what == "ka_timer_latest":
+                self.ka_release(t, h, *args[1:])
         self.pred.horizon = until
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
         return self.pred

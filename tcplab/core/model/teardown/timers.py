@@ -125,6 +125,12 @@ class Timers(SimBase):
         gen-3123, gen-3278)."""
         if h.state == "TIME_WAIT":
             self.paws_in_time_wait(t, h, slack)
+        elif h.state == "FIN_WAIT2" and h.orphaned and fin_time(h.p, h.rto) <= TCP_TIMEWAIT_LEN:
+            # the orphan's FIN_WAIT2 minisocket (tcp_time_wait()): its own rate limit,
+            # tw_last_oow_ack_time, which starts at 0 (tcp_timewait_check_oow_rate_limit())
+            if t - h.tw_oow_at >= h.p.invalid_ratelimit:
+                h.tw_oow_at = t
+                self.send(t, h, ACK, "answer", slack)
         elif t - h.oow_at >= h.p.invalid_ratelimit:
             h.oow_at = t
             self.send(t, h, ACK, "answer", slack)
