@@ -174,7 +174,7 @@ class Sack:
         tell which (rack_wait picks the branch; Sim runs both), at once here covers a
         later SACK's doing too: the window reaches to the timer's latest."""
         gap = rack_at[0] - self.sent_at(h, (lost[0], False), lost[2])
-        reo_hi = min(self.min_rtt(h) / 4, h.rtt) + REO_MARGIN
+        reo_hi = self.min_rtt_bound(h) / 4 + REO_MARGIN
         if len(h.sacked) + h.fin_sacked >= TCP_REORDERING:
             reo_hi = 0.0  # tcp_rack_reo_wnd(): dupthresh met, no reordering allowed
         if gap > reo_hi:
@@ -214,11 +214,13 @@ class Sack:
         # from the head's retransmission
         self.arm(t, h, "rto", h.rto)
 
-    def min_rtt(self, h: Host) -> float:
-        """An upper bound of the kernel's min_rtt (tcp_min_rtt()): its RTT samples as
-        the router saw them, each with the hosts' own legs added (rtt_samples())."""
+    def min_rtt_bound(self, h: Host) -> float:
+        """An upper bound of the kernel's min_rtt (tcp_min_rtt(), a minimum over its RTT
+        samples): its first sample, the handshake's, as the router saw it with the
+        hosts' own legs added (handshake_rtt()). The later samples the router sees
+        lack those legs, so they may be below the kernel's (rtt_samples())."""
         samples = self.obs.rtt_samples.get(h.name) if self.obs is not None else None
-        return min(samples) if samples else h.rtt
+        return max(samples[0], h.rtt) if samples else h.rtt
 
 
 # tcp_rack_advance(): a SACK of a segment sent more than once may be of the original or
