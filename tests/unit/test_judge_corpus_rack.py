@@ -112,3 +112,13 @@ def test_a_sack_of_a_probe_is_not_guessed():
     res = judge("gen-7197")
     teardown = check(res, "model: not judged: teardown")
     assert "sent more than once" in teardown.actual
+
+
+def test_the_give_up_after_racks_resend_is_judged():
+    """gen-3021: every data segment of the client's dropped, its FIN SACKed; RACK
+    re-sent the 14 bytes at once, the RTOs 0.2, 0.6 and 1.5 s later, and with
+    tcp_retries2 = 3 the expiry 3.1 s after the RACK resend gave up
+    (retrans_stamp from tcp_retransmit_skb()), not one more RTO on."""
+    res = judge("gen-3021")
+    assert res.verdict == "pass" and all(c.judged for c in res.checks)
+    assert check(res, "model: client data #2 re-sent by RACK at").passed

@@ -118,3 +118,26 @@ def test_a_held_head_that_fills_the_hole_first_stops_the_reordering_timer():
     everything stops it, nothing is resent (seen on 6.18: gen-2056)."""
     pred = waiting([Fault("delay", "data", nth=(1,), by=0.001)])
     assert [s.cause for s in pred.of("client", "data")] == ["app", "app", "app"]
+
+
+def test_the_give_up_counts_from_racks_resend():
+    """tcp_retransmit_skb() sets retrans_stamp at the first retransmission, RACK's
+    included (the loss probe's does not), and tcp_write_timeout() counts tcp_retries2's
+    time from it: with 3 (3.0 s) and every data segment dropped, the RTOs after the
+    resend at tR come at tR + R, + 3R, + 7R, and the expiry at tR + 15R (3.06 s on) gives
+    up; counted from the first RTO it would be tR + 31R (gen-3021 on 6.18)."""
+    pred = predict(
+        [("sleep", 0.5), ("send", 100), ("sleep", 0.01), ("shutdown", "wr"), ("recv",)],
+        [("recv",), ("sleep", 20.0)],
+        [Fault("drop", "data", sender="client")],
+        {"client": {"tcp_retries2": 3}},
+    )
+    t_r = 0.5104
+    assert [(round(s.t, 4), s.cause) for s in pred.of("client", "data")] == [
+        (0.5, "app"),
+        (t_r, "rack"),
+        (round(t_r + R, 4), "timer"),
+        (round(t_r + 3 * R, 4), "timer"),
+        (round(t_r + 7 * R, 4), "timer"),
+    ]
+    assert states(pred, "client")[-1] == (round(t_r + 15 * R, 4), "CLOSE")

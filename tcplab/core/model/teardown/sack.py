@@ -204,6 +204,10 @@ class Sack:
     def rack_resend(self, t: float, h: Host, lost, late: float) -> None:
         seq, size, _sent = lost
         h.rack_done = h.recovery = h.data_rtx = True
+        # tcp_retransmit_skb(): the first retransmission sets retrans_stamp, from which
+        # tcp_write_timeout() counts the give-up (the loss probe does not; RACK's does:
+        # gen-3021 on 6.18, tcp_retries2 = 3, no RTO 3.0 s after RACK's resend)
+        h.first_rto = t if h.first_rto is None else h.first_rto
         h.slack += late
         self.send(t, h, ACK | PSH, "rack", late, length=size, seq=seq)
         for e in h.flight:
