@@ -122,3 +122,29 @@ def test_the_give_up_after_racks_resend_is_judged():
     res = judge("gen-3021")
     assert res.verdict == "pass" and all(c.judged for c in res.checks)
     assert check(res, "model: client data #2 re-sent by RACK at").passed
+
+
+def test_an_rst_at_the_right_edge_of_the_sack_resets():
+    """gen-3003: the client's 1448 + 1448 + 104 bytes, the middle segment dropped, then
+    close() with SO_LINGER 0: its RST (seq = snd_nxt) reached the server at the right
+    edge of the SACK block it held, which resets like one at rcv_nxt
+    (tcp_validate_incoming(), RFC 5961 3.2 extended to SACK): no challenge ACK, and the
+    client's RSTs answer only the server's two ACKs (the rule's own test, which fails
+    without it: test_model_teardown_sack.py)."""
+    res = judge("gen-3003")
+    assert res.verdict == "pass" and all(c.judged for c in res.checks)
+
+
+def test_an_rst_beyond_a_hole_draws_a_challenge_ack():
+    """gen-6080: the client's 536 bytes held 1.5 s, then its abort's RST (beyond the
+    hole, nothing SACKed): the server answered with a challenge ACK at rcv_nxt
+    (tcp_send_challenge_ack()), the closed client with an RST there, held 2 s too by
+    the router, and so on: 4 RSTs from the client. Without the challenge ACK's RST, 3."""
+    res = judge("gen-6080")
+    assert res.verdict == "pass" and all(c.judged for c in res.checks)
+
+    def bend(run: dict) -> dict:
+        rst = segment(run, "client", "rst", 2)
+        return {**run, "events": [e for e in run["events"] if e is not rst]}
+
+    assert "model: client rst count" in failed_names(judge("gen-6080", bend))

@@ -141,3 +141,21 @@ def test_the_give_up_counts_from_racks_resend():
         (round(t_r + 7 * R, 4), "timer"),
     ]
     assert states(pred, "client")[-1] == (round(t_r + 15 * R, 4), "CLOSE")
+
+
+def test_an_rst_at_the_sack_edge_resets_one_inside_draws_a_challenge_ack():
+    """An abort's RST (SO_LINGER 0, seq = snd_nxt) beyond a hole: at the right edge of
+    the highest SACK block it resets (tcp_validate_incoming(), RFC 5961 3.2 with SACK:
+    gen-3003 on 6.18); with nothing SACKed beyond the hole it draws a challenge ACK at
+    rcv_nxt, which the closed peer answers with an RST there, and that one resets
+    (gen-6080)."""
+    client = [("sleep", 0.5), ("send", 3000), ("linger", 0), ("close",), ("sleep", 1.0)]
+    server = [("recv", 3000), ("sleep", 2.0), ("close",)]
+    edge = predict(client, server, [Fault("drop", "data", nth=(2,))])
+    assert states(edge, "server") == [(0.5002, "CLOSE")]
+    assert len(edge.of("client", "rst")) == 3  # the abort, and one per ACK of the server's
+    assert len(edge.of("server", "data-ack")) == 2
+    inside = predict(client, server, [Fault("drop", "data", nth=(3,))])
+    assert len(inside.of("server", "data-ack")) == 3  # data #1, #2; the challenge ACK
+    assert len(inside.of("client", "rst")) == 4  # ... and its answer, which resets
+    assert states(inside, "server") == [(0.5006, "CLOSE")]

@@ -70,12 +70,9 @@ class Receive:
             return
 
         if flags & RST:
-            if not self.rst_accepted(h, seq):
+            if not self.rst_accepted(h, seq) and not self.at_sack_edge(h, seq):
                 if h.rcv < seq < h.rcv + RCV_WND and h.state != "TIME_WAIT":
-                    # beyond a hole the peer's lost data left: in the window, not at
-                    # rcv_nxt, so tcp_validate_incoming() sends a challenge ACK
-                    raise Unsupported(f"an RST beyond a hole in what the {h.name} "
-                                      "received (a challenge ACK)")
+                    self.challenge_ack(t, h, slack)
                 return  # out of window, or not exact where exact is required: ignored
             self.set_state(t, h, "CLOSE", slack, "segment")
             h.timer_gen += 1

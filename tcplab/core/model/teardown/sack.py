@@ -76,6 +76,23 @@ class Sack:
             h.ofo.append(entry)
         self.send(t, h, ACK, "answer", slack)
 
+    def at_sack_edge(self, h: Host, seq: int) -> bool:
+        """tcp_validate_incoming(), RFC 5961 3.2 "extended": an RST at the right edge
+        of the highest SACK block resets too (gen-3003 on 6.18: the client's abort
+        after 1448 + 1448 + 104 bytes, the middle one dropped, reset the server)."""
+        blocks = self.sack_blocks(h)
+        return bool(blocks) and seq == max(b for _a, b in blocks)
+
+    def challenge_ack(self, t: float, h: Host, slack: float) -> None:
+        """An RST in the window elsewhere (beyond a hole): tcp_send_challenge_ack(), at
+        most one per tcp_invalid_ratelimit (__tcp_oow_rate_limited(), the socket's
+        last_oow_ack_time; the global tcp_challenge_ack_limit is off from 6.0,
+        commit 79e3602caa6f); the RST itself is dropped. The ACK says rcv_nxt, and a
+        peer that is gone answers it with an RST there, which resets (gen-6080)."""
+        if t - h.oow_at >= h.p.invalid_ratelimit:
+            h.oow_at = t
+            self.send(t, h, ACK, "answer", slack)
+
     def drain(self, h: Host) -> tuple[int, bool]:
         """tcp_ofo_queue(): what the queue holds from rcv_nxt on joins the stream;
         the bytes it adds, and whether the FIN came with them."""
