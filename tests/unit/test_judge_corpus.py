@@ -296,17 +296,24 @@ def test_a_copy_of_the_syn_after_the_handshake_draws_one_challenge_ack():
 def with_tsval(run: dict, sender: str, name: str, nth: int, delta: int) -> dict:
     """The run with one segment's TSval moved by `delta` ticks, in the bytes the record
     keeps (what the model reads PAWS from: core/model/teardown/paws.py)."""
+
     def bent(e):
-        if not (e.get("kind") == "segment" and e.get("from") == sender and
-                e.get("name") == name and e.get("nth") == nth and not e.get("injected")):
+        if not (
+            e.get("kind") == "segment"
+            and e.get("from") == sender
+            and e.get("name") == name
+            and e.get("nth") == nth
+            and not e.get("injected")
+        ):
             return e
         raw = bytearray(bytes.fromhex(e["raw"]))
         at = (raw[0] & 0x0F) * 4 + 20  # the TCP options
         while raw[at] != 8:  # NOP (1) or another option: skip it
             at += 1 if raw[at] == 1 else raw[at + 1]
-        tsval = int.from_bytes(raw[at + 2:at + 6], "big")
-        raw[at + 2:at + 6] = ((tsval + delta) % 2**32).to_bytes(4, "big")
+        tsval = int.from_bytes(raw[at + 2 : at + 6], "big")
+        raw[at + 2 : at + 6] = ((tsval + delta) % 2**32).to_bytes(4, "big")
         return {**e, "raw": raw.hex()}
+
     return {**run, "events": [bent(e) for e in run["events"]]}
 
 
@@ -329,13 +336,15 @@ def test_a_paws_reject_unanswered_is_a_failure():
     from tcplab.core.model.teardown.predict import teardown_for
     from tcplab.core.model.kernel import Kernel
     from tcplab.core.record import Record
+
     run = with_tsval(saved("gen-4071"), "client", "data-ack", 2, -1)
     sc = load_scenario(ROOT / run["file"])
     record = Record.from_json(run)
     pred = teardown_for(sc, Kernel.from_release(run["kernel"]), run["sysctls"], record)
     assert len(pred.of("server", "fin-ack")) == 2  # the second: the PAWS reject's ACK
-    plain = teardown_for(sc, Kernel.from_release(run["kernel"]), run["sysctls"],
-                         Record.from_json(saved("gen-4071")))
+    plain = teardown_for(
+        sc, Kernel.from_release(run["kernel"]), run["sysctls"], Record.from_json(saved("gen-4071"))
+    )
     assert len(plain.of("server", "fin-ack")) == 1
     res = judge("gen-4071", lambda r: with_tsval(r, "client", "data-ack", 2, -1))
     assert res.verdict != "pass" or not all(c.judged for c in res.checks)

@@ -185,3 +185,15 @@ def test_the_same_count_without_the_overlap_fails():
             e["t"] = 0.4334  # the client acted on the ACK before the FIN came
     res = judge(run)
     assert any("server sends peer-fin" in f for f in failed(res)), failed(res)
+
+
+def test_data_timers_run_from_the_kernels_send_not_the_apps_call():
+    """6.1 broken-pipe: the server's send() of 1 MB put its 10 segments on the wire
+    24-37 ms after the call (the router's stamps), and the client's RSTs for them came
+    back before the last segment's loss probe was due: no probe, 10 RSTs. Timed from
+    the call, the probe (2 srtt + 2 ms) would have gone out before the first segment
+    even reached the router, and drawn an 11th RST (DataPath.kernel_sent())."""
+    res = judge(saved("6.1-broken-pipe"))
+    rst = next(c for c in res.checks if c.name == "model: client rst count")
+    assert res.verdict == "pass" and rst.expected == "10 to 11"
+    assert not any(c.name == "model: not judged: teardown" for c in res.checks)

@@ -8,7 +8,10 @@ so each FIN chain is timed from its own first FIN, and states by their durations
   nominal + modelled timer lateness + forwarding slop];
 - each host's states after ESTABLISHED, in order, up to where observation stopped;
 - how long each state lasts that a timer ends (FIN_WAIT1 or LAST_ACK given up,
-  FIN_WAIT2 after tcp_fin_time(), TIME_WAIT), or that it outlasts the run.
+  FIN_WAIT2 after tcp_fin_time(), TIME_WAIT), or that it outlasts the run;
+- each data segment RACK re-sends into a hole the peer SACKed around (model/teardown/
+  sack.py), at its time since the client's first SYN: from the SACK's arrival to the
+  reordering timer's latest, plus the forwarding slop.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list
     for sender in ("client", "server"):
         for name in TEARDOWN_NAMES + KEEPALIVE_NAMES:
             checks += _segments(pred, record, sender, name, slop)
+        checks += _rack_resends(pred, record, sender, slop)
     end = observed_until(record)
     offset = _offset(pred, record)
     for host in ("client", "server"):
@@ -97,11 +101,16 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
         return _as_the_router_named(pred, record), ""
 
     def score(p: TeardownPrediction) -> tuple:
-        counts = sum(len(p.of(h, n)) == len(record.sent_by(h, n))
-                     for h in ("client", "server") for n in TEARDOWN_NAMES + KEEPALIVE_NAMES)
-        states = sum([x.state for x in p.states.get(h, [])] ==
-                     [s.state for s in _teardown_stays(record, h)][:len(p.states.get(h, []))]
-                     for h in ("client", "server"))
+        counts = sum(
+            len(p.of(h, n)) == len(record.sent_by(h, n))
+            for h in ("client", "server")
+            for n in (*TEARDOWN_NAMES, *KEEPALIVE_NAMES, "data")
+        )
+        states = sum(
+            [x.state for x in p.states.get(h, [])]
+            == [s.state for s in _teardown_stays(record, h)][: len(p.states.get(h, []))]
+            for h in ("client", "server")
+        )
         return (counts + states,)
 
     best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]], key=score)
@@ -112,6 +121,21 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
         for r, after in zip(pred.races, best.orders or pred.orders)
     )
     n = 1 + len(pred.alternatives)
+    if pred.rack_choice:
+        ways = "; ".join(
+            filter(
+                None,
+                [
+                    ways,
+                    "RACK "
+                    + (
+                        "waited for its reordering timer"
+                        if best.rack_wait
+                        else "re-sent the hole's data at once"
+                    ),
+                ],
+            )
+        )
     if pred.delack_choice:
         ways = "; ".join(
             filter(
@@ -157,8 +181,15 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, 
         return []
     label = f"model: {sender} {name}"
     count = len(want) if not maybe else f"{len(want)} to {len(want) + len(maybe)}"
-    out = [Check(f"{label} count", len(want) <= len(seen) <= len(want) + len(maybe), count,
-                 len(seen), evidence=describe_segment(seen[-1]) if seen else "")]
+    out = [
+        Check(
+            f"{label} count",
+            len(want) <= len(seen) <= len(want) + len(maybe),
+            count,
+            len(seen),
+            evidence=describe_segment(seen[-1]) if seen else "",
+        )
+    ]
     if name == "keepalive" and syns:
         return out + _probes(want, seen, syns[0].t, slop)
     if name not in CHAINS or not want or not seen:
@@ -189,9 +220,62 @@ def _probes(want: list, seen: list, t0: float, slop: Slop) -> list:
     for p, s in zip(want, seen):
         got = round(s.t - t0, 6)
         lo, hi = p.t - MODEL_SLOP, p.t + p.slack + slop.at(s.t)
-        out.append(Check(f"model: {p.sender} keepalive #{p.nth} at", lo <= got <= hi,
-                         round(p.t, 4), got, round(hi - p.t, 4), describe_segment(s),
-                         one_sided=True, slop=slop.at(s.t)))
+        out.append(
+            Check(
+                f"model: {p.sender} keepalive #{p.nth} at",
+                lo <= got <= hi,
+                round(p.t, 4),
+                got,
+                round(hi - p.t, 4),
+                describe_segment(s),
+                one_sided=True,
+                slop=slop.at(s.t),
+            )
+        )
+    return out
+
+
+def _rack_resends(pred: TeardownPrediction, record: Record, sender: str, slop: Slop) -> list:
+    """Each re-sending of data that RACK does in the model, against the run's segment
+    of that name and number: a retransmission, within [nominal - 10 ms, nominal +
+    the reordering timer's latest + slop] (the anchor is the client's first SYN: the
+    SACK that causes it reached the sender when the router let it go)."""
+    syns = record.sent_by("client", "syn")
+    if not syns:
+        return []
+    end = observed_until(record) - syns[0].t
+    seen = {s.nth: s for s in record.sent_by(sender, "data")}
+    out = []
+    for p in pred.of(sender, "data"):
+        if p.cause != "rack" or p.t + p.slack + slop.worst >= end:
+            continue
+        s = seen.get(p.nth)
+        label = f"model: {sender} data #{p.nth} re-sent by RACK at"
+        if s is None or not s.retransmission:
+            out.append(
+                Check(
+                    label,
+                    False,
+                    round(p.t, 4),
+                    "no such retransmission",
+                    evidence=describe_segment(s) if s else "",
+                )
+            )
+            continue
+        got = round(s.t - syns[0].t, 6)
+        hi = p.t + p.slack + slop.at(s.t)
+        out.append(
+            Check(
+                label,
+                p.t - MODEL_SLOP <= got <= hi,
+                round(p.t, 4),
+                got,
+                round(hi - p.t, 4),
+                describe_segment(s),
+                one_sided=True,
+                slop=slop.at(s.t),
+            )
+        )
     return out
 
 

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import math
 
+from tcplab.core.model.kernel import LAST_HOP
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import MSS, TCP_INIT_CWND, Unsupported
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, PSH
+
+
+# How much later than the app's call the kernel may put a segment on the wire (a slow
+# machine's large write: 37 ms on 6.1, 110 ms on 6.12 under TCG) for the router's stamp to be taken as
+# that segment's.
+KERNEL_LAG_MAX = 0.5
 
 
 class DataPath(SimBase):
@@ -33,26 +40,48 @@ class DataPath(SimBase):
                 f"new data from the {h.name} while it recovers from an RTO "
                 "(the loss state's congestion window)"
             )
+        if h.timer_kind == "reo" and h.flight:
+            raise Unsupported(
+                f"new data from the {h.name} while RACK's reordering timer waits "
+                "(a loss probe takes its place)"
+            )
+        if h.recovery and h.flight:
+            raise Unsupported(
+                f"new data from the {h.name} in RACK's recovery (proportional rate reduction paces it)"
+            )
         if len(h.flight) >= TCP_INIT_CWND:
             raise Unsupported(f"more than the initial window of the {h.name}'s data unacknowledged")
         self.send(t, h, ACK | PSH, "app", h.slack, length=size)
-        h.flight.append([h.snd, size, t])
+        sent = self.kernel_sent(t, h)
+        h.flight.append([h.snd, size, sent])
         if size < MSS:
             h.sml = h.snd + size  # tcp_minshall_update()
         h.snd += size
-        self.arm_after_send(t, h)
+        self.arm_after_send(t, h, sent)
 
-    def arm_after_send(self, t: float, h: Host) -> None:
+    def kernel_sent(self, t: float, h: Host) -> float:
+        """When the kernel sent the segment just sent: with a record, when the router
+        took it in (less the last hop), if that is later than the app's call. A slow
+        machine sends a large write over tens of milliseconds (6.1 under TCG,
+        broken-pipe: 10 segments 24-37 ms after send()), and the timers of each
+        segment run from its own transmission (tcp_event_new_data_sent(), skb_mstamp)."""
+        seen = None if self.obs is None else self.obs.sent.get((h.name, *self.last_wire))
+        if seen is None or not 0 < seen - LAST_HOP - t < KERNEL_LAG_MAX:
+            return t  # (further off: not the same segment, whatever its number)
+        return seen - LAST_HOP
+
+    def arm_after_send(self, t: float, h: Host, sent: float | None = None) -> None:
         """tcp_event_new_data_sent() restarts the RTO from the head's transmission
         (tcp_rearm_rto(): what is left of icsk_rto since the oldest unacknowledged
         segment left, tcp_rto_delta_us()), then tcp_write_xmit() ends with
         tcp_schedule_loss_probe(sk, false): a probe after 2 srtt + rto_min (one
         segment out) or + TCP_TIMEOUT_MIN (more), no later than that RTO."""
-        left = self.rto_left(t, h)
+        sent = t if sent is None else sent
+        left = self.rto_left(sent, h)
         if h.p.tlp:
-            self.arm(t, h, "tlp", self.probe_wait(h, cap=left))
+            self.arm(t, h, "tlp", self.probe_wait(h, cap=left), sent)
         else:
-            self.arm(t, h, "rto", left)
+            self.arm(t, h, "rto", left, sent)
 
     def rto_left(self, t: float, h: Host) -> float:
         """tcp_rto_delta_us(): icsk_rto less the time since the head of the
@@ -72,6 +101,7 @@ class DataPath(SimBase):
         """An ACK that advances snd_una over the host's data (tcp_clean_rtx_queue())."""
         before = len(h.flight)
         h.flight = [s for s in h.flight if s[0] + s[1] > ack]
+        h.sacked = {seq for seq in h.sacked if seq >= ack}
         if before and h.flight and h.data_rtx:
             # after a probe or an RTO the rest is the loss state's or RACK's
             # (tcp_process_loss(), tcp_xmit_retransmit_queue())
@@ -79,7 +109,7 @@ class DataPath(SimBase):
                 f"a partial ACK of the {h.name}'s data after its retransmission (SACK/RACK recovery)"
             )
         if before and not h.flight:
-            h.data_rtx = False
+            h.data_rtx = h.recovery = False  # snd_una past high_seq: the loss state ends
             if not h.fin_sent:
                 # nothing left in flight: tcp_rearm_rto() stops the timer; a valid RTT
                 # sample resets the backoff (tcp_ack_update_rtt()) and retrans_stamp
@@ -87,7 +117,7 @@ class DataPath(SimBase):
                 h.timer_gen += 1
                 h.timer_kind = ""
                 h.rto_count, h.first_rto = 0, None
-        elif h.flight and not h.fin_sent and h.p.tlp:
+        elif h.flight and not h.fin_sent and h.p.tlp and not h.recovery:
             # tcp_set_xmit_timer(): tcp_schedule_loss_probe(sk, true), at most a full RTO
             self.arm(t, h, "tlp", self.probe_wait(h))
         if h.nagle:
@@ -104,6 +134,7 @@ class DataPath(SimBase):
         from now" (icsk_pending cleared first, so a full icsk_rto)."""
         seq, size, _ = h.flight[-1]
         h.data_rtx = True
+        h.resent.add(seq)
         self.send(t, h, ACK | PSH, "probe", h.slack, length=size, seq=seq)
         h.flight[-1][2] = t
         self.arm(t, h, "rto", h.rto)
@@ -117,12 +148,14 @@ class DataPath(SimBase):
         `peer-fin` at each RTO, after a probe that carried the FIN alone)."""
         seq, size, _ = h.flight[0]
         h.data_rtx = True
+        h.resent.add(seq)
         if len(h.flight) > 1 and h.fin_sent:
             raise Unsupported(
                 f"an RTO with {len(h.flight)} of the {h.name}'s data "
                 "segments and its FIN unacknowledged (the loss state "
                 "re-sends the rest after the head's ACK)"
             )
-        flags = ACK | PSH | (FIN if h.fin_sent else 0)
+        # a SACKed FIN is not merged (tcp_can_collapse(): TCPCB_SACKED_ACKED)
+        flags = ACK | PSH | (FIN if h.fin_sent and not h.fin_sacked else 0)
         self.send(t, h, flags, "timer", h.slack, length=size, seq=seq)
         h.flight[0][2] = t

@@ -14,6 +14,7 @@ class Host:
         self.woke_at = -1.0  # when a blocked call last returned: what came before caused it
         self.drain_until = -1.0  # data arriving until then was read by the call that returned
         self.recv_left = 0  # bytes the recv() waiting now still reads before it returns
+        self.recv_upto = False  # ... and reads no more than that (recv: N)
         self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
         self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
         self.fires = 0  # how many times the FIN timer has fired
@@ -57,4 +58,19 @@ class Host:
         self.sml = self.snd  # snd_sml: the end of the last sub-MSS segment sent
         self.nagle = 0  # bytes of a sub-MSS segment Nagle holds back (tcp_nagle_check)
         self.data_rtx = False  # data in flight was re-sent (a probe or an RTO)
+        # A hole (core/model/teardown/sack.py). As receiver: segments queued beyond
+        # rcv_nxt, (seq, end, with a FIN). As sender: the seqs of data in flight the
+        # peer SACKed, whether it SACKed the FIN, when the FIN was last sent, the latest
+        # send time among what was SACKed (rack.mstamp), whether RACK re-sent data
+        # (and the loss state that followed: no probes), and what each segment was called on the
+        # wire at its first sending ((seq, FIN alone) -> (name, nth)).
+        self.ofo: list[tuple[int, int, bool]] = []
+        self.sacked: set[int] = set()
+        self.fin_sacked = False
+        self.fin_at: float | None = None
+        self.fin_sends = 0
+        self.resent: set[int] = set()  # seqs of data re-sent (probe, RTO, RACK)
+        self.rack_at: tuple[float, int] = (-1.0, 0)
+        self.rack_done = self.recovery = False
+        self.wire: dict[tuple[int, bool], tuple[str, int]] = {}
 

@@ -22,6 +22,7 @@ TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
 # the same segment (beyond the timer slack and the race bound): the hook's forwarding.
 SAME_SEGMENT = 0.010
 TLP_TIMEOUT_MIN = 0.002  # tcp_schedule_loss_probe() with more than the FIN out
+TCP_TIMEOUT_MIN_US = 0.002  # the RACK reordering timer's floor (tcp_rack_mark_lost())
 PAWS_TICK = 0.001  # the TSval clock's tick (ms): tcp_paws_check() allows one
 RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it
 # The calls whose effect depends on whether a segment came before them. Each segment

@@ -39,12 +39,12 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
         if samples:  # what the run's ACKs taught the kernel, not only the handshake
             rtt[h], rto[h] = rtt_estimate(kernel, params[h], samples)
 
-    def sim(shifts=None, delack_late=False) -> TeardownPrediction:
+    def sim(shifts=None, delack_late=False, rack_wait=False) -> TeardownPrediction:
         return Sim(kernel, params, rto, steps, faults, port, first_closer, host_faults,
-                    observed, shifts, rtt, delack_late).run(until)
+                    observed, shifts, rtt, delack_late, rack_wait).run(until)
 
     main = sim()
-    if observed is None or not (main.races or main.delack_choice):
+    if observed is None or not (main.races or main.delack_choice or main.rack_choice):
         return main
     groups, left_out = _chosen(main.races)
     races = [r for g in groups for r in g]
@@ -63,6 +63,10 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
         out = _try(main, lambda shifts=shifts: sim(shifts), orders) if shifts else main
         if out is not None and out.delack_choice:
             _try(main, lambda shifts=shifts: sim(shifts or None, True), orders)
+        if out is not None and out.rack_choice:  # RACK's reordering timer, both ways
+            late = _try(main, lambda shifts=shifts: sim(shifts or None, False, True), orders)
+            if late is not None and late.delack_choice:
+                _try(main, lambda shifts=shifts: sim(shifts or None, True, True), orders)
     return main
 
 

@@ -89,6 +89,11 @@ class TeardownPrediction:
     # an alternative as late as the kernel may hold it (delayed_ack()).
     delack_choice: bool = False
     delack_late: bool = False  # this prediction is the one where it waited
+    # RACK found a hole whose retransmission may be at once or on the reordering
+    # timer (core/model/teardown/sack.py): this prediction has it at once, an
+    # alternative waits for the timer (which the hole's filling may stop).
+    rack_choice: bool = False
+    rack_wait: bool = False  # this prediction is the one where it waited
     unmodelled_orders: list[str] = field(default_factory=list)  # why, for each
     alternatives: list[TeardownPrediction] = field(default_factory=list)
 

@@ -20,7 +20,7 @@ class Receive(SimBase):
     # segments -----------------------------------------------------------------------
     def arrive(self, t: float, h: Host, flags: int, seq: int, ack: int, slack: float,
                length: int = 0, sent: float | None = None, tsval: int | None = None,
-               cut: bool = False) -> None:
+               cut: bool = False, sack: tuple = ()) -> None:
         if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
             gen_, kind_, wait_ = h.held_fin
             h.held_fin = None
@@ -54,7 +54,7 @@ class Receive(SimBase):
         if sent is not None and not flags & RST:
             # Timestamps (on in every lab connection): the segment's TSval is its send
             # time. One older than the newest seen (ts_recent) is a PAWS reject.
-            rejected = sent < h.ts_recent
+            rejected: bool | None = sent < h.ts_recent
             if h.state == "TIME_WAIT" and abs(h.ts_recent - sent) <= PAWS_TICK:
                 # TSval counts milliseconds (tcp_clock_ms()): sent within a tick of
                 # the newest, it may carry the same value and pass tcp_paws_check()
@@ -86,12 +86,9 @@ class Receive(SimBase):
             return
 
         if flags & RST:
-            if not self.rst_accepted(h, seq):
+            if not self.rst_accepted(h, seq) and not self.at_sack_edge(h, seq):
                 if h.rcv < seq < h.rcv + RCV_WND and h.state != "TIME_WAIT":
-                    # beyond a hole the peer's lost data left: in the window, not at
-                    # rcv_nxt, so tcp_validate_incoming() sends a challenge ACK
-                    raise Unsupported(f"an RST beyond a hole in what the {h.name} "
-                                      "received (a challenge ACK)")
+                    self.challenge_ack(t, h, slack)
                 return  # out of window, or not exact where exact is required: ignored
             self.set_state(t, h, "CLOSE", slack, "segment")
             h.timer_gen += 1
@@ -105,10 +102,12 @@ class Receive(SimBase):
                 # data acknowledged, the FIN not yet: tcp_set_xmit_timer() schedules the
                 # loss probe again (now for the FIN alone: 2 srtt + rto_min, at most the
                 # RTO) if it has not fired, else tcp_rearm_rto() restarts the RTO
-                if h.timer_kind == "tlp":
+                if h.timer_kind in ("tlp", "reo"):
                     self.arm(t, h, "tlp", self.probe_wait(h))
                 elif h.timer_kind == "rto":
                     self.arm(t, h, "rto", h.timer_wait)
+        if sack and flags & ACK:  # what the peer holds beyond a hole (sack.py)
+            self.sacked(t, h, sack)
         if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:
             h.fin_acked = True
             h.timer_gen += 1
@@ -128,8 +127,9 @@ class Receive(SimBase):
         if seq + length > h.rcv:
             # a FIN beyond a hole (the data before it lost or held): out of order,
             # queued and SACKed (tcp_data_queue_ofo()); RACK at the sender follows
-            raise Unsupported(f"a FIN reaching the {h.name} beyond a hole in its data "
-                              "(SACK, RACK recovery)")
+            if not h.got_fin:
+                self.beyond_hole(t, h, seq, ack, length, slack, True)
+            return
         if h.got_fin:  # a retransmitted FIN
             if h.state == "TIME_WAIT":
                 self.time_wait(t, h, slack)  # restarts the 60 s
@@ -241,40 +241,66 @@ class Receive(SimBase):
             self.send(t, h, ACK, "answer", slack)
             return bool(flags & FIN)
         if seq > h.rcv:
-            # out of order (earlier data lost or held): tcp_data_queue_ofo() and a
-            # SACK; RACK and SACK recovery at the sender are not modelled
-            raise Unsupported(f"data reaching the {h.name} beyond a hole in what it "
-                              "received (SACK, RACK recovery)")
+            # out of order (earlier data lost or held): queued and SACKed (sack.py),
+            # a FIN with it too
+            self.beyond_hole(t, h, seq, ack, length, slack, bool(flags & FIN))
+            return True
         if h.orphaned and h.state in ("FIN_WAIT1", "FIN_WAIT2"):
-            # close() shut the receiving side: new data aborts the connection
-            # (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,
-            # tcp_timewait_state_process -> TCP_TW_RST)
-            self.answer_rst(t, h, ack, slack)
-            # The sender's tail loss probe (2 srtt + 2 jiffies, ~10 ms on a LAN) races
-            # the RSTs' way back through the router: when they come later (a loaded
-            # hook, seen in a catalogue run), the probe is one more segment to a closed
-            # socket, and one more RST.
-            self.pred.maybe.append(PredictedSegment(t, h.name, "rst", 0, "delivered",
-                                                    "answer", slack))
-            h.timer_gen += 1
-            h.tw_gen += 1
-            self.set_state(t, h, "CLOSE", slack, "segment")
+            self.abort_on_data(t, h, ack, slack)
             return True
         if h.state not in ("ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2"):
             raise Unsupported(f"data reaching {h.name} in {h.state}")
         if self.peer(h).unsent:
             raise Unsupported("bulk data beyond the initial window")
         h.rcv = max(h.rcv, seq + length)
+        # the hole it fills: what waited beyond it joins (tcp_ofo_queue())
+        added, fin = self.drain(h) if h.ofo else (0, False)
+        if not fin:
+            self.send(t, h, ACK, "answer", slack)  # early in a connection: quick ACKs
         # A recv() waiting reads what came (recv: N reads on until N or EOF; whatever
         # it has read is no longer unread when the app closes).
-        self.send(t, h, ACK, "answer", slack)  # early in a connection: quick ACKs
+        got = length + added
         if h.waiting_recv:
-            h.recv_left -= length
+            # recv: N takes at most what it still wants; the rest stays unread
+            # (gen-3213 on 6.18: the filled hole handed recv(1448) 1449 bytes at once,
+            # and close() sent an RST for the one left)
+            read = min(got, h.recv_left) if h.recv_upto else got
+            h.unread += got - read
+            h.recv_left -= read
             if h.recv_left <= 0:
                 self.wake(t, h)
         elif t > h.drain_until:
-            h.unread += length
+            h.unread += got
+        if fin:
+            self.fin_from_queue(t, h, slack)
+            return True
         return False
+
+    def beyond_hole(self, t: float, h: Host, seq: int, ack: int, length: int,
+                    slack: float, fin: bool) -> None:
+        """Data or a FIN beyond rcv_nxt: after close() the receiving side is shut, and
+        tcp_rcv_state_process() resets on anything past rcv_nxt (`end_seq - fin` after
+        it; the FIN_WAIT2 minisocket: not at rcv_nxt + 1, TCP_TW_RST); else queued out
+        of order and SACKed (sack.py)."""
+        if h.orphaned and h.state in ("FIN_WAIT1", "FIN_WAIT2"):
+            self.abort_on_data(t, h, ack, slack)
+        else:
+            self.out_of_order(t, h, seq, length, fin, slack)
+
+    def abort_on_data(self, t: float, h: Host, ack: int, slack: float) -> None:
+        """close() shut the receiving side: new data aborts the connection
+        (tcp_rcv_state_process, TCPAbortOnData; a FIN_WAIT2 minisocket alike,
+        tcp_timewait_state_process -> TCP_TW_RST)."""
+        self.answer_rst(t, h, ack, slack)
+        # The sender's tail loss probe (2 srtt + 2 jiffies, ~10 ms on a LAN) races
+        # the RSTs' way back through the router: when they come later (a loaded
+        # hook, seen in a catalogue run), the probe is one more segment to a closed
+        # socket, and one more RST.
+        self.pred.maybe.append(PredictedSegment(t, h.name, "rst", 0, "delivered",
+                                                "answer", slack))
+        h.timer_gen += 1
+        h.tw_gen += 1
+        self.set_state(t, h, "CLOSE", slack, "segment")
 
     def delayed_ack(self, t: float, h: Host, slack: float) -> None:
         """The delayed ACK of the peer's FIN leaves at once (as seen when nothing had

@@ -21,22 +21,24 @@ from tcplab.core.model.teardown.params import (AfterArrival,
 from tcplab.core.model.teardown.prediction import (Observed, PredictedState, Race,
                                                    TeardownPrediction)
 from tcplab.core.model.teardown.receive import Receive
+from tcplab.core.model.teardown.sack import Sack
 from tcplab.core.model.teardown.timers import Timers
 from tcplab.core.rules import decide
 from tcplab.core.scenario import Step
 from tcplab.core.segments import ACK, Classifier, FIN, RST, SYN, Segment
 
 
-class Sim(Timers, Receive, DataPath, Paws, Keepalive):
+class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack):
     def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
                  rto: dict[str, float], steps: dict[str, list[Step]],
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
                  host_faults: tuple = (), observed: Observed | None = None,
                  shifts: dict[tuple[str, int], float | str | AfterArrival] | None = None,
-                 rtt: dict[str, float] | None = None, delack_late: bool = False):
+                 rtt: dict[str, float] | None = None, delack_late: bool = False,
+                 rack_wait: bool = False):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
-        self.delack_late = delack_late
+        self.delack_late, self.rack_wait = delack_late, rack_wait
         self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
         self.races: list[Race] = []
@@ -53,7 +55,6 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive):
         self._prime()
         self.q: list = []
         self.order = itertools.count()
-        self.data_out: dict[str, list[tuple[float, int]]] = {}  # (arrival, seq) of data sent
         self.pred = TeardownPrediction(states={h: [] for h in self.hosts}, rto=dict(rto))
 
     def _prime(self) -> None:
@@ -110,31 +111,24 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive):
         self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
                                                    cause, slack))
         tsval = self.ts_sent(h, seen.name, seen.nth, t, slack, flags, ack)  # paws.py
+        self.last_wire = (seen.name, seen.nth)
+        if flags & FIN:
+            h.fin_at, h.fin_sends = t, h.fin_sends + 1
+        if (length or flags & FIN) and not flags & RST:  # its name at its first sending
+            h.wire.setdefault((seq, not length), (seen.name, seen.nth))
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
             at = self.arrival(t + TRANSIT + held, h.name, seen.name, seen.nth)
-            self.overtaking(h, seen.name, seq, length, flags, at)
+            # A segment that overtakes data held by the router lands beyond a hole:
+            # the peer queues and SACKs it (core/model/teardown/sack.py).
+            sack = self.sack_blocks(h) if flags & ACK else ()
             self.last_sent = [self.at(at, 1, "arrive", other.name, flags, seq, ack, slack,
-                                      length, t, tsval)]
+                                      length, t, tsval, False, sack)]
             if verdict.action == DUPLICATE:  # the router's copy, `by` after the original
                 copy, cut = self.copy_arrival(h.name, seen.name, at + verdict.delay)
                 self.last_sent.append(self.at(copy, 1, "arrive", other.name,
-                                              flags, seq, ack, slack, length, t, tsval, cut))
+                                              flags, seq, ack, slack, length, t, tsval, cut, sack))
         return fate
-
-    def overtaking(self, h: Host, name: str, seq: int, length: int, flags: int,
-                   at: float) -> None:
-        """A segment further on in the sequence space that reaches the peer before data
-        sent earlier (held by the router): the peer's duplicate ACK SACKs it, RACK
-        marks the data lost after a quarter of the minimum RTT and retransmits it at
-        once (gen-6131 on 6.18: a FIN overtook its 4 bytes held 1 ms; their
-        retransmission 1.9 ms later reached a closed socket, an RST). Not simulated."""
-        for data_at, data_seq in self.data_out.setdefault(h.name, []):
-            if seq > data_seq and at < data_at:
-                raise Unsupported(f"the {h.name}'s {name} overtakes its data held by the "
-                                  "router (RACK retransmits the data)")
-        if length and not flags & (FIN | RST):
-            self.data_out[h.name].append((at, seq))
 
     def same_segment(self, t: float, h: Host, name: str, nth: int, slack: float) -> None:
         """A fault hit this segment by its name and number: with a record, the run's
@@ -244,6 +238,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive):
                 want = s.arg if isinstance(s.arg, int) else 1
                 got = min(h.unread, want) if isinstance(s.arg, int) else h.unread
                 h.unread, h.recv_left = h.unread - got, max(0, want - got)
+                h.recv_upto = isinstance(s.arg, int)
                 if h.recv_left > 0 and not h.got_fin and h.state != "CLOSE":
                     h.waiting = h.waiting_recv = True
                     h.recv_gen += 1
@@ -412,6 +407,12 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive):
         if h.state in ("ESTABLISHED", "CLOSE_WAIT") and h.nagle:
             # tcp_send_fin() sets FIN on the unsent skb Nagle holds: one segment
             raise Unsupported(f"the {h.name}'s FIN on the data Nagle held (not modelled)")
+        if h.state in ("ESTABLISHED", "CLOSE_WAIT") and h.timer_kind == "reo":
+            # tcp_write_xmit() would schedule a loss probe in the reordering timer's
+            # place, and the FIN be merged into the resent data
+            # (tcp_retrans_try_collapse()): not modelled
+            raise Unsupported(f"the {h.name}'s FIN while RACK's reordering timer waits "
+                              "to re-send its data")
         if h.state in ("ESTABLISHED", "CLOSE_WAIT"):
             self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK",
                            h.slack, "app")
@@ -420,7 +421,11 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive):
             # tcp_send_fin() -> tcp_write_xmit(): the RTO restarted from the oldest
             # unacknowledged segment's transmission, then the probe (arm_after_send())
             left = self.rto_left(t, h) if h.flight else h.rto
-            if h.p.tlp:
+            if h.recovery and h.flight:
+                # tcp_schedule_loss_probe(): no probe outside CA_Open/CWR, and
+                # tcp_event_new_data_sent() leaves the running RTO alone
+                pass
+            elif h.p.tlp:
                 self.arm(t, h, "tlp", self.probe_wait(h, cap=left))
             else:
                 self.arm(t, h, "rto", left)
@@ -483,5 +488,6 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive):
                 self.ka_release(t, h, *args[1:])
         self.pred.horizon = until
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
+        self.pred.rack_wait = self.rack_wait
         return self.pred
 

@@ -46,10 +46,14 @@ class Timers(SimBase):
         return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz,
                    h.rto if cap is None else cap)
 
-    def arm(self, t: float, h: Host, kind: str, wait: float) -> None:
+    def arm(self, t: float, h: Host, kind: str, wait: float,
+            start: float | None = None) -> None:
+        """The socket's one retransmission timer, `wait` from now (or from `start`,
+        the kernel's own moment of the send that armed it: DataPath.kernel_sent())."""
         h.timer_gen += 1
         h.timer_kind, h.timer_wait = kind, wait
-        self.at(t + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
+        self.at((t if start is None else start) + wait, 2, "fin_timer", h.name,
+                h.timer_gen, kind, wait)
 
     def fin_timer(self, t: float, h: Host, gen: int, kind: str, wait: float) -> None:
         if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE" or not (
@@ -71,6 +75,9 @@ class Timers(SimBase):
             self.note_timer_race(t, h, key[1], wait)
             h.last_fire = (key[1], t, self.k.slack(wait) + self.obs.race)
         h.slack += self.k.slack(wait)
+        if kind == "reo":
+            self.reo_expired(t, h, wait)
+            return
         if kind == "tlp":
             if not h.fin_sent:
                 self.data_probe(t, h)
