@@ -61,9 +61,9 @@ def options(packet: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def tsval_of(raw: str) -> int | None:
-    """The TSval of a packet's timestamp option (RFC 7323), from the hex the record
-    keeps; None without one."""
+def ts_option(raw: str) -> tuple[int, int] | None:
+    """(TSval, TSecr) of a packet's timestamp option (RFC 7323), from the hex the
+    record keeps; None without one."""
     if not raw:
         return None
     try:
@@ -72,12 +72,18 @@ def tsval_of(raw: str) -> int | None:
         return None
     return next(
         (
-            struct.unpack("!I", data[:4])[0]
+            struct.unpack("!II", data[:8])
             for kind, data in found
             if kind == TCPOPT_TIMESTAMP and len(data) == 8
         ),
         None,
     )
+
+
+def tsval_of(raw: str) -> int | None:
+    """The TSval of a packet's timestamp option; None without one."""
+    ts = ts_option(raw)
+    return None if ts is None else ts[0]
 
 
 def mss_of(packet: bytes) -> int | None:

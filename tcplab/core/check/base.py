@@ -62,6 +62,23 @@ def describe_segment(s: SegmentSeen) -> str:
     return text + (" (retransmission)" if s.retransmission else "")
 
 
+def segment_at(
+    name: str, nominal: float, lo: float, hi: float, got: float, s: SegmentSeen, slop: float
+) -> Check:
+    """A model timing of one segment: the kernel may be late (up to hi), never earlier
+    than lo; the tolerance shown is how late it may be, with the lab's slop in it."""
+    return Check(
+        name,
+        lo <= got <= hi,
+        round(nominal, 4),
+        got,
+        round(hi - nominal, 4),
+        describe_segment(s),
+        one_sided=True,
+        slop=slop,
+    )
+
+
 def describe_call(c: AppCalled) -> str:
     end = f"{c.t_end:.3f}s" if c.t_end is not None else "never"
     which = f" #{c.iteration}" if c.iteration is not None else ""

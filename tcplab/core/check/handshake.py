@@ -5,7 +5,15 @@ its origins)."""
 
 from __future__ import annotations
 
-from tcplab.core.check.base import Check, describe_call, describe_segment, Slop, not_judged, window
+from tcplab.core.check.base import (
+    Check,
+    describe_call,
+    describe_segment,
+    Slop,
+    not_judged,
+    segment_at,
+    window,
+)
 from tcplab.core.check.established import check_established
 from tcplab.core.check.open import check_opening_states
 from tcplab.core.check.teardown import check_teardown
@@ -161,18 +169,7 @@ def _model_segments(
             continue
         lo, hi = window(p.t, p.slack, slop.at(s.t))
         got = round(s.t - origin, 6)
-        out.append(
-            Check(
-                f"{label} #{p.nth} at",
-                lo <= got <= hi,
-                round(p.t, 4),
-                got,
-                round(hi - p.t, 4),
-                describe_segment(s),
-                one_sided=True,
-                slop=slop.at(s.t),
-            )
-        )
+        out.append(segment_at(f"{label} #{p.nth} at", p.t, lo, hi, got, s, slop.at(s.t)))
     return out
 
 

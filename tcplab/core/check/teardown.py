@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tcplab.core.check.base import Check, Slop, describe_segment, not_judged
+from tcplab.core.check.base import Check, Slop, describe_segment, not_judged, segment_at
 from tcplab.core.check.states import DIAG_SLOP, Stay, observed_until, stays
 from tcplab.core.model.teardown.params import RACE_CAP, TEARDOWN_NAMES
 from tcplab.core.model.teardown.prediction import PredictedState, TeardownPrediction
@@ -198,18 +198,7 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, 
         nominal = p.t - want[0].t
         lo, hi = nominal - MODEL_SLOP, nominal + (p.slack - want[0].slack) + slop.at(s.t)
         got = round(s.t - seen[0].t, 6)
-        out.append(
-            Check(
-                f"{label} #{p.nth} after #1",
-                lo <= got <= hi,
-                round(nominal, 4),
-                got,
-                round(hi - nominal, 4),
-                describe_segment(s),
-                one_sided=True,
-                slop=slop.at(s.t),
-            )
-        )
+        out.append(segment_at(f"{label} #{p.nth} after #1", nominal, lo, hi, got, s, slop.at(s.t)))
     return out
 
 
@@ -220,18 +209,7 @@ def _probes(want: list, seen: list, t0: float, slop: Slop) -> list:
     for p, s in zip(want, seen):
         got = round(s.t - t0, 6)
         lo, hi = p.t - MODEL_SLOP, p.t + p.slack + slop.at(s.t)
-        out.append(
-            Check(
-                f"model: {p.sender} keepalive #{p.nth} at",
-                lo <= got <= hi,
-                round(p.t, 4),
-                got,
-                round(hi - p.t, 4),
-                describe_segment(s),
-                one_sided=True,
-                slop=slop.at(s.t),
-            )
-        )
+        out.append(segment_at(f"model: {p.sender} keepalive #{p.nth} at", p.t, lo, hi, got, s, slop.at(s.t)))
     return out
 
 
@@ -264,18 +242,7 @@ def _rack_resends(pred: TeardownPrediction, record: Record, sender: str, slop: S
             continue
         got = round(s.t - syns[0].t, 6)
         hi = p.t + p.slack + slop.at(s.t)
-        out.append(
-            Check(
-                label,
-                p.t - MODEL_SLOP <= got <= hi,
-                round(p.t, 4),
-                got,
-                round(hi - p.t, 4),
-                describe_segment(s),
-                one_sided=True,
-                slop=slop.at(s.t),
-            )
-        )
+        out.append(segment_at(label, p.t, p.t - MODEL_SLOP, hi, got, s, slop.at(s.t)))
     return out
 
 

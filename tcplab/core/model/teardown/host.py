@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from tcplab.core.model.prediction import X, Y
 from tcplab.core.model.teardown.params import TeardownParams
 from tcplab.core.scenario import Step
+
+
+@dataclass
+class KeepaliveTimer:
+    """SO_KEEPALIVE's timer of one socket (keepalive.py)."""
+
+    idle: float
+    interval: float
+    count: int
+    gen: int = 0
+    probes_out: int = 0
+    sent: int = 0  # probes sent so far (the router's keepalive #n)
+    held: tuple | None = None  # an expiry held for the next ACK (ka_held())
 
 
 class Host:
@@ -48,6 +64,13 @@ class Host:
         self.rcv = Y + 1 if name == "client" else X + 1
         self.unread = 0
         self.una = self.snd  # the peer has acknowledged everything before this (snd_una)
+        # keepalive.py: SO_KEEPALIVE's timer once the app set it, and when the socket
+        # last took a segment (None: not yet asked, the handshake's then)
+        self.keepalive: KeepaliveTimer | None = None
+        self.heard: float | None = None
+        # paws.py: ts_recent as a range of the peer's TSvals, and the rcv_wup of the
+        # record's last segment of this host's that announced it
+        self.ts_recent_range: list = [-math.inf, math.inf, None]
         self.rcv_wup = self.rcv  # rcv_nxt when this host last sent (announced its window)
         self.ts_recent = -1.0  # the newest TSval (send time) seen from the peer
         self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK

@@ -28,54 +28,26 @@ that expiry's timer-wheel lateness.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from tcplab.core.faults import silencing
-from tcplab.core.model.kernel import LAST_HOP, Kernel
-from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.kernel import LAST_HOP
+from tcplab.core.model.teardown.host import Host, KeepaliveTimer
+from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.model.teardown.params import AFTER_NEXT, TeardownParams, Unsupported
-from tcplab.core.model.teardown.prediction import Observed, Race
+from tcplab.core.model.teardown.prediction import Race
 from tcplab.core.segments import ACK, RST
 
 ANCHOR_EARLY = 0.010  # a recorded probe this much before the model's is still this one
 ANCHOR_LATE = 0.050  # ... and this much after its latest (the check's slop cap, and more)
 
 
-@dataclass
-class KeepaliveTimer:
-    idle: float
-    interval: float
-    count: int
-    gen: int = 0
-    probes_out: int = 0
-    sent: int = 0  # probes sent so far (the router's keepalive #n)
-    held: tuple | None = None  # an expiry held for the next ACK (ka_held())
-
-
-class Keepalive:
+class Keepalive(SimBase):
     """Mixed into sim.Sim: each host's keepalive timer."""
 
-    # what sim.Sim provides (annotations only: the mixin's view of it)
-    k: Kernel
-    obs: Observed | None
-    host_faults: tuple
-    q: list
-    shifts: dict
-    races: list[Race]
-    at: Callable[..., int]
-    send: Callable[..., str]
-    abort: Callable[[float, Host, str], None]
-    peer: Callable[[Host], Host]
-
-    def ka(self, h: Host) -> KeepaliveTimer | None:
-        return self.__dict__.setdefault("_ka", {}).get(h.name)
-
     def heard_at(self, h: Host) -> float:
-        heard = self.__dict__.setdefault("_heard", {})
-        if h.name not in heard:
-            heard[h.name] = self.handshake_heard(h)
-        return heard[h.name]
+        if h.heard is None:
+            h.heard = self.handshake_heard(h)
+        return h.heard
 
     def handshake_heard(self, h: Host) -> float:
         """The last segment the host took in the handshake, with a record (t = 0
@@ -93,7 +65,7 @@ class Keepalive:
 
     def keepalive_on(self, t: float, h: Host, arg) -> None:
         """The keepalive step: SO_KEEPALIVE, then the TCP_KEEP* options it names."""
-        if h.state == "CLOSE" or self.ka(h) is not None:
+        if h.state == "CLOSE" or h.keepalive is not None:
             return  # tcp_set_keepalive(): nothing in CLOSE, nothing if already on
         p: TeardownParams = h.p
         arg = arg if isinstance(arg, dict) else {}
@@ -102,7 +74,7 @@ class Keepalive:
             float(p.keepalive_intvl if arg.get("interval") is None else arg["interval"]),
             int(p.keepalive_probes if arg.get("count") is None else arg["count"]),
         )
-        self.__dict__.setdefault("_ka", {})[h.name] = timer
+        h.keepalive = timer
         if arg.get("idle") is None:  # tcp_set_keepalive(): keepalive_time_when() from now
             self.ka_arm(t, h, timer.idle, 0.0)
         else:  # tcp_sock_set_keepidle(): what is left since the last segment received
@@ -111,7 +83,7 @@ class Keepalive:
     def ka_arm(self, t: float, h: Host, wait: float, carried: float) -> None:
         """inet_csk_reset_keepalive_timer(); `carried`: how much later than t it may
         really be now (an expiry not re-anchored on a probe of the record)."""
-        timer = self.ka(h)
+        timer = h.keepalive
         assert timer is not None
         timer.gen += 1
         self.at(t + wait, 2, "ka_timer", h.name, timer.gen, t, wait, carried)
@@ -122,14 +94,14 @@ class Keepalive:
         if flags & RST:
             return
         if (flags & ACK and ack >= h.una) or length:
-            self.__dict__.setdefault("_heard", {})[h.name] = t
-            timer = self.ka(h)
+            h.heard = t
+            timer = h.keepalive
             if timer is not None and flags & ACK and ack >= h.una:
                 timer.probes_out = 0
                 self.ka_release(t, h)
 
     def keepalive_timer(self, t: float, h: Host, gen: int, armed: float, wait: float, carried: float) -> None:
-        timer = self.ka(h)
+        timer = h.keepalive
         if timer is None or gen != timer.gen:
             return
         if h.state in ("CLOSE", "TIME_WAIT") or (h.state == "FIN_WAIT2" and h.orphaned):
@@ -185,8 +157,8 @@ class Keepalive:
         ]
         if not near:
             return False
-        if self.shifts.get(key) == AFTER_NEXT and key not in self.ka_released():
-            self.ka_released().add(key)
+        if self.shifts.get(key) == AFTER_NEXT and key not in self.ka_released:
+            self.ka_released.add(key)
             timer.held = args
             self.at(t + window, 2, "ka_timer_latest", h.name, args[0])
             return True
@@ -194,13 +166,10 @@ class Keepalive:
             self.races.append(Race(h.name, key[1], "timer", t, min(near), "the ACK of its keepalive probe"))
         return False
 
-    def ka_released(self) -> set:
-        return self.__dict__.setdefault("_ka_released", set())
-
     def ka_release(self, t: float, h: Host, gen: int | None = None) -> None:
         """The held expiry runs now: right after an ACK the host took, or at the end of
         its bucket (`gen`: the timer it was, if it is still the same)."""
-        timer = self.ka(h)
+        timer = h.keepalive
         if timer is None or timer.held is None or (gen is not None and gen != timer.held[0]):
             return
         args, timer.held = timer.held, None

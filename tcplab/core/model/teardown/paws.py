@@ -25,33 +25,12 @@ ts_recent is not known and the model says so (its reason gives both TSvals).
 from __future__ import annotations
 
 import math
-import struct
 
-from tcplab.core.craft import options
+from tcplab.core.craft import ts_option
 from tcplab.core.model.prediction import X, Y
 from tcplab.core.model.teardown.params import SAME_SEGMENT
-from tcplab.core.model.teardown.prediction import Observed
+from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, RST
-
-TCPOPT_TIMESTAMP = 8
-
-
-def ts_options(raw: str) -> tuple[int, int] | None:
-    """(TSval, TSecr) of a segment's timestamp option, from the record's hex."""
-    if not raw:
-        return None
-    try:
-        found = options(bytes.fromhex(raw))
-    except (ValueError, IndexError, struct.error):
-        return None
-    return next(
-        (
-            struct.unpack("!II", data[:8])
-            for kind, data in found
-            if kind == TCPOPT_TIMESTAMP and len(data) == 8
-        ),
-        None,
-    )
 
 
 def stamps(record, conn: int, origin: float) -> dict:
@@ -72,7 +51,7 @@ def stamps(record, conn: int, origin: float) -> dict:
     for s in record.segments:
         if s.conn != conn or s.injected or s.t is None:
             continue
-        ts = ts_options(s.raw)
+        ts = ts_option(s.raw)
         peer = "server" if s.sender == "client" else "client"
         if ts is None or peer not in isn:
             continue
@@ -85,14 +64,8 @@ def stamps(record, conn: int, origin: float) -> dict:
     return out
 
 
-class Paws:
+class Paws(SimBase):
     """Mixed into sim.Sim: each host's ts_recent as a range of the peer's TSvals."""
-
-    obs: Observed | None  # sim.Sim's
-
-    def ts_range(self, h) -> list:
-        # [lo, hi, rcv_wup as the record's last segment of the host's announced it]
-        return self.__dict__.setdefault("_ts", {}).setdefault(h.name, [-math.inf, math.inf, None])
 
     def stamp_of(self, sender: str, name: str, nth: int, t: float, slack: float):
         """The record's stamps of the segment the model sends now, if the run's segment
@@ -109,7 +82,7 @@ class Paws:
         the rcv_wup it announced. Returns its TSval, for the peer's PAWS."""
         got = self.stamp_of(h.name, name, nth, t, slack)
         base = Y if h.name == "client" else X
-        r = self.ts_range(h)
+        r = h.ts_recent_range
         if got is None or flags & RST or not flags & ACK or ack - base != got[3]:
             # not the run's segment of that name and number (it acknowledges something
             # else), or no timestamps: nothing known from it, and the rcv_wup it
@@ -125,7 +98,7 @@ class Paws:
 
     def ts_accepted(self, h, tsval: int | None, seq: int, length: int, flags: int, time_wait: bool) -> None:
         """A segment that passed PAWS was taken: what it does to ts_recent."""
-        r = self.ts_range(h)
+        r = h.ts_recent_range
         if tsval is None:
             r[1] = math.inf
             return
@@ -142,7 +115,7 @@ class Paws:
     def paws_rejects(self, h, tsval: int | None) -> bool | None:
         """tcp_paws_reject() at a TIME_WAIT socket: True, False, or None when the
         record does not tell."""
-        lo, hi, _wup = self.ts_range(h)
+        lo, hi, _wup = h.ts_recent_range
         if tsval is None:
             return None
         if tsval < lo:
@@ -152,7 +125,7 @@ class Paws:
         return None
 
     def paws_unknown(self, h, tsval: int | None) -> str:
-        lo, hi, _wup = self.ts_range(h)
+        lo, hi, _wup = h.ts_recent_range
         if tsval is None:
             return (
                 f"a segment reaching the {h.name}'s TIME_WAIT within a timestamp tick "

@@ -25,31 +25,17 @@ loss probe follows while in Recovery (tcp_schedule_loss_probe())."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.model.teardown.params import TCP_TIMEOUT_MIN_US, Unsupported
-from tcplab.core.model.teardown.prediction import Observed, TeardownPrediction
 from tcplab.core.segments import ACK, PSH
 
 TCP_REORDERING = 3  # sysctl_tcp_reordering's default: tp->reordering at the start
 
 
-class Sack:
+class Sack(SimBase):
     """Mixed into sim.Sim: the out-of-order queue (receiver) and RACK (sender)."""
-
-    # what sim.Sim and the other mixins provide (annotations only)
-    k: Kernel
-    obs: Observed | None
-    pred: TeardownPrediction
-    rack_wait: bool
-    send: Callable[..., str]
-    arm: Callable[[float, Host, str, float], None]
-    set_state: Callable[..., None]
-    wake: Callable[[float, Host], None]
-    time_wait: Callable[..., None]
-    peer: Callable[[Host], Host]
 
     # receiver -------------------------------------------------------------------------
     @staticmethod

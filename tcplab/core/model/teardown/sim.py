@@ -39,6 +39,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late, self.rack_wait = delack_late, rack_wait
+        self.ka_released: set = set()  # keepalive expiries already held once (keepalive.py)
         self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
         self.races: list[Race] = []

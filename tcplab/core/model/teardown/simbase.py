@@ -31,6 +31,9 @@ class SimBase:
     calls_done: dict[str, list[tuple[float, int, str, int]]]
     last_wire: tuple[str, int]
     rack_wait: bool
+    ka_released: set
+    host_faults: tuple
+    q: list  # the event queue
 
     if TYPE_CHECKING:
         # sim.Sim
@@ -49,6 +52,7 @@ class SimBase:
             seq: int | None = None,
             ack: int | None = None,
         ) -> str: ...
+        def abort(self, t: float, h: Host, cause: str) -> None: ...
         def answer_rst(self, t: float, h: Host, ack: int, slack: float) -> None: ...
         def wake(self, t: float, h: Host) -> None: ...
         def note_timer_race(self, t: float, h: Host, step: int, wait: float) -> None: ...
