@@ -35,7 +35,17 @@ RACY: dict[str, set[tuple[str, str]]] = {
     "three-way-close": {("server", "fin-ack")},
     # the same race on each of its connections
     "time-wait-port-exhaustion": {("server", "fin-ack")},
+    # which 9 of the 17 half-open requests reqsk_timer_handler() drops at 7 s and which
+    # 8 get a third SYN-ACK is the order their timers expire in: timers in one timer
+    # wheel bucket (256 ms wide at HZ=250 for a 4 s timeout, kernel/time/timer.c
+    # calc_wheel_index) run in the bucket's list order, and a loaded machine arms them
+    # across a bucket edge (CI, 3c4aadc: connection 1 dropped, always kept before).
+    # How many get which count is not a race: compared in COUNTS_ONLY.
+    "syn-flood-syncookies": {("server", "syn-ack")},
 }
+# scenario -> the (sender, name) of RACY whose per-connection counts, taken together
+# regardless of which connection has which, are still the kernel's and compared
+COUNTS_ONLY: dict[str, tuple[str, str]] = {"syn-flood-syncookies": ("server", "syn-ack")}
 # Both sides close at the same moment: whose FIN reaches the router first (and is
 # named `fin`, the other `peer-fin`) is the race itself; compared without the sender.
 EITHER_SIDE = {"simultaneous-close"}
@@ -47,6 +57,15 @@ def signature(res: dict, racy: set, sides: bool = True) -> list[tuple]:
         for s in res["events"]
         if s["kind"] == "segment" and (s["from"], s["name"]) not in racy
     )
+
+
+def counts(res: dict, key: tuple[str, str]) -> list[int]:
+    """How many segments `key` each connection had, sorted: who had them is a race."""
+    per: dict[int, int] = {}
+    for s in res["events"]:
+        if s["kind"] == "segment" and (s["from"], s["name"]) == key:
+            per[s["conn"]] = per.get(s["conn"], 0) + 1
+    return sorted(per.values())
 
 
 def _saved(name: str) -> dict | None:
@@ -78,3 +97,5 @@ def test_record_matches_the_saved_one(catalogue, name):
     res = result(catalogue, name)
     racy, sides = RACY.get(name, set()), name not in EITHER_SIDE
     assert signature(res, racy, sides) == signature(saved, racy, sides)
+    if name in COUNTS_ONLY:
+        assert counts(res, COUNTS_ONLY[name]) == counts(saved, COUNTS_ONLY[name])
