@@ -209,6 +209,38 @@ def test_a_close_long_before_the_peer_fin_cannot_show_close_wait(name):
     assert "model: client fin-ack count" in failed
 
 
+def test_which_fin_the_router_names_first_is_a_race():
+    """gen-8051: both close() calls at one moment (stamps 0.02 ms apart), `drop: fin
+    from: client`. The server's FIN reached the router first, so the client's was
+    `peer-fin`, went through, and both hosts went through CLOSING: the order of the two
+    FINs at the router is one of the races the model simulates."""
+    res = judge("gen-8051")
+    states = next(c for c in res.checks if c.name == "model: client states after ESTABLISHED")
+    assert res.verdict == "pass" and states.judged
+    assert "the server's close() before the client's FIN at the router" in states.evidence
+
+
+def test_a_simultaneous_close_cannot_end_in_fin_wait2():
+    """The same record with the client through FIN_WAIT2 instead of CLOSING: its own
+    FIN acknowledged before the server's FIN came, which in neither order of the FINs
+    can happen (the server's FIN left before the client's reached it)."""
+
+    def bend(run):
+        def swap(e):
+            if e.get("host") == "client" and e.get("kind") == "state":
+                e = {**e}
+                for k in ("from", "to"):
+                    if e.get(k) == "CLOSING":
+                        e[k] = "FIN_WAIT2"
+            return e
+
+        obs = run.get("observation") or {}
+        obs = {**obs, **{k: [swap(e) for e in obs.get(k, [])] for k in ("tracepoint_states", "diag_states")}}
+        return {**run, "events": [swap(e) for e in run["events"]], "observation": obs}
+
+    assert "model: client states after ESTABLISHED" in failed_names(judge("gen-8051", bend))
+
+
 def test_an_abstention_is_shown_and_is_not_a_pass():
     """gen-4156 delays the server's data-ack #2, which in the run was the ACK of the
     client's first data (#1 was the challenge ACK to the router's copy of the SYN, the

@@ -24,8 +24,7 @@ class KeepaliveTimer:
 
 
 class Host:
-    def __init__(self, name: str, p: TeardownParams, rto: float, steps: list[Step],
-                 rtt: float = 0.001):
+    def __init__(self, name: str, p: TeardownParams, rto: float, steps: list[Step], rtt: float = 0.001):
         self.name, self.p, self.rto, self.steps, self.rtt = name, p, rto, steps, rtt
         self.woke_at = -1.0  # when a blocked call last returned: what came before caused it
         self.drain_until = -1.0  # data arriving until then was read by the call that returned
@@ -43,6 +42,7 @@ class Host:
         self.released: dict[int, float] = {}  # such steps, and when they then ran
         self.state = "ESTABLISHED"
         self.next_step = 0
+        self.closing_step: int | None = None  # the close()/shutdown() step running now
         self.waiting = False  # in recv() (for data, the peer's FIN or an RST) or send()
         self.waiting_recv = False  # ... and it is a recv(): arriving data is read
         self.step_gen = 0  # the pending "step" event that counts (the others are stale)
@@ -96,4 +96,3 @@ class Host:
         self.rack_at: tuple[float, int] = (-1.0, 0)
         self.rack_done = self.recovery = False
         self.wire: dict[tuple[int, bool], tuple[str, int]] = {}
-

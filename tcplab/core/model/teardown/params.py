@@ -165,7 +165,7 @@ def fin_time(p: TeardownParams, rto: float) -> float:
 MAX_EVENTS = 200_000  # far beyond any teardown's few hundred events
 
 
-MAX_RACES = 3  # 2^3 orders at most; more races than that in one teardown is too loaded
+MAX_RACES = 4  # 2^4 orders at most; more races than that in one teardown is too loaded
 
 
 AFTER_NEXT = "after the next arrival"  # a shift: hold a timer's expiry until an ACK comes

@@ -20,6 +20,7 @@ from tcplab.core.model.teardown.params import (AfterArrival,
                                                Unsupported)
 from tcplab.core.model.teardown.prediction import (Observed, PredictedState, Race,
                                                    TeardownPrediction)
+from tcplab.core.model.teardown.races import Races
 from tcplab.core.model.teardown.receive import Receive
 from tcplab.core.model.teardown.sack import Sack
 from tcplab.core.model.teardown.timers import Timers
@@ -28,7 +29,7 @@ from tcplab.core.scenario import Step
 from tcplab.core.segments import ACK, Classifier, FIN, RST, SYN, Segment
 
 
-class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack):
+class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
     def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
                  rto: dict[str, float], steps: dict[str, list[Step]],
                  faults: tuple[Fault, ...], port: int, first_closer: str | None,
@@ -114,6 +115,8 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack):
         tsval = self.ts_sent(h, seen.name, seen.nth, t, slack, flags, ack)  # paws.py
         self.last_wire = (seen.name, seen.nth)
         if flags & FIN:
+            if seen.name == "peer-fin" and cause == "first":
+                self.note_fin_order(t, h)
             h.fin_at, h.fin_sends = t, h.fin_sends + 1
         if (length or flags & FIN) and not flags & RST:  # its name at its first sending
             h.wire.setdefault((seq, not length), (seen.name, seen.nth))
@@ -254,10 +257,14 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack):
                     self.observed_return(h, i)
                     return
             elif s.call == "close":
+                h.closing_step = i
                 self.close(t, h, orphan=True)
+                h.closing_step = None
             elif s.call == "shutdown":
                 if s.arg in ("wr", "rdwr"):
+                    h.closing_step = i
                     self.close(t, h, orphan=False)
+                    h.closing_step = None
             elif s.call == "linger":
                 h.linger0 = s.arg == 0
             elif s.call == "rcvtimeo":
@@ -278,50 +285,6 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack):
         if stamps is not None and stamps[1] is not None:
             self.at(stamps[1], 4, "recv_timeout", h.name, h.recv_gen)
             h.returned_at = stamps[1]
-
-    def note_race(self, t: float, h: Host, i: int, call: str) -> None:
-        """An app call that a segment reached the same host within the race bound of,
-        before its stamp: the stamps cannot say which came first (Observed.race). Each
-        such segment is a race of its own (the call may have reached the kernel
-        before any of them); those arriving after the stamp, Receive.arrive() notes."""
-        if (h.name, i) in self.shifts:
-            return
-        assert self.obs is not None  # step() asks only with a record
-        # A pure ACK matters to a close() too: after an abort it draws an RST
-        # (gen-4284: linger 0, the data's ACK and the close() 0.2 ms apart).
-        acks_too = call in ("close", "shutdown")
-        for at, what, counts in self.arrived[h.name]:
-            if t - at <= self.obs.race and at > h.woke_at and (counts or acks_too):
-                self.races.append(Race(h.name, i, call, t, at, what, matters=counts))
-                if call == "recv":  # only the first that has something for it (RACING_CALLS)
-                    return
-
-    def undefer(self, t: float, h: Host, i: int) -> None:
-        """A call held for the segment it raced (AfterArrival), which has not come by
-        the end of the race bound: the kernel acted on the call by then all the same."""
-        if h.deferred is not None and h.deferred[0] == i:
-            self.release_deferred(t, h)
-
-    def release_deferred(self, t: float, h: Host) -> None:
-        assert h.deferred is not None  # its callers found a call deferred
-        i = h.deferred[0]
-        h.released[i] = t
-        h.deferred = None
-        self.schedule_step(t, h)
-
-    def note_timer_race(self, t: float, h: Host, step: int, wait: float) -> None:
-        """A retransmission timer fires anywhere in [due, due + Kernel.slack(wait)]
-        (its timer-wheel bucket): an ACK arriving within that window may come first and
-        cancel it (seen on 6.18, gen-2025: the ACK of data and FIN 4.2 ms after the send,
-        the probe due at 4 ms, no probe sent)."""
-        assert self.obs is not None  # fin_timer() asks only with a record
-        window = self.k.slack(wait) + self.obs.race
-        near = [qt for qt, _p, _n, what, args in self.q
-                if what == "arrive" and args[0] == h.name and args[1] & ACK
-                and t < qt <= t + window]
-        if near:
-            self.races.append(Race(h.name, step, "timer", t, min(near),
-                                   "the ACK of its " + ("FIN" if h.fin_sent else "data")))
 
     @staticmethod
     def matters(flags: int, length: int) -> bool:

@@ -1,0 +1,91 @@
+"""The races the teardown simulator notes: an app call and a segment reaching its host
+closer than the stamps can order, a timer and the ACK that may beat it in its bucket,
+and which of two FINs the router saw first. predict.py simulates each one's other
+order (a shift of the call, held or moved before); here they are found, and a call
+held for the segment it raced is let go."""
+
+from __future__ import annotations
+
+from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.prediction import Race
+from tcplab.core.model.teardown.simbase import SimBase
+from tcplab.core.segments import ACK
+
+# the names the order of the two FINs at the router decides (segments.py _name)
+ORDER_NAMED = ("fin", "peer-fin", "fin-ack", "last-ack")
+
+
+class Races(SimBase):
+    def note_race(self, t: float, h: Host, i: int, call: str) -> None:
+        """An app call that a segment reached the same host within the race bound of,
+        before its stamp: the stamps cannot say which came first (Observed.race). Each
+        such segment is a race of its own (the call may have reached the kernel
+        before any of them); those arriving after the stamp, Receive.arrive() notes."""
+        if (h.name, i) in self.shifts:
+            return
+        assert self.obs is not None  # step() asks only with a record
+        # A pure ACK matters to a close() too: after an abort it draws an RST
+        # (gen-4284: linger 0, the data's ACK and the close() 0.2 ms apart).
+        acks_too = call in ("close", "shutdown")
+        for at, what, counts in self.arrived[h.name]:
+            if t - at <= self.obs.race and at > h.woke_at and (counts or acks_too):
+                self.races.append(Race(h.name, i, call, t, at, what, matters=counts))
+                if call == "recv":  # only the first that has something for it (RACING_CALLS)
+                    return
+
+    def note_fin_order(self, t: float, h: Host) -> None:
+        """Both FINs on their way within the race bound: which one the router names
+        `fin` is the order they reach it (segments.py _name), not the kernels' doing,
+        and a fault that picks FINs (or their ACKs) by name hits the one that came
+        first. The later close() is simulated before the other's FIN too (gen-8051 on
+        6.18: both close() calls at one nominal moment, `drop: fin from: client`; the
+        server's FIN reached the router first, so the client's was `peer-fin` and went
+        through, and both hosts went through CLOSING). Without such a fault the names
+        alone differ, and the check reads them as the router named them
+        (check/teardown.py _as_the_router_named)."""
+        other, i = self.peer(h), h.closing_step
+        if (
+            self.obs is None
+            or i is None
+            or (h.name, i) in self.shifts
+            or other.fin_sends != 1
+            or other.fin_at is None
+            or t - other.fin_at > self.obs.race
+            or not any(f.segment in ORDER_NAMED for f in self.faults)
+        ):
+            return
+        self.races.append(
+            Race(h.name, i, h.steps[i].call, t, other.fin_at, f"the {other.name}'s FIN at the router")
+        )
+
+    def undefer(self, t: float, h: Host, i: int) -> None:
+        """A call held for the segment it raced (AfterArrival), which has not come by
+        the end of the race bound: the kernel acted on the call by then all the same."""
+        if h.deferred is not None and h.deferred[0] == i:
+            self.release_deferred(t, h)
+
+    def release_deferred(self, t: float, h: Host) -> None:
+        assert h.deferred is not None  # its callers found a call deferred
+        i = h.deferred[0]
+        h.released[i] = t
+        h.deferred = None
+        self.schedule_step(t, h)
+
+    def note_timer_race(self, t: float, h: Host, step: int, wait: float) -> None:
+        """A retransmission timer fires anywhere in [due, due + Kernel.slack(wait)]
+        (its timer-wheel bucket): an ACK arriving within that window may come first and
+        cancel it (seen on 6.18, gen-2025: the ACK of data and FIN 4.2 ms after the send,
+        the probe due at 4 ms, no probe sent)."""
+        assert self.obs is not None  # fin_timer() asks only with a record
+        window = self.k.slack(wait) + self.obs.race
+        near = [
+            qt
+            for qt, _p, _n, what, args in self.q
+            if what == "arrive" and args[0] == h.name and args[1] & ACK and t < qt <= t + window
+        ]
+        if near:
+            self.races.append(
+                Race(
+                    h.name, step, "timer", t, min(near), "the ACK of its " + ("FIN" if h.fin_sent else "data")
+                )
+            )
