@@ -13,7 +13,7 @@ import select
 import sys
 import time
 
-from tcplab.core.faults import STRIP_MSS
+from tcplab.core.faults import DUPLICATE, STRIP_MSS
 from tcplab.lab import child, fault_config
 from tcplab.lab.hook.faults import make_hook, prerouting_addrs
 from tcplab.lab.hook.iptables import install_prerouting, install_rules, queue_stats
@@ -26,7 +26,10 @@ from tcplab.lab.rawstore import RAW_MAX
 
 # The queue copies only the first RAW_MAX bytes of each packet to us (headers and what
 # the record keeps): less to copy per segment. A fault that rewrites a packet
-# (strip-mss) hands the kernel a whole new one, so then the whole packet is copied.
+# (strip-mss) hands the kernel a whole new one, and a duplicate's copy is sent from
+# our bytes, so then the whole packet is copied (before session 9 a copy of a segment
+# over RAW_MAX bytes went out cut short, with its IP header's length intact, and the
+# receiver's ip_rcv_core() dropped it as truncated: gen-8186 on 6.18).
 FULL_COPY = 0xFFFF
 # Packets the kernel holds for us before it drops (and counts queue_dropped): a burst
 # of a SYN flood or a window of bulk data fits.
@@ -58,7 +61,7 @@ def main() -> None:
     child.raise_priority(child.HOOK_NICE)  # after the imports: those are set-up, not forwarding
     keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
-    rewrites = any(f.action == STRIP_MSS for f in faults)
+    rewrites = any(f.action in (STRIP_MSS, DUPLICATE) for f in faults)
     nfq.bind(config["queue"], hook.on_packet, max_len=QUEUE_MAXLEN, range=FULL_COPY if rewrites else RAW_MAX)
     flavour = install_rules(config["queue"], selection.iptables_matches(kinds))
     install_prerouting(flavour, config["queue"], prerouting_addrs(hook))

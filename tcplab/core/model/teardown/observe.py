@@ -101,7 +101,10 @@ def truncated(s) -> bool:
     and its copy is those bytes (raw_send_hdrinc() then sets the IP length to 256).
     Such copies of data were answered by full sockets and by closed ones (an RST) on
     6.18, as a whole copy is, but never by a TIME_WAIT socket (gen-7028, gen-7204,
-    gen-7262; a whole 100-byte copy was, gen-2004): not understood, so not modelled."""
+    gen-7262; a whole 100-byte copy was, gen-2004): not understood, so not modelled.
+    To a closed socket, such a copy drew an RST in gen-3057, gen-3076 and gen-6077 and
+    none in gen-8186, so there too it is not judged. The hook copies whole packets when
+    a fault duplicates since session 9: only older records have cut copies."""
     held = len(s.raw) // 2
     return bool(s.raw) and s.wire_len is not None and held < s.wire_len
 

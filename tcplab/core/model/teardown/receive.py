@@ -43,14 +43,14 @@ class Receive(SimBase):
                 self.release_deferred(t + 1e-6, h)
         if self.obs is not None:
             self.note_races_after(t, h, flags, ack, what, counts)
+        if cut and h.state in ("TIME_WAIT", "CLOSE"):  # observe.truncated()
+            raise Unsupported(f"the router's copy of data cut to the 256 bytes the hook "
+                              f"held (records before session 9), reaching the {h.name}'s "
+                              f"{h.state} (seen unanswered on 6.18: not understood)")
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
                 self.answer_rst(t, h, ack, slack)
             return
-        if cut and h.state == "TIME_WAIT":  # observe.truncated()
-            raise Unsupported(f"the router's copy of data cut to the 256 bytes the hook "
-                              f"holds, reaching the {h.name}'s TIME_WAIT (seen unanswered "
-                              "on 6.18: not understood)")
         if sent is not None and not flags & RST:
             # Timestamps (on in every lab connection): the segment's TSval is its send
             # time. One older than the newest seen (ts_recent) is a PAWS reject.
