@@ -156,3 +156,33 @@ def test_the_checker_judges_against_the_outcome_the_run_took():
 
     assert _closest(p, Seen()) is p.alternatives[0]
     assert _closest(p, Record(t0=0)) is p  # nothing matches: the first outcome
+
+
+def _synacks_per_outcome(ack_delay):
+    """gen-8020's faults: every SYN held 1.5 s, the ACK held `ack_delay`."""
+    faults = (
+        Fault("delay", "syn", sender="client", by=1.5),
+        Fault("delay", "ack", nth=(1,), sender="client", by=ack_delay),
+    )
+    p = predict_handshake(K618, params(K618), params(K618), faults, True)
+    return {len(o.of("server", "syn-ack")) for o in [p, *p.alternatives]}, p
+
+
+def test_a_late_timer_may_bring_its_segment_after_one_due_just_behind_it():
+    """The SYN retransmitted at 1 s (held 1.5 s, due at the server at 2.5 s) may leave as
+    late as its timer-wheel bucket allows; the ACK held 1 s is due 0.4 ms after it, so
+    it may come first: the request is then a full socket, the SYN draws a challenge
+    ACK, and with the request timer's expiry also after the ACK one SYN-ACK is all
+    (gen-8020 on 6.18: SYN 11 ms after the ACK)."""
+    counts, p = _synacks_per_outcome(1.0)
+    assert 1 in counts and 3 in counts
+    one = next(o for o in [p, *p.alternatives] if len(o.of("server", "syn-ack")) == 1)
+    assert [s.name for s in one.of("server", "data-ack")] == ["data-ack"]  # the challenge ACK
+
+
+def test_a_segment_due_beyond_the_timers_lateness_comes_after_it():
+    """The ACK held 1.2 s is due 200 ms after the SYN, far beyond the SYN timer's
+    lateness: the SYN reaches the request first and is answered by a SYN-ACK in every
+    order."""
+    counts, _p = _synacks_per_outcome(1.2)
+    assert 1 not in counts

@@ -84,6 +84,11 @@ class HandshakeSim:
         self.syn_fires, self.syn_fire = 0, (-1, 0.0, -1.0)  # the SYN timer's, likewise
         self.syn_held: tuple[int, int, float] | None = None
         self.void = False  # a held SYN timer no SYN-ACK came to: not an outcome at all
+        # Client segments reaching the server, counted: ("late", k) in `defer` holds the
+        # k-th until the next one has been taken (arrived_late())
+        self.server_arrivals = 0
+        self.last_arrival: tuple[int, float, float] | None = None  # (index, when, slack)
+        self.late_held: tuple[int, tuple] | None = None  # (index, its "arrive" args)
         self.first_at: float | None = None  # when the client's first data or FIN leaves
         self.k, self.cp, self.sp = kernel, client, server
         self.faults, self.listens, self.port = faults, listens, port
@@ -353,6 +358,29 @@ class HandshakeSim:
             self.pred.server_connected = True
             self.change("server", t, "ESTABLISHED")
 
+    def arrived_late(self, t: float, args: tuple) -> bool:
+        """A client segment reaching the server. One sent by a timer may leave up to its
+        lateness (`slack`: the timer-wheel buckets of the expiries behind it,
+        Kernel.slack) after its nominal moment, so another client segment arriving
+        within that much after it may have come first (gen-8020 on 6.18: a SYN
+        retransmitted 13 ms late and held 1.5 s reached the server 11 ms after the ACK
+        held 1 s, whose nominal arrival was 0.4 ms after the SYN's, so the request had
+        become a full socket and answered with a challenge ACK, not a SYN-ACK). Such a
+        pair is a race, ("late", k); with it in `defer`, the k-th is held until the next
+        one has been taken. Returns whether this one is held."""
+        idx, slack = self.server_arrivals, args[3]
+        self.server_arrivals += 1
+        if self.last_arrival is not None:
+            prev, when, late = self.last_arrival
+            if when < t <= when + late and ("late", prev) not in self.pred.races:
+                self.pred.races.append(("late", prev))
+        self.last_arrival = (idx, t, slack)
+        if ("late", idx) in self.defer and self.late_held is None:
+            self.late_held = (idx, args)
+            self.at(t + slack, "late_latest", idx)
+            return True
+        return False
+
     def req_timer(self, t: float, gen: int, deferred: bool = False) -> None:
         req = self.req
         if req is None or gen != req["gen"]:
@@ -404,9 +432,20 @@ class HandshakeSim:
             elif what == "arrive":
                 sender, flags, length, slack, seq, ack = args
                 if sender == "client":
+                    if self.arrived_late(t, args):
+                        continue
                     self.server_gets(t, flags, length, slack, seq)
+                    if self.late_held is not None:  # the one held for this: right after it
+                        self.at(t + 1e-6, "arrive_held", *self.late_held[1])
+                        self.late_held = None
                 else:
                     self.client_gets(t, flags, slack, ack)
+            elif what == "arrive_held":
+                _sender, flags, length, slack, seq, _ack = args
+                self.server_gets(t, flags, length, slack, seq)
+            elif what == "late_latest" and self.late_held is not None and self.late_held[0] == args[0]:
+                self.void = True  # nothing came after it within its lateness: main's outcome
+                break
             elif what == "client_data":
                 if self.client_state == "ESTABLISHED":
                     flags, length = self.first_segment
