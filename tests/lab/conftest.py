@@ -9,11 +9,9 @@ stem) while developing; tests about the others then skip.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from labhelpers import ROOT, SCENARIOS, root_snapshot, selected
+from labhelpers import SCENARIOS, root_snapshot, run_cli, selected
 
 from tcplab.format.load import load_scenario
 
@@ -38,23 +36,10 @@ def catalogue(tmp_path_factory):
     # The longest scenario bounds the catalogue (the longest start first, six side by
     # side); the margin is for set-up and teardown on a loaded machine.
     limit = max(load_scenario(path).timeout for path in chosen) + 300
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tcplab",
-            "run",
-            "--jobs",
-            str(min(len(chosen), CATALOGUE_JOBS)),
-            "--json",
-            str(out),
-            "--no-color",
-            *map(str, chosen),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=limit,
+    proc = run_cli(
+        ["run", "--jobs", str(min(len(chosen), CATALOGUE_JOBS)), "--json", str(out), "--no-color"]
+        + list(map(str, chosen)),
+        limit,
     )
     results = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     return {"proc": proc, "results": results, "before": before, "after": root_snapshot(), "chosen": chosen}

@@ -4,10 +4,10 @@ and still judges them right (exit 0, both PASS), without waiting for input."""
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from labhelpers import run_cli
 
 pytestmark = pytest.mark.root
 
@@ -16,14 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_slowed_demo_explains_runs_and_judges(tmp_path):
     files = [ROOT / "scenarios" / "handshake" / f for f in ("no-listener.yaml", "normal.yaml")]
-    proc = subprocess.run(
-        [sys.executable, "-m", "tcplab", "demo", "--no-pause", "--slow", "2", "--no-color", *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+    argv = ["demo", "--no-pause", "--slow", "2", "--no-color", *map(str, files)]
+    proc = run_cli(argv, 180, stdin=subprocess.DEVNULL)
     out = proc.stdout
     flat = " ".join(out.split())  # the console wraps long sentences
     assert proc.returncode == 0, out[-4000:] + proc.stderr

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labhelpers import children_of
+from labhelpers import SLOW_MACHINE, children_of, run_cli
 
 pytestmark = pytest.mark.root
 
@@ -126,3 +126,17 @@ def test_without_tracefs_states_come_from_inet_diag(tmp_path):
     assert {e["source"] for e in client} == {"inet_diag"}
     gone = client[-1]["t"]
     assert 7.0 <= gone <= 7.9, gone  # 7 s give-up + timer lateness + one poll
+
+
+def test_a_run_past_the_tests_bound_is_stopped_and_cleaned_up(tmp_path):
+    """labhelpers.run_cli, which the catalogue and generated fixtures run the CLI with:
+    past its bound the CLI gets SIGTERM and cleans up, and the call returns (the 6.1
+    guest's `./lab test` once hung 100 min on a CLI killed under subprocess.run(timeout=)
+    whose children still held its pipes)."""
+    before = lab_namespaces()
+    started = time.monotonic()
+    proc = run_cli(["run", "--no-color", "--json", str(tmp_path / "r.json"), str(FAST)], 3)
+    took = time.monotonic() - started
+    assert "stopped after 3 s" in proc.stderr
+    assert took < 3 * SLOW_MACHINE + 60, took
+    assert_clean(before, tmp_path / "r.json")

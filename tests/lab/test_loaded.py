@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from labhelpers import ROOT
+from labhelpers import ROOT, run_cli
 
 pytestmark = pytest.mark.root
 
@@ -40,11 +40,8 @@ def loaded_run(tmp_path_factory):
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 2))
     ]
     try:
-        proc = subprocess.run(
+        proc = run_cli(
             [
-                sys.executable,
-                "-m",
-                "tcplab",
                 "run",
                 "--jobs",
                 str(len(SCENARIOS)),
@@ -53,10 +50,7 @@ def loaded_run(tmp_path_factory):
                 "--no-color",
                 *(str(ROOT / "scenarios" / f"{name}.yaml") for name in SCENARIOS),
             ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=600,
+            600,
         )
     finally:
         for b in burners:
