@@ -11,7 +11,6 @@ from tcplab.core.scenario import Expect, Scenario, Step
 from tcplab.core.model.established import (
     EstParams,
     Keepalive,
-    UnreachableRouter,
     initial_rto,
     keepalive_probes,
     probe_timeout,
@@ -20,6 +19,7 @@ from tcplab.core.model.established import (
     with_bursts,
 )
 from tcplab.core.model.kernel import Kernel
+from tcplab.core.model.unreachable import UnreachableRouter
 from tcplab.core.model.prediction import Prediction
 
 K61, K618 = Kernel.from_release("6.1.0-28-amd64"), Kernel.from_release("6.18.44-fc-v657")

@@ -12,9 +12,8 @@ slop], one-sided as the handshake model's are.
 from __future__ import annotations
 
 from tcplab.core.check.base import Check, MODEL_SLOP, Slop, describe_call, describe_segment, not_judged
+from tcplab.core.model.unreachable import ERRNO_OF_UNREACH, UnreachableRouter
 from tcplab.core.model.established import (
-    ERRNO_OF_UNREACH,
-    UnreachableRouter,
     initial_rto,
     path_back,
     probe_timeout,

@@ -49,10 +49,7 @@ from dataclasses import dataclass, field
 from tcplab.core.faults import HostFault
 from tcplab.core.model.kernel import TCP_RTO_MAX, TCP_RTO_MIN, Kernel, sysctl_value
 from tcplab.core.model.prediction import PredictedSegment, Prediction
-
-ICMP_PEER_CREDIT = 60.0  # inet_getpeer(): rate_last = jiffies - 60 * HZ
-XRLIM_BURST_FACTOR = 6
-ERRNO_OF_UNREACH = {"net": "ENETUNREACH", "host": "EHOSTUNREACH"}
+from tcplab.core.model.unreachable import ERRNO_OF_UNREACH, UnreachableRouter
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,23 @@ class EstParams:
     @classmethod
     def from_sysctls(cls, kernel: Kernel, s: dict) -> EstParams:
         return cls(
-            rto_min=(sysctl_value(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6
-                     if kernel.rto_min_sysctl else TCP_RTO_MIN),
-            rto_max=(sysctl_value(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
-                     if kernel.rto_max_sysctl else TCP_RTO_MAX),
+            rto_min=(
+                sysctl_value(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6
+                if kernel.rto_min_sysctl
+                else TCP_RTO_MIN
+            ),
+            rto_max=(
+                sysctl_value(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
+                if kernel.rto_max_sysctl
+                else TCP_RTO_MAX
+            ),
             retries1=int(sysctl_value(s, "net.ipv4.tcp_retries1", 3)),
             retries2=int(sysctl_value(s, "net.ipv4.tcp_retries2", 15)),
             early_retrans=int(sysctl_value(s, "net.ipv4.tcp_early_retrans", 3)),
             keepalive_time=sysctl_value(s, "net.ipv4.tcp_keepalive_time", 7200),
             keepalive_intvl=sysctl_value(s, "net.ipv4.tcp_keepalive_intvl", 75),
-            keepalive_probes=int(sysctl_value(s, "net.ipv4.tcp_keepalive_probes", 9)))
+            keepalive_probes=int(sysctl_value(s, "net.ipv4.tcp_keepalive_probes", 9)),
+        )
 
 
 # -- the RTO arithmetic (shared: the teardown model's FIN retransmits use it too) --------
@@ -112,45 +116,6 @@ def time_limit(kernel: Kernel, boundary: int, rto_max: float) -> float:
     return ((2 << thresh) - 1) * TCP_RTO_MIN + (boundary - thresh) * rto_max
 
 
-# -- a router without a route: ICMP net unreachable, rate limited -------------------------
-
-
-class UnreachableRouter:
-    """ip_error() + icmpv4_xrlim_allow(): whether the router answers a segment from one
-    source with ICMP net unreachable. Both buckets live in the same inet_peer, so they
-    share its tokens and its clock (measured on 6.18: ICMPs for a segment at 0, 0.21,
-    3.3, 8.3, 11.6 s of a backing-off retransmission chain, the rest unanswered)."""
-
-    def __init__(self, ratelimit: float = 1.0, error_cost: float = 1.0,
-                 error_burst: float = 5.0, code: str = "net", hz: int = 250):
-        self.ratelimit, self.cost, self.burst, self.code = ratelimit, error_cost, error_burst, code
-        self.tokens, self.hz = 0.0, hz
-        self.last: float | None = None  # when ip_error() last ran: the peer is new until then
-
-    def answers(self, t: float, seen: bool | None = None) -> bool:
-        """Whether the segment at t draws an ICMP. `seen`: what a run showed instead
-        (replaying a record); the buckets then follow that."""
-        return self.step(t, seen)[0]
-
-    def step(self, t: float, seen: bool | None = None) -> tuple[bool, bool]:
-        """(answered, too close to call): the kernel counts tokens in jiffies, so a
-        bucket within two jiffies of a threshold may go either way."""
-        last = t - ICMP_PEER_CREDIT if self.last is None else self.last
-        self.tokens = min(self.tokens + (t - last), self.burst)  # ip_error()
-        self.last = t
-        near = 2.0 / self.hz
-        close = abs(self.tokens - self.cost) < near or \
-            abs(self.tokens - self.cost - self.ratelimit) < near
-        if self.tokens < self.cost - 1e-9 and not seen:
-            return False, close
-        self.tokens -= self.cost
-        answered = self.tokens >= self.ratelimit - 1e-9  # inet_peer_xrlim_allow()
-        if seen if seen is not None else answered:
-            self.tokens -= self.ratelimit
-        self.tokens = max(self.tokens, 0.0)  # (a replayed ICMP the floats did not foresee)
-        return answered, close
-
-
 # -- the data sender's retransmissions ----------------------------------------------------
 
 
@@ -171,16 +136,20 @@ class GiveUp:
     retries1_at: float | None  # the first expiry past tcp_retries1 (a route re-check)
 
 
-def retransmissions(kernel: Kernel, p: EstParams, rtt: float,
-                    router: UnreachableRouter | None = None, back_at: float | None = None,
-                    horizon: float = 3600.0) -> tuple[list[Transmission], GiveUp | None]:
+def retransmissions(
+    kernel: Kernel,
+    p: EstParams,
+    rtt: float,
+    router: UnreachableRouter | None = None,
+    back_at: float | None = None,
+    horizon: float = 3600.0,
+) -> tuple[list[Transmission], GiveUp | None]:
     """One segment sent at 0 into silence: its tail loss probe and RTO retransmissions
     and the give-up. With `router`, each transmission may draw an ICMP unreachable. If
     the path is back at `back_at`, the first transmission after it is answered: no
     give-up (None)."""
     rto = initial_rto(kernel, p, rtt)
-    limit, limit1 = time_limit(kernel, p.retries2, p.rto_max), \
-        time_limit(kernel, p.retries1, p.rto_max)
+    limit, limit1 = time_limit(kernel, p.retries2, p.rto_max), time_limit(kernel, p.retries1, p.rto_max)
     soft = None
 
     def send(t: float, cause: str, slack: float) -> Transmission:
@@ -203,8 +172,9 @@ def retransmissions(kernel: Kernel, p: EstParams, rtt: float,
         t += wait
         slack += kernel.slack(wait)
         if stamp is not None and t - stamp >= limit - 1e-9:
-            return out, GiveUp(t, soft or "ETIMEDOUT", slack,
-                               sum(x.cause == "timer" for x in out), retries1_at)
+            return out, GiveUp(
+                t, soft or "ETIMEDOUT", slack, sum(x.cause == "timer" for x in out), retries1_at
+            )
         if stamp is not None and retries1_at is None and t - stamp >= limit1 - 1e-9:
             retries1_at = t
         stamp = t if stamp is None else stamp
@@ -215,7 +185,7 @@ def retransmissions(kernel: Kernel, p: EstParams, rtt: float,
             return out, None
         if sent.icmp:
             backoff -= 1  # tcp_ld_RTO_revert(): the ICMP comes back at once
-        wait = min(rto * 2 ** backoff, p.rto_max)
+        wait = min(rto * 2**backoff, p.rto_max)
     return out, None
 
 
@@ -234,14 +204,16 @@ class Keepalive:
         host's tcp_keepalive_* sysctls."""
         arg = arg if isinstance(arg, dict) else {}
         pick = lambda key, default: default if arg.get(key) is None else arg[key]  # noqa: E731
-        return cls(float(pick("idle", p.keepalive_time)),
-                   float(pick("interval", p.keepalive_intvl)),
-                   int(pick("count", p.keepalive_probes)))
+        return cls(
+            float(pick("idle", p.keepalive_time)),
+            float(pick("interval", p.keepalive_intvl)),
+            int(pick("count", p.keepalive_probes)),
+        )
 
 
-def keepalive_probes(kernel: Kernel, ka: Keepalive, silent_from: float = 0.0,
-                     horizon: float = 1e9) -> tuple[list[tuple[float, float]], float | None,
-                                                    float]:
+def keepalive_probes(
+    kernel: Kernel, ka: Keepalive, silent_from: float = 0.0, horizon: float = 1e9
+) -> tuple[list[tuple[float, float]], float | None, float]:
     """Probes (t, slack) since the last segment received, and the abort time (None
     past the horizon) with its slack. Probes before `silent_from` are answered, which
     resets the count and restarts the idle time."""
@@ -255,7 +227,8 @@ def keepalive_probes(kernel: Kernel, ka: Keepalive, silent_from: float = 0.0,
             # runs an interval later and, if idle is longer, re-arms for what is left
             out = 0
             slack += kernel.slack(ka.interval) + (
-                kernel.slack(ka.idle - ka.interval) if ka.idle > ka.interval else 0.0)
+                kernel.slack(ka.idle - ka.interval) if ka.idle > ka.interval else 0.0
+            )
             t += max(ka.idle, ka.interval)
             continue
         out += 1
@@ -306,15 +279,19 @@ def _step_times(steps, t_conn: float) -> list[tuple[object, float]]:
             out.append((step, t))
             if step.call == "sleep":
                 t += step.arg
-            elif step.call not in ("send", "keepalive", "linger", "rcvtimeo", "syncnt",
-                                   "netstat"):
+            elif step.call not in ("send", "keepalive", "linger", "rcvtimeo", "syncnt", "netstat"):
                 break
     return out
 
 
-def predict(kernel: Kernel, sc, sysctls: dict, handshake,
-            rtts: dict[str, float] | None = None,
-            ranges: dict[str, tuple[float, float]] | None = None) -> list[Burst]:
+def predict(
+    kernel: Kernel,
+    sc,
+    sysctls: dict,
+    handshake,
+    rtts: dict[str, float] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> list[Burst]:
     """The bursts each surviving host sends into the silence of the other, from the
     scenario's host faults and steps, once the handshake `handshake` predicts is done.
     `rtts`: each host's first RTT sample as the record shows it (teardown/observe.py
@@ -330,11 +307,18 @@ def predict(kernel: Kernel, sc, sysctls: dict, handshake,
         t_conn = connect[2] + (0.0002 if host == "server" else 0.0)  # the last ACK's transit
         steps = _step_times(sc.apps.get(host, ()), t_conn)
         rtt = (ranges or {}).get(host) or (rtts or {}).get(host, 0.0004)
-        burst = _data(kernel, p, rtt, fault, host, steps) or \
-            _keepalive(kernel, p, fault, host, steps, t_conn, sc.timeout)
+        burst = _data(kernel, p, rtt, fault, host, steps) or _keepalive(
+            kernel, p, fault, host, steps, t_conn, sc.timeout
+        )
         if burst is None:  # no data to send, no keepalive: no timer will ever run
-            burst = Burst(host, "quiet", fault, p, anchor=fault.at, notes=[
-                f"the {host} has nothing to send and no keepalive: it stays ESTABLISHED"])
+            burst = Burst(
+                host,
+                "quiet",
+                fault,
+                p,
+                anchor=fault.at,
+                notes=[f"the {host} has nothing to send and no keepalive: it stays ESTABLISHED"],
+            )
         bursts.append(burst)
     return bursts
 
@@ -349,8 +333,9 @@ def path_back(fault) -> float | None:
 
 def _data(kernel, p, rtt, fault, host, steps) -> Burst | None:
     back = path_back(fault)
-    sent = next(((s, t) for s, t in steps if s.call == "send" and t >= fault.at
-                 and (back is None or t < back)), None)  # sent into the silence
+    sent = next(
+        ((s, t) for s, t in steps if s.call == "send" and t >= fault.at and (back is None or t < back)), None
+    )  # sent into the silence
     if sent is None:
         return None
     step, t0 = sent
@@ -358,9 +343,14 @@ def _data(kernel, p, rtt, fault, host, steps) -> Burst | None:
     if size > ONE_SEGMENT:
         # Several segments in flight: the probe comes after 2 srtt + 2 ms and resends
         # the tail, the RTOs resend the head (seen on 6.18, gen-2031): not this chain.
-        return Burst(host, "data", fault, p, anchor=t0,
-                     unsupported=f"the {host} sends {size} bytes (more than one segment) "
-                     "into the silence")
+        return Burst(
+            host,
+            "data",
+            fault,
+            p,
+            anchor=t0,
+            unsupported=f"the {host} sends {size} bytes (more than one segment) into the silence",
+        )
     offsets, give_up = _within(kernel, p, rtt, fault, None if back is None else back - t0)
     b = Burst(host, "data", fault, p, anchor=t0, offsets=offsets)
     later = [s.call for s, t in steps if t >= t0 and s is not step]
@@ -368,13 +358,17 @@ def _data(kernel, p, rtt, fault, host, steps) -> Burst | None:
     if give_up is not None:
         b.abort, b.abort_slack, b.error = give_up.t, give_up.slack, give_up.error
         if give_up.retries1_at is not None:
-            b.notes.append(f"tcp_retries1={p.retries1}: the route is looked up again at "
-                           f"{give_up.retries1_at:.3f} s after the first transmission "
-                           "(nothing on the wire)")
-        b.notes.append(f"tcp_retries2={p.retries2}: gives up "
-                       f"{time_limit(kernel, p.retries2, p.rto_max):g} s after the first RTO "
-                       f"retransmission, at {give_up.t:.3f} s after the first transmission, "
-                       f"{give_up.rto_retransmits} RTO retransmissions; {give_up.error}")
+            b.notes.append(
+                f"tcp_retries1={p.retries1}: the route is looked up again at "
+                f"{give_up.retries1_at:.3f} s after the first transmission "
+                "(nothing on the wire)"
+            )
+        b.notes.append(
+            f"tcp_retries2={p.retries2}: gives up "
+            f"{time_limit(kernel, p.retries2, p.rto_max):g} s after the first RTO "
+            f"retransmission, at {give_up.t:.3f} s after the first transmission, "
+            f"{give_up.rto_retransmits} RTO retransmissions; {give_up.error}"
+        )
     return b
 
 
@@ -384,6 +378,7 @@ def _within(kernel, p, rtt, fault, back_at):
     it. Where the two ends disagree on more than the times (which transmissions the
     router's rate limit answers), lo's chain as it is: it is what the live view shows,
     while core/check/established.py replays the ICMPs on the times the run shows."""
+
     def chain(sample):
         router = UnreachableRouter(hz=kernel.hz) if fault.action == "link-down" else None
         return retransmissions(kernel, p, sample, router, back_at)
@@ -392,11 +387,9 @@ def _within(kernel, p, rtt, fault, back_at):
         return chain(rtt)
     (early, end), (late, late_end) = chain(rtt[0]), chain(rtt[1])
     shape = [(x.cause, x.icmp) for x in early], end is None, end and end.error
-    if shape != ([(x.cause, x.icmp) for x in late], late_end is None,
-                 late_end and late_end.error):
+    if shape != ([(x.cause, x.icmp) for x in late], late_end is None, late_end and late_end.error):
         return early, end
-    merged = [dataclasses.replace(x, slack=x.slack + max(0.0, y.t - x.t))
-              for x, y in zip(early, late)]
+    merged = [dataclasses.replace(x, slack=x.slack + max(0.0, y.t - x.t)) for x, y in zip(early, late)]
     if end is not None and late_end is not None:
         end = dataclasses.replace(end, slack=end.slack + max(0.0, late_end.t - end.t))
     return merged, end
@@ -408,18 +401,29 @@ def _keepalive(kernel, p, fault, host, steps, t_conn, timeout) -> Burst | None:
         return None
     ka = Keepalive.of(step.arg, p)
     probes, abort, slack = keepalive_probes(kernel, ka, fault.at - t_conn)
-    b = Burst(host, "keepalive", fault, p, ka, anchor=t_conn,
-              offsets=[Transmission(t, "timer", s) for t, s in probes if t_conn + t <= timeout])
+    b = Burst(
+        host,
+        "keepalive",
+        fault,
+        p,
+        ka,
+        anchor=t_conn,
+        offsets=[Transmission(t, "timer", s) for t, s in probes if t_conn + t <= timeout],
+    )
     b.abort, b.abort_slack, b.error = abort, slack, "ETIMEDOUT"
     b.call = next((s.call for s, _t in steps if s.call == "recv"), None)
-    b.notes.append(f"keepalive idle {ka.idle:g} s, interval {ka.interval:g} s, count "
-                   f"{ka.count}: the {host} aborts {abort:g} s after the last segment it "
-                   "received, with an RST")
+    b.notes.append(
+        f"keepalive idle {ka.idle:g} s, interval {ka.interval:g} s, count "
+        f"{ka.count}: the {host} aborts {abort:g} s after the last segment it "
+        "received, with an RST"
+    )
     default = Keepalive.of(True, EstParams.from_sysctls(kernel, {}))
     if ka != default:
-        b.notes.append(f"with the kernel's defaults ({default.idle:g} s, {default.interval:g} "
-                       f"s, {default.count}) it would take "
-                       f"{keepalive_probes(kernel, default)[1]:g} s")
+        b.notes.append(
+            f"with the kernel's defaults ({default.idle:g} s, {default.interval:g} "
+            f"s, {default.count}) it would take "
+            f"{keepalive_probes(kernel, default)[1]:g} s"
+        )
     return b
 
 
@@ -427,24 +431,29 @@ def with_bursts(prediction: Prediction, bursts: list[Burst]) -> Prediction:
     """The handshake model's prediction with the bursts added (a new Prediction): their
     segments (so the result JSON, the live view and the model's RST count see them),
     calls and notes."""
-    out = dataclasses.replace(prediction, segments=list(prediction.segments),
-                              calls=dict(prediction.calls), notes=list(prediction.notes),
-                              established=bursts)
+    out = dataclasses.replace(
+        prediction,
+        segments=list(prediction.segments),
+        calls=dict(prediction.calls),
+        notes=list(prediction.notes),
+        established=bursts,
+    )
     for b in bursts:  # the handshake model's own guess at the first data gives way
-        out.segments[:] = [s for s in out.segments if not (
-            s.sender == b.host and s.name == b.name and s.t >= b.fault.at)]
+        out.segments[:] = [
+            s for s in out.segments if not (s.sender == b.host and s.name == b.name and s.t >= b.fault.at)
+        ]
         back = path_back(b.fault)
         for i, x in enumerate(b.offsets):
             fate = "delivered" if back is not None and b.anchor + x.t >= back else "dropped"
             cause = x.cause + (", ICMP back" if x.icmp else "")
-            out.segments.append(PredictedSegment(b.anchor + x.t, b.host, b.name, i + 1,
-                                                 fate, cause, x.slack))
+            out.segments.append(PredictedSegment(b.anchor + x.t, b.host, b.name, i + 1, fate, cause, x.slack))
         if b.abort is None:
             out.notes += b.notes
             continue
         if b.name == "keepalive":
-            out.segments.append(PredictedSegment(b.anchor + b.abort, b.host, "rst", 1,
-                                                 "dropped", "timer", b.abort_slack))
+            out.segments.append(
+                PredictedSegment(b.anchor + b.abort, b.host, "rst", 1, "dropped", "timer", b.abort_slack)
+            )
         if b.call is not None:
             assert b.error is not None  # an abort comes with its errno (_data, _keepalive)
             out.calls[(b.host, b.call)] = (b.error, b.anchor, b.anchor + b.abort)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tcplab.core.model.teardown.params import (ENDINGS, RACE_NOISE, SOCKET_OPTIONS,
-                                               Unsupported)
+from tcplab.core.model.teardown.params import ENDINGS, RACE_NOISE, SOCKET_OPTIONS, Unsupported
 from tcplab.core.model.teardown.paws import stamps
 from tcplab.core.model.teardown.prediction import Observed
 from tcplab.core.craft import tsval_of
@@ -22,54 +21,79 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
     origin, conn = syns[0].t, syns[0].conn
     for host, opener in (("client", "connect"), ("server", "accept")):
         plan = [s.call for s in sc.apps[host]]
-        turned_on = opener in plan and "keepalive" in plan[plan.index(opener):]
-        if not turned_on and any(s.conn == conn and s.name == "keepalive" and s.sender == host
-                                 for s in record.segments):
+        turned_on = opener in plan and "keepalive" in plan[plan.index(opener) :]
+        if not turned_on and any(
+            s.conn == conn and s.name == "keepalive" and s.sender == host for s in record.segments
+        ):
             # SO_KEEPALIVE set before the connection existed (inherited by accept(),
             # armed by tcp_finish_connect()): not followed by keepalive.py
-            raise Unsupported(f"{host} keepalive probes, keepalive set before the "
-                              "connection (not modelled)")
+            raise Unsupported(f"{host} keepalive probes, keepalive set before the connection (not modelled)")
         if any(s.conn == conn and s.name == "keepalive" and s.sender == host for s in record.segments):
             done = established_at(record, conn, host)
-            again = [s for s in record.segments
-                     if s.conn == conn and s.name in ("syn", "syn-ack") and (s.nth > 1 or s.injected)
-                     and done is not None and s.t > done]
+            again = [
+                s
+                for s in record.segments
+                if s.conn == conn
+                and s.name in ("syn", "syn-ack")
+                and (s.nth > 1 or s.injected)
+                and done is not None
+                and s.t > done
+            ]
             if again:
                 # A SYN or SYN-ACK repeated (a retransmission, the router's copy) once the
                 # host was established draws its answers after the handshake: the handshake model's, which the
                 # teardown simulation does not replay, and whether one reset the idle
                 # time (tcp_ack()'s rcv_tstamp) decides every probe's moment
                 # (gen-8079, gen-8230 on 6.18: false FAILs before this)
-                raise Unsupported(f"{host} keepalive probes after a handshake with "
-                                  f"{again[0].name} #{again[0].nth} repeated (its answers "
-                                  "are the handshake model's)")
+                raise Unsupported(
+                    f"{host} keepalive probes after a handshake with "
+                    f"{again[0].name} #{again[0].nth} repeated (its answers "
+                    "are the handshake model's)"
+                )
     steps = {}
     for host, opener in (("client", "connect"), ("server", "accept")):
         plan = sc.apps[host]
-        calls = sorted((c for c in record.apps if c.host == host and c.iteration is None),
-                       key=lambda c: c.t)
-        if [c.call for c in calls] != [s.call for s in plan[:len(calls)]]:
+        calls = sorted((c for c in record.apps if c.host == host and c.iteration is None), key=lambda c: c.t)
+        if [c.call for c in calls] != [s.call for s in plan[: len(calls)]]:
             raise Unsupported(f"the {host}'s calls in the record do not follow its steps")
         at = [s.call for s in plan].index(opener)
         before = [None for s in plan[:at] if s.call in SOCKET_OPTIONS]
-        steps[host] = before + [(c.t - origin, None if c.t_end is None else c.t_end - origin)
-                                for c in calls[at + 1:]]
-    arrivals = {(s.sender, s.name, s.nth): s.t_out - origin for s in record.segments
-                if s.conn == conn and not s.injected and s.t_out is not None}
+        steps[host] = before + [
+            (c.t - origin, None if c.t_end is None else c.t_end - origin) for c in calls[at + 1 :]
+        ]
+    arrivals = {
+        (s.sender, s.name, s.nth): s.t_out - origin
+        for s in record.segments
+        if s.conn == conn and not s.injected and s.t_out is not None
+    }
     late = []
     for sender, name, receiver, opener, flags in (
-            ("server", "syn-ack", "client", "connect", SYN | ACK),
-            ("client", "syn", "server", "accept", SYN),
-            ("client", "ack", "server", "accept", ACK)):
-        opened = [c.t_end for c in record.apps if c.host == receiver and c.call == opener
-                  and c.iteration is None and c.result == "ok"]
+        ("server", "syn-ack", "client", "connect", SYN | ACK),
+        ("client", "syn", "server", "accept", SYN),
+        ("client", "ack", "server", "accept", ACK),
+    ):
+        opened = [
+            c.t_end
+            for c in record.apps
+            if c.host == receiver and c.call == opener and c.iteration is None and c.result == "ok"
+        ]
         originals = [s for s in record.sent_by(sender, name)]
-        late += [(s.t_out - origin, receiver, flags,
-                  # a copy carries its original's timestamp (TSval)
-                  (originals[0].t if s.injected and originals else s.t) - origin)
-                 for s in record.segments
-                 if s.sender == sender and s.name == name and s.conn == conn
-                 and opened and s.t_out is not None and s.t_out > opened[0]]  # copies too
+        late += [
+            (
+                s.t_out - origin,
+                receiver,
+                flags,
+                # a copy carries its original's timestamp (TSval)
+                (originals[0].t if s.injected and originals else s.t) - origin,
+            )
+            for s in record.segments
+            if s.sender == sender
+            and s.name == name
+            and s.conn == conn
+            and opened
+            and s.t_out is not None
+            and s.t_out > opened[0]
+        ]  # copies too
     lag = app_lag(record)
     race = RACE_NOISE + lag
     # Timed host faults count from the client's start (its first call), a little
@@ -80,19 +104,27 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
     for f in host_faults:
         acted = [e.t - origin for e in record.faults if e.action == f.action and e.host == f.host]
         at = round(acted[0] if acted else f.at + start, 9)  # as the event queue rounds
-        shifted.append(dataclasses.replace(f, at=at, until=(
-            None if f.until is None else f.until + at - f.at)))
+        shifted.append(
+            dataclasses.replace(f, at=at, until=(None if f.until is None else f.until + at - f.at))
+        )
     copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}
     for s in record.segments:  # a duplicate's copies (not the router's forgeries)
         if s.injected and s.t_out is not None and (s.fault or "").startswith("duplicate"):
-            copies.setdefault((s.sender, s.name), []).append(
-                (s.t_out - origin, truncated(s)))
-    return Observed(steps, arrivals, race, tuple(late),
-                    {k: tuple(v) for k, v in copies.items()},
-                    {h: rtt_samples(record, h, conn) for h in ("client", "server")},
-                    {(s.sender, s.name, s.nth): s.t - origin for s in record.segments
-                     if s.conn == conn and not s.injected},
-                    stamps(record, conn, origin)), tuple(shifted)
+            copies.setdefault((s.sender, s.name), []).append((s.t_out - origin, truncated(s)))
+    return Observed(
+        steps,
+        arrivals,
+        race,
+        tuple(late),
+        {k: tuple(v) for k, v in copies.items()},
+        {h: rtt_samples(record, h, conn) for h in ("client", "server")},
+        {
+            (s.sender, s.name, s.nth): s.t - origin
+            for s in record.segments
+            if s.conn == conn and not s.injected
+        },
+        stamps(record, conn, origin),
+    ), tuple(shifted)
 
 
 def truncated(s) -> bool:
@@ -117,8 +149,14 @@ def established_at(record, conn: int, host: str) -> float | None:
         return None
     if host == "client":
         return synacks[0]
-    return next((s.t for s in record.segments if s.conn == conn and s.sender == "client"
-                 and s.name != "syn" and s.t > synacks[0]), None)
+    return next(
+        (
+            s.t
+            for s in record.segments
+            if s.conn == conn and s.sender == "client" and s.name != "syn" and s.t > synacks[0]
+        ),
+        None,
+    )
 
 
 def _after(a: int, b: int) -> bool:
@@ -133,18 +171,33 @@ def rtt_samples(record, host: str, conn: int) -> list[float]:
     retransmitted ones are not timed, Karn), up to the host's first FIN."""
     first = handshake_rtt(record).get(host)
     out = [first] if first is not None else []
-    fin = next((s.t for s in record.segments if s.conn == conn and s.sender == host
-                and s.flags & FIN), math.inf)
-    sent = [s for s in record.segments if s.conn == conn and s.sender == host
-            and s.length and not s.injected and s.t < fin]
+    fin = next(
+        (s.t for s in record.segments if s.conn == conn and s.sender == host and s.flags & FIN), math.inf
+    )
+    sent = [
+        s
+        for s in record.segments
+        if s.conn == conn and s.sender == host and s.length and not s.injected and s.t < fin
+    ]
     if any(s.retransmission for s in sent):
         return out  # Karn: the retransmitted range is not timed; keep the handshake's
-    acks = [a for a in record.segments if a.conn == conn and a.sender != host
-            and a.flags & ACK and not a.injected and a.t_out is not None and a.t_out < fin]
+    acks = [
+        a
+        for a in record.segments
+        if a.conn == conn
+        and a.sender != host
+        and a.flags & ACK
+        and not a.injected
+        and a.t_out is not None
+        and a.t_out < fin
+    ]
     una = None
     for a in sorted(acks, key=lambda a: a.t_out):
-        newly = [s for s in sent if not _after(s.seq + s.length, a.ack)
-                 and (una is None or _after(s.seq + s.length, una))]
+        newly = [
+            s
+            for s in sent
+            if not _after(s.seq + s.length, a.ack) and (una is None or _after(s.seq + s.length, una))
+        ]
         if newly:
             out.append(max(a.t_out - min(s.t for s in newly), 0.0))
             una = a.ack
@@ -160,8 +213,13 @@ def app_lag(record) -> float:
     for c in record.apps:
         if c.call not in ENDINGS or c.t_end is None:
             continue
-        acts = [e.t for e in changes if e.host == c.host and c.t - 1e-4 <= e.t <= c.t_end
-                and e.old in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT2")]
+        acts = [
+            e.t
+            for e in changes
+            if e.host == c.host
+            and c.t - 1e-4 <= e.t <= c.t_end
+            and e.old in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT2")
+        ]
         if acts:
             worst = max(worst, acts[0] - c.t)
     return worst
@@ -181,9 +239,17 @@ def handshake_rtt(record) -> dict[str, float]:
         # ACK itself was held or lost (tcp_check_req() takes whichever comes first)
         done = [s.t_out for s in a if s.t_out is not None]
         if host == "server":
-            done += [s.t_out for s in record.segments if s.conn == q[0].conn
-                     and s.sender == other and s.flags & ACK and not s.flags & SYN
-                     and not s.injected and s.t_out is not None and s.t > q[0].t]
+            done += [
+                s.t_out
+                for s in record.segments
+                if s.conn == q[0].conn
+                and s.sender == other
+                and s.flags & ACK
+                and not s.flags & SYN
+                and not s.injected
+                and s.t_out is not None
+                and s.t > q[0].t
+            ]
         if done:
             out[host] = max(min(done) - _echoed(q).t, 0.0) + own_legs(record, host)
     return out

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tcplab.core.model.kernel import (TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEWAIT_LEN, Kernel,
-                                     sysctl_int)
+from tcplab.core.model.kernel import TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEWAIT_LEN, Kernel, sysctl_int
 
 __all__ = ["TCP_TIMEWAIT_LEN"]  # the teardown model's names for it, re-exported
 TCP_DELACK_MIN = 0.04  # HZ/25
@@ -17,6 +16,8 @@ def delack_max(rtt: float) -> float:
     """The longest a delayed ACK waits (tcp_send_delayed_ack(): ato is at most
     max(TCP_DELACK_MIN, srtt) and TCP_DELACK_MAX), after one RTT sample."""
     return min(TCP_DELACK_MAX, max(TCP_DELACK_MIN, rtt))
+
+
 TEARDOWN_NAMES = ("fin", "fin-ack", "peer-fin", "last-ack", "rst")
 # How far apart the model's and the run's sending of one segment may be and still be
 # the same segment (beyond the timer slack and the race bound): the hook's forwarding.
@@ -72,14 +73,18 @@ class TeardownParams:
             retries2=sysctl_int(s, "net.ipv4.tcp_retries2", 15),
             fin_timeout=float(sysctl_int(s, "net.ipv4.tcp_fin_timeout", 60)),
             rto_min=sysctl_int(s, "net.ipv4.tcp_rto_min_us", 200000) / 1e6,
-            rto_max=(sysctl_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
-                     if kernel.rto_max_sysctl else TCP_RTO_MAX),
+            rto_max=(
+                sysctl_int(s, "net.ipv4.tcp_rto_max_ms", 120000) / 1000.0
+                if kernel.rto_max_sysctl
+                else TCP_RTO_MAX
+            ),
             tlp=sysctl_int(s, "net.ipv4.tcp_early_retrans", 3) in (3, 4),
             timewait=sysctl_int(s, "net.ipv4.tcp_max_tw_buckets", 1) > 0,
             invalid_ratelimit=sysctl_int(s, "net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0,
             keepalive_time=float(sysctl_int(s, "net.ipv4.tcp_keepalive_time", 7200)),
             keepalive_intvl=float(sysctl_int(s, "net.ipv4.tcp_keepalive_intvl", 75)),
-            keepalive_probes=sysctl_int(s, "net.ipv4.tcp_keepalive_probes", 9))
+            keepalive_probes=sysctl_int(s, "net.ipv4.tcp_keepalive_probes", 9),
+        )
 
 
 def rto_after_handshake(kernel: Kernel, p: TeardownParams, rtt: float) -> float:
@@ -106,8 +111,7 @@ def retry_limit(p: TeardownParams, orphaned: bool, rto_now: float) -> float:
     return model_timeout(retries, p.rto_max)
 
 
-def rtt_estimate(kernel: Kernel, p: TeardownParams, samples: list[float]
-                 ) -> tuple[float, float]:
+def rtt_estimate(kernel: Kernel, p: TeardownParams, samples: list[float]) -> tuple[float, float]:
     """srtt and the RTO after these RTT samples, as tcp_rtt_estimator() and
     __tcp_set_rto() compute them (srtt: 7/8 old + 1/8 new; rttvar starts at
     max(2m, rto_min) and, each round trip, falls back a quarter of the way to the
@@ -145,8 +149,8 @@ def fin_schedule(p: TeardownParams, rto: float, orphaned: bool) -> tuple[list[fl
         offsets.append(t)
     k = 0
     while True:
-        t += min(rto * 2 ** k, p.rto_max)
-        backed_off = min(rto * 2 ** k, p.rto_max)
+        t += min(rto * 2**k, p.rto_max)
+        backed_off = min(rto * 2**k, p.rto_max)
         if first_rto is not None and t - first_rto >= retry_limit(p, orphaned, backed_off) - 1e-9:
             return offsets, t
         first_rto = t if first_rto is None else first_rto

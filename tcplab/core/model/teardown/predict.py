@@ -7,21 +7,36 @@ import itertools
 from tcplab.core.faults import Fault
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.observe import first_closer, handshake_rtt, observe
-from tcplab.core.model.teardown.params import (AFTER_NEXT, ENDINGS, HOST_FAULT_ENDINGS,
-                                               MAX_RACES, SOCKET_OPTIONS, AfterArrival,
-                                               TeardownParams, Unsupported, UnsupportedLate,
-                                               rto_after_handshake, rtt_estimate)
+from tcplab.core.model.teardown.params import (
+    AFTER_NEXT,
+    ENDINGS,
+    HOST_FAULT_ENDINGS,
+    MAX_RACES,
+    SOCKET_OPTIONS,
+    AfterArrival,
+    TeardownParams,
+    Unsupported,
+    UnsupportedLate,
+    rto_after_handshake,
+    rtt_estimate,
+)
 from tcplab.core.model.teardown.prediction import Observed, Race, TeardownPrediction
 from tcplab.core.model.teardown.sim import Sim
 from tcplab.core.scenario import Step
 
 
-def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
-                     rtt: dict[str, float], steps: dict[str, list[Step]],
-                     faults: tuple[Fault, ...], port: int = 8080,
-                     first_closer: str | None = None,
-                     until: float = 600.0, host_faults: tuple = (),
-                     observed: Observed | None = None) -> TeardownPrediction:
+def predict_teardown(
+    kernel: Kernel,
+    params: dict[str, TeardownParams],
+    rtt: dict[str, float],
+    steps: dict[str, list[Step]],
+    faults: tuple[Fault, ...],
+    port: int = 8080,
+    first_closer: str | None = None,
+    until: float = 600.0,
+    host_faults: tuple = (),
+    observed: Observed | None = None,
+) -> TeardownPrediction:
     """Segments and states of the teardown, from the moment the connection exists
     (t = 0, taken as the apps' start: the handshake's millisecond is below what the
     timed faults resolve), given each host's steps after its connect() or accept().
@@ -40,8 +55,21 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
             rtt[h], rto[h] = rtt_estimate(kernel, params[h], samples)
 
     def sim(shifts=None, delack_late=False, rack_wait=False) -> TeardownPrediction:
-        return Sim(kernel, params, rto, steps, faults, port, first_closer, host_faults,
-                    observed, shifts, rtt, delack_late, rack_wait).run(until)
+        return Sim(
+            kernel,
+            params,
+            rto,
+            steps,
+            faults,
+            port,
+            first_closer,
+            host_faults,
+            observed,
+            shifts,
+            rtt,
+            delack_late,
+            rack_wait,
+        ).run(until)
 
     main = sim()
     if observed is None or not (main.races or main.delack_choice or main.rack_choice):
@@ -51,8 +79,7 @@ def predict_teardown(kernel: Kernel, params: dict[str, TeardownParams],
     main.races, main.race_bound = races, observed.race
     main.orders = tuple(r.call_t > r.arrival_t for r in races)
     if left_out:  # their other orders are not simulated: the run may have taken one
-        main.unmodelled_orders.append(f"{left_out} more races than the {MAX_RACES} "
-                                      "modelled")
+        main.unmodelled_orders.append(f"{left_out} more races than the {MAX_RACES} modelled")
     for choice in itertools.product(*[[None, *g] for g in groups]):
         shifts: dict = {}
         at = {}  # where each flipped call acted, on the model's clock
@@ -91,8 +118,7 @@ def _try(main: TeardownPrediction, run, orders) -> TeardownPrediction | None:
         main.unmodelled_late |= isinstance(e, UnsupportedLate)
         return None
     other.orders = orders
-    if other is not main and _shape(other) not in {_shape(main)} | {
-            _shape(a) for a in main.alternatives}:
+    if other is not main and _shape(other) not in {_shape(main)} | {_shape(a) for a in main.alternatives}:
         main.alternatives.append(other)
     return other
 
@@ -111,18 +137,20 @@ def _chosen(races: list[Race]) -> tuple[list[list[Race]], int]:
             continue
         seen.add(key)
         groups.setdefault((r.host, r.step), []).append(r)
-    ranked = [sorted(g, key=lambda r: (not r.matters, abs(r.call_t - r.arrival_t)))
-              for g in groups.values()]
-    order = [g[rank] for rank in range(max(map(len, ranked), default=0))
-             for g in ranked if rank < len(g)][:MAX_RACES]
+    ranked = [sorted(g, key=lambda r: (not r.matters, abs(r.call_t - r.arrival_t))) for g in groups.values()]
+    order = [g[rank] for rank in range(max(map(len, ranked), default=0)) for g in ranked if rank < len(g)][
+        :MAX_RACES
+    ]
     picked = {id(r) for r in order}
     chosen = [[r for r in g if id(r) in picked] for g in ranked]
     return [g for g in chosen if g], len(seen) - len(order)
 
 
 def _shape(p: TeardownPrediction) -> tuple:
-    return (tuple((s.sender, s.name, s.fate) for s in p.segments),
-            tuple((h, tuple(x.state for x in v)) for h, v in sorted(p.states.items())))
+    return (
+        tuple((s.sender, s.name, s.fate) for s in p.segments),
+        tuple((h, tuple(x.state for x in v)) for h, v in sorted(p.states.items())),
+    )
 
 
 # -- from a scenario --------------------------------------------------------------------
@@ -133,15 +161,15 @@ def steps_after_connection(steps: tuple[Step, ...], opener: str) -> list[Step] |
     options set before it, or None when there is no such step, or more than one
     connection."""
     calls = [s.call for s in steps]
-    if calls.count(opener) != 1 or any(not isinstance(s.call, str) or s.call == "repeat"
-                                       for s in steps):
+    if calls.count(opener) != 1 or any(not isinstance(s.call, str) or s.call == "repeat" for s in steps):
         return None
     at = calls.index(opener)
-    return [s for s in steps[:at] if s.call in SOCKET_OPTIONS] + list(steps[at + 1:])
+    return [s for s in steps[:at] if s.call in SOCKET_OPTIONS] + list(steps[at + 1 :])
 
 
-def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
-                 record=None) -> TeardownPrediction | None:
+def teardown_for(
+    sc, kernel: Kernel, sysctls: dict[str, dict[str, str]], record=None
+) -> TeardownPrediction | None:
     """The teardown prediction for a scenario whose apps close a connection, or whose
     host faults could end it (a killed app, a rebooted or cut-off host), or None when
     neither happens. When the apps do something the model does not cover, the
@@ -152,26 +180,36 @@ def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
     client = steps_after_connection(sc.apps["client"], "connect")
     server = steps_after_connection(sc.apps["server"], "accept")
     faults = sc.host_faults
-    if client is None or server is None or not (
+    if (
+        client is None
+        or server is None
+        or not (
             any(s.call in ENDINGS for s in client + server)
-            or any(f.action in HOST_FAULT_ENDINGS for f in faults)):
+            or any(f.action in HOST_FAULT_ENDINGS for f in faults)
+        )
+    ):
         return None
     port = next(s.arg[1] for s in sc.apps["client"] if s.call == "connect")
-    params = {h: TeardownParams.from_sysctls(kernel, sysctls.get(h, {}))
-              for h in ("client", "server")}
+    params = {h: TeardownParams.from_sysctls(kernel, sysctls.get(h, {})) for h in ("client", "server")}
     rtt = handshake_rtt(record) if record is not None else {}
     try:
         observed = None
         if record is not None:
             observed, faults = observe(sc, record, faults)
-        return predict_teardown(kernel, params, rtt, {"client": client, "server": server},
-                                sc.faults, port,
-                                first_closer(record) if record and not observed else None,
-                                until=sc.timeout + (0 if observed is None else 1),
-                                host_faults=faults, observed=observed)
+        return predict_teardown(
+            kernel,
+            params,
+            rtt,
+            {"client": client, "server": server},
+            sc.faults,
+            port,
+            first_closer(record) if record and not observed else None,
+            until=sc.timeout + (0 if observed is None else 1),
+            host_faults=faults,
+            observed=observed,
+        )
     except Unsupported as e:
-        return TeardownPrediction(unsupported=str(e),
-                                  unsupported_late=isinstance(e, UnsupportedLate))
+        return TeardownPrediction(unsupported=str(e), unsupported_late=isinstance(e, UnsupportedLate))
 
 
 # The stamp an app takes just before a call and the kernel's act differ by the Python
@@ -180,5 +218,3 @@ def teardown_for(sc, kernel: Kernel, sysctls: dict[str, dict[str, str]],
 # scenarios: close() stamped 0.303775 s, the tracepoint's ESTABLISHED->FIN_WAIT1
 # 0.303918 s). One millisecond more than the run's own worst stamp-to-kernel lag is
 # the bound within which an app call and an arriving segment cannot be ordered.
-
-

@@ -103,15 +103,34 @@ class TeardownPrediction:
     def to_json(self) -> dict:
         if self.unsupported:
             return {"not_judged": self.unsupported}
-        return {"rto": {h: round(r, 4) for h, r in self.rto.items()},
-                "segments": [{"t": round(s.t, 4), "from": s.sender, "name": s.name,
-                              "nth": s.nth, "fate": s.fate, "cause": s.cause,
-                              "late_by_up_to": round(s.slack, 4)} for s in self.segments],
-                "may_also_send": [{"from": s.sender, "name": s.name, "fate": s.fate}
-                                  for s in self.maybe],
-                "states": {h: [{"t": round(s.t, 4), "state": s.state, "cause": s.cause,
-                                "late_by_up_to": round(s.slack, 4)} for s in v]
-                           for h, v in self.states.items()}}
+        return {
+            "rto": {h: round(r, 4) for h, r in self.rto.items()},
+            "segments": [
+                {
+                    "t": round(s.t, 4),
+                    "from": s.sender,
+                    "name": s.name,
+                    "nth": s.nth,
+                    "fate": s.fate,
+                    "cause": s.cause,
+                    "late_by_up_to": round(s.slack, 4),
+                }
+                for s in self.segments
+            ],
+            "may_also_send": [{"from": s.sender, "name": s.name, "fate": s.fate} for s in self.maybe],
+            "states": {
+                h: [
+                    {
+                        "t": round(s.t, 4),
+                        "state": s.state,
+                        "cause": s.cause,
+                        "late_by_up_to": round(s.slack, 4),
+                    }
+                    for s in v
+                ]
+                for h, v in self.states.items()
+            },
+        }
 
 
 def gone_at(pred: TeardownPrediction | None, host: str) -> float | None:
@@ -120,19 +139,16 @@ def gone_at(pred: TeardownPrediction | None, host: str) -> float | None:
     say (and named as the teardown names it)."""
     if pred is None or pred.unsupported:
         return None
-    times = [p.t for p in pred.segments if p.sender == host
-             and p.name in ("data", "fin", "peer-fin")]
+    times = [p.t for p in pred.segments if p.sender == host and p.name in ("data", "fin", "peer-fin")]
     times += [x.t for x in pred.states.get(host, [])]
     return min(times, default=None)
 
 
-def teardown_hints(pred: TeardownPrediction | None, origin: float,
-                   now: float) -> list[tuple[float, str]]:
+def teardown_hints(pred: TeardownPrediction | None, origin: float, now: float) -> list[tuple[float, str]]:
     """What the teardown model expects next, for the live status line: segments and
     state changes (the model's t = 0 is about the client's first SYN)."""
     if pred is None:
         return []
     out = [(origin + p.t, f"{p.sender} {p.name} #{p.nth}") for p in pred.segments]
-    out += [(origin + s.t, f"{host} {s.state}") for host, states in pred.states.items()
-            for s in states]
+    out += [(origin + s.t, f"{host} {s.state}") for host, states in pred.states.items() for s in states]
     return [(t, what) for t, what in out if t > now]

@@ -7,8 +7,7 @@ import math
 
 from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
-from tcplab.core.model.teardown.params import (PAWS_TICK, RCV_WND, Unsupported,
-                                               UnsupportedLate, delack_max)
+from tcplab.core.model.teardown.params import PAWS_TICK, RCV_WND, Unsupported, UnsupportedLate, delack_max
 from tcplab.core.model.teardown.prediction import Race, gone_at
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, RST, SYN
@@ -18,9 +17,20 @@ class Receive(SimBase):
     """Mixed into sim.Sim: the methods an arriving segment runs."""
 
     # segments -----------------------------------------------------------------------
-    def arrive(self, t: float, h: Host, flags: int, seq: int, ack: int, slack: float,
-               length: int = 0, sent: float | None = None, tsval: int | None = None,
-               cut: bool = False, sack: tuple = ()) -> None:
+    def arrive(
+        self,
+        t: float,
+        h: Host,
+        flags: int,
+        seq: int,
+        ack: int,
+        slack: float,
+        length: int = 0,
+        sent: float | None = None,
+        tsval: int | None = None,
+        cut: bool = False,
+        sack: tuple = (),
+    ) -> None:
         if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
             gen_, kind_, wait_ = h.held_fin
             h.held_fin = None
@@ -31,7 +41,8 @@ class Receive(SimBase):
             # before)
             step, fired, window = h.last_fire
             if fired < t <= fired + window and not any(
-                    r.host == h.name and r.step == step for r in self.races):
+                r.host == h.name and r.step == step for r in self.races
+            ):
                 self.races.append(Race(h.name, step, "timer", fired, t, "the ACK of its FIN"))
         counts = self.matters(flags, length)
         what = self.describe_arrival((h.name, flags, 0, 0, 0, length))
@@ -44,9 +55,11 @@ class Receive(SimBase):
         if self.obs is not None:
             self.note_races_after(t, h, flags, ack, what, counts)
         if cut and h.state in ("TIME_WAIT", "CLOSE"):  # observe.truncated()
-            raise Unsupported(f"the router's copy of data cut to the 256 bytes the hook "
-                              f"held (records before session 9), reaching the {h.name}'s "
-                              f"{h.state} (seen unanswered on 6.18: not understood)")
+            raise Unsupported(
+                f"the router's copy of data cut to the 256 bytes the hook "
+                f"held (records before session 9), reaching the {h.name}'s "
+                f"{h.state} (seen unanswered on 6.18: not understood)"
+            )
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
                 self.answer_rst(t, h, ack, slack)
@@ -62,8 +75,7 @@ class Receive(SimBase):
                 # that started TIME_WAIT, was not answered): the record's TSvals and
                 # TSecrs decide (paws.py)
                 rejected = self.paws_rejects(h, tsval)
-                if rejected is None and not (seq == h.rcv and not length
-                                             and not flags & FIN):
+                if rejected is None and not (seq == h.rcv and not length and not flags & FIN):
                     # Out of the window, passed or not it is answered alike (an ACK,
                     # the timer restarted): only a bare ACK at rcv_nxt is taken in
                     # silently when it passes
@@ -157,8 +169,7 @@ class Receive(SimBase):
             self.send(t, h, ACK, "answer", slack)
             self.time_wait(t, h, slack)
 
-    def note_races_after(self, t: float, h: Host, flags: int, ack: int, what: str,
-                         counts: bool) -> None:
+    def note_races_after(self, t: float, h: Host, flags: int, ack: int, what: str, counts: bool) -> None:
         """A call the app stamped just before this arrival may have reached the kernel
         after it: the stamp comes first, the act up to the bound later. Not a segment
         that acknowledges what the call sent (its FIN, its data): that one was sent by
@@ -189,8 +200,7 @@ class Receive(SimBase):
             return seq == h.rcv
         if h.state == "FIN_WAIT2" and h.orphaned:
             return h.rcv <= seq < h.rcv + RCV_WND
-        return seq == h.rcv or (seq == h.rcv - 1 and
-                                h.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING"))
+        return seq == h.rcv or (seq == h.rcv - 1 and h.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING"))
 
     def hand_over(self, h: Host) -> float:
         """From when what reaches the host is this model's (gone_at(), on the
@@ -198,8 +208,7 @@ class Receive(SimBase):
         at = gone_at(self.pred, h.name)
         return math.inf if at is None else at
 
-    def late(self, t: float, h: Host, flags: int, seq: int, ack: int,
-             sent: float | None = None) -> None:
+    def late(self, t: float, h: Host, flags: int, seq: int, ack: int, sent: float | None = None) -> None:
         """A handshake segment after the host's call returned (Observed.late): the
         handshake model answers it while the connection is ESTABLISHED (a SYN-ACK: an
         ACK, rate-limited; the ACK again: nothing); once the socket is gone, it gets
@@ -223,12 +232,12 @@ class Receive(SimBase):
         if h.state == "TIME_WAIT":
             raise UnsupportedLate(f"a handshake segment reaching the {h.name} in TIME_WAIT")
         if flags & SYN and not flags & ACK:
-            raise UnsupportedLate(f"a SYN reaching the {h.name} after its connection closed "
-                              "(a listener may take it)")
+            raise UnsupportedLate(
+                f"a SYN reaching the {h.name} after its connection closed (a listener may take it)"
+            )
         self.answer_rst(t, h, ack, 0.0)
 
-    def data(self, t: float, h: Host, seq: int, ack: int, length: int,
-             slack: float, flags: int = 0) -> bool:
+    def data(self, t: float, h: Host, seq: int, ack: int, length: int, slack: float, flags: int = 0) -> bool:
         """A segment with payload; True when it ended the connection, or was old
         news altogether and answered."""
         if seq + length <= h.rcv:
@@ -276,8 +285,9 @@ class Receive(SimBase):
             return True
         return False
 
-    def beyond_hole(self, t: float, h: Host, seq: int, ack: int, length: int,
-                    slack: float, fin: bool) -> None:
+    def beyond_hole(
+        self, t: float, h: Host, seq: int, ack: int, length: int, slack: float, fin: bool
+    ) -> None:
         """Data or a FIN beyond rcv_nxt: after close() the receiving side is shut, and
         tcp_rcv_state_process() resets on anything past rcv_nxt (`end_seq - fin` after
         it; the FIN_WAIT2 minisocket: not at rcv_nxt + 1, TCP_TW_RST); else queued out
@@ -296,8 +306,7 @@ class Receive(SimBase):
         # the RSTs' way back through the router: when they come later (a loaded
         # hook, seen in a catalogue run), the probe is one more segment to a closed
         # socket, and one more RST.
-        self.pred.maybe.append(PredictedSegment(t, h.name, "rst", 0, "delivered",
-                                                "answer", slack))
+        self.pred.maybe.append(PredictedSegment(t, h.name, "rst", 0, "delivered", "answer", slack))
         h.timer_gen += 1
         h.tw_gen += 1
         self.set_state(t, h, "CLOSE", slack, "segment")
@@ -319,4 +328,3 @@ class Receive(SimBase):
         if h.ack_pending:
             h.ack_pending = False
             self.send(t, h, ACK, "answer", slack + delack_max(h.rtt))
-

@@ -13,13 +13,19 @@ from tcplab.core.model.teardown.data import DataPath
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.keepalive import Keepalive
 from tcplab.core.model.teardown.paws import Paws
-from tcplab.core.model.teardown.params import (AfterArrival,
-                                               MAX_EVENTS, MSS, NEED_RESET, RACE_NOISE,
-                                               RACING_CALLS, SAME_SEGMENT,
-                                               TCP_INIT_CWND, TeardownParams,
-                                               Unsupported)
-from tcplab.core.model.teardown.prediction import (Observed, PredictedState, Race,
-                                                   TeardownPrediction)
+from tcplab.core.model.teardown.params import (
+    AfterArrival,
+    MAX_EVENTS,
+    MSS,
+    NEED_RESET,
+    RACE_NOISE,
+    RACING_CALLS,
+    SAME_SEGMENT,
+    TCP_INIT_CWND,
+    TeardownParams,
+    Unsupported,
+)
+from tcplab.core.model.teardown.prediction import Observed, PredictedState, Race, TeardownPrediction
 from tcplab.core.model.teardown.races import Races
 from tcplab.core.model.teardown.receive import Receive
 from tcplab.core.model.teardown.sack import Sack
@@ -30,13 +36,22 @@ from tcplab.core.segments import ACK, Classifier, FIN, RST, SYN, Segment
 
 
 class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
-    def __init__(self, kernel: Kernel, params: dict[str, TeardownParams],
-                 rto: dict[str, float], steps: dict[str, list[Step]],
-                 faults: tuple[Fault, ...], port: int, first_closer: str | None,
-                 host_faults: tuple = (), observed: Observed | None = None,
-                 shifts: dict[tuple[str, int], float | str | AfterArrival] | None = None,
-                 rtt: dict[str, float] | None = None, delack_late: bool = False,
-                 rack_wait: bool = False):
+    def __init__(
+        self,
+        kernel: Kernel,
+        params: dict[str, TeardownParams],
+        rto: dict[str, float],
+        steps: dict[str, list[Step]],
+        faults: tuple[Fault, ...],
+        port: int,
+        first_closer: str | None,
+        host_faults: tuple = (),
+        observed: Observed | None = None,
+        shifts: dict[tuple[str, int], float | str | AfterArrival] | None = None,
+        rtt: dict[str, float] | None = None,
+        delack_late: bool = False,
+        rack_wait: bool = False,
+    ):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late, self.rack_wait = delack_late, rack_wait
@@ -47,11 +62,11 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         # every arrival: (when, what, whether it changes what an app call does)
         self.arrived: dict[str, list[tuple[float, str, bool]]] = {"client": [], "server": []}
         # every racing call made: (when, step, call, snd_nxt before it)
-        self.calls_done: dict[str, list[tuple[float, int, str, int]]] = {"client": [],
-                                                                        "server": []}
+        self.calls_done: dict[str, list[tuple[float, int, str, int]]] = {"client": [], "server": []}
         self.host_faults = host_faults
-        self.hosts = {h: Host(h, params[h], rto[h], steps[h], (rtt or {}).get(h, 0.001))
-                      for h in ("client", "server")}
+        self.hosts = {
+            h: Host(h, params[h], rto[h], steps[h], (rtt or {}).get(h, 0.001)) for h in ("client", "server")
+        }
         self.first_closer = first_closer
         self.clf = Classifier({C_ADDR})
         self._prime()
@@ -61,8 +76,11 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
 
     def _prime(self) -> None:
         """The handshake, so the classifier names the teardown as the hook will."""
-        for src, flags, seq, ack in ((C_ADDR, SYN, X, 0), (S_ADDR, SYN | ACK, Y, X + 1),
-                                     (C_ADDR, ACK, X + 1, Y + 1)):
+        for src, flags, seq, ack in (
+            (C_ADDR, SYN, X, 0),
+            (S_ADDR, SYN | ACK, Y, X + 1),
+            (C_ADDR, ACK, X + 1, Y + 1),
+        ):
             dst = S_ADDR if src == C_ADDR else C_ADDR
             sport, dport = (C_PORT, self.port) if src == C_ADDR else (self.port, C_PORT)
             self.clf.classify(Segment(src, sport, dst, dport, flags, seq, ack, 0))
@@ -86,8 +104,17 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
             return Segment(C_ADDR, C_PORT, S_ADDR, self.port, flags, seq, ack, length)
         return Segment(S_ADDR, self.port, C_ADDR, C_PORT, flags, seq, ack, length)
 
-    def send(self, t: float, h: Host, flags: int, cause: str, slack: float,
-             length: int = 0, seq: int | None = None, ack: int | None = None) -> str:
+    def send(
+        self,
+        t: float,
+        h: Host,
+        flags: int,
+        cause: str,
+        slack: float,
+        length: int = 0,
+        seq: int | None = None,
+        ack: int | None = None,
+    ) -> str:
         other = self.peer(h)
         if seq is None:
             seq = h.snd + (1 if h.fin_sent and not flags & FIN else 0)
@@ -110,8 +137,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         # probe or RTO re-sends it (core/model/teardown/data.py), simulated on.
         if fate != "delivered" and seen.name in ("data", "data-ack"):
             self.same_segment(t, h, seen.name, seen.nth, slack)
-        self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
-                                                   cause, slack))
+        self.pred.segments.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate, cause, slack))
         tsval = self.ts_sent(h, seen.name, seen.nth, t, slack, flags, ack)  # paws.py
         self.last_wire = (seen.name, seen.nth)
         if flags & FIN:
@@ -126,12 +152,16 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
             # A segment that overtakes data held by the router lands beyond a hole:
             # the peer queues and SACKs it (core/model/teardown/sack.py).
             sack = self.sack_blocks(h) if flags & ACK else ()
-            self.last_sent = [self.at(at, 1, "arrive", other.name, flags, seq, ack, slack,
-                                      length, t, tsval, False, sack)]
+            self.last_sent = [
+                self.at(at, 1, "arrive", other.name, flags, seq, ack, slack, length, t, tsval, False, sack)
+            ]
             if verdict.action == DUPLICATE:  # the router's copy, `by` after the original
                 copy, cut = self.copy_arrival(h.name, seen.name, at + verdict.delay)
-                self.last_sent.append(self.at(copy, 1, "arrive", other.name,
-                                              flags, seq, ack, slack, length, t, tsval, cut, sack))
+                self.last_sent.append(
+                    self.at(
+                        copy, 1, "arrive", other.name, flags, seq, ack, slack, length, t, tsval, cut, sack
+                    )
+                )
         return fate
 
     def same_segment(self, t: float, h: Host, name: str, nth: int, slack: float) -> None:
@@ -144,9 +174,11 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
             return
         seen = self.obs.sent.get((h.name, name, nth))
         if seen is None or abs(seen - t) > slack + self.obs.race + SAME_SEGMENT:
-            raise Unsupported(f"the run's {h.name} {name} #{nth}, which a fault hit, is "
-                              "not the one the model sends (counted apart: an answer "
-                              "of the handshake's?)")
+            raise Unsupported(
+                f"the run's {h.name} {name} #{nth}, which a fault hit, is "
+                "not the one the model sends (counted apart: an answer "
+                "of the handshake's?)"
+            )
 
     def copy_arrival(self, sender: str, name: str, nominal: float) -> tuple[float, bool]:
         """A duplicate's copy: with a record, when the router really sent it (its raw
@@ -154,8 +186,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         whether the router sent it cut short (observe.truncated())."""
         if self.obs is None:
             return nominal, False
-        copies = self.copies.setdefault((sender, name), list(self.obs.copies.get(
-            (sender, name), ())))
+        copies = self.copies.setdefault((sender, name), list(self.obs.copies.get((sender, name), ())))
         if not copies:
             return nominal, False
         at, cut = copies.pop(0)
@@ -309,8 +340,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
                 # data arriving later was certainly not read (gen-6228: data #2 landed
                 # 0.2 ms after recv() returned with data #1, and close() sent an RST
                 # for it). Without one, RACE_NOISE after the wake-up.
-                h.drain_until = max(t, h.returned_at) if h.returned_at is not None \
-                    else t + RACE_NOISE
+                h.drain_until = max(t, h.returned_at) if h.returned_at is not None else t + RACE_NOISE
             h.waiting = h.waiting_recv = False
             h.returned_at = None
             h.recv_gen += 1
@@ -375,11 +405,9 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
             # tcp_write_xmit() would schedule a loss probe in the reordering timer's
             # place, and the FIN be merged into the resent data
             # (tcp_retrans_try_collapse()): not modelled
-            raise Unsupported(f"the {h.name}'s FIN while RACK's reordering timer waits "
-                              "to re-send its data")
+            raise Unsupported(f"the {h.name}'s FIN while RACK's reordering timer waits to re-send its data")
         if h.state in ("ESTABLISHED", "CLOSE_WAIT"):
-            self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK",
-                           h.slack, "app")
+            self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK", h.slack, "app")
             h.fin_sent, h.ack_pending = True, False  # the FIN carries any pending ACK
             self.send(t, h, FIN | ACK, "first", h.slack)
             # tcp_send_fin() -> tcp_write_xmit(): the RTO restarted from the oldest
@@ -396,17 +424,14 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         elif h.state == "FIN_WAIT2" and orphan:
             self.fin_wait2_timer(t, h, h.slack)
 
-
     def run(self, until: float) -> TeardownPrediction:
         for name in ("client", "server"):
             # Both apps start their steps as the connection exists; where both close at
             # the same nominal moment, `first_closer` (what the run showed) goes first.
             # (With a record, each step waits for the moment the app made its call.)
-            self.schedule_step(0.0 if name == (self.first_closer or "client") else 1e-6,
-                               self.hosts[name])
-        for t_out, receiver, flags, sent in (self.obs.late if self.obs else ()):
-            seq, ack = (Y, X + 1) if receiver == "client" else (
-                (X, 0) if flags & SYN else (X + 1, Y + 1))
+            self.schedule_step(0.0 if name == (self.first_closer or "client") else 1e-6, self.hosts[name])
+        for t_out, receiver, flags, sent in self.obs.late if self.obs else ():
+            seq, ack = (Y, X + 1) if receiver == "client" else ((X, 0) if flags & SYN else (X + 1, Y + 1))
             self.at(t_out + LAST_HOP, 1, "late", receiver, flags, seq, ack, sent)
         for f in self.host_faults:
             if f.action in ("kill", "reboot"):
@@ -454,4 +479,3 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
         self.pred.rack_wait = self.rack_wait
         return self.pred
-

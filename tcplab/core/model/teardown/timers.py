@@ -8,9 +8,16 @@ import math
 
 from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
-from tcplab.core.model.teardown.params import (AFTER_NEXT, PAWS_TICK, TCP_TIMEWAIT_LEN,
-                                               TLP_TIMEOUT_MIN, Unsupported, delack_max,
-                                               fin_time, retry_limit)
+from tcplab.core.model.teardown.params import (
+    AFTER_NEXT,
+    PAWS_TICK,
+    TCP_TIMEWAIT_LEN,
+    TLP_TIMEOUT_MIN,
+    Unsupported,
+    delack_max,
+    fin_time,
+    retry_limit,
+)
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.rules import decide
 from tcplab.core.segments import ACK, FIN
@@ -28,11 +35,11 @@ class Timers(SimBase):
     def maybe_ack(self, t: float, h: Host) -> None:
         """The delayed ACK of the peer's FIN may still leave before this FIN: named and
         judged as the hook would, without counting it (a copy of the classifier)."""
-        seen = copy.deepcopy(self.clf).classify(self.segment(h, ACK, h.snd,
-                                                             self.peer(h).snd + 1))
+        seen = copy.deepcopy(self.clf).classify(self.segment(h, ACK, h.snd, self.peer(h).snd + 1))
         fate = decide(self.faults, seen).fate
-        self.pred.maybe.append(PredictedSegment(t, h.name, seen.name, seen.nth, fate,
-                                                "answer", h.slack + delack_max(h.rtt)))
+        self.pred.maybe.append(
+            PredictedSegment(t, h.name, seen.name, seen.nth, fate, "answer", h.slack + delack_max(h.rtt))
+        )
 
     # timers -------------------------------------------------------------------------
     def probe_wait(self, h: Host, cap: float | None = None) -> float:
@@ -43,32 +50,26 @@ class Timers(SimBase):
         the RTO (a full one when an ACK advanced it, else what is left of it: `cap`)."""
         alone = len(h.flight) + (h.fin_sent and not h.fin_acked) <= 1
         wait = 2 * h.rtt + (h.p.rto_min if alone else TLP_TIMEOUT_MIN)
-        return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz,
-                   h.rto if cap is None else cap)
+        return min(math.ceil(wait * self.k.hz - 1e-9) / self.k.hz, h.rto if cap is None else cap)
 
-    def arm(self, t: float, h: Host, kind: str, wait: float,
-            start: float | None = None) -> None:
+    def arm(self, t: float, h: Host, kind: str, wait: float, start: float | None = None) -> None:
         """The socket's one retransmission timer, `wait` from now (or from `start`,
         the kernel's own moment of the send that armed it: DataPath.kernel_sent())."""
         h.timer_gen += 1
         h.timer_kind, h.timer_wait = kind, wait
-        self.at((t if start is None else start) + wait, 2, "fin_timer", h.name,
-                h.timer_gen, kind, wait)
+        self.at((t if start is None else start) + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
 
     def fin_timer(self, t: float, h: Host, gen: int, kind: str, wait: float) -> None:
-        if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE" or not (
-                h.fin_sent or h.flight):
+        if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE" or not (h.fin_sent or h.flight):
             return
         key = (h.name, -(h.fires + 1))  # this expiry, as a race's step
-        if self.shifts.get(key) == AFTER_NEXT and h.held_fin is None and \
-                key not in h.timer_released:
+        if self.shifts.get(key) == AFTER_NEXT and h.held_fin is None and key not in h.timer_released:
             # the other order: this expiry waits for the next ACK (as late as its
             # bucket allows), which may make it moot
             h.held_fin = (gen, kind, wait)
             h.timer_released.add(key)
             assert self.obs is not None  # a shift is a race a record showed (predict.py)
-            self.at(t + self.k.slack(wait) + self.obs.race, 2, "fin_timer_latest",
-                    h.name, gen)
+            self.at(t + self.k.slack(wait) + self.obs.race, 2, "fin_timer_latest", h.name, gen)
             return
         h.fires += 1
         if self.obs is not None and key not in self.shifts:
@@ -87,9 +88,8 @@ class Timers(SimBase):
             self.send(t, h, FIN | ACK, "probe", h.slack)
             self.arm(t, h, "rto", h.rto)
             return
-        backed_off = min(h.rto * 2 ** h.rto_count, h.p.rto_max)
-        if h.first_rto is not None and \
-                t - h.first_rto >= retry_limit(h.p, h.orphaned, backed_off) - 1e-9:
+        backed_off = min(h.rto * 2**h.rto_count, h.p.rto_max)
+        if h.first_rto is not None and t - h.first_rto >= retry_limit(h.p, h.orphaned, backed_off) - 1e-9:
             # tcp_write_timeout() -> tcp_write_err(): no RST; a blocked call fails
             self.set_state(t, h, "CLOSE", h.slack, "timer")
             self.wake(t, h)
@@ -100,7 +100,7 @@ class Timers(SimBase):
             self.rto_segment(t, h)
         else:
             self.send(t, h, FIN | ACK, "timer", h.slack)
-        self.arm(t, h, "rto", min(h.rto * 2 ** h.rto_count, h.p.rto_max))
+        self.arm(t, h, "rto", min(h.rto * 2**h.rto_count, h.p.rto_max))
 
     def fin_wait2_timer(self, t: float, h: Host, slack: float) -> None:
         tmo = fin_time(h.p, h.rto)
@@ -120,8 +120,9 @@ class Timers(SimBase):
         if sent is not None and h.ts_recent - sent > PAWS_TICK and h.state != "TIME_WAIT":
             if self.k.paws_old_ack_silent:
                 return
-            raise Unsupported("an old ACK rejected by PAWS (answered or not by this "
-                              "kernel version: not modelled)")
+            raise Unsupported(
+                "an old ACK rejected by PAWS (answered or not by this kernel version: not modelled)"
+            )
         self.out_of_window(t, h, slack)
 
     def out_of_window(self, t: float, h: Host, slack: float) -> None:
@@ -142,8 +143,7 @@ class Timers(SimBase):
             h.oow_at = t
             self.send(t, h, ACK, "answer", slack)
 
-    def paws_in_time_wait(self, t: float, h: Host, slack: float,
-                          occupies: bool = False) -> None:
+    def paws_in_time_wait(self, t: float, h: Host, slack: float, occupies: bool = False) -> None:
         """tcp_timewait_state_process(): a PAWS-rejected segment (a delayed one, older
         than what came since) restarts the timewait timer and is answered by an ACK,
         at most one per tcp_invalid_ratelimit (tcp_timewait_check_oow_rate_limit()) -
@@ -167,8 +167,7 @@ class Timers(SimBase):
         if not restart_only:
             self.set_state(t, h, "TIME_WAIT", slack, "segment")
         h.tw_gen += 1
-        self.at(t + TCP_TIMEWAIT_LEN, 2, "tw_timer", h.name, h.tw_gen,
-                slack + self.k.slack(TCP_TIMEWAIT_LEN))
+        self.at(t + TCP_TIMEWAIT_LEN, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(TCP_TIMEWAIT_LEN))
 
     def tw_timer(self, t: float, h: Host, gen: int, slack: float) -> None:
         if gen == h.tw_gen and h.state in ("FIN_WAIT2", "TIME_WAIT"):
