@@ -17,11 +17,24 @@ import time
 _out_lock = threading.Lock()
 
 
-def enter_netns(name: str) -> None:
-    from pyroute2 import netns
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/var/run/netns"  # where `ip netns add` (tcplab/lab/mkns.py) names them
 
-    # flags=0: never create a namespace by accident (pyroute2's default is O_CREAT).
-    netns.setns(name, flags=0)
+
+def enter_netns(name: str) -> None:
+    """setns(2) into the named namespace, which must exist (never created here). What
+    pyroute2's netns.setns(name, flags=0) does, without importing pyroute2: that took
+    0.3 s of every child's start, three children per run (os.setns is Python 3.12's)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {name}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 def sysctl_path(name: str) -> str:

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcplab.errors import LabError
+from tcplab.lab import mkns
 
 STATE_DIR = Path(os.environ.get("TCPLAB_STATE_DIR", "/run/tcplab"))
 PREFIX = "tl-"
@@ -195,7 +195,7 @@ def build(p: Plan) -> None:
 
 def create_namespaces(names: tuple[str, ...]) -> None:
     """Each with a small TCP hash of its own (see tcplab/lab/mkns.py for why)."""
-    proc = subprocess.run([sys.executable, "-m", "tcplab.lab.mkns", *names], capture_output=True, text=True)
+    proc = subprocess.run(mkns.command(names), capture_output=True, text=True)
     if proc.returncode != 0:
         raise LabError(f"cannot create network namespaces: {proc.stderr.strip()[-300:]}")
 
