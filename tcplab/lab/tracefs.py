@@ -11,6 +11,7 @@ of it. Tracepoints are global: the instance sees every namespace on the machine,
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import select
@@ -187,6 +188,18 @@ def timer_filter(kallsyms: str) -> str | None:
     return " || ".join(f"function == 0x{addr}" for addr in found.values())
 
 
+@functools.cache
+def _timer_rule() -> str | None:
+    """timer_filter() of this boot's /proc/kallsyms, once per process: the addresses
+    do not change while the kernel runs, and reading the file costs ~60 ms (the kernel
+    formats 5 MB), once per run of a --jobs batch otherwise."""
+    try:
+        with open("/proc/kallsyms") as f:
+            return timer_filter(f.read())
+    except OSError:
+        return None
+
+
 def timer_lateness(records) -> list[list]:
     """[t (mono), jiffies late, handler] of each traced TCP timer the wheel ran more
     than the one tick its slack already allows (now - baseclk > 1)."""
@@ -291,6 +304,7 @@ class TraceSession:
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake: tuple[int, ...] = ()  # stop()'s pipe to the reader: (read end, write end)
         try:
             os.mkdir(self.path)
         except OSError as e:
@@ -304,6 +318,7 @@ class TraceSession:
         try:
             self._configure()
             fd = os.open(f"{self.path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+            self._wake = os.pipe()
             self._thread: threading.Thread | None = threading.Thread(
                 target=self._read, args=(fd,), daemon=True, name=f"trace-{name}"
             )
@@ -311,6 +326,8 @@ class TraceSession:
         except BaseException:
             if fd >= 0:
                 os.close(fd)  # an open trace_pipe makes rmdir fail with EBUSY
+            for end in self._wake:
+                os.close(end)
             remove_instance(name, root)
             raise
 
@@ -329,11 +346,7 @@ class TraceSession:
         """timer_expire_entry for TCP's timers only; False (no lateness measured) when
         the event or the handlers' addresses are not there."""
         event = f"{self.path}/events/{TIMER_EVENT}"
-        try:
-            with open("/proc/kallsyms") as f:
-                rule = timer_filter(f.read())
-        except OSError:
-            rule = None
+        rule = _timer_rule()
         if rule is None or not os.path.exists(f"{event}/enable"):
             return False
         try:
@@ -346,6 +359,9 @@ class TraceSession:
     def _read(self, fd: int) -> None:
         poller, tail = select.poll(), b""
         poller.register(fd, select.POLLIN)
+        # stop() writes here so the poll returns at once (it waited out up to two
+        # _POLL_MS timeouts: ~0.1 s of every run's teardown); never read, it stays ready
+        poller.register(self._wake[0], select.POLLIN)
         try:
             while True:
                 final = self._stopping.is_set()  # checked before draining: nothing is lost
@@ -359,6 +375,7 @@ class TraceSession:
             self.error = e
         finally:
             os.close(fd)
+            os.close(self._wake[0])  # the write end is stop()'s
 
     def _drain(self, fd: int, tail: bytes) -> bytes:
         while True:
@@ -388,7 +405,12 @@ class TraceSession:
         LabError afterwards if the reader thread failed."""
         if self._thread is not None:
             self._stopping.set()
+            try:
+                os.write(self._wake[1], b"x")
+            except OSError:  # the reader already ended (its error is raised below)
+                pass
             self._thread.join()
+            os.close(self._wake[1])
             self._thread = None
             remove_instance(self.name, self.root, patience=2.0)
             if self.error is not None:
