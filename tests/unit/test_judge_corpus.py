@@ -241,6 +241,26 @@ def test_a_simultaneous_close_cannot_end_in_fin_wait2():
     assert "model: client states after ESTABLISHED" in failed_names(judge("gen-8051", bend))
 
 
+def test_an_old_ack_racing_the_ack_that_made_it_old_may_draw_nothing():
+    """gen-9048: the server's FIN and its data-ack held 1 ms reached the client 0.1 ms
+    apart while its app set SO_LINGER; one ACK left, after both (from 6.8 an ACK due
+    while the backlog is processed waits for the lock's release, so the data-ack was
+    taken before rcv_wup moved). The same record with the data-ack 5 ms later, well
+    past the race bound: an answer it must draw (an RST by then: the client has
+    closed) is missing."""
+    assert judge("gen-9048").verdict == "pass"
+
+    def bend(run):
+        def later(e):
+            if e.get("kind") == "segment" and e.get("from") == "server" and e.get("name") == "data-ack":
+                return {**e, "t_out": e["t_out"] + 0.005}
+            return e
+
+        return {**run, "events": [later(e) for e in run["events"]]}
+
+    assert "model: client rst count" in failed_names(judge("gen-9048", bend))
+
+
 def test_an_abstention_is_shown_and_is_not_a_pass():
     """gen-4156 delays the server's data-ack #2, which in the run was the ACK of the
     client's first data (#1 was the challenge ACK to the router's copy of the SYN, the

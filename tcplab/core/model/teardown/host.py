@@ -75,6 +75,9 @@ class Host:
         self.ts_recent = -1.0  # the newest TSval (send time) seen from the peer
         self.tw_oow_at = -1e9  # the timewait socket's last rate-limited ACK
         self.oow_at = -1e9  # the full socket's last rate-limited (challenge) ACK
+        # the last ACK that moved rcv_wup: when, and rcv_wup before it (backlog_ack())
+        self.wup_at: float | None = None
+        self.wup_before = 0
         self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
         # data sent and not yet acknowledged, oldest first: [seq, length, last sent]
         self.flight: list[list] = []

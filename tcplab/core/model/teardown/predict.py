@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from tcplab.core.faults import Fault
@@ -54,7 +55,7 @@ def predict_teardown(
         if samples:  # what the run's ACKs taught the kernel, not only the handshake
             rtt[h], rto[h] = rtt_estimate(kernel, params[h], samples)
 
-    def sim(shifts=None, delack_late=False, rack_wait=False) -> TeardownPrediction:
+    def sim(shifts=None, delack_late=False, rack_wait=False, backlog_quiet=False) -> TeardownPrediction:
         return Sim(
             kernel,
             params,
@@ -69,10 +70,19 @@ def predict_teardown(
             rtt,
             delack_late,
             rack_wait,
+            backlog_quiet,
         ).run(until)
 
+    def each(run, orders) -> TeardownPrediction | None:
+        """One order's outcome (_try), and where an old ACK raced an ACK's leaving
+        (Receive.backlog_ack()), the same order with that ACK taken silently too."""
+        out = _try(main, run, orders) if run is not None else main
+        if out is not None and out.backlog_choice:
+            _try(main, lambda: (run or sim)(backlog_quiet=True), orders)
+        return out
+
     main = sim()
-    if observed is None or not (main.races or main.delack_choice or main.rack_choice):
+    if observed is None or not (main.races or main.delack_choice or main.rack_choice or main.backlog_choice):
         return main
     groups, left_out = _chosen(main.races)
     races = [r for g in groups for r in g]
@@ -87,13 +97,13 @@ def predict_teardown(
             key = (race.host, race.step)
             shifts[key], at[key] = _other_side(race)
         orders = tuple(at.get((r.host, r.step), r.call_t) > r.arrival_t for r in races)
-        out = _try(main, lambda shifts=shifts: sim(shifts), orders) if shifts else main
+        out = each(functools.partial(sim, shifts) if shifts else None, orders)
         if out is not None and out.delack_choice:
-            _try(main, lambda shifts=shifts: sim(shifts or None, True), orders)
+            each(functools.partial(sim, shifts or None, True), orders)
         if out is not None and out.rack_choice:  # RACK's reordering timer, both ways
-            late = _try(main, lambda shifts=shifts: sim(shifts or None, False, True), orders)
+            late = each(functools.partial(sim, shifts or None, False, True), orders)
             if late is not None and late.delack_choice:
-                _try(main, lambda shifts=shifts: sim(shifts or None, True, True), orders)
+                each(functools.partial(sim, shifts or None, True, True), orders)
     return main
 
 

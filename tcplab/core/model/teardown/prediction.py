@@ -94,6 +94,10 @@ class TeardownPrediction:
     # alternative waits for the timer (which the hole's filling may stop).
     rack_choice: bool = False
     rack_wait: bool = False  # this prediction is the one where it waited
+    # An old ACK arrived within the race bound of the ACK that made it old
+    # (Receive.backlog_ack()): this prediction answers it with a duplicate ACK, an
+    # alternative takes it silently.
+    backlog_choice: bool = False
     unmodelled_orders: list[str] = field(default_factory=list)  # why, for each
     alternatives: list[TeardownPrediction] = field(default_factory=list)
 

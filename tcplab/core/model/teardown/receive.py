@@ -88,6 +88,8 @@ class Receive(SimBase):
             h.ts_recent = max(h.ts_recent, sent)
             self.ts_accepted(h, tsval, seq, length, flags, h.state == "TIME_WAIT")
         if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
+            if self.backlog_ack(t, h, seq):
+                return
             self.old_ack(t, h, sent, slack)
             return
         self.keepalive_heard(t, h, flags, ack, length)  # keepalive.py
@@ -207,6 +209,27 @@ class Receive(SimBase):
         prediction so far)."""
         at = gone_at(self.pred, h.name)
         return math.inf if at is None else at
+
+    def backlog_ack(self, t: float, h: Host, seq: int) -> bool:
+        """A pure ACK old only by what the host's last ACK, sent within the race bound
+        before it, acknowledged. Both segments may have waited in the socket's backlog
+        (its lock held by the app), and from 6.8 an ACK due while the backlog is
+        processed leaves only when the lock is released (tcp_backlog_ack_defer, commit
+        133c4c0d3717): this one was then taken before rcv_wup moved, passed
+        tcp_sequence() and drew nothing; otherwise it is out of the window and draws a
+        duplicate ACK. Both are simulated (backlog_choice; gen-9048 on 6.18: the
+        server's FIN and its delayed data-ack 0.1 ms apart while the client set
+        SO_LINGER; one ACK went out, after both). Returns whether it was taken silently."""
+        if (
+            self.obs is None
+            or self.k.version < (6, 8)
+            or h.wup_at is None
+            or t - h.wup_at > self.obs.race
+            or seq < h.wup_before
+        ):
+            return False
+        self.pred.backlog_choice = True
+        return self.backlog_quiet
 
     def late(self, t: float, h: Host, flags: int, seq: int, ack: int, sent: float | None = None) -> None:
         """A handshake segment after the host's call returned (Observed.late): the

@@ -51,10 +51,12 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         rtt: dict[str, float] | None = None,
         delack_late: bool = False,
         rack_wait: bool = False,
+        backlog_quiet: bool = False,
     ):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late, self.rack_wait = delack_late, rack_wait
+        self.backlog_quiet = backlog_quiet  # Receive.backlog_ack(): the old ACK taken silently
         self.ka_released: set = set()  # keepalive expiries already held once (keepalive.py)
         self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
@@ -132,6 +134,8 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
             raise Unsupported("a segment while a link is down")
         if flags & ACK:
             self.subsume_delack(t, h)
+            if h.rcv != h.rcv_wup:  # receive.backlog_ack(): where rcv_wup was, and when it moved
+                h.wup_before, h.wup_at = h.rcv_wup, t
             h.rcv_wup = h.rcv
         # A data segment or the ACK of data dropped or held: the sender's tail loss
         # probe or RTO re-sends it (core/model/teardown/data.py), simulated on.

@@ -31,6 +31,7 @@ class SimBase:
     calls_done: dict[str, list[tuple[float, int, str, int]]]
     last_wire: tuple[str, int]
     rack_wait: bool
+    backlog_quiet: bool
     ka_released: set
     host_faults: tuple
     q: list  # the event queue
