@@ -124,6 +124,18 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
             if s.conn == conn and not s.injected
         },
         stamps(record, conn, origin),
+        {
+            host: max(
+                0,
+                sum(
+                    1
+                    for s in record.segments
+                    if s.conn == conn and s.sender == host and s.name == name and not s.injected
+                )
+                - 1,
+            )
+            for host, name in (("client", "syn"), ("server", "syn-ack"))
+        },
     ), tuple(shifted)
 
 

@@ -49,6 +49,9 @@ class Observed:
     # (sender, name, nth) -> (t, TSval, TSecr, ack relative to the peer's ISN): the
     # timestamps the record's bytes carry (paws.py)
     stamps: dict[tuple[str, str, int], tuple] = field(default_factory=dict)
+    # host -> its SYNs (client) or SYN-ACKs (server) sent more than once in the
+    # handshake: more than one starts it with a congestion window of one (cwnd_one())
+    handshake_retrans: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

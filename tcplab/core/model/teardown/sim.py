@@ -57,6 +57,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late, self.rack_wait = delack_late, rack_wait
         self.backlog_quiet = backlog_quiet  # Receive.backlog_ack(): the old ACK taken silently
+        self.not_modelled: str | None = None  # raised as Unsupported once the run is over
         self.ka_released: set = set()  # keepalive expiries already held once (keepalive.py)
         self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
         self.last_sent: list[int] = []
@@ -414,6 +415,8 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
             self.set_state(t, h, "FIN_WAIT1" if h.state == "ESTABLISHED" else "LAST_ACK", h.slack, "app")
             h.fin_sent, h.ack_pending = True, False  # the FIN carries any pending ACK
             self.send(t, h, FIN | ACK, "first", h.slack)
+            if h.flight:
+                self.cwnd_one(t, h, "a FIN")
             # tcp_send_fin() -> tcp_write_xmit(): the RTO restarted from the oldest
             # unacknowledged segment's transmission, then the probe (arm_after_send())
             left = self.rto_left(t, h) if h.flight else h.rto
@@ -479,6 +482,8 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
                 self.keepalive_timer(t, h, *args[1:])
             elif what == "ka_timer_latest":
                 self.ka_release(t, h, *args[1:])
+        if self.not_modelled:
+            raise Unsupported(self.not_modelled)
         self.pred.horizon = until
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
         self.pred.rack_wait = self.rack_wait
