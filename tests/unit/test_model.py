@@ -186,3 +186,17 @@ def test_a_segment_due_beyond_the_timers_lateness_comes_after_it():
     order."""
     counts, _p = _synacks_per_outcome(1.2)
     assert 1 not in counts
+
+
+def test_held_first_data_with_the_ack_lost_leaves_the_request_timer_uncertain():
+    """The handshake's ACK lost and the client's first data held 1.5 s: the data's
+    own retransmissions (the data path's, not simulated here) may complete the request
+    before its timer, so the SYN-ACK due at 1 s and the ACK answering it may not come
+    (gen-9235 on 6.18). With the ACK delivered, nothing is left open."""
+    held = (Fault("drop", "ack", sender="client"), Fault("delay", "data", sender="client", by=1.5))
+    p = predict_handshake(K618, params(K618), params(K618), held, True, data_after_connect=0.0005)
+    assert [round(t) for t, _ in names(p, "server", "syn-ack")] == [0, 1]
+    assert p.uncertain[("server", "syn-ack")] == (1, 0)
+    only_data = (Fault("delay", "data", sender="client", by=1.5),)
+    q = predict_handshake(K618, params(K618), params(K618), only_data, True, data_after_connect=0.0005)
+    assert ("server", "syn-ack") not in q.uncertain

@@ -90,6 +90,7 @@ class HandshakeSim:
         self.last_arrival: tuple[int, float, float] | None = None  # (index, when, slack)
         self.late_held: tuple[int, tuple] | None = None  # (index, its "arrive" args)
         self.first_at: float | None = None  # when the client's first data or FIN leaves
+        self.data_held_at: float | None = None  # ... if the router held or dropped it then
         self.k, self.cp, self.sp = kernel, client, server
         self.faults, self.listens, self.port = faults, listens, port
         self.clf = Classifier({C_ADDR})
@@ -462,6 +463,9 @@ class HandshakeSim:
                         length=length,
                         listed=not flags & RST,
                     )
+                    sent = self.pred.segments[-1] if not flags & RST else None
+                    if sent is not None and sent.fate != "delivered" and self.req is not None:
+                        self.data_held_at = t
                     seq = X + 1 + length
                     for dt, flags, length in self.then:
                         self.at(t + dt, "client_then", flags, length, seq, args[0])
@@ -470,6 +474,22 @@ class HandshakeSim:
                 flags, length, seq, slack = args
                 if self.client_state == "ESTABLISHED":
                     self.send(t, "client", flags, seq, Y + 1, "first", slack, length=length)
+        if self.data_held_at is not None:
+            self.data_path_may_complete(self.data_held_at)
         self.pred.horizon = until
         self.pred.states = {h: surely_seen(c, until) for h, c in self.pred.states.items()}
         return self.pred
+
+    def data_path_may_complete(self, at: float) -> None:
+        """The client's first data (or FIN) was held or dropped by the router while the
+        server's request still waited for the handshake's ACK. Its retransmissions (the
+        tail loss probe ~2 RTT later, the RTO) are the data path's, not simulated here,
+        and any of them that reaches the request completes it (tcp_check_req() takes
+        an ACK with data), so the request timer's SYN-ACKs after `at`, and the ACKs
+        answering them, may never come (gen-9235 on 6.18: the first data held 1.5 s,
+        its probe 0.2 s later completed the request; no second SYN-ACK)."""
+        for sender, name in (("server", "syn-ack"), ("client", "ack")):
+            later = sum(1 for p in self.pred.of(sender, name) if p.t > at and not p.injected)
+            if later:
+                fewer, more = self.pred.uncertain.get((sender, name), (0, 0))
+                self.pred.uncertain[(sender, name)] = (fewer + later, more)
