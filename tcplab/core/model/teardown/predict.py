@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 
 from tcplab.core.faults import Fault
@@ -73,12 +72,25 @@ def predict_teardown(
             backlog_quiet,
         ).run(until)
 
-    def each(run, orders) -> TeardownPrediction | None:
-        """One order's outcome (_try), and where an old ACK raced an ACK's leaving
-        (Receive.backlog_ack()), the same order with that ACK taken silently too."""
-        out = _try(main, run, orders) if run is not None else main
+    def each(shifts, delack_late, rack_wait, orders, nested=True) -> TeardownPrediction | None:
+        """One order's outcome (_try); where an old ACK raced an ACK's leaving
+        (Receive.backlog_ack()), the same order with that ACK taken silently too; and
+        where this outcome met a race of its own that main did not (a timer whose
+        bucket an answer sent only in this outcome reached: gen-9107 on 6.18, the FIN's
+        delayed ACK waiting and the server's data landing inside the client's loss
+        probe's bucket), each such race flipped once too."""
+        flags = {"delack_late": delack_late, "rack_wait": rack_wait}
+        plain = not shifts and not delack_late and not rack_wait
+        out = main if plain else _try(main, lambda: sim(shifts or None, **flags), orders)
         if out is not None and out.backlog_choice:
-            _try(main, lambda: (run or sim)(backlog_quiet=True), orders)
+            _try(main, lambda: sim(shifts or None, backlog_quiet=True, **flags), orders)
+        if out is not None and nested and out is not main:
+            known = {(r.host, r.step, r.call) for r in main.races}
+            for race in out.races:
+                if (race.host, race.step, race.call) in known or (race.host, race.step) in (shifts or {}):
+                    continue
+                more = {**(shifts or {}), (race.host, race.step): _other_side(race)[0]}
+                each(more, delack_late, rack_wait, orders, nested=False)
         return out
 
     main = sim()
@@ -97,13 +109,13 @@ def predict_teardown(
             key = (race.host, race.step)
             shifts[key], at[key] = _other_side(race)
         orders = tuple(at.get((r.host, r.step), r.call_t) > r.arrival_t for r in races)
-        out = each(functools.partial(sim, shifts) if shifts else None, orders)
+        out = each(shifts, False, False, orders)
         if out is not None and out.delack_choice:
-            each(functools.partial(sim, shifts or None, True), orders)
+            each(shifts, True, False, orders)
         if out is not None and out.rack_choice:  # RACK's reordering timer, both ways
-            late = each(functools.partial(sim, shifts or None, False, True), orders)
+            late = each(shifts, False, True, orders)
             if late is not None and late.delack_choice:
-                each(functools.partial(sim, shifts or None, True, True), orders)
+                each(shifts, True, True, orders)
     return main
 
 
