@@ -272,6 +272,22 @@ def test_a_congestion_window_of_one_is_not_judged():
     assert any(not c.judged and "congestion window of one" in str(c.actual) for c in res.checks)
 
 
+def test_a_copy_answered_before_a_slow_send_left_is_the_handshakes():
+    """gen-9205: the client's send() was stamped 0.35 ms before the router's copy of
+    the SYN-ACK reached it, but the data left 0.6 ms after: the copy's ACK came first
+    and is named `ack`. The count is a range there; a third ACK is still wrong."""
+    res = judge("gen-9205")
+    ack = next(c for c in res.checks if c.name == "model: client ack count")
+    assert res.verdict == "pass" and (ack.expected, ack.actual) == ("1 to 2", 2)
+
+    def bend(run):
+        first = next(e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "ack")
+        extra = {**first, "t": first["t"] + 0.0001, "t_out": first["t_out"] + 0.0001, "nth": 3}
+        return {**run, "events": run["events"] + [extra]}
+
+    assert "model: client ack count" in failed_names(judge("gen-9205", bend))
+
+
 def test_an_abstention_is_shown_and_is_not_a_pass():
     """gen-4156 delays the server's data-ack #2, which in the run was the ACK of the
     client's first data (#1 was the challenge ACK to the router's copy of the SYN, the

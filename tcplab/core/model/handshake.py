@@ -60,6 +60,7 @@ def predict_handshake(
     then: tuple[tuple[float, int, int], ...] = (),
     copies: tuple[tuple[str, str, int, float], ...] = (),
     client_gone_at: float | None = None,
+    gone_window: float = 0.0,
     until: float = 600.0,
     stale_syn: bool = False,
 ) -> Prediction:
@@ -81,6 +82,7 @@ def predict_handshake(
         sim.then = then
         sim.copies = {(s, n, k): at for s, n, k, at in copies}
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
+        sim.gone_window = gone_window
         sim.stale_syn = sim.track_states = stale_syn
         return sim
 

@@ -111,6 +111,7 @@ class HandshakeSim:
         # When the client's socket is gone or a timewait minisocket (the teardown model
         # says): from then on what reaches it is the teardown model's to answer.
         self.client_gone_at: float | None = None
+        self.gone_window = 0.0  # how much later the client's data may really have left
         self.stale_syn = False  # forge: stale-syn
         # the real SYN while the router holds it (False once released)
         self.held: _Held | Literal[False] | None = None
@@ -241,7 +242,18 @@ class HandshakeSim:
         ):
             self.pred.races.append(("syn", idx))
         if self.client_gone_at is not None and t >= self.client_gone_at:
-            return  # the connection is closed or in TIME_WAIT: the teardown model's
+            # the teardown model's from here (the client sent data or a FIN, or left
+            # ESTABLISHED); but a SYN-ACK within gone_window of that moment may have
+            # come before the data really left, and its ACK is then named `ack`
+            if (
+                t <= self.client_gone_at + self.gone_window
+                and self.client_state == "ESTABLISHED"
+                and flags & SYN
+                and flags & ACK
+            ):
+                fewer, more = self.pred.uncertain.get(("client", "ack"), (0, 0))
+                self.pred.uncertain[("client", "ack")] = (fewer, more + 1)
+            return
         if self.client_state == "SYN_SENT" and flags & ACK and ack != X + 1:
             # tcp_rcv_synsent_state_process(): it acknowledges nothing we sent (an answer
             # to an old SYN): reset_and_undo, an RST with seq = its ack
