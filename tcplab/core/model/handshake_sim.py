@@ -11,6 +11,7 @@ import itertools
 from typing import Literal, TypedDict
 
 from tcplab.core.faults import DELAY, DUPLICATE, Fault
+from tcplab.core.model.handshake_arrivals import ArrivalRaces
 from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
 from tcplab.core.model.kernel import LAST_HOP, TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (
@@ -52,7 +53,7 @@ class _Request(TypedDict):
 _Held = tuple[str, int, int, float, int, int]
 
 
-class HandshakeSim:
+class HandshakeSim(ArrivalRaces):
     """One way the handshake can unfold. `packets_first` breaks ties between a timer
     and a segment arriving at the same nominal moment: a client SYN timer and a server
     request timer started together both expire at 1 s, in the same timer-wheel bucket,
@@ -371,29 +372,6 @@ class HandshakeSim:
             self.pred.server_connected = True
             self.change("server", t, "ESTABLISHED")
 
-    def arrived_late(self, t: float, args: tuple) -> bool:
-        """A client segment reaching the server. One sent by a timer may leave up to its
-        lateness (`slack`: the timer-wheel buckets of the expiries behind it,
-        Kernel.slack) after its nominal moment, so another client segment arriving
-        within that much after it may have come first (gen-8020 on 6.18: a SYN
-        retransmitted 13 ms late and held 1.5 s reached the server 11 ms after the ACK
-        held 1 s, whose nominal arrival was 0.4 ms after the SYN's, so the request had
-        become a full socket and answered with a challenge ACK, not a SYN-ACK). Such a
-        pair is a race, ("late", k); with it in `defer`, the k-th is held until the next
-        one has been taken. Returns whether this one is held."""
-        idx, slack = self.server_arrivals, args[3]
-        self.server_arrivals += 1
-        if self.last_arrival is not None:
-            prev, when, late = self.last_arrival
-            if when < t <= when + late and ("late", prev) not in self.pred.races:
-                self.pred.races.append(("late", prev))
-        self.last_arrival = (idx, t, slack)
-        if ("late", idx) in self.defer and self.late_held is None:
-            self.late_held = (idx, args)
-            self.at(t + slack, "late_latest", idx)
-            return True
-        return False
-
     def req_timer(self, t: float, gen: int, deferred: bool = False) -> None:
         req = self.req
         if req is None or gen != req["gen"]:
@@ -491,17 +469,3 @@ class HandshakeSim:
         self.pred.horizon = until
         self.pred.states = {h: surely_seen(c, until) for h, c in self.pred.states.items()}
         return self.pred
-
-    def data_path_may_complete(self, at: float) -> None:
-        """The client's first data (or FIN) was held or dropped by the router while the
-        server's request still waited for the handshake's ACK. Its retransmissions (the
-        tail loss probe ~2 RTT later, the RTO) are the data path's, not simulated here,
-        and any of them that reaches the request completes it (tcp_check_req() takes
-        an ACK with data), so the request timer's SYN-ACKs after `at`, and the ACKs
-        answering them, may never come (gen-9235 on 6.18: the first data held 1.5 s,
-        its probe 0.2 s later completed the request; no second SYN-ACK)."""
-        for sender, name in (("server", "syn-ack"), ("client", "ack")):
-            later = sum(1 for p in self.pred.of(sender, name) if p.t > at and not p.injected)
-            if later:
-                fewer, more = self.pred.uncertain.get((sender, name), (0, 0))
-                self.pred.uncertain[(sender, name)] = (fewer + later, more)
