@@ -56,9 +56,9 @@ class Receive(SimBase):
             self.note_races_after(t, h, flags, ack, what, counts)
         if cut and h.state in ("TIME_WAIT", "CLOSE"):  # observe.truncated()
             raise Unsupported(
-                f"the router's copy of data cut to the 256 bytes the hook "
-                f"held (records before session 9), reaching the {h.name}'s "
-                f"{h.state} (seen unanswered on 6.18: not understood)"
+                f"the router's copy of data longer than the 256 bytes the record keeps "
+                f"(cut when sent before session 9; the record cannot tell), reaching the "
+                f"{h.name}'s {h.state} (a cut one was seen unanswered on 6.18: not understood)"
             )
         if h.state == "CLOSE":
             if not flags & RST:  # no socket any more: tcp_v4_send_reset(), NO_SOCKET
