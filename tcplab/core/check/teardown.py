@@ -36,7 +36,7 @@ def check_teardown(pred: TeardownPrediction, record: Record, slop: Slop) -> list
 
     if pred.unsupported:
         return [not_judged("teardown", pred.unsupported)]
-    pred, race_note = _order(pred, record)
+    pred, race_note = _order(pred, record, slop)
     if pred.races and pred.race_bound > RACE_CAP:
         return [
             not_judged(
@@ -93,7 +93,7 @@ def _as_the_router_named(pred: TeardownPrediction, record: Record) -> TeardownPr
     )
 
 
-def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction, str]:
+def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tuple[TeardownPrediction, str]:
     """Where an app call and a segment reached a host too close to order (a race), the
     model has every order's outcome: the run is judged against the one it matches best
     (teardown segment counts, then each host's states), and the checks say so."""
@@ -111,7 +111,19 @@ def _order(pred: TeardownPrediction, record: Record) -> tuple[TeardownPrediction
             == [s.state for s in _teardown_stays(record, h)][: len(p.states.get(h, []))]
             for h in ("client", "server")
         )
-        return (counts + states,)
+        # then the retransmission chains' timing, as they will be judged (_segments):
+        # two outcomes may send the same counts, one probing the FIN at once, the other
+        # only after the ACK that beat the probe's timer (gen-1028 on 6.18, CI of
+        # session 9: the data's ACK 0.26 ms into the probe's bucket, the probe 212 ms on)
+        timed = 0
+        for h in ("client", "server"):
+            for n in CHAINS:
+                want, seen = p.of(h, n), record.sent_by(h, n)
+                for w, x in list(zip(want, seen))[1:]:
+                    nominal = w.t - want[0].t
+                    hi = nominal + (w.slack - want[0].slack) + slop.at(x.t)
+                    timed += nominal - MODEL_SLOP <= x.t - seen[0].t <= hi
+        return (counts + states, timed)
 
     best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]], key=score)
     ways = "; ".join(
