@@ -18,6 +18,7 @@ from tcplab.core.check.established import check_established
 from tcplab.core.check.open import check_opening_states
 from tcplab.core.check.teardown import check_teardown
 from tcplab.core.events import AppCalled, StateChanged
+from tcplab.core.model.inputs import client_hand_over
 from tcplab.core.model.teardown.params import TEARDOWN_NAMES
 from tcplab.core.record import Record
 
@@ -85,12 +86,7 @@ def _other_answers(prediction, record: Record, t0: float, slop: Slop = Slop()) -
     0.9 ms after the client's data, not 1.5 ms before it, because its timer fired
     2.5 ms late; its challenge ACK carried the FIN's ACK)."""
     until = prediction.client_gone_at if prediction.client_gone_at is not None else float("inf")
-    firsts = [
-        s.t - t0
-        for s in record.segments
-        if s.sender == "client" and s.name in ("data", "fin") and not s.injected
-    ]
-    cut = min(firsts, default=until)
+    cut = _hand_over(record, until)
     out = []
     for sender in ("client", "server"):
         names = {
@@ -153,14 +149,20 @@ def _closest(prediction, record: Record, origins: dict[str, float] | None = None
     others: dict[tuple[str, str], int] = {}
     if origins is not None:
         t0 = origins["client"]
-        firsts = [s.t - t0 for s in record.segments if s.sender == "client" and s.name in ("data", "fin")]
-        cut = min(firsts, default=until)
+        cut = _hand_over(record, until)
         for p in outcomes:
             for s in p.segments:
                 if s.name not in MODEL_NAMES + TEARDOWN_NAMES + ("data",) and not s.injected:
                     seen = [x for x in record.sent_by(s.sender, s.name) if x.t - t0 < cut]
                     others[(s.sender, s.name)] = len(seen)
     return max(outcomes, key=score)
+
+
+def _hand_over(record: Record, until: float) -> float:
+    """When the record has the client first send data or a FIN (inputs.client_hand_over,
+    since its first SYN), else the model's moment `until`."""
+    seen = client_hand_over(record)
+    return until if seen is None else seen
 
 
 def _other_count(p, sender: str, name: str, until: float) -> int:
