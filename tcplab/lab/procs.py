@@ -21,7 +21,6 @@ class Child:
     def __init__(self, role: str, module: str, config: dict, inbox: queue.Queue):
         self.role = role
         self.inbox = inbox
-        self._asked = False  # `stop` sent
         self.stderr_lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module],
@@ -66,17 +65,11 @@ class Child:
         tail = " | ".join(self.stderr_lines[-3:])
         return f"{self.role} exited with code {self.proc.returncode}" + (f": {tail}" if tail else "")
 
-    def ask_stop(self) -> None:
-        """`stop` on stdin, once: the child winds down while others are asked too."""
-        if not self._asked and self.alive:
-            self._asked = True
-            self.send("stop")
-
     def stop(self, grace: float = 2.0) -> None:
         """Ask politely (`stop` on stdin), then SIGTERM, then SIGKILL the group."""
         if not self.alive:
             return
-        self.ask_stop()
+        self.send("stop")
         for sig in (None, signal.SIGTERM, signal.SIGKILL):
             if sig is not None:
                 try:
