@@ -118,11 +118,8 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
         timed = 0
         for h in ("client", "server"):
             for n in CHAINS:
-                want, seen = p.of(h, n), record.sent_by(h, n)
-                for w, x in list(zip(want, seen))[1:]:
-                    nominal = w.t - want[0].t
-                    hi = nominal + (w.slack - want[0].slack) + slop.at(x.t)
-                    timed += nominal - MODEL_SLOP <= x.t - seen[0].t <= hi
+                for _w, _x, _nominal, lo, hi, got in _chain(p.of(h, n), record.sent_by(h, n), slop):
+                    timed += lo <= got <= hi
         return (counts + states, timed)
 
     best = max([_as_the_router_named(p, record) for p in [pred, *pred.alternatives]], key=score)
@@ -206,11 +203,20 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, 
         return out + _probes(want, seen, syns[0].t, slop)
     if name not in CHAINS or not want or not seen:
         return out
+    for p, s, nominal, lo, hi, got in _chain(want, seen, slop):
+        out.append(segment_at(f"{label} #{p.nth} after #1", nominal, lo, hi, got, s, slop.at(s.t)))
+    return out
+
+
+def _chain(want: list, seen: list, slop: Slop) -> list[tuple]:
+    """Each retransmission after the first, paired with the model's, and its window
+    since the first: (predicted, seen, nominal, lo, hi, got). Judged by _segments and
+    scored the same way by _order."""
+    out = []
     for p, s in list(zip(want, seen))[1:]:
         nominal = p.t - want[0].t
-        lo, hi = nominal - MODEL_SLOP, nominal + (p.slack - want[0].slack) + slop.at(s.t)
-        got = round(s.t - seen[0].t, 6)
-        out.append(segment_at(f"{label} #{p.nth} after #1", nominal, lo, hi, got, s, slop.at(s.t)))
+        hi = nominal + (p.slack - want[0].slack) + slop.at(s.t)
+        out.append((p, s, nominal, nominal - MODEL_SLOP, hi, round(s.t - seen[0].t, 6)))
     return out
 
 
