@@ -7,6 +7,8 @@ classifier that turns raw headers into a named, counted occurrence.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
 # Flag bits as in the TCP header (RFC 9293 section 3.1).
@@ -255,6 +257,14 @@ class Classifier:
         copy = conn.copies.get((sender, name, offset), 0) + 1
         conn.copies[(sender, name, offset)] = copy
         return Classified(seg, name, nth, sender, bool(retrans), conn.number, offset, copy)
+
+    def renumber(self, seen: Classified, nth: int) -> Classified:
+        """`seen` as the nth of its name: segments of that name before it that this
+        classifier was not fed (another model's answers: teardown/numbering.py) are
+        counted, and what comes after is numbered on from it."""
+        conn = next(c for c in self._conns.values() if c.number == seen.conn)
+        conn.counts[(seen.sender, seen.name)] = nth
+        return dataclasses.replace(seen, nth=nth)
 
     @staticmethod
     def _track(conn: _Connection, seg: Segment, sender: str, name: str) -> None:

@@ -192,3 +192,30 @@ def states(res, host):
 
 def failed_checks(res):
     return [c for c in res["checks"] if not c["passed"]] or res["errors"]
+
+
+def timeline(res: dict, limit: int = 80) -> str:
+    """A run's record, one event per line, for a failure message: CI keeps only what a
+    test prints, and a false FAIL that a loaded run met once cannot be triaged without
+    the times of its segments, calls and state changes (CI of 9316f63: gen-7005 and
+    gen-2016 failed there and passed in 60 runs here)."""
+    lines = []
+    for e in res.get("events", [])[:limit]:
+        t = f"{e['t']:10.6f}"
+        if e["kind"] == "segment":
+            out = "-" if e.get("t_out") is None else f"{e['t_out']:.6f}"
+            inj = " injected" if e.get("injected") else ""
+            lines.append(
+                f"{t} seg  {e['from']:6} {e['name']}#{e['nth']} {e['flags']} seq={e['seq']} "
+                f"ack={e['ack']} {e['fate']} out={out}{inj}"
+            )
+        elif e["kind"] == "app":
+            end = "-" if e.get("t_end") is None else f"{e['t_end']:.6f}"
+            lines.append(
+                f"{t} app  {e['host']:6} {e['call']} -> {e['result']} end={end} {e.get('detail', '')}"
+            )
+        elif e["kind"] == "state":
+            lines.append(f"{t} st   {e['host']:6} {e['from']} -> {e['to']} ({e.get('source')})")
+        else:
+            lines.append(f"{t} {e['kind']:4} {e.get('host', '')} {e.get('event', '')} {e.get('detail', '')}")
+    return "\n".join(lines)

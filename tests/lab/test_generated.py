@@ -16,7 +16,7 @@ import json
 import os
 
 import pytest
-from labhelpers import ROOT, run_cli
+from labhelpers import ROOT, run_cli, timeline
 
 from tcplab.generate.draft import generate
 from tcplab.format.load import load_scenario
@@ -75,7 +75,9 @@ def test_no_false_fail(generated):
             ]
         elif res["verdict"] == "error" and not all(e.startswith("not judged") for e in res["errors"]):
             wrong[name] = res["errors"]
-    assert not wrong, json.dumps(wrong, indent=1)
+    # each wrong run's record goes with the message: CI keeps nothing else of it
+    records = "\n\n".join(f"{name}:\n{timeline(generated['results'][name])}" for name in wrong)
+    assert not wrong, json.dumps(wrong, indent=1) + "\n\n" + records
 
 
 def test_abstentions_are_few(generated):

@@ -16,13 +16,27 @@ import json
 import platform
 
 import pytest
-from labhelpers import ROOT, SCENARIOS, result
+from labhelpers import ROOT, SCENARIOS, result, timeline
 
 from tcplab.format.load import load_scenario
 
 pytestmark = pytest.mark.root
 
-EVIDENCE = ROOT / "evidence" / platform.release()
+
+def _evidence_dir():
+    """The saved records of this kernel: its release's directory, or else one of the
+    same upstream version with another build tag (this machine's 6.18.44 was
+    `-fc-v1147` when the evidence was made, `-fc-v1252` later: the same kernel source,
+    and without this every comparison here was skipped)."""
+    exact = ROOT / "evidence" / platform.release()
+    if exact.exists():
+        return exact
+    upstream = platform.release().split("-")[0]
+    same = sorted(p for p in (ROOT / "evidence").glob(f"{upstream}-*") if p.is_dir())
+    return same[0] if same else exact
+
+
+EVIDENCE = _evidence_dir()
 
 # scenario -> the (sender, name) whose count the kernel's own race decides
 RACY: dict[str, set[tuple[str, str]]] = {
@@ -42,6 +56,11 @@ RACY: dict[str, set[tuple[str, str]]] = {
     # across a bucket edge (CI, 3c4aadc: connection 1 dropped, always kept before).
     # How many get which count is not a race: compared in COUNTS_ONLY.
     "syn-flood-syncookies": {("server", "syn-ack")},
+    # tcp_fin() puts the client in pingpong mode, so the ACK of the server's FIN waits
+    # for the delayed-ACK timer (TCP_ATO_MIN, 40 ms) and rides on the client's own FIN
+    # when its recv() -> close() is quicker; on the loaded CI of 9316f63 it was not,
+    # and the ACK went alone (a client `fin-ack`). The scenario's checks hold either way.
+    "server-process-killed": {("client", "fin-ack")},
 }
 # scenario -> the (sender, name) of RACY whose per-connection counts, taken together
 # regardless of which connection has which, are still the kernel's and compared
@@ -96,6 +115,6 @@ def test_record_matches_the_saved_one(catalogue, name):
         pytest.skip(f"{name} rolls dice: its segment stream differs run to run")
     res = result(catalogue, name)
     racy, sides = RACY.get(name, set()), name not in EITHER_SIDE
-    assert signature(res, racy, sides) == signature(saved, racy, sides)
+    assert signature(res, racy, sides) == signature(saved, racy, sides), timeline(res)
     if name in COUNTS_ONLY:
         assert counts(res, COUNTS_ONLY[name]) == counts(saved, COUNTS_ONLY[name])

@@ -150,6 +150,19 @@ def _abort(
     return out
 
 
+def _link_down_at(record: Record, fault) -> float:
+    """When the router's link really went down (the hook's event, stamped once
+    set_link() returned), 0 without one. A segment that reached the hook before that
+    waited in its queue while set_link() ran and met the router's kernel, whose
+    ip_error() spends the ICMP rate limit's tokens, only then: the buckets run on
+    max(arrival, this) (gen-10219 on 6.18: set_link() took 0.28 s, the first data
+    came 0.18 s into it and drew its ICMP when it returned; on its arrival stamp the
+    buckets foresaw an ICMP for the 7th segment that never came)."""
+    if fault.action != "link-down":
+        return 0.0
+    return next((e.t for e in record.faults if e.action == "link-down" and e.host == fault.host), 0.0)
+
+
 def _data(b, kernel, record: Record, slop: Slop) -> list:
     label = f"model: {b.host} data"
     seen = [s for s in record.sent_by(b.host, "data") if s.t >= b.fault.at - MODEL_SLOP]
@@ -174,7 +187,8 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
     router = UnreachableRouter(hz=kernel.hz) if b.fault.action == "link-down" else None
     tlp = p.early_retrans in (3, 4)
     soft, backoff, stamp, out = None, 0, None, []
-    if router is not None and router.answers(seen[0].t):
+    down = _link_down_at(record, b.fault)
+    if router is not None and router.answers(max(seen[0].t, down)):
         soft = ERRNO_OF_UNREACH[router.code]
 
     def next_wait(i: int, gap: float | None) -> tuple[float, str, bool]:
@@ -191,13 +205,13 @@ def _data(b, kernel, record: Record, slop: Slop) -> list:
                 router is not None
                 and i > 0
                 and (back is None or seen[i].t < back)
-                and router.answers(seen[i].t)
+                and router.answers(max(seen[i].t, down))
             ):
                 soft = ERRNO_OF_UNREACH[router.code]
             return min(rto * 2**backoff, p.rto_max), "RTO", True
         plain, halved = min(rto * 2**backoff, p.rto_max), min(rto * 2 ** (backoff - 1), p.rto_max)
         icmp = gap is not None and plain != halved and abs(gap - halved) < abs(gap - plain)
-        expected, close = router.step(seen[i].t, icmp)
+        expected, close = router.step(max(seen[i].t, down), icmp)
         if icmp:
             backoff -= 1
             soft = ERRNO_OF_UNREACH[router.code]

@@ -129,6 +129,15 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
         f"({abs(r.call_t - r.arrival_t) * 1000:.2f} ms apart)"
         for r, after in zip(pred.races, best.orders or pred.orders)
     )
+    # a race this outcome met of its own, flipped in it: the call went the other way
+    ways = "; ".join(
+        [ways]
+        + [
+            f"the {r.host}'s {r.call}() {'before' if r.call_t > r.arrival_t else 'after'} {r.what} "
+            f"({abs(r.call_t - r.arrival_t) * 1000:.2f} ms apart)"
+            for r in best.flipped
+        ]
+    )
     n = 1 + len(pred.alternatives)
     if pred.rack_choice:
         ways = "; ".join(

@@ -72,7 +72,7 @@ def predict_teardown(
             backlog_quiet,
         ).run(until)
 
-    def each(shifts, delack_late, rack_wait, orders, nested=True) -> TeardownPrediction | None:
+    def each(shifts, delack_late, rack_wait, orders, nested=True, flipped=()) -> TeardownPrediction | None:
         """One order's outcome (_try); where an old ACK raced an ACK's leaving
         (Receive.backlog_ack()), the same order with that ACK taken silently too; and
         where this outcome met a race of its own that main did not (a timer whose
@@ -82,15 +82,28 @@ def predict_teardown(
         flags = {"delack_late": delack_late, "rack_wait": rack_wait}
         plain = not shifts and not delack_late and not rack_wait
         out = main if plain else _try(main, lambda: sim(shifts or None, **flags), orders)
+        if out is not None and flipped:
+            out.flipped = flipped
         if out is not None and out.backlog_choice:
             _try(main, lambda: sim(shifts or None, backlog_quiet=True, **flags), orders)
         if out is not None and nested and out is not main:
-            known = {(r.host, r.step, r.call) for r in main.races}
+            # A race is main's only if the call met the same arrival there: a call
+            # that raced a pure ACK in main may meet a FIN in this outcome (gen-7005
+            # on 6.18, loaded: the server closed first in this order, and its FIN
+            # reached the client 0.8 ms after the client's close() stamp, before the
+            # kernel acted on the close).
+            known = {(r.host, r.step, r.call, r.what, r.nth) for r in main.races}
             for race in out.races:
-                if (race.host, race.step, race.call) in known or (race.host, race.step) in (shifts or {}):
+                mine = (race.host, race.step, race.call, race.what, race.nth)
+                if mine in known or (race.host, race.step) in (shifts or {}):
                     continue
                 more = {**(shifts or {}), (race.host, race.step): _other_side(race)[0]}
-                each(more, delack_late, rack_wait, orders, nested=False)
+                inner = each(more, delack_late, rack_wait, orders, nested=False, flipped=(race,))
+                if inner is not None and inner.delack_choice and not delack_late:
+                    # as the orders of main's races are: the FIN's delayed ACK both ways
+                    # (gen-7005: in the flipped order the client's close() came 0.2 ms
+                    # after the server's FIN, and its own FIN carried the ACK)
+                    each(more, True, rack_wait, orders, nested=False, flipped=(race,))
         return out
 
     main = sim()

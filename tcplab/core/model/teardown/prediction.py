@@ -52,6 +52,11 @@ class Observed:
     # host -> its SYNs (client) or SYN-ACKs (server) sent more than once in the
     # handshake: more than one starts it with a congestion window of one (cwnd_one())
     handshake_retrans: dict[str, int] = field(default_factory=dict)
+    # (sender, name, nth) -> (seq, ack) relative to the ISNs: which segment it is
+    # (numbering.py)
+    contents: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
+    # the run's segments that answered a handshake segment (numbering.handshake_answers)
+    answers: frozenset[tuple[str, str, int]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class TeardownPrediction:
     # (each with `orders` saying which way each race went there).
     races: list[Race] = field(default_factory=list)
     orders: tuple[bool, ...] = ()  # per race: True when the call came after the arrival
+    # races met only in this outcome, not in main, and flipped here (predict.py each())
+    flipped: tuple[Race, ...] = ()
     race_bound: float = 0.0  # Observed.race of the run
     # A delayed ACK of the peer's FIN was sent: this prediction has it leave at once,
     # an alternative as late as the kernel may hold it (delayed_ack()).

@@ -12,6 +12,7 @@ from tcplab.core.model.prediction import C_ADDR, C_PORT, PredictedSegment, S_ADD
 from tcplab.core.model.teardown.data import DataPath
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.keepalive import Keepalive
+from tcplab.core.model.teardown.numbering import Numbering
 from tcplab.core.model.teardown.paws import Paws
 from tcplab.core.model.teardown.params import (
     AfterArrival,
@@ -35,7 +36,7 @@ from tcplab.core.scenario import Step
 from tcplab.core.segments import ACK, Classifier, FIN, RST, SYN, Segment
 
 
-class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
+class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
     def __init__(
         self,
         kernel: Kernel,
@@ -122,7 +123,9 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races):
         if seq is None:
             seq = h.snd + (1 if h.fin_sent and not flags & FIN else 0)
         ack = h.rcv if ack is None else ack
-        seen = self.clf.classify(self.segment(h, flags, seq, ack, length))
+        seen = self.as_the_run_numbers(
+            self.clf.classify(self.segment(h, flags, seq, ack, length)), flags, seq, ack, t
+        )
         verdict = decide(self.faults, seen)
         fate = verdict.fate
         if silencing(self.host_faults, h.name, other.name, t) is not None:

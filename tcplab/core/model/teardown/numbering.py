@@ -1,0 +1,85 @@
+"""Which of the run's segments the one the simulator sends now is, by name and number.
+
+The simulator names what it sends with its own Classifier, primed with the handshake
+(Sim._prime()), so it counts only what it sends itself. The run's numbers also count
+the handshake model's answers after the handshake that fall under a teardown name: a
+full socket's challenge ACK to a copy of the SYN (tcp_validate_incoming(), RFC 5961
+4.2) is a pure ACK, which the router names `data-ack`. Where the run has such an answer
+before the simulator's segment of that name, the simulator's #n is the run's #n+1:
+its arrival, its timestamps and the faults that pick it by number are the run's #n+1's
+(gen-10234 on 6.18: the server's challenge ACK to the router's copy of the SYN was
+data-ack #1, the ACK of the client's data #2; the model took #1's moment for its ACK
+of the data, 5.4 ms early, beat the client's loss probe with it, and failed the run's
+second FIN, and the fault `duplicate: data-ack nth: 2` hit another segment).
+
+What identifies a segment across the two is what it carries: its sequence and
+acknowledgement numbers relative to the ISNs (the model's X and Y, the run's first SYN
+and SYN-ACK)."""
+
+from __future__ import annotations
+
+from tcplab.core.model.prediction import X, Y
+from tcplab.core.model.teardown.simbase import SimBase
+from tcplab.core.segments import ACK, VOCABULARY, Classified
+
+# An answer is sent in the softirq that takes the segment (tcp_validate_incoming()),
+# microseconds later here and 5.4 ms in a loaded run (gen-10234); the bound is the
+# lab's slop cap (check/base.py SLOP_CAP), past which a run is too slow to judge.
+ANSWER_WITHIN = 0.040
+
+
+def relative(sender: str, flags: int, seq: int, ack: int, isn: dict[str, int]) -> tuple[int, int]:
+    """(seq, ack) relative to the sender's ISN and the peer's; ack 0 without ACK."""
+    peer = "server" if sender == "client" else "client"
+    return (seq - isn[sender]) % 2**32, ((ack - isn[peer]) % 2**32 if flags & ACK else 0)
+
+
+class Numbering(SimBase):
+    def as_the_run_numbers(self, seen: Classified, flags: int, seq: int, ack: int, t: float) -> Classified:
+        """`seen` renumbered as the run numbered it: where the run's segment of its
+        name and number carries other numbers, and a later one of that name carries
+        its own (the nearest in time), that is this one, and the classifier counts on
+        from there. Only ever forward: a segment the run lacks is the kernel's to
+        judge, not a reason to renumber."""
+        if self.obs is None or not self.obs.contents:
+            return seen
+        key = (seen.sender, seen.name)
+        mine = relative(seen.sender, flags, seq, ack, {"client": X, "server": Y})
+        theirs = self.obs.contents.get((*key, seen.nth))
+        if theirs is None or theirs == mine:
+            return seen
+        if VOCABULARY[seen.name][2]:
+            return seen  # a segment with sequence space is the data path's, never an answer
+        later = [
+            (abs(self.obs.sent.get((*key, n), t) - t), n)
+            for (sender, name, n), content in self.obs.contents.items()
+            if (sender, name) == key and n > seen.nth and content == mine
+        ]
+        if not later:
+            return seen
+        nth = min(later)[1]
+        if not all((*key, n) in self.obs.answers for n in range(seen.nth, nth)):
+            # the run's segments in between are not the handshake model's answers: the
+            # model sends something else there, which is for the checks to say
+            return seen
+        return self.clf.renumber(seen, nth)
+
+
+def handshake_answers(record, conn: int) -> frozenset[tuple[str, str, int]]:
+    """The run's pure ACKs (names without sequence space) that a host sent within
+    ANSWER_WITHIN after a SYN (at the server) or a SYN-ACK (at the client) reached it,
+    copies and retransmissions included: the answers a full socket gives a handshake
+    segment again (tcp_validate_incoming(): a challenge ACK to a SYN, the duplicate
+    ACK to a SYN-ACK), the handshake model's to predict."""
+    came: dict[str, list[float]] = {"server": [], "client": []}
+    for s in record.segments:
+        if s.conn == conn and s.fate != "dropped" and s.t_out is not None and s.name in ("syn", "syn-ack"):
+            came["server" if s.name == "syn" else "client"].append(s.t_out)
+    return frozenset(
+        (s.sender, s.name, s.nth)
+        for s in record.segments
+        if s.conn == conn
+        and not s.injected
+        and not VOCABULARY[s.name][2]
+        and any(t <= s.t <= t + ANSWER_WITHIN for t in came[s.sender])
+    )
