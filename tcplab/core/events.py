@@ -48,6 +48,10 @@ class SegmentSeen:
     # the fault acted (and `fault` names it) when the roll was below its probability.
     # None: no dice were rolled for it, its fate is the scenario's certain one.
     roll: float | None = None
+    # The router's own segments (injected): how many bytes it sent. `raw` keeps the first
+    # 256 only, so without this a whole copy of a long segment looks like one cut short
+    # (observe.truncated()); None in records made before it was kept (session 10).
+    sent_len: int | None = None
     kind: str = field(default="segment", init=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -57,6 +61,8 @@ class SegmentSeen:
         d["flags"] = flag_string(self.flags)
         if self.roll is None:  # most segments: no dice, no key
             del d["roll"]
+        if self.sent_len is None:  # the senders' own segments
+            del d["sent_len"]
         return d
 
 

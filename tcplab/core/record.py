@@ -137,6 +137,7 @@ class Record:
             injected=m.get("injected", False),
             raw_out=m.get("raw_out", ""),
             roll=m.get("roll"),
+            sent_len=m.get("sent_len"),
         )
         if seg.fate in ("delayed", "held"):  # held: for the presenter (core/step.py)
             self._delayed[m["id"]] = len(self.segments)

@@ -48,6 +48,8 @@ def test_the_copy_of_data_is_whole_and_draws_a_duplicate_ack(tmp_path: Path):
     # RAW_MAX of them): the whole segment's, as before; whether the rest of the bytes
     # went too, the duplicate ACK below says (a cut copy drew none)
     assert int(copy["raw"][4:8], 16) == data["wire_len"], copy
+    # and the record says how many bytes the router sent (session 10): all of them
+    assert copy["sent_len"] == data["wire_len"], copy
     answers = [
         e for e in segs if e["from"] == "server" and e["name"] == "data-ack" and e["t"] > copy["t_out"]
     ]

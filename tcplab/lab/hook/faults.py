@@ -258,7 +258,16 @@ class FaultHook(Hook):
             seg, name or seen.name, nth, sender or seen.sender, False, seen.conn if seen else conn
         )
         self.log.segment(
-            self.log.next_id(), now, seen, "delivered", now, fault, packet, wire_length(packet), injected=True
+            self.log.next_id(),
+            now,
+            seen,
+            "delivered",
+            now,
+            fault,
+            packet,
+            wire_length(packet),
+            injected=True,
+            sent_len=len(packet),
         )
 
     def send_stale_syn(self, seen, packet: bytes) -> None:

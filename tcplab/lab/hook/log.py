@@ -40,6 +40,7 @@ FIELDS = (
     "wire_len",
     "injected",
     "roll",
+    "sent_len",
 )
 BATCH_MAX = 256
 
@@ -71,6 +72,7 @@ class SegmentLog:
         injected: bool = False,
         sent: bytes | None = None,
         roll: float | None = None,
+        sent_len: int | None = None,
     ) -> None:
         s = seen.segment
         self.rows.append(
@@ -96,6 +98,7 @@ class SegmentLog:
                 wire_len,
                 injected,
                 roll,
+                sent_len,
             )
         )
         self.raw.write(ident, packet)

@@ -172,8 +172,11 @@ def truncated(s) -> bool:
     To a closed socket, such a copy drew an RST in gen-3057, gen-3076 and gen-6077 and
     none in gen-8186, so there too it is not judged. The hook copies whole packets when
     a fault duplicates since session 9, but the record keeps RAW_MAX bytes of every
-    packet, so a whole copy looks the same here: such copies are still not judged
-    (3 runs of seeds 9000-9299); the record should say how many bytes were sent."""
+    packet, so a whole copy looked the same here (3 runs of seeds 9000-9299 not judged).
+    Since session 10 the hook records the bytes it sent (`sent_len`); records without
+    it are read as before."""
+    if s.sent_len is not None:  # the router said how much it sent (session 10 on)
+        return s.sent_len < s.wire_len
     held = len(s.raw) // 2
     return bool(s.raw) and s.wire_len is not None and held < s.wire_len
 
