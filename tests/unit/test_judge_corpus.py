@@ -520,3 +520,50 @@ def test_the_routers_icmp_buckets_start_when_its_link_really_went_down():
         return {**run, "events": [earlier(e) for e in run["events"]]}
 
     assert any(n.startswith("model: server data #8 after #7") for n in failed_names(judge("gen-10219", bend)))
+
+
+@pytest.mark.parametrize("name", ["gen-11293", "gen-11207"])
+def test_a_send_stamped_before_the_modelled_syn_ack_does_not_undo_the_handshake(name):
+    """The client's send() was stamped 50 µs after connect() returned, which on the
+    handshake model's clock fell a few µs before the SYN-ACK reached the client. That
+    hand-over (from when what reaches the client is the teardown model's) made the
+    handshake model ignore the SYN-ACK, time connect() out, and drop the teardown
+    without a word; gen-11293 then failed the listener's RST to the late ACK as the
+    handshake's. No data leaves in SYN_SENT, so the hand-over waits for the
+    connection (handshake_sim.client_gets())."""
+    res = judge(name)
+    assert res.verdict == "pass" and all(c.judged for c in res.checks)
+    assert any(c.name == "model: server states after ESTABLISHED" for c in res.checks)
+
+
+def test_the_listeners_rst_to_the_late_last_ack_is_the_teardowns():
+    """gen-11293 without the server's RST: the client's ACK of the server's FIN, held
+    500 ms, reached a server whose connection had closed on the retransmitted FIN's
+    ACK, and the listener answers it (tcp_rcv_state_process() in LISTEN); a run
+    without that RST is wrong."""
+
+    def keep(e):
+        return not (e.get("kind") == "segment" and e.get("from") == "server" and e.get("name") == "rst")
+
+    assert "model: server rst count" in failed_names(judge("gen-11293", lambda run: drop_events(run, keep)))
+
+
+def test_the_connect_that_completed_times_the_first_segment():
+    """gen-11191: SYN-ACK #1, held 2 s, reached the client after #2 and #3 (the
+    request timer's and the answer to the retransmitted SYN), so the client's data
+    path is timed from #2: its FIN left 0.5 s later (SO_RCVTIMEO), and the duplicate
+    SYN-ACK #3 drew a second `ack`. Timed from #1, the FIN left at connect() and the
+    model named that answer `keepalive` (inputs.first_after_connect())."""
+    res = judge("gen-11191")
+    ack = next(c for c in res.checks if c.name == "model: client ack count")
+    assert res.verdict == "pass" and ack.expected == 2
+
+    def keep(e):
+        return not (
+            e.get("kind") == "segment"
+            and e.get("from") == "client"
+            and e.get("name") == "ack"
+            and e.get("nth") == 2
+        )
+
+    assert "model: client ack count" in failed_names(judge("gen-11191", lambda run: drop_events(run, keep)))

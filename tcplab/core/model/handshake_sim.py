@@ -242,10 +242,16 @@ class HandshakeSim(ArrivalRaces):
             and ("syn", idx) not in self.pred.races
         ):
             self.pred.races.append(("syn", idx))
-        if self.client_gone_at is not None and t >= self.client_gone_at:
+        if self.client_gone_at is not None and t >= self.client_gone_at and self.client_state != "SYN_SENT":
             # the teardown model's from here (the client sent data or a FIN, or left
             # ESTABLISHED); but a SYN-ACK within gone_window of that moment may have
-            # come before the data really left, and its ACK is then named `ack`
+            # come before the data really left, and its ACK is then named `ack`.
+            # Not while this model's client is still in SYN_SENT: no data leaves before
+            # the connection exists (tcp_sendmsg_locked() waits in
+            # sk_stream_wait_connect()), so a hand-over that falls before the SYN-ACK's
+            # arrival here is this model's clock a few µs off the stamps (gen-11293 on
+            # 6.18: send() stamped 50 µs after connect() returned, 1 µs before the
+            # modelled SYN-ACK; the SYN-ACK was ignored and connect() timed out)
             if (
                 t <= self.client_gone_at + self.gone_window
                 and self.client_state == "ESTABLISHED"

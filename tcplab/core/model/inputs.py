@@ -90,7 +90,12 @@ def first_after_connect(steps, record: Record | None) -> dict:
     sent (data, or a FIN) and how long after the SYN-ACK reached it; else what the
     steps say plainly."""
     if record is not None:
-        answers = [s for s in record.sent_by("server", "syn-ack") if s.t_out is not None]
+        # in the order they reached the client: the first to arrive made the
+        # connection, not the first sent (gen-11191 on 6.18: SYN-ACK #1 held 2 s came
+        # after #2, the FIN 0.5 s after #2; timed from #1 the FIN left at connect())
+        answers = sorted(
+            (s for s in record.sent_by("server", "syn-ack") if s.t_out is not None), key=lambda s: s.t_out
+        )
         # an RST too (close() with SO_LINGER 0): at the request's rcv_nxt it drops the
         # request (tcp_check_req(), embryonic_reset; gen-7144 on 6.18)
         after = client_data_or_fin(record, rst=True)

@@ -170,7 +170,20 @@ def _teardown(
     """The teardown part, once connect() succeeded; with the record, from the RTT the
     handshake measured and what the apps did. A peer gone silent that the teardown
     model does not cover is established.py's alone."""
-    if prediction.calls.get(("client", "connect"), ("ok",))[0] != "ok":
+
+    # Where the handshake has outcomes a tie decides (alternatives), the run is judged
+    # against the one it matches (check/handshake.py _closest): where the run's
+    # connect() succeeded, as it does in one of them, a teardown is owed, or it would go
+    # unjudged without a word whenever the main outcome is a failure (gen-11207, gen-11254 on 6.18, before the hand-over
+    # fix in handshake_sim.client_gets(): a pass with the teardown silently left out).
+    def connected(p: Prediction) -> bool:
+        return p.calls.get(("client", "connect"), ("ok",))[0] == "ok"
+
+    if not connected(prediction) and not (
+        record is not None
+        and any(c.host == "client" and c.call == "connect" and c.result == "ok" for c in record.apps)
+        and any(map(connected, prediction.alternatives))
+    ):
         return None
     teardown = teardown_for(sc, kernel, sysctls, record)
     if teardown is not None and teardown.unsupported and prediction.established:
