@@ -94,7 +94,8 @@ def first_after_connect(steps, record: Record | None) -> dict:
         # connection, not the first sent (gen-11191 on 6.18: SYN-ACK #1 held 2 s came
         # after #2, the FIN 0.5 s after #2; timed from #1 the FIN left at connect())
         answers = sorted(
-            (s for s in record.sent_by("server", "syn-ack") if s.t_out is not None), key=lambda s: s.t_out
+            (s for s in record.sent_by("server", "syn-ack") if s.t_out is not None),
+            key=lambda s: s.t_out or 0.0,
         )
         # an RST too (close() with SO_LINGER 0): at the request's rcv_nxt it drops the
         # request (tcp_check_req(), embryonic_reset; gen-7144 on 6.18)

@@ -174,8 +174,9 @@ def _teardown(
     # Where the handshake has outcomes a tie decides (alternatives), the run is judged
     # against the one it matches (check/handshake.py _closest): where the run's
     # connect() succeeded, as it does in one of them, a teardown is owed, or it would go
-    # unjudged without a word whenever the main outcome is a failure (gen-11207, gen-11254 on 6.18, before the hand-over
-    # fix in handshake_sim.client_gets(): a pass with the teardown silently left out).
+    # unjudged without a word whenever the main outcome is a failure (gen-11207,
+    # gen-11254 on 6.18, before the hand-over fix in handshake_sim.client_gets(): a
+    # pass with the teardown silently left out).
     def connected(p: Prediction) -> bool:
         return p.calls.get(("client", "connect"), ("ok",))[0] == "ok"
 
