@@ -7,7 +7,18 @@ stated here, and check that the run left nothing behind.
 from __future__ import annotations
 
 import pytest
-from labhelpers import ALL, calls, failed_checks, lab_processes, result, segments, states, strip_counters
+from labhelpers import (
+    ALL,
+    SLOW_MACHINE,
+    calls,
+    failure_report,
+    lab_processes,
+    passes_here,
+    result,
+    segments,
+    states,
+    strip_counters,
+)
 from tcplab.core.model.kernel import Kernel
 
 pytestmark = pytest.mark.root
@@ -24,13 +35,17 @@ def test_scenario_passes_on_this_kernel(catalogue, name):
     """Every scenario file, each claim's evidence: the verdict of its own checks (and
     the model's) on this kernel."""
     res = result(catalogue, name)
-    assert res["verdict"] == "pass", failed_checks(res)
+    assert passes_here(res), failure_report(res)
     assert res["checks"], "a pass needs checks"
 
 
 def test_cli_exit_code_and_summary(catalogue):
     proc = catalogue["proc"]
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    # 0: every run passed; in a kernel VM also 3 (could not judge), where every run
+    # that did not pass said why (passes_here): exit 3 outranks 1, so that is checked
+    allowed = {0} if SLOW_MACHINE == 1 else {0, 3}
+    assert proc.returncode in allowed, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert all(map(passes_here, catalogue["results"].values())), proc.stdout[-3000:]
     assert "tcplab summary" in proc.stdout
     assert "\x1b[" not in proc.stdout, "--no-color output must hold no control codes"
 

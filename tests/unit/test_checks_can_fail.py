@@ -18,6 +18,7 @@ from tcplab.core.check.base import MODEL_SLOP, Slop, slow_legs
 from tcplab.core.record import Record
 from tcplab.judging import rejudge
 from tcplab.format.load import load_scenario
+from tests.unit.retime import moved
 
 ROOT = Path(__file__).resolve().parents[2]
 EVIDENCE = sorted((ROOT / "evidence").glob("6.*/*.json.gz"))
@@ -129,15 +130,10 @@ def extra_segment(run, host, name, state, call):
 
 
 def _shift(run, pick, by):
+    """The picked events later by `by`; a retransmitted segment with its kernel's
+    tracepoint (tests/unit/retime.py)."""
     out = copy.deepcopy(run)
-    for e in out["events"]:
-        if pick(e):
-            e["t"] += by
-            if e.get("t_out") is not None:
-                e["t_out"] += by
-            if e.get("t_end") is not None:
-                e["t_end"] += by
-    return out
+    return moved(out, [e for e in out["events"] if pick(e)], by)
 
 
 def later_segment(which, by):

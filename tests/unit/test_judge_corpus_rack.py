@@ -6,6 +6,7 @@ the same records bent the way a kernel doing otherwise would have left them."""
 
 from __future__ import annotations
 
+from tests.unit.retime import moved as retimed
 from tests.unit.test_judge_corpus import failed_names, judge
 
 
@@ -24,9 +25,7 @@ def moved(sender: str, name: str, nth: int, by: float):
     """The run with one segment sent `by` later (and released as much later)."""
 
     def bend(run: dict) -> dict:
-        seg = segment(run, sender, name, nth)
-        later = {**seg, "t": seg["t"] + by, "t_out": None if seg["t_out"] is None else seg["t_out"] + by}
-        return {**run, "events": [later if e is seg else e for e in run["events"]]}
+        return retimed(run, [segment(run, sender, name, nth)], by)
 
     return bend
 

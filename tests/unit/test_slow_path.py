@@ -19,6 +19,7 @@ from tcplab.core.craft import tsval_of
 from tcplab.core.model.teardown.observe import kernel_rtt_range
 from tcplab.core.record import Record
 from tcplab.format.load import load_scenario
+from tests.unit.retime import moved
 from tcplab.judging import rejudge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,11 +156,8 @@ def test_a_retransmission_late_within_the_way_out_is_not_judged():
 def test_a_retransmission_late_beyond_the_way_out_fails():
     run = copy.deepcopy(saved("6.1-syn-lost-many"))
     port = segments(run, "client", "syn")[0]["sport"]
-    for s in segments(run, "client", "syn"):
-        if s["sport"] == port and s["nth"] == 2:
-            s["t"] += 0.2
-            s["t_out"] = None if s["t_out"] is None else s["t_out"] + 0.2
-    res = judge(run)
+    late = [s for s in segments(run, "client", "syn") if s["sport"] == port and s["nth"] == 2]
+    res = judge(moved(run, late, 0.2))  # with its tracepoint: the kernel's lateness
     assert res.verdict == "fail" and any("syn #2" in f for f in failed(res)), failed(res)
 
 

@@ -15,6 +15,7 @@ from tcplab.core.check.base import (
 )
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
+from tcplab.core.check.stamps import stamps_behind
 from tcplab.core.model.prediction import Prediction
 from tcplab.core.record import Record
 
@@ -43,6 +44,13 @@ def check_model(prediction: Prediction, record: Record) -> list[Check]:
         )
         checks = [machine_too_slow(c, why) if c.tolerance is not None and c.judged else c for c in checks]
     checks = _slow_way_out(checks, record)
+    behind, proof = stamps_behind(record)
+    if behind > SLOP_CAP:  # the record's times are the hook's, not the kernel's
+        why = (
+            f"the router stamped segments up to {behind * 1000:.0f} ms after their kernel "
+            f"sent them (cap {SLOP_CAP * 1000:.0f} ms): {proof}"
+        )
+        checks = [machine_too_slow(c, why) if c.judged and not c.passed else c for c in checks]
     return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c for c in checks]
 
 

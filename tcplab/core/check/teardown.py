@@ -79,12 +79,14 @@ def _as_the_router_named(pred: TeardownPrediction, record: Record) -> TeardownPr
     one the router names `fin` (and so which ACK is `fin-ack` and which `last-ack`) is
     the order the two reached it, not the kernels' doing (gen-4222: the two close()
     calls 20 us apart, the later one's FIN at the router first). When the model's first
-    FIN is the other host's and both hosts went through CLOSING, its names follow the
-    router's."""
+    FIN is the other host's and both hosts closed first (FIN_WAIT1: each sent its FIN
+    before the other's came), its names follow the router's. Not only through CLOSING:
+    an ACK of one FIN may overtake the other FIN at the router (a FIN the hook queues,
+    an ACK it lets pass), and that host goes through FIN_WAIT2 (gen-5039 in CI)."""
     seen = [s for s in record.segments if s.name == "fin" and not s.injected]
     want = [s for s in pred.segments if s.name == "fin"]
-    closing = all(any(x.state == "CLOSING" for x in pred.states.get(h, [])) for h in ("client", "server"))
-    if not (seen and want and closing and seen[0].sender != want[0].sender):
+    crossed = all(any(x.state == "FIN_WAIT1" for x in pred.states.get(h, [])) for h in ("client", "server"))
+    if not (seen and want and crossed and seen[0].sender != want[0].sender):
         return pred
     return dataclasses.replace(
         pred,

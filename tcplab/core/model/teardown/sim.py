@@ -156,7 +156,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
             h.wire.setdefault((seq, not length), (seen.name, seen.nth))
         if fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
-            at = self.arrival(t + TRANSIT + held, h.name, seen.name, seen.nth)
+            at = self.arrival(t + TRANSIT + held, *self.router_key(seen, flags, seq, ack))
             # A segment that overtakes data held by the router lands beyond a hole:
             # the peer queues and SACKs it (core/model/teardown/sack.py).
             sack = self.sack_blocks(h) if flags & ACK else ()
