@@ -30,6 +30,15 @@ ANSWER_WITHIN = 0.040
 SWAPPED = {"fin": "peer-fin", "peer-fin": "fin", "fin-ack": "last-ack", "last-ack": "fin-ack"}
 
 
+def isns(record, conn: int) -> dict[str, int]:
+    """Each side's ISN on the connection: its first SYN or SYN-ACK the router saw."""
+    isn: dict[str, int] = {}
+    for s in record.segments:
+        if s.conn == conn and s.name in ("syn", "syn-ack") and not s.injected:
+            isn.setdefault(s.sender, s.seq)
+    return isn
+
+
 def relative(sender: str, flags: int, seq: int, ack: int, isn: dict[str, int]) -> tuple[int, int]:
     """(seq, ack) relative to the sender's ISN and the peer's; ack 0 without ACK."""
     peer = "server" if sender == "client" else "client"

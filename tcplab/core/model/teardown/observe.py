@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from tcplab.core.model.teardown.params import ENDINGS, RACE_NOISE, SOCKET_OPTIONS, Unsupported
-from tcplab.core.model.teardown.numbering import handshake_answers, relative
+from tcplab.core.model.teardown.numbering import handshake_answers, isns, relative
 from tcplab.core.model.teardown.paws import stamps
 from tcplab.core.model.teardown.prediction import Observed
 from tcplab.core.craft import tsval_of
@@ -149,10 +149,7 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
 def contents(record, conn: int) -> dict[tuple[str, str, int], tuple[int, int]]:
     """(sender, name, nth) -> its (seq, ack) relative to the ISNs, for the run's own
     segments (numbering.py); empty without both ISNs."""
-    isn: dict[str, int] = {}
-    for s in record.segments:
-        if s.conn == conn and s.name in ("syn", "syn-ack") and not s.injected:
-            isn.setdefault(s.sender, s.seq)
+    isn = isns(record, conn)
     if len(isn) < 2:
         return {}
     return {

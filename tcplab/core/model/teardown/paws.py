@@ -28,6 +28,7 @@ import math
 
 from tcplab.core.craft import ts_option
 from tcplab.core.model.prediction import X, Y
+from tcplab.core.model.teardown.numbering import isns
 from tcplab.core.model.teardown.params import SAME_SEGMENT
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, RST
@@ -37,10 +38,7 @@ def stamps(record, conn: int, origin: float) -> dict:
     """(sender, name, nth) -> (when the router took it in, TSval, TSecr, its ack
     relative to the peer's ISN), for the run's own segments with timestamps. TSvals
     and TSecrs are unwrapped around the first one seen of each clock."""
-    isn: dict[str, int] = {}
-    for s in record.segments:
-        if s.conn == conn and s.name in ("syn", "syn-ack") and not s.injected:
-            isn.setdefault(s.sender, s.seq)
+    isn = isns(record, conn)
     base: dict[str, int] = {}
 
     def unwrap(clock: str, v: int) -> int:
