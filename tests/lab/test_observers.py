@@ -173,6 +173,12 @@ def test_tracepoint_and_inet_diag_see_their_states():
     client = states("client", lport=port)
     assert [(e.old, e.new) for e in client[:2]] == [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
     child = states("server", rport=port)
+    if [(e.old, e.new) for e in child[:1]] == [("SYN_RECV", "ESTABLISHED")]:
+        # 6.1 reports the child's clone as LISTEN->SYN_RECV on the listener's own
+        # addresses (remote port 0), at the same moment (docs/kernel-notes.md, the 6.1 run).
+        clone = states("server", rport=0, old="LISTEN", new="SYN_RECV")
+        assert clone and abs(clone[-1].t - child[0].t) < 0.05, clone  # one softirq
+        child = [clone[-1], *child]
     assert [(e.old, e.new) for e in child[:2]] == [("LISTEN", "SYN_RECV"), ("SYN_RECV", "ESTABLISHED")]
     # The tracepoint shows the server's child only when the handshake completes, after
     # the drop rule went at 1.3 s, and never shows TIME_WAIT.

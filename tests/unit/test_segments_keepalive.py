@@ -68,3 +68,26 @@ def test_both_names_can_come_from_either_side():
     for name in ("keepalive", "keepalive-ack"):
         assert VOCABULARY[name][1] == {"client", "server"}
         assert VOCABULARY[name][2] is False  # no sequence space: never a retransmission
+
+
+def test_an_ack_overtaken_by_its_senders_fin_is_not_a_probe():
+    # The server closed first; the client's delayed ACK of that FIN was built at seq
+    # x+1 just before its own FIN (x+1), and reached the router 3 ms after it (6.1 under
+    # TCG, gen-5002). No probe is sent while the FIN is in flight.
+    segs = handshake() + [
+        s2c(FIN | ACK, Y + 1, X + 1),
+        c2s(FIN | ACK, X + 1, Y + 2),
+        c2s(ACK, X + 1, Y + 2),
+    ]
+    assert [n for n, *_ in names(segs)[3:]] == ["fin", "peer-fin", "fin-ack"]
+
+
+def test_a_probe_after_its_senders_fin_was_acked_is_a_probe():
+    # Half-closed (shutdown: wr) and ACKed: FIN_WAIT2 with keepalive on probes at
+    # snd_una - 1, which is the FIN's own sequence number.
+    segs = handshake() + [
+        c2s(FIN | ACK, X + 1, Y + 1),
+        s2c(ACK, Y + 1, X + 2),
+        c2s(ACK, X + 1, Y + 1),
+    ]
+    assert [n for n, *_ in names(segs)[3:]] == ["fin", "fin-ack", "keepalive"]
