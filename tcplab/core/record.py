@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import overload
 
+from tcplab.core.fin_order import agree_on_fin_order
 from tcplab.core.events import (
     AppCalled,
     Event,
@@ -100,6 +101,7 @@ class Record:
                 rec.faults.append(ev)
             elif isinstance(ev, StateChanged) and "tracepoint_states" not in obs:
                 rec.merged.append(ev)  # saved merged: merging again would lose handovers
+        rec.segments = agree_on_fin_order(rec.segments)  # saved before it was done at the run
         rec.tracepoint_states = _states_from_json(obs.get("tracepoint_states", []))
         rec.diag_states = _states_from_json(obs.get("diag_states", []))
         return rec
@@ -166,7 +168,7 @@ class Record:
         """In the order the router received them, once nothing refers to them by
         position any more: the hook's queued segments and the observer's passing ones
         arrive through two processes (tcplab/lab/hook/observer.py)."""
-        self.segments.sort(key=lambda s: s.t)
+        self.segments = agree_on_fin_order(sorted(self.segments, key=lambda s: s.t))
         self._delayed.clear()
         self._ids.clear()
 

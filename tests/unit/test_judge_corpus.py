@@ -624,3 +624,66 @@ def test_an_ack_that_overtook_the_other_fin_at_the_router_is_judged():
         return {**run, "events": [later(e) for e in run["events"]]}
 
     assert "model: server states after ESTABLISHED" in failed_names(judge("gen-5039-ci", bend))
+
+
+@pytest.mark.parametrize("name", ["gen-12088", "gen-12038"])
+def test_the_give_up_limit_inside_the_timers_slack_is_a_race(name):
+    """The server in LAST_ACK after shutdown(SHUT_RDWR) (not orphaned: tcp_retries2=4,
+    a 6.2 s limit), its FIN always dropped. Nominally the fifth RTO expiry came 30 R =
+    6.12 s after the first, under the limit; but each timer since fired up to its
+    wheel slack late and each next wait ran from there, and on 6.18 that expiry came
+    6.27 s after the first and the server gave up. Both ways are modelled; the check
+    says which the record showed."""
+    res = judge(name)
+    states = next(c for c in res.checks if c.name == "model: server states after ESTABLISHED")
+    assert res.verdict == "pass", failed_names(res)
+    assert "reached the give-up limit" in states.evidence
+
+
+def test_a_give_up_before_the_limit_is_a_failure():
+    """gen-12088 bent: the server gives up at the fourth RTO expiry (4.33 s, 2.9 s after
+    the first, far under the 6.2 s limit and its slack) instead of sending its sixth
+    FIN there. No order explains that."""
+
+    def bend(run):
+        fin6 = next(
+            e
+            for e in run["events"]
+            if e.get("kind") == "segment" and e.get("name") == "peer-fin" and e["nth"] == 6
+        )
+
+        def keep(e):
+            return e is not fin6 and not (e.get("kind") == "kernel" and abs(e["t"] - fin6["t"]) < 0.001)
+
+        def earlier(e):
+            if e.get("kind") == "state" and e.get("host") == "server" and e.get("to") == "CLOSE":
+                return {**e, "t": fin6["t"]}
+            return e
+
+        bent = drop_events(run, keep)
+        obs = bent["observation"]
+        bent["observation"] = {**obs, "tracepoint_states": [earlier(e) for e in obs["tracepoint_states"]]}
+        return {**bent, "events": [earlier(e) for e in bent["events"]]}
+
+    res = judge("gen-12088", bend)
+    assert res.verdict == "fail", [c.name for c in res.checks]
+
+
+def test_the_acks_are_named_by_the_fin_order_the_hook_acted_on():
+    """gen-12055: both closed at one moment, `drop: fin`; both FINs reached the router
+    stamped 1.003047 s. The hook took the client's first (`fin`, dropped), the
+    observer the server's, and named the client's ACK of the server's FIN `fin-ack`
+    where the model, following the hook, said `last-ack` (core/fin_order.py). Had the
+    client not ACKed the server's FIN at all, that is a failure."""
+    res = judge("gen-12055")
+    assert res.verdict == "pass", failed_names(res)
+    bent = judge(
+        "gen-12055",
+        lambda r: drop_events(
+            r,
+            lambda e: (
+                not (e.get("kind") == "segment" and e.get("name") == "fin-ack" and e.get("from") == "client")
+            ),
+        ),
+    )
+    assert "model: client last-ack count" in failed_names(bent)

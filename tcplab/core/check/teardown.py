@@ -171,6 +171,17 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
                 ],
             )
         )
+    if any(p.giveup_choice for p in [pred, *pred.alternatives]):
+        ways = "; ".join(
+            filter(
+                None,
+                [
+                    ways,
+                    "the retransmission timer, late within its slack, "
+                    + ("reached the give-up limit" if best.giveup_early else "came before the give-up limit"),
+                ],
+            )
+        )
     note = (
         f"race: {n} outcomes modelled, judged as {ways}"
         if n > 1

@@ -58,6 +58,7 @@ class Host:
         self.rto_count = 0
         self.first_rto: float | None = None
         self.slack = 0.0  # timer lateness along this host's FIN chain
+        self.first_rto_slack = 0.0  # what of it had built up by the first RTO expiry
         # Sequence space: snd is where this host's FIN goes (after all its data), rcv
         # what it expects next from the peer (its rcv_nxt); unread, bytes not yet read.
         self.snd = X + 1 if name == "client" else Y + 1

@@ -54,7 +54,9 @@ def predict_teardown(
         if samples:  # what the run's ACKs taught the kernel, not only the handshake
             rtt[h], rto[h] = rtt_estimate(kernel, params[h], samples)
 
-    def sim(shifts=None, delack_late=False, rack_wait=False, backlog_quiet=False) -> TeardownPrediction:
+    def sim(
+        shifts=None, delack_late=False, rack_wait=False, backlog_quiet=False, giveup_early=False
+    ) -> TeardownPrediction:
         return Sim(
             kernel,
             params,
@@ -70,17 +72,20 @@ def predict_teardown(
             delack_late,
             rack_wait,
             backlog_quiet,
+            giveup_early,
         ).run(until)
 
-    def each(shifts, delack_late, rack_wait, orders, nested=True, flipped=()) -> TeardownPrediction | None:
+    def each(
+        shifts, delack_late, rack_wait, orders, nested=True, flipped=(), giveup_early=False
+    ) -> TeardownPrediction | None:
         """One order's outcome (_try); where an old ACK raced an ACK's leaving
         (Receive.backlog_ack()), the same order with that ACK taken silently too; and
         where this outcome met a race of its own that main did not (a timer whose
         bucket an answer sent only in this outcome reached: gen-9107 on 6.18, the FIN's
         delayed ACK waiting and the server's data landing inside the client's loss
         probe's bucket), each such race flipped once too."""
-        flags = {"delack_late": delack_late, "rack_wait": rack_wait}
-        plain = not shifts and not delack_late and not rack_wait
+        flags = {"delack_late": delack_late, "rack_wait": rack_wait, "giveup_early": giveup_early}
+        plain = not shifts and not delack_late and not rack_wait and not giveup_early
         out = main if plain else _try(main, lambda: sim(shifts or None, **flags), orders)
         if out is not None and flipped:
             out.flipped = flipped
@@ -98,16 +103,33 @@ def predict_teardown(
                 if mine in known or (race.host, race.step) in (shifts or {}):
                     continue
                 more = {**(shifts or {}), (race.host, race.step): _other_side(race)[0]}
-                inner = each(more, delack_late, rack_wait, orders, nested=False, flipped=(race,))
+                inner = each(
+                    more,
+                    delack_late,
+                    rack_wait,
+                    orders,
+                    nested=False,
+                    flipped=(race,),
+                    giveup_early=giveup_early,
+                )
                 if inner is not None and inner.delack_choice and not delack_late:
                     # as the orders of main's races are: the FIN's delayed ACK both ways
                     # (gen-7005: in the flipped order the client's close() came 0.2 ms
                     # after the server's FIN, and its own FIN carried the ACK)
-                    each(more, True, rack_wait, orders, nested=False, flipped=(race,))
+                    each(
+                        more,
+                        True,
+                        rack_wait,
+                        orders,
+                        nested=False,
+                        flipped=(race,),
+                        giveup_early=giveup_early,
+                    )
         return out
 
     main = sim()
-    if observed is None or not (main.races or main.delack_choice or main.rack_choice or main.backlog_choice):
+    choices = (main.races, main.delack_choice, main.rack_choice, main.backlog_choice, main.giveup_choice)
+    if observed is None or not any(choices):
         return main
     groups, left_out = _chosen(main.races)
     races = [r for g in groups for r in g]
@@ -122,13 +144,16 @@ def predict_teardown(
             key = (race.host, race.step)
             shifts[key], at[key] = _other_side(race)
         orders = tuple(at.get((r.host, r.step), r.call_t) > r.arrival_t for r in races)
-        out = each(shifts, False, False, orders)
-        if out is not None and out.delack_choice:
-            each(shifts, True, False, orders)
-        if out is not None and out.rack_choice:  # RACK's reordering timer, both ways
-            late = each(shifts, False, True, orders)
-            if late is not None and late.delack_choice:
-                each(shifts, True, True, orders)
+        for giveup_early in (False, True):
+            out = each(shifts, False, False, orders, giveup_early=giveup_early)
+            if out is not None and out.delack_choice:
+                each(shifts, True, False, orders, giveup_early=giveup_early)
+            if out is not None and out.rack_choice:  # RACK's reordering timer, both ways
+                late = each(shifts, False, True, orders, giveup_early=giveup_early)
+                if late is not None and late.delack_choice:
+                    each(shifts, True, True, orders, giveup_early=giveup_early)
+            if out is None or not out.giveup_choice:  # the give-up limit in a timer's slack
+                break
     return main
 
 

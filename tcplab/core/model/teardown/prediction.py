@@ -108,6 +108,11 @@ class TeardownPrediction:
     # (Receive.backlog_ack()): this prediction answers it with a duplicate ACK, an
     # alternative takes it silently.
     backlog_choice: bool = False
+    # An RTO expiry where the give-up limit fell within what the timers since the first
+    # RTO may have run late (Timers.fin_timer): this prediction goes on retransmitting,
+    # an alternative gives up there.
+    giveup_choice: bool = False
+    giveup_early: bool = False  # this prediction is the one that gave up
     unmodelled_orders: list[str] = field(default_factory=list)  # why, for each
     alternatives: list[TeardownPrediction] = field(default_factory=list)
 

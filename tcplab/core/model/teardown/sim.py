@@ -53,10 +53,11 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
         delack_late: bool = False,
         rack_wait: bool = False,
         backlog_quiet: bool = False,
+        giveup_early: bool = False,
     ):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
-        self.delack_late, self.rack_wait = delack_late, rack_wait
+        self.delack_late, self.rack_wait, self.giveup_early = delack_late, rack_wait, giveup_early
         self.backlog_quiet = backlog_quiet  # Receive.backlog_ack(): the old ACK taken silently
         self.not_modelled: str | None = None  # raised as Unsupported once the run is over
         self.ka_released: set = set()  # keepalive expiries already held once (keepalive.py)
@@ -489,5 +490,5 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
             raise Unsupported(self.not_modelled)
         self.pred.horizon = until
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
-        self.pred.rack_wait = self.rack_wait
+        self.pred.rack_wait, self.pred.giveup_early = self.rack_wait, self.giveup_early
         return self.pred

@@ -31,6 +31,7 @@ class SimBase:
     calls_done: dict[str, list[tuple[float, int, str, int]]]
     last_wire: tuple[str, int]
     rack_wait: bool
+    giveup_early: bool
     backlog_quiet: bool
     not_modelled: str | None
     ka_released: set

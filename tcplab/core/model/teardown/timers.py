@@ -88,19 +88,39 @@ class Timers(SimBase):
             self.send(t, h, FIN | ACK, "probe", h.slack)
             self.arm(t, h, "rto", h.rto)
             return
-        backed_off = min(h.rto * 2**h.rto_count, h.p.rto_max)
-        if h.first_rto is not None and t - h.first_rto >= retry_limit(h.p, h.orphaned, backed_off) - 1e-9:
+        if self.gives_up(t, h):
             # tcp_write_timeout() -> tcp_write_err(): no RST; a blocked call fails
             self.set_state(t, h, "CLOSE", h.slack, "timer")
             self.wake(t, h)
             return
-        h.first_rto = t if h.first_rto is None else h.first_rto
+        if h.first_rto is None:
+            h.first_rto, h.first_rto_slack = t, h.slack
         h.rto_count += 1
         if h.flight:  # the head of the queue is data (with the FIN collapsed into it)
             self.rto_segment(t, h)
         else:
             self.send(t, h, FIN | ACK, "timer", h.slack)
         self.arm(t, h, "rto", min(h.rto * 2**h.rto_count, h.p.rto_max))
+
+    def gives_up(self, t: float, h: Host) -> bool:
+        """At an RTO expiry: has the time since the first RTO retransmission
+        (retrans_stamp) reached the limit (retransmits_timed_out())? The kernel
+        compares its own clock: every timer since that first expiry fired up to its
+        wheel slack late, and each next wait ran from there, so the real time is the
+        nominal one plus up to what slack built up since. A limit inside that span is
+        a choice (giveup_choice): this prediction goes on, an alternative gives up
+        (gen-12088 on 6.18: 30 R nominal = 6.12 s against a 6.2 s limit; the fifth
+        RTO expiry came at 6.27 s and the server gave up)."""
+        if h.first_rto is None:
+            return False
+        backed_off = min(h.rto * 2**h.rto_count, h.p.rto_max)
+        limit, elapsed = retry_limit(h.p, h.orphaned, backed_off) - 1e-9, t - h.first_rto
+        if elapsed >= limit:
+            return True
+        if elapsed + h.slack - h.first_rto_slack >= limit:
+            self.pred.giveup_choice = True
+            return self.giveup_early
+        return False
 
     def fin_wait2_timer(self, t: float, h: Host, slack: float) -> None:
         tmo = fin_time(h.p, h.rto)
