@@ -39,6 +39,7 @@ from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.segments import Classifier
 from tcplab.lab.hook.log import SegmentLog
 from tcplab.lab.hook.outbox import Outbox
+from tcplab.lab.hook.ring import RETIRE_MS, Ring, add_ring
 from tcplab.lab.hook.selection import queued
 from tcplab.lab.hook.stamps import to_monotonic
 from tcplab.lab.rawstore import RAW_MAX
@@ -73,8 +74,9 @@ def open_socket() -> socket.socket:
     sock.setsockopt(
         socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code.raw) // 8, ctypes.addressof(code))
     )
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # stamped at receipt, as NFQUEUE's
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    add_ring(sock)  # or, without one, the observer reads the socket's queue (RCVBUF)
     sock.setblocking(False)
     return sock
 
@@ -83,10 +85,20 @@ class Observer:
     def __init__(self, sock: socket.socket, client_addrs, kinds, log: SegmentLog):
         self.sock, self.kinds, self.log = sock, kinds, log
         self.classifier = Classifier(set(client_addrs))
+        try:
+            self.ring: Ring | None = Ring(sock)
+        except OSError:  # no ring on this socket (add_ring() failed): recvmsg()
+            self.ring = None
 
     def read(self, limit: int = 256) -> int:
-        """Record what the socket holds (at most `limit` frames), in the order
-        received; returns how many frames it took."""
+        """Record what the socket holds (at most `limit` frames; from the ring,
+        whole blocks), in the order received; returns how many frames it took."""
+        if self.ring is not None:
+            frames = self.ring.frames(max(1, limit // 256))
+            for sec, nsec, pkttype, data in frames:
+                if pkttype != PACKET_OUTGOING:
+                    self.observed(to_monotonic(sec + nsec / 1e9), data)
+            return len(frames)
         for n in range(limit):
             try:
                 data, anc, _flags, addr = self.sock.recvmsg(RAW_MAX, 64)
@@ -205,7 +217,11 @@ def main() -> None:
         ready = select.select([sock, ctl], [], [], 0.5)[0]
         while obs.read():  # until the socket is empty
             log.flush()
-        if ctl in ready:  # the hook stopped, after the traffic: all is read
+        if ctl in ready:  # the hook stopped, after the traffic
+            # the ring's last block is handed over RETIRE_MS after its first frame
+            time.sleep(3 * RETIRE_MS / 1000 if obs.ring is not None else 0)
+            while obs.read():
+                log.flush()
             break
     log.close()
     log.event("observer", drops=obs.drops())
