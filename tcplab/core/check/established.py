@@ -152,8 +152,8 @@ def _abort(
 
 def _link_down_at(record: Record, fault) -> float:
     """When the router's link really went down (the hook's event, stamped once
-    set_link() returned), 0 without one. A segment that reached the hook before that
-    waited in its queue while set_link() ran and met the router's kernel, whose
+    setting it returned: lab/hook/faults.py Links.set()), 0 without one. A segment that
+    reached the hook before that waited in its queue while the link was set and met the router's kernel, whose
     ip_error() spends the ICMP rate limit's tokens, only then: the buckets run on
     max(arrival, this) (gen-10219 on 6.18: set_link() took 0.28 s, the first data
     came 0.18 s into it and drew its ICMP when it returned; on its arrival stamp the
