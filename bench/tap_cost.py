@@ -1,6 +1,7 @@
 """What watching costs the path: bulk throughput through a bare lab, with a packet
 socket in the router that nobody reads, with one read and thrown away by a minimal
-loop, and with tcplab's hook and observer armed (delay fin by 1ms).
+loop (a recv per frame, or a block at a time from a TPACKET_V3 ring), and with
+tcplab's hook and observer armed (delay fin by 1ms).
 
     sudo .venv/bin/python -m bench.tap_cost      (about 30 s; one line a setting)
 
@@ -23,15 +24,23 @@ from bench import figures
 from bench import lab as blab
 from tcplab.lab import child
 from tcplab.lab.hook import observer
+from tcplab.lab.hook.ring import Ring
 
 
 def tap(how: str, netns: str) -> None:
-    """In the router namespace: the observer's socket, unread or drained."""
+    """In the router namespace: the observer's socket, unread, drained a frame at a
+    time (recv), or drained a block at a time from its ring (the observer's way)."""
     child.enter_netns(netns)
-    sock = observer.open_socket()
+    sock = observer.open_socket(ring=how != "drain")
     print("ready", flush=True)
     if how == "unread":
         sys.stdin.read()
+        return
+    if how == "ring":
+        frames = Ring(sock)
+        while sys.stdin not in select.select([sock, sys.stdin], [], [])[0]:
+            while frames.frames():
+                pass
         return
     while sys.stdin not in select.select([sock, sys.stdin], [], [])[0]:
         try:
@@ -48,7 +57,7 @@ def main() -> None:
     nbytes = 16 << 20
     with blab.lab() as plan:
         rows = [("unhooked", figures._transfers(plan, nbytes))]
-        for how in ("unread", "drain"):
+        for how in ("unread", "drain", "ring"):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.tap_cost", how, plan.router_ns],
                 stdin=subprocess.PIPE,

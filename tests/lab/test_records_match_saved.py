@@ -16,7 +16,7 @@ import json
 import platform
 
 import pytest
-from labhelpers import ROOT, SCENARIOS, result, timeline
+from labhelpers import ROOT, SCENARIOS, SLOW_MACHINE, result, timeline
 
 from tcplab.format.load import load_scenario
 
@@ -117,6 +117,12 @@ def test_record_matches_the_saved_one(catalogue, name):
         pytest.skip(f"no saved record of {name} for {platform.release()}")
     if _random(name):
         pytest.skip(f"{name} rolls dice: its segment stream differs run to run")
+    if SLOW_MACHINE > 1:
+        # A kernel VM's saved records are one run under TCG, whose slowness opens races
+        # this host's runs do not have (6.1, session 10: one more data segment and its
+        # ACK in mss, one fewer FIN in fin-lost-fast, the client's data recorded behind
+        # a link change the hook took 1.7 s over): no reference for the hook's effect.
+        pytest.skip("in a kernel VM: its saved records are one TCG run, not a reference")
     res = result(catalogue, name)
     racy, sides = RACY.get(name, set()), name not in EITHER_SIDE
     assert signature(res, racy, sides) == signature(saved, racy, sides), timeline(res)

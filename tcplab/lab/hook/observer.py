@@ -66,9 +66,10 @@ def _tcp_filter() -> bytes:
     return b"".join(struct.pack("HBBI", *op) for op in prog)
 
 
-def open_socket() -> socket.socket:
+def open_socket(ring: bool = True) -> socket.socket:
     """In the router's namespace, before the hook binds its queue: nothing the
-    queue sees can be missed."""
+    queue sees can be missed. `ring`: with its TPACKET_V3 ring (ring.py); without,
+    read with recvmsg() (bench/tap_cost.py compares the two)."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     code = ctypes.create_string_buffer(_tcp_filter())
     sock.setsockopt(
@@ -76,7 +77,8 @@ def open_socket() -> socket.socket:
     )
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # stamped at receipt, as NFQUEUE's
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
-    add_ring(sock)  # or, without one, the observer reads the socket's queue (RCVBUF)
+    if ring:
+        add_ring(sock)  # or, without one, the observer reads the socket's queue (RCVBUF)
     sock.setblocking(False)
     return sock
 
