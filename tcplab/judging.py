@@ -114,7 +114,7 @@ def judge_record(sc: Scenario, res: RunResult, record: Record) -> None:
     if sc.expect.model == "linux":
         prediction = predict(sc, kernel, res.sysctls, record)
         res.model = prediction.to_json()
-        res.checks += check_model(prediction, record)
+        res.checks += check_model(prediction, record, sc.host_faults)
 
 
 def nothing_judged(res: RunResult) -> str:

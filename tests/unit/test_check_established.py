@@ -237,3 +237,20 @@ def test_a_quiet_survivor_must_send_nothing_and_stay_established():
     noisy = {c.name: c for c in check_model(pred, keepalive_record(PROBES, 5.1019))}
     assert not noisy["model: server sends nothing after t=1s"].passed
     assert not noisy["model: server stays ESTABLISHED"].passed
+
+
+def test_a_hook_that_acted_a_fault_late_makes_a_failure_not_judged():
+    """The 6.1 TCG guest, network-down: the hook set the link down 1.78 s after its
+    time, and what it held meanwhile met the router's kernel that late. A failed check
+    of such a run is not judged; the same failure with the link down on time stays."""
+    from tcplab.core.events import FaultActed
+
+    fault = HostFault("crash", "server", 1.0)
+    flat = [2.0 + 0.204 * i for i in range(7)]  # no back-off: a failure on its own
+    for acted, judged in ((1.004, True), (2.78, False)):
+        rec = record(chain(flat), flat[-1] + 0.204)
+        rec.faults.append(FaultActed(acted, "server", "crash", "crashed: silent", fault.describe()))
+        failed = [c for c in check_model(crash_pred(), rec, (fault,)) if not c.passed]
+        assert failed and all(c.judged == judged for c in failed), failed
+        if not judged:
+            assert "done at t=2.780s, 1780 ms after t=1s" in failed[0].actual

@@ -54,3 +54,29 @@ def stamps_behind(record: Record) -> tuple[float, str]:
                     f"the {key[0]}'s kernel retransmitted it (tcp_retransmit_skb at t={t:.3f}s)"
                 )
     return worst, proof
+
+
+# The hook's own timed actions (lab/hook/faults.py FaultHook.act): a link set down or
+# up, a host made silent or brought back. Each is logged once done.
+HOOK_ACTS = ("link-down", "crash", "reboot")
+
+
+def hook_acted_late(host_faults, record: Record) -> tuple[float, str]:
+    """How long after its time the hook carried out the latest-done of its own timed
+    faults, with the proof; (0, "") without one. While it acted it took nothing off its
+    queue: every segment queued meanwhile met the router's kernel that much later than
+    its stamp says (the 6.1 TCG guest, network-down: the link set down 1.78 s late,
+    three of the client's data segments waiting behind it, and the ICMPs their drops drew
+    all came at once, against the router's rate limit as the model counts it). Paired
+    in order: each fault's time, then its end, with that fault's events."""
+    worst, proof = 0.0, ""
+    for f in host_faults:
+        if f.action not in HOOK_ACTS:
+            continue
+        due = [f.at] + ([f.until] if f.until is not None else [])
+        acted = sorted(e.t for e in record.faults if e.action == f.action and e.host == f.host)
+        for when, t in zip(due, acted):
+            if t - when > worst:
+                worst = t - when
+                proof = f"{f.describe()}: done at t={t:.3f}s, {worst * 1000:.0f} ms after t={when:g}s"
+    return worst, proof
