@@ -253,4 +253,4 @@ def test_a_hook_that_acted_a_fault_late_makes_a_failure_not_judged():
         failed = [c for c in check_model(crash_pred(), rec, (fault,)) if not c.passed]
         assert failed and all(c.judged == judged for c in failed), failed
         if not judged:
-            assert "done at t=2.780s, 1780 ms after t=1s" in failed[0].actual
+            assert "done at t=2.780s, 1780 ms after t=1s, with 4 segments waiting" in failed[0].actual

@@ -1,11 +1,11 @@
 """A count or a state sequence the model decides from the order in which a host met a
 segment and did its own things: on a machine whose hosts acted on delivered segments
-later than the model's order allows (core/check/model.py ORDER_NOISE), a failed one is
+later than the model's order allows (core/check/teardown.py _slow_to_act), a failed one is
 not judged. Constructed records: the 6.1 TCG guest's gen-3003, where the client acted
 on the server's FIN 5 ms after the router delivered it."""
 
 from tcplab.core.check.base import Check
-from tcplab.core.check.model import _slow_way_out
+from tcplab.core.check.teardown import _slow_to_act
 from tcplab.core.events import SegmentSeen, StateChanged
 from tcplab.core.record import Record
 
@@ -51,7 +51,7 @@ def checks():
 
 
 def test_a_failed_count_on_a_slow_way_is_not_judged():
-    out = {c.name: c for c in _slow_way_out(checks(), fin_record(0.0049))}
+    out = {c.name: c for c in _slow_to_act(checks(), fin_record(0.0049))}
     count = out["model: client fin-ack count"]
     assert not count.judged and count.error and "4.9 ms after the router delivered" in count.actual, count
     assert out["model: client data #2 after #1 (RTO)"].judged  # missed by far more than the way
@@ -59,5 +59,5 @@ def test_a_failed_count_on_a_slow_way_is_not_judged():
 
 
 def test_the_same_failure_on_a_quick_way_stays_a_failure():
-    out = {c.name: c for c in _slow_way_out(checks(), fin_record(0.0015))}
+    out = {c.name: c for c in _slow_to_act(checks(), fin_record(0.0015))}
     assert out["model: client fin-ack count"].judged and not out["model: client fin-ack count"].passed

@@ -267,11 +267,12 @@ def inbound_leg(record: Record) -> tuple[float, str]:
         ]
         # Longer is no way of the machine's (the other ways are fast): a segment the
         # socket's owner kept in its backlog, or a kernel slow to act, which is judged.
-        if got and worst < e.t - got[-1][0] <= SLOP_CAP:
-            worst = e.t - got[-1][0]
+        last = max(got, key=lambda x: x[0], default=None)  # by time, whatever the list's order
+        if last is not None and worst < e.t - last[0] <= SLOP_CAP:
+            worst = e.t - last[0]
             proof = (
                 f"the {e.host}'s kernel went {e.old}->{e.new} at t={e.t:.3f}s, {worst * 1000:.1f} "
-                f"ms after the router delivered {describe_segment(got[-1][1])}"
+                f"ms after the router delivered {describe_segment(last[1])}"
             )
     return max(0.0, worst - PATH_NORM), proof
 

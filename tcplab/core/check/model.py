@@ -15,7 +15,6 @@ from tcplab.core.check.base import (
 )
 from tcplab.core.check.flood import applies, check_flood
 from tcplab.core.check.handshake import check_handshake
-from tcplab.core.model.teardown.params import RACE_NOISE
 from tcplab.core.check.stamps import hook_acted_late, stamps_behind
 from tcplab.core.model.prediction import Prediction
 from tcplab.core.record import Record
@@ -24,9 +23,6 @@ from tcplab.core.record import Record
 # A tick more than 1 % slow than the lab's clock widens a 1 s timer's window by 10 ms
 # more: MODEL_SLOP's whole allowance. Past it the machine's clocks disagree too much.
 DRIFT_CAP = 0.01
-# The teardown model's race bound without lag (teardown/params.py RACE_NOISE): a host's
-# way from the router slower than this beyond PATH_NORM can reorder what it did.
-ORDER_NOISE = RACE_NOISE
 
 
 def check_model(prediction: Prediction, record: Record, host_faults: tuple = ()) -> list[Check]:
@@ -74,21 +70,4 @@ def _slow_way_out(checks: list[Check], record: Record) -> list[Check]:
     if not leg:
         return checks
     why = f"the machine was slow between the router and its hosts: {proof}"
-    checks = [machine_too_slow(c, why) if (m := missed_by(c)) is not None and m <= leg else c for c in checks]
-    if leg <= ORDER_NOISE:
-        return checks
-    # A count or a sequence of states follows from the order in which a host met a
-    # segment and its own acts (a send, a timer, a call). The model takes a segment to
-    # meet its host when the router let it go, give or take ORDER_NOISE; a host that
-    # acted on one later than that may have sent first what the model has it send
-    # after (the 6.1 TCG guest, gen-3003: the client acted on the server's FIN 5 ms
-    # after the router delivered it, and its data, sent meanwhile, drew the server's
-    # RST before the ACK of the FIN the model foresaw).
-    why = (
-        f"the machine was slow between the router and its hosts, past the "
-        f"{ORDER_NOISE * 1000:g} ms within which the model orders a segment against its "
-        f"host's own acts: {proof}"
-    )
-    return [
-        machine_too_slow(c, why) if c.tolerance is None and c.judged and not c.passed else c for c in checks
-    ]
+    return [machine_too_slow(c, why) if (m := missed_by(c)) is not None and m <= leg else c for c in checks]
