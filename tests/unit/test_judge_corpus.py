@@ -687,3 +687,21 @@ def test_the_acks_are_named_by_the_fin_order_the_hook_acted_on():
         ),
     )
     assert "model: client last-ack count" in failed_names(bent)
+
+
+def test_an_old_ack_within_paws_window_is_answered():
+    """gen-13026: the client's handshake ACK, held 50 ms, reached the server in
+    CLOSE_WAIT 1.02 ms older (by send time) than the newest segment it had taken.
+    tcp_paws_discard() allows one tick, and the TSvals say it passed: out of the
+    window, it drew a duplicate ACK (the run's fin-ack #2). The model had PAWS drop it
+    silently. Without that answer the record is wrong."""
+    res = judge("gen-13026")
+    assert res.verdict == "pass", failed_names(res)
+
+    def bend(run):
+        return drop_events(
+            run,
+            lambda e: not (e.get("kind") == "segment" and e.get("name") == "fin-ack" and e.get("nth") == 2),
+        )
+
+    assert "model: server fin-ack count" in failed_names(judge("gen-13026", bend))

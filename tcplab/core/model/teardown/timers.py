@@ -133,17 +133,46 @@ class Timers(SimBase):
         self.at(t + tmo, 2, "tw_timer", h.name, h.tw_gen, slack + self.k.slack(tmo))
 
     def old_ack(self, t: float, h: Host, sent: float | None, slack: float) -> None:
-        """A pure ACK from before what the host has since acknowledged. Older by more
-        than one timestamp tick (1 ms) than the newest segment seen, PAWS rejects it
-        first (tcp_paws_discard()): silently on the kernels Kernel.paws_old_ack_silent
-        names, not modelled before them; else it is out of the window."""
-        if sent is not None and h.ts_recent - sent > PAWS_TICK and h.state != "TIME_WAIT":
+        """A pure ACK from before what the host has since acknowledged. If PAWS rejects
+        it first (tcp_paws_discard(), old_ack_paws()): silently on the kernels
+        Kernel.paws_old_ack_silent names, not modelled before them; else it is out of
+        the window."""
+        rejected = self.old_ack_paws(h, sent) if sent is not None and h.state != "TIME_WAIT" else False
+        if rejected is None:
+            raise Unsupported(
+                f"an old ACK reaching the {h.name} one to two timestamp ticks older than the "
+                "newest it took (PAWS may reject it or not)"
+            )
+        if rejected:
             if self.k.paws_old_ack_silent:
                 return
             raise Unsupported(
                 "an old ACK rejected by PAWS (answered or not by this kernel version: not modelled)"
             )
         self.out_of_window(t, h, slack)
+
+    def old_ack_paws(self, h: Host, sent: float) -> bool | None:
+        """tcp_paws_discard() at a full socket: rejected when ts_recent - TSval >
+        TCP_PAWS_WINDOW, one tick. From the record's TSvals where it has this ACK's
+        (paws.py: ts_recent as a range); else from send times, whose TSvals tick once a
+        millisecond (tcp_clock_ms()): d ms apart they are floor(d) or ceil(d) ticks
+        apart, so rejected for certain from 2 ms on, passed up to 1 ms, and between
+        that the tick's phase decides (gen-13026 on 6.18: 1.02 ms older, passed and
+        answered; the model had rejected it). None: not known."""
+        peer = self.peer(h).name
+        stamps = self.obs.stamps if self.obs is not None else {}
+        tsval = next((v[1] for k, v in stamps.items() if k[0] == peer and abs(v[0] - sent) < 1e-9), None)
+        lo, hi, _wup = h.ts_recent_range
+        if tsval is not None and tsval < lo - 1:
+            return True
+        if tsval is not None and tsval >= hi - 1:
+            return False
+        older = h.ts_recent - sent
+        if older >= 2 * PAWS_TICK:
+            return True
+        if older <= PAWS_TICK:
+            return False
+        return None
 
     def out_of_window(self, t: float, h: Host, slack: float) -> None:
         """A pure ACK from before what this host already acknowledged (an old one, or
