@@ -705,3 +705,19 @@ def test_an_old_ack_within_paws_window_is_answered():
         )
 
     assert "model: server fin-ack count" in failed_names(judge("gen-13026", bend))
+
+
+def test_a_recv_that_returned_just_before_the_routers_stamp_read_that_segment():
+    """gen-13011: the server's bare recv() returned 46 us after the router let go the
+    request it read, which the model delivers a last hop (LAST_HOP) later: the forced
+    return came first, the request stayed unread and close() sent an RST the run never
+    had. A blocked call's observed return is now forced only
+    past the stamps' race bound. Had the server really reset, the record would show it;
+    without the client's ACK of the server's FIN it is wrong the other way."""
+    res = judge("gen-13011")
+    assert res.verdict == "pass", failed_names(res)
+    bent = judge(
+        "gen-13011",
+        lambda r: drop_events(r, lambda e: not (e.get("kind") == "segment" and e.get("name") == "last-ack")),
+    )
+    assert "model: client last-ack count" in failed_names(bent)

@@ -317,13 +317,16 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
     def observed_return(self, h: Host, i: int) -> None:
         """A blocking call's return is the app's to report: where the record has the
         call returning and the model has nothing that wakes it, the app goes on at that
-        moment all the same (what woke it is judged by the segment checks)."""
+        moment all the same (what woke it is judged by the segment checks), within the
+        stamps' race bound: a segment that close to the return stamp may be what woke
+        it (gen-13011 on 6.18: recv() returned 46 us after the router let the request
+        go, which the model delivers a last hop, LAST_HOP, after that)."""
         if self.obs is None or (h.name, i) in self.shifts:
             return
         seen = self.obs.steps[h.name]
         stamps = seen[i] if i < len(seen) else None  # (start, end) of the call
         if stamps is not None and stamps[1] is not None:
-            self.at(stamps[1], 4, "recv_timeout", h.name, h.recv_gen)
+            self.at(stamps[1] + self.obs.race, 4, "recv_timeout", h.name, h.recv_gen)
             h.returned_at = stamps[1]
 
     @staticmethod
