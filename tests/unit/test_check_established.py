@@ -4,7 +4,7 @@ same runs bent where a kernel that broke the rule would differ."""
 
 import dataclasses
 
-from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
+from tcplab.core.events import AppCalled, StateChanged
 from tcplab.core.faults import HostFault
 from tcplab.core.record import Record
 from tcplab.core.scenario import Expect, Scenario, Step
@@ -14,6 +14,7 @@ from tcplab.core.model.established import EstParams, Keepalive
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.prediction import Prediction
 from tcplab.core.model.established import with_bursts
+from unit.helpers import seen
 
 K618 = Kernel.from_release("6.18.44-fc-v657")
 HANDSHAKE = [
@@ -24,20 +25,7 @@ HANDSHAKE = [
 
 
 def seg(t, sender, name, nth=1, flags=0x18, fate="delivered", length=0):
-    return SegmentSeen(
-        t=t,
-        name=name,
-        nth=nth,
-        sender=sender,
-        flags=flags,
-        seq=1,
-        ack=1,
-        length=length,
-        fate=fate,
-        retransmission=nth > 1,
-        conn=1,
-        t_out=t + 0.0001 if fate == "delivered" else None,
-    )
+    return seen(t, sender, name, flags, nth, fate, length)
 
 
 def record(segments, closed_at=None, host="client", call=None, t_stop=30.0):

@@ -8,10 +8,11 @@ times are server-host-crash-fast's, run 1 on 6.18, stretched where the path is s
 from scapy.layers.inet import IP, TCP
 
 from tcplab.core.check.expect import check_scenario
-from tcplab.core.events import AppCalled, SegmentSeen, StateChanged
+from tcplab.core.events import AppCalled, StateChanged
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.record import Record
 from tcplab.core.scenario import Expect, HostExpect, Scenario, Step
+from unit.helpers import seen
 
 K61 = Kernel.from_release("6.1.0-50-cloud-amd64")
 # the data, its tail loss probe and 5 RTOs (server-host-crash-fast on 6.18)
@@ -26,21 +27,7 @@ def stamped(flags: str, tsval: int) -> str:
 
 
 def seg(t, sender, name, flags, nth=1, fate="delivered", length=0, raw=""):
-    return SegmentSeen(
-        raw=raw,
-        t=t,
-        name=name,
-        nth=nth,
-        sender=sender,
-        flags=flags,
-        seq=1,
-        ack=1,
-        length=length,
-        fate=fate,
-        retransmission=nth > 1,
-        conn=1,
-        t_out=t + 0.0001 if fate == "delivered" else None,
-    )
+    return seen(t, sender, name, flags, nth, fate, length, raw=raw)
 
 
 def crash_record(rtt_ms: int, gave_up_after: float, call: str = "recv") -> Record:

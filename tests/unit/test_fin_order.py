@@ -1,27 +1,14 @@
 """One FIN order for the record (core/fin_order.py): the pure ACKs the observer named
 are renamed by the FIN order the hook named (and acted on). Constructed segments."""
 
-from tcplab.core.events import SegmentSeen
 from tcplab.core.fin_order import agree_on_fin_order
+from unit.helpers import seen
 
 FA, A = 0x11, 0x10
 
 
 def seg(t, sender, name, flags, nth=1, conn=1):
-    return SegmentSeen(
-        t=t,
-        name=name,
-        nth=nth,
-        sender=sender,
-        flags=flags,
-        seq=1,
-        ack=1,
-        length=0,
-        fate="delivered",
-        retransmission=False,
-        conn=conn,
-        t_out=t,
-    )
+    return seen(t, sender, name, flags, nth, conn=conn, t_out=t)
 
 
 def names(segments):

@@ -6,8 +6,9 @@ on the server's FIN 5 ms after the router delivered it."""
 
 from tcplab.core.check.base import Check
 from tcplab.core.check.teardown import _slow_to_act
-from tcplab.core.events import SegmentSeen, StateChanged
+from tcplab.core.events import StateChanged
 from tcplab.core.record import Record
+from unit.helpers import seen
 
 C, S = ("198.18.1.2", 33126), ("198.19.1.2", 8080)
 
@@ -15,24 +16,7 @@ C, S = ("198.18.1.2", 33126), ("198.19.1.2", 8080)
 def fin_record(acted_after: float) -> Record:
     r = Record(t0=0.0)
     r.segments = [
-        SegmentSeen(
-            t=0.1864,
-            name="fin",
-            nth=1,
-            sender="server",
-            flags=0x11,
-            seq=1,
-            ack=1,
-            length=0,
-            fate="delivered",
-            retransmission=False,
-            conn=1,
-            t_out=0.1874,
-            src=S[0],
-            sport=S[1],
-            dst=C[0],
-            dport=C[1],
-        )
+        seen(0.1864, "server", "fin", 0x11, t_out=0.1874, src=S[0], sport=S[1], dst=C[0], dport=C[1])
     ]
     r.tracepoint_states = [
         StateChanged(
