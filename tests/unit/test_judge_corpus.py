@@ -721,3 +721,25 @@ def test_a_recv_that_returned_just_before_the_routers_stamp_read_that_segment():
         lambda r: drop_events(r, lambda e: not (e.get("kind") == "segment" and e.get("name") == "last-ack")),
     )
     assert "model: client last-ack count" in failed_names(bent)
+
+
+def test_an_answer_to_a_late_syn_ack_may_carry_the_datas_name():
+    """gen-13011 as CI met it (rebuilt from the timeline it printed): the SYN-ACK
+    answering the router's copy of the SYN, held 10 ms, reached the client 0.2 ms after
+    its FIN left, so the client's answer was named `data-ack`; in the first run it
+    came 0.4 ms before the data and was `ack` #2. An answer whose window holds the
+    client's first data or FIN counts as one or the other (check/handshake.py
+    _renamed_answers). A third ACK is still one too many."""
+    res = judge("gen-13011-ci")
+    ack = next(c for c in res.checks if c.name == "model: client ack count")
+    assert res.verdict == "pass" and ack.expected == "1 to 2", failed_names(res)
+
+    def bend(run):
+        first = next(e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "ack")
+        extra = [
+            {**first, "t": first["t"] + d, "t_out": first["t_out"] + d, "nth": n}
+            for d, n in ((0.0002, 2), (0.0003, 3))
+        ]
+        return {**run, "events": run["events"] + extra}
+
+    assert "model: client ack count" in failed_names(judge("gen-13011-ci", bend))
