@@ -743,3 +743,15 @@ def test_an_answer_to_a_late_syn_ack_may_carry_the_datas_name():
         return {**run, "events": run["events"] + extra}
 
     assert "model: client ack count" in failed_names(judge("gen-13011-ci", bend))
+
+
+def test_data_within_a_last_hop_of_a_recv_return_is_not_judged():
+    """gen-12055 in a run of the lab tests (rebuilt from the timeline printed): the
+    server's bare recv() returned 24 us after the router let go the last of the client's
+    three data segments, which the model delivers 50 us after that (LAST_HOP). Read by
+    that call or left for close() to reset, the stamps cannot tell: the teardown is not
+    judged, where it was a false FAIL (an RST foreseen)."""
+    res = judge("gen-12055-ci")
+    assert res.verdict in ("pass", "error"), failed_names(res)
+    abstained = [c for c in res.checks if not c.judged]
+    assert any("within a last hop of a recv()'s return" in str(c.actual) for c in abstained), abstained
