@@ -52,12 +52,17 @@ def check_model(prediction: Prediction, record: Record, host_faults: tuple = ())
             f"the router stamped segments up to {behind * 1000:.0f} ms after their kernel "
             f"sent them (cap {SLOP_CAP * 1000:.0f} ms): {proof}"
         )
-        checks = [machine_too_slow(c, why) if c.judged and not c.passed else c for c in checks]
+        checks = _failures_not_judged(checks, why)
     acted, proof = hook_acted_late(host_faults, record)
     if acted > SLOP_CAP:  # its queue waited as long: what it held met the kernel that late
         why = f"the hook carried out a timed fault late (cap {SLOP_CAP * 1000:.0f} ms): {proof}"
-        checks = [machine_too_slow(c, why) if c.judged and not c.passed else c for c in checks]
+        checks = _failures_not_judged(checks, why)
     return abstained + [too_slow(c) if c.slop is not None and c.slop > SLOP_CAP else c for c in checks]
+
+
+def _failures_not_judged(checks: list[Check], why: str) -> list[Check]:
+    """Every judged check that failed becomes not judged, for `why` (the run an error)."""
+    return [machine_too_slow(c, why) if c.judged and not c.passed else c for c in checks]
 
 
 def _slow_way_out(checks: list[Check], record: Record) -> list[Check]:

@@ -173,45 +173,22 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
     )
     n = 1 + len(pred.alternatives)
     if pred.rack_choice:
-        ways = "; ".join(
-            filter(
-                None,
-                [
-                    ways,
-                    "RACK "
-                    + (
-                        "waited for its reordering timer"
-                        if best.rack_wait
-                        else "re-sent the hole's data at once"
-                    ),
-                ],
-            )
+        ways = _and(
+            ways,
+            "RACK "
+            + ("waited for its reordering timer" if best.rack_wait else "re-sent the hole's data at once"),
         )
     if pred.delack_choice:
-        ways = "; ".join(
-            filter(
-                None,
-                [
-                    ways,
-                    "the delayed ACK of the FIN "
-                    + (
-                        "waited (and what the host sent next carried it)"
-                        if best.delack_late
-                        else "left at once"
-                    ),
-                ],
-            )
+        ways = _and(
+            ways,
+            "the delayed ACK of the FIN "
+            + ("waited (and what the host sent next carried it)" if best.delack_late else "left at once"),
         )
     if any(p.giveup_choice for p in [pred, *pred.alternatives]):
-        ways = "; ".join(
-            filter(
-                None,
-                [
-                    ways,
-                    "the retransmission timer, late within its slack, "
-                    + ("reached the give-up limit" if best.giveup_early else "came before the give-up limit"),
-                ],
-            )
+        ways = _and(
+            ways,
+            "the retransmission timer, late within its slack, "
+            + ("reached the give-up limit" if best.giveup_early else "came before the give-up limit"),
         )
     note = (
         f"race: {n} outcomes modelled, judged as {ways}"
@@ -220,6 +197,11 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
     )
     best.races, best.unmodelled_orders = pred.races, pred.unmodelled_orders
     return best, note
+
+
+def _and(ways: str, more: str) -> str:
+    """One more way the judged outcome went, after those said so far."""
+    return "; ".join(filter(None, [ways, more]))
 
 
 def _offset(pred: TeardownPrediction, record: Record) -> float | None:
