@@ -202,8 +202,16 @@ def test_tracepoint_and_inet_diag_see_their_states():
     ]
     seen = [d["new"] for d in conn]
     # Polling misses short states (the server's ESTABLISHED lasts microseconds here), but
-    # the request sock lived 1.3 s and the timewait minisocket outlives the test.
-    assert seen[0] == "SYN_RECV" and seen[-1] == "TIME_WAIT", f"inet_diag saw {seen}"
+    # the request sock lived 1.3 s and the timewait minisocket outlives the test. On a
+    # failure, both observers' view of the connection is printed: a CI run once saw
+    # ['SYN_RECV', 'CLOSE'] here and printed too little to say why.
+    views = {
+        "polled": [(round(d["mono"] - t0, 4), d["old"], d["new"]) for d in conn],
+        "traced": [(round(e.t, 4), e.host, e.old, e.new) for e in events if isinstance(e, StateChanged)],
+        "noted": [(round(e.t, 4), e.host, e.event) for e in events if isinstance(e, KernelNoted)],
+        "last dump": polled["ours"],
+    }
+    assert seen[0] == "SYN_RECV" and seen[-1] == "TIME_WAIT", f"inet_diag saw {seen}: {views}"
     # One clock: the request sock was polled within a few polls after the client's
     # SYN_SENT tracepoint, more than a second before the server child's.
     seen_after = conn[0]["mono"] - t0 - client[0].t
