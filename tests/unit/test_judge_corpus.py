@@ -755,3 +755,35 @@ def test_data_within_a_last_hop_of_a_recv_return_is_not_judged():
     assert res.verdict in ("pass", "error"), failed_names(res)
     abstained = [c for c in res.checks if not c.judged]
     assert any("within a last hop of a recv()'s return" in str(c.actual) for c in abstained), abstained
+
+
+def test_an_ack_reaching_the_listener_after_the_request_died_draws_an_rst():
+    """gen-14297: the client's handshake ACK was held 2 s; meanwhile the client closed
+    with SO_LINGER 0 and its RST dropped the server's request. The ACK then found only
+    the listener, which answers an ACK in LISTEN with an RST (seq = its ack); the
+    model had the server send nothing. That RST is counted, and the client, gone by
+    then, answers nothing. A record without it, or with a second one, is wrong."""
+    res = judge("gen-14297")
+    assert res.verdict == "pass", failed_names(res)
+
+    def without(run):
+        return drop_events(
+            run,
+            lambda e: (
+                not (e.get("kind") == "segment" and e.get("name") == "rst" and e.get("from") == "server")
+            ),
+        )
+
+    def twice(run):
+        rst = next(
+            e
+            for e in run["events"]
+            if e.get("kind") == "segment" and e.get("name") == "rst" and e.get("from") == "server"
+        )
+        return {
+            **run,
+            "events": run["events"] + [{**rst, "t": rst["t"] + 0.01, "t_out": rst["t_out"] + 0.01, "nth": 2}],
+        }
+
+    assert "model: server rst count" in failed_names(judge("gen-14297", without))
+    assert "model: server rst count" in failed_names(judge("gen-14297", twice))

@@ -319,7 +319,7 @@ class HandshakeSim(ArrivalRaces):
         return (t, slack)
 
     # server ---------------------------------------------------------------------------
-    def server_gets(self, t: float, flags: int, length: int, slack: float, seq: int) -> None:
+    def server_gets(self, t: float, flags: int, length: int, slack: float, seq: int, ack: int = 0) -> None:
         if self.held_timer is not None:  # the held expiry runs right after this
             self.at(t + 1e-6, "req_timer", self.held_timer, True)
             self.held_timer = None
@@ -377,6 +377,14 @@ class HandshakeSim(ArrivalRaces):
             self.req, self.server_child = None, True  # the ACK or data completes it
             self.pred.server_connected = True
             self.change("server", t, "ESTABLISHED")
+        elif flags & ACK and not self.server_child:
+            # No request any more (an RST or the SYN-ACK timer dropped it) and no child:
+            # the segment finds the listener, whose tcp_rcv_state_process() returns 1
+            # for an ACK in LISTEN (tcp_v4_cookie_check() hands it back unless a cookie
+            # validates), or no socket at all; either way tcp_v4_send_reset(): an RST,
+            # seq = the segment's ack, no ACK bit (gen-14297 on 6.18: the handshake
+            # ACK, held 2 s, reached the listener 1.9 s after the client's RST).
+            self.send(t, "server", RST, ack, 0, "answer", slack)
 
     def req_timer(self, t: float, gen: int, deferred: bool = False) -> None:
         req = self.req
@@ -431,15 +439,15 @@ class HandshakeSim(ArrivalRaces):
                 if sender == "client":
                     if self.arrived_late(t, args):
                         continue
-                    self.server_gets(t, flags, length, slack, seq)
+                    self.server_gets(t, flags, length, slack, seq, ack)
                     if self.late_held is not None:  # the one held for this: right after it
                         self.at(t + 1e-6, "arrive_held", *self.late_held[1])
                         self.late_held = None
                 else:
                     self.client_gets(t, flags, slack, ack)
             elif what == "arrive_held":
-                _sender, flags, length, slack, seq, _ack = args
-                self.server_gets(t, flags, length, slack, seq)
+                _sender, flags, length, slack, seq, ack = args
+                self.server_gets(t, flags, length, slack, seq, ack)
             elif what == "late_latest" and self.late_held is not None and self.late_held[0] == args[0]:
                 self.void = True  # nothing came after it within its lateness: main's outcome
                 break

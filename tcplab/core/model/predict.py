@@ -32,6 +32,11 @@ from tcplab.core.model.teardown.prediction import TeardownPrediction, gone_at
 from tcplab.core.record import Record
 from tcplab.core.scenario import Scenario
 
+LISTENER_RST_TO_LIVE_CLIENT = (
+    "the server's request was dropped, and a client segment reaching the listener draws "
+    "an RST (tcp_rcv_state_process(), LISTEN) that may find the client's connection still "
+    "open, which the teardown model does not foresee"
+)
 NO_SERVER_CONNECTION = (
     "the server's request was dropped before anything completed it (tcp_check_req()), "
     "so it has no connection to close, and the teardown model starts from both"
@@ -190,17 +195,37 @@ def _teardown(
     if teardown is not None and teardown.unsupported and prediction.established:
         return None
     if teardown is not None and prediction.request_drops and not prediction.server_connected:
-        return _no_server_connection(teardown)
+        return _no_server_connection(teardown, prediction)
     return teardown
 
 
-def _no_server_connection(teardown: TeardownPrediction) -> TeardownPrediction:
+def _no_server_connection(teardown: TeardownPrediction, opening: Prediction) -> TeardownPrediction:
     """The client's RST (close() with SO_LINGER 0) dropped the server's request
     (tcp_check_req(), embryonic_reset; gen-7144 on 6.18): accept() never returns and
     there is no server connection. The teardown's server part goes where it only
-    changes state; where it sends, the teardown is not judged."""
+    changes state; where it sends, the teardown is not judged.
+
+    What the client sent that reaches the server after that finds the listener, which
+    answers with an RST (HandshakeSim.server_gets()); the opening model has those. They
+    are the server's only segments, counted here, where the RSTs are counted, when the
+    client's connection is surely gone by then (an RST to no socket draws nothing); one
+    that may reach a live client would end its connection, which the teardown model
+    does not foresee: not judged."""
+    listener = [s for s in opening.segments if s.sender == "server" and s.name == "rst"]
     for p in (teardown, *teardown.alternatives):
         if any(s.sender == "server" for s in p.segments):
             return TeardownPrediction(unsupported=NO_SERVER_CONNECTION)
+        if any(not _client_closed_before(p, rst.t) for rst in listener):
+            return TeardownPrediction(unsupported=LISTENER_RST_TO_LIVE_CLIENT)
         p.states.pop("server", None)
+        p.segments[:] = sorted([*p.segments, *listener], key=lambda s: s.t)
     return teardown
+
+
+def _client_closed_before(p: TeardownPrediction, t: float) -> bool:
+    """Whether the client's connection is surely CLOSE (no socket, no timewait
+    minisocket) at `t`, by the latest moment each of its state changes may come."""
+    changes = [x for x in p.states.get("client", []) if x.t <= t]
+    return (
+        bool(changes) and changes[-1].state == "CLOSE" and changes[-1].t + changes[-1].slack + RACE_NOISE < t
+    )
