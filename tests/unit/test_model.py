@@ -200,3 +200,18 @@ def test_held_first_data_with_the_ack_lost_leaves_the_request_timer_uncertain():
     only_data = (Fault("delay", "data", sender="client", by=1.5),)
     q = predict_handshake(K618, params(K618), params(K618), only_data, True, data_after_connect=0.0005)
     assert ("server", "syn-ack") not in q.uncertain
+
+
+def test_an_ack_reaching_the_listener_after_the_request_was_dropped_draws_an_rst():
+    """The server drops its request when the SYN-ACK timer runs out (tcp_synack_retries
+    1: SYN-ACKs at 0 and 1 s, dropped at 3 s). The client's ACKs, held 5 s, then find
+    only the listener: each draws an RST whose seq is the ACK's ack
+    (tcp_rcv_state_process() in LISTEN, tcp_v4_send_reset()). Held 0.5 s, the first
+    completes the request: no RST."""
+    server = params(K618, tcp_synack_retries=1)
+    late = predict_handshake(K618, params(K618), server, (Fault("delay", "ack", by=5.0),), True)
+    assert late.calls[("server", "request")][2] == pytest.approx(3, abs=0.01)
+    assert [round(t, 1) for t, _ in names(late, "server", "rst")] == [5.0, 6.0]
+    assert not late.server_connected
+    early = predict_handshake(K618, params(K618), server, (Fault("delay", "ack", by=0.5),), True)
+    assert names(early, "server", "rst") == [] and early.server_connected
