@@ -99,6 +99,24 @@ def test_time_wait_starts_at_the_tracepoint_handover_not_the_diag_poll():
     assert "tracepoint handover" in tw.describe()
 
 
+def test_an_orphans_time_wait_starts_when_the_peers_fin_arrives():
+    """The client closed first and its FIN was ACKed at 0.102 s: the orphan is handed to
+    a minisocket in substate FIN_WAIT2 at 0.3 s here (the tracepoint's FIN_WAIT2->CLOSE),
+    and enters TIME_WAIT, its timer re-armed to 60 s, only when the server's FIN
+    arrives at 0.5 s (tcp_timewait_state_process()). A FIN that reached it before the
+    handover (a socket its app still held, or CLOSING) leaves the handover the start."""
+    rec = time_wait_record(tw_ends=60.6, diag_late=0.25)
+    add(rec, Classifier({C}), 0.499, s2c(FIN | ACK, Y + 1, X + 2), t_out=0.5)
+    (tw,) = [s for s in stays(rec, "client") if s.state == "TIME_WAIT"]
+    assert (tw.start, tw.end) == (0.5, 60.6) and "the peer's FIN" in tw.describe()
+    (fw2,) = [s for s in stays(rec, "client") if s.state == "FIN_WAIT2"]
+    assert fw2.end == 0.5
+    rec = time_wait_record(tw_ends=60.4, diag_late=0.05)
+    add(rec, Classifier({C}), 0.299, s2c(FIN | ACK, Y + 1, X + 2), t_out=0.2995)
+    (tw,) = [s for s in stays(rec, "client") if s.state == "TIME_WAIT"]
+    assert tw.start == 0.3 and "tracepoint handover" in tw.describe()
+
+
 TW60 = HostExpect(lasts={"TIME_WAIT": Lasting(60.0)})
 
 

@@ -12,6 +12,7 @@ from tcplab.core.events import StateChanged
 from tcplab.core.model.kernel import TCP_TIMEWAIT_LEN, Kernel
 from tcplab.core.record import HANDOVER_FROM, Record
 from tcplab.core.scenario import HostExpect, Lasting, Tolerance
+from tcplab.core.segments import FIN
 
 
 # A call cannot return before the segment that releases it reached the host; the
@@ -33,6 +34,8 @@ class Stay:
     end: float | None
     enter: StateChanged
     leave: StateChanged | None
+    enter_why: str = ""  # what timed the start, when not `enter` itself (_exact)
+    leave_why: str = ""
 
     def bracket(self) -> tuple[float, str] | None:
         """When inet_diag saw the end with the time the dump before it began: the
@@ -46,40 +49,53 @@ class Stay:
         )
 
     def describe(self) -> str:
-        text = _event(self.enter, self.start)
+        text = _event(self.enter, self.start, self.enter_why)
         if self.leave is None:
             return text + " .. still in it when the run ended"
         assert self.end is not None  # stays() sets both ends of a stay or neither
-        return text + f" .. {_event(self.leave, self.end)}"
+        return text + f" .. {_event(self.leave, self.end, self.leave_why)}"
 
 
-def _event(e: StateChanged, t: float) -> str:
-    exact = " (tracepoint handover)" if t != e.t else ""
+def _event(e: StateChanged, t: float, why: str) -> str:
+    exact = f" ({why})" if why and t != e.t else ""
     return f"t={t:.3f}s {e.old}->{e.new} ({e.source}){exact}"
 
 
 def stays(record: Record, host: str) -> list[Stay]:
     """The stays of the host's first connection socket, in order (record.state_sequence)."""
     seq, proof = record.state_sequence(host)
-    times = [_exact(record, e) for e in proof]
+    exact = [_exact(record, e) for e in proof]
     return [
         Stay(
             state,
-            times[i],
-            times[i + 1] if i + 1 < len(proof) else None,
+            exact[i][0],
+            exact[i + 1][0] if i + 1 < len(proof) else None,
             proof[i],
             proof[i + 1] if i + 1 < len(proof) else None,
+            exact[i][1],
+            exact[i + 1][1] if i + 1 < len(proof) else "",
         )
         for i, state in enumerate(seq)
     ]
 
 
-def _exact(record: Record, e: StateChanged) -> float:
-    """inet_diag sees a socket become a TIME_WAIT minisocket up to one poll late; the
+def _exact(record: Record, e: StateChanged) -> tuple[float, str]:
+    """When a state really began, and what says so where that is not the event's own
+    time. inet_diag sees a socket become a TIME_WAIT minisocket up to one poll late; the
     tracepoint's FIN_WAIT2|CLOSING->CLOSE at the handover (tcp_time_wait()) is the exact
-    moment, so a change into TIME_WAIT takes that time when there is one."""
+    moment, so a change into TIME_WAIT takes that time when there is one.
+
+    Unless the peer's FIN came after the handover: an orphaned socket (closed by its
+    app) whose FIN is ACKed is handed over at once as a minisocket in substate
+    FIN_WAIT2 (tcp_rcv_state_process(), tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)), and
+    enters TIME_WAIT, its timer re-armed to TCP_TIMEWAIT_LEN, only when the peer's FIN
+    arrives (tcp_timewait_state_process(), inet_twsk_reschedule()): then that FIN's
+    release by the router is the start (the 6.1 guest's time-wait: handed over at
+    0.196 s, the server's FIN at 0.402 s; timed from the handover, its 60 s timer
+    looked 0.2 s later than the wheel allows). The first FIN counts: a retransmission
+    re-arms the timer, but TIME_WAIT began before it."""
     if e.source != "inet_diag" or e.new != "TIME_WAIT":
-        return e.t
+        return e.t, ""
     key = (e.laddr, e.lport, e.raddr, e.rport)
     handovers = [
         x.t
@@ -90,7 +106,21 @@ def _exact(record: Record, e: StateChanged) -> float:
         and x.old in HANDOVER_FROM
         and x.t <= e.t
     ]
-    return max(handovers, default=e.t)
+    if not handovers:
+        return e.t, ""
+    handover = max(handovers)
+    fins = [
+        s.t_out
+        for s in record.segments
+        if s.flags & FIN
+        and s.t_out is not None
+        and (s.dst, s.dport, s.src, s.sport) == key
+        and s.t_out <= e.t
+    ]
+    first = min(fins, default=None)
+    if first is not None and first > handover:
+        return first, "the peer's FIN, after the FIN_WAIT2 handover"
+    return handover, "tracepoint handover"
 
 
 def observed_until(record: Record) -> float:
