@@ -41,3 +41,14 @@ def test_a_block_at_an_offset_and_its_release():
     assert parse_block(ring, 4096) == [(7, 8, 4, b"abc")]  # PACKET_OUTGOING: the caller skips it
     release_block(ring, 4096)
     assert parse_block(ring, 4096) is None
+
+
+def test_frames_the_kernel_has_not_handed_over_are_counted():
+    """The block being filled counts its frames as the kernel writes them; the end of a
+    run waits for them, and counts what never came as lost."""
+    from tcplab.lab.hook.ring import unretired
+
+    filling = block([(1, 2, b"x"), (1, 3, b"y")], status=TP_STATUS_KERNEL)
+    assert unretired(filling, 0) == 2
+    assert unretired(block([], status=TP_STATUS_KERNEL), 0) == 0
+    assert unretired(block([(1, 2, b"x")]), 0) == 0  # handed over: parse_block's

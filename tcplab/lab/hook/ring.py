@@ -53,6 +53,15 @@ def parse_block(buf, at: int) -> list[tuple[int, int, int, bytes]] | None:
     return out
 
 
+def unretired(buf, at: int) -> int:
+    """How many frames the kernel has written into the block at `at` without handing it
+    over yet: prb_fill_curr_block() counts each in num_pkts as it writes it, and
+    prb_open_block() zeroes the count when it starts the block. 0 for a handed-over
+    block (parse_block's)."""
+    _version, _priv, status, count, _first = _BLOCK.unpack_from(buf, at)
+    return 0 if status & TP_STATUS_USER else count
+
+
 def release_block(buf, at: int) -> None:
     """Give the block back to the kernel (tpacket_hdr_v1.block_status)."""
     _STATUS.pack_into(buf, at + 8, TP_STATUS_KERNEL)
@@ -96,6 +105,11 @@ class Ring:
             release_block(self.map, at)
             self.next = (self.next + 1) % BLOCKS
         return out
+
+    def unretired(self) -> int:
+        """Frames in the block the kernel is filling (the one after the last taken), not
+        yet handed over: at the end of a run, what waiting longer would still bring."""
+        return unretired(self.map, self.next * BLOCK_SIZE)
 
     def close(self) -> None:
         self.map.close()
