@@ -444,20 +444,27 @@ def _judge(run: _Run, duration: float) -> RunResult:
     stats = run.hook_stats
     if stats:  # the queue's and the observer's counters, the hook's own residency
         res.lab["hook"] = {k: v for k, v in stats.items() if k not in ("kind", "mono")}
+    # A record the machine was too slow to complete cannot be judged: "not judged",
+    # like every other abstention; an observer that died is the lab's own failure.
     if stats.get("queue_dropped") or stats.get("user_dropped"):
         res.errors.append(
-            f"NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
+            f"not judged: NFQUEUE overflowed (kernel dropped {stats.get('queue_dropped')} "
             f"queued, {stats.get('user_dropped')} undeliverable): the hook "
             "fell behind, so the record is incomplete"
         )
-    if stats.get("observer_drops"):
+    drops = stats.get("observer_drops")
+    if isinstance(drops, int) and drops > 0:
         res.errors.append(
-            f"the router's observer lost {stats['observer_drops']} segments "
-            "(it fell behind, or died): the record is incomplete"
+            f"not judged: the router's observer fell behind and the kernel dropped {drops} "
+            "segments it was to record: the record is incomplete"
+        )
+    elif drops:
+        res.errors.append(
+            "the router's observer died before it said what it lost: the record may be incomplete"
         )
     if run.trace is not None and run.trace.lost:
         res.errors.append(
-            f"the trace buffer overflowed ({run.trace.lost} tracepoint events "
+            f"not judged: the trace buffer overflowed ({run.trace.lost} tracepoint events "
             "lost): the state record is incomplete"
         )
     if run.record is not None and not res.errors:

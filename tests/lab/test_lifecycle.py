@@ -82,9 +82,25 @@ def test_dead_hook_is_an_error_not_a_verdict(tmp_path):
     assert_clean(before, tmp_path / "r.json")
 
 
+# A run that outlives what the test does beside it, on any kernel and machine: under
+# TCG starting the doomed run and `tcplab clean` took longer than syn-lost-fast's 7 s,
+# and the live run had ended on its own before clean was done (the 6.1 guest).
+LIVE = f"""scenario: live-for-a-while
+summary: A connection that stays open while the test kills and cleans another run.
+apps:
+  server: [listen: 8080, accept, recv]
+  client: [connect: "server:8080", sleep: {10 * SLOW_MACHINE:g}s, close]
+expect:
+  model: linux
+  client: {{connect: ok}}
+timeout: {20 * SLOW_MACHINE:g}s
+"""
+
+
 def test_clean_removes_a_killed_run_and_spares_a_live_one(tmp_path):
     before = lab_namespaces()
-    live = start_run(tmp_path / "live.json")
+    (tmp_path / "live.yaml").write_text(LIVE)
+    live = start_run(tmp_path / "live.json", tmp_path / "live.yaml")
     wait_for(lambda: children_of(live.pid, "tcplab.lab.hook"))
     live_ns = wait_for(lambda: lab_namespaces() - before)
     doomed = start_run(tmp_path / "doomed.json")
