@@ -455,8 +455,8 @@ def _judge(run: _Run, duration: float) -> RunResult:
     drops = stats.get("observer_drops")
     if isinstance(drops, int) and drops > 0:
         res.errors.append(
-            f"not judged: the router's observer fell behind and the kernel dropped {drops} "
-            "segments it was to record: the record is incomplete"
+            f"not judged: the router's observer fell behind and lost {drops} segments "
+            "(dropped by the kernel, or never handed over by its ring): the record is incomplete"
         )
     elif drops:
         res.errors.append(
