@@ -9,7 +9,9 @@ measured in the same run on the same path.
                                                        goal p50 <= 100 us, p99 <= 1 ms
   rtt        extra round trip the hook adds to a handshake: connect() p50
              hooked - unhooked, 200 connects each                goal <= 50 us
-  flood      raw SYNs at 10,000/s through the armed hook: queue drops    goal 0
+  flood      raw SYNs at 10,000/s through the armed hook (SYNs watched, not held):
+             queue, observer and watch drops                          goal 0
+  flood_queued  the same with every SYN queued (a fault on SYNs)      goal 0
   setup      a run's wall time outside its scenario (set-up + teardown) of
              scenarios/handshake/no-listener.yaml, per phase       goal <= 0.5 s
   json       result JSON bytes per 1,000 segments (a 4 MiB bulk run through tcplab)
@@ -67,6 +69,7 @@ def main() -> None:
         ("bulk", lambda: figures.bulk(args.bytes)),
         ("idle", figures.idle),
         ("flood", lambda: figures.flood(args.flood_rate, args.flood_seconds)),
+        ("flood_queued", lambda: figures.flood(args.flood_rate, args.flood_seconds, figures.SYNS_QUEUED)),
         ("setup", figures.setup),
         ("json", figures.json_size),
     ]

@@ -17,6 +17,10 @@ from tcplab.core.faults import Fault
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMED = [Fault("delay", "fin", None, None, by=0.001)]  # the "one fault armed"
+# A fault on SYNs that never acts (its nth is never reached): every SYN of a flood
+# is queued and decided, the hook's worst case. Under ARMED the SYNs pass unheld and
+# the hook only watches them (tcplab/lab/hook/watch.py).
+SYNS_QUEUED = [Fault("drop", "syn", (10**9,), None)]
 PORT = 5001
 REPEATS = 3  # bulk transfers per side: the median is reported, all are kept
 
@@ -107,9 +111,9 @@ def idle() -> dict:
     }
 
 
-def flood(rate: float, seconds: float) -> dict:
+def flood(rate: float, seconds: float, faults=None) -> dict:
     with blab.lab() as plan:
-        with blab.hooked(plan, ARMED) as hook:
+        with blab.hooked(plan, faults or ARMED) as hook:
             sent = blab.peer(plan.client_ns, "flood", plan.client_addr, plan.server_addr, PORT, rate, seconds)
             time.sleep(0.5)  # the last answers pass
         record = hook.record
@@ -125,6 +129,7 @@ def flood(rate: float, seconds: float) -> dict:
         "user_dropped": hook.stats.get("user_dropped"),
         "goal": "0 drops",
         "observer_drops": hook.stats.get("observer_drops"),
+        "watch_drops": hook.stats.get("watch_drops"),
         "residency_us": _hook_residency(hook.stats, record),
     }
 
@@ -228,14 +233,17 @@ def table(out: dict) -> str:
                 i["rtt_goal"],
             )
         )
-    if "flood" in f:
-        x = f["flood"]
+    for key, how in (("flood", "SYNs watched"), ("flood_queued", "SYNs queued")):
+        if key not in f:
+            continue
+        x = f[key]
+        lost = [x.get(k) or 0 for k in ("queue_dropped", "user_dropped", "observer_drops", "watch_drops")]
         rows.append(
             (
-                f"SYN flood {x['rate_asked']:.0f}/s for {x['seconds']:g} s",
+                f"SYN flood {x['rate_asked']:.0f}/s for {x['seconds']:g} s ({how})",
                 f"{x['rate_sent']}/s sent",
                 f"{x['syns_recorded']} recorded",
-                f"{x['queue_dropped']}+{x['user_dropped']} drops",
+                "+".join(str(n) for n in lost) + " drops",
                 x["goal"],
             )
         )

@@ -462,6 +462,11 @@ def _judge(run: _Run, duration: float) -> RunResult:
         res.errors.append(
             "the router's observer died before it said what it lost: the record may be incomplete"
         )
+    if stats.get("watch_drops"):
+        res.errors.append(
+            f"not judged: the hook's watch of SYNs and FINs lost {stats['watch_drops']} "
+            "(dropped by the kernel): the hook may have named or counted a segment wrongly"
+        )
     if run.trace is not None and run.trace.lost:
         res.errors.append(
             f"not judged: the trace buffer overflowed ({run.trace.lost} tracepoint events "

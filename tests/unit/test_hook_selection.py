@@ -9,21 +9,23 @@ from unit.helpers import ACK, FIN, RST, SYN, C, X, Y, c2s, s2c
 
 
 def test_kinds_follow_the_faults():
-    assert selection.select([]) == ()
-    assert selection.select([Fault("delay", "fin", by=0.001)]) == ("fin", "syn")
-    assert selection.select([Fault("drop", "syn-ack")]) == ("fin", "syn", "syn-ack")
-    assert selection.select([Fault("drop", "peer-fin"), Fault("drop", "rst")]) == ("fin", "rst", "syn")
+    def both(faults):
+        return selection.select(faults), selection.watched(faults)
+
+    assert both([]) == ((), ())
+    # queued: what the faults name; watched, not held: the SYNs and FINs besides
+    assert both([Fault("delay", "fin", by=0.001)]) == (("fin",), ("syn",))
+    assert both([Fault("drop", "syn")]) == (("syn",), ("fin",))
+    assert both([Fault("drop", "syn-ack")]) == (("syn-ack",), ("fin", "syn"))
+    assert both([Fault("drop", "peer-fin"), Fault("drop", "rst")]) == (("fin", "rst"), ("syn",))
+    assert both([Fault("drop", "syn"), Fault("delay", "fin", by=0.1)]) == (("fin", "syn"), ())
     # a pure-ACK name depends on everything sent before it: everything is queued
-    assert selection.select([Fault("drop", "fin"), Fault("drop", "fin-ack")]) is None
-    assert selection.select([Fault("drop", "data", nth=(3,))]) is None
-    # a random fault: its whole kind, and the SYN-ACKs (the server's ISN, for the dice)
-    assert selection.select([Fault("drop", "rst", probability=0.3, seed=1)]) == (
-        "fin",
-        "rst",
-        "syn",
-        "syn-ack",
-    )
-    assert selection.select([Fault("drop", "data", probability=0.3, seed=1)]) is None
+    assert both([Fault("drop", "fin"), Fault("drop", "fin-ack")]) == (None, ())
+    assert both([Fault("drop", "data", nth=(3,))]) == (None, ())
+    assert selection.select([], "all") is None
+    # a random fault: its whole kind, and the SYN-ACKs watched (the server's ISN, for the dice)
+    assert both([Fault("drop", "rst", probability=0.3, seed=1)]) == (("rst",), ("fin", "syn", "syn-ack"))
+    assert both([Fault("drop", "data", probability=0.3, seed=1)]) == (None, ())
 
 
 def test_iptables_rules_say_what_the_python_test_says():
@@ -84,9 +86,14 @@ def test_queued_kinds_are_named_and_counted_as_by_the_whole_record():
         [Fault("drop", "rst", probability=0.5, seed=3)],
         [Fault("delay", "peer-fin", by=0.1, jitter=0.05, seed=3)],
     ):
-        kinds = selection.select(faults)
-        part = Classifier({C})
-        queued = [(i, part.classify(s)) for i, s in enumerate(segs) if selection.queued(kinds, s.flags)]
+        kinds, watched = selection.select(faults), selection.watched(faults)
+        part = Classifier({C})  # fed what the queue holds and what the watch sees
+        queued = []
+        for i, s in enumerate(segs):
+            if selection.queued(kinds, s.flags):
+                queued.append((i, part.classify(s)))
+            elif selection.queued(watched, s.flags):
+                part.classify(s)
         assert queued, faults
         for i, seen in queued:
             want = everything[i]

@@ -22,6 +22,7 @@ from tcplab.lab.hook.log import SegmentLog
 from tcplab.lab.hook.outbox import Outbox
 from tcplab.lab.hook import observer
 from tcplab.lab.hook.plain import Hook, enable_kernel_timestamps
+from tcplab.lab.hook import watch
 from tcplab.lab.rawstore import RAW_MAX
 
 # The queue copies only the first RAW_MAX bytes of each packet to us (headers and what
@@ -58,6 +59,9 @@ def main() -> None:
         watcher = observer.ObserverProcess(
             observer.open_socket(), config["client_addrs"], kinds, config.get("raw_path")
         )
+        watched = selection.watched(faults, step)
+        if watched:
+            hook.watch = watch.Watch(watch.open_socket(), watched, kinds)
     child.raise_priority(child.HOOK_NICE)  # after the imports: those are set-up, not forwarding
     keeper = enable_kernel_timestamps()  # noqa: F841 (kept open on purpose)
     nfq = NetfilterQueue()
@@ -71,6 +75,8 @@ def main() -> None:
     finally:
         hook.release_all()
         seen = watcher.stop(box.write_line, child.HOOK_NICE) if watcher is not None else {}
+        if hook.watch is not None:
+            seen["watch_drops"] = hook.watch.drops()
         log.close()
         log.event("stats", **queue_stats(config["queue"]), **seen, residency=hook.residency())
         box.close()
@@ -79,17 +85,21 @@ def main() -> None:
 
 def loop(nfq, hook, watcher, box: Outbox) -> None:
     fd, stdin = nfq.get_fd(), sys.stdin.fileno()
-    watch = [fd, stdin] + ([watcher] if watcher is not None else [])
+    fds = [fd, stdin] + ([watcher] if watcher is not None else [])
+    if hook.watch is not None:
+        fds.append(hook.watch)
     while True:
         ready, writable, _ = select.select(
-            watch, [box.fd] if box.pending() else [], [], hook.next_timeout(time.monotonic())
+            fds, [box.fd] if box.pending() else [], [], hook.next_timeout(time.monotonic())
         )
         if fd in ready:
             nfq.run(block=False)
+        if hook.watch is not None and hook.watch in ready:
+            hook.watch.read()  # kept until a queued segment needs them: its socket never fills
         hook.release_due(time.monotonic())
         hook.log.flush()  # the batch this pass recorded, after all its verdicts
         if watcher in ready and not watcher.relay(box.write_line):
-            watch.remove(watcher)  # it died: its drops stay unknown, the run an error
+            fds.remove(watcher)  # it died: its drops stay unknown, the run an error
         if writable:
             box.send()
         if stdin in ready:

@@ -36,11 +36,12 @@ def enable_kernel_timestamps():
     return keeper
 
 
-def arrival(pkt) -> float:
+def arrival(pkt, stamp: float | None = None) -> float:
     """The kernel's receive time on CLOCK_MONOTONIC (the stamp is CLOCK_REALTIME);
     the callback's own time when the kernel gave none."""
     now = time.monotonic()
-    stamp = pkt.get_timestamp()
+    if stamp is None:
+        stamp = pkt.get_timestamp()
     if not stamp:
         return now
     kernel = to_monotonic(stamp)
@@ -64,14 +65,18 @@ class Hook:
         self.log = log or SegmentLog()
         self.held: list[tuple[float, int, object]] = []  # (release at, id, packet)
         self.waits = array.array("d")  # each accepted segment's time in the queue and here
+        self.watch = None  # the SYNs and FINs the classifier needs and no fault holds (watch.py)
 
     def on_packet(self, pkt) -> None:
-        now = arrival(pkt)
+        stamp = pkt.get_timestamp()
+        now = arrival(pkt, stamp)
         packet = pkt.get_payload()
         seg = parse_ipv4_tcp(packet)
         if seg is None:
             pkt.accept()
             return
+        if self.watch is not None:  # what came before it, first (a timeval: whole us)
+            self.watch.feed(self.classifier, round(stamp * 1e6) if stamp else None)
         self.on_classified(pkt, self.classifier.classify(seg), now, packet)
 
     def on_classified(self, pkt, seen, now: float, packet: bytes) -> None:

@@ -12,13 +12,17 @@ segments of the same name, the connection on SYNs and FINs (a 4-tuple reused aft
 FIN with a fresh ISN is a new connection) (core/segments.py). So a classifier fed only
 SYN and FIN segments, plus the kinds the faults name, names and counts them
 exactly as the one that sees everything; a SYN-ACK matters to none of that (it
-names itself, and only counts among SYN-ACKs), so only SYNs and FINs are always queued. The pure-ACK names (ack, fin-ack, data, ...)
+names itself, and only counts among SYN-ACKs). Only the kinds the faults name are
+queued; the SYNs and FINs the classifier needs besides are watched (watch.py: a
+packet socket of the hook's, read up to each queued segment's stamp), not held, so
+they cost the path nothing (before session 13 they were queued: +56 us on every
+handshake). The pure-ACK names (ack, fin-ack, data, ...)
 depend on sequence numbers of everything sent before; a fault on one of them queues
 everything, as before issue 15.
 
 A random fault (core/faults.py) is queued by its whole kind, like any other (the dice
 roll for every segment of the name), and its dice need the segment's place relative
-to its sender's ISN: the server's comes with its SYN-ACK, so a random fault queues the
+to its sender's ISN: the server's comes with its SYN-ACK, so a random fault watches the
 SYN-ACKs too.
 """
 
@@ -41,14 +45,22 @@ _FLAG_NAMES = ((SYN, "SYN"), (ACK, "ACK"), (FIN, "FIN"), (RST, "RST"))
 
 
 def select(faults, step: str | None = None) -> tuple[str, ...] | None:
-    """The kinds to queue; None: every TCP segment (a fault on a pure-ACK name, or
-    `--step all`, which holds them all); none at all without faults: nothing to decide."""
+    """The kinds to queue: those the faults name; None: every TCP segment (a fault on
+    a pure-ACK name, or `--step all`, which holds them all); none at all without
+    faults: nothing to decide."""
     if step == MODE_ALL or any(f.segment not in NAME_KIND for f in faults):
         return None
-    if not faults:
+    return tuple(sorted({NAME_KIND[f.segment] for f in faults}))
+
+
+def watched(faults, step: str | None = None) -> tuple[str, ...]:
+    """The kinds the hook's classifier must see but no fault touches: they pass
+    unheld and the hook learns of them from its watch (watch.py)."""
+    kinds = select(faults, step)
+    if not kinds:  # everything queued, or nothing to decide
         return ()
     isns = {"syn-ack"} if any(f.random for f in faults) else set()
-    return tuple(sorted(set(ALWAYS) | isns | {NAME_KIND[f.segment] for f in faults}))
+    return tuple(sorted((set(ALWAYS) | isns) - set(kinds)))
 
 
 def queued(kinds: tuple[str, ...] | None, flags: int) -> bool:
