@@ -5,6 +5,7 @@ scenario's expectations, then the kernel model) — for a live run (runner.py) a
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 
@@ -33,6 +34,8 @@ class RunResult:
     duration: float = 0.0
     kernel: str = field(default_factory=platform.release)
     kernel_build: str = field(default_factory=platform.version)  # uname -v: the stable level
+    # The machine's CPUs: timers pinned to two CPUs run at once (Kernel.cpus).
+    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
     lab: dict = field(default_factory=dict)  # run id, namespaces, addresses
     model: dict | None = None  # the kernel model's prediction, when expect.model asks
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (--timings)
@@ -50,6 +53,7 @@ class RunResult:
             "verdict": self.verdict,
             "kernel": self.kernel,
             "kernel_build": self.kernel_build,
+            "cpus": self.cpus,
             "sysctls": self.sysctls,
             "checks": [c.to_json() for c in self.checks],
             "errors": self.errors,
@@ -72,7 +76,7 @@ def model_kernel(res: RunResult) -> Kernel:
         hz = 250
         if not any(n.startswith("CONFIG_HZ unknown") for n in res.notes):
             res.notes.append("CONFIG_HZ unknown: the model assumes HZ=250")
-    return Kernel.from_release(res.kernel, hz, res.kernel_build)
+    return Kernel.from_release(res.kernel, hz, res.kernel_build, res.cpus)
 
 
 def rejudge(sc: Scenario, saved: dict) -> RunResult:
@@ -85,6 +89,9 @@ def rejudge(sc: Scenario, saved: dict) -> RunResult:
         sysctls=saved.get("sysctls", {}),
         kernel=saved.get("kernel", platform.release()),
         kernel_build=saved.get("kernel_build", ""),
+        # runs saved before it was kept: the machine judging them (the lab's host and
+        # its guests all had 2)
+        cpus=saved.get("cpus") or os.cpu_count() or 1,
         notes=[n for n in saved.get("notes", []) if n.startswith("CONFIG_HZ")],
     )
     res.record, res.duration = Record.from_json(saved), saved.get("duration", 0.0)

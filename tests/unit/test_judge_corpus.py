@@ -787,3 +787,17 @@ def test_an_ack_reaching_the_listener_after_the_request_died_draws_an_rst():
 
     assert "model: server rst count" in failed_names(judge("gen-14297", without))
     assert "model: server rst count" in failed_names(judge("gen-14297", twice))
+
+
+def test_an_rst_inside_the_requests_window_but_not_at_rcv_nxt_is_not_judged():
+    """gen-15153 (6.18): the client's data was dropped, then it closed with SO_LINGER 0;
+    its RST, 1448 bytes past the request's rcv_nxt, is in the request's window. The
+    kernel as read (tcp_check_req(): embryonic_reset) drops the request at once; the
+    run shows an ACK at rcv_nxt right after it, the closed client's RST to that ACK,
+    and the request gone within the diag poll. The model predicted the request living
+    to its SYN-ACK timer's 3 s: a false FAIL. It now says it cannot tell."""
+    res = judge("gen-15153")
+    assert res.verdict == "error" and res.errors[0].startswith("not judged: a client RST reached"), (
+        res.errors,
+        failed_names(res),
+    )

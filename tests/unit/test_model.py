@@ -215,3 +215,32 @@ def test_an_ack_reaching_the_listener_after_the_request_was_dropped_draws_an_rst
     assert not late.server_connected
     early = predict_handshake(K618, params(K618), server, (Fault("delay", "ack", by=0.5),), True)
     assert names(early, "server", "rst") == [] and early.server_connected
+
+
+def test_an_rst_inside_the_requests_window_but_not_at_rcv_nxt_is_not_predicted():
+    """The client's ACK and data are dropped, then it resets (SO_LINGER 0): at rcv_nxt
+    the RST drops the request (tcp_check_req(), embryonic_reset); 1448 bytes past it,
+    inside the request's window, the kernel's answer is not known here (gen-15153):
+    the whole prediction abstains. Past the window it is dropped unanswered, judged."""
+    from tcplab.core.segments import ACK, RST
+
+    faults = (Fault("drop", "ack", sender="client"), Fault("drop", "data", sender="client"))
+
+    def reset_after(length):
+        return predict_handshake(
+            K618,
+            params(K618),
+            params(K618),
+            faults,
+            True,
+            data_after_connect=0.2,
+            first_segment=(ACK, length) if length else (RST | ACK, 0),
+            then=((0.0001, RST | ACK, 0),) if length else (),
+        )
+
+    at_rcv_nxt = reset_after(0)
+    assert not at_rcv_nxt.unjudged
+    assert at_rcv_nxt.request_drops[0][0] == pytest.approx(0.2, abs=0.01)
+    inside = reset_after(1448)
+    assert [what for what, _ in inside.unjudged] == ["everything"]
+    assert not reset_after(70000).unjudged  # beyond tcp_synack_window(): out of window

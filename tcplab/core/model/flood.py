@@ -204,12 +204,17 @@ def ranges(nums: list[int]) -> str:
 
 
 class _Sim:
-    def __init__(self, kernel: Kernel, p: ListenerParams, client: HostParams):
+    def __init__(self, kernel: Kernel, p: ListenerParams, client: HostParams, stale: int = 0):
         self.k, self.p, self.cp = kernel, p, client
         self.q: list = []
         self.seq = itertools.count()
         self.queue: list[Request] = []  # the listener's request queue
         self.connected = False
+        # Expiries that read qlen before the drops of expiries running at the same time
+        # on other CPUs were counted (see timer()): at most `stale` after a drop.
+        self.stale = stale
+        self.last_drop: float | None = None
+        self.stale_spent = 0
 
     def at(self, t: float, what: str, *args) -> None:
         heapq.heappush(self.q, (round(t, 9), next(self.seq), what, args))
@@ -248,15 +253,39 @@ class _Sim:
         slack = req.slacks[-1] + self.k.slack(wait)
         self.count(t, "TCPTimeouts", slack)
         retries = synack_retries_now(self.p, len(self.queue), self.young())
+        if req.num_timeout < retries and self._stale_read(t, wait, req):
+            self.stale_spent += 1
+            retries = req.num_timeout  # it read the length before a drop was counted
         if req.num_timeout >= retries:
             req.fate, req.end, req.end_slack = "dropped", t, slack
             self.queue.remove(req)
+            if self.last_drop is None or t - self.last_drop > self.k.slack(wait):
+                self.stale_spent = 0  # a new batch of expiries
+            self.last_drop = t
             return
         self.count(t, "TCPSynRetrans", slack)
         req.synacks.append(t)
         req.slacks.append(slack)
         req.num_timeout += 1
         self.at(t + request_wait(req.num_timeout), "timer", req)
+
+    def _stale_read(self, t: float, wait: float, req: Request) -> bool:
+        """The request timer is TIMER_PINNED (reqsk_queue_hash_req()): each request's
+        expiries run on the CPU that took its SYN. reqsk_timer_handler() reads qlen
+        (reqsk_queue_len(), an atomic read, no lock) before it decides, and a drop
+        counts only later (inet_csk_reqsk_queue_drop_and_put()). So an expiry on one
+        CPU may read the length before the drop another CPU is making at the same
+        time: it sees one request more, and may drop where the model, counting drops
+        in order, keeps and retransmits. At most one unseen drop per other CPU: after
+        that each CPU reads its own drops. Expiries within the expiry's slack of the
+        last drop may run at once (the same wheel bucket, or a late tick); the
+        variant with `stale` such reads is one the check accepts (check/flood.py)."""
+        if self.stale_spent >= self.stale or self.last_drop is None:
+            return False
+        if t - self.last_drop > self.k.slack(wait):
+            return False
+        qlen = len(self.queue) + 1
+        return req.num_timeout >= synack_retries_now(self.p, qlen, self.young())
 
     def genuine_syn(self, t: float, k: int, slack: float) -> None:
         """The genuine client's SYN #k+1 (k retransmissions before it), sent at t."""
@@ -325,13 +354,16 @@ def predict_flood(
     arrivals: list[float],
     genuine_at: float | None,
     until: float = 600.0,
+    stale: int = 0,
 ) -> FloodPrediction:
     """Every flood SYN's answer, each request's SYN-ACKs and end, the genuine client's
     SYNs and connect(), and the server's TcpExt counter increments, for flood SYNs
     reaching the listener at `arrivals` and the genuine client's first SYN sent at
-    `genuine_at` (None: no genuine client). Up to `until`."""
+    `genuine_at` (None: no genuine client). Up to `until`. `stale`: how many request
+    expiries after a drop read the queue's length before that drop counted (the
+    two-CPU race of _Sim._stale_read; 0: each CPU's expiries in turn)."""
     fp = FloodPrediction(kernel, params, client, len(arrivals), sorted(arrivals))
-    return _Sim(kernel, params, client).run(fp, genuine_at, until)
+    return _Sim(kernel, params, client, stale).run(fp, genuine_at, until)
 
 
 def nominal_arrivals(syns: int, gap: float = FLOOD_GAP) -> list[float]:

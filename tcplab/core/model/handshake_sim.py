@@ -53,6 +53,15 @@ class _Request(TypedDict):
 _Held = tuple[str, int, int, float, int, int]
 
 
+# tcp_synack_window(): the request's receive window, at most 65535 (no scaling yet)
+SYNACK_WINDOW = 65535
+RST_IN_REQUEST_WINDOW = (
+    "a client RST reached the server's request inside its window but not at rcv_nxt: "
+    "tcp_check_req() as read drops the request, while 6.18 answered one with an ACK "
+    "(gen-15153); the model does not know which"
+)
+
+
 class HandshakeSim(ArrivalRaces):
     """One way the handshake can unfold. `packets_first` breaks ties between a timer
     and a segment arriving at the same nominal moment: a client SYN timer and a server
@@ -335,6 +344,12 @@ class HandshakeSim(ArrivalRaces):
                 self.req = None
                 self.change("server", t, "CLOSE", req["maybe"])
                 self.pred.request_drops.append((t, slack))
+            elif req is not None and 0 < (seq - req["isn"] - 1) % (1 << 32) < SYNACK_WINDOW:
+                # In the window, not at rcv_nxt. tcp_check_req() as read drops the
+                # request (embryonic_reset); 6.18 answered one with an ACK at rcv_nxt
+                # and kept it until the closed client's RST to that ACK (gen-15153).
+                # Which rule the kernel runs is not known here: no verdict.
+                self.pred.unjudged.append(("everything", RST_IN_REQUEST_WINDOW))
         elif flags & SYN and not flags & ACK:
             if not self.listens:
                 self.send(t, "server", RST | ACK, 0, seq + 1, "answer", slack)

@@ -29,21 +29,25 @@ class Kernel:
     # The upstream stable release's third number (6.1.176: 176), when uname says it:
     # stable trees take fixes the mainline version rules below do not see.
     stable: int | None = None
+    # CPUs the machine ran the kernel on: timers pinned to different CPUs run at once
+    # (the flood model's request timers, model/flood.py). The machine's, saved with
+    # the run (RunResult.cpus); 1 where not known: no such race is assumed.
+    cpus: int = 1
 
     @classmethod
-    def from_release(cls, release: str, hz: int = 250, build: str = "") -> Kernel:
+    def from_release(cls, release: str, hz: int = 250, build: str = "", cpus: int = 1) -> Kernel:
         """`release` is uname -r ("6.1.0-50-cloud-amd64", "6.18.44"); `build` is uname -v,
         where a distribution names the upstream stable release it is built from
         ("... Debian 6.1.176-1 (2025-...)"): the stable level, which decides backports."""
         m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
         if not m:
-            return cls((0, 0), hz)
+            return cls((0, 0), hz, cpus=cpus)
         version = (int(m[1]), int(m[2]))
         level = int(m[3]) if m[3] and int(m[3]) > 0 else None
         b = re.search(rf"\b{version[0]}\.{version[1]}\.(\d+)\b", build)
         if b and int(b[1]) > 0:
             level = int(b[1])
-        return cls(version, hz, stable=level)
+        return cls(version, hz, stable=level, cpus=cpus)
 
     @property
     def linear_timeouts(self) -> bool:
@@ -105,7 +109,7 @@ class Kernel:
     def running_late(self, late: float, drift: float = 0.0) -> Kernel:
         """This kernel on a machine that runs its timers `late` seconds late, on a tick
         `drift` slower than the lab's clock."""
-        return Kernel(self.version, self.hz, late, drift, self.stable)
+        return Kernel(self.version, self.hz, late, drift, self.stable, self.cpus)
 
     def name(self) -> str:
         return f"Linux {self.version[0]}.{self.version[1]} (HZ={self.hz})"

@@ -106,6 +106,10 @@ def _phases(
     gone_window: float = 0.0,
 ) -> Prediction:
     prediction = _opening(sc, kernel, sysctls, inputs, client_gone_at, gone_window)
+    ways = (prediction, *prediction.alternatives)
+    whole = next((why for p in ways for what, why in p.unjudged if what == "everything"), None)
+    if whole is not None:  # an outcome the model cannot tell (handshake_sim.py)
+        return Prediction(kernel, notes=[f"not judged: {whole}"], unjudged=[("everything", whole)])
     rtts = handshake_rtt(record) if record is not None else None
     ranges = kernel_rtt_range(record) if record is not None else None
     bursts = established.predict(
