@@ -4,6 +4,8 @@ measured in the same run on the same path.
     sudo .venv/bin/python -m bench [--bytes 16777216] [--flood-seconds 2] [--json FILE]
 
   bulk       throughput with the hook armed (delay fin by 1ms) / unhooked   goal >= 0.9
+  bulk_queued  the same with every segment queued (a fault on data that never acts):
+             the hook's whole load, and its time per segment under it
   residency  time in the hook per queued segment (kernel receive stamp to
              verdict), under that bulk load and on an idle lab (handshakes)
                                                        goal p50 <= 100 us, p99 <= 1 ms
@@ -67,6 +69,7 @@ def main() -> None:
     out = {"machine": machine(), "figures": {}}
     steps = [
         ("bulk", lambda: figures.bulk(args.bytes)),
+        ("bulk_queued", lambda: figures.bulk(args.bytes, figures.ALL_QUEUED)),
         ("idle", figures.idle),
         ("flood", lambda: figures.flood(args.flood_rate, args.flood_seconds)),
         ("flood_queued", lambda: figures.flood(args.flood_rate, args.flood_seconds, figures.SYNS_QUEUED)),

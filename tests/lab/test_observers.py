@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from labhelpers import ns_argv
+from labhelpers import LATENCY, ns_argv
 
 from tcplab.core.events import KernelNoted, StateChanged
 from tcplab.lab.tracefs import TraceSession, leftover_instances, to_events
@@ -136,7 +136,10 @@ def run_exchange(procs: list) -> tuple[float, int, dict]:
     client.stdin.write("go\n")
     client.stdin.flush()
     assert client.wait(5) == 0 and server.wait(5) == 0
-    time.sleep(0.1)  # a few polls of the server's TIME_WAIT
+    # a few polls of the server's TIME_WAIT (it lasts 60 s): 0.1 s was once too short
+    # under CI's load for the poller to get the CPU (2ea85a4: ['SYN_RECV', 'CLOSE'],
+    # the request seen going, the timewait socket never polled)
+    time.sleep(0.5 * LATENCY)
     out, _ = poller.communicate(timeout=5)
     return t0, client_port, json.loads(out.splitlines()[-1])
 

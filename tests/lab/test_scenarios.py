@@ -36,7 +36,9 @@ def test_scenario_passes_on_this_kernel(catalogue, name):
     the model's) on this kernel."""
     res = result(catalogue, name)
     assert passes_here(res), failure_report(res)
-    assert res["checks"], "a pass needs checks"
+    # a pass needs checks; an honest "not judged" error in a VM may have none (the
+    # observer's loss is found before any check runs: 6.1 guest, session 13)
+    assert res["checks"] or res["verdict"] != "pass", "a pass needs checks"
 
 
 def test_cli_exit_code_and_summary(catalogue):

@@ -64,8 +64,9 @@ def test_three_way_close_fin_carries_the_ack(catalogue):
     assert all(a["fate"] == "dropped" for a in segments(res, "fin-ack"))
     assert "A" in peer["flags"] and peer["ack"] == (fin["seq"] + 1) % 2**32
     assert last["ack"] == (peer["seq"] + 1) % 2**32
-    # FIN_WAIT2 is set and left while one segment is processed.
-    assert check(res, "client FIN_WAIT2 lasts")["actual"] < 0.001
+    # FIN_WAIT2 is set and left while one segment is processed (a slower softirq in a
+    # TCG guest: 1.5 ms, session 13).
+    assert check(res, "client FIN_WAIT2 lasts")["actual"] < 0.001 * LATENCY
 
 
 def fin_offsets(res, name, sender):

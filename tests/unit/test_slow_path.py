@@ -195,3 +195,31 @@ def test_data_timers_run_from_the_kernels_send_not_the_apps_call():
     rst = next(c for c in res.checks if c.name == "model: client rst count")
     assert res.verdict == "pass" and rst.expected == "10 to 11"
     assert not any(c.name == "model: not judged: teardown" for c in res.checks)
+
+
+def test_the_race_bound_of_calls_and_segments_holds_the_machines_way_in():
+    """A segment the router let go before an app's call reaches that host's kernel up
+    to the run's slowest way in later (legs.inbound_worst): the teardown model's
+    app/segment race bound includes it, so that in a TCG guest the server's close()
+    2.6 ms after the router released an out-of-order segment is a race (the kernel
+    took the segment after the close() and reset: gen-3003 in the 6.1 guest,
+    session 13), where on a fast machine it is not."""
+    from tcplab.core.legs import inbound_worst
+    from tcplab.core.model.teardown.observe import observe
+
+    def bound(run):
+        parts = Path(run["file"]).parts
+        sc = load_scenario(str(ROOT.joinpath(*parts[parts.index("scenarios") :])))
+        observed, _ = observe(sc, Record.from_json(run), ())
+        return observed.race
+
+    base = saved("6.1-broken-pipe")
+    slow = copy.deepcopy(base)  # the client's kernel 2 ms slower to take the SYN-ACK
+    for e in slow["observation"]["tracepoint_states"] + slow["events"]:
+        if e.get("kind") == "state" and e.get("host") == "client" and e.get("to") == "ESTABLISHED":
+            e["t"] += 0.002
+    leg_base, _, _ = inbound_worst(Record.from_json(base), 0.025)
+    leg_slow, change, seg = inbound_worst(Record.from_json(slow), 0.025)
+    assert 0.002 <= leg_slow < 0.0025 and leg_base < 0.001
+    assert (change.old, change.new, seg.name) == ("SYN_SENT", "ESTABLISHED", "syn-ack")
+    assert bound(slow) - bound(base) == pytest.approx(leg_slow - leg_base, abs=1e-6)

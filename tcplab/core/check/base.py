@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcplab.core.events import AppCalled, SegmentSeen
+from tcplab.core.legs import inbound_worst
 from tcplab.core.record import Record
-from tcplab.core.segments import ACK, FIN, SYN, flag_string
+from tcplab.core.segments import ACK, FIN, flag_string
 
 
 @dataclass(frozen=True)
@@ -230,50 +231,19 @@ def outbound_leg(record: Record) -> tuple[float, str]:
     return max(0.0, worst - PATH_NORM), proof
 
 
-# What makes a state change (tcp_rcv_state_process(), tcp_rcv_synsent_state_process(),
-# tcp_fin()): the flags a segment reaching the host must carry for it. A change with
-# none of these just before it was the host's own doing (a call, a timer).
-CAUSED_BY = {
-    ("SYN_SENT", "ESTABLISHED"): SYN | ACK,
-    ("SYN_RECV", "ESTABLISHED"): ACK,
-    ("FIN_WAIT1", "FIN_WAIT2"): ACK,
-    ("ESTABLISHED", "CLOSE_WAIT"): FIN,
-    ("FIN_WAIT1", "CLOSING"): FIN,
-    ("LAST_ACK", "CLOSE"): ACK,
-}
-
-
 def inbound_leg(record: Record) -> tuple[float, str]:
     """How long, beyond PATH_NORM, this machine took at worst from the router handing
-    a host a segment to the host's kernel acting on it: the tracepoint's state change
-    that segment makes (CAUSED_BY), from the last such segment the router delivered
-    on that connection before it (the latest one: never more than the truth). ~0.05
+    a host a segment to the host's kernel acting on it (legs.inbound_worst). ~0.05
     ms here; on 6.12 under TCG a client took 4.4 ms to act on the ACK of its FIN, and
     the peer's FIN, delivered meanwhile, was lost in the race tcp_rcv_state_process()
     owns to ("We still can lose it now") and resent an RTO later. With the proof."""
-    worst, proof = 0.0, ""
-    inbound: dict[tuple, list[tuple[float, SegmentSeen]]] = {}
-    for s in record.segments:
-        if s.fate == "delivered" and s.t_out is not None:
-            inbound.setdefault((s.dport, s.sport), []).append((s.t_out, s))
-    for e in record.states():
-        need = CAUSED_BY.get((e.old, e.new))
-        if e.source != "tracepoint" or need is None:
-            continue
-        got = [
-            (out, s)
-            for out, s in inbound.get((e.lport, e.rport), ())
-            if s.flags & need == need and out <= e.t and s.sender != e.host
-        ]
-        # Longer is no way of the machine's (the other ways are fast): a segment the
-        # socket's owner kept in its backlog, or a kernel slow to act, which is judged.
-        last = max(got, key=lambda x: x[0], default=None)  # by time, whatever the list's order
-        if last is not None and worst < e.t - last[0] <= SLOP_CAP:
-            worst = e.t - last[0]
-            proof = (
-                f"the {e.host}'s kernel went {e.old}->{e.new} at t={e.t:.3f}s, {worst * 1000:.1f} "
-                f"ms after the router delivered {describe_segment(last[1])}"
-            )
+    worst, e, seg = inbound_worst(record, SLOP_CAP)
+    if e is None or seg is None:
+        return 0.0, ""
+    proof = (
+        f"the {e.host}'s kernel went {e.old}->{e.new} at t={e.t:.3f}s, {worst * 1000:.1f} "
+        f"ms after the router delivered {describe_segment(seg)}"
+    )
     return max(0.0, worst - PATH_NORM), proof
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tcplab.core.model.teardown.params import ENDINGS, RACE_NOISE, SOCKET_OPTIONS, Unsupported
+from tcplab.core.legs import inbound_worst
+from tcplab.core.model.kernel import LAST_HOP
+from tcplab.core.model.teardown.params import ENDINGS, RACE_CAP, RACE_NOISE, SOCKET_OPTIONS, Unsupported
 from tcplab.core.model.teardown.numbering import handshake_answers, isns, relative
 from tcplab.core.model.teardown.paws import stamps
 from tcplab.core.model.teardown.prediction import Observed
@@ -100,7 +102,13 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
             and s.t_out > opened[0]
         ]  # copies too
     lag = app_lag(record)
-    race = RACE_NOISE + lag
+    # A segment the router let go before a call's stamp reaches the host's kernel up to
+    # the machine's slowest way from the router later (legs.py, measured in this run:
+    # ~0.05 ms here, 1.5 ms in a 6.1 TCG guest whose server took an out-of-order
+    # segment the router released 2.6 ms before its close() only after it, and reset:
+    # gen-3003 in the guest's lab tests, session 13).
+    leg, _change, _seg = inbound_worst(record, RACE_CAP)
+    race = RACE_NOISE + lag + max(0.0, leg - LAST_HOP)
     # Timed host faults count from the client's start (its first call), a little
     # before its first SYN; where the record says when one acted (the agent's or the
     # hook's own stamp), that moment is taken.
