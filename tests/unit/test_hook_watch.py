@@ -9,7 +9,7 @@ from scapy.layers.inet import IP, TCP
 
 from tcplab.core.packet import parse_ipv4_tcp
 from tcplab.core.segments import Classifier
-from tcplab.lab.hook import watch
+from tcplab.lab.hook import observer, watch
 from unit.helpers import C, CP, S, SP, X, Y
 
 PACKET_HOST = 0
@@ -26,8 +26,8 @@ class FakeSocket:
         self.frames = []
 
     def arrive(self, data: bytes, us: int, pkttype: int = PACKET_HOST):
-        stamp = watch._TIMESPEC.pack(us // 1_000_000, (us % 1_000_000) * 1000 + 999)
-        anc = [(socket.SOL_SOCKET, watch.SO_TIMESTAMPNS, stamp)]
+        stamp = observer._TIMESPEC.pack(us // 1_000_000, (us % 1_000_000) * 1000 + 999)
+        anc = [(socket.SOL_SOCKET, observer.SO_TIMESTAMPNS, stamp)]
         self.frames.append((data[: watch.SNAP], anc, 0, ("veth", 0x0800, pkttype, 1, b"")))
 
     def recvmsg(self, size, ancsize):

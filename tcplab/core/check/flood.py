@@ -156,12 +156,12 @@ def check_flood(prediction, record: Record) -> list[Check]:
             evidence=describe_segment(obs.flood[-1].syn),
         )
     ]
+
     # The request timers of two CPUs may run at once and read the queue's length
     # before each other's drop (model/flood.py _Sim._stale_read): with each CPU but
     # one making such a read, the kernel may drop more than in-order expiries would.
     # Both outcomes are the kernel's; the record says which it was.
-    out: list[Check] = []
-    for stale in range(max(1, fp.kernel.cpus)):
+    def judged_against(stale: int) -> list[Check]:
         again = predict_flood(
             fp.kernel,
             fp.params,
@@ -171,16 +171,15 @@ def check_flood(prediction, record: Record) -> list[Check]:
             until=end + MODEL_SLOP,
             stale=stale,
         )
-        tried = head + _answers(again, obs) + _requests(again, obs, end, slop)
-        tried += _counters(again, record, slop)
-        if stale and all(c.passed or not c.judged for c in tried):
-            failed_in_order = {c.name for c in out if not c.passed}
+        return head + _answers(again, obs) + _requests(again, obs, end, slop) + _counters(again, record, slop)
+
+    out = judged_against(0)  # in-order expiries: what is shown unless a race fits instead
+    failed_in_order = {c.name for c in out if c.judged and not c.passed}
+    for stale in range(1, fp.kernel.cpus) if failed_in_order else ():
+        tried = judged_against(stale)
+        if all(c.passed or not c.judged for c in tried):
             out = [_raced(c, stale) if c.name in failed_in_order else c for c in tried]
             break
-        if not stale:
-            out = tried  # in-order expiries: what is shown unless a race fits instead
-            if all(c.passed or not c.judged for c in tried):
-                break
     return [dataclasses.replace(c, slop=slop) if c.one_sided else c for c in out] + rest
 
 

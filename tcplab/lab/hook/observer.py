@@ -67,17 +67,46 @@ def _tcp_filter() -> bytes:
     return b"".join(struct.pack("HBBI", *op) for op in prog)
 
 
+def packet_socket(prog: bytes, rcvbuf: int) -> socket.socket:
+    """A SOCK_DGRAM packet socket of received IPv4 frames in the router's namespace,
+    filtered by the classic BPF `prog`, each stamped at receipt (skb->tstamp, the
+    stamp NFQUEUE hands the hook) and queued up to `rcvbuf` bytes. Blocking is the
+    caller's to set. The observer's and the hook's watch (watch.py)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    code = ctypes.create_string_buffer(prog)
+    sock.setsockopt(
+        socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code.raw) // 8, ctypes.addressof(code))
+    )
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+    return sock
+
+
+def received_at(anc) -> tuple[int, int] | None:
+    """(seconds, nanoseconds) of CLOCK_REALTIME from a recvmsg()'s SO_TIMESTAMPNS."""
+    return next(
+        (
+            _TIMESPEC.unpack(d[:16])
+            for lvl, typ, d in anc
+            if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS
+        ),
+        None,
+    )
+
+
+def kernel_drops(sock: socket.socket) -> int:
+    """The frames the kernel dropped for this socket (PACKET_STATISTICS tp_drops)."""
+    try:
+        return struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
+    except OSError:
+        return 0
+
+
 def open_socket(ring: bool = True) -> socket.socket:
     """In the router's namespace, before the hook binds its queue: nothing the
     queue sees can be missed. `ring`: with its TPACKET_V3 ring (ring.py); without,
     read with recvmsg() (bench/tap_cost.py compares the two)."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-    code = ctypes.create_string_buffer(_tcp_filter())
-    sock.setsockopt(
-        socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code.raw) // 8, ctypes.addressof(code))
-    )
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # stamped at receipt, as NFQUEUE's
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    sock = packet_socket(_tcp_filter(), RCVBUF)
     if ring:
         add_ring(sock)  # or, without one, the observer reads the socket's queue (RCVBUF)
     sock.setblocking(False)
@@ -108,14 +137,7 @@ class Observer:
             except BlockingIOError:
                 return n
             if addr[2] != PACKET_OUTGOING:
-                stamp = next(
-                    (
-                        _TIMESPEC.unpack(d[:16])
-                        for lvl, typ, d in anc
-                        if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS
-                    ),
-                    None,
-                )
+                stamp = received_at(anc)
                 self.observed(to_monotonic(stamp[0] + stamp[1] / 1e9) if stamp else time.monotonic(), data)
         return limit
 
@@ -153,10 +175,7 @@ class Observer:
             time.sleep(RETIRE_MS / 1000)
 
     def drops(self) -> int:
-        try:
-            return struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
-        except OSError:
-            return 0
+        return kernel_drops(self.sock)
 
 
 class ObserverProcess:

@@ -24,20 +24,15 @@ run `not judged`: the names could be wrong."""
 from __future__ import annotations
 
 import collections
-import ctypes
 import socket
 import struct
 
 from tcplab.core.packet import parse_ipv4_tcp
+from tcplab.lab.hook.observer import PACKET_OUTGOING, kernel_drops, packet_socket, received_at
 from tcplab.lab.hook.selection import queued
 
-ETH_P_IP = 0x0800
-PACKET_OUTGOING = 4  # linux/if_packet.h
-SO_TIMESTAMPNS, SO_ATTACH_FILTER, SO_RCVBUFFORCE = 35, 26, 33
-SOL_PACKET, PACKET_STATISTICS = 263, 6
 SNAP = 120  # an IPv4 header and a TCP header with options: all the classifier reads
 RCVBUF = 8 << 20  # a SYN flood's worth between two passes of the hook's loop
-_TIMESPEC = struct.Struct("qq")
 
 
 def _syn_fin_filter() -> bytes:
@@ -59,25 +54,16 @@ def _syn_fin_filter() -> bytes:
 
 def open_socket() -> socket.socket:
     """In the router's namespace, before the hook binds its queue."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-    code = ctypes.create_string_buffer(_syn_fin_filter())
-    sock.setsockopt(
-        socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code.raw) // 8, ctypes.addressof(code))
-    )
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # skb->tstamp, as NFQUEUE's
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    sock = packet_socket(_syn_fin_filter(), RCVBUF)
     sock.setblocking(False)
     return sock
 
 
 def stamp_us(anc) -> int | None:
-    """The SO_TIMESTAMPNS stamp of a recvmsg()'s ancillary data, in whole
-    microseconds of CLOCK_REALTIME (NFQUEUE's stamp is a timeval)."""
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-            sec, nsec = _TIMESPEC.unpack(data[:16])
-            return sec * 1_000_000 + nsec // 1000
-    return None
+    """A recvmsg()'s receive stamp in whole microseconds of CLOCK_REALTIME (NFQUEUE's
+    stamp is a timeval)."""
+    stamp = received_at(anc)
+    return None if stamp is None else stamp[0] * 1_000_000 + stamp[1] // 1000
 
 
 class Watch:
@@ -98,9 +84,10 @@ class Watch:
                 data, anc, _flags, addr = self.sock.recvmsg(SNAP, 64)
             except BlockingIOError:
                 return
-            if addr[2] == PACKET_OUTGOING or len(data) < 34:
+            at = (data[0] & 0x0F) * 4 + 13 if data else 0  # the TCP flags (the filter took TCP)
+            if addr[2] == PACKET_OUTGOING or len(data) <= at:
                 continue
-            flags = data[(data[0] & 0x0F) * 4 + 13] if len(data) > (data[0] & 0x0F) * 4 + 13 else 0
+            flags = data[at]
             # the queue has the kinds the faults name: those the hook classifies itself
             if queued(self.kinds, flags) and not queued(self.queue_kinds, flags):
                 stamp = stamp_us(anc)
@@ -117,7 +104,4 @@ class Watch:
                 classifier.classify(seg)
 
     def drops(self) -> int:
-        try:
-            return struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
-        except OSError:
-            return 0
+        return kernel_drops(self.sock)
