@@ -37,8 +37,11 @@ from tcplab.vm.plan import (
     TEST_FLAVOUR,
     Usage,
     choose_accel,
+    console_records,
+    guest_panic,
     image_key,
     image_name,
+    RECORD_TAG,
     judge_probe,
     parse_args,
     probe_argv,
@@ -86,6 +89,22 @@ def probe_kvm(kernel: Path, timeout: float = 20.0) -> tuple[bool, str]:
     return judge_probe(rc, "".join(lines))
 
 
+def shorten_records(chunk: bytes) -> bytes:
+    """A record a lab test sent over the console is for the results folder, not the
+    terminal: its base64 is cut to a note. (A line split across two reads is echoed
+    as it comes.)"""
+    tag = RECORD_TAG.encode()
+    if tag not in chunk:
+        return chunk
+    lines = chunk.split(b"\n")
+    for i, line in enumerate(lines):
+        at = line.find(tag)
+        if at >= 0:
+            name = line[at + len(tag) :].split(b" ", 1)[0]
+            lines[i] = line[: at + len(tag)] + name + b" (saved in records/)"
+    return b"\n".join(lines)
+
+
 def follow(path: Path, stop: threading.Event, quiet: bool) -> None:
     """Echoes the VM's console as it grows."""
     while not path.exists() and not stop.is_set():
@@ -96,7 +115,7 @@ def follow(path: Path, stop: threading.Event, quiet: bool) -> None:
         while True:
             chunk = f.read()
             if chunk:
-                sys.stderr.buffer.write(chunk.replace(b"\r", b""))
+                sys.stderr.buffer.write(shorten_records(chunk.replace(b"\r", b"")))
                 sys.stderr.flush()
             elif stop.is_set():
                 return
@@ -182,6 +201,12 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         subprocess.run(["tar", "-xf", str(results), "-C", str(out), "--no-same-owner"], capture_output=True)
         shutil.copy(console, out / "console.log") if console.exists() else None
+        records = console_records(console.read_text(errors="replace")) if console.exists() else {}
+        if records:
+            (out / "records").mkdir(exist_ok=True)
+            for stem, data in records.items():
+                (out / "records" / f"{stem}.json").write_bytes(data)
+            say(f"{name}: {len(records)} record(s) of failed lab tests in {out}/records/")
         if timed_out:
             say(f"{name}: timed out after {args.timeout:.0f} s; qemu killed; console in {out}/console.log")
             return 124
@@ -190,9 +215,12 @@ def run_one(name: str, args: argparse.Namespace) -> int:
         try:
             rc = int((out / "exit-code").read_text())
         except (OSError, ValueError):
+            panic = guest_panic(console.read_text(errors="replace")) if console.exists() else ""
             say(
-                f"{name}: the VM brought back no results (qemu exit {proc.returncode}); "
-                f"see {out}/console.log" + (f"; qemu: {qemu_err.strip()[-300:]}" if qemu_err.strip() else "")
+                f"{name}: the VM brought back no results (qemu exit {proc.returncode}"
+                + (f"; the guest kernel panicked: {panic}" if panic else "")
+                + f"); see {out}/console.log"
+                + (f"; qemu: {qemu_err.strip()[-300:]}" if qemu_err.strip() else "")
             )
             return 3
         timing = {}

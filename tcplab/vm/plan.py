@@ -4,9 +4,12 @@ qemu's command line, choosing the accelerator, reading the results."""
 from __future__ import annotations
 
 import argparse
+import base64
+import gzip
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,8 +201,14 @@ def qemu_argv(
         if accel == "kvm"
         else ["-accel", "tcg,thread=multi", "-cpu", cpu_model or "max,cx16=off"]
     )
+    # softlockup_panic: twice (sessions 12 and 13) a TCG guest's vCPU stopped taking
+    # interrupts ("0 ticks this GP") and the other spun on it until the host's timeout.
+    # Panicking then ends the run 20 s after it stalls instead of 90 min later, with
+    # both CPUs' backtraces on the console (all_cpu_backtrace; loglevel 5 lets
+    # pr_warn and default-level lines such as a backtrace through).
     append = (
-        "root=/dev/vda rw console=ttyS0 init=/sbin/kernel-vm-init panic=-1 quiet loglevel=4 net.ifnames=0"
+        "root=/dev/vda rw console=ttyS0 init=/sbin/kernel-vm-init panic=-1 quiet loglevel=5 net.ifnames=0"
+        " softlockup_panic=1 softlockup_all_cpu_backtrace=1"
     )
     if extra_append:  # KERNEL_VM_APPEND, for debugging a boot (e.g. loglevel=7)
         append += " " + extra_append
@@ -311,6 +320,38 @@ def results_dir(out: Path | None, kernels: int, release: str) -> Path:
     if out is None:
         return ROOT / "results" / "vm" / release
     return out / release if kernels > 1 else out
+
+
+RECORD_TAG = "kernel-vm-record: "
+
+
+def console_records(console: str) -> dict[str, bytes]:
+    """The records a lab test sent over the console while it ran (tests/lab/labhelpers.py
+    `send_record`): `kernel-vm-record: NAME BASE64(GZIP(JSON))`, one line each. They
+    come back even when the VM never writes its results (a panic, a timeout). A line
+    the console cut short is left out."""
+    out = {}
+    for line in console.splitlines():
+        at = line.find(RECORD_TAG)
+        if at < 0:
+            continue
+        name, _, data = line[at + len(RECORD_TAG) :].strip().partition(" ")
+        if not re.fullmatch(r"[\w.+-]+", name):
+            continue
+        try:
+            out[name] = gzip.decompress(base64.b64decode(data, validate=True))
+        except (ValueError, OSError, EOFError):
+            continue
+    return out
+
+
+def guest_panic(console: str) -> str:
+    """The guest kernel's panic line, or "": why a VM that powered off by itself brought
+    nothing back (softlockup_panic, qemu_argv)."""
+    for line in console.splitlines():
+        if "Kernel panic - not syncing" in line:
+            return line.split("Kernel panic - not syncing", 1)[1].strip(" :")[:200]
+    return ""
 
 
 def summarize(results_dir: Path) -> list[tuple[str, str]]:

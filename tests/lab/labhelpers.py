@@ -2,8 +2,12 @@
 inside one of the lab's namespaces (with setns(), as the lab's own children enter
 them; `ip netns exec` also remounts /sys, which fails inside a chroot)."""
 
+import base64
 import fnmatch
+import gzip
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -251,6 +255,25 @@ def skip_unless_judged(res: dict) -> None:
         pytest.skip(f"{res['scenario']} not judged on this machine: {res['errors'][0][:200]}")
 
 
+def send_record(res: dict) -> None:
+    """In a kernel VM, the whole record of a run a test is about to fail on goes over the
+    serial console at once, one line (tcplab/vm/plan.py console_records): pytest prints
+    its report only at the end, and a guest that stalls or runs out of time brings
+    nothing else back. The host saves it in records/. Elsewhere: nothing."""
+    if not os.environ.get("KERNEL_VM"):
+        return
+    data = base64.b64encode(gzip.compress(json.dumps(res).encode())).decode()
+    name = re.sub(r"[^\w.+-]", "_", str(res.get("scenario", "record")))
+    try:
+        with open("/dev/ttyS0", "w") as tty:
+            tty.write(f"\nkernel-vm-record: {name} {data}\n")
+    except OSError:
+        pass
+
+
 def failure_report(res: dict) -> str:
-    """What a failed catalogue test prints: the failed checks, then the record."""
+    """What a failed catalogue test prints: the failed checks, then the record (and, in a
+    kernel VM, the record is sent to the host as it fails: send_record)."""
+    if not passes_here(res):
+        send_record(res)
     return f"{res['verdict']}: {failed_checks(res)}\n\n{timeline(res)}"

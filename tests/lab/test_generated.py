@@ -17,7 +17,7 @@ import os
 import re
 
 import pytest
-from labhelpers import ROOT, run_cli, timeline
+from labhelpers import ROOT, run_cli, send_record, timeline
 
 from tcplab.generate.draft import generate
 from tcplab.format.load import load_scenario
@@ -76,6 +76,8 @@ def test_no_false_fail(generated):
             ]
         elif res["verdict"] == "error" and not all(e.startswith("not judged") for e in res["errors"]):
             wrong[name] = res["errors"]
+    for name in wrong:
+        send_record(generated["results"][name])
     # each wrong run's record goes with the message: CI keeps nothing else of it
     records = "\n\n".join(f"{name}:\n{timeline(generated['results'][name])}" for name in wrong)
     assert not wrong, json.dumps(wrong, indent=1) + "\n\n" + records

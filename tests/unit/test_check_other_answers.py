@@ -5,7 +5,7 @@ on the times of gen-8213 (6.18): every SYN held 2 s, the client's data 1 s after
 connect() returned."""
 
 from tcplab.core.check.base import Slop
-from tcplab.core.check.handshake import _other_answers
+from tcplab.core.check.handshake import _other_answers, _renamed_answers
 from tcplab.core.events import SegmentSeen
 from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.prediction import Prediction, PredictedSegment
@@ -67,3 +67,24 @@ def test_two_answers_before_the_data_are_not_one():
     )
     check = count(pred, extra)
     assert (check.passed, check.actual) == (False, 2)
+
+
+def client_ack(t, nth):
+    """The client's ACK answering a SYN-ACK again (a retransmission or a copy)."""
+    return PredictedSegment(t, "client", "ack", nth, "delivered", "answer", slack=0.0)
+
+
+def renamed(prediction, rec):
+    return _renamed_answers(prediction, rec, "client", "ack", {"client": 0.0}, Slop())
+
+
+def test_a_client_answer_between_the_models_cut_and_the_records_may_carry_the_datas_name():
+    # The model has the client's data leave at 1.100 s, the record at 1.050 s; its second
+    # ACK is due at 1.080 s: in the record it left after the data (named data-ack), in
+    # the model before. Its window holds neither cut, but lies between them.
+    pred = Prediction(K618, segments=[client_ack(0.5, 1), client_ack(1.08, 2)], client_gone_at=1.1)
+    rec = record(seg(1.05, "client", "data", length=4))
+    assert renamed(pred, rec) == 1
+    # Well before both cuts it is an `ack` in both worlds; the first ACK never counts.
+    pred = Prediction(K618, segments=[client_ack(0.5, 1), client_ack(0.7, 2)], client_gone_at=1.1)
+    assert renamed(pred, rec) == 0

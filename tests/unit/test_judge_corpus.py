@@ -801,3 +801,49 @@ def test_an_rst_inside_the_requests_window_but_not_at_rcv_nxt_is_not_judged():
         res.errors,
         failed_names(res),
     )
+
+
+def test_a_peers_reply_that_acknowledges_data_after_the_fin_is_an_rtt_sample():
+    """gen-16111: the client's request and FIN left together; every FIN of its was
+    dropped and the server's ACK of the request held 200 ms, so the first ACK of the
+    request was the server's reply, 0.1 s later. That ACK is an RTT sample
+    (tcp_clean_rtx_queue(), the request never sent twice): the RTO went from 204 to
+    216 ms and the FIN's RTOs, re-armed by that ACK, doubled from there (0.317, 0.749,
+    1.613 s after the first FIN; seen 0.326, 0.782, 1.678), and the orphan gave up at
+    the fourth expiry, 3.0 s (tcp_orphan_retries 3) after the first. Before, the model
+    kept the handshake's 204 ms and foresaw a sixth FIN and 6.3 s in CLOSING. A
+    record with that sixth FIN is wrong."""
+    res = judge("gen-16111")
+    assert res.verdict == "pass", failed_names(res)
+    third = next(c for c in res.checks if c.name == "model: client fin #3 after #1")
+    assert third.expected == pytest.approx(0.317, abs=5e-4), third.expected
+
+    def sixth(run):
+        last = [e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "fin"][-1]
+        more = {**last, "t": last["t"] + 1.76, "t_out": None, "nth": last["nth"] + 1}
+        return {**run, "events": run["events"] + [more]}
+
+    assert "model: client fin count" in failed_names(judge("gen-16111", sixth))
+
+
+def test_paws_at_the_fin_wait2_minisocket_is_answered():
+    """gen-16001: the router's copy of the server's ACK of the client's data, 50 ms
+    late, reached the client's orphan in FIN_WAIT2, a timewait minisocket by then,
+    after the ACK of its FIN had moved ts_recent on. tcp_timewait_state_process()
+    (substate FIN_WAIT2) rejects it by PAWS and answers with an ACK; the router's copy
+    of that ACK found the server closed, and the listener answered with an RST. The
+    model had taken the copy in silently and foreseen no RST. (Without the RST the
+    record is right too: had the server's delayed ACK of the FIN fired later in its
+    bucket, the copy would have come first, to the full socket, and been taken in; the
+    judge does not time that ACK.) Two RSTs are wrong."""
+    res = judge("gen-16001")
+    assert res.verdict == "pass", failed_names(res)
+    rst = next(c for c in res.checks if c.name == "model: server rst count")
+    assert rst.passed and rst.actual == 1
+
+    def two(run):
+        first = next(e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "rst")
+        more = {**first, "t": first["t"] + 0.01, "t_out": first["t_out"] + 0.01, "nth": 2}
+        return {**run, "events": run["events"] + [more]}
+
+    assert "model: server rst count" in failed_names(judge("gen-16001", two))

@@ -137,6 +137,8 @@ def test_qemu_command_line():
     ]
     append = _after(argv, "-append")[0].split()
     assert {"root=/dev/vda", "console=ttyS0", "init=/sbin/kernel-vm-init", "panic=-1"} <= set(append)
+    # a stalled guest panics (and so powers off at once) instead of spinning until the timeout
+    assert "softlockup_panic=1" in append
     assert _after(argv, "-kernel") == ["/i/vmlinuz"] and _after(argv, "-initrd") == ["/i/initrd.img"]
     assert _after(argv, "-serial") == ["file:/w/console.log"]
     # ends on a panic instead of rebooting; no network, no display, no monitor
@@ -145,6 +147,41 @@ def test_qemu_command_line():
     assert _after(argv, "-display") == ["none"] and _after(argv, "-monitor") == ["none"]
     kvm = _argv("kvm")
     assert _after(kvm, "-accel") == ["kvm"] and _after(kvm, "-cpu") == ["host"]
+
+
+def _record_line(name, obj):
+    import base64
+    import gzip
+
+    return f"kernel-vm-record: {name} " + base64.b64encode(gzip.compress(json.dumps(obj).encode())).decode()
+
+
+def test_records_sent_over_the_console_come_back():
+    whole = _record_line("gen-1", {"verdict": "fail", "scenario": "gen-1"})
+    cut = _record_line("gen-2", {"verdict": "fail"})[:-12]  # the guest died mid-line
+    console = "\n".join(
+        [
+            "tests/lab/test_generated.py .",
+            "[ 12.3] some kernel line " + whole,  # printk text before it on the same line
+            cut,
+            "kernel-vm-record: ../etc/passwd AAAA",  # not a name
+            "kernel-vm-record: gen-3 not-base64!",
+        ]
+    )
+    got = plan.console_records(console)
+    assert list(got) == ["gen-1"]
+    assert json.loads(got["gen-1"]) == {"verdict": "fail", "scenario": "gen-1"}
+    # the terminal sees a note, not the base64
+    echoed = kernelvm.shorten_records((whole + "\nnext line\n").encode())
+    assert echoed == b"kernel-vm-record: gen-1 (saved in records/)\nnext line\n"
+    assert kernelvm.shorten_records(b"plain\n") == b"plain\n"
+
+
+def test_guest_panic_names_why_nothing_came_back():
+    console = "[ 1828.5] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [python:6315]\n"
+    console += "[ 1828.6] Kernel panic - not syncing: softlockup: hung tasks\n"
+    assert plan.guest_panic(console) == "softlockup: hung tasks"
+    assert plan.guest_panic("kernel-vm: results written, powering off\n") == ""
 
 
 def test_probe_is_a_kvm_guest_that_panics_and_exits():

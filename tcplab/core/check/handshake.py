@@ -103,7 +103,7 @@ def _other_answers(prediction, record: Record, t0: float, slop: Slop = Slop()) -
                 lo, hi = window(p.t, p.slack, slop.at(t0 + p.t))
                 if p.t < until and hi < min(until, cut):
                     sure += 1
-                elif lo < max(until, cut):
+                elif _may_cross((until, cut), lo, hi):
                     maybe += 1
             seen = [s for s in record.sent_by(sender, name) if s.t - t0 < cut]
             out.append(
@@ -156,6 +156,15 @@ def _closest(prediction, record: Record, origins: dict[str, float] | None = None
                     seen = [x for x in record.sent_by(s.sender, s.name) if x.t - t0 < cut]
                     others[(s.sender, s.name)] = len(seen)
     return max(outcomes, key=score)
+
+
+def _may_cross(cuts: tuple[float, float], lo: float, hi: float) -> bool:
+    """Whether a segment due in [lo, hi] may go out on either side of the client's first
+    data or FIN, whose moment is one of `cuts` (the model's, the record's): its window
+    reaches from before the later cut to after the earlier one. Shared by the answers
+    counted under another name (_other_answers) and those the client may send under
+    one (_renamed_answers), so that both use the same cut."""
+    return lo <= max(cuts) and hi >= min(cuts)
 
 
 def _hand_over(record: Record, until: float) -> float:
@@ -223,18 +232,15 @@ def _renamed_answers(
     record's (_other_answers): sent after it, such an ACK carries what came since and
     the classifier names it `data-ack` (or `fin-ack`), not `ack` (gen-13011 in CI: the
     SYN-ACK answering the router's copy of the SYN, held 10 ms, reached the client
-    0.2 ms after its FIN left; 0.4 ms before its data in the first run). How many of
+    0.2 ms after its FIN left; 0.4 ms before its data in the first run). An answer
+    due between the two cuts may be on either side as well (_may_cross). How many of
     the predicted ones may go by another name."""
     if sender != "client" or name != "ack" or pred.client_gone_at is None:
         return 0
     cuts = (pred.client_gone_at, _hand_over(record, pred.client_gone_at))
     t0 = origins["client"]
     answers = [p for p in pred.of(sender, name) if p.cause == "answer" and p.nth > 1]
-    return sum(
-        1
-        for p in answers
-        if any(lo <= cut <= hi for cut in cuts for lo, hi in [window(p.t, p.slack, slop.at(t0 + p.t))])
-    )
+    return sum(1 for p in answers if _may_cross(cuts, *window(p.t, p.slack, slop.at(t0 + p.t))))
 
 
 def _model_connect(pred, record: Record, slop: Slop) -> list[Check]:

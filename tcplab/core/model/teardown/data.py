@@ -10,7 +10,7 @@ import math
 
 from tcplab.core.model.kernel import LAST_HOP
 from tcplab.core.model.teardown.host import Host
-from tcplab.core.model.teardown.params import MSS, TCP_INIT_CWND, Unsupported
+from tcplab.core.model.teardown.params import MSS, TCP_INIT_CWND, Unsupported, rtt_estimate
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, PSH
 
@@ -122,6 +122,9 @@ class DataPath(SimBase):
 
     def data_acked(self, t: float, h: Host, ack: int) -> None:
         """An ACK that advances snd_una over the host's data (tcp_clean_rtx_queue())."""
+        newly = [s for s in h.flight if s[0] + s[1] <= ack]
+        if h.fin_sent and newly and not h.rto_count and not any(s[0] in h.resent for s in newly):
+            self.rtt_sample(h, t - newly[0][2])
         before = len(h.flight)
         h.flight = [s for s in h.flight if s[0] + s[1] > ack]
         h.sacked = {seq for seq in h.sacked if seq >= ack}
@@ -149,6 +152,21 @@ class DataPath(SimBase):
             # (gen-1031 on 6.18: the client's held byte went out acknowledging the FIN
             # that acknowledged what held it, with no ACK of its own before it)
             self.at(t, 2, "release", h.name)
+
+    def rtt_sample(self, h: Host, m: float) -> None:
+        """An ACK after the host's FIN left that acknowledges data of its never sent
+        twice: tcp_clean_rtx_queue() times it from the oldest such segment's send
+        (first_ackt; Karn: none re-sent), tcp_ack_update_rtt() feeds it to
+        tcp_rtt_estimator() and tcp_set_rto() sets a new icsk_rto, which the timer the
+        same ACK re-arms (tcp_rearm_rto()) and every later backoff start from. The
+        samples before the FIN are the record's (observe.rtt_samples()); this one the
+        simulation's own, as the ACK reaches the host in it (gen-16111 on 6.18: the
+        server's reply, 0.1 s after the client's request and FIN, acknowledged the
+        request, the FIN having been lost: the client's RTO went from 204 to 213 ms and
+        its FIN's RTOs doubled from there). Only before an RTO expiry: after one, the
+        head was re-sent and the sample would be the timestamps' (not modelled)."""
+        h.samples.append(max(m, 0.0))
+        h.rtt, h.rto = rtt_estimate(self.k, h.p, h.samples)
 
     def data_probe(self, t: float, h: Host) -> None:
         """tcp_send_loss_probe() with data and no FIN out: no new data to send, so the

@@ -26,6 +26,9 @@ class KeepaliveTimer:
 class Host:
     def __init__(self, name: str, p: TeardownParams, rto: float, steps: list[Step], rtt: float = 0.001):
         self.name, self.p, self.rto, self.steps, self.rtt = name, p, rto, steps, rtt
+        # the RTT samples rto and rtt (srtt) come from: the record's up to the FIN, or
+        # the handshake's alone; DataPath.rtt_sample() adds those after it
+        self.samples: list[float] = [rtt]
         self.woke_at = -1.0  # when a blocked call last returned: what came before caused it
         self.drain_until = -1.0  # data arriving until then was read by the call that returned
         self.recv_left = 0  # bytes the recv() waiting now still reads before it returns

@@ -108,6 +108,8 @@ class Paws(SimBase):
             return
         if flags & ACK and r[2] is not None and seq <= r[2] <= end:
             r[0] = max(r[0], tsval)  # tcp_replace_ts_recent(): stored if not older
+        elif r[2] is not None and seq > r[2]:
+            return  # beyond rcv_wup: not stored (tcp_ack(), !after(seq, rcv_wup))
         r[1] = max(r[1], tsval)
 
     def paws_rejects(self, h, tsval: int | None) -> bool | None:
@@ -126,10 +128,10 @@ class Paws(SimBase):
         lo, hi, _wup = h.ts_recent_range
         if tsval is None:
             return (
-                f"a segment reaching the {h.name}'s TIME_WAIT within a timestamp tick "
+                f"a segment reaching the {h.name}'s {h.state} within a timestamp tick "
                 "of the newest, its TSval not in the record (PAWS may pass it or not)"
             )
         return (
-            f"a segment reaching the {h.name}'s TIME_WAIT with TSval {tsval} while its "
+            f"a segment reaching the {h.name}'s {h.state} with TSval {tsval} while its "
             f"ts_recent lies in [{lo}, {hi}] (PAWS may pass it or not)"
         )

@@ -86,6 +86,26 @@ class Receive(SimBase):
             if rejected and h.state == "TIME_WAIT":
                 self.paws_in_time_wait(t, h, slack, occupies=bool(flags & FIN or length))
                 return
+            if self.fin_wait2_minisocket(h):
+                # substate FIN_WAIT2 of tcp_timewait_state_process(): a PAWS reject
+                # (tcp_paws_reject(), no window) is answered as out of the window, a
+                # rate-limited ACK (tcp_timewait_check_oow_rate_limit()), nothing else
+                # (gen-16001 on 6.18: the router's copy of the server's ACK of the
+                # client's data, 50 ms late, reached the client's FIN_WAIT2 after the
+                # ACK of its FIN had moved ts_recent on; the client answered it).
+                # tw_ts_recent is the full socket's ts_recent, which the newest
+                # segment taken need not have set (one beyond rcv_wup does not:
+                # gen-16187, a FIN held 50 ms found the server's ts_recent older than
+                # the ACK that came after it, and passed), so send times cannot say:
+                # rejected only where the record's TSvals put it below ts_recent
+                # for certain (paws.py). Otherwise taken, as before this rule: the
+                # record's TSvals leave it open in about 40 of the 2,700 saved
+                # generated runs, each of which passed so; all `not judged` would
+                # lose their teardowns for a doubt no record has shown to matter.
+                if self.paws_rejects(h, tsval) is True:
+                    self.out_of_window(t, h, slack)
+                    return
+                rejected = False
             h.ts_recent = max(h.ts_recent, sent)
             self.ts_accepted(h, tsval, seq, length, flags, h.state == "TIME_WAIT")
         if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
@@ -120,7 +140,9 @@ class Receive(SimBase):
                 if h.timer_kind in ("tlp", "reo"):
                     self.arm(t, h, "tlp", self.probe_wait(h))
                 elif h.timer_kind == "rto":
-                    self.arm(t, h, "rto", h.timer_wait)
+                    # icsk_rto: backed off by the expiries so far, or new from this
+                    # ACK's RTT sample (DataPath.rtt_sample(), only before any expiry)
+                    self.arm(t, h, "rto", h.timer_wait if h.rto_count else h.rto)
         if sack and flags & ACK:  # what the peer holds beyond a hole (sack.py)
             self.sacked(t, h, sack)
         if h.fin_sent and not h.fin_acked and ack >= h.snd + 1:

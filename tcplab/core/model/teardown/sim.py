@@ -72,6 +72,9 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
         self.hosts = {
             h: Host(h, params[h], rto[h], steps[h], (rtt or {}).get(h, 0.001)) for h in ("client", "server")
         }
+        for name, h in self.hosts.items():
+            if observed is not None and observed.rtt_samples.get(name):
+                h.samples = list(observed.rtt_samples[name])  # predict.py's rto, rtt came from them
         self.first_closer = first_closer
         self.clf = Classifier({C_ADDR})
         self._prime()

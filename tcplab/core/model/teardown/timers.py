@@ -174,6 +174,13 @@ class Timers(SimBase):
             return False
         return None
 
+    def fin_wait2_minisocket(self, h: Host) -> bool:
+        """An orphan in FIN_WAIT2 whose tcp_fin_time() is no longer than TIME_WAIT's
+        60 s: tcp_rcv_state_process() handed it to a timewait minisocket in substate
+        FIN_WAIT2 (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)), which
+        tcp_timewait_state_process() answers from then on."""
+        return h.state == "FIN_WAIT2" and h.orphaned and fin_time(h.p, h.rto) <= TCP_TIMEWAIT_LEN
+
     def out_of_window(self, t: float, h: Host, slack: float) -> None:
         """A pure ACK from before what this host already acknowledged (an old one, or
         the router's copy of one): tcp_sequence() fails, and tcp_validate_incoming()
@@ -182,7 +189,7 @@ class Timers(SimBase):
         gen-3123, gen-3278)."""
         if h.state == "TIME_WAIT":
             self.paws_in_time_wait(t, h, slack)
-        elif h.state == "FIN_WAIT2" and h.orphaned and fin_time(h.p, h.rto) <= TCP_TIMEWAIT_LEN:
+        elif self.fin_wait2_minisocket(h):
             # the orphan's FIN_WAIT2 minisocket (tcp_time_wait()): its own rate limit,
             # tw_last_oow_ack_time, which starts at 0 (tcp_timewait_check_oow_rate_limit())
             if t - h.tw_oow_at >= h.p.invalid_ratelimit:
