@@ -131,7 +131,11 @@ def check_line(c: Check) -> Text:
     mark = Text("  ✓ " if c.passed else "  ✗ ", style="green" if c.passed else "bold red")
     body = f"{c.name}: "
     window = (
-        (f"-{MODEL_EARLY * 1000:.0f} ms/+{c.tolerance:.3f} s" if c.one_sided else f"± {c.tolerance:.3f} s")
+        (
+            f"-{(MODEL_EARLY if c.early is None else c.early) * 1000:.0f} ms/+{c.tolerance:.3f} s"
+            if c.one_sided
+            else f"± {c.tolerance:.3f} s"
+        )
         if c.tolerance is not None
         else ""
     )
@@ -168,6 +172,7 @@ def print_verdict(console: Console, result) -> None:
                 slop=c.get("slop"),
                 error=c.get("error", False),
                 one_sided=c.get("window") == "late",
+                early=c.get("early"),
             )
             for c in result["checks"]
         ]

@@ -265,6 +265,7 @@ def _check_text(c: dict) -> str:
         },
         one_sided=c.get("window") == "late",
         judged=c.get("judged", True),
+        early=c.get("early"),
     )
     return check_line(check).plain.strip()
 

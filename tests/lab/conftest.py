@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from labhelpers import SCENARIOS, root_snapshot, run_cli, selected
+from labhelpers import FETCHED, SCENARIOS, root_snapshot, run_cli, selected, send_record
 
 from tcplab.format.load import load_scenario
 
@@ -22,6 +22,21 @@ from tcplab.format.load import load_scenario
 # (2 of 50 in one CI run). The catalogue asserts what the kernel does on a machine the
 # lab can judge; what the judge says on one it cannot is tests/lab/test_loaded.py's.
 CATALOGUE_JOBS = 6
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that fails on catalogue results sends each it read to a kernel VM's host
+    (send_record: nothing elsewhere); pytest's own report comes only at the end, and
+    it prints the assertion, not the run (the 6.1 guest's time-wait-port-exhaustion,
+    sessions 12 and 14: eleven connects ok, and no record came back)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "setup":
+        FETCHED.clear()
+    elif report.when == "call" and report.failed:
+        for res in FETCHED:
+            send_record(res)
 
 
 @pytest.fixture(scope="session")

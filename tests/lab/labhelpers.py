@@ -170,6 +170,11 @@ def strip_counters(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
+# The catalogue results the running test has read (result()): sent to a kernel VM's
+# host when the test fails (conftest.py, send_record()), whatever it asserted.
+FETCHED: list[dict] = []
+
+
 def result(catalogue, name):
     path = next((p for p in ALL if p.stem == name or f"scenario: {name}\n" in p.read_text()), None)
     why = runnable_here(path) if path else None
@@ -179,6 +184,7 @@ def result(catalogue, name):
         pytest.skip(f"{name}: not in TCPLAB_ONLY")
     res = catalogue["results"].get(name)
     assert res is not None, f"no result for {name}:\n{catalogue['proc'].stdout[-3000:]}"
+    FETCHED.append(res)
     return res
 
 

@@ -219,6 +219,7 @@ def test_time_wait_exhausts_ten_ports(catalogue):
     """T12: the ten successful connects used each port of 40000-40009 once; the
     failing ones sent nothing and failed at once (< 10 ms)."""
     res = result(catalogue, "time-wait-port-exhaustion")
+    skip_unless_judged(res)  # as the shape tests of the other runs the lab could not judge
     connects = calls(res, "client", "connect")
     ok = [c for c in connects if c["result"] == "ok"]
     failed = [c for c in connects if c["result"] == "EADDRNOTAVAIL"]

@@ -32,6 +32,9 @@ class Check:
     # An abstention that makes the run an error (the hook too slow to judge timing):
     # a run whose timing the lab distorted has no verdict, whatever else passed.
     error: bool = False
+    # How early a one-sided window lets the kernel be, where it is not MODEL_SLOP (a
+    # retransmission chain whose RTO may be shorter than the model's: teardown._chain)
+    early: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -46,6 +49,7 @@ class Check:
             "judged": self.judged,
             **({"slop": round(self.slop, 4)} if self.slop is not None else {}),
             **({"error": True} if self.error else {}),
+            **({"early": self.early} if self.early is not None else {}),
         }
 
 
@@ -67,7 +71,9 @@ def segment_at(
     name: str, nominal: float, lo: float, hi: float, got: float, s: SegmentSeen, slop: float
 ) -> Check:
     """A model timing of one segment: the kernel may be late (up to hi), never earlier
-    than lo; the tolerance shown is how late it may be, with the lab's slop in it."""
+    than lo; the tolerance shown is how late it may be, with the lab's slop in it, and
+    how early where that is not the usual MODEL_SLOP."""
+    early = round(nominal - lo, 4)
     return Check(
         name,
         lo <= got <= hi,
@@ -77,6 +83,7 @@ def segment_at(
         describe_segment(s),
         one_sided=True,
         slop=slop,
+        early=early if abs(early - MODEL_SLOP) > 1e-4 else None,
     )
 
 

@@ -151,7 +151,8 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
         timed = 0
         for h in ("client", "server"):
             for n in CHAINS:
-                for _w, _x, _nominal, lo, hi, got in _chain(p.of(h, n), record.sent_by(h, n), slop):
+                chain = _chain(p.of(h, n), record.sent_by(h, n), slop, p.rto_spread.get(h, 0.0))
+                for _w, _x, _nominal, lo, hi, got in chain:
                     timed += lo <= got <= hi
         return (counts + states, timed)
 
@@ -238,20 +239,24 @@ def _segments(pred: TeardownPrediction, record: Record, sender: str, name: str, 
         return out + _probes(want, seen, syns[0].t, slop)
     if name not in CHAINS or not want or not seen:
         return out
-    for p, s, nominal, lo, hi, got in _chain(want, seen, slop):
+    for p, s, nominal, lo, hi, got in _chain(want, seen, slop, pred.rto_spread.get(sender, 0.0)):
         out.append(segment_at(f"{label} #{p.nth} after #1", nominal, lo, hi, got, s, slop.at(s.t)))
     return out
 
 
-def _chain(want: list, seen: list, slop: Slop) -> list[tuple]:
+def _chain(want: list, seen: list, slop: Slop, spread: float = 0.0) -> list[tuple]:
     """Each retransmission after the first, paired with the model's, and its window
     since the first: (predicted, seen, nominal, lo, hi, got). Judged by _segments and
-    scored the same way by _order."""
+    scored the same way by _order. The probe and the RTOs all scale with the RTO, which
+    may be up to `spread` of itself shorter than the model's (TeardownPrediction.
+    rto_spread: the host's unseen way to the router): so may the chain, from its
+    first segment."""
     out = []
     for p, s in list(zip(want, seen))[1:]:
         nominal = p.t - want[0].t
         hi = nominal + (p.slack - want[0].slack) + slop.at(s.t)
-        out.append((p, s, nominal, nominal - MODEL_SLOP, hi, round(s.t - seen[0].t, 6)))
+        lo = nominal - MODEL_SLOP - nominal * spread
+        out.append((p, s, nominal, lo, hi, round(s.t - seen[0].t, 6)))
     return out
 
 
@@ -305,6 +310,21 @@ def _teardown_stays(record: Record, host: str) -> list[Stay]:
     return mine[last + 1 :] if last is not None else []
 
 
+def _observed_stays(seen: list[Stay], until: float) -> list[Stay]:
+    """The stays up to where observation stopped (and the window around it). The hosts'
+    inet_diag pollers run on until the lab stops each host's child, after the apps and
+    tracefs, while the router's record of segments has ended: a change seen then has
+    its cause out of the record, as what the model predicts then is out of the
+    judgement (gen-2051 in the 6.1 guest: a handshake ACK the router held 2 s, released
+    0.15 s after observation stopped, reached the server's TIME_WAIT, and the poller saw
+    the minisocket gone 8 ms later; whatever answered it was not recorded). A stay left
+    after that is still going on as far as the run is judged."""
+    kept = [s for s in seen if s.start <= until]
+    if kept and kept[-1].end is not None and kept[-1].end > until:
+        kept[-1] = dataclasses.replace(kept[-1], end=None, leave=None, leave_why="")
+    return kept
+
+
 DIAG_SURE = 0.1  # inet_diag polls every few ms; a minisocket living this long is seen
 
 
@@ -324,17 +344,16 @@ def _states(
     slop: Slop,
     race_note: str = "",
 ) -> list:
-    seen = _teardown_stays(record, host)
-    if not want and not seen:
-        return []
-    names = [s.state for s in seen]
-
     # Predicted changes up to where observation stopped; one due within the window
     # around the end may or may not have been seen.
     def upto(limit: float) -> list[str]:
         return [p.state for p in want if offset is None or p.t + offset <= limit]
 
     window = max((p.slack for p in want), default=0.0) + slop.worst + DIAG_SLOP
+    seen = _observed_stays(_teardown_stays(record, host), end + window)
+    if not want and not seen:
+        return []
+    names = [s.state for s in seen]
     short, long = upto(end - window), upto(end + window)
     ok = names in (short, long) or (names[: len(short)] == short and names == long[: len(names)])
     fleeting = _fleeting(want)

@@ -151,6 +151,8 @@ def observe(sc, record, host_faults: tuple) -> tuple[Observed | None, tuple]:
         },
         contents(record, conn),
         handshake_answers(record, conn),
+        # the legs rtt_samples() added to a first sample taken from the handshake
+        {h: own_legs(record, h) for h in handshake_rtt(record)},
     ), tuple(shifted)
 
 

@@ -50,14 +50,26 @@ def predict_teardown(
     outcome it is on one side of each (one race of that call's flipped at a time, or
     none)."""
     rto = {h: rto_after_handshake(kernel, params[h], rtt.get(h, 0.001)) for h in params}
+    spread: dict[str, float] = {}
     for h, samples in (observed.rtt_samples if observed is not None else {}).items():
         if samples:  # what the run's ACKs taught the kernel, not only the handshake
             rtt[h], rto[h] = rtt_estimate(kernel, params[h], samples)
+            legs = observed.legs.get(h, 0.0) if observed is not None else 0.0
+            if legs > 0:
+                # own_legs() is the host's turnaround on its first handshake answer: its
+                # way in and out, and its own time to make the answer, which the kernel's
+                # sample does not hold (a SYN-ACK is timed from its own send,
+                # tcp_synack_rtt_meas()). The RTT is somewhere from the router's view
+                # to that: the RTO the model runs is the top of its range (gen-1028 in
+                # the 6.1 guest: the server's turnaround on the SYN was 8.8 ms, its
+                # FIN's RTO after the probe 212 ms for the model's 216)
+                low = rtt_estimate(kernel, params[h], [max(samples[0] - legs, 0.0), *samples[1:]])[1]
+                spread[h] = max(0.0, 1.0 - low / rto[h])
 
     def sim(
         shifts=None, delack_late=False, rack_wait=False, backlog_quiet=False, giveup_early=False
     ) -> TeardownPrediction:
-        return Sim(
+        out = Sim(
             kernel,
             params,
             rto,
@@ -74,6 +86,8 @@ def predict_teardown(
             backlog_quiet,
             giveup_early,
         ).run(until)
+        out.rto_spread = spread
+        return out
 
     def each(
         shifts, delack_late, rack_wait, orders, nested=True, flipped=(), giveup_early=False

@@ -57,6 +57,9 @@ class Observed:
     contents: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
     # the run's segments that answered a handshake segment (numbering.handshake_answers)
     answers: frozenset[tuple[str, str, int]] = frozenset()
+    # host -> the part of its first RTT sample (the handshake's, in rtt_samples) that
+    # the router cannot see and own_legs() bounds from above
+    legs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ class TeardownPrediction:
     segments: list[PredictedSegment] = field(default_factory=list)
     states: dict[str, list[PredictedState]] = field(default_factory=dict)
     rto: dict[str, float] = field(default_factory=dict)
+    # host -> how much shorter, as a share of it, the kernel's RTO may be than `rto`:
+    # the host's own way to the router and back lies between none and own_legs()
+    # (predict.py); its retransmissions may come that much earlier (check/teardown.py)
+    rto_spread: dict[str, float] = field(default_factory=dict)
     horizon: float = 0.0
     # Segments the kernel may or may not send: a delayed ACK racing the app's close()
     # right after recv() returned EOF (seen both ways on 6.18 under load).
