@@ -277,3 +277,21 @@ def test_a_state_change_seen_after_observation_stopped_is_not_judged():
         return bent
 
     assert "model: server states after ESTABLISHED" in _failed(judge_generated(before_stop(run)))
+
+
+@pytest.mark.xfail(strict=True, reason="open: a silent peer's give-up within its timers' built-up lateness")
+def test_a_silent_peers_give_up_may_come_one_retransmission_early():
+    """gen-5022 in the 6.1 guest's lab tests (session 14), a false FAIL not yet fixed:
+    the server's 3 bytes into a crashed client, tcp_retries2=3 (3.0 s after the first
+    RTO expiry). RTO 212 ms: expiries at 1.691, 2.132, 2.997 s, and the fourth at
+    4.723 s came 3.032 s after the first, each timer having fired up to its wheel slack
+    late, so the kernel gave up there; nominally it is 2.968 s, and the model
+    (established.retransmissions()) foresees one more transmission. The teardown
+    model treats a limit inside that built-up lateness as a choice (Timers.gives_up);
+    this one does not yet. Abstaining there instead was tried and took the data chain's
+    checks away from 37 saved runs (the catalogue's server-host-crash among them):
+    both outcomes need modelling. When they are, this test passes and strict xfail
+    says so."""
+    run = saved("6.1-gen-5022")
+    res = judge_generated(run)
+    assert res.verdict == "pass", _failed(res)
