@@ -215,8 +215,16 @@ def rtt_samples(record, host: str, conn: int) -> list[float]:
     """The RTT samples the host's kernel took, as the router saw them: its first one
     from the handshake, then one per ACK from the peer that acknowledges new data of
     the host's (tcp_clean_rtx_queue(): from the oldest segment it acknowledges;
-    retransmitted ones are not timed, Karn), up to the host's first FIN."""
+    retransmitted ones are not timed, Karn), up to the host's first FIN. Where the
+    host's own timestamps put its first sample above that (kernel_rtt_range(), the
+    range's bottom; the client's SYN sent once), that bottom: the router cannot see all of the client's
+    way out, 5-30 ms in a TCG VM (the 6.1 guest's fin-lost, session 14: the router's
+    view and the client's turnaround gave 8.4 ms, its TSvals 16-18 ms, and its FIN's
+    RTOs ran from 220 ms, not the model's 212)."""
     first = handshake_rtt(record).get(host)
+    bound = kernel_rtt_range(record).get(host)
+    if first is not None and bound is not None:
+        first = max(first, bound[0])
     out = [first] if first is not None else []
     fin = next(
         (s.t for s in record.segments if s.conn == conn and s.sender == host and s.flags & FIN), math.inf
