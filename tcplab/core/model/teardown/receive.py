@@ -105,7 +105,6 @@ class Receive(SimBase):
                 if self.paws_rejects(h, tsval) is True:
                     self.out_of_window(t, h, slack)
                     return
-                rejected = False
             h.ts_recent = max(h.ts_recent, sent)
             self.ts_accepted(h, tsval, seq, length, flags, h.state == "TIME_WAIT")
         if not flags & (FIN | RST | SYN) and not length and seq < h.rcv_wup:
