@@ -103,10 +103,11 @@ def test_an_extra_rst_is_a_failure():
     assert "model: server rst count" in failed_names(res)
 
 
-def test_an_undecidable_record_is_not_judged():
-    """fresh-synackdelay bent with an RST nobody sent: no modelled order explains it,
-    and one order (a late SYN-ACK reaching a TIME_WAIT) is not modelled, so the lab
-    says it cannot judge rather than pass or fail."""
+def test_an_rst_nobody_sent_after_a_late_synack_is_a_failure():
+    """fresh-synackdelay bent with an RST nobody sent. Until session 15 a late SYN-ACK
+    reaching a TIME_WAIT was not modelled and the lab said it could not judge this;
+    now tcp_timewait_state_process()'s answer is (gen-18274), and no modelled order
+    explains a third RST."""
 
     def bend(run):
         rsts = [e for e in run["events"] if e.get("kind") == "segment" and e.get("name") == "rst"]
@@ -118,7 +119,24 @@ def test_an_undecidable_record_is_not_judged():
         }
         return {**run, "events": run["events"] + [extra]}
 
-    res = judge("fresh-synackdelay", bend)
+    assert "model: client rst count" in failed_names(judge("fresh-synackdelay", bend))
+
+
+def _time_wait_unanswered(run: dict) -> dict:
+    """gen-18274 without the TIME_WAIT's ACK of the late SYN (and the RST it drew)."""
+    second = ("last-ack", "rst")
+    return drop_events(
+        run, lambda e: not (e.get("kind") == "segment" and e.get("name") in second and e.get("nth") == 2)
+    )
+
+
+def test_an_undecidable_record_is_not_judged():
+    """gen-18274 bent so that the server's TIME_WAIT never answered the late SYN: no
+    modelled order explains it, and one order is not modelled (the client's timer held
+    for the server's FIN, whose ACK then reaches the TIME_WAIT within a timestamp tick
+    of the newest: PAWS may pass it or not), so the lab says it cannot judge rather than
+    pass or fail."""
+    res = judge("gen-18274", _time_wait_unanswered)
     assert not failed_names(res)
     assert any(not c.judged and c.name == "model: not judged: teardown" for c in res.checks)
 
@@ -847,3 +865,51 @@ def test_paws_at_the_fin_wait2_minisocket_is_answered():
         return {**run, "events": run["events"] + [more]}
 
     assert "model: server rst count" in failed_names(judge("gen-16001", two))
+
+
+def test_a_segment_racing_the_one_that_closed_the_full_socket_may_be_lost():
+    """gen-18088: the client's ACK of the orphaned server's FIN and the client's own
+    FIN left the router 4 us apart. The ACK sent the server to its FIN_WAIT2
+    minisocket (tcp_time_wait()); the FIN, looked up to the full socket on the other
+    CPU before it went, found it in TCP_CLOSE and was discarded, and only its
+    retransmission 0.21 s later was answered. The model had it answered at once.
+    Both are modelled on a machine with two CPUs, and the check says which."""
+    res = judge("gen-18088")
+    assert res.verdict == "pass", failed_names(res)
+    states = next(c for c in res.checks if c.name == "model: server states after ESTABLISHED")
+    assert "was lost with it" in states.evidence, states.evidence
+
+    # one CPU: nothing runs beside the ACK's processing, the FIN reaches the minisocket
+    one_cpu = judge("gen-18088", lambda r: {**r, "cpus": 1})
+    assert one_cpu.verdict == "fail" and "model: client peer-fin count" in failed_names(one_cpu)
+
+    def later(run):  # the FIN 5 ms after the ACK: beyond the race bound, never lost
+        def move(e):
+            if e.get("kind") == "segment" and e.get("name") == "peer-fin" and e.get("nth") == 1:
+                return {**e, "t": e["t"] + 0.005, "t_out": e["t_out"] + 0.005}
+            return e
+
+        return {**run, "events": [move(e) for e in run["events"]]}
+
+    # (judged against the outcome it matches best, which then misses the first FIN's ACK)
+    apart = judge("gen-18088", later)
+    assert apart.verdict == "fail" and "model: server last-ack count" in failed_names(apart)
+
+
+def test_a_late_syn_older_than_time_waits_timestamp_is_acked():
+    """gen-18274: SYN #1, held 1.5 s, came after its retransmission had made the
+    connection and after the server reached TIME_WAIT. tcp_timewait_state_process():
+    older than ts_recent, PAWS rejects it; out of the window, it is answered by an ACK,
+    which the closed client answered with an RST that ended the TIME_WAIT. The model
+    did not follow a late segment into TIME_WAIT, and (timing the client's RTT from
+    the held SYN, not the one that reached the server) gave its FIN an RTO of 2.3 s:
+    now the teardown is judged, with the FIN's RTO from the SYN that got there first."""
+    res = judge("gen-18274")
+    assert res.verdict == "pass", failed_names(res)
+    assert not [c.actual for c in res.checks if not c.judged], [c.actual for c in res.checks if not c.judged]
+    rto = next(c for c in res.checks if c.name == "model: client peer-fin #2 after #1")
+    assert rto.passed and rto.expected < 0.25, rto
+
+    # without that ACK no modelled outcome matches (test_an_undecidable_record_is_not_judged)
+    bent = judge("gen-18274", _time_wait_unanswered)
+    assert not any(c.judged and c.name.startswith("model: server states") for c in bent.checks)

@@ -185,6 +185,18 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
             "the delayed ACK of the FIN "
             + ("waited (and what the host sent next carried it)" if best.delack_late else "left at once"),
         )
+    handover = next((p.handover_choice for p in [best, pred, *pred.alternatives] if p.handover_choice), None)
+    if handover is not None:
+        host, what, after = handover
+        ways = _and(
+            ways,
+            f"{what}, {_gap(after)} after the segment that closed the {host}'s full socket, "
+            + (
+                "was lost with it (another CPU's; tcp_rcv_state_process() in TCP_CLOSE)"
+                if best.handover_lost
+                else "reached what replaced it"
+            ),
+        )
     if any(p.giveup_choice for p in [pred, *pred.alternatives]):
         ways = _and(
             ways,
@@ -198,6 +210,11 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
     )
     best.races, best.unmodelled_orders = pred.races, pred.unmodelled_orders
     return best, note
+
+
+def _gap(seconds: float) -> str:
+    """Two segments' distance: microseconds, where that is what the router resolves."""
+    return f"{seconds * 1e6:.0f} us" if seconds < 1e-4 else f"{seconds * 1000:.2f} ms"
 
 
 def _and(ways: str, more: str) -> str:

@@ -81,6 +81,8 @@ class Host:
         self.oow_at = -1e9  # the full socket's last rate-limited (challenge) ACK
         # the last ACK that moved rcv_wup: when, and rcv_wup before it (backlog_ack())
         self.wup_at: float | None = None
+        # when a segment closed the full socket (races.py lost_in_handover())
+        self.closed_by_segment: float | None = None
         self.wup_before = 0
         self.unsent = 0  # bytes beyond the initial window, waiting for ACKs
         # data sent and not yet acknowledged, oldest first: [seq, length, last sent]

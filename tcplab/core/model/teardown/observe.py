@@ -342,7 +342,7 @@ def own_legs(record, host: str) -> float:
     a TCG VM, where it is most of the RTT the kernel measures (and its RTO adds)."""
     question, answer = ("syn-ack", "ack") if host == "client" else ("syn", "syn-ack")
     other = "server" if host == "client" else "client"
-    q = next((s for s in record.sent_by(other, question) if s.t_out is not None), None)
+    q = first_arrived(record.sent_by(other, question))
     if q is None:
         return 0.0
     a = next((s for s in record.sent_by(host, answer) if s.t >= q.t_out), None)
@@ -357,10 +357,20 @@ def _echoed(asks: list):
     reached it (the request keeps the SYN that made it, tcp_check_req() answering a
     retransmitted SYN without taking its TSval; the client in SYN_SENT the first
     SYN-ACK). Seen on 6.18: gen-4194 (SYN-ACK #2 answered after 1 s: no probe of the
-    server's FIN held 1 s), gen-4233 (SYN #2: no retransmission of the client's FIN)."""
+    server's FIN held 1 s), gen-4233 (SYN #2: no retransmission of the client's FIN).
+    The first to reach it, not the first sent that got through: a held SYN overtaken
+    by its retransmission is answered after it (gen-18274 on 6.18: SYN #1 held 1.5 s,
+    #2 answered at 1 s; timed from #1, the client's RTO came out 2.3 s, not 206 ms)."""
     if len(asks) == 1:
         return asks[0]
-    return next((s for s in asks if s.t_out is not None), asks[-1])
+    return first_arrived(asks) or asks[-1]
+
+
+def first_arrived(segments: list):
+    """Of segments sent, the one the router let go first (None if none got through):
+    a held one may be overtaken by a later one."""
+    through = [s for s in segments if s.t_out is not None]
+    return min(through, key=lambda s: s.t_out) if through else None
 
 
 def first_closer(record) -> str | None:

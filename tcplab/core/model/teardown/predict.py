@@ -67,7 +67,12 @@ def predict_teardown(
                 spread[h] = max(0.0, 1.0 - low / rto[h])
 
     def sim(
-        shifts=None, delack_late=False, rack_wait=False, backlog_quiet=False, giveup_early=False
+        shifts=None,
+        delack_late=False,
+        rack_wait=False,
+        backlog_quiet=False,
+        giveup_early=False,
+        handover_lost=False,
     ) -> TeardownPrediction:
         out = Sim(
             kernel,
@@ -85,6 +90,7 @@ def predict_teardown(
             rack_wait,
             backlog_quiet,
             giveup_early,
+            handover_lost,
         ).run(until)
         out.rto_spread = spread
         return out
@@ -105,6 +111,8 @@ def predict_teardown(
             out.flipped = flipped
         if out is not None and out.backlog_choice:
             _try(main, lambda: sim(shifts or None, backlog_quiet=True, **flags), orders)
+        if out is not None and out.handover_choice:  # the segment lost to the handover race
+            _try(main, lambda: sim(shifts or None, handover_lost=True, **flags), orders)
         if out is not None and nested and out is not main:
             # A race is main's only if the call met the same arrival there: a call
             # that raced a pure ACK in main may meet a FIN in this outcome (gen-7005
@@ -142,7 +150,14 @@ def predict_teardown(
         return out
 
     main = sim()
-    choices = (main.races, main.delack_choice, main.rack_choice, main.backlog_choice, main.giveup_choice)
+    choices = (
+        main.races,
+        main.delack_choice,
+        main.rack_choice,
+        main.backlog_choice,
+        main.giveup_choice,
+        main.handover_choice,
+    )
     if observed is None or not any(choices):
         return main
     groups, left_out = _chosen(main.races)

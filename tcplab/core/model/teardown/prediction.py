@@ -120,6 +120,11 @@ class TeardownPrediction:
     # an alternative gives up there.
     giveup_choice: bool = False
     giveup_early: bool = False  # this prediction is the one that gave up
+    # A segment reached a host within the race bound after another closed its full
+    # socket (Races.lost_in_handover()): (host, which, how long after). This prediction
+    # has it taken by what replaced the socket, an alternative lost.
+    handover_choice: tuple[str, str, float] | None = None
+    handover_lost: bool = False  # this prediction is the one where it was lost
     unmodelled_orders: list[str] = field(default_factory=list)  # why, for each
     alternatives: list[TeardownPrediction] = field(default_factory=list)
 

@@ -1,7 +1,8 @@
 """The races the teardown simulator notes: an app call and a segment reaching its host
 closer than the stamps can order, a timer and the ACK that may beat it in its bucket,
-and which of two FINs the router saw first. predict.py simulates each one's other
-order (a shift of the call, held or moved before); here they are found, and a call
+which of two FINs the router saw first, and a segment on another CPU while the one
+before it closed the full socket. predict.py simulates each one's other order (a shift
+of the call, held or moved before; the segment lost); here they are found, and a call
 held for the segment it raced is let go."""
 
 from __future__ import annotations
@@ -16,6 +17,41 @@ ORDER_NAMED = ("fin", "peer-fin", "fin-ack", "last-ack")
 
 
 class Races(SimBase):
+    def take(self, t: float, h: Host, args: tuple) -> None:
+        """A segment reaching the host (Receive.arrive()), unless it is lost to the
+        handover race (lost_in_handover()); a segment that closes the full socket
+        (tcp_time_wait(): TIME_WAIT or the orphan's FIN_WAIT2 minisocket; tcp_done():
+        LAST_ACK's last ACK, an RST) starts that race."""
+        if self.lost_in_handover(t, h, args):
+            return
+        full = self.full_socket(h)
+        self.arrive(t, h, *args[1:])
+        if full and not self.full_socket(h):
+            h.closed_by_segment = t
+
+    def full_socket(self, h: Host) -> bool:
+        return h.state not in ("CLOSE", "TIME_WAIT") and not self.fin_wait2_minisocket(h)
+
+    def lost_in_handover(self, t: float, h: Host, args: tuple) -> bool:
+        """A segment processed on one CPU while another closes the full socket it was
+        looked up to: tcp_v4_rcv() found the full socket before the other CPU unhashed
+        it, waited for its lock in bh_lock_sock_nested(), and then
+        tcp_rcv_state_process() found TCP_CLOSE and discarded the segment (drop reason
+        TCP_CLOSE), neither answered nor seen by what replaced the socket (the kernel's
+        own comment at the orphan's tcp_time_wait(sk, TCP_FIN_WAIT2, tmo): "We still
+        can lose it now, if it spins in bh_lock_sock()"). gen-18088 on 6.18: the
+        client's ACK of the server's FIN and its own FIN left the router 4 us apart;
+        the orphaned server went to its FIN_WAIT2 minisocket and the FIN went
+        unanswered until its retransmission 0.21 s later. With two or more CPUs
+        (Kernel.cpus), for a segment reaching the host within the race bound after the
+        one that closed the full socket, both are simulated: taken by what replaced it
+        (main), and lost (`handover_lost`)."""
+        gone = h.closed_by_segment
+        if self.obs is None or self.k.cpus < 2 or gone is None or t - gone > self.obs.race:
+            return False
+        self.pred.handover_choice = (h.name, self.describe_arrival(args), t - gone)
+        return self.handover_lost
+
     def note_race(self, t: float, h: Host, i: int, call: str) -> None:
         """An app call that a segment reached the same host within the race bound of,
         before its stamp: the stamps cannot say which came first (Observed.race). Each

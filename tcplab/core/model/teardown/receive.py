@@ -275,7 +275,21 @@ class Receive(SimBase):
                 self.send(t, h, ACK, "answer", 0.0)
             return
         if h.state == "TIME_WAIT":
-            raise UnsupportedLate(f"a handshake segment reaching the {h.name} in TIME_WAIT")
+            # tcp_timewait_state_process(): a bare SYN newer than ts_recent is
+            # TCP_TW_SYN, handed to the listener (a new connection: not modelled). One
+            # older by more than tcp_paws_check()'s tick is a PAWS reject, and a SYN-ACK
+            # or the handshake's ACK lies before rcv_nxt: out of the window, the timer
+            # restarted and answered by an ACK, rate-limited (gen-18274 on 6.18: SYN #1
+            # held 1.5 s reached the server's TIME_WAIT, which ACKed it; the closed
+            # client's RST at that ACK's ack ended the TIME_WAIT)
+            paws_old = sent is not None and h.ts_recent - sent > 2 * PAWS_TICK
+            if flags & SYN and not flags & ACK and not paws_old:
+                raise UnsupportedLate(
+                    f"a SYN reaching the {h.name} in TIME_WAIT not older than its last "
+                    "timestamp (TCP_TW_SYN: the listener may take it)"
+                )
+            self.paws_in_time_wait(t, h, 0.0)
+            return
         if flags & SYN and not flags & ACK:
             raise UnsupportedLate(
                 f"a SYN reaching the {h.name} after its connection closed (a listener may take it)"

@@ -54,11 +54,13 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
         rack_wait: bool = False,
         backlog_quiet: bool = False,
         giveup_early: bool = False,
+        handover_lost: bool = False,
     ):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late, self.rack_wait, self.giveup_early = delack_late, rack_wait, giveup_early
         self.backlog_quiet = backlog_quiet  # Receive.backlog_ack(): the old ACK taken silently
+        self.handover_lost = handover_lost  # Races.lost_in_handover(): the segment lost
         self.not_modelled: str | None = None  # raised as Unsupported once the run is over
         self.ka_released: set = set()  # keepalive expiries already held once (keepalive.py)
         self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
@@ -464,7 +466,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
                 if not h.gone:
                     self.step(t, h, *args[1:])
             elif what == "arrive":
-                self.arrive(t, h, *args[1:])
+                self.take(t, h, args)
             elif what == "late":
                 self.late(t, h, *args[1:])
             elif what == "fin_timer":
@@ -497,4 +499,5 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
         self.pred.horizon = until
         self.pred.races, self.pred.delack_late = self.races, self.delack_late
         self.pred.rack_wait, self.pred.giveup_early = self.rack_wait, self.giveup_early
+        self.pred.handover_lost = self.handover_lost
         return self.pred

@@ -33,6 +33,7 @@ class SimBase:
     rack_wait: bool
     giveup_early: bool
     backlog_quiet: bool
+    handover_lost: bool
     not_modelled: str | None
     ka_released: set
     host_faults: tuple
@@ -62,6 +63,22 @@ class SimBase:
         @staticmethod
         def matters(flags: int, length: int) -> bool: ...
         def describe_arrival(self, args: tuple) -> str: ...
+
+        # receive.Receive
+        def arrive(
+            self,
+            t: float,
+            h: Host,
+            flags: int,
+            seq: int,
+            ack: int,
+            slack: float,
+            length: int = 0,
+            sent: float | None = None,
+            tsval: int | None = None,
+            cut: bool = False,
+            sack: tuple = (),
+        ) -> None: ...
 
         # timers.Timers
         def arm(self, t: float, h: Host, kind: str, wait: float, start: float | None = None) -> None: ...
