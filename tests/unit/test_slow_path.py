@@ -319,3 +319,28 @@ def test_a_clients_rtt_is_at_least_what_its_timestamps_say():
     # reads its own stamps as late against the tcp_retransmit_skb tracepoint, and the
     # check abstains; without the rule the verdict above is a fail and #9 is due at
     # 27.136 s.)
+
+
+def test_a_syns_copy_that_left_before_the_clients_ack_meets_the_request():
+    """gen-4156-ci in the 6.1 guest's lab tests (session 15): `duplicate: syn`. The
+    router's copy left 3 ms after the SYN; the slow guest answered the SYN only 5 ms
+    after it, and the client's ACK reached the router 8 ms after it, so the copy met
+    the live request, which answered it with a second SYN-ACK (tcp_check_req(); the
+    client then sent a second ACK). The handshake model, timing its own segments on an
+    idle path, had the copy meet the finished handshake. The record's order now says
+    where it fell (inputs.copies_sent()). Had the copy left after the client's ACK,
+    the second SYN-ACK would be wrong."""
+    run = saved("6.1-gen-4156-ci")
+    res = judge_generated(run)
+    assert res.verdict == "pass", _failed(res)
+    assert any(c.name == "model: server syn-ack count" and c.passed and c.actual == 2 for c in res.checks)
+
+    def copy_after_ack(r):
+        bent = copy.deepcopy(r)
+        ack = next(e for e in bent["events"] if e.get("kind") == "segment" and e.get("name") == "ack")
+        for e in bent["events"]:
+            if e.get("kind") == "segment" and e.get("injected") and e.get("name") == "syn":
+                e["t"], e["t_out"] = ack["t_out"] + 0.0005, ack["t_out"] + 0.0005
+        return bent
+
+    assert "model: server syn-ack count" in _failed(judge_generated(copy_after_ack(run)))

@@ -58,7 +58,7 @@ def predict_handshake(
     data_after_connect: float | None = None,
     first_segment: tuple[int, int] = (ACK, 1),
     then: tuple[tuple[float, int, int], ...] = (),
-    copies: tuple[tuple[str, str, int, float], ...] = (),
+    copies: tuple[tuple[str, str, int, float, bool], ...] = (),
     client_gone_at: float | None = None,
     gone_window: float = 0.0,
     until: float = 600.0,
@@ -80,7 +80,7 @@ def predict_handshake(
         sim = HandshakeSim(kernel, client, server, faults, listens, port, packets_first)
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
         sim.then = then
-        sim.copies = {(s, n, k): at for s, n, k, at in copies}
+        sim.copies = {(s, n, k): (at, ahead) for s, n, k, at, ahead in copies}
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.gone_window = gone_window
         sim.stale_syn = sim.track_states = stale_syn

@@ -117,7 +117,8 @@ class HandshakeSim(ArrivalRaces):
         self.data_after_connect: float | None = None
         self.first_segment = (ACK, 1)  # its flags and length: data, or the client's FIN
         self.then: tuple[tuple[float, int, int], ...] = ()  # the ones after it (inputs.py)
-        self.copies: dict[tuple[str, str, int], float] = {}  # a duplicate's copy: when it left
+        # a duplicate's copy: when it left, and whether before the sender's next segment
+        self.copies: dict[tuple[str, str, int], tuple[float, bool]] = {}
         # When the client's socket is gone or a timewait minisocket (the teardown model
         # says): from then on what reaches it is the teardown model's to answer.
         self.client_gone_at: float | None = None
@@ -186,8 +187,13 @@ class HandshakeSim(ArrivalRaces):
                 # router really sent it): the same segment again, answered as a
                 # retransmission would be (after the client's first data or FIN, what
                 # it draws is the teardown model's: Observed.late)
-                sent = self.copies.get((sender, seen.name, seen.nth))
-                at = t + self.transit + verdict.delay if sent is None else sent + LAST_HOP
+                copy_ = self.copies.get((sender, seen.name, seen.nth))
+                at = t + self.transit + verdict.delay if copy_ is None else copy_[0] + LAST_HOP
+                if copy_ is not None and copy_[1]:
+                    # it reached the receiver before the sender's next segment did
+                    # (inputs.copies_sent()), which this idle-path model sends a round
+                    # trip after the original: right behind the original
+                    at = min(at, t + self.transit + held + 1e-6)
                 self.at(at, "arrive", sender, flags, length, slack, seq, ack)
             if self.held and sender == "client" and flags & RST:
                 self.at(t, "release")  # FaultHook.release_stale(): the client refused

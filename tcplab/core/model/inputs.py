@@ -27,8 +27,9 @@ class HandshakeInputs:
     then: tuple[tuple[float, int, int], ...] = ()
     # with a record: when the router sent each duplicate's copy, (sender, name, nth) ->
     # t from the client's first SYN (its raw socket follows the hook's own timing: a
-    # copy `by: 0` left 1.5 ms after the original in gen-2055)
-    copies: tuple[tuple[str, str, int, float], ...] = ()
+    # copy `by: 0` left 1.5 ms after the original in gen-2055), and whether it left
+    # before the sender's next segment did (copies_sent())
+    copies: tuple[tuple[str, str, int, float, bool], ...] = ()
     server_at: float | None = None  # a simultaneous open: the server's first SYN, from the client's
 
 
@@ -48,15 +49,38 @@ def handshake_inputs(
     )
 
 
-def copies_sent(record: Record) -> tuple[tuple[str, str, int, float], ...]:
+def copies_sent(record: Record) -> tuple[tuple[str, str, int, float, bool], ...]:
+    """Each duplicate's copy: (sender, name, nth, when the router sent it, ahead).
+    `ahead`: it left the router before the sender's next segment of its own (the
+    client's handshake ACK after its SYN), so it reached the receiver first. The
+    handshake model times its own segments on an idle path; on a slow machine the
+    record's order says where the copy fell (gen-4156-ci in the 6.1 guest: the SYN's
+    copy left 3 ms after the SYN, the server answered both 5 ms after the SYN, and the
+    client's ACK came 8 ms after it: the copy met the request and drew a second
+    SYN-ACK, where the model had it meet the finished handshake)."""
     syns = record.sent_by("client", "syn")
     if not syns:
         return ()
-    return tuple(
-        (s.sender, s.name, s.nth, (s.t_out if s.t_out is not None else s.t) - syns[0].t)
-        for s in record.segments
-        if s.injected and (s.fault or "").startswith("duplicate")
-    )
+    out = []
+    for s in record.segments:
+        if not (s.injected and (s.fault or "").startswith("duplicate")):
+            continue
+        left = s.t_out if s.t_out is not None else s.t
+        same = record.sent_by(s.sender, s.name)
+        original = next((o for o in same if o.nth == s.nth and not o.injected), None)
+        after = [
+            o
+            for o in record.segments
+            if original is not None
+            and o.conn == original.conn
+            and o.sender == s.sender
+            and not o.injected
+            and o.name != s.name
+            and o.t > original.t
+        ]
+        ahead = bool(after) and left < (after[0].t_out if after[0].t_out is not None else after[0].t)
+        out.append((s.sender, s.name, s.nth, left - syns[0].t, ahead))
+    return tuple(out)
 
 
 def server_connects(sc: Scenario) -> bool:
