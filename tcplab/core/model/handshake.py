@@ -58,7 +58,7 @@ def predict_handshake(
     data_after_connect: float | None = None,
     first_segment: tuple[int, int] = (ACK, 1),
     then: tuple[tuple[float, int, int], ...] = (),
-    copies: tuple[tuple[str, str, int, float, bool], ...] = (),
+    copies: tuple[tuple[str, str, int, float, float, bool], ...] = (),
     client_gone_at: float | None = None,
     gone_window: float = 0.0,
     until: float = 600.0,
@@ -76,38 +76,45 @@ def predict_handshake(
     Where a timer and an arriving segment tie, both orders are simulated; when they
     lead to different outcomes, the other one is in `alternatives`."""
 
-    def new_sim(packets_first: bool) -> HandshakeSim:
+    def new_sim(packets_first: bool, copy_clock: str) -> HandshakeSim:
         sim = HandshakeSim(kernel, client, server, faults, listens, port, packets_first)
         sim.data_after_connect, sim.first_segment = data_after_connect, first_segment
         sim.then = then
-        sim.copies = {(s, n, k): (at, ahead) for s, n, k, at, ahead in copies}
+        sim.copies = {(s, n, k): (at, since, ahead) for s, n, k, at, since, ahead in copies}
+        sim.copy_clock = copy_clock
         sim.client_gone_at = sim.pred.client_gone_at = client_gone_at
         sim.gone_window = gone_window
         sim.stale_syn = sim.track_states = stale_syn
         return sim
 
-    outcomes = []
-    for packets_first, server_first in ((False, False), (True, False), (True, True)):
-        sim = new_sim(packets_first)
-        sim.server_timer_first = server_first
-        outcomes.append(sim.run(until))
-    # Request timer expiries that a client segment raced within their bucket (the
-    # timer-first outcome above): each subset of up to MAX_RACES of them the other way.
-    # A deferred expiry changes the ones after it, so the races of each outcome are
-    # explored in turn (breadth first, up to MAX_RACES deferred, MAX_OUTCOMES runs).
-    todo = [frozenset({r}) for r in outcomes[0].races]
-    tried: set[frozenset[tuple[str, int]]] = set()
-    while todo and len(tried) < MAX_OUTCOMES:
-        defer = todo.pop(0)
-        if defer in tried or len(defer) > MAX_RACES:
-            continue
-        tried.add(defer)
-        sim = new_sim(False)
-        sim.defer = defer
-        outcome = sim.run(until)
-        if not sim.void:
-            outcomes.append(outcome)
-            todo += [defer | {r} for r in outcome.races if r not in defer]
+    outcomes: list[Prediction] = []
+    # a duplicate's copy, placed by the router's clock and by its original's
+    # (inputs.copies_sent()): the model's clock is off the record's by the original's
+    # lateness, and the copy's place among the model's events lies between the two
+    for copy_clock in ("router", "original") if copies else ("router",):
+        first = len(outcomes)
+        for packets_first, server_first in ((False, False), (True, False), (True, True)):
+            sim = new_sim(packets_first, copy_clock)
+            sim.server_timer_first = server_first
+            outcomes.append(sim.run(until))
+        # Request timer expiries that a client segment raced within their bucket (the
+        # timer-first outcome above): each subset of up to MAX_RACES of them the other
+        # way. A deferred expiry changes the ones after it, so the races of each
+        # outcome are explored in turn (breadth first, up to MAX_RACES deferred,
+        # MAX_OUTCOMES runs).
+        todo = [frozenset({r}) for r in outcomes[first].races]
+        tried: set[frozenset[tuple[str, int]]] = set()
+        while todo and len(tried) < MAX_OUTCOMES:
+            defer = todo.pop(0)
+            if defer in tried or len(defer) > MAX_RACES:
+                continue
+            tried.add(defer)
+            sim = new_sim(False, copy_clock)
+            sim.defer = defer
+            outcome = sim.run(until)
+            if not sim.void:
+                outcomes.append(outcome)
+                todo += [defer | {r} for r in outcome.races if r not in defer]
     main, others = outcomes[0], outcomes[1:]
     shapes = {_timed_shape(main)}
     for other in others:

@@ -12,14 +12,14 @@ from typing import Literal, TypedDict
 
 from tcplab.core.faults import DELAY, DUPLICATE, Fault
 from tcplab.core.model.handshake_arrivals import ArrivalRaces
+from tcplab.core.model.handshake_router import RouterCopies
 from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
-from tcplab.core.model.kernel import LAST_HOP, TCP_TIMEOUT_INIT, TRANSIT, Kernel
+from tcplab.core.model.kernel import TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (
     C_ADDR,
     C_PORT,
     S_ADDR,
     STALE_HOLD,
-    STALE_ISN_BACK,
     X,
     Y,
     Y_OLD,
@@ -62,7 +62,7 @@ RST_IN_REQUEST_WINDOW = (
 )
 
 
-class HandshakeSim(ArrivalRaces):
+class HandshakeSim(ArrivalRaces, RouterCopies):
     """One way the handshake can unfold. `packets_first` breaks ties between a timer
     and a segment arriving at the same nominal moment: a client SYN timer and a server
     request timer started together both expire at 1 s, in the same timer-wheel bucket,
@@ -117,8 +117,14 @@ class HandshakeSim(ArrivalRaces):
         self.data_after_connect: float | None = None
         self.first_segment = (ACK, 1)  # its flags and length: data, or the client's FIN
         self.then: tuple[tuple[float, int, int], ...] = ()  # the ones after it (inputs.py)
-        # a duplicate's copy: when it left, and whether before the sender's next segment
-        self.copies: dict[tuple[str, str, int], tuple[float, bool]] = {}
+        # a duplicate's copy: when it left the router, how long after its original, and
+        # whether before the sender's next segment (inputs.copies_sent()); which of the
+        # first two places it (copy_clock: "router" or "original")
+        self.copies: dict[tuple[str, str, int], tuple[float, float, bool]] = {}
+        self.copy_clock = "router"
+        # a client copy due before the client's next segment: (its original's
+        # arrival, its "arrive" args), until it arrives (ahead_first())
+        self.ahead_copy: tuple[float, tuple] | None = None
         # When the client's socket is gone or a timewait minisocket (the teardown model
         # says): from then on what reaches it is the teardown model's to answer.
         self.client_gone_at: float | None = None
@@ -183,35 +189,9 @@ class HandshakeSim(ArrivalRaces):
             held = verdict.delay if verdict.action == DELAY else 0.0
             self.at(t + self.transit + held, "arrive", sender, flags, length, slack, seq, ack)
             if verdict.action == DUPLICATE:
-                # the router's copy, `by` after the original (with a record, when the
-                # router really sent it): the same segment again, answered as a
-                # retransmission would be (after the client's first data or FIN, what
-                # it draws is the teardown model's: Observed.late)
-                copy_ = self.copies.get((sender, seen.name, seen.nth))
-                at = t + self.transit + verdict.delay if copy_ is None else copy_[0] + LAST_HOP
-                if copy_ is not None and copy_[1]:
-                    # it reached the receiver before the sender's next segment did
-                    # (inputs.copies_sent()), which this idle-path model sends a round
-                    # trip after the original: right behind the original
-                    at = min(at, t + self.transit + held + 1e-6)
-                self.at(at, "arrive", sender, flags, length, slack, seq, ack)
+                self.send_copy(t, sender, seen, verdict.delay, held, (sender, flags, length, slack, seq, ack))
             if self.held and sender == "client" and flags & RST:
                 self.at(t, "release")  # FaultHook.release_stale(): the client refused
-
-    # the router's stale SYN ---------------------------------------------------------
-    def forge_stale_syn(self, t: float, seq: int, slack: float) -> None:
-        """FaultHook.send_stale_syn(): ahead of the client's first SYN, the same SYN with
-        an ISN 2^28 behind. The router makes it up (the classifier never sees it)."""
-        self.pred.segments.append(
-            PredictedSegment(t, "client", "syn", 0, "delivered", "forged by the router", slack, injected=True)
-        )
-        self.at(t + self.transit, "arrive", "client", SYN, 0, slack, (seq - STALE_ISN_BACK) & 0xFFFFFFFF, 0)
-
-    def release(self, t: float) -> None:
-        if self.held:
-            sender, flags, length, slack, seq, ack = self.held
-            self.held = False
-            self.at(t + self.transit, "arrive", sender, flags, length, slack, seq, ack)
 
     # client ---------------------------------------------------------------------------
     def connect(self, t: float) -> None:
@@ -455,9 +435,12 @@ class HandshakeSim(ArrivalRaces):
                     self.req_timer(t, args[0], True)
             elif what == "release":
                 self.release(t)
+            elif what == "arrive_copy":
+                self.copy_arrives(t, args)
             elif what == "arrive":
                 sender, flags, length, slack, seq, ack = args
                 if sender == "client":
+                    self.ahead_first(t)
                     if self.arrived_late(t, args):
                         continue
                     self.server_gets(t, flags, length, slack, seq, ack)

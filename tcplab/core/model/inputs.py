@@ -25,11 +25,11 @@ class HandshakeInputs:
     # the client's next segments (after the first, t from it; flags, length) up to the
     # first that reached the server: what completes a request whose ACK was lost
     then: tuple[tuple[float, int, int], ...] = ()
-    # with a record: when the router sent each duplicate's copy, (sender, name, nth) ->
-    # t from the client's first SYN (its raw socket follows the hook's own timing: a
-    # copy `by: 0` left 1.5 ms after the original in gen-2055), and whether it left
-    # before the sender's next segment did (copies_sent())
-    copies: tuple[tuple[str, str, int, float, bool], ...] = ()
+    # with a record: when the router sent each duplicate's copy, (sender, name, nth,
+    # t from the client's first SYN, t from its original's leaving, whether it left
+    # before the sender's next segment did): copies_sent() (its raw socket follows the
+    # hook's own timing: a copy `by: 0` left 1.5 ms after the original in gen-2055)
+    copies: tuple[tuple[str, str, int, float, float, bool], ...] = ()
     server_at: float | None = None  # a simultaneous open: the server's first SYN, from the client's
 
 
@@ -49,13 +49,21 @@ def handshake_inputs(
     )
 
 
-def copies_sent(record: Record) -> tuple[tuple[str, str, int, float, bool], ...]:
-    """Each duplicate's copy: (sender, name, nth, when the router sent it, ahead).
+def copies_sent(record: Record) -> tuple[tuple[str, str, int, float, float, bool], ...]:
+    """Each duplicate's copy: (sender, name, nth, when the router sent it from the
+    client's first SYN, how long after its original, ahead). The handshake model runs
+    its own clock, which may be off the record's by the lateness of the original (a
+    SYN timer 25 ms late), so the copy's place among the model's own events is known
+    only between the two: from the first SYN, it may fall after the model's data where
+    it came before (gen-10074 on 6.18: the SYN-ACK's copy reached the client 0.5 ms
+    before its send() and drew an ACK); from its original, before a request timer it
+    came after (gen-18115 on 6.18: a SYN retransmission's copy 2 ms after it, the
+    request's own retransmission 1 ms before it). handshake.py runs both.
     `ahead`: it left the router before the sender's next segment of its own (the
-    client's handshake ACK after its SYN), so it reached the receiver first. The
-    handshake model times its own segments on an idle path; on a slow machine the
+    client's handshake ACK after its SYN), so it reached the receiver first: the
+    handshake model times its own segments on an idle path, and on a slow machine the
     record's order says where the copy fell (gen-4156-ci in the 6.1 guest: the SYN's
-    copy left 3 ms after the SYN, the server answered both 5 ms after the SYN, and the
+    copy left 3 ms after the SYN, the server answered both 5 ms after it, and the
     client's ACK came 8 ms after it: the copy met the request and drew a second
     SYN-ACK, where the model had it meet the finished handshake)."""
     syns = record.sent_by("client", "syn")
@@ -68,18 +76,20 @@ def copies_sent(record: Record) -> tuple[tuple[str, str, int, float, bool], ...]
         left = s.t_out if s.t_out is not None else s.t
         same = record.sent_by(s.sender, s.name)
         original = next((o for o in same if o.nth == s.nth and not o.injected), None)
+        if original is None:
+            continue
         after = [
             o
             for o in record.segments
-            if original is not None
-            and o.conn == original.conn
+            if o.conn == original.conn
             and o.sender == s.sender
             and not o.injected
             and o.name != s.name
             and o.t > original.t
         ]
         ahead = bool(after) and left < (after[0].t_out if after[0].t_out is not None else after[0].t)
-        out.append((s.sender, s.name, s.nth, left - syns[0].t, ahead))
+        since = left - (original.t_out if original.t_out is not None else original.t)
+        out.append((s.sender, s.name, s.nth, left - syns[0].t, since, ahead))
     return tuple(out)
 
 

@@ -10,13 +10,26 @@ from __future__ import annotations
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.prediction import Race
 from tcplab.core.model.teardown.simbase import SimBase
-from tcplab.core.segments import ACK
+from tcplab.core.segments import ACK, FIN, RST
 
 # the names the order of the two FINs at the router decides (segments.py _name)
 ORDER_NAMED = ("fin", "peer-fin", "fin-ack", "last-ack")
 
 
 class Races(SimBase):
+    @staticmethod
+    def matters(flags: int, length: int) -> bool:
+        """What changes what an app call does: data (read, or lost at close()), a FIN
+        (CLOSE_WAIT instead of FIN_WAIT1), an RST. A pure ACK does not."""
+        return bool(flags & (FIN | RST)) or length > 0
+
+    def describe_arrival(self, args) -> str:
+        receiver, flags = args[0], args[1]
+        sender = "client" if receiver == "server" else "server"
+        length = args[5] if len(args) > 5 else 1
+        kind = "fin" if flags & FIN else "rst" if flags & RST else "data" if length else "ack"
+        return f"the {sender}'s {kind}"
+
     def take(self, t: float, h: Host, args: tuple) -> None:
         """A segment reaching the host (Receive.arrive()), unless it is lost to the
         handover race (lost_in_handover()); a segment that closes the full socket

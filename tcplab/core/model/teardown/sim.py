@@ -59,8 +59,8 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
         self.k, self.faults, self.port = kernel, faults, port
         self.obs, self.shifts = observed, shifts or {}
         self.delack_late, self.rack_wait, self.giveup_early = delack_late, rack_wait, giveup_early
-        self.backlog_quiet = backlog_quiet  # Receive.backlog_ack(): the old ACK taken silently
-        self.handover_lost = handover_lost  # Races.lost_in_handover(): the segment lost
+        # Receive.backlog_ack(): the old ACK taken silently; Races.lost_in_handover()
+        self.backlog_quiet, self.handover_lost = backlog_quiet, handover_lost
         self.not_modelled: str | None = None  # raised as Unsupported once the run is over
         self.ka_released: set = set()  # keepalive expiries already held once (keepalive.py)
         self.copies: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # duplicates' copies not yet sent
@@ -333,19 +333,6 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
         if stamps is not None and stamps[1] is not None:
             self.at(stamps[1] + self.obs.race, 4, "recv_timeout", h.name, h.recv_gen)
             h.returned_at = stamps[1]
-
-    @staticmethod
-    def matters(flags: int, length: int) -> bool:
-        """What changes what an app call does: data (read, or lost at close()), a FIN
-        (CLOSE_WAIT instead of FIN_WAIT1), an RST. A pure ACK does not."""
-        return bool(flags & (FIN | RST)) or length > 0
-
-    def describe_arrival(self, args) -> str:
-        receiver, flags = args[0], args[1]
-        sender = "client" if receiver == "server" else "server"
-        length = args[5] if len(args) > 5 else 1
-        kind = "fin" if flags & FIN else "rst" if flags & RST else "data" if length else "ack"
-        return f"the {sender}'s {kind}"
 
     def wake(self, t: float, h: Host) -> None:
         """Data, the peer's FIN or an RST ends a recv() that waits."""
