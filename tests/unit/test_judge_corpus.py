@@ -913,3 +913,32 @@ def test_a_late_syn_older_than_time_waits_timestamp_is_acked():
     # without that ACK no modelled outcome matches (test_an_undecidable_record_is_not_judged)
     bent = judge("gen-18274", _time_wait_unanswered)
     assert not any(c.judged and c.name.startswith("model: server states") for c in bent.checks)
+
+
+def test_a_late_syn_timer_may_let_the_request_timer_fire_first():
+    """gen-19291 (seeds 19000, as run): a copy of the first SYN re-armed the server's
+    request timer 1 ms after the client's SYN timer started. Both fired at 1.032 s,
+    32 ms late in their wheel buckets, the request timer first: its SYN-ACK, then the
+    answer to SYN #2, two SYN-ACKs at once. The model's SYN #2, at its nominal 1 s,
+    came before the request timer's nominal moment, re-armed it (tcp_check_req()) and
+    drew one. A client segment sent by a late timer, reaching the request within that
+    lateness before the request timer's due moment, is now a race played both ways.
+    Three SYN-ACKs at 1.03 s no order explains."""
+    res = judge("gen-19291")
+    assert res.verdict == "pass", failed_names(res)
+
+    def third(run):
+        four = next(
+            e
+            for e in run["events"]
+            if e.get("kind") == "segment" and e.get("name") == "syn-ack" and e["nth"] == 4
+        )
+        later = [
+            {**e, "nth": e["nth"] + 1}
+            if e.get("kind") == "segment" and e.get("name") == "syn-ack" and e["nth"] >= 5
+            else e
+            for e in run["events"]
+        ]
+        return {**run, "events": later + [{**four, "nth": 5, "t": four["t"] + 0.0002}]}
+
+    assert "model: server syn-ack count" in failed_names(judge("gen-19291", third))

@@ -17,6 +17,8 @@ class ArrivalRaces:
     server_arrivals: int
     last_arrival: tuple[int, float, float] | None
     late_held: tuple[int, tuple] | None
+    req_due: float | None
+    timer_held: tuple | None
     at: Callable[..., None]
 
     def arrived_late(self, t: float, args: tuple) -> bool:
@@ -55,3 +57,31 @@ class ArrivalRaces:
             if later:
                 fewer, more = self.pred.uncertain.get((sender, name), (0, 0))
                 self.pred.uncertain[(sender, name)] = (fewer + later, more)
+
+    def timer_may_come_first(self, t: float, args: tuple) -> bool:
+        """A client segment sent by a late timer (its `slack`: the buckets of the
+        client's expiries so far) reaching the server's request, whose own timer is due
+        within that slack after it: the segment may have left so late that the request
+        timer fired first (gen-19291 on 6.18: a copy of the first SYN re-armed the
+        request timer 1 ms after the SYN timer's start, and both fired at 1.032 s, the
+        request timer first: its SYN-ACK, then the answer to SYN #2, where the model's
+        SYN #2 came first, re-armed the timer and drew one). A race, ("timer", k) for
+        the k-th client segment to arrive; with it in `defer`, that segment is held
+        until the request timer has run (release_after_timer())."""
+        due, slack, idx = self.req_due, args[3], self.server_arrivals
+        if due is None or not t < due <= t + slack:
+            return False
+        if ("timer", idx) not in self.pred.races:
+            self.pred.races.append(("timer", idx))
+        if ("timer", idx) in self.defer and self.timer_held is None:
+            self.timer_held = args
+            self.server_arrivals += 1
+            self.at(t + slack, "timer_held_latest", idx)
+            return True
+        return False
+
+    def release_after_timer(self, t: float) -> None:
+        """The request timer ran: a segment held for it (timer_may_come_first()) now."""
+        if self.timer_held is not None:
+            self.at(t + 1e-6, "arrive_held", *self.timer_held)
+            self.timer_held = None

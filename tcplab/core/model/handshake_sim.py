@@ -99,6 +99,9 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
         self.server_arrivals = 0
         self.last_arrival: tuple[int, float, float] | None = None  # (index, when, slack)
         self.late_held: tuple[int, tuple] | None = None  # (index, its "arrive" args)
+        # the request timer's due time; a client segment held until it ran (timer_may_come_first)
+        self.req_due: float | None = None
+        self.timer_held: tuple | None = None
         self.first_at: float | None = None  # when the client's first data or FIN leaves
         self.data_held_at: float | None = None  # ... if the router held or dropped it then
         self.k, self.cp, self.sp = kernel, client, server
@@ -145,6 +148,7 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
         within its bucket first: seen on 6.18, gen-2072, a SYN 12 ms after the timer's
         nominal expiry, and the request lived on)."""
         self.at(t + wait, "req_timer", gen)
+        self.req_due = t + wait
 
     def change(self, host: str, t: float, state: str, maybe: str = "") -> None:
         if self.track_states:
@@ -409,10 +413,12 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
             self.change("server", t, "CLOSE", req["maybe"])
             self.pred.calls[("server", "request")] = ("dropped", 0.0, t)
             self.pred.request_drops.append((t, req["slack"]))
+            self.release_after_timer(t)
             return
         req["num_timeout"] += 1
         self.send(t, "server", SYN | ACK, req["snt"], req["isn"] + 1, "timer", req["slack"])
         self.req_timer_at(t, TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], gen)
+        self.release_after_timer(t)
 
     def run(self, until: float) -> Prediction:
         self.at(0.0, "connect")
@@ -441,6 +447,8 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
                 sender, flags, length, slack, seq, ack = args
                 if sender == "client":
                     self.ahead_first(t)
+                    if self.req is not None and self.timer_may_come_first(t, args):
+                        continue
                     if self.arrived_late(t, args):
                         continue
                     self.server_gets(t, flags, length, slack, seq, ack)
@@ -452,6 +460,9 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
             elif what == "arrive_held":
                 _sender, flags, length, slack, seq, ack = args
                 self.server_gets(t, flags, length, slack, seq, ack)
+            elif what == "timer_held_latest" and self.timer_held is not None:
+                self.void = True  # the request timer did not run within the slack after all
+                break
             elif what == "late_latest" and self.late_held is not None and self.late_held[0] == args[0]:
                 self.void = True  # nothing came after it within its lateness: main's outcome
                 break
