@@ -942,3 +942,23 @@ def test_a_late_syn_timer_may_let_the_request_timer_fire_first():
         return {**run, "events": later + [{**four, "nth": 5, "t": four["t"] + 0.0002}]}
 
     assert "model: server syn-ack count" in failed_names(judge("gen-19291", third))
+
+
+def test_a_syn_older_than_the_one_that_made_the_request_is_paws_rejected():
+    """gen-20197 (seeds 20000, as run): SYN #1, held 1.5 s, reached the server after
+    SYN #2 had made the request, which keeps SYN #2's TSval as ts_recent.
+    tcp_check_req() rejects the older SYN by PAWS: no SYN-ACK, no re-armed timer, a
+    bare ACK (rate-limited). The model took it for a retransmitted SYN and had the
+    client connect 0.5 s early. Had the server answered it with nothing, no order
+    explains the record."""
+    res = judge("gen-20197")
+    assert res.verdict == "pass", failed_names(res)
+    assert any(c.name == "model: client connect() returns after" and c.passed for c in res.checks)
+
+    def unanswered(run):
+        return drop_events(
+            run,
+            lambda e: not (e.get("kind") == "segment" and e.get("name") == "data-ack" and e.get("nth") == 1),
+        )
+
+    assert "model: server data-ack count" in failed_names(judge("gen-20197", unanswered))

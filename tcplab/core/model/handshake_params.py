@@ -1,10 +1,12 @@
 """A host's handshake sysctls and the SYN / SYN-ACK timers they make (tcp_connect,
-tcp_retransmit_timer, tcp_write_timeout, reqsk_timer_handler)."""
+tcp_retransmit_timer, tcp_write_timeout, reqsk_timer_handler), and the server's
+request socket the handshake simulator keeps (tcp_check_req())."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 from tcplab.core.model.kernel import Kernel, TCP_RTO_MAX, TCP_TIMEOUT_INIT, sysctl_int
 
@@ -79,3 +81,33 @@ def synack_schedule(p: HostParams) -> tuple[list[float], float]:
 
 
 # -- the handshake simulator ------------------------------------------------------------
+
+
+# The app's and the hook's stamps around a rate-limited answer: 1 ms (RACE_NOISE's own
+# figure, model/teardown/params.py).
+RATE_STAMP_NOISE = 0.001
+
+
+class Request(TypedDict):
+    """The server's request socket."""
+
+    isn: int  # the client's
+    snt: int  # the server's ISN
+    num_timeout: int
+    gen: int  # the request timer's arming
+    last_oow: float
+    sent: float  # when the SYN that made it left the client: its TSval is ts_recent
+    slack: float
+    maybe: str  # PredictedChange.maybe
+
+
+# Send times further apart than two TSval ticks (1 ms each) are surely ordered by their
+# TSvals (tcp_paws_reject(): older by one tick is rejected)
+PAWS_TICKS = 0.002
+# tcp_synack_window(): the request's receive window, at most 65535 (no scaling yet)
+SYNACK_WINDOW = 65535
+RST_IN_REQUEST_WINDOW = (
+    "a client RST reached the server's request inside its window but not at rcv_nxt: "
+    "tcp_check_req() as read drops the request, while 6.18 answered one with an ACK "
+    "(gen-15153); the model does not know which"
+)

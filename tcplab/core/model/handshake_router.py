@@ -75,11 +75,13 @@ class RouterCopies:
         self.pred.segments.append(
             PredictedSegment(t, "client", "syn", 0, "delivered", "forged by the router", slack, injected=True)
         )
-        self.at(t + self.transit, "arrive", "client", SYN, 0, slack, (seq - STALE_ISN_BACK) & 0xFFFFFFFF, 0)
+        self.at(
+            t + self.transit, "arrive", "client", SYN, 0, slack, (seq - STALE_ISN_BACK) & 0xFFFFFFFF, 0, t
+        )
 
     def release(self, t: float) -> None:
         """The real SYN the stale one went ahead of."""
         if isinstance(self.held, tuple):
-            sender, flags, length, slack, seq, ack = self.held
+            args = self.held
             self.held = False
-            self.at(t + self.transit, "arrive", sender, flags, length, slack, seq, ack)
+            self.at(t + self.transit, "arrive", *args)

@@ -8,12 +8,21 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
-from typing import Literal, TypedDict
+from typing import Literal
 
 from tcplab.core.faults import DELAY, DUPLICATE, Fault
 from tcplab.core.model.handshake_arrivals import ArrivalRaces
 from tcplab.core.model.handshake_router import RouterCopies
-from tcplab.core.model.handshake_params import HostParams, syn_gives_up, syn_wait
+from tcplab.core.model.handshake_params import (
+    PAWS_TICKS,
+    RATE_STAMP_NOISE,
+    RST_IN_REQUEST_WINDOW,
+    SYNACK_WINDOW,
+    HostParams,
+    Request,
+    syn_gives_up,
+    syn_wait,
+)
 from tcplab.core.model.kernel import TCP_TIMEOUT_INIT, TRANSIT, Kernel
 from tcplab.core.model.prediction import (
     C_ADDR,
@@ -32,34 +41,9 @@ from tcplab.core.rules import Verdict, decide
 from tcplab.core.segments import ACK, Classifier, RST, SYN, Segment
 
 
-# The app's and the hook's stamps around a rate-limited answer: 1 ms (RACE_NOISE's own
-# figure, model/teardown/params.py).
-RATE_STAMP_NOISE = 0.001
-
-
-class _Request(TypedDict):
-    """The server's request socket."""
-
-    isn: int  # the client's
-    snt: int  # the server's ISN
-    num_timeout: int
-    gen: int  # the request timer's arming
-    last_oow: float
-    slack: float
-    maybe: str  # PredictedChange.maybe
-
-
-# The real SYN the router holds (forge: stale-syn): sender, flags, length, slack, seq, ack
-_Held = tuple[str, int, int, float, int, int]
-
-
-# tcp_synack_window(): the request's receive window, at most 65535 (no scaling yet)
-SYNACK_WINDOW = 65535
-RST_IN_REQUEST_WINDOW = (
-    "a client RST reached the server's request inside its window but not at rcv_nxt: "
-    "tcp_check_req() as read drops the request, while 6.18 answered one with an ACK "
-    "(gen-15153); the model does not know which"
-)
+# The real SYN the router holds (forge: stale-syn): sender, flags, length, slack, seq,
+# ack, when it was sent
+_Held = tuple[str, int, int, float, int, int, float]
 
 
 class HandshakeSim(ArrivalRaces, RouterCopies):
@@ -114,7 +98,7 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
         self.syn_retrans, self.syn_slack = 0, 0.0
         self.client_oow = (-1e9, 0.0)  # the client's last out-of-window ACK: when, how late
         self.syn_gen = 0  # the SYN timer's arming: an unacceptable ACK re-arms it
-        self.req: _Request | None = None  # the server's request
+        self.req: Request | None = None  # the server's request
         self.server_child = False
         self.server_oow_at = -1e9  # the server's full socket's last challenge ACK
         self.data_after_connect: float | None = None
@@ -187,13 +171,14 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
             self.pred.segments.append(PredictedSegment(t, sender, seen.name, seen.nth, fate, cause, slack))
         if hold:
             self.forge_stale_syn(t, seq, slack)
-            self.held = (sender, flags, length, slack, seq, ack)
+            self.held = (sender, flags, length, slack, seq, ack, t)
             self.at(t + STALE_HOLD, "release")
         elif fate != "dropped":
             held = verdict.delay if verdict.action == DELAY else 0.0
-            self.at(t + self.transit + held, "arrive", sender, flags, length, slack, seq, ack)
+            args = (sender, flags, length, slack, seq, ack, t)  # t: its TSval, as a send time
+            self.at(t + self.transit + held, "arrive", *args)
             if verdict.action == DUPLICATE:
-                self.send_copy(t, sender, seen, verdict.delay, held, (sender, flags, length, slack, seq, ack))
+                self.send_copy(t, sender, seen, verdict.delay, held, args)
             if self.held and sender == "client" and flags & RST:
                 self.at(t, "release")  # FaultHook.release_stale(): the client refused
 
@@ -318,7 +303,9 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
         return (t, slack)
 
     # server ---------------------------------------------------------------------------
-    def server_gets(self, t: float, flags: int, length: int, slack: float, seq: int, ack: int = 0) -> None:
+    def server_gets(
+        self, t: float, flags: int, length: int, slack: float, seq: int, ack: int = 0, sent: float = 0.0
+    ) -> None:
         if self.held_timer is not None:  # the held expiry runs right after this
             self.at(t + 1e-6, "req_timer", self.held_timer, True)
             self.held_timer = None
@@ -351,12 +338,22 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
                     "num_timeout": 0,
                     "gen": 0,
                     "last_oow": -1e9,
+                    "sent": sent,
                     "slack": slack,
                     "maybe": maybe,
                 }
                 self.change("server", t, "SYN_RECV", maybe)
                 self.send(t, "server", SYN | ACK, self.req["snt"], seq + 1, "answer", slack)
                 self.req_timer_at(t, TCP_TIMEOUT_INIT, 0)
+            elif req is not None and seq == req["isn"] and req["sent"] - sent > PAWS_TICKS:
+                # tcp_check_req(): older than the SYN the request keeps the TSval of
+                # (ts_recent), PAWS rejects it (tcp_paws_reject()): no SYN-ACK, no
+                # re-armed timer, an ACK at most one per tcp_invalid_ratelimit
+                # (gen-20197 on 6.18: SYN #1 held 1.5 s came after SYN #2 had made
+                # the request and drew a bare ACK; the request timer ran on)
+                if t - req["last_oow"] >= self.sp.invalid_ratelimit:
+                    req["last_oow"] = t
+                    self.send(t, "server", ACK, req["snt"] + 1, req["isn"] + 1, "answer", slack)
             elif req is not None and seq == req["isn"]:
                 # tcp_check_req(): a retransmitted SYN for a live request.
                 if t - req["last_oow"] >= self.sp.invalid_ratelimit:
@@ -444,22 +441,21 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
             elif what == "arrive_copy":
                 self.copy_arrives(t, args)
             elif what == "arrive":
-                sender, flags, length, slack, seq, ack = args
+                sender, flags, length, slack, seq, ack, sent = args
                 if sender == "client":
                     self.ahead_first(t)
                     if self.req is not None and self.timer_may_come_first(t, args):
                         continue
                     if self.arrived_late(t, args):
                         continue
-                    self.server_gets(t, flags, length, slack, seq, ack)
+                    self.server_gets(t, flags, length, slack, seq, ack, sent)
                     if self.late_held is not None:  # the one held for this: right after it
                         self.at(t + 1e-6, "arrive_held", *self.late_held[1])
                         self.late_held = None
                 else:
                     self.client_gets(t, flags, slack, ack)
             elif what == "arrive_held":
-                _sender, flags, length, slack, seq, ack = args
-                self.server_gets(t, flags, length, slack, seq, ack)
+                self.server_gets(t, *args[1:])
             elif what == "timer_held_latest" and self.timer_held is not None:
                 self.void = True  # the request timer did not run within the slack after all
                 break
