@@ -48,6 +48,12 @@ class SegmentSeen:
     # the fault acted (and `fault` names it) when the roll was below its probability.
     # None: no dice were rolled for it, its fate is the scenario's certain one.
     roll: float | None = None
+
+    @property
+    def left(self) -> float:
+        """When it left the router; one that never did (dropped), when it came."""
+        return self.t_out if self.t_out is not None else self.t
+
     # The router's own segments (injected): how many bytes it sent. `raw` keeps the first
     # 256 only, so without this a whole copy of a long segment looks like one cut short
     # (observe.truncated()); None in records made before it was kept (session 10).

@@ -302,7 +302,7 @@ def _keepalive(b, kernel, record: Record, slop: Slop) -> list:
     if not got:
         return [Check(f"{label} #1", False, "a segment received first", "none")]
     rx = got[-1]
-    rx_t = rx.t_out if rx.t_out is not None else rx.t
+    rx_t = rx.left
     if not probes:
         end = record.t_stop
         if end is not None and end < rx_t + ka.idle:

@@ -101,9 +101,6 @@ class Request(TypedDict):
     maybe: str  # PredictedChange.maybe
 
 
-# Send times further apart than two TSval ticks (1 ms each) are surely ordered by their
-# TSvals (tcp_paws_reject(): older by one tick is rejected)
-PAWS_TICKS = 0.002
 # tcp_synack_window(): the request's receive window, at most 65535 (no scaling yet)
 SYNACK_WINDOW = 65535
 RST_IN_REQUEST_WINDOW = (

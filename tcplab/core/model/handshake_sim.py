@@ -14,7 +14,6 @@ from tcplab.core.faults import DELAY, DUPLICATE, Fault
 from tcplab.core.model.handshake_arrivals import ArrivalRaces
 from tcplab.core.model.handshake_router import RouterCopies
 from tcplab.core.model.handshake_params import (
-    PAWS_TICKS,
     RATE_STAMP_NOISE,
     RST_IN_REQUEST_WINDOW,
     SYNACK_WINDOW,
@@ -24,6 +23,7 @@ from tcplab.core.model.handshake_params import (
     syn_wait,
 )
 from tcplab.core.model.kernel import TCP_TIMEOUT_INIT, TRANSIT, Kernel
+from tcplab.core.model.teardown.params import surely_older
 from tcplab.core.model.prediction import (
     C_ADDR,
     C_PORT,
@@ -345,7 +345,7 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
                 self.change("server", t, "SYN_RECV", maybe)
                 self.send(t, "server", SYN | ACK, self.req["snt"], seq + 1, "answer", slack)
                 self.req_timer_at(t, TCP_TIMEOUT_INIT, 0)
-            elif req is not None and seq == req["isn"] and req["sent"] - sent > PAWS_TICKS:
+            elif req is not None and seq == req["isn"] and surely_older(sent, req["sent"]):
                 # tcp_check_req(): older than the SYN the request keeps the TSval of
                 # (ts_recent), PAWS rejects it (tcp_paws_reject()): no SYN-ACK, no
                 # re-armed timer, an ACK at most one per tcp_invalid_ratelimit

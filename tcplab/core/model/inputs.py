@@ -73,23 +73,24 @@ def copies_sent(record: Record) -> tuple[tuple[str, str, int, float, float, bool
     for s in record.segments:
         if not (s.injected and (s.fault or "").startswith("duplicate")):
             continue
-        left = s.t_out if s.t_out is not None else s.t
         same = record.sent_by(s.sender, s.name)
         original = next((o for o in same if o.nth == s.nth and not o.injected), None)
         if original is None:
             continue
-        after = [
-            o
-            for o in record.segments
-            if o.conn == original.conn
-            and o.sender == s.sender
-            and not o.injected
-            and o.name != s.name
-            and o.t > original.t
-        ]
-        ahead = bool(after) and left < (after[0].t_out if after[0].t_out is not None else after[0].t)
-        since = left - (original.t_out if original.t_out is not None else original.t)
-        out.append((s.sender, s.name, s.nth, left - syns[0].t, since, ahead))
+        nxt = next(
+            (
+                o
+                for o in record.segments
+                if o.conn == original.conn
+                and o.sender == s.sender
+                and not o.injected
+                and o.name != s.name
+                and o.t > original.t
+            ),
+            None,
+        )
+        ahead = nxt is not None and s.left < nxt.left
+        out.append((s.sender, s.name, s.nth, s.left - syns[0].t, s.left - original.left, ahead))
     return tuple(out)
 
 

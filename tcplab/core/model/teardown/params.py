@@ -25,6 +25,16 @@ SAME_SEGMENT = 0.010
 TLP_TIMEOUT_MIN = 0.002  # tcp_schedule_loss_probe() with more than the FIN out
 TCP_TIMEOUT_MIN_US = 0.002  # the RACK reordering timer's floor (tcp_rack_mark_lost())
 PAWS_TICK = 0.001  # the TSval clock's tick (ms): tcp_paws_check() allows one
+
+
+def surely_older(sent: float, than: float) -> bool:
+    """A TSval stamped at `sent` is below one stamped at `than` by more than
+    tcp_paws_check()'s one-tick window for certain: TSvals tick once a millisecond
+    (tcp_clock_ms()), so send times d ms apart are floor(d) or ceil(d) ticks apart,
+    and 2 ms on is at least two."""
+    return than - sent >= 2 * PAWS_TICK
+
+
 RCV_WND = 65535  # the receive window early in a connection, as tcp_in_window() sees it
 # The calls whose effect depends on whether a segment came before them. Each segment
 # that reached the host within the race bound of the call is a race of its own (the

@@ -30,21 +30,6 @@ class Races(SimBase):
         kind = "fin" if flags & FIN else "rst" if flags & RST else "data" if length else "ack"
         return f"the {sender}'s {kind}"
 
-    def take(self, t: float, h: Host, args: tuple) -> None:
-        """A segment reaching the host (Receive.arrive()), unless it is lost to the
-        handover race (lost_in_handover()); a segment that closes the full socket
-        (tcp_time_wait(): TIME_WAIT or the orphan's FIN_WAIT2 minisocket; tcp_done():
-        LAST_ACK's last ACK, an RST) starts that race."""
-        if self.lost_in_handover(t, h, args):
-            return
-        full = self.full_socket(h)
-        self.arrive(t, h, *args[1:])
-        if full and not self.full_socket(h):
-            h.closed_by_segment = t
-
-    def full_socket(self, h: Host) -> bool:
-        return h.state not in ("CLOSE", "TIME_WAIT") and not self.fin_wait2_minisocket(h)
-
     def lost_in_handover(self, t: float, h: Host, args: tuple) -> bool:
         """A segment processed on one CPU while another closes the full socket it was
         looked up to: tcp_v4_rcv() found the full socket before the other CPU unhashed

@@ -8,7 +8,14 @@ import math
 from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.kernel import LAST_HOP
-from tcplab.core.model.teardown.params import PAWS_TICK, RCV_WND, Unsupported, UnsupportedLate, delack_max
+from tcplab.core.model.teardown.params import (
+    PAWS_TICK,
+    RCV_WND,
+    Unsupported,
+    UnsupportedLate,
+    delack_max,
+    surely_older,
+)
 from tcplab.core.model.teardown.prediction import Race, gone_at
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, RST, SYN
@@ -18,6 +25,21 @@ class Receive(SimBase):
     """Mixed into sim.Sim: the methods an arriving segment runs."""
 
     # segments -----------------------------------------------------------------------
+    def take(self, t: float, h: Host, args: tuple) -> None:
+        """A segment reaching the host (Receive.arrive()), unless it is lost to the
+        handover race (lost_in_handover()); a segment that closes the full socket
+        (tcp_time_wait(): TIME_WAIT or the orphan's FIN_WAIT2 minisocket; tcp_done():
+        LAST_ACK's last ACK, an RST) starts that race."""
+        if self.lost_in_handover(t, h, args):
+            return
+        full = self.full_socket(h)
+        self.arrive(t, h, *args[1:])
+        if full and not self.full_socket(h):
+            h.closed_by_segment = t
+
+    def full_socket(self, h: Host) -> bool:
+        return h.state not in ("CLOSE", "TIME_WAIT") and not self.fin_wait2_minisocket(h)
+
     def arrive(
         self,
         t: float,
@@ -282,7 +304,7 @@ class Receive(SimBase):
             # restarted and answered by an ACK, rate-limited (gen-18274 on 6.18: SYN #1
             # held 1.5 s reached the server's TIME_WAIT, which ACKed it; the closed
             # client's RST at that ACK's ack ended the TIME_WAIT)
-            paws_old = sent is not None and h.ts_recent - sent > 2 * PAWS_TICK
+            paws_old = sent is not None and surely_older(sent, h.ts_recent)
             if flags & SYN and not flags & ACK and not paws_old:
                 raise UnsupportedLate(
                     f"a SYN reaching the {h.name} in TIME_WAIT not older than its last "

@@ -17,6 +17,7 @@ from tcplab.core.model.teardown.params import (
     delack_max,
     fin_time,
     retry_limit,
+    surely_older,
 )
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.rules import decide
@@ -167,10 +168,9 @@ class Timers(SimBase):
             return True
         if tsval is not None and tsval >= hi - 1:
             return False
-        older = h.ts_recent - sent
-        if older >= 2 * PAWS_TICK:
+        if surely_older(sent, h.ts_recent):
             return True
-        if older <= PAWS_TICK:
+        if h.ts_recent - sent <= PAWS_TICK:
             return False
         return None
 
