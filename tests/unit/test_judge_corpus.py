@@ -962,3 +962,73 @@ def test_a_syn_older_than_the_one_that_made_the_request_is_paws_rejected():
         )
 
     assert "model: server data-ack count" in failed_names(judge("gen-20197", unanswered))
+
+
+def test_a_rate_limited_retransmitted_syn_does_not_re_arm_the_request_timer():
+    """gen-21271 (seeds 21000, as run): the router's copy of SYN #2 reached the request
+    0.3 s after SYN #2 had drawn a SYN-ACK. tcp_check_req() answers a retransmitted SYN
+    and re-arms the request timer only when tcp_oow_rate_limited() lets the SYN-ACK go:
+    the copy drew nothing and the timer fired 1 s after SYN #2 (2.03 s), not 1 s after
+    the copy, as the model had it. A SYN-ACK #3 at 2.3 s no order explains."""
+    res = judge("gen-21271")
+    assert res.verdict == "pass", failed_names(res)
+    assert any(c.name == "model: server syn-ack #3 at" and c.passed for c in res.checks)
+
+    def rearmed_by_the_copy(run):
+        return {
+            **run,
+            "events": [
+                {**e, "t": e["t"] + 0.28, "t_out": None if e.get("t_out") is None else e["t_out"] + 0.28}
+                if e.get("kind") == "segment" and e.get("name") == "syn-ack" and e.get("nth") == 3
+                else e
+                for e in run["events"]
+            ],
+        }
+
+    assert "model: server syn-ack #3 at" in failed_names(judge("gen-21271", rearmed_by_the_copy))
+
+
+def _second_send_at(run: dict, x: float) -> dict:
+    """gen-21224 with the client's second send() stamped at x (its sleep, its recv and
+    the data it sent moved along, so that the record stays in order)."""
+    out = []
+    for e in run["events"]:
+        if e.get("kind") == "app" and e["host"] == "client":
+            if e["call"] == "sleep" and e["t"] < 0.1:
+                e = {**e, "t_end": x - 0.0002}
+            elif e["call"] == "send" and e["t"] > 0.1:
+                e = {**e, "t": x, "t_end": x + 0.00007}
+            elif e["call"] == "recv":
+                e = {**e, "t": x + 0.0001}
+        elif e.get("kind") == "segment" and e.get("sender") == "client" and e.get("name") == "data":
+            if e.get("nth") == 2 and e["t"] < x + 0.0003:
+                d = x + 0.0003 - e["t"]
+                e = {**e, "t": e["t"] + d, "t_out": None if e.get("t_out") is None else e["t_out"] + d}
+        out.append(e)
+    return {**run, "events": out}
+
+
+def test_a_loss_probe_sends_the_data_nagle_holds():
+    """gen-21224 (seeds 21000, as run): the client's second 100 bytes, sent 200 ms after
+    the first while the first's ACK was held 1 s, waited for Nagle and left 3 ms later
+    as the loss probe (tcp_send_loss_probe(): tcp_send_head() first, with Nagle off;
+    TSval 205 ms after the first). The model's probe re-sent the first 100 bytes, so
+    its server had read everything at close() and sent a FIN; the real one had 100
+    bytes unread and sent an RST (tcp_close())."""
+    res = judge("gen-21224")
+    assert res.verdict == "pass", failed_names(res)
+    assert any(c.name == "model: server rst count" and c.passed for c in res.checks)
+
+
+def test_a_send_in_the_loss_probes_bucket_is_a_race():
+    """The probe fires anywhere in its timer-wheel bucket: a send() stamped after its
+    nominal moment, within that lateness, may have come first, and did here (the
+    probe carried its data). Both orders are simulated and the check says which.
+    Stamped 27 ms late, past any bucket, the send came after the probe: the probe was
+    the first 100 bytes again, the second went nowhere before close(), and the RST the
+    server sent for unread data no order explains."""
+    inside = judge("gen-21224", lambda run: _second_send_at(run, 0.2068))
+    assert inside.verdict == "pass", failed_names(inside)
+    assert any("the client's timer after its send()" in c.evidence for c in inside.checks)
+    late = judge("gen-21224", lambda run: _second_send_at(run, 0.23))
+    assert "model: server fin count" in failed_names(late)

@@ -171,7 +171,8 @@ def _order(pred: TeardownPrediction, record: Record, slop: Slop = Slop()) -> tup
     ways = "; ".join(
         [ways]
         + [
-            f"the {r.host}'s {r.call}() {'before' if r.call_t > r.arrival_t else 'after'} {r.what} "
+            f"the {r.host}'s {r.call if r.call == 'timer' else r.call + '()'} "
+            f"{'before' if r.call_t > r.arrival_t else 'after'} {r.what} "
             f"({abs(r.call_t - r.arrival_t) * 1000:.2f} ms apart)"
             for r in best.flipped
         ]

@@ -355,14 +355,17 @@ class HandshakeSim(ArrivalRaces, RouterCopies):
                     req["last_oow"] = t
                     self.send(t, "server", ACK, req["snt"] + 1, req["isn"] + 1, "answer", slack)
             elif req is not None and seq == req["isn"]:
-                # tcp_check_req(): a retransmitted SYN for a live request.
+                # tcp_check_req(): a retransmitted SYN for a live request is answered
+                # and the timer re-armed only when tcp_oow_rate_limited() lets the
+                # SYN-ACK go (gen-21271 on 6.18: the router's copy of SYN #2, 0.3 s
+                # after it, drew nothing and the request timer fired 1 s after SYN #2)
                 if t - req["last_oow"] >= self.sp.invalid_ratelimit:
                     req["last_oow"] = t
                     self.send(t, "server", SYN | ACK, req["snt"], seq + 1, "answer", slack)
-                req["gen"] += 1
-                # re-armed from the SYN's arrival: as late as that SYN may come
-                req["slack"] = max(req["slack"], slack)
-                self.req_timer_at(t, TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], req["gen"])
+                    req["gen"] += 1
+                    # re-armed from the SYN's arrival: as late as that SYN may come
+                    req["slack"] = max(req["slack"], slack)
+                    self.req_timer_at(t, TCP_TIMEOUT_INIT * 2 ** req["num_timeout"], req["gen"])
             elif req is not None and t - req["last_oow"] >= self.sp.invalid_ratelimit:
                 # tcp_check_req(): another ISN is out of the request's window: an ACK
                 # (at most one per tcp_invalid_ratelimit), and the SYN is dropped.

@@ -32,9 +32,10 @@ class DataPath(SimBase):
         which acknowledged the first (its own ACK was dropped)."""
         return h.sml > h.una
 
-    def send_new_data(self, t: float, h: Host, size: int) -> None:
+    def send_new_data(self, t: float, h: Host, size: int, cause: str = "app") -> None:
         """One new data segment (tcp_write_xmit()): into the retransmission queue, and
-        the timer armed for it (tcp_event_new_data_sent(), tcp_schedule_loss_probe())."""
+        the timer armed for it (tcp_event_new_data_sent(), tcp_schedule_loss_probe();
+        a loss probe's own new segment arms the RTO instead: data_probe())."""
         if h.rto_count:
             raise Unsupported(
                 f"new data from the {h.name} while it recovers from an RTO "
@@ -52,7 +53,7 @@ class DataPath(SimBase):
         if len(h.flight) >= TCP_INIT_CWND:
             raise Unsupported(f"more than the initial window of the {h.name}'s data unacknowledged")
         held = bool(h.flight)
-        self.send(t, h, ACK | PSH, "app", h.slack, length=size)
+        self.send(t, h, ACK | PSH, cause, h.slack, length=size)
         if held:
             self.cwnd_one(t, h, "more data")
         sent = self.kernel_sent(t, h)
@@ -60,7 +61,8 @@ class DataPath(SimBase):
         if size < MSS:
             h.sml = h.snd + size  # tcp_minshall_update()
         h.snd += size
-        self.arm_after_send(t, h, sent)
+        if cause == "app":
+            self.arm_after_send(t, h, sent)
 
     def cwnd_one(self, t: float, h: Host, what: str) -> None:
         """tcp_init_transfer(): a host whose SYN or SYN-ACK was sent more than twice
@@ -169,15 +171,24 @@ class DataPath(SimBase):
         h.rtt, h.rto = rtt_estimate(self.k, h.p, h.samples)
 
     def data_probe(self, t: float, h: Host) -> None:
-        """tcp_send_loss_probe() with data and no FIN out: no new data to send, so the
-        last segment of the retransmission queue again (skb_rb_last(), cut to one MSS);
+        """tcp_send_loss_probe() with data and no FIN out: new data first, the segment
+        Nagle holds (tcp_send_head(): sent by tcp_write_xmit() with TCP_NAGLE_OFF and
+        push_one 2, which schedules no further probe); without any, the last segment of
+        the retransmission queue again (skb_rb_last(), cut to one MSS). Either way
+        tlp_high_seq is set (what an ACK of part of it does is not followed: data_rtx),
         then the RTO restarted from now: "Reset s.t. tcp_rearm_rto will restart timer
-        from now" (icsk_pending cleared first, so a full icsk_rto)."""
-        seq, size, _ = h.flight[-1]
+        from now" (icsk_pending cleared first, so a full icsk_rto). Seen on 6.18,
+        gen-21224: the client's second 100 bytes, held by Nagle behind the first (its
+        ACK delayed 1 s), left 3 ms after send() as the probe, not the first again."""
         h.data_rtx = True
-        h.resent.add(seq)
-        self.send(t, h, ACK | PSH, "probe", h.slack, length=size, seq=seq)
-        h.flight[-1][2] = t
+        if h.nagle:
+            size, h.nagle = h.nagle, 0
+            self.send_new_data(t, h, size, cause="probe")
+        else:
+            seq, size, _ = h.flight[-1]
+            h.resent.add(seq)
+            self.send(t, h, ACK | PSH, "probe", h.slack, length=size, seq=seq)
+            h.flight[-1][2] = t
         self.arm(t, h, "rto", h.rto)
 
     def rto_segment(self, t: float, h: Host) -> None:
@@ -186,7 +197,13 @@ class DataPath(SimBase):
         tcp_retrans_try_collapse() merges the FIN's empty skb into it (the head has
         room: at most an MSS of data; sysctl_tcp_retrans_collapse 1): data and FIN in
         one segment (seen on 6.18, gen-4286: the client's 1 byte and its FIN as one
-        `peer-fin` at each RTO, after a probe that carried the FIN alone)."""
+        `peer-fin` at each RTO, after a probe that carried the FIN alone). The data
+        segments after the head merge into it the same way while the whole fits one
+        MSS and none was SACKed (tcp_can_collapse()): gen-6009 on 6.18, 100 bytes and
+        536 held by Nagle then sent by the probe, both lost, re-sent at the RTO as one
+        636-byte segment; gen-21224 alike with 100 and 100."""
+        while len(h.flight) > 1 and h.flight[1][0] not in h.sacked and h.flight[0][1] + h.flight[1][1] <= MSS:
+            h.flight[0][1] += h.flight.pop(1)[1]
         seq, size, _ = h.flight[0]
         h.data_rtx = True
         h.resent.add(seq)

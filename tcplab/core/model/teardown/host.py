@@ -38,6 +38,7 @@ class Host:
         self.fires = 0  # how many times the FIN timer has fired
         self.last_fire: tuple[int, float, float] | None = None  # (its race step, when, window)
         self.held_fin: tuple | None = None  # an expiry held for the next ACK (gen, kind, wait)
+        self.held_for_send = False  # ... or for the app's next send() (AFTER_SEND)
         self.timer_released: set = set()  # expiries already held once
         # a step held until the segment it raced arrives (AfterArrival): (step, that
         # segment's kind, how many of that kind are still to come)

@@ -183,6 +183,9 @@ MAX_RACES = 4  # 2^4 orders at most; more races than that in one teardown is too
 
 
 AFTER_NEXT = "after the next arrival"  # a shift: hold a timer's expiry until an ACK comes
+# a shift: hold a timer's expiry until the app's send() that the race found in its bucket
+AFTER_SEND = "after the app's send()"
+SEND_RACED = "its send()"  # what such a race names (Race.what)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from tcplab.core.model.kernel import Kernel
 from tcplab.core.model.teardown.observe import first_closer, handshake_rtt, observe
 from tcplab.core.model.teardown.params import (
     AFTER_NEXT,
+    AFTER_SEND,
+    SEND_RACED,
     ENDINGS,
     HOST_FAULT_ENDINGS,
     MAX_RACES,
@@ -193,7 +195,7 @@ def _other_side(race: Race) -> tuple:
     if race.call_t > race.arrival_t:
         return race.arrival_t - 1e-6, race.arrival_t - 1e-6
     if race.call == "timer":
-        return AFTER_NEXT, race.arrival_t + 1e-9
+        return AFTER_SEND if race.what == SEND_RACED else AFTER_NEXT, race.arrival_t + 1e-9
     return AfterArrival(race.what, race.nth), race.arrival_t + 1e-9
 
 

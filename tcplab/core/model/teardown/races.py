@@ -8,6 +8,7 @@ held for the segment it raced is let go."""
 from __future__ import annotations
 
 from tcplab.core.model.teardown.host import Host
+from tcplab.core.model.teardown.params import SEND_RACED
 from tcplab.core.model.teardown.prediction import Race
 from tcplab.core.model.teardown.simbase import SimBase
 from tcplab.core.segments import ACK, FIN, RST
@@ -123,3 +124,22 @@ class Races(SimBase):
                     h.name, step, "timer", t, min(near), "the ACK of its " + ("FIN" if h.fin_sent else "data")
                 )
             )
+            return
+        # The app's send() stamped within that window may have reached the kernel first:
+        # its new data then goes out (or waits for Nagle) before the expiry, which, a
+        # loss probe, sends what Nagle holds (tcp_send_loss_probe(): tcp_send_head()
+        # first), and a send re-arms the timer (tcp_schedule_loss_probe()). gen-21224 on
+        # 6.18: send() 3.5 ms before the probe's nominal moment; a few ms later, and its
+        # stamp is inside the bucket.
+        call = self.next_send(h, t, window)
+        if call is not None and not h.fin_sent and h.flight:
+            self.races.append(Race(h.name, step, "timer", t, call, SEND_RACED))
+
+    def next_send(self, h: Host, t: float, window: float) -> float | None:
+        """When the host's app made its next call, if that is a send() within
+        (t, t + window] by the record's stamps."""
+        i = h.next_step
+        if i >= len(h.steps) or h.steps[i].call != "send":
+            return None
+        due = self.due(h, i)
+        return due if due is not None and t < due <= t + window else None

@@ -10,6 +10,7 @@ from tcplab.core.model.prediction import PredictedSegment
 from tcplab.core.model.teardown.host import Host
 from tcplab.core.model.teardown.params import (
     AFTER_NEXT,
+    AFTER_SEND,
     PAWS_TICK,
     TCP_TIMEWAIT_LEN,
     TLP_TIMEOUT_MIN,
@@ -64,10 +65,12 @@ class Timers(SimBase):
         if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE" or not (h.fin_sent or h.flight):
             return
         key = (h.name, -(h.fires + 1))  # this expiry, as a race's step
-        if self.shifts.get(key) == AFTER_NEXT and h.held_fin is None and key not in h.timer_released:
-            # the other order: this expiry waits for the next ACK (as late as its
-            # bucket allows), which may make it moot
+        shift = self.shifts.get(key)
+        if shift in (AFTER_NEXT, AFTER_SEND) and h.held_fin is None and key not in h.timer_released:
+            # the other order: this expiry waits for the next ACK (or the app's send()
+            # it raced), as late as its bucket allows; either may make it moot
             h.held_fin = (gen, kind, wait)
+            h.held_for_send = shift == AFTER_SEND
             h.timer_released.add(key)
             assert self.obs is not None  # a shift is a race a record showed (predict.py)
             self.at(t + self.k.slack(wait) + self.obs.race, 2, "fin_timer_latest", h.name, gen)
