@@ -1032,3 +1032,37 @@ def test_a_send_in_the_loss_probes_bucket_is_a_race():
     assert any("the client's timer after its send()" in c.evidence for c in inside.checks)
     late = judge("gen-21224", lambda run: _second_send_at(run, 0.23))
     assert "model: server fin count" in failed_names(late)
+
+
+def test_a_send_less_than_a_jiffy_before_the_probe_is_ordered_by_the_record():
+    """The model fires a timer at the last moment its whole jiffies allow; the kernel
+    counts them from the tick before the send that armed it, so the probe may come up
+    to a tick (4 ms at HZ=250) sooner, before a send() stamped 3.4 ms before the
+    model's moment, as gen-21224's was. The client's next data on the wire says which
+    came first: new data (the send's, with the probe) there, so one order; bent into a
+    re-send of the first 100 bytes (the probe first), both orders are simulated."""
+    res = judge("gen-21224")
+    assert res.verdict == "pass", failed_names(res)
+    assert not any("its timer" in c.evidence for c in res.checks)
+
+    def resent_first(run):
+        first = next(
+            e
+            for e in run["events"]
+            if e.get("kind") == "segment" and e.get("from") == "client" and e.get("name") == "data"
+        )
+        return {
+            **run,
+            "events": [
+                {**e, "seq": first["seq"]}
+                if e.get("kind") == "segment"
+                and e.get("from") == "client"
+                and e.get("name") == "data"
+                and e.get("nth") == 2
+                else e
+                for e in run["events"]
+            ],
+        }
+
+    bent = judge("gen-21224", resent_first)
+    assert any("the client's send() before its timer" in c.evidence for c in bent.checks)

@@ -35,6 +35,7 @@ class Host:
         self.recv_upto = False  # ... and reads no more than that (recv: N)
         self.returned_at: float | None = None  # the waiting call's return, as the app stamped it
         self.timer_kind, self.timer_wait = "", 0.0  # the FIN timer armed now
+        self.timer_due = math.inf  # ... and its nominal moment
         self.fires = 0  # how many times the FIN timer has fired
         self.last_fire: tuple[int, float, float] | None = None  # (its race step, when, window)
         self.held_fin: tuple | None = None  # an expiry held for the next ACK (gen, kind, wait)

@@ -186,6 +186,7 @@ AFTER_NEXT = "after the next arrival"  # a shift: hold a timer's expiry until an
 # a shift: hold a timer's expiry until the app's send() that the race found in its bucket
 AFTER_SEND = "after the app's send()"
 SEND_RACED = "its send()"  # what such a race names (Race.what)
+TIMER_RACED = "its timer"  # ... and a send() that its host's timer may have beaten
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
                 if isinstance(shift, AfterArrival) and i not in h.released:
                     # the other order: from its stamp (now), after the segment it raced
                     h.deferred = (i, shift.what, shift.nth)
-                    self.at(t + self.obs.race, 0, "undefer", h.name, i)
+                    self.at(self.undefer_at(t, h, shift), 0, "undefer", h.name, i)
                     return
             s = h.steps[i]
             h.next_step += 1

@@ -59,6 +59,7 @@ class Timers(SimBase):
         the kernel's own moment of the send that armed it: DataPath.kernel_sent())."""
         h.timer_gen += 1
         h.timer_kind, h.timer_wait = kind, wait
+        h.timer_due = (t if start is None else start) + wait
         self.at((t if start is None else start) + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
 
     def fin_timer(self, t: float, h: Host, gen: int, kind: str, wait: float) -> None:
