@@ -1066,3 +1066,33 @@ def test_a_send_less_than_a_jiffy_before_the_probe_is_ordered_by_the_record():
 
     bent = judge("gen-21224", resent_first)
     assert any("the client's send() before its timer" in c.evidence for c in bent.checks)
+
+
+def test_a_copy_answered_just_before_the_data_is_the_handshakes_answer():
+    """gen-23237 (seeds 23000, as run): the router's copy of the SYN-ACK reached the
+    client 34 us before its send() stamp; the client's ACK of it left before the data,
+    numbered before it, and the router named it `ack #2`. The model, its copy arriving
+    a last hop after the router let it go, had the data leave first, so the teardown
+    model answered the copy too, after the data (a `data-ack`), which reached the server
+    as an old ACK and drew a second ACK of the FIN. The record's answer before the data
+    now says the handshake model's was the one. With no answer at all, the kernel
+    ignored a SYN-ACK in ESTABLISHED (tcp_validate_incoming() answers it): a failure."""
+    res = judge("gen-23237")
+    assert res.verdict == "pass", failed_names(res)
+
+    def unanswered(run):
+        return drop_events(
+            run,
+            lambda e: (
+                not (
+                    e.get("kind") == "segment"
+                    and e.get("from") == "client"
+                    and e.get("name") == "ack"
+                    and e.get("nth") == 2
+                )
+            ),
+        )
+
+    # the model's answer, after the data, reaches the server's CLOSE_WAIT as an old ACK,
+    # which draws an ACK the record lacks
+    assert "model: server fin-ack count" in failed_names(judge("gen-23237", unanswered))
