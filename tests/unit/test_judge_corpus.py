@@ -1096,3 +1096,30 @@ def test_a_copy_answered_just_before_the_data_is_the_handshakes_answer():
     # the model's answer, after the data, reaches the server's CLOSE_WAIT as an old ACK,
     # which draws an ACK the record lacks
     assert "model: server fin-ack count" in failed_names(judge("gen-23237", unanswered))
+
+
+def test_a_copy_of_the_handshakes_ack_starts_keepalives_idle_time_again():
+    """gen-24181 (seeds 24000, as run): the router's copy of the handshake's ACK reached
+    the server 0.3 s late. In the window, not PAWS-old and not older than snd_una, it
+    went through tcp_ack(), which set rcv_tstamp: the server's first keepalive probe
+    came 3 s after the copy (3.30 s), not 3 s after the handshake. The model left the
+    copy to the handshake model, which answers nothing to it, and so heard nothing.
+    A probe 3 s after the handshake is then a failure."""
+    res = judge("gen-24181")
+    assert res.verdict == "pass", failed_names(res)
+    assert any(c.name == "model: server keepalive #1 at" and c.passed for c in res.checks)
+
+    def idle_from_the_handshake(run):
+        return {
+            **run,
+            "events": [
+                {**e, "t": e["t"] - 0.3, "t_out": None if e.get("t_out") is None else e["t_out"] - 0.3}
+                if e.get("kind") == "segment"
+                and e.get("name") in ("keepalive", "keepalive-ack")
+                and e.get("nth") == 1
+                else e
+                for e in run["events"]
+            ],
+        }
+
+    assert "model: server keepalive #1 at" in failed_names(judge("gen-24181", idle_from_the_handshake))

@@ -299,7 +299,20 @@ class Receive(SimBase):
         """A handshake segment after the host's call returned (Observed.late): the
         handshake model answers it while the connection is ESTABLISHED (a SYN-ACK: an
         ACK, rate-limited; the ACK again: nothing); once the socket is gone, it gets
-        an RST like anything else (tcp_v4_send_reset(), NO_SOCKET)."""
+        an RST like anything else (tcp_v4_send_reset(), NO_SOCKET). The ACK again is
+        taken by a full socket all the same, whichever model answers it: in the window
+        (not before rcv_wup), not PAWS-old and not older than snd_una, it reaches
+        tcp_ack(), which sets rcv_tstamp, so keepalive's idle time starts again
+        (gen-24181 on 6.18: the router's copy of the handshake's ACK, 0.3 s late, put
+        the server's first probe at 3.30 s, not 3.00 s)."""
+        if (
+            flags == ACK
+            and h.state not in ("CLOSE", "TIME_WAIT")
+            and not (h.state == "FIN_WAIT2" and h.orphaned)
+            and seq >= h.rcv_wup
+            and not (sent is not None and surely_older(sent, h.ts_recent))
+        ):
+            self.keepalive_heard(t, h, flags, ack, 0)  # keepalive.py
         if t < self.hand_over(h):
             # before the host sent data or a FIN, or left ESTABLISHED: the handshake
             # model's (it stops at the gone_at this model gives it)
