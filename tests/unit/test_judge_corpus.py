@@ -1123,3 +1123,50 @@ def test_a_copy_of_the_handshakes_ack_starts_keepalives_idle_time_again():
         }
 
     assert "model: server keepalive #1 at" in failed_names(judge("gen-24181", idle_from_the_handshake))
+
+
+def test_an_old_handshake_ack_at_the_server_draws_a_duplicate_ack_that_flows_on():
+    """gen-25294 (seeds 25000, as run): the handshake's ACK, held 200 ms, reached the
+    server after the client's data had completed the handshake: below rcv_wup, out of
+    the window, a duplicate ACK (tcp_validate_incoming(), tcp_send_dupack()). That ACK,
+    held 10 ms, reached the client's TIME_WAIT out of its window: an ACK, whose RST from
+    the closed server ended the TIME_WAIT 11 ms in. The model left the late ACK to the
+    handshake model, which answers no bare ACK at the server, so nothing followed. A
+    TIME_WAIT that does not answer that ACK is then a failure."""
+    res = judge("gen-25294")
+    assert res.verdict == "pass", failed_names(res)
+
+    def unanswered(run):
+        return drop_events(
+            run,
+            lambda e: (
+                not (
+                    e.get("kind") == "segment"
+                    and e.get("from") == "client"
+                    and e.get("name") == "last-ack"
+                    and e.get("nth") == 2
+                )
+            ),
+        )
+
+    assert "model: client last-ack count" in failed_names(judge("gen-25294", unanswered))
+
+
+def test_a_paws_old_ack_at_rcv_nxt_draws_a_duplicate_ack():
+    """gen-25099 (seeds 25000, as run): the server's first ACK of data, held 200 ms,
+    reached the client after its later ACKs had moved ts_recent on. At rcv_nxt, no
+    duplicate of snd_una, PAWS rejects it (tcp_paws_discard(), not tcp_disordered_ack())
+    and tcp_validate_incoming() answers with a duplicate ACK (6.15's silence is only for
+    one before rcv_nxt). That answer, held 200 ms as the fault's first data-ack of the
+    client, reached the server after it had closed: a second RST. The model took the
+    old ACK in silently and expected one RST. Bent with that second RST gone, the closed
+    server ignored a segment: a failure (the model before this rule passed it)."""
+    res = judge("gen-25099")
+    assert res.verdict == "pass", failed_names(res)
+
+    def unanswered(run):
+        return drop_events(
+            run, lambda e: not (e.get("kind") == "segment" and e.get("name") == "rst" and e.get("nth") == 2)
+        )
+
+    assert "model: server rst count" in failed_names(judge("gen-25099", unanswered))

@@ -134,6 +134,9 @@ class Receive(SimBase):
                 return
             self.old_ack(t, h, sent, slack)
             return
+        if self.paws_rejects_ack(h, flags, length, ack, sent):
+            self.out_of_window(t, h, slack)
+            return
         self.keepalive_heard(t, h, flags, ack, length)  # keepalive.py
         if h.state == "TIME_WAIT" and not flags & (FIN | RST) and not length:
             # an in-window bare ACK: the timewait timer starts again, nothing is sent
@@ -275,6 +278,27 @@ class Receive(SimBase):
         self.pred.backlog_choice = True
         return self.backlog_quiet
 
+    def paws_rejects_ack(self, h: Host, flags: int, length: int, ack: int, sent: float | None) -> bool:
+        """A pure ACK in the window at a full socket, older than ts_recent by PAWS
+        (old_ack_paws()) and no duplicate of snd_una (so not tcp_disordered_ack()):
+        tcp_validate_incoming() drops it and, its sequence at rcv_nxt, answers with a
+        duplicate ACK, at most one per tcp_invalid_ratelimit (6.15's
+        tcp_disordered_ack_check() keeps silent only for one before rcv_nxt:
+        TCP_RFC7323_PAWS_ACK). gen-25099 on 6.18: the server's first ACK of data, held
+        200 ms, reached the client after its later ACKs; the client answered it, and
+        that answer, held too, drew a second RST from the closed server."""
+        if flags & (FIN | RST | SYN) or length or sent is None or ack == h.una:
+            return False
+        if h.state == "TIME_WAIT" or self.fin_wait2_minisocket(h):
+            return False  # their own PAWS rules, above
+        rejected = self.old_ack_paws(h, sent)
+        if rejected is None:
+            raise Unsupported(
+                f"an ACK reaching the {h.name} one to two timestamp ticks older than the "
+                "newest it took (PAWS may reject it or not)"
+            )
+        return rejected
+
     def answered_before_hand_over(self, t: float, h: Host) -> bool:
         """A handshake segment reaching the host within the race bound after its first
         data or FIN left (hand_over()) may have come before it: its answer then went
@@ -313,13 +337,20 @@ class Receive(SimBase):
             and not (sent is not None and surely_older(sent, h.ts_recent))
         ):
             self.keepalive_heard(t, h, flags, ack, 0)  # keepalive.py
+        if flags == ACK and h.state != "CLOSE":
+            # The handshake's ACK again, from before what came since: out of the window,
+            # a duplicate ACK (rate-limited). This model's at any time: the handshake
+            # model answers no bare ACK at the server's full socket (HandshakeSim.
+            # server_gets()), and only this one knows what came since (gen-25294 on
+            # 6.18: the handshake's ACK, held 200 ms, reached the server after the
+            # client's data and drew a duplicate ACK, which, held 10 ms, reached the
+            # client's TIME_WAIT, out of its window: an ACK, the closed server's RST)
+            if seq < h.rcv_wup:
+                self.old_ack(t, h, sent, 0.0)
+            return
         if t < self.hand_over(h):
             # before the host sent data or a FIN, or left ESTABLISHED: the handshake
             # model's (it stops at the gone_at this model gives it)
-            return
-        if flags == ACK and h.state != "CLOSE":
-            if seq < h.rcv_wup:  # the handshake's ACK again, from before what came since
-                self.old_ack(t, h, sent, 0.0)
             return
         if h.state not in ("CLOSE", "TIME_WAIT"):
             # a full socket: a SYN is answered by an ACK
@@ -449,6 +480,12 @@ class Receive(SimBase):
         self.delack_fire(t, h, slack)
 
     def delack_fire(self, t: float, h: Host, slack: float) -> None:
+        if h.state == "CLOSE":
+            # an RST before it: tcp_done() -> tcp_clear_xmit_timers() stops the delayed
+            # ACK timer (gen-25204 on 6.18: the server's FIN, then its RST 0.1 ms later;
+            # the client, in pingpong mode since tcp_fin(), never ACKed the FIN)
+            h.ack_pending = False
+            return
         if h.ack_pending:
             h.ack_pending = False
             self.send(t, h, ACK, "answer", slack + delack_max(h.rtt))
