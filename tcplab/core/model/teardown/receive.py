@@ -55,9 +55,7 @@ class Receive(SimBase):
         sack: tuple = (),
     ) -> None:
         if flags & ACK and h.held_fin is not None:  # the held expiry, right after this
-            gen_, kind_, wait_ = h.held_fin
-            h.held_fin = None
-            self.at(t + 1e-6, 2, "fin_timer", h.name, gen_, kind_, wait_)
+            self.release_held_timer(t, h)
         if self.obs is not None and flags & ACK and h.last_fire is not None:
             # an ACK the peer sent only after the timer fired may still have come first:
             # the timer fires anywhere in its bucket (note_timer_race() sees those sent
@@ -289,8 +287,8 @@ class Receive(SimBase):
         that answer, held too, drew a second RST from the closed server."""
         if flags & (FIN | RST | SYN) or length or sent is None or ack == h.una:
             return False
-        if h.state == "TIME_WAIT" or self.fin_wait2_minisocket(h):
-            return False  # their own PAWS rules, above
+        if not self.full_socket(h):
+            return False  # TIME_WAIT and the FIN_WAIT2 minisocket: their own PAWS rules, above
         rejected = self.old_ack_paws(h, sent)
         if rejected is None:
             raise Unsupported(
@@ -329,14 +327,6 @@ class Receive(SimBase):
         tcp_ack(), which sets rcv_tstamp, so keepalive's idle time starts again
         (gen-24181 on 6.18: the router's copy of the handshake's ACK, 0.3 s late, put
         the server's first probe at 3.30 s, not 3.00 s)."""
-        if (
-            flags == ACK
-            and h.state not in ("CLOSE", "TIME_WAIT")
-            and not (h.state == "FIN_WAIT2" and h.orphaned)
-            and seq >= h.rcv_wup
-            and not (sent is not None and surely_older(sent, h.ts_recent))
-        ):
-            self.keepalive_heard(t, h, flags, ack, 0)  # keepalive.py
         if flags == ACK and h.state != "CLOSE":
             # The handshake's ACK again, from before what came since: out of the window,
             # a duplicate ACK (rate-limited). This model's at any time: the handshake
@@ -347,6 +337,8 @@ class Receive(SimBase):
             # client's TIME_WAIT, out of its window: an ACK, the closed server's RST)
             if seq < h.rcv_wup:
                 self.old_ack(t, h, sent, 0.0)
+            elif self.full_socket(h) and not (sent is not None and self.old_ack_paws(h, sent)):
+                self.keepalive_heard(t, h, flags, ack, 0)  # keepalive.py
             return
         if t < self.hand_over(h):
             # before the host sent data or a FIN, or left ESTABLISHED: the handshake

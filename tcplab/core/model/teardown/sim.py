@@ -298,9 +298,7 @@ class Sim(Timers, Receive, DataPath, Paws, Keepalive, Sack, Races, Numbering):
             elif s.call == "send":
                 self.send_data(t, h, len(s.arg.encode()) if isinstance(s.arg, str) else s.arg)
                 if h.held_fin is not None and h.held_for_send:  # the expiry it raced, after it
-                    gen_, kind_, wait_ = h.held_fin
-                    h.held_fin = None
-                    self.at(t + 1e-6, 2, "fin_timer", h.name, gen_, kind_, wait_)
+                    self.release_held_timer(t, h)
                 if h.unsent:  # blocked for the send buffer until ACKs (or an RST) come
                     h.waiting = True
                     self.observed_return(h, i)

@@ -62,6 +62,13 @@ class Timers(SimBase):
         h.timer_due = (t if start is None else start) + wait
         self.at((t if start is None else start) + wait, 2, "fin_timer", h.name, h.timer_gen, kind, wait)
 
+    def release_held_timer(self, t: float, h: Host) -> None:
+        """The expiry held for what it raced (AFTER_NEXT, AFTER_SEND), right after it."""
+        assert h.held_fin is not None  # its callers found one held
+        gen, kind, wait = h.held_fin
+        h.held_fin = None
+        self.at(t + 1e-6, 2, "fin_timer", h.name, gen, kind, wait)
+
     def fin_timer(self, t: float, h: Host, gen: int, kind: str, wait: float) -> None:
         if gen != h.timer_gen or h.fin_acked or h.state == "CLOSE" or not (h.fin_sent or h.flight):
             return
